@@ -1,0 +1,36 @@
+# make test: everything CI runs. It installs what Go does not fetch (redis-server, nginx and
+# docker-compose from Debian packages) when missing, then vets and runs every test with -race.
+SHELL := /bin/bash
+GO ?= go
+APT_PACKAGES := redis-server nginx docker-compose
+
+.PHONY: test deps vet bench build fuzz
+
+test: deps vet
+	$(GO) test -race -count=1 ./...
+
+vet:
+	$(GO) vet ./...
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/swrproxy .
+
+# deps installs the Debian packages the tests need, only when a command is missing.
+deps:
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+fuzz:
+	$(GO) test -run='^$$' -fuzz=FuzzParseCacheControl -fuzztime=30s ./httpcache
+	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=30s ./etag
+	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=30s ./tiers

@@ -1,0 +1,212 @@
+// Command swrproxy is a stale-while-revalidate HTTP caching reverse proxy with an in-process L1
+// (otter) and a Redis L2 shared by every instance. See README.md and ../shared/DESIGN.md.
+//
+// main reads .env, the environment and the flags into a config, wires the parts together, runs
+// them under one errgroup and shuts them down in order on SIGINT/SIGTERM. It holds no request logic.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/joho/godotenv"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/swrproxy/swrproxy/config"
+	"github.com/swrproxy/swrproxy/httpcache"
+	"github.com/swrproxy/swrproxy/proxy"
+	"github.com/swrproxy/swrproxy/refresh"
+	"github.com/swrproxy/swrproxy/tiers"
+	"github.com/swrproxy/swrproxy/upstream"
+)
+
+// The wiring main relies on.
+var (
+	_ proxy.Filler    = (*refresh.Filler)(nil)
+	_ proxy.Refresher = (*refresh.Pool)(nil)
+)
+
+func main() { os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func realMain(args []string, stdout, stderr io.Writer) int {
+	// .env fills in what the real environment does not set (godotenv never overrides).
+	if err := godotenv.Load(); err != nil && !errors.Is(err, os.ErrNotExist) {
+		fmt.Fprintf(stderr, "swrproxy: read .env: %v\n", err)
+		return 2
+	}
+	cfg, err := config.LoadLookup(os.LookupEnv, args)
+	if errors.Is(err, config.ErrHelp) {
+		fmt.Fprint(stdout, err)
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "swrproxy: bad configuration:\n%v\n", err)
+		return 2
+	}
+	log := newLogger(cfg, stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, log, nil); err != nil {
+		log.Error("swrproxy stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// listening is told the addresses run listens on, once it does (tests use port 0).
+type listening func(proxyAddr, adminAddr string)
+
+// run starts every part and blocks until ctx is cancelled (or a part fails), then shuts down in
+// order: stop accepting, let in-flight requests finish (at most 10s), stop the workers, close Redis.
+func run(ctx context.Context, cfg config.Config, log *slog.Logger, ready listening) error {
+	log.Info("starting swrproxy", "config", cfg)
+
+	rdb, err := newRedis(cfg)
+	if err != nil {
+		return err
+	}
+	if rdb != nil {
+		defer rdb.Close()
+	}
+	store, err := tiers.New(tiers.Options{
+		L1MaxBytes: cfg.L1MaxBytes,
+		L1MaxTTL:   cfg.L1MaxTTL,
+		Redis:      rdb,
+		Tombstone:  cfg.UpstreamTimeout + time.Minute,
+		Log:        log,
+	})
+	if err != nil {
+		return err
+	}
+	origin := upstream.New(cfg.Upstream, cfg.UpstreamTimeout)
+	filler := &refresh.Filler{
+		Store:  store,
+		Origin: origin,
+		Defaults: httpcache.Defaults{
+			TTL:                  cfg.DefaultTTL,
+			StaleWhileRevalidate: cfg.StaleWhileRevalidate,
+			StaleIfError:         cfg.StaleIfError,
+		},
+		MaxObjectBytes: cfg.MaxObjectBytes,
+		Timeout:        cfg.UpstreamTimeout,
+		Log:            log,
+		Stats:          &refresh.Stats{},
+	}
+	pool := refresh.NewPool(filler, cfg.RefreshWorkers, 10000, cfg.UpstreamTimeout, log)
+	handler := &proxy.Handler{
+		Store:     store,
+		Filler:    filler,
+		Refresher: pool,
+		Origin:    origin,
+		KeyHost:   cfg.KeyHost,
+		Timeout:   cfg.UpstreamTimeout,
+		Log:       log,
+	}
+	admin := &adminRoutes{store: store, rdb: rdb, upstream: cfg.Upstream.Host}
+
+	var apps []*fiber.App
+	var lns []net.Listener
+	if cfg.AdminListen == "" {
+		apps = append(apps, proxy.NewApp(handler, admin.mount))
+	} else {
+		apps = append(apps, proxy.NewApp(handler, nil), adminApp(admin))
+	}
+	for _, addr := range []string{cfg.Listen, cfg.AdminListen}[:len(apps)] {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return fmt.Errorf("listen on %s: %w", addr, err)
+		}
+		lns = append(lns, ln)
+	}
+	if ready != nil {
+		adminAddr := lns[0].Addr().String()
+		if len(lns) > 1 {
+			adminAddr = lns[1].Addr().String()
+		}
+		ready(lns[0].Addr().String(), adminAddr)
+	}
+	log.Info("listening", "proxy", lns[0].Addr().String(), "upstream", cfg.Upstream.Redacted())
+
+	g, gctx := errgroup.WithContext(ctx)
+	wctx, stopWorkers := context.WithCancel(context.Background())
+	defer stopWorkers()
+	var workers errgroup.Group
+	workers.Go(func() error { return pool.Run(wctx) })
+	workers.Go(func() error { return store.Run(wctx) })
+	for i, app := range apps {
+		g.Go(func() error { return app.Listener(lns[i]) })
+	}
+	g.Go(func() error {
+		<-gctx.Done() // a signal, or a listener failing
+		log.Info("shutting down: finishing in-flight requests")
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		var errs []error
+		for _, app := range apps {
+			errs = append(errs, app.ShutdownWithContext(sctx))
+		}
+		return errors.Join(errs...)
+	})
+	err = g.Wait()
+	stopWorkers()
+	workers.Wait()
+	log.Info("stopped")
+	return err
+}
+
+// newRedis returns the L2 client, or nil when SWR_REDIS_URL is empty. Timeouts are short on
+// purpose: a slow Redis must cost a request at most one of them before the breaker opens.
+func newRedis(cfg config.Config) (redis.UniversalClient, error) {
+	if cfg.RedisURL == "" {
+		return nil, nil
+	}
+	const (
+		dial    = 500 * time.Millisecond
+		rw      = 250 * time.Millisecond
+		pool    = 300 * time.Millisecond
+		retries = -1 // no retries: the breaker decides
+	)
+	if addrs := cfg.RedisAddrs(); len(addrs) > 1 {
+		return redis.NewClusterClient(&redis.ClusterOptions{
+			Addrs: addrs, DialTimeout: dial, ReadTimeout: rw, WriteTimeout: rw, PoolTimeout: pool,
+			MaxRetries: retries, ContextTimeoutEnabled: true,
+		}), nil
+	} else if len(addrs) == 1 {
+		return redis.NewClient(&redis.Options{
+			Addr: addrs[0], DialTimeout: dial, ReadTimeout: rw, WriteTimeout: rw, PoolTimeout: pool,
+			MaxRetries: retries, ContextTimeoutEnabled: true,
+		}), nil
+	}
+	opts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("config: SWR_REDIS_URL: %w", err)
+	}
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.PoolTimeout = dial, rw, rw, pool
+	opts.MaxRetries, opts.ContextTimeoutEnabled = retries, true
+	if opts.TLSConfig != nil && opts.TLSConfig.MinVersion == 0 {
+		opts.TLSConfig.MinVersion = tls.VersionTLS12
+	}
+	return redis.NewClient(opts), nil
+}

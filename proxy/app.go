@@ -1,0 +1,38 @@
+package proxy
+
+import (
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
+)
+
+// NewApp returns the Fiber app that serves h: the routes that mount adds (the /_swr/ endpoints)
+// first, then h.Serve for every other method and path.
+func NewApp(h *Handler, mount func(fiber.Router)) *fiber.App {
+	app := fiber.New(fiber.Config{
+		DisableStartupMessage: true,
+		// Uploads are streamed to the origin, not held whole in memory.
+		StreamRequestBody: true,
+		BodyLimit:         1 << 30,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		// Keep the request target exactly as the client sent it: it is the cache key.
+		UnescapePath:                 false,
+		DisableDefaultDate:           true,
+		DisablePreParseMultipartForm: true,
+		ErrorHandler: func(c *fiber.Ctx, err error) error {
+			code := fiber.StatusInternalServerError
+			if fe, ok := err.(*fiber.Error); ok {
+				code = fe.Code
+			}
+			h.Log.Warn("request failed", "path", c.Path(), "err", err)
+			return c.Status(code).SendString(utils.StatusMessage(code))
+		},
+	})
+	if mount != nil {
+		mount(app)
+	}
+	app.Use(h.Serve)
+	return app
+}

@@ -1,0 +1,234 @@
+package refresh
+
+import (
+	"container/heap"
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/swrproxy/swrproxy/tiers"
+)
+
+// Job is one background fetch: a stale revalidation (due now) or a refresh-ahead (due shortly
+// before the key goes stale).
+type Job struct {
+	Req *tiers.Request
+	Due time.Time
+}
+
+// filler is what the pool runs jobs with; *Filler implements it.
+type filler interface {
+	Fill(ctx context.Context, r *tiers.Request) (*tiers.Result, error)
+}
+
+// Pool runs background fetches on a fixed number of workers. Its queue is bounded and ordered by
+// due time: when it is full, the soonest-due jobs are kept and the rest is counted as overflow.
+// A key is queued or running at most once. Enqueue never blocks. Safe for concurrent use.
+type Pool struct {
+	fill    filler
+	workers int
+	max     int
+	timeout time.Duration
+	log     *slog.Logger
+
+	mu      sync.Mutex
+	queue   jobHeap
+	byKey   map[string]*item
+	running map[string]bool
+	wake    chan struct{}
+
+	// Counters, read with Load.
+	Done, Failed, Overflow, Skipped atomic.Int64
+}
+
+// NewPool returns a pool of workers running fill with at most queue jobs waiting; each job gets
+// timeout. Call Run to start it.
+func NewPool(fill filler, workers, queue int, timeout time.Duration, log *slog.Logger) *Pool {
+	return &Pool{
+		fill:    fill,
+		workers: max(workers, 1),
+		max:     max(queue, 1),
+		timeout: timeout,
+		log:     log,
+		byKey:   map[string]*item{},
+		running: map[string]bool{},
+		wake:    make(chan struct{}, 1),
+	}
+}
+
+// Enqueue schedules a revalidation of r's stale entry, due now. See Schedule.
+func (p *Pool) Enqueue(r *tiers.Request) bool {
+	return p.Schedule(Job{Req: r, Due: time.Now()})
+}
+
+// Schedule queues j. It reports false, without blocking, when the key is already queued or
+// running, or when the queue is full of sooner jobs (counted in Overflow); the caller keeps
+// serving what it has. A key queued with a later due time is moved earlier.
+func (p *Pool) Schedule(j Job) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	key := j.Req.Key
+	if p.running[key] {
+		p.Skipped.Add(1)
+		return false
+	}
+	if it, ok := p.byKey[key]; ok {
+		if j.Due.Before(it.job.Due) {
+			it.job = j
+			heap.Fix(&p.queue, it.index)
+			p.signal()
+			return true
+		}
+		p.Skipped.Add(1)
+		return false
+	}
+	if len(p.queue) >= p.max {
+		last := p.queue.latest()
+		if !j.Due.Before(p.queue[last].job.Due) {
+			p.Overflow.Add(1)
+			return false
+		}
+		dropped := heap.Remove(&p.queue, last).(*item)
+		delete(p.byKey, dropped.job.Req.Key)
+		p.Overflow.Add(1)
+	}
+	it := &item{job: j}
+	heap.Push(&p.queue, it)
+	p.byKey[key] = it
+	p.signal()
+	return true
+}
+
+// Queued reports whether key is queued or running.
+func (p *Pool) Queued(key string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.byKey[key]
+	return ok || p.running[key]
+}
+
+// Len returns the number of queued jobs.
+func (p *Pool) Len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.queue)
+}
+
+func (p *Pool) signal() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run starts the workers and blocks until ctx is cancelled and every running job has returned.
+// It returns nil.
+func (p *Pool) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for range p.workers {
+		wg.Go(func() { p.work(ctx) })
+	}
+	wg.Wait()
+	return nil
+}
+
+func (p *Pool) work(ctx context.Context) {
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		j, wait := p.next(time.Now())
+		if j != nil {
+			p.run(ctx, j)
+			continue
+		}
+		t.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.wake:
+			p.signal() // pass the wake-up on: another sleeping worker may be needed too
+		case <-t.C:
+		}
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// next pops the earliest job if it is due, else says how long until it is.
+func (p *Pool) next(now time.Time) (*Job, time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.queue) == 0 {
+		return nil, time.Hour
+	}
+	if d := p.queue[0].job.Due.Sub(now); d > 0 {
+		return nil, d
+	}
+	it := heap.Pop(&p.queue).(*item)
+	key := it.job.Req.Key
+	delete(p.byKey, key)
+	p.running[key] = true
+	return &it.job, 0
+}
+
+func (p *Pool) run(ctx context.Context, j *Job) {
+	defer func() {
+		p.mu.Lock()
+		delete(p.running, j.Req.Key)
+		p.mu.Unlock()
+	}()
+	jctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	res, err := p.fill.Fill(jctx, j.Req)
+	if err != nil {
+		p.Failed.Add(1)
+		p.log.Warn("background refresh failed; keeping the stale entry", "key", j.Req.Key, "err", err)
+		return
+	}
+	if res.Pass != nil && res.Pass.Claim() {
+		res.Pass.Body.Close()
+	}
+	p.Done.Add(1)
+}
+
+type item struct {
+	job   Job
+	index int
+}
+
+// jobHeap is a min-heap of jobs by due time.
+type jobHeap []*item
+
+func (h jobHeap) Len() int           { return len(h) }
+func (h jobHeap) Less(i, j int) bool { return h[i].job.Due.Before(h[j].job.Due) }
+func (h jobHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index = i
+	h[j].index = j
+}
+func (h *jobHeap) Push(x any) {
+	it := x.(*item)
+	it.index = len(*h)
+	*h = append(*h, it)
+}
+func (h *jobHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return it
+}
+
+// latest returns the index of the job due last (a leaf of the heap).
+func (h jobHeap) latest() int {
+	last := len(h) / 2
+	for i := len(h) / 2; i < len(h); i++ {
+		if h[i].job.Due.After(h[last].job.Due) {
+			last = i
+		}
+	}
+	return last
+}

@@ -1,0 +1,104 @@
+package tiers
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrL2Unavailable is returned, at once and without touching the network, while the Redis circuit is open.
+var ErrL2Unavailable = errors.New("tiers: l2 unavailable (circuit open)")
+
+// breaker is the Redis circuit breaker. After tripAfter consecutive transport failures it opens:
+// every L2 call fails fast with ErrL2Unavailable, so a dead Redis costs requests nothing. Store.Run
+// probes Redis while it is open and closes it on the first answer. Safe for concurrent use; the
+// closed-state check is one atomic load.
+type breaker struct {
+	open      atomic.Bool
+	failures  atomic.Int32
+	tripAfter int32
+
+	mu       sync.Mutex
+	onChange func(open bool) // called outside mu, in the goroutine that changed the state
+}
+
+func (b *breaker) allow() bool { return !b.open.Load() }
+
+// record notes the outcome of one L2 call. Only transport problems count: a script error or a
+// missing key says Redis is up.
+func (b *breaker) record(err error) {
+	if !isTransportError(err) {
+		if b.failures.Load() != 0 {
+			b.failures.Store(0)
+		}
+		return
+	}
+	if b.failures.Add(1) >= b.tripAfter {
+		b.set(true)
+	}
+}
+
+func (b *breaker) set(open bool) {
+	b.mu.Lock()
+	changed := b.open.Load() != open
+	b.open.Store(open)
+	b.failures.Store(0)
+	f := b.onChange
+	b.mu.Unlock()
+	if changed && f != nil {
+		f(open)
+	}
+}
+
+func isTransportError(err error) bool {
+	if err == nil || errors.Is(err, redis.Nil) {
+		return false
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, redis.ErrClosed) || errors.Is(err, redis.ErrPoolTimeout) ||
+		errors.Is(err, net.ErrClosed) || isConnReset(err)
+}
+
+func isConnReset(err error) bool {
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return true
+	}
+	s := err.Error()
+	for _, m := range []string{"connection refused", "connection reset", "broken pipe", "EOF", "i/o timeout", "LOADING"} {
+		if strings.Contains(s, m) {
+			return true
+		}
+	}
+	return false
+}
+
+// probe pings Redis every interval while the circuit is open and closes it when Redis answers.
+// It blocks until ctx is cancelled.
+func (b *breaker) probe(ctx context.Context, rdb redis.UniversalClient, interval, timeout time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if b.allow() {
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, timeout)
+		err := rdb.Ping(pctx).Err()
+		cancel()
+		if err == nil {
+			b.set(false)
+		}
+	}
+}

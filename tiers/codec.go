@@ -1,0 +1,182 @@
+package tiers
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"time"
+)
+
+// codecVersion leads every encoded entry. Bump it (and the swr:v1: key prefix) when the layout changes;
+// an entry of another version decodes as ErrCorrupt and is treated as a miss.
+const codecVersion = 1
+
+// ErrCorrupt reports an L2 value that is not an entry of this version: truncated, altered or foreign.
+var ErrCorrupt = errors.New("corrupt entry")
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// encode returns the binary form of e: a version byte, the fields as varints and length-prefixed
+// bytes, and a CRC-32C of all that.
+func encode(e *Entry) []byte {
+	b := make([]byte, 0, e.Size()+64)
+	b = append(b, codecVersion)
+	b = binary.AppendUvarint(b, e.Gen)
+	b = binary.AppendUvarint(b, uint64(e.Status))
+	b = binary.AppendVarint(b, e.Stored.UnixNano())
+	b = binary.AppendVarint(b, int64(e.Age))
+	b = binary.AppendVarint(b, int64(e.Fresh))
+	b = binary.AppendVarint(b, int64(e.StaleWhileRevalidate))
+	b = binary.AppendVarint(b, int64(e.StaleIfError))
+	b = appendString(b, e.Key)
+	b = appendString(b, e.ETag)
+	b = appendString(b, e.LastModified)
+	b = appendStrings(b, e.Vary)
+	b = appendStrings(b, e.VaryValues)
+	b = appendStrings(b, e.Tags)
+	b = binary.AppendUvarint(b, uint64(len(e.Header)))
+	for _, f := range e.Header {
+		b = appendString(b, f.Name)
+		b = appendString(b, f.Value)
+	}
+	b = binary.AppendUvarint(b, uint64(len(e.Body)))
+	b = append(b, e.Body...)
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendStrings(b []byte, ss []string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(ss)))
+	for _, s := range ss {
+		b = appendString(b, s)
+	}
+	return b
+}
+
+// decode parses the output of encode. Any other input, including one of another codec version,
+// returns an error wrapping ErrCorrupt; it never panics. The entry's Body aliases b.
+func decode(b []byte) (*Entry, error) {
+	if len(b) < 5 {
+		return nil, fmt.Errorf("%w: %d bytes", ErrCorrupt, len(b))
+	}
+	if b[0] != codecVersion {
+		return nil, fmt.Errorf("%w: version %d", ErrCorrupt, b[0])
+	}
+	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
+	if crc32.Checksum(body, castagnoli) != sum {
+		return nil, fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
+	}
+	d := decoder{b: body[1:]}
+	e := &Entry{}
+	e.Gen = d.uvarint()
+	status := d.uvarint()
+	e.Stored = time.Unix(0, d.varint())
+	e.Age = time.Duration(d.varint())
+	e.Fresh = time.Duration(d.varint())
+	e.StaleWhileRevalidate = time.Duration(d.varint())
+	e.StaleIfError = time.Duration(d.varint())
+	e.Key = d.string()
+	e.ETag = d.string()
+	e.LastModified = d.string()
+	e.Vary = d.strings()
+	e.VaryValues = d.strings()
+	e.Tags = d.strings()
+	if n := d.count(2); n > 0 {
+		e.Header = make([]Field, n)
+		for i := range e.Header {
+			e.Header[i] = Field{d.string(), d.string()}
+		}
+	}
+	e.Body = d.bytes()
+	switch {
+	case d.err != nil:
+		return nil, d.err
+	case len(d.b) != 0:
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(d.b))
+	case status < 100 || status > 999:
+		return nil, fmt.Errorf("%w: status %d", ErrCorrupt, status)
+	case len(e.Vary) != len(e.VaryValues):
+		return nil, fmt.Errorf("%w: %d vary names, %d values", ErrCorrupt, len(e.Vary), len(e.VaryValues))
+	case e.Age < 0 || e.Fresh < 0 || e.StaleWhileRevalidate < 0 || e.StaleIfError < 0:
+		return nil, fmt.Errorf("%w: negative duration", ErrCorrupt)
+	case e.ETag == "":
+		return nil, fmt.Errorf("%w: no etag", ErrCorrupt)
+	}
+	e.Status = int(status)
+	return e, nil
+}
+
+// decoder reads varints and length-prefixed strings; the first problem sticks in err and
+// every later read returns zero values.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: bad %s", ErrCorrupt, what)
+	}
+	d.b = nil
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail("uvarint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail("varint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// count reads an element count, each element taking at least minSize bytes, so a forged count
+// cannot make decode allocate more than the input justifies.
+func (d *decoder) count(minSize int) int {
+	n := d.uvarint()
+	if n > uint64(len(d.b)/minSize) {
+		d.fail("count")
+		return 0
+	}
+	return int(n)
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail("length")
+		return nil
+	}
+	s := d.b[:n]
+	d.b = d.b[n:]
+	return s
+}
+
+func (d *decoder) string() string { return string(d.bytes()) }
+
+func (d *decoder) strings() []string {
+	n := d.count(1)
+	if n == 0 {
+		return nil
+	}
+	ss := make([]string, n)
+	for i := range ss {
+		ss[i] = d.string()
+	}
+	return ss
+}

@@ -1,0 +1,178 @@
+// Package tiers owns what swrproxy stores and where: the Entry type and its binary encoding, the
+// in-process L1 (otter, weighed by bytes), the shared L2 (Redis), promotion from L2 to L1, the
+// Redis circuit breaker and the short Redis locks that collapse fetches across instances.
+// It knows nothing of HTTP semantics beyond the fields an Entry carries.
+package tiers
+
+import (
+	"time"
+)
+
+// Field is one response header field line. Repeated fields are kept as several Fields, in order.
+type Field struct {
+	Name, Value string
+}
+
+// Entry is one stored response (one variant of one URL). An Entry is immutable once stored:
+// it is shared by concurrent readers, and its Body is handed to the network without copying.
+type Entry struct {
+	Key    string  // the cache key of the URL (not of the variant)
+	Status int     // HTTP status code
+	Header []Field // header fields to send, without hop-by-hop, Age, ETag or Content-Length
+	Body   []byte
+
+	ETag         string // well-formed entity-tag, always set
+	LastModified string // the origin's Last-Modified, or ""
+
+	// Vary lists the canonical request header names the response varies on, VaryValues the
+	// (normalised) values of those headers in the request that filled this variant.
+	Vary       []string
+	VaryValues []string
+	Tags       []string // Surrogate-Key values, never sent to clients
+
+	Stored time.Time     // when the response was received (RFC 9111 response_time)
+	Age    time.Duration // corrected initial age at Stored (RFC 9111 §4.2.3)
+	Fresh  time.Duration // freshness lifetime
+	// StaleWhileRevalidate and StaleIfError are the windows after Fresh ends (RFC 5861).
+	StaleWhileRevalidate, StaleIfError time.Duration
+
+	// Gen is the object generation this entry was filled under; an entry whose Gen is older than its
+	// object's generation was invalidated (soft purge) and counts as stale.
+	Gen uint64
+}
+
+// CurrentAge returns the entry's age at now (RFC 9111 §4.2.3).
+func (e *Entry) CurrentAge(now time.Time) time.Duration {
+	a := e.Age + now.Sub(e.Stored)
+	if a < 0 {
+		return 0
+	}
+	return a
+}
+
+// Expires returns when the entry can no longer be used at all: freshness plus the longer stale window.
+func (e *Entry) Expires() time.Time {
+	return e.Stored.Add(e.Fresh - e.Age + max(e.StaleWhileRevalidate, e.StaleIfError))
+}
+
+// StaleAt returns when the entry stops being fresh.
+func (e *Entry) StaleAt() time.Time {
+	return e.Stored.Add(e.Fresh - e.Age)
+}
+
+// Size is the entry's weight in bytes: body, header text and a fixed overhead.
+func (e *Entry) Size() int {
+	n := 200 + len(e.Key) + len(e.Body) + len(e.ETag) + len(e.LastModified)
+	for _, f := range e.Header {
+		n += len(f.Name) + len(f.Value) + 32
+	}
+	for _, s := range e.Vary {
+		n += len(s) + 16
+	}
+	for _, s := range e.VaryValues {
+		n += len(s) + 16
+	}
+	for _, s := range e.Tags {
+		n += len(s) + 16
+	}
+	return n
+}
+
+// Matches reports whether the entry is the variant for a request whose header values are given by
+// value (called with each name of e.Vary; it returns the normalised value, as at fill time).
+func (e *Entry) Matches(value func(name string) string) bool {
+	for i, name := range e.Vary {
+		if value(name) != e.VaryValues[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Object is everything stored under one cache key: the variants of the URL (one when the origin
+// sends no Vary) and the generation that invalidations bump. Objects are immutable; changes make
+// a new Object (copy on write), so readers never lock.
+type Object struct {
+	Key      string
+	Gen      uint64
+	Variants []*Entry
+	// Pass marks a URL whose responses are not cacheable ("hit-for-pass"): requests go straight
+	// to the origin, uncollapsed, until the marker expires. Pass objects live in L1 only.
+	Pass bool
+
+	size    int
+	expires time.Time
+}
+
+// maxVariants bounds the variants kept per URL, so a client cycling through header values
+// cannot grow one object without limit.
+const maxVariants = 32
+
+func newObject(key string, gen uint64, variants []*Entry) *Object {
+	o := &Object{Key: key, Gen: gen, Variants: variants, size: 64 + len(key)}
+	for _, e := range variants {
+		o.size += e.Size()
+		if x := e.Expires(); x.After(o.expires) {
+			o.expires = x
+		}
+	}
+	return o
+}
+
+// Size is the object's weight in bytes.
+func (o *Object) Size() int { return o.size }
+
+// Variant returns the variant matching the request, or nil. value returns the request's
+// normalised value of a header name.
+func (o *Object) Variant(value func(name string) string) *Entry {
+	for _, e := range o.Variants {
+		if e.Matches(value) {
+			return e
+		}
+	}
+	return nil
+}
+
+// with returns a copy of o in which e replaces the variant with the same vary values, or is added.
+// Variants that have expired at now are dropped, and the oldest go when there are too many.
+func (o *Object) with(e *Entry, now time.Time) *Object {
+	vs := make([]*Entry, 0, len(o.Variants)+1)
+	vs = append(vs, e)
+	for _, v := range o.Variants {
+		if sameVariant(v, e) || !v.Expires().After(now) || len(vs) >= maxVariants {
+			continue
+		}
+		vs = append(vs, v)
+	}
+	return newObject(o.Key, max(o.Gen, e.Gen), vs)
+}
+
+func sameVariant(a, b *Entry) bool {
+	if len(a.Vary) != len(b.Vary) {
+		return false
+	}
+	for i := range a.Vary {
+		if a.Vary[i] != b.Vary[i] || a.VaryValues[i] != b.VaryValues[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// variantField is the Redis hash field that holds a variant: its vary names and values, so a change
+// of the origin's Vary list makes old variants unreachable instead of wrong.
+func variantField(e *Entry) string {
+	n := 2
+	for i := range e.Vary {
+		n += len(e.Vary[i]) + len(e.VaryValues[i]) + 2
+	}
+	b := make([]byte, 0, n)
+	b = append(b, "v:"...)
+	for i := range e.Vary {
+		b = append(b, e.Vary[i]...)
+		b = append(b, 0)
+		b = append(b, e.VaryValues[i]...)
+		b = append(b, 0)
+	}
+	return string(b)
+}

@@ -1,0 +1,188 @@
+// Package upstream is swrproxy's client of the origin: one base URL, timeouts, TLS, connection
+// reuse, and the rule that hop-by-hop fields never cross the proxy. It knows nothing of caching.
+package upstream
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Client sends requests to the origin. It is safe for concurrent use.
+type Client struct {
+	base    *url.URL
+	hc      *http.Client
+	timeout time.Duration
+}
+
+// New returns a client of the origin at base (http or https; a path becomes a prefix of every
+// request target). timeout bounds the wait for the response headers; Fetch bounds the whole
+// exchange with it too, Stream bounds each idle gap of the body instead.
+func New(base *url.URL, timeout time.Duration) *Client {
+	tr := &http.Transport{
+		Proxy: nil, // the origin is reached directly, never through HTTP_PROXY
+		DialContext: (&net.Dialer{
+			Timeout:   min(timeout, 10*time.Second),
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   min(timeout, 10*time.Second),
+		ResponseHeaderTimeout: timeout,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true, // pass the origin's encoding through untouched
+		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+	}
+	return &Client{
+		base:    base,
+		timeout: timeout,
+		hc: &http.Client{
+			Transport: tr,
+			// Redirects are the client's business: relay them.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}
+}
+
+// Timeout is the origin timeout the client was built with.
+func (c *Client) Timeout() time.Duration { return c.timeout }
+
+// Request is one request for the origin, already copied out of the client's request.
+type Request struct {
+	Method string
+	// URI is the origin-form request target (path and query) as the client sent it.
+	URI    string
+	Header http.Header // end-to-end fields only; see CopyHeader
+	Body   io.Reader   // nil for none
+	// ContentLength is the body length, -1 when unknown (chunked).
+	ContentLength int64
+}
+
+// Error is an origin failure: no response (connection refused, timeout, TLS) or a broken body.
+type Error struct {
+	Target string
+	Err    error
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("upstream %s: %v", e.Target, e.Err) }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Timeout reports whether the failure was a timeout.
+func (e *Error) Timeout() bool {
+	var ne net.Error
+	return errors.Is(e.Err, context.DeadlineExceeded) || (errors.As(e.Err, &ne) && ne.Timeout())
+}
+
+// Do sends r and returns the origin's response with its body unread; the caller must close it.
+// ctx bounds the whole exchange, body included.
+func (c *Client) Do(ctx context.Context, r *Request) (*http.Response, error) {
+	target := c.target(r.URI)
+	req, err := http.NewRequestWithContext(ctx, r.Method, target, r.Body)
+	if err != nil {
+		return nil, &Error{target, err}
+	}
+	if r.Header != nil {
+		req.Header = r.Header
+	}
+	if r.Body != nil {
+		req.ContentLength = r.ContentLength
+		if req.ContentLength == 0 {
+			req.Body = http.NoBody
+		}
+	}
+	req.Host = c.base.Host
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, &Error{target, unwrapURLError(err)}
+	}
+	RemoveHopByHop(resp.Header)
+	return resp, nil
+}
+
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// target joins the base URL and the client's request target without re-encoding it.
+func (c *Client) target(uri string) string {
+	if uri == "" || uri[0] != '/' {
+		uri = "/" + uri
+	}
+	return c.base.Scheme + "://" + c.base.Host + strings.TrimSuffix(c.base.EscapedPath(), "/") + uri
+}
+
+// hopByHop are the fields that describe one connection, not the message (RFC 9110 §7.6.1).
+var hopByHop = []string{
+	"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
+	"Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+// RemoveHopByHop deletes from h the hop-by-hop fields and those that Connection names.
+func RemoveHopByHop(h http.Header) {
+	for _, v := range h.Values("Connection") {
+		for _, name := range strings.Split(v, ",") {
+			if name = textproto.TrimString(name); name != "" {
+				h.Del(name)
+			}
+		}
+	}
+	for _, name := range hopByHop {
+		h.Del(name)
+	}
+}
+
+// IsHopByHop reports whether the canonical field name is hop-by-hop.
+func IsHopByHop(name string) bool {
+	for _, h := range hopByHop {
+		if strings.EqualFold(h, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// bodyTimeoutReader closes the body when no byte arrives for idle, so a stalled origin cannot pin a
+// streaming client forever while a long download that keeps moving is never cut.
+type bodyTimeoutReader struct {
+	rc     io.ReadCloser
+	idle   time.Duration
+	timer  *time.Timer
+	cancel context.CancelFunc
+}
+
+// IdleTimeout wraps body so that it fails when the origin sends nothing for idle; cancel (which
+// should cancel the request's context) runs when the body is closed or times out.
+func IdleTimeout(body io.ReadCloser, idle time.Duration, cancel context.CancelFunc) io.ReadCloser {
+	r := &bodyTimeoutReader{rc: body, idle: idle, cancel: cancel}
+	r.timer = time.AfterFunc(idle, cancel)
+	return r
+}
+
+func (r *bodyTimeoutReader) Read(p []byte) (int, error) {
+	n, err := r.rc.Read(p)
+	if n > 0 {
+		r.timer.Reset(r.idle)
+	}
+	return n, err
+}
+
+func (r *bodyTimeoutReader) Close() error {
+	r.timer.Stop()
+	err := r.rc.Close()
+	r.cancel()
+	return err
+}
