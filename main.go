@@ -210,3 +210,12 @@ func newRedis(cfg config.Config) (redis.UniversalClient, error) {
 	}
 	return redis.NewClient(opts), nil
 }
+
+func init() {
+	// go-redis logs dial failures on its own; the breaker already reports outages once.
+	redis.SetLogger(quietRedisLogger{})
+}
+
+type quietRedisLogger struct{}
+
+func (quietRedisLogger) Printf(context.Context, string, ...any) {}

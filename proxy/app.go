@@ -19,7 +19,6 @@ func NewApp(h *Handler, mount func(fiber.Router)) *fiber.App {
 		IdleTimeout:       120 * time.Second,
 		// Keep the request target exactly as the client sent it: it is the cache key.
 		UnescapePath:                 false,
-		DisableDefaultDate:           true,
 		DisablePreParseMultipartForm: true,
 		ErrorHandler: func(c *fiber.Ctx, err error) error {
 			code := fiber.StatusInternalServerError

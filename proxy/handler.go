@@ -481,9 +481,6 @@ func (h *Handler) stream(c *fiber.Ctx, p *tiers.Pass, cacheStatus string) error 
 			resp.Header.Add(name, v)
 		}
 	}
-	if len(resp.Header.Peek(fiber.HeaderDate)) == 0 {
-		resp.Header.Set(fiber.HeaderDate, httpDate(h.now()))
-	}
 	resp.Header.Set("X-Cache", "BYPASS")
 	resp.Header.Set("Cache-Status", cacheStatus)
 	if c.Request().Header.IsHead() || p.Status == fiber.StatusNotModified || p.Status == fiber.StatusNoContent || p.Status < 200 {
@@ -505,7 +502,6 @@ func (h *Handler) stream(c *fiber.Ctx, p *tiers.Pass, cacheStatus string) error 
 // sendError answers a failed origin exchange: 504 for a timeout, 502 otherwise. Details stay in the log.
 func (h *Handler) sendError(c *fiber.Ctx, err error) error {
 	code := status(err)
-	c.Response().Header.Set(fiber.HeaderDate, httpDate(h.now()))
 	c.Response().Header.Set("X-Cache", "MISS")
 	c.Response().Header.Set("Cache-Status", "swrproxy; fwd=miss; detail=origin-error")
 	return c.Status(code).SendString(http.StatusText(code))
@@ -522,5 +518,3 @@ func status(err error) int {
 	}
 	return fiber.StatusBadGateway
 }
-
-func httpDate(t time.Time) string { return t.UTC().Format(http.TimeFormat) }

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/swrproxy/swrproxy/config"
+)
+
+// origin is a real httptest origin that counts the requests it serves.
+type origin struct {
+	*httptest.Server
+	hits atomic.Int64
+}
+
+func newOrigin(t *testing.T, h http.HandlerFunc) *origin {
+	t.Helper()
+	o := &origin{}
+	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o.hits.Add(1)
+		h(w, r)
+	}))
+	t.Cleanup(o.Close)
+	return o
+}
+
+// instance is one swrproxy started through run, on a 127.0.0.1:0 listener.
+type instance struct {
+	URL    string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startProxy runs swrproxy against upstream with the given settings (SWR_* names; SWR_REDIS_URL
+// defaults to "" = L1 only) and stops it when the test ends.
+func startProxy(t *testing.T, upstream string, env map[string]string) *instance {
+	t.Helper()
+	vars := map[string]string{"SWR_UPSTREAM": upstream, "SWR_LISTEN": "127.0.0.1:0", "SWR_REDIS_URL": ""}
+	for k, v := range env {
+		vars[k] = v
+	}
+	cfg, err := config.LoadLookup(func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, nil)
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	in := &instance{cancel: cancel, done: make(chan error, 1)}
+	addr := make(chan string, 1)
+	log := testLogger(t)
+	go func() {
+		in.done <- run(ctx, cfg, log, func(p, _ string) { addr <- p })
+	}()
+	select {
+	case a := <-addr:
+		in.URL = "http://" + a
+	case err := <-in.done:
+		cancel()
+		t.Fatalf("run: %v", err)
+	case <-time.After(10 * time.Second):
+		cancel()
+		t.Fatal("swrproxy did not start listening within 10s")
+	}
+	t.Cleanup(in.stop)
+	return in
+}
+
+func (in *instance) stop() {
+	in.cancel()
+	select {
+	case <-in.done:
+	case <-time.After(20 * time.Second):
+		panic("swrproxy did not stop within 20s")
+	}
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("SWR_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// reply is a response with its body read.
+type reply struct {
+	*http.Response
+	Body string
+}
+
+var client = &http.Client{
+	Transport: &http.Transport{MaxIdleConnsPerHost: 512, DisableCompression: true},
+	Timeout:   30 * time.Second,
+}
+
+// do sends a request with header pairs ("Name", "value", …) and reads the whole reply. It may be
+// called from any goroutine: it reports failures as a 0 status instead of failing the test.
+func do(method, url string, hdr ...string) reply {
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		return reply{Response: &http.Response{StatusCode: 0, Header: http.Header{}}, Body: err.Error()}
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		return reply{Response: &http.Response{StatusCode: 0, Header: http.Header{}}, Body: err.Error()}
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return reply{Response: res, Body: "read error: " + err.Error()}
+	}
+	return reply{Response: res, Body: string(b)}
+}
+
+func get(t *testing.T, url string, hdr ...string) reply {
+	t.Helper()
+	r := do(http.MethodGet, url, hdr...)
+	if r.StatusCode == 0 {
+		t.Fatalf("GET %s: %s", url, r.Body)
+	}
+	return r
+}
+
+// expect checks status, X-Cache and (when not empty) body of a reply.
+func expect(t *testing.T, r reply, status int, xcache, body string) {
+	t.Helper()
+	if r.StatusCode != status || r.Header.Get("X-Cache") != xcache || (body != "" && r.Body != body) {
+		t.Fatalf("got %d X-Cache=%q Cache-Status=%q body %q; want %d %s %q",
+			r.StatusCode, r.Header.Get("X-Cache"), r.Header.Get("Cache-Status"), trim(r.Body), status, xcache, body)
+	}
+}
+
+func trim(s string) string {
+	if len(s) > 200 {
+		return s[:200] + "…"
+	}
+	return s
+}
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func hasPrefix(s, p string) bool { return strings.HasPrefix(s, p) }

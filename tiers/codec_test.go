@@ -1,0 +1,298 @@
+package tiers
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"math"
+	"runtime"
+	"testing"
+	"time"
+)
+
+var roundTripTests = []struct { // TestEncodeThenDecodeGivesTheSameEntry and FuzzDecode loop over it
+	name string
+	e    *Entry
+}{
+	{"full", &Entry{
+		Key:    "/api/prices?pair=ALGO-USD",
+		Status: 200,
+		Header: []Field{ // repeated names keep every value, in order
+			{"Link", "</a.css>; rel=preload"},
+			{"Content-Type", "application/octet-stream"},
+			{"Link", "</b.js>; rel=preload"},
+			{"Link", ""},
+			{"X-Empty", ""},
+		},
+		Body:                 []byte("\x00bin\x00ary\xff\x00\x00"),
+		ETag:                 `"abc"`,
+		LastModified:         "Tue, 15 Nov 1994 12:45:26 GMT",
+		Vary:                 []string{"Accept-Encoding", "Accept-Language"},
+		VaryValues:           []string{"gzip", ""},
+		Tags:                 []string{"asset-31566704", "prices", "caf\xc3\xa9"},
+		Stored:               time.Unix(1_700_000_000, 123_456_789),
+		Age:                  3*time.Second + 7,
+		Fresh:                time.Minute,
+		StaleWhileRevalidate: 30 * time.Second,
+		StaleIfError:         time.Hour,
+		Gen:                  math.MaxUint64,
+	}},
+	{"minimal", &Entry{Status: 100, ETag: `W/""`, Stored: time.Unix(0, 0)}},
+	{"largest status, stored before 1970", &Entry{Key: "k", Status: 999, ETag: `"x"`, Stored: time.Unix(0, math.MinInt64)}},
+	{"stored at the end of int64 nanoseconds", &Entry{Key: "k", Status: 304, ETag: `"x"`, Stored: time.Unix(0, math.MaxInt64),
+		Age: math.MaxInt64, Fresh: math.MaxInt64, StaleWhileRevalidate: math.MaxInt64, StaleIfError: math.MaxInt64}},
+	{"big body", &Entry{Key: "/big", Status: 200, ETag: `"big"`, Stored: time.Unix(5, 0), Body: bytes.Repeat([]byte{0, 1, 0x80, 0xff}, 40_000)}},
+}
+
+func TestEncodeThenDecodeGivesTheSameEntry(t *testing.T) {
+	for _, tt := range roundTripTests {
+		b := encode(tt.e)
+		got, err := decode(b)
+		if err != nil {
+			t.Errorf("%s: decode(encode(e)) error: %v", tt.name, err)
+			continue
+		}
+		if d := entryDiff(got, tt.e); d != "" {
+			t.Errorf("%s: decode(encode(e)) differs: %s", tt.name, d)
+		}
+		if again := encode(got); !bytes.Equal(again, b) {
+			t.Errorf("%s: encode(decode(b)) != b", tt.name)
+		}
+	}
+}
+
+// prefix is a valid encoding up to and including LastModified: version, Gen 0, status 200, Stored 0,
+// the four durations 0, key "k", etag `"e"`, no Last-Modified. The forged inputs below continue it.
+func prefix() []byte {
+	b := []byte{codecVersion}
+	b = binary.AppendUvarint(b, 0)   // Gen
+	b = binary.AppendUvarint(b, 200) // Status
+	for range 5 {                    // Stored, Age, Fresh, StaleWhileRevalidate, StaleIfError
+		b = binary.AppendVarint(b, 0)
+	}
+	b = appendString(b, "k")
+	b = appendString(b, `"e"`)
+	return appendString(b, "")
+}
+
+// uv appends uvarints to b.
+func uv(b []byte, xs ...uint64) []byte {
+	for _, x := range xs {
+		b = binary.AppendUvarint(b, x)
+	}
+	return b
+}
+
+// seal appends the checksum encode would write, so a forged body gets past the CRC.
+func seal(b []byte) []byte {
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+// reseal replaces the last four bytes of b with the checksum of the rest.
+func reseal(b []byte) []byte {
+	return seal(bytes.Clone(b[:len(b)-4]))
+}
+
+// withByte returns a copy of b with b[i] = c, resealed, so only that byte is wrong.
+func withByte(b []byte, i int, c byte) []byte {
+	b = bytes.Clone(b)
+	b[i] = c
+	return reseal(b)
+}
+
+// valid is an encoding decode accepts; the rows below derive their forgeries from it.
+var valid = encode(roundTripTests[0].e)
+
+var decodeRejectTests = []struct { // TestDecodeRejectsWhatEncodeDidNotWrite and FuzzDecode loop over it
+	name string
+	in   []byte
+}{
+	{"nil", nil},
+	{"empty", []byte{}},
+	{"four bytes", []byte{codecVersion, 0, 0, 0}},
+	{"only a checksum", seal([]byte{codecVersion})},
+	{"version 0", withByte(valid, 0, 0)},
+	{"version 2", withByte(valid, 0, 2)},
+	{"version 255", withByte(valid, 0, 255)},
+	{"checksum off by one bit", append(bytes.Clone(valid[:len(valid)-1]), valid[len(valid)-1]^1)},
+	{"checksum zeroed", append(bytes.Clone(valid[:len(valid)-4]), 0, 0, 0, 0)},
+	{"trailing byte, checksummed", seal(append(bytes.Clone(valid[:len(valid)-4]), 0))},
+	{"trailing checksum", append(bytes.Clone(valid), valid[len(valid)-4:]...)},
+	{"minimal entry without its body length", seal(uv(prefix(), 0, 0, 0, 0))},
+	{"status 0", seal(uv(withStatus(0), 0, 0, 0, 0, 0))},
+	{"status 99", seal(uv(withStatus(99), 0, 0, 0, 0, 0))},
+	{"status 1000", seal(uv(withStatus(1000), 0, 0, 0, 0, 0))},
+	{"status above int64", seal(uv(withStatus(math.MaxUint64), 0, 0, 0, 0, 0))},
+	{"one vary name, no value", seal(uv(appendString(uv(prefix(), 1), "Accept"), 0, 0, 0, 0))},
+	{"no vary name, one value", seal(uv(appendString(uv(prefix(), 0, 1), "en"), 0, 0, 0))},
+	{"negative age", seal(uv(withDuration(0, -1), 0, 0, 0, 0, 0))},
+	{"negative fresh", seal(uv(withDuration(1, -1), 0, 0, 0, 0, 0))},
+	{"negative stale-while-revalidate", seal(uv(withDuration(2, math.MinInt64), 0, 0, 0, 0, 0))},
+	{"negative stale-if-error", seal(uv(withDuration(3, -time.Hour), 0, 0, 0, 0, 0))},
+	{"no etag", seal(uv(appendString(appendString(appendString(prefix()[:9], "k"), ""), ""), 0, 0, 0, 0, 0))},
+	{"gen as an overlong varint", seal(uv(append([]byte{codecVersion, 0x80, 0x00}, prefix()[2:]...), 0, 0, 0, 0, 0))},
+	{"status as an overlong varint", seal(uv(append([]byte{codecVersion, 0, 0xc8, 0x81, 0x00}, prefix()[4:]...), 0, 0, 0, 0, 0))},
+	{"body length as an overlong varint", seal(append(uv(prefix(), 0, 0, 0, 0), 0x80, 0x00))},
+	{"gen overflows uint64", seal(append([]byte{codecVersion}, bytes.Repeat([]byte{0xff}, 10)...))},
+	{"vary count beyond the input", seal(uv(prefix(), 1<<20))},
+	{"vary count 2^62", seal(uv(prefix(), 1<<62))},
+	{"vary count max", seal(uv(prefix(), math.MaxUint64))},
+	{"tag count 2^40", seal(uv(prefix(), 0, 0, 1<<40))},
+	{"header count 2^40", seal(uv(prefix(), 0, 0, 0, 1<<40))},
+	{"header count one past the input", seal(uv(prefix(), 0, 0, 0, 3, 0, 0, 0, 0))},
+	{"body length 2^62", seal(uv(prefix(), 0, 0, 0, 0, 1<<62))},
+	{"body length one past the input", seal(append(uv(prefix(), 0, 0, 0, 0, 3), 'a', 'b'))},
+	{"key length max", seal(uv(prefix()[:9], math.MaxUint64))},
+}
+
+// withStatus is prefix with another status.
+func withStatus(status uint64) []byte {
+	b := uv([]byte{codecVersion, 0}, status)
+	return append(b, prefix()[4:]...) // prefix writes status 200 as two bytes
+}
+
+// withDuration is prefix with duration i (0 Age, 1 Fresh, 2 stale-while-revalidate, 3 stale-if-error) set to d.
+func withDuration(i int, d time.Duration) []byte {
+	b := []byte{codecVersion, 0, 0xc8, 0x01, 0} // version, Gen, status 200, Stored
+	for j := range 4 {
+		if j == i {
+			b = binary.AppendVarint(b, int64(d))
+		} else {
+			b = binary.AppendVarint(b, 0)
+		}
+	}
+	return append(b, prefix()[9:]...)
+}
+
+func TestDecodeAcceptsTheForgeryBase(t *testing.T) {
+	// The forged rows of decodeRejectTests change one thing of this input; it must itself be valid,
+	// or they would prove nothing.
+	e, err := decode(seal(uv(prefix(), 0, 0, 0, 0, 0)))
+	if err != nil {
+		t.Fatalf("decode(minimal forged entry) error: %v", err)
+	}
+	want := &Entry{Key: "k", Status: 200, ETag: `"e"`, Stored: time.Unix(0, 0)}
+	if d := entryDiff(e, want); d != "" {
+		t.Errorf("decode(minimal forged entry) differs: %s", d)
+	}
+	for _, b := range [][]byte{withStatus(200), withDuration(0, 0)} {
+		if !bytes.Equal(b, prefix()) {
+			t.Errorf("forgery helper = %x, want %x", b, prefix())
+		}
+	}
+}
+
+func TestDecodeRejectsWhatEncodeDidNotWrite(t *testing.T) {
+	for _, tt := range decodeRejectTests {
+		e, err := decode(tt.in)
+		if !errors.Is(err, ErrCorrupt) || e != nil {
+			t.Errorf("%s: decode(%x) = %v, %v; want nil, ErrCorrupt", tt.name, tt.in, e, err)
+		}
+	}
+}
+
+func TestDecodeRejectsAnyChangedByte(t *testing.T) {
+	b := encode(roundTripTests[0].e)
+	for i := range b {
+		for mask := 1; mask < 256; mask++ {
+			c := bytes.Clone(b)
+			c[i] ^= byte(mask)
+			if _, err := decode(c); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("decode with byte %d xor %#x: err = %v, want ErrCorrupt", i, mask, err)
+			}
+		}
+	}
+}
+
+func TestDecodeRejectsEveryTruncation(t *testing.T) {
+	for _, tt := range roundTripTests {
+		b := encode(tt.e)
+		body := b[:len(b)-4]
+		for n := range len(b) {
+			if _, err := decode(b[:n]); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("%s: decode(first %d of %d bytes): err = %v, want ErrCorrupt", tt.name, n, len(b), err)
+			}
+		}
+		// Cut and checksummed again: only the field parser stands between the cut and a wrong entry.
+		for n := 1; n < len(body); n++ {
+			if _, err := decode(seal(bytes.Clone(body[:n]))); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("%s: decode(first %d of %d body bytes, resealed): err = %v, want ErrCorrupt", tt.name, n, len(body), err)
+			}
+		}
+	}
+}
+
+func TestDecodeRejectsHugeCountsQuicklyAndWithoutAllocating(t *testing.T) {
+	for _, tt := range decodeRejectTests {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		start := time.Now()
+		_, err := decode(tt.in)
+		took := time.Since(start)
+		runtime.ReadMemStats(&after)
+		if !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: err = %v, want ErrCorrupt", tt.name, err)
+		}
+		if took > 100*time.Millisecond {
+			t.Errorf("%s: decode took %v", tt.name, took)
+		}
+		// Other goroutines allocate too; 1 MiB is far below what an unchecked count would ask for.
+		if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
+			t.Errorf("%s: decode of %d bytes allocated %d bytes", tt.name, len(tt.in), n)
+		}
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	for _, tt := range roundTripTests {
+		f.Add(encode(tt.e))
+	}
+	for _, tt := range decodeRejectTests {
+		f.Add(tt.in)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		checkDecode(t, b)
+		if len(b) >= 5 {
+			// The same bytes with a correct checksum, so the fuzzer reaches the field parser.
+			checkDecode(t, reseal(b))
+		}
+	})
+}
+
+// checkDecode checks decode(b) does not panic, fails only with ErrCorrupt, and accepts only what
+// encode writes.
+func checkDecode(t *testing.T, b []byte) {
+	t.Helper()
+	e, err := decode(b)
+	if err != nil {
+		if !errors.Is(err, ErrCorrupt) {
+			t.Errorf("decode(%x) error %v does not wrap ErrCorrupt", b, err)
+		}
+		return
+	}
+	if len(e.Vary) != len(e.VaryValues) || e.Status < 100 || e.Status > 999 || e.ETag == "" {
+		t.Errorf("decode(%x) = %+v, an entry that breaks its invariants", b, e)
+	}
+	if again := encode(e); !bytes.Equal(again, b) {
+		t.Errorf("encode(decode(%x)) = %x", b, again)
+	}
+}
+
+func BenchmarkEncode(b *testing.B) {
+	e := roundTripTests[0].e
+	b.ReportAllocs()
+	for b.Loop() {
+		encode(e)
+	}
+}
+
+func BenchmarkDecode(b *testing.B) {
+	in := encode(roundTripTests[0].e)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := decode(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
