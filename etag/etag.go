@@ -74,6 +74,9 @@ func NoneMatch(inm, etag string) bool {
 // lastModified <= ims. Both are HTTP-dates in any of the three formats http.ParseTime accepts;
 // NotModifiedSince is false when either is empty or does not parse, so the client gets the full 200.
 func NotModifiedSince(ims, lastModified string) bool {
+	if ims == "" || lastModified == "" {
+		return false // the common case on the hit path: no allocation for a parse error
+	}
 	since, err := http.ParseTime(ims)
 	if err != nil {
 		return false

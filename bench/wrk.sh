@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Load benchmark, loopback only: L1-hit throughput of swrproxy against a bare fasthttp server that
+# returns the same bytes from memory, measured side by side in one run (rounds alternate, so both
+# see the same machine noise). Prints each round and the ratio of the medians.
+#
+#   bench/wrk.sh [seconds-per-round] [rounds] [connections]
+#
+# Needs wrk (apt-get install wrk). Starts everything it uses and stops it by process id.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-10}; rounds=${2:-3}; conns=${3:-64}
+command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+go build -o "$tmp/swrproxy" .
+go build -o "$tmp/bare" ./bench/bare
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+bare_port=$(free_port); proxy_port=$(free_port)
+"$tmp/bare" -listen "127.0.0.1:$bare_port" & pids+=($!)
+SWR_UPSTREAM="http://127.0.0.1:$bare_port" SWR_LISTEN="127.0.0.1:$proxy_port" SWR_REDIS_URL= \
+  SWR_LOG_LEVEL=warn "$tmp/swrproxy" & pids+=($!)
+
+path="/api/prices?pair=ALGO-USD"
+for port in "$bare_port" "$proxy_port"; do
+  for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port$path" >/dev/null && break; sleep 0.1; done
+done
+curl -fsS -D - -o /dev/null "http://127.0.0.1:$proxy_port$path" | grep -i '^x-cache' || true
+
+rps() { wrk -t2 -c"$conns" -d"${secs}s" "http://127.0.0.1:$1$path" | awk '/Requests\/sec/ {print $2}'; }
+bare=(); prox=()
+for r in $(seq "$rounds"); do
+  b=$(rps "$bare_port"); p=$(rps "$proxy_port")
+  bare+=("$b"); prox+=("$p")
+  echo "round $r: bare $b req/s, swrproxy $p req/s"
+done
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+mb=$(median "${bare[@]}"); mp=$(median "${prox[@]}")
+echo "median: bare $mb req/s, swrproxy $mp req/s, ratio $(awk -v p="$mp" -v b="$mb" 'BEGIN {printf "%.2f", p/b}')"
