@@ -3,11 +3,15 @@ package main
 import (
 	"context"
 	"net"
+	"net/url"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/swrproxy/swrproxy/invalidate"
+	"github.com/swrproxy/swrproxy/proxy"
+	"github.com/swrproxy/swrproxy/refresh"
 	"github.com/swrproxy/swrproxy/tiers"
 )
 
@@ -15,7 +19,7 @@ import (
 type adminRoutes struct {
 	store    *tiers.Store
 	rdb      redis.UniversalClient
-	upstream string // host:port of the origin
+	upstream *url.URL
 }
 
 func (a *adminRoutes) mount(r fiber.Router) {
@@ -38,9 +42,13 @@ func (a *adminRoutes) readyz(c *fiber.Ctx) error {
 		}
 	}
 	originState := "ok"
-	host := a.upstream
-	if _, _, err := net.SplitHostPort(host); err != nil {
-		host = net.JoinHostPort(host, "80")
+	host := a.upstream.Host
+	if a.upstream.Port() == "" {
+		port := "80"
+		if a.upstream.Scheme == "https" {
+			port = "443"
+		}
+		host = net.JoinHostPort(a.upstream.Hostname(), port)
 	}
 	var d net.Dialer
 	if conn, err := d.DialContext(ctx, "tcp", host); err != nil {
@@ -51,8 +59,44 @@ func (a *adminRoutes) readyz(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"status": "ready", "redis": redisState, "origin": originState})
 }
 
-func adminApp(a *adminRoutes) *fiber.App {
-	app := fiber.New(fiber.Config{DisableStartupMessage: true})
-	a.mount(app)
+// adminApp serves /_swr/ alone, for SWR_ADMIN_LISTEN.
+func adminApp(mount func(fiber.Router)) *fiber.App {
+	app := fiber.New(fiber.Config{DisableStartupMessage: true, StreamRequestBody: true})
+	mount(app)
+	app.Use(func(c *fiber.Ctx) error { return c.Status(fiber.StatusNotFound).SendString("Not Found") })
 	return app
+}
+
+// statsOf gathers the counters of GET /_swr/stats.
+func statsOf(h *proxy.Handler, f *refresh.Filler, p *refresh.Pool, s *tiers.Store, bus *invalidate.Bus) map[string]any {
+	objects, bytes := s.L1Stats()
+	out := map[string]any{
+		"hits_l1":           h.Stats.HitL1.Load(),
+		"hits_l2":           h.Stats.HitL2.Load(),
+		"misses":            h.Stats.Miss.Load(),
+		"stale_served":      h.Stats.Stale.Load(),
+		"stale_if_error":    h.Stats.StaleIfError.Load(),
+		"bypass":            h.Stats.Bypass.Load(),
+		"not_modified":      h.Stats.NotModified.Load(),
+		"errors":            h.Stats.Errors.Load(),
+		"origin_requests":   f.Stats.OriginRequests.Load(),
+		"origin_errors":     f.Stats.OriginErrors.Load(),
+		"fills_stored":      f.Stats.Stored.Load(),
+		"revalidated_304":   f.Stats.Revalidated.Load(),
+		"collapsed_local":   f.Stats.SharedLocal.Load(),
+		"collapsed_remote":  f.Stats.SharedRemote.Load(),
+		"refreshes_done":    p.Done.Load(),
+		"refreshes_failed":  p.Failed.Load(),
+		"refreshes_skipped": p.Skipped.Load(),
+		"refresh_overflow":  p.Overflow.Load(),
+		"refresh_queue":     p.Len(),
+		"l1_objects":        objects,
+		"l1_bytes":          bytes,
+		"l2_errors":         s.L2Errors(),
+		"l2_circuit_open":   s.L2Open(),
+	}
+	if bus != nil {
+		out["instances_live"] = bus.Live(context.Background())
+	}
+	return out
 }

@@ -28,7 +28,7 @@ func TestOriginFailureServesStaleIfErrorThenErrors(t *testing.T) {
 		w.Header().Set("Cache-Control", "max-age=1, stale-if-error=2")
 		fmt.Fprint(w, "good")
 	})
-	p := startProxy(t, o.URL, map[string]string{"SWR_STALE_WHILE_REVALIDATE": "0"})
+	p := startProxy(t, o.URL, map[string]string{"SWR_STALE_WHILE_REVALIDATE": "0", "SWR_REFRESH_WINDOW": "0"})
 	expect(t, get(t, p.URL+"/e"), 200, "MISS", "good")
 	failing.Store(true)
 	time.Sleep(1100 * time.Millisecond)
@@ -52,7 +52,7 @@ func TestOriginDownServesStaleAndA502WithoutCopy(t *testing.T) {
 		w.Header().Set("Cache-Control", "max-age=1")
 		fmt.Fprint(w, "cached")
 	})
-	p := startProxy(t, o.URL, map[string]string{"SWR_STALE_WHILE_REVALIDATE": "0", "SWR_STALE_IF_ERROR": "1h"})
+	p := startProxy(t, o.URL, map[string]string{"SWR_STALE_WHILE_REVALIDATE": "0", "SWR_STALE_IF_ERROR": "1h", "SWR_REFRESH_WINDOW": "0"})
 	expect(t, get(t, p.URL+"/d"), 200, "MISS", "cached")
 	o.Close() // connection refused from now on
 	time.Sleep(1100 * time.Millisecond)

@@ -126,7 +126,7 @@ func TestStaleIsServedWithoutWaitingThenRefreshed(t *testing.T) {
 		w.Header().Set("Cache-Control", "max-age=1, stale-while-revalidate=60")
 		fmt.Fprintf(w, "v%d", v)
 	})
-	p := startProxy(t, o.URL, nil)
+	p := startProxy(t, o.URL, map[string]string{"SWR_REFRESH_WINDOW": "0"}) // no refresh-ahead: let it go stale
 	expect(t, get(t, p.URL+"/s"), 200, "MISS", "v1")
 	mu.Lock()
 	version = 2
@@ -158,7 +158,7 @@ func TestRevalidationWith304RenewsTheEntryWithoutABody(t *testing.T) {
 		bodies.add()
 		fmt.Fprint(w, "body v1")
 	})
-	p := startProxy(t, o.URL, map[string]string{"SWR_STALE_WHILE_REVALIDATE": "0"})
+	p := startProxy(t, o.URL, map[string]string{"SWR_STALE_WHILE_REVALIDATE": "0", "SWR_REFRESH_WINDOW": "0"})
 	expect(t, get(t, p.URL+"/r"), 200, "MISS", "body v1")
 	time.Sleep(1100 * time.Millisecond) // let max-age=1 run out; no stale window, so the next request revalidates
 	r := get(t, p.URL+"/r")

@@ -25,6 +25,7 @@ import (
 
 	"github.com/swrproxy/swrproxy/config"
 	"github.com/swrproxy/swrproxy/httpcache"
+	"github.com/swrproxy/swrproxy/invalidate"
 	"github.com/swrproxy/swrproxy/proxy"
 	"github.com/swrproxy/swrproxy/refresh"
 	"github.com/swrproxy/swrproxy/tiers"
@@ -33,9 +34,24 @@ import (
 
 // The wiring main relies on.
 var (
-	_ proxy.Filler    = (*refresh.Filler)(nil)
-	_ proxy.Refresher = (*refresh.Pool)(nil)
+	_ proxy.Filler         = (*refresh.Filler)(nil)
+	_ proxy.Refresher      = (*refresh.Pool)(nil)
+	_ proxy.Tracker        = (*refresh.Tracker)(nil)
+	_ proxy.Invalidator    = (*invalidate.Handler)(nil)
+	_ invalidate.Refresher = refresher{}
 )
+
+// refresher gives the invalidation endpoint the refresh work it orders.
+type refresher struct {
+	pool    *refresh.Pool
+	filler  *refresh.Filler
+	tracker *refresh.Tracker
+}
+
+func (r refresher) Refresh(e *tiers.Entry, gen uint64) bool { return r.pool.Refresh(e, gen) }
+func (r refresher) Forget(key string)                       { r.filler.Forget(key) }
+func (r refresher) Hot(key string) bool                     { return r.tracker.Hot(key) }
+func (r refresher) Hits(key string) int64                   { return r.tracker.Hits(key) }
 
 func main() { os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr)) }
 
@@ -112,23 +128,43 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, ready listeni
 		Stats:          &refresh.Stats{},
 	}
 	pool := refresh.NewPool(filler, cfg.RefreshWorkers, 10000, cfg.UpstreamTimeout, log)
+	tracker := &refresh.Tracker{Window: cfg.RefreshWindow, Pool: pool, Filler: filler, Store: store, Log: log}
 	handler := &proxy.Handler{
 		Store:     store,
 		Filler:    filler,
 		Refresher: pool,
+		Tracker:   tracker,
 		Origin:    origin,
 		KeyHost:   cfg.KeyHost,
 		Timeout:   cfg.UpstreamTimeout,
 		Log:       log,
 	}
-	admin := &adminRoutes{store: store, rdb: rdb, upstream: cfg.Upstream.Host}
+	inv := &invalidate.Handler{
+		Secret:    cfg.InvalidateSecret,
+		Store:     store,
+		Refresher: refresher{pool, filler, tracker},
+		KeyHost:   cfg.KeyHost,
+		Log:       log,
+	}
+	var bus *invalidate.Bus
+	if rdb != nil {
+		bus = invalidate.NewBus(rdb, inv.Drop, log)
+		inv.Bus = bus
+	}
+	handler.Invalidator = inv
+	inv.Stats = func() map[string]any { return statsOf(handler, filler, pool, store, bus) }
+	admin := &adminRoutes{store: store, rdb: rdb, upstream: cfg.Upstream}
+	mount := func(r fiber.Router) {
+		admin.mount(r)
+		inv.Mount(r)
+	}
 
 	var apps []*fiber.App
 	var lns []net.Listener
 	if cfg.AdminListen == "" {
-		apps = append(apps, proxy.NewApp(handler, admin.mount))
+		apps = append(apps, proxy.NewApp(handler, mount))
 	} else {
-		apps = append(apps, proxy.NewApp(handler, nil), adminApp(admin))
+		apps = append(apps, proxy.NewApp(handler, nil), adminApp(mount))
 	}
 	for _, addr := range []string{cfg.Listen, cfg.AdminListen}[:len(apps)] {
 		ln, err := net.Listen("tcp", addr)
@@ -155,6 +191,10 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, ready listeni
 	var workers errgroup.Group
 	workers.Go(func() error { return pool.Run(wctx) })
 	workers.Go(func() error { return store.Run(wctx) })
+	workers.Go(func() error { return tracker.Run(wctx) })
+	if bus != nil {
+		workers.Go(func() error { return bus.Run(wctx) })
+	}
 	for i, app := range apps {
 		g.Go(func() error { return app.Listener(lns[i]) })
 	}

@@ -237,6 +237,9 @@ func (h *Handler) passTTL() time.Duration {
 
 func (h *Handler) serveFilled(c *fiber.Ctx, res *tiers.Result) error {
 	e := res.Entry
+	if h.Tracker != nil && res.NotStored == "" {
+		h.Tracker.Touch(e.Key, e)
+	}
 	age := e.CurrentAge(h.now())
 	switch {
 	case res.Revalidated:

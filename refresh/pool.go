@@ -3,7 +3,9 @@ package refresh
 import (
 	"container/heap"
 	"context"
+	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,11 +13,13 @@ import (
 	"github.com/swrproxy/swrproxy/tiers"
 )
 
-// Job is one background fetch: a stale revalidation (due now) or a refresh-ahead (due shortly
-// before the key goes stale).
+// Job is one background fetch: a stale revalidation (due now), a refresh-ahead (due shortly
+// before a hot key goes stale) or a refresh ordered by an invalidation.
 type Job struct {
-	Req *tiers.Request
-	Due time.Time
+	ID  string    // at most one job per ID is queued or running (a key, or a key and variant)
+	Due time.Time // when to run it
+	// Run does the work under a context bounded by the pool's timeout; an error is logged.
+	Run func(ctx context.Context) error
 }
 
 // filler is what the pool runs jobs with; *Filler implements it.
@@ -33,34 +37,56 @@ type Pool struct {
 	timeout time.Duration
 	log     *slog.Logger
 
-	mu      sync.Mutex
-	queue   jobHeap
-	byKey   map[string]*item
-	running map[string]bool
-	wake    chan struct{}
+	mu       sync.Mutex
+	queue    jobHeap
+	byKey    map[string]*item
+	running  map[string]bool
+	deferred map[string]Job // future jobs scheduled while their ID was running
+	wake     chan struct{}
 
 	// Counters, read with Load.
 	Done, Failed, Overflow, Skipped atomic.Int64
 }
 
-// NewPool returns a pool of workers running fill with at most queue jobs waiting; each job gets
-// timeout. Call Run to start it.
+// NewPool returns a pool of workers with at most queue jobs waiting; each job gets timeout. fill
+// serves Enqueue. Call Run to start it.
 func NewPool(fill filler, workers, queue int, timeout time.Duration, log *slog.Logger) *Pool {
 	return &Pool{
-		fill:    fill,
-		workers: max(workers, 1),
-		max:     max(queue, 1),
-		timeout: timeout,
-		log:     log,
-		byKey:   map[string]*item{},
-		running: map[string]bool{},
-		wake:    make(chan struct{}, 1),
+		fill:     fill,
+		workers:  max(workers, 1),
+		max:      max(queue, 1),
+		timeout:  timeout,
+		log:      log,
+		byKey:    map[string]*item{},
+		running:  map[string]bool{},
+		deferred: map[string]Job{},
+		wake:     make(chan struct{}, 1),
 	}
 }
 
 // Enqueue schedules a revalidation of r's stale entry, due now. See Schedule.
 func (p *Pool) Enqueue(r *tiers.Request) bool {
-	return p.Schedule(Job{Req: r, Due: time.Now()})
+	return p.Schedule(Job{ID: r.Key, Due: time.Now(), Run: func(ctx context.Context) error {
+		return Discard(p.fill.Fill(ctx, r))
+	}})
+}
+
+// Refresh queues a fetch of the variant e under object generation gen, due now: the work of an
+// invalidation in mode refresh. It reports false when the queue refused it.
+func (p *Pool) Refresh(e *tiers.Entry, gen uint64) bool {
+	r := RequestFor(e, gen)
+	id := "refresh\x00" + e.Key + "\x00" + strings.Join(e.VaryValues, "\x00")
+	return p.Schedule(Job{ID: id, Due: time.Now(), Run: func(ctx context.Context) error {
+		return Discard(p.fill.Fill(ctx, r))
+	}})
+}
+
+// Discard releases what a background fill returned (nobody streams a Pass) and returns its error.
+func Discard(res *tiers.Result, err error) error {
+	if err == nil && res.Pass != nil && res.Pass.Claim() {
+		res.Pass.Body.Close()
+	}
+	return err
 }
 
 // Schedule queues j. It reports false, without blocking, when the key is already queued or
@@ -69,11 +95,21 @@ func (p *Pool) Enqueue(r *tiers.Request) bool {
 func (p *Pool) Schedule(j Job) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	key := j.Req.Key
+	key := j.ID
 	if p.running[key] {
+		// A job may schedule its own successor (refresh-ahead); anything due now is redundant.
+		if d, ok := p.deferred[key]; j.Due.After(time.Now()) && (!ok || j.Due.Before(d.Due)) {
+			p.deferred[key] = j
+			return true
+		}
 		p.Skipped.Add(1)
 		return false
 	}
+	return p.queueLocked(j)
+}
+
+func (p *Pool) queueLocked(j Job) bool {
+	key := j.ID
 	if it, ok := p.byKey[key]; ok {
 		if j.Due.Before(it.job.Due) {
 			it.job = j
@@ -91,7 +127,7 @@ func (p *Pool) Schedule(j Job) bool {
 			return false
 		}
 		dropped := heap.Remove(&p.queue, last).(*item)
-		delete(p.byKey, dropped.job.Req.Key)
+		delete(p.byKey, dropped.job.ID)
 		p.Overflow.Add(1)
 	}
 	it := &item{job: j}
@@ -168,7 +204,7 @@ func (p *Pool) next(now time.Time) (*Job, time.Duration) {
 		return nil, d
 	}
 	it := heap.Pop(&p.queue).(*item)
-	key := it.job.Req.Key
+	key := it.job.ID
 	delete(p.byKey, key)
 	p.running[key] = true
 	return &it.job, 0
@@ -177,19 +213,19 @@ func (p *Pool) next(now time.Time) (*Job, time.Duration) {
 func (p *Pool) run(ctx context.Context, j *Job) {
 	defer func() {
 		p.mu.Lock()
-		delete(p.running, j.Req.Key)
+		delete(p.running, j.ID)
+		if next, ok := p.deferred[j.ID]; ok {
+			delete(p.deferred, j.ID)
+			p.queueLocked(next)
+		}
 		p.mu.Unlock()
 	}()
 	jctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
-	res, err := p.fill.Fill(jctx, j.Req)
-	if err != nil {
+	if err := safeRun(jctx, j.Run); err != nil {
 		p.Failed.Add(1)
-		p.log.Warn("background refresh failed; keeping the stale entry", "key", j.Req.Key, "err", err)
+		p.log.Warn("background refresh failed; keeping the stale entry", "key", j.ID, "err", err)
 		return
-	}
-	if res.Pass != nil && res.Pass.Claim() {
-		res.Pass.Body.Close()
 	}
 	p.Done.Add(1)
 }
@@ -231,4 +267,14 @@ func (h jobHeap) latest() int {
 		}
 	}
 	return last
+}
+
+// safeRun runs f, turning a panic into an error: one bad job must not take the process down.
+func safeRun(ctx context.Context, f func(context.Context) error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("refresh: panic in background job: %v", p)
+		}
+	}()
+	return f(ctx)
 }

@@ -127,7 +127,7 @@ func (d *decoder) fail(what string) {
 
 func (d *decoder) uvarint() uint64 {
 	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
+	if n <= 0 || n > 1 && d.b[n-1] == 0 { // a zero last byte is an overlong form encode never writes
 		d.fail("uvarint")
 		return 0
 	}
@@ -137,7 +137,7 @@ func (d *decoder) uvarint() uint64 {
 
 func (d *decoder) varint() int64 {
 	v, n := binary.Varint(d.b)
-	if n <= 0 {
+	if n <= 0 || n > 1 && d.b[n-1] == 0 {
 		d.fail("varint")
 		return 0
 	}

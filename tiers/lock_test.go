@@ -106,7 +106,7 @@ func TestALockWhoseHolderDiedExpires(t *testing.T) {
 	ctx := t.Context()
 	lk := RedisKey("/dead") + ":lock"
 	// Another instance took the lock and died: nobody renews it.
-	if ok, err := rdb.SetNX(ctx, lk, "someone else", 300*time.Millisecond).Result(); !ok || err != nil {
+	if ok, err := rdb.SetNX(ctx, lk, "someone else", 500*time.Millisecond).Result(); !ok || err != nil {
 		t.Fatalf("SETNX %s = %v, %v", lk, ok, err)
 	}
 	if l, ok, err := s.TryLock(ctx, "/dead", 5*time.Second); ok || err != nil {

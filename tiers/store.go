@@ -108,7 +108,8 @@ func New(o Options) (*Store, error) {
 			return uint32(min(o.size, 1<<31))
 		},
 		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[string, *Object]) time.Duration {
-			return min(s.l1MaxTTL, time.Until(e.Value.expires))
+			// otter never expires an entry created with a non-positive duration: expire it at once.
+			return max(min(s.l1MaxTTL, time.Until(e.Value.expires)), 1)
 		}),
 	})
 	if err != nil {
@@ -125,9 +126,21 @@ func cmp(d, def time.Duration) time.Duration {
 	return def
 }
 
-// Run probes Redis while its circuit is open. It blocks until ctx is cancelled and returns nil.
+// Run probes Redis while its circuit is open and prunes the key index. It blocks until ctx is cancelled and returns nil.
 func (s *Store) Run(ctx context.Context) error {
 	if s.rdb != nil {
+		go func() { // stops with ctx
+			t := time.NewTicker(30 * time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					s.prune(ctx)
+				}
+			}
+		}()
 		s.br.probe(ctx, s.rdb, 500*time.Millisecond, s.timeout)
 	}
 	<-ctx.Done()
@@ -241,6 +254,7 @@ func (s *Store) observe(err error) {
 var setScript = redis.NewScript(`
 local g = tonumber(redis.call('HGET', KEYS[1], 'g') or '0')
 if g > tonumber(ARGV[1]) then return 0 end
+if tonumber(ARGV[1]) > g then g = ARGV[1]; redis.call('HSET', KEYS[1], 'g', g) end
 if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0 and redis.call('HLEN', KEYS[1]) > tonumber(ARGV[5]) then
   redis.call('DEL', KEYS[1])
   redis.call('HSET', KEYS[1], 'g', g)
@@ -307,7 +321,7 @@ func (s *Store) setL2(ctx context.Context, e *Entry, ttl time.Duration) error {
 	if n == 0 {
 		return ErrStale
 	}
-	return nil
+	return s.index(ctx, e, ttl)
 }
 
 // clearScript removes every variant of a key but keeps (and bumps) its generation for a while,

@@ -1,0 +1,92 @@
+// Package invalidate owns the private endpoints through which the origin clears or refreshes
+// cached keys (by key, prefix, tag, or all), lists keys and reads counters; their Bearer auth; and
+// the fan-out of each invalidation to every instance's L1 over Redis pub/sub, with acknowledgements
+// and a heartbeat so the endpoint knows how many instances are live. The refresh work itself is the
+// Refresher's.
+package invalidate
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Mode says what an invalidation does to the selected keys.
+type Mode string
+
+const (
+	// Clear removes the keys everywhere: the next request is a miss.
+	Clear Mode = "clear"
+	// Refresh marks them stale and fetches them anew in the background (a soft purge): clients
+	// keep getting the old copy, marked STALE, until the new one is stored.
+	Refresh Mode = "refresh"
+	// Auto refreshes the hot keys (requested within the refresh window on any instance) and
+	// clears the cold ones.
+	Auto Mode = "auto"
+)
+
+// Request is the JSON body of POST /_swr/invalidate.
+type Request struct {
+	Keys     []string `json:"keys,omitempty"`
+	Prefixes []string `json:"prefixes,omitempty"`
+	Tags     []string `json:"tags,omitempty"`
+	All      bool     `json:"all,omitempty"`
+	Mode     Mode     `json:"mode,omitempty"`
+}
+
+// MaxBody bounds the request body; MaxItems bounds each list.
+const (
+	MaxBody  = 1 << 20
+	MaxItems = 10000
+)
+
+// decodeRequest parses and validates an invalidation body. Every error says what is wrong, for
+// the 400 reply; nothing has been changed when it returns one.
+func decodeRequest(body []byte) (Request, error) {
+	var r Request
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		if errors.Is(err, io.EOF) {
+			return r, errors.New("empty body: send a JSON object such as {\"keys\": [\"/path\"]}")
+		}
+		return r, fmt.Errorf("invalid JSON: %v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return r, errors.New("invalid JSON: more than one value in the body")
+	}
+	switch r.Mode {
+	case "":
+		r.Mode = Auto
+	case Clear, Refresh, Auto:
+	default:
+		return r, fmt.Errorf("mode %q: want \"clear\", \"refresh\" or \"auto\"", r.Mode)
+	}
+	if len(r.Keys)+len(r.Prefixes)+len(r.Tags) == 0 && !r.All {
+		return r, errors.New("empty selection: give keys, prefixes, tags, or \"all\": true")
+	}
+	for _, l := range []struct {
+		name  string
+		items []string
+	}{{"keys", r.Keys}, {"prefixes", r.Prefixes}, {"tags", r.Tags}} {
+		if len(l.items) > MaxItems {
+			return r, fmt.Errorf("%s: %d items, at most %d per request", l.name, len(l.items), MaxItems)
+		}
+		for i, s := range l.items {
+			switch {
+			case s == "":
+				return r, fmt.Errorf("%s[%d] is empty", l.name, i)
+			case l.name == "tags" && strings.ContainsAny(s, " \t\r\n"):
+				return r, fmt.Errorf("tags[%d] %q contains white space (Surrogate-Key tags are space separated)", i, s)
+			case l.name != "tags" && strings.ContainsAny(s, "\r\n\x00"):
+				return r, fmt.Errorf("%s[%d] %q contains a control character", l.name, i, s)
+			}
+		}
+	}
+	return r, nil
+}
+
+func joinErrs(errs []error) error { return errors.Join(errs...) }

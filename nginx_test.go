@@ -1,0 +1,466 @@
+package main
+
+// End-to-end tests of the deployment files: the repository's own nginx template in front of a
+// real swrproxy (a real nginx on loopback), docker-compose.yml as docker-compose reads it, and
+// .env.example against config.Settings.
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/swrproxy/swrproxy/config"
+)
+
+const nginxTemplate = "nginx/templates/default.conf.template"
+
+// nginxBinary returns the path of nginx, failing the test (never skipping it) when it is missing.
+func nginxBinary(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("nginx"); err == nil {
+		return p
+	}
+	if _, err := os.Stat("/usr/sbin/nginx"); err == nil {
+		return "/usr/sbin/nginx"
+	}
+	t.Fatal("nginx not found: run `make test` (it installs it) or apt-get install nginx")
+	return ""
+}
+
+// nginxTemplateVars matches the ${NAME} placeholders the official image's envsubst replaces.
+var nginxTemplateVars = regexp.MustCompile(`\$\{([A-Z_][A-Z0-9_]*)\}`)
+
+// renderNginxTemplate does what the nginx image's entrypoint does with the template: replace the
+// placeholders with vars. A placeholder without a value fails the test, since the image would
+// leave it in place and nginx would not start.
+func renderNginxTemplate(t *testing.T, vars map[string]string) string {
+	t.Helper()
+	b, err := os.ReadFile(nginxTemplate)
+	if err != nil {
+		t.Fatalf("read the nginx template: %v", err)
+	}
+	var missing []string
+	out := nginxTemplateVars.ReplaceAllStringFunc(string(b), func(m string) string {
+		name := nginxTemplateVars.FindStringSubmatch(m)[1]
+		v, ok := vars[name]
+		if !ok {
+			missing = append(missing, name)
+		}
+		return v
+	})
+	if len(missing) > 0 {
+		t.Fatalf("%s uses ${%s}, which the test (and docker-compose.yml) must define", nginxTemplate, strings.Join(missing, "}, ${"))
+	}
+	return out
+}
+
+// nginxFreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func nginxFreePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("find a free port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// startNginx runs a real nginx with the repository's template, proxying to upstream (host:port),
+// on a free loopback port; it returns nginx's base URL and stops nginx when the test ends.
+func startNginx(t *testing.T, upstream string) string {
+	t.Helper()
+	bin := nginxBinary(t)
+	dir := t.TempDir()
+	port := nginxFreePort(t)
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+
+	server := renderNginxTemplate(t, map[string]string{"SWRPROXY_UPSTREAM": upstream, "NGINX_PORT": addr})
+	if err := os.WriteFile(filepath.Join(dir, "default.conf"), []byte(server), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	user := ""
+	if os.Geteuid() == 0 {
+		user = "user root;" // temp dirs are 0700 root: workers must be able to read them
+	}
+	// What the image's /etc/nginx/nginx.conf provides around conf.d/*.conf, minus what needs
+	// files outside dir (mime.types, /var/log, /var/cache).
+	main := fmt.Sprintf(`%[2]s
+daemon off;
+master_process off;
+worker_processes 1;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log warn;
+events { worker_connections 256; }
+http {
+    access_log off;
+    default_type application/octet-stream;
+    client_body_temp_path %[1]s/client_body;
+    proxy_temp_path %[1]s/proxy;
+    fastcgi_temp_path %[1]s/fastcgi;
+    uwsgi_temp_path %[1]s/uwsgi;
+    scgi_temp_path %[1]s/scgi;
+    include %[1]s/default.conf;
+}
+`, dir, user)
+	conf := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(conf, []byte(main), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-e", filepath.Join(dir, "error.log"), "-p", dir + "/", "-c", conf}
+
+	if out, err := exec.Command(bin, append([]string{"-t", "-q"}, args...)...).CombinedOutput(); err != nil {
+		t.Fatalf("nginx -t rejects the rendered template: %v\n%s\n--- rendered server config ---\n%s", err, out, server)
+	}
+
+	var output bytes.Buffer
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = &output, &output
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start nginx: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill() // by pid; master_process off, so there are no workers to orphan
+		<-exited
+	})
+	errorLog := func() string {
+		b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+		return string(b)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		select {
+		case err := <-exited:
+			exited <- err // for the cleanup
+			t.Fatalf("nginx exited at start: %v\n%s%s", err, &output, errorLog())
+		default:
+		}
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return "http://" + addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nginx did not listen on %s within 10s\n%s", addr, errorLog())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func gunzipBody(t *testing.T, r reply) string {
+	t.Helper()
+	zr, err := gzip.NewReader(strings.NewReader(r.Body))
+	if err != nil {
+		t.Fatalf("gunzip the body: %v (Content-Encoding %q, %d bytes)", err, r.Header.Get("Content-Encoding"), len(r.Body))
+	}
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatalf("gunzip the body: %v", err)
+	}
+	return string(b)
+}
+
+func TestNginxInFrontOfSwrproxy(t *testing.T) {
+	var prices []string
+	for i := range 20 {
+		prices = append(prices, fmt.Sprintf(`{"pair":"PAIR%02d-USD","price":%d.25}`, i, 100+i))
+	}
+	body := `{"prices":[` + strings.Join(prices, ",") + `]}` // well over gzip_min_length
+	var mu sync.Mutex
+	var seen []http.Header // request headers the origin got
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Header.Clone())
+		mu.Unlock()
+		if r.URL.Path == "/down" {
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, "origin is down for maintenance\n")
+			return
+		}
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, body)
+	})
+	p := startProxy(t, o.URL, nil)
+	n := startNginx(t, strings.TrimPrefix(p.URL, "http://"))
+	const path = "/api/prices?pair=ALGO-USD"
+
+	// A client that takes gzip gets gzip, from nginx, of swrproxy's cached JSON.
+	r := get(t, n+path, "Accept-Encoding", "gzip", "X-Forwarded-For", "203.0.113.7")
+	expect(t, r, 200, "MISS", "")
+	if ce := r.Header.Get("Content-Encoding"); ce != "gzip" {
+		t.Fatalf("Content-Encoding = %q, want gzip", ce)
+	}
+	if got := gunzipBody(t, r); got != body {
+		t.Fatalf("gunzipped body = %q, want the origin's JSON", trim(got))
+	}
+	if v := r.Header.Values("Vary"); !slices.ContainsFunc(v, func(s string) bool { return strings.Contains(s, "Accept-Encoding") }) {
+		t.Errorf("Vary = %q, want Accept-Encoding (gzip_vary)", v)
+	}
+	if s := r.Header.Get("Server"); s != "nginx" {
+		t.Errorf("Server = %q, want nginx without a version (server_tokens off)", s)
+	}
+	etag := r.Header.Get("ETag")
+	if !strings.HasPrefix(etag, `W/"`) || !strings.HasSuffix(etag, `"`) {
+		t.Fatalf("ETag through gzip = %q, want nginx's weakened W/\"…\"", etag)
+	}
+
+	r = get(t, n+path, "Accept-Encoding", "gzip")
+	expect(t, r, 200, "HIT", "")
+	if got := gunzipBody(t, r); got != body {
+		t.Fatalf("gunzipped HIT body = %q, want the origin's JSON", trim(got))
+	}
+	if got := r.Header.Get("ETag"); got != etag {
+		t.Errorf("HIT ETag = %q, want %q again", got, etag)
+	}
+	if r.Header.Get("Age") == "" {
+		t.Error("no Age header through nginx")
+	}
+
+	// A poller that sends back the weak tag nginx gave it gets 304 from swrproxy, through nginx.
+	r = get(t, n+path, "Accept-Encoding", "gzip", "If-None-Match", etag)
+	expect(t, r, http.StatusNotModified, "HIT", "")
+	if r.Body != "" {
+		t.Errorf("304 through nginx has a body of %d bytes", len(r.Body))
+	}
+	// And swrproxy itself compares weakly (nginx does not turn 200s into 304s for proxied responses).
+	expect(t, get(t, p.URL+path, "If-None-Match", etag), http.StatusNotModified, "HIT", "")
+	// A tag that does not match gets the full answer from cache.
+	r = get(t, n+path, "Accept-Encoding", "gzip", "If-None-Match", `W/"nope"`)
+	expect(t, r, 200, "HIT", "")
+
+	// A client without gzip gets the JSON as it is, with swrproxy's strong ETag.
+	r = get(t, n+path)
+	expect(t, r, 200, "HIT", body)
+	if ce := r.Header.Get("Content-Encoding"); ce != "" {
+		t.Errorf("Content-Encoding = %q for a client without Accept-Encoding", ce)
+	}
+	if strong := r.Header.Get("ETag"); "W/"+strong != etag {
+		t.Errorf("identity ETag = %q, want the strong form of %q", strong, etag)
+	}
+
+	// Errors pass through as swrproxy sent them, not replaced by nginx error pages.
+	r = get(t, n+"/down")
+	expect(t, r, http.StatusServiceUnavailable, "BYPASS", "origin is down for maintenance\n")
+
+	// The private endpoints are not reachable through nginx, in any spelling.
+	for _, path := range []string{"/_swr/healthz", "/_swr/readyz", "/_SWR/healthz", "/%5Fswr/healthz", "//_swr/healthz", "/_swr"} {
+		r := get(t, n+path)
+		if r.StatusCode != http.StatusNotFound || r.Header.Get("X-Cache") != "" {
+			t.Errorf("GET %s through nginx: %d X-Cache=%q, want nginx's own 404", path, r.StatusCode, r.Header.Get("X-Cache"))
+		}
+	}
+	if r := do(http.MethodPost, n+"/_swr/invalidate", "Authorization", "Bearer x"); r.StatusCode != http.StatusNotFound {
+		t.Errorf("POST /_swr/invalidate through nginx: %d, want 404", r.StatusCode)
+	}
+	if r := do("PURGE", n+path, "Authorization", "Bearer x"); r.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("PURGE through nginx: %d, want 405", r.StatusCode)
+	}
+	if r := get(t, p.URL+"/_swr/healthz"); r.StatusCode != http.StatusOK {
+		t.Errorf("GET /_swr/healthz on swrproxy itself: %d, want 200", r.StatusCode)
+	}
+	if r := get(t, n+"/_nginx/healthz"); r.StatusCode != http.StatusOK || r.Body != "ok\n" {
+		t.Errorf("GET /_nginx/healthz: %d %q, want 200 ok", r.StatusCode, r.Body)
+	}
+
+	// The origin saw the cacheable URL once, with the client's address forwarded by nginx.
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 2 { // the MISS and /down
+		t.Fatalf("origin got %d requests, want 2 (one fill, one /down)", len(seen))
+	}
+	h := seen[0]
+	if xff := h.Get("X-Forwarded-For"); !strings.HasPrefix(xff, "203.0.113.7, 127.0.0.1") {
+		t.Errorf("X-Forwarded-For at the origin = %q, want the client's, then nginx's peer (127.0.0.1)", xff)
+	}
+	if got := h.Get("X-Forwarded-Proto"); got != "http" {
+		t.Errorf("X-Forwarded-Proto at the origin = %q, want http", got)
+	}
+	if got := h.Get("X-Forwarded-Host"); got != "127.0.0.1" {
+		t.Errorf("X-Forwarded-Host at the origin = %q, want 127.0.0.1 (nginx's $host)", got)
+	}
+}
+
+// composeFiles are the files docker-compose.yml refers to that must exist for `config`.
+var composeFiles = []string{"docker-compose.yml", "Dockerfile", ".dockerignore", nginxTemplate}
+
+func dockerCompose(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("docker-compose")
+	if err != nil {
+		t.Fatal("docker-compose not found: run `make test` (it installs it) or apt-get install docker-compose")
+	}
+	return p
+}
+
+// TestDockerComposeConfigIsValid runs `docker-compose config` on a copy of the deployment files,
+// with .env made from .env.example as the README says.
+func TestDockerComposeConfigIsValid(t *testing.T) {
+	bin := dockerCompose(t)
+	dir := t.TempDir()
+	for _, f := range composeFiles {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env, err := os.ReadFile(".env.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".env"), env, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	compose := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, append([]string{"--project-directory", dir, "-f", filepath.Join(dir, "docker-compose.yml")}, args...)...)
+		cmd.Dir = dir
+		// Nothing from the caller's environment (COMPOSE_FILE, SWR_*, …) may leak in.
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		done := make(chan error, 1)
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("docker-compose %s: %v", strings.Join(args, " "), err)
+		}
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("docker-compose %s: %v\n%s%s", strings.Join(args, " "), err, &stderr, &stdout)
+			}
+		case <-time.After(60 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			t.Fatalf("docker-compose %s did not finish within 60s", strings.Join(args, " "))
+		}
+		return stdout.String()
+	}
+
+	compose("config", "-q")
+
+	services := strings.Fields(compose("config", "--services"))
+	slices.Sort(services)
+	if want := []string{"nginx", "origin", "redis", "swrproxy"}; !slices.Equal(services, want) {
+		t.Errorf("services = %q, want %q", services, want)
+	}
+	out := compose("config")
+	// Only nginx is published; swrproxy, redis and the origin stay on the compose network.
+	if n := strings.Count(out, "published:"); n != 1 {
+		t.Errorf("%d published ports, want 1 (nginx 8080)\n%s", n, out)
+	}
+	for _, want := range []string{
+		"SWR_UPSTREAM: http://origin:9000",   // from .env: the demo origin by default
+		"SWR_REDIS_URL: redis://redis:6379/0", // an empty value would mean L1 only
+		"condition: service_healthy",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("docker-compose config lacks %q\n%s", want, out)
+		}
+	}
+	// The nginx service defines every placeholder of the template.
+	tmpl, err := os.ReadFile(nginxTemplate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range nginxTemplateVars.FindAllStringSubmatch(string(tmpl), -1) {
+		if !strings.Contains(out, m[1]+":") {
+			t.Errorf("the template uses ${%s}, which docker-compose.yml does not set", m[1])
+		}
+	}
+	// Every build target the compose file names is a stage of the Dockerfile.
+	dockerfile, err := os.ReadFile("Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile(`(?m)^\s+target: (\S+)$`).FindAllStringSubmatch(out, -1) {
+		if !regexp.MustCompile(`(?im)^FROM\s+\S+\s+AS\s+` + regexp.QuoteMeta(m[1]) + `\s*$`).Match(dockerfile) {
+			t.Errorf("docker-compose.yml builds target %q, which the Dockerfile does not define", m[1])
+		}
+	}
+}
+
+// TestDockerComposeEnvExampleListsEverySetting checks .env.example against config.Settings: every
+// setting once, with a comment line above it, at its default unless compose needs another value,
+// and the whole file a valid configuration.
+func TestDockerComposeEnvExampleListsEverySetting(t *testing.T) {
+	f, err := os.Open(".env.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	values := map[string]string{}
+	var order []string
+	prev := ""
+	sc := bufio.NewScanner(f)
+	for line := 1; sc.Scan(); line++ {
+		text := sc.Text()
+		if k, v, ok := strings.Cut(text, "="); ok && !strings.HasPrefix(text, "#") {
+			if _, dup := values[k]; dup {
+				t.Errorf("line %d: %s is set twice", line, k)
+			}
+			if !strings.HasPrefix(prev, "# ") {
+				t.Errorf("line %d: %s has no comment line above it", line, k)
+			}
+			if strings.ContainsAny(v, `"'#`) || strings.TrimSpace(v) != v {
+				t.Errorf("line %d: %s=%s: write values bare (env_file takes quotes and comments literally)", line, k, v)
+			}
+			values[k] = v
+			order = append(order, k)
+		}
+		prev = text
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	compose := map[string]string{ // values this deployment needs instead of the default
+		"SWR_UPSTREAM":          "http://origin:9000",
+		"SWR_REDIS_URL":         "redis://redis:6379/0",
+		"SWR_INVALIDATE_SECRET": "change-me-to-a-long-random-string",
+	}
+	var settings []string
+	for _, s := range config.Settings {
+		settings = append(settings, s.Env)
+		v, ok := values[s.Env]
+		want, special := compose[s.Env]
+		if !special {
+			want = s.Default
+		}
+		switch {
+		case !ok:
+			t.Errorf(".env.example lacks %s (default %q: %s)", s.Env, s.Default, s.Help)
+		case v != want:
+			t.Errorf(".env.example: %s=%s, want %s", s.Env, v, want)
+		}
+	}
+	for _, k := range order {
+		if strings.HasPrefix(k, "SWR_") && !slices.Contains(settings, k) {
+			t.Errorf(".env.example sets %s, which is not a setting of config.Settings", k)
+		}
+	}
+	if _, err := config.LoadLookup(func(k string) (string, bool) { v, ok := values[k]; return v, ok }, nil); err != nil {
+		t.Errorf(".env.example is not a valid configuration: %v", err)
+	}
+}
