@@ -12,7 +12,6 @@ ARG GO_VERSION=1.26
 
 FROM golang:${GO_VERSION}-bookworm AS build
 WORKDIR /src
-ENV CGO_ENABLED=0 GOFLAGS=-trimpath
 # Dependencies first: this layer is rebuilt only when go.mod or go.sum change.
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod \
@@ -20,9 +19,9 @@ RUN --mount=type=cache,target=/go/pkg/mod \
 COPY . .
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
-    go build -ldflags="-s -w" -o /out/swrproxy . && \
-    go build -ldflags="-s -w" -o /out/healthcheck ./cmd/healthcheck && \
-    go build -ldflags="-s -w" -o /out/origin ./examples/origin
+    CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/swrproxy . && \
+    CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/healthcheck ./cmd/healthcheck && \
+    CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/origin ./examples/origin
 
 # The demo origin (examples/origin): docker-compose.yml builds this target.
 FROM gcr.io/distroless/static-debian12:nonroot AS origin

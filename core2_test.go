@@ -392,7 +392,7 @@ func TestForwardedAndHopByHopHeaders(t *testing.T) {
 func TestReservedPrefixIsNeverForwarded(t *testing.T) {
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "origin") })
 	p := startProxy(t, o.URL, nil)
-	for _, path := range []string{"/_swr/invalidate", "/_swr/nope", "/%5Fswr/nope", "/x/../_swr/nope"} {
+	for _, path := range []string{"/_swr/invalidate", "/_swr/nope", "/%5Fswr/nope", "/x/../_swr/nope", "/_SWR/nope", "/_Swr"} {
 		if r := do(http.MethodGet, p.URL+path); r.StatusCode != 404 {
 			t.Errorf("GET %s: %d %q, want 404", path, r.StatusCode, trim(r.Body))
 		}

@@ -297,6 +297,83 @@ func TestNginxInFrontOfSwrproxy(t *testing.T) {
 	}
 }
 
+// startDemoOrigin builds examples/origin and runs it on addr, posting invalidations to adminURL.
+func startDemoOrigin(t *testing.T, addr, adminURL, secret string) {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "origin")
+	if out, err := exec.Command("go", "build", "-o", bin, "./examples/origin").CombinedOutput(); err != nil {
+		t.Fatalf("go build ./examples/origin: %v\n%s", err, out)
+	}
+	var output bytes.Buffer
+	cmd := exec.Command(bin)
+	cmd.Env = []string{
+		"ORIGIN_LISTEN=" + addr, "ORIGIN_DELAY=50ms", "ORIGIN_TICK=1h", // no drift during the test
+		"SWR_ADMIN_URL=" + adminURL, "SWR_INVALIDATE_SECRET=" + secret,
+	}
+	cmd.Stdout, cmd.Stderr = &output, &output
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start the demo origin: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for do(http.MethodGet, "http://"+addr+"/healthz").StatusCode != http.StatusOK {
+		select {
+		case err := <-exited:
+			exited <- err
+			t.Fatalf("the demo origin exited at start: %v\n%s", err, &output)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the demo origin did not answer /healthz within 10s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestNginxDemoOriginFlow is what a new user does after `docker compose up`, on loopback: the
+// demo origin behind swrproxy behind nginx; MISS, HIT, 304, then an edit whose invalidation
+// reaches swrproxy directly and the new price shows up through nginx.
+func TestNginxDemoOriginFlow(t *testing.T) {
+	const secret = "test-secret-0123456789"
+	originAddr := "127.0.0.1:" + strconv.Itoa(nginxFreePort(t))
+	p := startProxy(t, "http://"+originAddr, map[string]string{"SWR_INVALIDATE_SECRET": secret})
+	startDemoOrigin(t, originAddr, p.URL, secret)
+	n := startNginx(t, strings.TrimPrefix(p.URL, "http://"))
+	const path = "/api/prices?pair=ALGO-USD"
+
+	r := get(t, n+path)
+	expect(t, r, 200, "MISS", "")
+	if !strings.Contains(r.Body, `"price":0.1834`) {
+		t.Fatalf("first answer %q, want the demo price 0.1834", r.Body)
+	}
+	if sk := r.Header.Get("Surrogate-Key"); sk != "" {
+		t.Errorf("Surrogate-Key %q reached the client; swrproxy must keep it", sk)
+	}
+	expect(t, get(t, n+path), 200, "HIT", r.Body)
+	expect(t, get(t, n+path, "If-None-Match", r.Header.Get("ETag")), http.StatusNotModified, "HIT", "")
+
+	// The edit goes through nginx and swrproxy (a POST is passed through) to the origin, which
+	// posts {"tags":["pair-ALGO-USD"],"mode":"auto"} to swrproxy's /_swr/invalidate.
+	e := do(http.MethodPost, n+"/admin/edit?pair=ALGO-USD&price=0.5")
+	if e.StatusCode != http.StatusOK || !strings.Contains(e.Body, `"matched":1`) {
+		t.Fatalf("edit: %d %q, want 200 and swrproxy's reply matching the cached key", e.StatusCode, e.Body)
+	}
+	waitFor(t, 5*time.Second, "the edited price through nginx", func() bool {
+		return strings.Contains(get(t, n+path).Body, `"price":0.5,`)
+	})
+	r = get(t, n+path)
+	expect(t, r, 200, "HIT", "")
+	if !strings.Contains(r.Body, `"price":0.5,`) {
+		t.Errorf("after the refresh: %q, want price 0.5", r.Body)
+	}
+}
+
 // composeFiles are the files docker-compose.yml refers to that must exist for `config`.
 var composeFiles = []string{"docker-compose.yml", "Dockerfile", ".dockerignore", nginxTemplate}
 
@@ -372,7 +449,7 @@ func TestDockerComposeConfigIsValid(t *testing.T) {
 		t.Errorf("%d published ports, want 1 (nginx 8080)\n%s", n, out)
 	}
 	for _, want := range []string{
-		"SWR_UPSTREAM: http://origin:9000",   // from .env: the demo origin by default
+		"SWR_UPSTREAM: http://origin:9000",    // from .env: the demo origin by default
 		"SWR_REDIS_URL: redis://redis:6379/0", // an empty value would mean L1 only
 		"condition: service_healthy",
 	} {
@@ -395,11 +472,36 @@ func TestDockerComposeConfigIsValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range regexp.MustCompile(`(?m)^\s+target: (\S+)$`).FindAllStringSubmatch(out, -1) {
-		if !regexp.MustCompile(`(?im)^FROM\s+\S+\s+AS\s+` + regexp.QuoteMeta(m[1]) + `\s*$`).Match(dockerfile) {
-			t.Errorf("docker-compose.yml builds target %q, which the Dockerfile does not define", m[1])
+	targets := buildTargets(out)
+	if len(targets) != 2 {
+		t.Errorf("build targets = %q, want swrproxy's and the origin's", targets)
+	}
+	for _, target := range targets {
+		if !regexp.MustCompile(`(?im)^FROM\s+\S+\s+AS\s+` + regexp.QuoteMeta(target) + `\s*$`).Match(dockerfile) {
+			t.Errorf("docker-compose.yml builds target %q, which the Dockerfile does not define", target)
 		}
 	}
+}
+
+// buildTargets returns the values of target: inside the build: blocks of docker-compose config's
+// YAML output.
+func buildTargets(yaml string) []string {
+	var targets []string
+	indent := -1 // of the build: line while inside its block
+	for line := range strings.Lines(yaml) {
+		line = strings.TrimRight(line, "\n")
+		trimmed := strings.TrimLeft(line, " ")
+		depth := len(line) - len(trimmed)
+		switch {
+		case trimmed == "build:":
+			indent = depth
+		case indent >= 0 && depth <= indent:
+			indent = -1
+		case indent >= 0 && strings.HasPrefix(trimmed, "target: "):
+			targets = append(targets, strings.TrimPrefix(trimmed, "target: "))
+		}
+	}
+	return targets
 }
 
 // TestDockerComposeEnvExampleListsEverySetting checks .env.example against config.Settings: every

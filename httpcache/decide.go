@@ -181,17 +181,15 @@ func explicitOr(v, fallback time.Duration) time.Duration {
 	return clampDelta(fallback)
 }
 
-// initialAge computes corrected_initial_age (RFC 9111 §4.2.3):
-// max(apparent_age, Age + response_delay), with apparent_age = max(0, responseTime − Date).
-// An Age that is not delta-seconds counts as 0; a missing or invalid Date gives apparent_age 0.
+// initialAge computes the age of a response when it arrives: its Age field plus the response
+// delay (RFC 9111 §4.2.3's corrected_age_value). RFC 9111 also takes the apparent age
+// (responseTime − Date) when larger; like Varnish, we leave it out: Date has a resolution of one
+// second and an origin clock that runs behind would make every response arrive up to its whole
+// lifetime old. An Age that is not delta-seconds counts as 0.
 func initialAge(h http.Header, requestTime, responseTime time.Time) time.Duration {
-	var apparent time.Duration
-	if date, err := http.ParseTime(h.Get("Date")); err == nil {
-		apparent = clampDelta(responseTime.Sub(date))
-	}
 	age, _ := parseDelta(trimOWS(h.Get("Age")))
 	delay := clampDelta(responseTime.Sub(requestTime))
-	return min(max(apparent, age+delay), maxDelta) // each term ≤ 2^31 s: no overflow
+	return min(age+delay, maxDelta) // each term ≤ 2^31 s: no overflow
 }
 
 // clampDelta limits d to [0, 2^31 s].

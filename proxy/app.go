@@ -12,6 +12,9 @@ import (
 func NewApp(h *Handler, mount func(fiber.Router)) *fiber.App {
 	app := fiber.New(fiber.Config{
 		DisableStartupMessage: true,
+		// /_swr/healthz is one route; /_SWR/healthz or /_swr/healthz/ are not aliases of it.
+		CaseSensitive: true,
+		StrictRouting: true,
 		// Uploads are streamed to the origin, not held whole in memory.
 		StreamRequestBody: true,
 		BodyLimit:         1 << 30,

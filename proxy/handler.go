@@ -77,11 +77,17 @@ type Stats struct {
 	StaleIfError                                           atomic.Int64
 }
 
-const reservedPrefix = "/_swr/"
+// reserved reports whether a (decoded, normalised) path is under /_swr/, in any letter case:
+// those paths belong to swrproxy and are never forwarded to the origin.
+func reserved(path []byte) bool {
+	const prefix = "/_swr"
+	return len(path) >= len(prefix) && strings.EqualFold(b2s(path[:len(prefix)]), prefix) &&
+		(len(path) == len(prefix) || path[len(prefix)] == '/')
+}
 
 // Serve handles one request. It never returns an error to Fiber: failures are answered here.
 func (h *Handler) Serve(c *fiber.Ctx) error {
-	if path := b2s(c.Request().URI().Path()); strings.HasPrefix(path, reservedPrefix) || path == "/_swr" {
+	if reserved(c.Request().URI().Path()) {
 		return c.Status(fiber.StatusNotFound).SendString("Not Found")
 	}
 	m := c.Request().Header.Method()

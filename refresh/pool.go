@@ -159,24 +159,41 @@ func (p *Pool) signal() {
 	}
 }
 
-// Run starts the workers and blocks until ctx is cancelled and every running job has returned.
-// It returns nil.
+// Run starts the workers and a dispatcher that hands them jobs as they fall due. It blocks until
+// ctx is cancelled and every running job has returned, and returns nil.
 func (p *Pool) Run(ctx context.Context) error {
+	ready := make(chan *Job)
 	var wg sync.WaitGroup
 	for range p.workers {
-		wg.Go(func() { p.work(ctx) })
+		wg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case j := <-ready:
+					p.run(ctx, j)
+				}
+			}
+		})
 	}
+	p.dispatch(ctx, ready)
 	wg.Wait()
 	return nil
 }
 
-func (p *Pool) work(ctx context.Context) {
+// dispatch sleeps until the earliest job is due (or a new job arrives), then hands it to a free
+// worker. Only one goroutine waits on the wake-up channel, so a wake-up is never lost or bounced.
+func (p *Pool) dispatch(ctx context.Context, ready chan<- *Job) {
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
 	for {
 		j, wait := p.next(time.Now())
 		if j != nil {
-			p.run(ctx, j)
+			select {
+			case ready <- j:
+			case <-ctx.Done():
+				return
+			}
 			continue
 		}
 		t.Reset(wait)
@@ -184,11 +201,7 @@ func (p *Pool) work(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-p.wake:
-			p.signal() // pass the wake-up on: another sleeping worker may be needed too
 		case <-t.C:
-		}
-		if ctx.Err() != nil {
-			return
 		}
 	}
 }
