@@ -61,7 +61,8 @@ func (a *adminRoutes) readyz(c *fiber.Ctx) error {
 
 // adminApp serves /_swr/ alone, for SWR_ADMIN_LISTEN.
 func adminApp(mount func(fiber.Router)) *fiber.App {
-	app := fiber.New(fiber.Config{DisableStartupMessage: true, StreamRequestBody: true, CaseSensitive: true, StrictRouting: true})
+	app := fiber.New(fiber.Config{DisableStartupMessage: true, StreamRequestBody: true,
+		CaseSensitive: true, StrictRouting: true, RequestMethods: proxy.Methods})
 	mount(app)
 	app.Use(func(c *fiber.Ctx) error { return c.Status(fiber.StatusNotFound).SendString("Not Found") })
 	return app

@@ -7,6 +7,10 @@ import (
 	"github.com/gofiber/fiber/v2/utils"
 )
 
+// Methods are the request methods the app accepts: Fiber's defaults, PURGE, and WebDAV's.
+var Methods = append(append([]string(nil), fiber.DefaultMethods...),
+	"PURGE", "PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "REPORT", "SEARCH")
+
 // NewApp returns the Fiber app that serves h: the routes that mount adds (the /_swr/ endpoints)
 // first, then h.Serve for every other method and path.
 func NewApp(h *Handler, mount func(fiber.Router)) *fiber.App {
@@ -15,6 +19,8 @@ func NewApp(h *Handler, mount func(fiber.Router)) *fiber.App {
 		// /_swr/healthz is one route; /_SWR/healthz or /_swr/healthz/ are not aliases of it.
 		CaseSensitive: true,
 		StrictRouting: true,
+		// Fiber answers 400 to methods it does not know; these are passed through (PURGE is ours).
+		RequestMethods: Methods,
 		// Uploads are streamed to the origin, not held whole in memory.
 		StreamRequestBody: true,
 		BodyLimit:         1 << 30,

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -129,7 +130,9 @@ func cmp(d, def time.Duration) time.Duration {
 // Run probes Redis while its circuit is open and prunes the key index. It blocks until ctx is cancelled and returns nil.
 func (s *Store) Run(ctx context.Context) error {
 	if s.rdb != nil {
-		go func() { // stops with ctx
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		wg.Go(func() { // stops with ctx
 			t := time.NewTicker(30 * time.Second)
 			defer t.Stop()
 			for {
@@ -140,7 +143,7 @@ func (s *Store) Run(ctx context.Context) error {
 					s.prune(ctx)
 				}
 			}
-		}()
+		})
 		s.br.probe(ctx, s.rdb, 500*time.Millisecond, s.timeout)
 	}
 	<-ctx.Done()
@@ -232,6 +235,9 @@ func (s *Store) getL2(ctx context.Context, key string) (*Object, error) {
 		if err := s.rdb.HDel(ctx, rk, bad...).Err(); err != nil {
 			s.observe(err)
 		}
+	}
+	if len(vs) == 0 && gen == 0 {
+		return nil, nil // nothing usable and no generation to remember: a miss
 	}
 	o := newObject(key, gen, vs)
 	if len(vs) == 0 {

@@ -1,0 +1,325 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/swrproxy/swrproxy/internal/redistest"
+)
+
+const secret = "test-secret-0123456789"
+
+// postJSON sends an authenticated (unless token is "") POST and decodes a JSON object reply.
+func postJSON(t *testing.T, url, token, body string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	defer res.Body.Close()
+	var out map[string]any
+	json.NewDecoder(res.Body).Decode(&out)
+	return res.StatusCode, out
+}
+
+// versionedOrigin serves "<path> v<N>" with max-age=60 and the Surrogate-Key of the path's
+// second segment; bump makes every body change.
+type versionedOrigin struct {
+	*origin
+	version atomic.Int64
+}
+
+func newVersionedOrigin(t *testing.T) *versionedOrigin { return newSlowVersionedOrigin(t, 0) }
+
+func newSlowVersionedOrigin(t *testing.T, delay time.Duration) *versionedOrigin {
+	v := &versionedOrigin{}
+	v.version.Store(1)
+	v.origin = newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(delay)
+		w.Header().Set("Cache-Control", "max-age=60")
+		if parts := strings.Split(r.URL.Path, "/"); len(parts) > 2 {
+			w.Header().Set("Surrogate-Key", "all "+parts[2])
+		}
+		fmt.Fprintf(w, "%s v%d", r.URL.Path, v.version.Load())
+	})
+	return v
+}
+
+func TestInvalidationReachesEveryInstanceBeforeTheReply(t *testing.T) {
+	rs := redistest.Start(t)
+	o := newSlowVersionedOrigin(t, 150*time.Millisecond) // slow enough that a soft purge shows STALE
+	env := map[string]string{"SWR_REDIS_URL": rs.URL(), "SWR_INVALIDATE_SECRET": secret}
+	insts := []*instance{startProxy(t, o.URL, env), startProxy(t, o.URL, env), startProxy(t, o.URL, env)}
+	waitFor(t, 5*time.Second, "3 live instances", func() bool {
+		_, st := getStats(t, insts[0])
+		return st["instances_live"] == float64(3)
+	})
+
+	for _, mode := range []string{"clear", "refresh", "auto"} {
+		t.Run(mode, func(t *testing.T) {
+			path := "/k/" + mode
+			old := fmt.Sprintf("%s v%d", path, o.version.Load())
+			for _, in := range insts {
+				if r := get(t, in.URL+path); r.Body != old {
+					t.Fatalf("warm-up body %q", r.Body)
+				}
+			}
+			type seen struct {
+				sent         time.Time
+				body, xcache string
+			}
+			var (
+				mu    sync.Mutex
+				log   []seen
+				stop  atomic.Bool
+				wg    sync.WaitGroup
+				polls atomic.Int64
+			)
+			for i := range 6 {
+				wg.Go(func() {
+					for !stop.Load() {
+						sent := time.Now()
+						r := do(http.MethodGet, insts[i%3].URL+path)
+						polls.Add(1)
+						mu.Lock()
+						log = append(log, seen{sent, r.Body, r.Header.Get("X-Cache")})
+						mu.Unlock()
+						time.Sleep(5 * time.Millisecond)
+					}
+				})
+			}
+			time.Sleep(100 * time.Millisecond)
+			o.version.Add(1)
+			newBody := fmt.Sprintf("%s v%d", path, o.version.Load())
+			status, res := postJSON(t, insts[1].URL+"/_swr/invalidate", secret, fmt.Sprintf(`{"keys":[%q],"mode":%q}`, path, mode))
+			replied := time.Now()
+			if status != 200 || res["acknowledged"] != float64(3) || res["instances"] != float64(3) || res["complete"] != true || res["matched"] != float64(1) {
+				t.Fatalf("reply %d %v, want 3 of 3 acknowledged", status, res)
+			}
+			if mode == "clear" && res["cleared"] != float64(1) || mode != "clear" && res["refreshing"] != float64(1) {
+				t.Errorf("reply %v: wrong action for mode %s (auto on a polled key refreshes)", res, mode)
+			}
+			waitFor(t, 5*time.Second, "every instance to serve the new body", func() bool {
+				for _, in := range insts {
+					if get(t, in.URL+path).Body != newBody {
+						return false
+					}
+				}
+				return true
+			})
+			time.Sleep(100 * time.Millisecond)
+			stop.Store(true)
+			wg.Wait()
+			stale := 0
+			for _, s := range log {
+				if !s.sent.After(replied) || s.body != old {
+					continue
+				}
+				// After the reply an old body may only come as STALE, and only in the soft modes.
+				if mode == "clear" || s.xcache != "STALE" {
+					t.Fatalf("after the reply a client got the old body as %s (mode %s)", s.xcache, mode)
+				}
+				stale++
+			}
+			t.Logf("mode %s: %d polls, %d old bodies served as STALE after the reply", mode, polls.Load(), stale)
+		})
+	}
+	// One origin request per invalidated key, not one per instance: 3 modes × (warm-up + renewal).
+	if n := o.hits.Load(); n != 6 {
+		t.Errorf("origin hits = %d, want 6", n)
+	}
+}
+
+func getStats(t *testing.T, in *instance) (int, map[string]any) {
+	t.Helper()
+	r := get(t, in.URL+"/_swr/stats", "Authorization", "Bearer "+secret)
+	var out map[string]any
+	json.Unmarshal([]byte(r.Body), &out)
+	return r.StatusCode, out
+}
+
+func TestPrefixAndTagInvalidation(t *testing.T) {
+	for _, withRedis := range []bool{true, false} {
+		t.Run(fmt.Sprintf("redis=%v", withRedis), func(t *testing.T) {
+			o := newVersionedOrigin(t)
+			env := map[string]string{"SWR_INVALIDATE_SECRET": secret}
+			if withRedis {
+				env["SWR_REDIS_URL"] = redistest.Start(t).URL()
+			}
+			p := startProxy(t, o.URL, env)
+			paths := []string{"/api/orders/1", "/api/orders/2", "/api/other", "/img/asset-31566704", "/img/x"}
+			for _, path := range paths {
+				r := get(t, p.URL+path)
+				if r.Header.Get("Surrogate-Key") != "" {
+					t.Fatalf("Surrogate-Key reached the client: %q", r.Header.Get("Surrogate-Key"))
+				}
+			}
+			status, res := postJSON(t, p.URL+"/_swr/invalidate", secret, `{"prefixes":["/api/orders/"],"mode":"clear"}`)
+			if status != 200 || res["matched"] != float64(2) || res["cleared"] != float64(2) {
+				t.Fatalf("prefix invalidation: %d %v", status, res)
+			}
+			status, res = postJSON(t, p.URL+"/_swr/invalidate", secret, `{"tags":["asset-31566704"],"mode":"clear"}`)
+			if status != 200 || res["matched"] != float64(1) {
+				t.Fatalf("tag invalidation: %d %v", status, res)
+			}
+			want := map[string]string{"/api/orders/1": "MISS", "/api/orders/2": "MISS", "/api/other": "HIT",
+				"/img/asset-31566704": "MISS", "/img/x": "HIT"}
+			for _, path := range paths {
+				if got := get(t, p.URL+path).Header.Get("X-Cache"); got != want[path] {
+					t.Errorf("%s: X-Cache %s, want %s", path, got, want[path])
+				}
+			}
+			status, res = postJSON(t, p.URL+"/_swr/invalidate", secret, `{"all":true,"mode":"clear"}`)
+			if status != 200 || res["matched"] != float64(5) {
+				t.Fatalf("all: %d %v", status, res)
+			}
+			for _, path := range paths {
+				if got := get(t, p.URL+path).Header.Get("X-Cache"); got != "MISS" {
+					t.Errorf("after all: %s X-Cache %s, want MISS", path, got)
+				}
+			}
+		})
+	}
+}
+
+func TestRefreshModeWithoutRedisServesStaleUntilRenewed(t *testing.T) {
+	o := newVersionedOrigin(t)
+	p := startProxy(t, o.URL, map[string]string{"SWR_INVALIDATE_SECRET": secret})
+	get(t, p.URL+"/soft")
+	o.version.Add(1)
+	if status, res := postJSON(t, p.URL+"/_swr/invalidate", secret, `{"keys":["/soft"],"mode":"refresh"}`); status != 200 || res["refreshing"] != float64(1) {
+		t.Fatalf("refresh: %d %v", status, res)
+	}
+	waitFor(t, 5*time.Second, "the renewed body", func() bool {
+		r := get(t, p.URL+"/soft")
+		if r.Body == "/soft v1" && r.Header.Get("X-Cache") != "STALE" {
+			t.Fatalf("old body served as %s after a soft purge", r.Header.Get("X-Cache"))
+		}
+		return r.Body == "/soft v2" && r.Header.Get("X-Cache") == "HIT"
+	})
+	if n := o.hits.Load(); n != 2 {
+		t.Errorf("origin hits = %d, want 2", n)
+	}
+}
+
+func TestPrivateEndpointsRejectBadRequestsAndChangeNothing(t *testing.T) {
+	o := newVersionedOrigin(t)
+	p := startProxy(t, o.URL, map[string]string{"SWR_INVALIDATE_SECRET": secret})
+	get(t, p.URL+"/keep")
+	tests := []struct {
+		name, token, body string
+		status            int
+		msg               string
+	}{
+		{"no token", "", `{"keys":["/keep"]}`, 401, "Bearer"},
+		{"wrong token", "nope", `{"keys":["/keep"]}`, 401, "Bearer"},
+		{"token with the secret as prefix", secret + "x", `{"keys":["/keep"]}`, 401, "Bearer"},
+		{"invalid JSON", secret, `{"keys":`, 400, "invalid JSON"},
+		{"unknown field", secret, `{"key":["/keep"]}`, 400, "unknown field"},
+		{"empty selection", secret, `{"mode":"clear"}`, 400, "empty selection"},
+		{"bad mode", secret, `{"keys":["/keep"],"mode":"nuke"}`, 400, "mode"},
+		{"empty key", secret, `{"keys":[""]}`, 400, "empty"},
+		{"two values", secret, `{"keys":["/keep"]} {}`, 400, "more than one"},
+		{"too big", secret, `{"keys":["` + strings.Repeat("a", 1<<20) + `"]}`, 413, "1 MiB"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, res := postJSON(t, p.URL+"/_swr/invalidate", tt.token, tt.body)
+			if status != tt.status || !strings.Contains(fmt.Sprint(res["error"]), tt.msg) {
+				t.Fatalf("got %d %v, want %d with %q", status, res, tt.status, tt.msg)
+			}
+			expect(t, get(t, p.URL+"/keep"), 200, "HIT", "/keep v1")
+		})
+	}
+	for _, path := range []string{"/_swr/stats", "/_swr/keys"} {
+		if r := get(t, p.URL+path); r.StatusCode != 401 {
+			t.Errorf("GET %s without token: %d, want 401", path, r.StatusCode)
+		}
+	}
+	if r := do("PURGE", p.URL+"/keep"); r.StatusCode != 401 {
+		t.Errorf("PURGE without token: %d, want 401", r.StatusCode)
+	}
+	expect(t, get(t, p.URL+"/keep"), 200, "HIT", "/keep v1")
+	if r := do("PURGE", p.URL+"/keep", "Authorization", "Bearer "+secret); r.StatusCode != 200 || !strings.Contains(r.Body, `"cleared":1`) {
+		t.Fatalf("PURGE: %d %s", r.StatusCode, r.Body)
+	}
+	expect(t, get(t, p.URL+"/keep"), 200, "MISS", "/keep v1")
+	if n := o.hits.Load(); n != 2 {
+		t.Errorf("origin hits = %d, want 2 (PURGE requests never reach the origin)", n)
+	}
+}
+
+func TestPrivateEndpointsAre404WithoutASecret(t *testing.T) {
+	o := newVersionedOrigin(t)
+	p := startProxy(t, o.URL, nil)
+	get(t, p.URL+"/keep")
+	for _, r := range []reply{
+		do(http.MethodPost, p.URL+"/_swr/invalidate", "Authorization", "Bearer "),
+		do(http.MethodGet, p.URL+"/_swr/keys"),
+		do(http.MethodGet, p.URL+"/_swr/stats"),
+		do("PURGE", p.URL+"/keep"),
+	} {
+		if r.StatusCode != 404 {
+			t.Errorf("got %d %q, want 404", r.StatusCode, r.Body)
+		}
+	}
+	expect(t, get(t, p.URL+"/keep"), 200, "HIT", "/keep v1")
+}
+
+func TestKeysListingIsPaged(t *testing.T) {
+	o := newVersionedOrigin(t)
+	p := startProxy(t, o.URL, map[string]string{"SWR_INVALIDATE_SECRET": secret, "SWR_REDIS_URL": redistest.Start(t).URL()})
+	for _, path := range []string{"/a/1", "/a/2", "/a/3", "/b/1"} {
+		get(t, p.URL+path)
+	}
+	get(t, p.URL+"/a/1")
+	var got []string
+	after := ""
+	for page := 0; page < 5; page++ {
+		r := get(t, p.URL+"/_swr/keys?prefix=/a/&limit=2&after="+after, "Authorization", "Bearer "+secret)
+		var out struct {
+			Keys []struct {
+				Key   string `json:"key"`
+				Bytes int    `json:"bytes"`
+				Fresh bool   `json:"fresh"`
+				Hits  int64  `json:"hits"`
+			} `json:"keys"`
+			Next string `json:"next"`
+		}
+		if err := json.Unmarshal([]byte(r.Body), &out); err != nil {
+			t.Fatalf("keys: %d %s", r.StatusCode, r.Body)
+		}
+		for _, k := range out.Keys {
+			if !k.Fresh || k.Bytes == 0 {
+				t.Errorf("key %+v: want fresh with a size", k)
+			}
+			if k.Key == "/a/1" && k.Hits < 1 {
+				t.Errorf("/a/1 hits = %d, want ≥ 1", k.Hits)
+			}
+			got = append(got, k.Key)
+		}
+		if out.Next == "" {
+			break
+		}
+		after = out.Next
+	}
+	if strings.Join(got, " ") != "/a/1 /a/2 /a/3" {
+		t.Errorf("listed %q, want /a/1 /a/2 /a/3 over two pages", got)
+	}
+	_, st := getStats(t, p)
+	if st["hits_l1"] != float64(1) || st["misses"] != float64(4) {
+		t.Errorf("stats %v", st)
+	}
+}
+
