@@ -322,4 +322,3 @@ func TestKeysListingIsPaged(t *testing.T) {
 		t.Errorf("stats %v", st)
 	}
 }
-
