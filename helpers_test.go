@@ -43,6 +43,12 @@ type instance struct {
 // defaults to "" = L1 only) and stops it when the test ends.
 func startProxy(t *testing.T, upstream string, env map[string]string) *instance {
 	t.Helper()
+	return startProxyLogging(t, upstream, env, nil)
+}
+
+// startProxyLogging is startProxy with the production logger writing to logs (nil: the test logger).
+func startProxyLogging(t *testing.T, upstream string, env map[string]string, logs io.Writer) *instance {
+	t.Helper()
 	vars := map[string]string{"SWR_UPSTREAM": upstream, "SWR_LISTEN": "127.0.0.1:0", "SWR_REDIS_URL": ""}
 	for k, v := range env {
 		vars[k] = v
@@ -55,6 +61,9 @@ func startProxy(t *testing.T, upstream string, env map[string]string) *instance 
 	in := &instance{cancel: cancel, done: make(chan error, 1)}
 	addr := make(chan string, 1)
 	log := testLogger(t)
+	if logs != nil {
+		log = newLogger(cfg, logs)
+	}
 	go func() {
 		in.done <- run(ctx, cfg, log, func(p, _ string) { addr <- p })
 	}()

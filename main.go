@@ -25,7 +25,9 @@ import (
 
 	"github.com/swrproxy/swrproxy/config"
 	"github.com/swrproxy/swrproxy/httpcache"
+	"github.com/swrproxy/swrproxy/internal/ratelog"
 	"github.com/swrproxy/swrproxy/invalidate"
+	"github.com/swrproxy/swrproxy/metrics"
 	"github.com/swrproxy/swrproxy/proxy"
 	"github.com/swrproxy/swrproxy/refresh"
 	"github.com/swrproxy/swrproxy/tiers"
@@ -82,10 +84,13 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	// Warnings (origin failures, Redis breaker changes) at most once a second per message, so
+	// an outage cannot flood the log; the next line says how many were held back.
+	return slog.New(ratelog.New(h, time.Second))
 }
 
 // listening is told the addresses run listens on, once it does (tests use port 0).
@@ -137,6 +142,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, ready listeni
 		Origin:    origin,
 		KeyHost:   cfg.KeyHost,
 		Timeout:   cfg.UpstreamTimeout,
+		AccessLog: cfg.AccessLog,
 		Log:       log,
 	}
 	inv := &invalidate.Handler{
@@ -153,9 +159,12 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, ready listeni
 	}
 	handler.Invalidator = inv
 	inv.Stats = func() map[string]any { return statsOf(handler, filler, pool, store, bus) }
+	mets := metrics.New(metrics.Sources{Handler: handler, Filler: filler, Pool: pool, Store: store, Invalidate: inv, Bus: bus})
+	filler.ObserveOrigin, handler.ObserveOrigin = mets.ObserveOrigin, mets.ObserveOrigin
 	admin := &adminRoutes{store: store, rdb: rdb, upstream: cfg.Upstream}
 	mount := func(r fiber.Router) {
 		admin.mount(r)
+		mets.Mount(r)
 		inv.Mount(r)
 	}
 

@@ -38,9 +38,34 @@ func NewApp(h *Handler, mount func(fiber.Router)) *fiber.App {
 			return c.Status(code).SendString(utils.StatusMessage(code))
 		},
 	})
+	if h.AccessLog {
+		app.Use(h.accessLog)
+	}
 	if mount != nil {
 		mount(app)
 	}
 	app.Use(h.Serve)
 	return app
+}
+
+// accessLog writes one line per request: method, path, status, X-Cache, body bytes (-1 while
+// streaming) and duration.
+func (h *Handler) accessLog(c *fiber.Ctx) error {
+	start := time.Now()
+	err := c.Next()
+	resp := c.Response()
+	size := len(resp.Body())
+	if resp.IsBodyStream() {
+		size = -1
+	}
+	h.Log.Info("access",
+		"method", string(c.Request().Header.Method()),
+		"path", string(c.Request().Header.RequestURI()),
+		"status", resp.StatusCode(),
+		"cache", string(resp.Header.Peek("X-Cache")),
+		"bytes", size,
+		"duration", time.Since(start).Round(time.Microsecond).String(),
+		"remote", c.Context().RemoteIP().String(),
+	)
+	return err
 }

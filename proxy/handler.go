@@ -61,12 +61,16 @@ type Handler struct {
 	Origin      Origin
 	// KeyHost includes the Host header in the cache key.
 	KeyHost bool
+	// AccessLog logs one line per request (at info level).
+	AccessLog bool
 	// Timeout bounds how long one client waits on the origin.
 	Timeout time.Duration
 	// PassTTL is how long a URL whose response was not cacheable goes straight to the origin (default 10s).
 	PassTTL time.Duration
 	Log     *slog.Logger
 	Stats   Stats
+	// ObserveOrigin, when set, is told how long each pass-through exchange took to its headers.
+	ObserveOrigin func(kind string, d time.Duration)
 	// Now returns the current time (tests); nil means time.Now.
 	Now func() time.Time
 }
@@ -422,7 +426,11 @@ func (h *Handler) passThrough(c *fiber.Ctx, why string) error {
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	sent := time.Now()
 	resp, err := h.Origin.Do(ctx, r)
+	if h.ObserveOrigin != nil {
+		h.ObserveOrigin("pass", time.Since(sent))
+	}
 	if err != nil {
 		cancel()
 		h.Stats.Errors.Add(1)

@@ -46,6 +46,8 @@ type Filler struct {
 	Log     *slog.Logger
 	// Stats, when set, counts what fills do.
 	Stats *Stats
+	// ObserveOrigin, when set, is told how long each origin exchange took to its headers.
+	ObserveOrigin func(kind string, d time.Duration)
 
 	flight singleflight.Group
 }
@@ -181,6 +183,9 @@ func (f *Filler) fetch(ctx context.Context, r *tiers.Request, collapse bool) (*t
 		return nil, err
 	}
 	received := time.Now()
+	if f.ObserveOrigin != nil {
+		f.ObserveOrigin("fill", received.Sub(sent))
+	}
 
 	if resp.StatusCode == http.StatusNotModified && r.Stale != nil {
 		resp.Body.Close()

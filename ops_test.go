@@ -1,0 +1,214 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/swrproxy/swrproxy/internal/redistest"
+)
+
+func TestMetricsArePrometheusText(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprint(w, "m")
+	})
+	p := startProxy(t, o.URL, map[string]string{"SWR_REDIS_URL": redistest.Start(t).URL()})
+	get(t, p.URL+"/a")
+	get(t, p.URL+"/a")
+	do(http.MethodPost, p.URL+"/a")
+	r := get(t, p.URL+"/_swr/metrics")
+	if r.StatusCode != 200 || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/plain") {
+		t.Fatalf("metrics: %d %s", r.StatusCode, r.Header.Get("Content-Type"))
+	}
+	for _, want := range []string{
+		`swrproxy_requests_total{cache="hit",tier="l1"} 1`,
+		`swrproxy_requests_total{cache="miss",tier="origin"} 1`,
+		`swrproxy_requests_total{cache="bypass",tier="origin"} 1`,
+		`swrproxy_origin_requests_total 1`,
+		`swrproxy_origin_request_duration_seconds_count{kind="fill"} 1`,
+		`swrproxy_origin_request_duration_seconds_count{kind="pass"} 1`,
+		`swrproxy_collapsed_total{scope="fleet"} 0`,
+		`swrproxy_refreshes_total{outcome="overflow"} 0`,
+		`swrproxy_invalidation_requests_total 1`,
+		`swrproxy_l1_objects `,
+		`swrproxy_l1_bytes `,
+		`swrproxy_redis_errors_total 0`,
+		`swrproxy_redis_circuit_open 0`,
+		`swrproxy_instances 1`,
+		`go_goroutines `,
+	} {
+		if !strings.Contains(r.Body, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
+
+func TestAccessLogHasOneJSONLinePerRequest(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprint(w, "logged")
+	})
+	var buf syncBuffer
+	p := startProxyLogging(t, o.URL, map[string]string{"SWR_ACCESS_LOG": "true", "SWR_LOG_FORMAT": "json",
+		"SWR_INVALIDATE_SECRET": "hide-me"}, &buf)
+	get(t, p.URL+"/log?x=1")
+	get(t, p.URL+"/log?x=1")
+	var access []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(buf.String()))
+	for sc.Scan() {
+		var line map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			t.Fatalf("not a JSON line: %q", sc.Text())
+		}
+		if line["msg"] == "access" {
+			access = append(access, line)
+		}
+	}
+	if len(access) != 2 {
+		t.Fatalf("%d access lines, want 2:\n%s", len(access), buf.String())
+	}
+	l := access[1]
+	if l["method"] != "GET" || l["path"] != "/log?x=1" || l["status"] != float64(200) || l["cache"] != "HIT" || l["bytes"] != float64(6) || l["duration"] == "" {
+		t.Errorf("access line %v", l)
+	}
+	if strings.Contains(buf.String(), "hide-me") {
+		t.Error("the secret appears in the log")
+	}
+	if !strings.Contains(buf.String(), `"invalidate_secret":"***"`) {
+		t.Errorf("start-up line does not show the masked settings:\n%s", buf.String())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// buildBinary builds swrproxy once for the tests that run it as a process.
+var buildBinary = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "swrproxy-bin")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "swrproxy")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+func TestBadSettingsStopStartUpNamingTheSetting(t *testing.T) {
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		env  []string
+		args []string
+		want []string
+	}{
+		{nil, nil, []string{"SWR_UPSTREAM is required"}},
+		{[]string{"SWR_UPSTREAM=ftp://x", "SWR_DEFAULT_TTL=ten"}, nil, []string{"SWR_UPSTREAM", "ftp://x", "SWR_DEFAULT_TTL", "ten"}},
+		{[]string{"SWR_UPSTREAM=http://o"}, []string{"--l1-max-bytes=lots"}, []string{"--l1-max-bytes", "lots"}},
+	}
+	for _, tt := range tests {
+		cmd := exec.Command(bin, tt.args...)
+		cmd.Dir = t.TempDir() // no .env there
+		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, tt.env...)
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+			t.Errorf("env %v args %v: exit %v, want 2\n%s", tt.env, tt.args, err, out)
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(string(out), w) {
+				t.Errorf("env %v args %v: output lacks %q:\n%s", tt.env, tt.args, w, out)
+			}
+		}
+	}
+}
+
+func TestDotEnvIsReadAndTheEnvironmentWins(t *testing.T) {
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, ".env"), []byte("SWR_UPSTREAM=http://127.0.0.1:1\nSWR_DEFAULT_TTL=soon\nSWR_STALE_IF_ERROR=bad\n"), 0o600)
+	cmd := exec.Command(bin)
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "SWR_STALE_IF_ERROR=5m"}
+	out, _ := cmd.CombinedOutput()
+	if !strings.Contains(string(out), `SWR_DEFAULT_TTL="soon"`) || strings.Contains(string(out), "SWR_STALE_IF_ERROR") {
+		t.Errorf("want the .env value of SWR_DEFAULT_TTL reported and the environment's SWR_STALE_IF_ERROR used:\n%s", out)
+	}
+}
+
+func TestSIGTERMLetsTheInFlightRequestFinishAndExitsZero(t *testing.T) {
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered := make(chan struct{}, 1)
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		time.Sleep(700 * time.Millisecond)
+		fmt.Fprint(w, "completed")
+	})
+	port := redistest.FreePort(t)
+	cmd := exec.Command(bin)
+	cmd.Dir = t.TempDir()
+	var logs syncBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "SWR_UPSTREAM=" + o.URL, "SWR_REDIS_URL=",
+		fmt.Sprintf("SWR_LISTEN=127.0.0.1:%d", port)}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+		}
+	})
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	waitFor(t, 10*time.Second, "swrproxy to listen", func() bool { return do(http.MethodGet, base+"/_swr/healthz").StatusCode == 200 })
+
+	got := make(chan reply, 1)
+	go func() { got <- do(http.MethodGet, base+"/slow") }()
+	<-entered
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-got; r.StatusCode != 200 || r.Body != "completed" {
+		t.Errorf("in-flight request got %d %q", r.StatusCode, trim(r.Body))
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("exit: %v, want 0\n%s", err, logs.String())
+		}
+		if os.Getenv("SWR_TEST_LOG") != "" {
+			t.Log(logs.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("swrproxy did not exit within 15s of SIGTERM\n%s", logs.String())
+	}
+}
