@@ -403,13 +403,6 @@ func TestDockerComposeConfigIsValid(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	env, err := os.ReadFile(".env.example")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, ".env"), env, 0o600); err != nil {
-		t.Fatal(err)
-	}
 	compose := func(args ...string) string {
 		t.Helper()
 		cmd := exec.Command(bin, append([]string{"--project-directory", dir, "-f", filepath.Join(dir, "docker-compose.yml")}, args...)...)
@@ -436,6 +429,35 @@ func TestDockerComposeConfigIsValid(t *testing.T) {
 		return stdout.String()
 	}
 
+	// A fresh clone has no .env: docker compose up must work with the defaults alone.
+	compose("config", "-q")
+	fresh := compose("config")
+	for _, want := range []string{"SWR_UPSTREAM: http://origin:9000", "SWR_REDIS_URL: redis://redis:6379/0"} {
+		if !strings.Contains(fresh, want) {
+			t.Errorf("without .env, docker-compose config lacks %q\n%s", want, fresh)
+		}
+	}
+
+	// With .env copied from .env.example and one line changed, as the README says.
+	env, err := os.ReadFile(".env.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The defaults of docker-compose.yml are the values of .env.example, setting by setting.
+	for line := range strings.Lines(string(env)) {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
+		if !ok || strings.HasPrefix(k, "#") || !strings.HasPrefix(k, "SWR_") {
+			continue
+		}
+		if !strings.Contains(fresh, k+": "+v+"\n") && !strings.Contains(fresh, k+": '"+v+"'\n") && !strings.Contains(fresh, k+": \""+v+"\"\n") {
+			t.Errorf("without .env, the container does not get %s=%s (the .env.example value)", k, v)
+		}
+	}
+	env = bytes.Replace(env, []byte("SWR_UPSTREAM=http://origin:9000"), []byte("SWR_UPSTREAM=http://my-origin:8081"), 1)
+	env = append(env, []byte("SWR_REFRESH_WORKERS=3\n")...)
+	if err := os.WriteFile(filepath.Join(dir, ".env"), env, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	compose("config", "-q")
 
 	services := strings.Fields(compose("config", "--services"))
@@ -449,7 +471,8 @@ func TestDockerComposeConfigIsValid(t *testing.T) {
 		t.Errorf("%d published ports, want 1 (nginx 8080)\n%s", n, out)
 	}
 	for _, want := range []string{
-		"SWR_UPSTREAM: http://origin:9000",    // from .env: the demo origin by default
+		"SWR_UPSTREAM: http://my-origin:8081", // the one line a user changes in .env
+		"SWR_REFRESH_WORKERS: '3'",            // any setting of .env reaches the container
 		"SWR_REDIS_URL: redis://redis:6379/0", // an empty value would mean L1 only
 		"condition: service_healthy",
 	} {
