@@ -95,6 +95,10 @@ func (h *Handler) Serve(c *fiber.Ctx) error {
 		return c.Status(fiber.StatusNotFound).SendString("Not Found")
 	}
 	m := c.Request().Header.Method()
+	if string(m) == "PURGE" {
+		// PURGE is swrproxy's own (on the admin listener when SWR_ADMIN_LISTEN is set), never the origin's.
+		return c.Status(fiber.StatusMethodNotAllowed).SendString("Method Not Allowed")
+	}
 	if string(m) != fiber.MethodGet && string(m) != fiber.MethodHead {
 		return h.passThrough(c, "method")
 	}
