@@ -441,3 +441,20 @@ func TestInFlightRequestCompletesOnShutdown(t *testing.T) {
 		t.Error("listener still accepting after shutdown")
 	}
 }
+
+func TestAPrivateAnswerToOneClientDoesNotMakeTheURLUncacheable(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			w.Header().Set("Cache-Control", "private")
+			fmt.Fprint(w, "yours")
+			return
+		}
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprint(w, "everyone's")
+	})
+	p := startProxy(t, o.URL, nil)
+	expect(t, get(t, p.URL+"/mixed", "Authorization", "Bearer u1"), 200, "BYPASS", "yours")
+	expect(t, get(t, p.URL+"/mixed"), 200, "MISS", "everyone's")
+	expect(t, get(t, p.URL+"/mixed"), 200, "HIT", "everyone's")
+	expect(t, get(t, p.URL+"/mixed", "Authorization", "Bearer u2"), 200, "BYPASS", "yours")
+}

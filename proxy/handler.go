@@ -212,7 +212,11 @@ func (h *Handler) fill(c *fiber.Ctx, r *tiers.Request, stale *tiers.Entry, bypas
 		return h.sendError(c, err)
 	}
 	if res.Pass != nil {
-		if bypass || res.Pass.Reason != "" && res.Pass.Status < 500 {
+		// Hit-for-pass: the URL's responses are not cacheable, so for a while its requests go
+		// straight to the origin instead of queueing behind one another's fetch. Not for a
+		// response that was private to one client's credentials (the URL may well be cacheable
+		// for everyone else), nor for an origin error.
+		if !bypass && res.Pass.Reason != "" && res.Pass.Reason != "authorization" && res.Pass.Status < 500 {
 			h.Store.MarkPass(r.Key, h.passTTL())
 		}
 		if !res.Pass.Claim() {
