@@ -183,7 +183,8 @@ func (t *Tracker) Run(ctx context.Context) error {
 			switch last := h.last.Load(); {
 			case last >= since:
 				touched = append(touched, h.key)
-			case last < cold && h.scheduled.Load() == nil:
+			case last < cold:
+				// Cold. A refresh job still queued for it finds it cold too and does nothing.
 				t.keys.CompareAndDelete(k, h)
 			}
 			return true
