@@ -381,8 +381,13 @@ func TestForwardedAndHopByHopHeaders(t *testing.T) {
 	if h.Get("X-Client-Hop") != "" || h.Get("X-End") != "e2e" {
 		t.Errorf("origin saw X-Client-Hop=%q X-End=%q", h.Get("X-Client-Hop"), h.Get("X-End"))
 	}
-	if h.Get("X-Forwarded-For") != "127.0.0.1" || h.Get("X-Forwarded-Proto") != "https" || !strings.HasPrefix(h.Get("X-Forwarded-Host"), "127.0.0.1:") {
-		t.Errorf("X-Forwarded-* = %q %q %q", h.Get("X-Forwarded-For"), h.Get("X-Forwarded-Proto"), h.Get("X-Forwarded-Host"))
+	if h.Get("X-Forwarded-For") != "127.0.0.1" || h.Get("X-Forwarded-Proto") != "https" || h.Get("X-Forwarded-Host") != "" {
+		t.Errorf("fill: X-Forwarded-* = %q %q %q, want the client, its proto, and no unkeyed host",
+			h.Get("X-Forwarded-For"), h.Get("X-Forwarded-Proto"), h.Get("X-Forwarded-Host"))
+	}
+	do(http.MethodPost, p.URL+"/fwd")
+	if h := <-seen; !strings.HasPrefix(h.Get("X-Forwarded-Host"), "127.0.0.1:") {
+		t.Errorf("pass-through: X-Forwarded-Host = %q, want the client's Host", h.Get("X-Forwarded-Host"))
 	}
 	if r.Header.Get("X-Origin-Hop") != "" || r.Header.Get("Keep-Alive") != "" {
 		t.Errorf("client got hop-by-hop fields %q %q", r.Header.Get("X-Origin-Hop"), r.Header.Get("Keep-Alive"))
@@ -457,4 +462,49 @@ func TestAPrivateAnswerToOneClientDoesNotMakeTheURLUncacheable(t *testing.T) {
 	expect(t, get(t, p.URL+"/mixed"), 200, "MISS", "everyone's")
 	expect(t, get(t, p.URL+"/mixed"), 200, "HIT", "everyone's")
 	expect(t, get(t, p.URL+"/mixed", "Authorization", "Bearer u2"), 200, "BYPASS", "yours")
+}
+
+func TestUnkeyedRequestFieldsCannotPoisonTheCache(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		host := r.Header.Get("X-Forwarded-Host")
+		if host == "" {
+			host = "www.example.com"
+		}
+		fmt.Fprintf(w, `<script src="https://%s/app.js"></script> %s %s`, host, r.Header.Get("X-Original-Url"), r.Header.Get("X-Forwarded-Proto"))
+	})
+	p := startProxy(t, o.URL, nil)
+	r := get(t, p.URL+"/page", "X-Forwarded-Host", "evil.example", "X-Original-URL", "/admin", "X-Forwarded-Proto", "gopher")
+	expect(t, r, 200, "MISS", `<script src="https://www.example.com/app.js"></script>  http`)
+	expect(t, get(t, p.URL+"/page"), 200, "HIT", `<script src="https://www.example.com/app.js"></script>  http`)
+
+	// With the host in the key, the origin may see it: each host has its own entry.
+	q := startProxy(t, o.URL, map[string]string{"SWR_KEY_HOST": "true"})
+	r = get(t, q.URL+"/page", "X-Forwarded-Host", "evil.example")
+	if !strings.Contains(r.Body, "https://127.0.0.1:") {
+		t.Errorf("with SWR_KEY_HOST the origin should see the keyed Host, got %q", r.Body)
+	}
+}
+
+func TestAnOriginThatAnswersBeforeReadingTheUploadDoesNotCrashTheProxy(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			w.WriteHeader(http.StatusUnauthorized) // without reading the upload
+			return
+		}
+		fmt.Fprint(w, "alive")
+	})
+	p := startProxy(t, o.URL, nil)
+	body := bytes.Repeat([]byte("x"), 8<<20)
+	for range 5 {
+		res, err := client.Post(p.URL+"/upload", "application/octet-stream", bytes.NewReader(body))
+		if err == nil {
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode != http.StatusUnauthorized {
+				t.Errorf("status %d, want the origin's 401", res.StatusCode)
+			}
+		}
+	}
+	expect(t, get(t, p.URL+"/after"), 200, "MISS", "alive")
 }

@@ -110,6 +110,11 @@ func (h *Handler) invalidate(c *fiber.Ctx) error {
 // readBody reads at most MaxBody bytes of the request body; a larger one is a 413.
 func readBody(c *fiber.Ctx) ([]byte, int, string) {
 	if n := c.Request().Header.ContentLength(); n > MaxBody {
+		// Read (a bounded part of) what the client is sending before answering, so it gets the
+		// 413 instead of a reset connection.
+		if s := c.Context().RequestBodyStream(); s != nil {
+			io.CopyN(io.Discard, s, 4*MaxBody)
+		}
 		return nil, fiber.StatusRequestEntityTooLarge, "body over 1 MiB"
 	}
 	var r io.Reader = bytes.NewReader(c.Body())

@@ -7,10 +7,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -196,44 +198,39 @@ func (h *Handler) fill(c *fiber.Ctx, r *tiers.Request, stale *tiers.Entry, bypas
 	ctx, cancel := context.WithTimeout(context.Background(), h.Timeout)
 	defer cancel()
 	res, err := h.Filler.Fill(ctx, r)
-	if err == nil && res.Pass != nil && res.Pass.Status >= 500 && stale != nil && h.staleIfError(stale) {
-		if res.Pass.Claim() {
+	if err == nil && res.Pass != nil && res.Pass.Body != nil && !res.Pass.Claim(r) {
+		// That response was fetched for another request of the flight and may be private to
+		// it (cookies, credentials): fetch our own.
+		r.Alone = true
+		res, err = h.Filler.Fill(ctx, r)
+		if err == nil && res.Pass != nil && res.Pass.Body != nil {
+			res.Pass.Claim(r)
+		}
+	}
+	failing := err != nil || res.Pass != nil && httpcache.OriginFailing(res.Pass.Status)
+	if failing && stale != nil && h.staleIfError(stale) {
+		if err == nil && res.Pass.Body != nil {
 			res.Pass.Body.Close()
 		}
+		h.Log.Warn("origin failed; serving stale", "key", r.Key, "err", err)
 		return h.serveStaleIfError(c, stale)
 	}
 	if err != nil {
-		if stale != nil && h.staleIfError(stale) {
-			h.Log.Warn("origin failed; serving stale", "key", r.Key, "err", err)
-			return h.serveStaleIfError(c, stale)
-		}
 		h.Stats.Errors.Add(1)
 		h.Log.Warn("origin failed", "key", r.Key, "err", err)
 		return h.sendError(c, err)
 	}
-	if res.Pass != nil {
-		// Hit-for-pass: the URL's responses are not cacheable, so for a while its requests go
-		// straight to the origin instead of queueing behind one another's fetch. Not for a
-		// response that was private to one client's credentials (the URL may well be cacheable
-		// for everyone else), nor for an origin error.
-		if !bypass && res.Pass.Reason != "" && res.Pass.Reason != "authorization" && res.Pass.Status < 500 {
-			h.Store.MarkPass(r.Key, h.passTTL())
-		}
-		if !res.Pass.Claim() {
-			// Another request of the flight streams that response; fetch our own.
-			r.Alone = true
-			if res, err = h.Filler.Fill(ctx, r); err != nil {
-				h.Stats.Errors.Add(1)
-				return h.sendError(c, err)
-			}
-			if res.Entry != nil {
-				return h.serveFilled(c, res)
-			}
-			res.Pass.Claim()
-		}
-		return h.stream(c, res.Pass, bypassStatus(bypass, res.Pass))
+	if res.Pass == nil {
+		return h.serveFilled(c, res)
 	}
-	return h.serveFilled(c, res)
+	// Hit-for-pass: the URL's responses are not cacheable, so for a while its requests go
+	// straight to the origin instead of queueing behind one another's fetch. Not for a response
+	// private to one client's credentials (the URL may be cacheable for everyone else), nor for
+	// an error (the origin may be down for a moment).
+	if !bypass && res.Pass.Reason != "" && res.Pass.Reason != "authorization" && res.Pass.Status < 400 {
+		h.Store.MarkPass(r.Key, h.passTTL())
+	}
+	return h.stream(c, res.Pass, bypassStatus(bypass, res.Pass))
 }
 
 func bypassStatus(auth bool, p *tiers.Pass) string {
@@ -346,7 +343,7 @@ func (h *Handler) newRequest(c *fiber.Ctx, stale *tiers.Entry, gen uint64) *tier
 	if h.KeyHost {
 		host = strings.ToLower(string(c.Request().Header.Host()))
 	}
-	hdr := forwardHeader(c, true)
+	hdr, raw := h.forwardHeader(c, true)
 	r := &tiers.Request{
 		Key:           httpcache.Key(host, uri),
 		URI:           uri,
@@ -355,20 +352,36 @@ func (h *Handler) newRequest(c *fiber.Ctx, stale *tiers.Entry, gen uint64) *tier
 		Gen:           gen,
 		Authorization: hdr.Get("Authorization") != "",
 	}
-	r.Value = func(name string) string { return strings.TrimSpace(hdr.Get(name)) }
+	// The same normalisation as requestValue, on a copy of the client's own fields, so that the
+	// variant a fill stores is the one the lookup of the same request selects.
+	r.Value = func(name string) string {
+		if name == "Accept-Encoding" {
+			return httpcache.NormalizeEncoding(raw.Get(name))
+		}
+		return strings.TrimSpace(raw.Get(name))
+	}
 	return r
 }
 
+// unkeyedOverrides are request fields some frameworks let override the URL or method. On a
+// cacheable fill they would change the answer without changing the key: stripped.
+var unkeyedOverrides = []string{"X-Original-Url", "X-Rewrite-Url", "X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
+
 // forwardHeader copies the client's end-to-end request fields for the origin and sets the
-// X-Forwarded-* fields. For cacheable GETs (fill), conditional and Range fields are dropped (the
-// cache wants the whole representation) and Accept-Encoding is normalised, so that the response
-// stored under a variant is the one every client of that variant can take.
-func forwardHeader(c *fiber.Ctx, fill bool) http.Header {
-	hdr := make(http.Header, 16)
+// X-Forwarded-* fields; raw is a copy of the client's fields as they came. For cacheable GETs
+// (fill), conditional and Range fields are dropped (the cache wants the whole representation),
+// Accept-Encoding is normalised (the response stored under a variant must suit every client of
+// that variant), and fields that would change the answer without being in the cache key are not
+// sent: URL/method overrides, and X-Forwarded-Host unless SWR_KEY_HOST puts the host in the key
+// (a client could otherwise get links to its own host cached for everyone).
+func (h *Handler) forwardHeader(c *fiber.Ctx, fill bool) (hdr, raw http.Header) {
+	hdr, raw = make(http.Header, 16), make(http.Header, 16)
 	rh := &c.Request().Header
 	var connection []byte
 	rh.VisitAll(func(k, v []byte) {
 		name := http.CanonicalHeaderKey(string(k))
+		value := string(v)
+		raw.Add(name, value)
 		switch {
 		case name == "Connection":
 			connection = append(connection, v...)
@@ -380,7 +393,7 @@ func forwardHeader(c *fiber.Ctx, fill bool) http.Header {
 			name == "If-Unmodified-Since" || name == "If-Range" || name == "Range"):
 			return
 		}
-		hdr.Add(name, string(v))
+		hdr.Add(name, value)
 	})
 	for _, n := range strings.Split(string(connection), ",") {
 		if n = strings.TrimSpace(n); n != "" {
@@ -389,8 +402,11 @@ func forwardHeader(c *fiber.Ctx, fill bool) http.Header {
 	}
 	if fill {
 		hdr.Del("Accept-Encoding")
-		if enc := httpcache.NormalizeEncoding(string(rh.Peek("Accept-Encoding"))); enc != "" {
+		if enc := httpcache.NormalizeEncoding(raw.Get("Accept-Encoding")); enc != "" {
 			hdr.Set("Accept-Encoding", enc)
+		}
+		for _, n := range unkeyedOverrides {
+			hdr.Del(n)
 		}
 	}
 	ip := c.Context().RemoteIP().String()
@@ -398,17 +414,22 @@ func forwardHeader(c *fiber.Ctx, fill bool) http.Header {
 		ip = prior + ", " + ip
 	}
 	hdr.Set("X-Forwarded-For", ip)
-	if hdr.Get("X-Forwarded-Proto") == "" {
+	if p := strings.ToLower(hdr.Get("X-Forwarded-Proto")); p != "http" && p != "https" {
 		proto := "http"
 		if c.Context().IsTLS() {
 			proto = "https"
 		}
 		hdr.Set("X-Forwarded-Proto", proto)
 	}
-	if hdr.Get("X-Forwarded-Host") == "" {
+	switch {
+	case fill && !h.KeyHost:
+		hdr.Del("X-Forwarded-Host")
+	case fill:
+		hdr.Set("X-Forwarded-Host", strings.ToLower(string(rh.Host())))
+	case hdr.Get("X-Forwarded-Host") == "":
 		hdr.Set("X-Forwarded-Host", string(rh.Host()))
 	}
-	return hdr
+	return hdr, raw
 }
 
 // passThrough sends the request to the origin as it is, streaming both bodies, and relays the
@@ -419,17 +440,19 @@ func (h *Handler) passThrough(c *fiber.Ctx, why string) error {
 	r := &upstream.Request{
 		Method:        method,
 		URI:           uri,
-		Header:        forwardHeader(c, false),
+		Header:        first(h.forwardHeader(c, false)),
 		ContentLength: int64(c.Request().Header.ContentLength()),
 	}
 	if r.ContentLength < 0 {
 		r.ContentLength = -1
 	}
+	upload := &guardedBody{}
 	if method != fiber.MethodGet && method != fiber.MethodHead {
 		if s := c.Context().RequestBodyStream(); s != nil {
-			r.Body = s
+			upload.r = s
+			r.Body = upload
 		} else if b := c.Body(); len(b) > 0 {
-			r.Body = bytes.NewReader(b)
+			r.Body = bytes.NewReader(bytes.Clone(b))
 			r.ContentLength = int64(len(b))
 		}
 	}
@@ -440,6 +463,7 @@ func (h *Handler) passThrough(c *fiber.Ctx, why string) error {
 		h.ObserveOrigin("pass", time.Since(sent))
 	}
 	if err != nil {
+		upload.close()
 		cancel()
 		h.Stats.Errors.Add(1)
 		h.Log.Warn("origin failed", "method", method, "uri", uri, "err", err)
@@ -454,7 +478,7 @@ func (h *Handler) passThrough(c *fiber.Ctx, why string) error {
 	}
 	// The transport bounded the wait for the headers; the body gets an idle timeout, so a long
 	// download that keeps moving is never cut.
-	body := upstream.IdleTimeout(resp.Body, h.Timeout, cancel)
+	body := upstream.IdleTimeout(resp.Body, h.Timeout, func() { cancel(); upload.close() })
 	return h.stream(c, &tiers.Pass{Status: resp.StatusCode, Header: resp.Header, Body: body, Length: resp.ContentLength}, cs)
 }
 
@@ -508,6 +532,10 @@ func (h *Handler) stream(c *fiber.Ctx, p *tiers.Pass, cacheStatus string) error 
 	}
 	resp.Header.Set("X-Cache", "BYPASS")
 	resp.Header.Set("Cache-Status", cacheStatus)
+	if p.Shared != nil {
+		resp.SetBodyRaw(p.Shared) // read-only: every request of the flight sends the same bytes
+		return nil
+	}
 	if c.Request().Header.IsHead() || p.Status == fiber.StatusNotModified || p.Status == fiber.StatusNoContent || p.Status < 200 {
 		p.Body.Close()
 		if p.Length >= 0 && c.Request().Header.IsHead() {
@@ -542,4 +570,35 @@ func status(err error) int {
 		return fiber.StatusGatewayTimeout
 	}
 	return fiber.StatusBadGateway
+}
+
+func first[A, B any](a A, _ B) A { return a }
+
+// errUploadGone is what the origin client reads from an upload once its request has been answered.
+var errUploadGone = errors.New("proxy: request body no longer available (the origin answered first)")
+
+// guardedBody hands fasthttp's request body stream to the origin client. The client may go on
+// reading it after the origin answered (an origin that replies before reading the whole upload),
+// while fasthttp recycles the stream once the reply is written: close, called when the reply's
+// body is closed (fasthttp does that after writing it), cuts the stream off first. Reads and
+// close are serialised, so no read can be under way on a recycled stream.
+type guardedBody struct {
+	mu   sync.Mutex
+	r    io.Reader
+	done bool
+}
+
+func (g *guardedBody) Read(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.done || g.r == nil {
+		return 0, errUploadGone
+	}
+	return g.r.Read(p)
+}
+
+func (g *guardedBody) close() {
+	g.mu.Lock()
+	g.done = true
+	g.mu.Unlock()
 }

@@ -76,8 +76,7 @@ var errPanic = errors.New("refresh: panic during fill")
 func (f *Filler) Fill(ctx context.Context, r *tiers.Request) (*tiers.Result, error) {
 	if r.Authorization || r.Alone {
 		// Never share a response fetched with one client's credentials with another client.
-		res, err := f.fetch(context.WithoutCancel(ctx), r, false)
-		return res, err
+		return f.safeFetch(context.WithoutCancel(ctx), r, false)
 	}
 	res, err := f.join(ctx, r.Key, r)
 	if err != nil || res.Entry == nil || res.Entry.Matches(r.Value) {
@@ -100,14 +99,8 @@ func variantID(names []string, value func(string) string) string {
 }
 
 func (f *Filler) join(ctx context.Context, flightKey string, r *tiers.Request) (*tiers.Result, error) {
-	ch := f.flight.DoChan(flightKey, func() (v any, err error) {
-		defer func() {
-			if p := recover(); p != nil {
-				err = fmt.Errorf("%w: %v", errPanic, p)
-				f.Log.Error("panic in fill", "key", r.Key, "panic", p)
-			}
-		}()
-		return f.fetch(context.WithoutCancel(ctx), r, true)
+	ch := f.flight.DoChan(flightKey, func() (any, error) {
+		return f.safeFetch(context.WithoutCancel(ctx), r, true)
 	})
 	select {
 	case res := <-ch:
@@ -127,6 +120,18 @@ func (f *Filler) join(ctx context.Context, flightKey string, r *tiers.Request) (
 	}
 }
 
+// safeFetch is fetch with a panic turned into an error: one bad response must not take the
+// process down.
+func (f *Filler) safeFetch(ctx context.Context, r *tiers.Request, collapse bool) (res *tiers.Result, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			res, err = nil, &upstream.Error{Target: r.URI, Err: fmt.Errorf("%w: %v", errPanic, p)}
+			f.Log.Error("panic in fill", "key", r.Key, "panic", p)
+		}
+	}()
+	return f.fetch(ctx, r, collapse)
+}
+
 // fetch does the origin trip for r (taking the cross-instance lock when collapse is set) and
 // stores what may be stored. It runs on a context detached from any client.
 func (f *Filler) fetch(ctx context.Context, r *tiers.Request, collapse bool) (*tiers.Result, error) {
@@ -144,13 +149,9 @@ func (f *Filler) fetch(ctx context.Context, r *tiers.Request, collapse bool) (*t
 	handOff := func(resp *http.Response, body io.ReadCloser, reason string) *tiers.Result {
 		handedOff = true
 		timer.Stop()
-		p := &tiers.Pass{
-			Status: resp.StatusCode,
-			Header: resp.Header,
-			Body:   upstream.IdleTimeout(body, f.Timeout, cancel),
-			Length: resp.ContentLength,
-			Reason: reason,
-		}
+		p := tiers.NewPass(r)
+		p.Status, p.Header, p.Length, p.Reason = resp.StatusCode, resp.Header, resp.ContentLength, reason
+		p.Body = upstream.IdleTimeout(body, f.Timeout, cancel)
 		return &tiers.Result{Pass: p, NotStored: reason}
 	}
 
@@ -167,8 +168,11 @@ func (f *Filler) fetch(ctx context.Context, r *tiers.Request, collapse bool) (*t
 		req.Header = http.Header{}
 	}
 	if e := r.Stale; e != nil {
-		// RFC 9111 §4.3.1: validate the stored response instead of asking for a new body.
-		req.Header.Set("If-None-Match", e.ETag)
+		// RFC 9111 §4.3.1: validate the stored response instead of asking for a new body. A tag we
+		// computed means nothing to the origin, and would make it ignore If-Modified-Since.
+		if e.OriginETag {
+			req.Header.Set("If-None-Match", e.ETag)
+		}
 		if e.LastModified != "" {
 			req.Header.Set("If-Modified-Since", e.LastModified)
 		}
@@ -191,7 +195,8 @@ func (f *Filler) fetch(ctx context.Context, r *tiers.Request, collapse bool) (*t
 		resp.Body.Close()
 		return f.renew(ctx, r, resp.Header, sent, received)
 	}
-	if resp.StatusCode >= 500 {
+	failing := httpcache.OriginFailing(resp.StatusCode)
+	if failing {
 		f.originFailed()
 	}
 
@@ -200,8 +205,25 @@ func (f *Filler) fetch(ctx context.Context, r *tiers.Request, collapse bool) (*t
 		d.Store, d.Reason = false, "too-big"
 	}
 	if !d.Store {
-		if r.Stale != nil && resp.StatusCode < 500 {
-			// The origin no longer lets us keep what we have.
+		if failing && shareable(r, resp) {
+			// An error page every waiter may send: read it here (it is small) instead of
+			// making each waiter ask a struggling origin again.
+			body, err := io.ReadAll(io.LimitReader(resp.Body, maxSharedError+1))
+			if err != nil {
+				resp.Body.Close()
+				return nil, &upstream.Error{Target: r.URI, Err: fmt.Errorf("read error body: %w", err)}
+			}
+			if len(body) <= maxSharedError {
+				resp.Body.Close()
+				p := tiers.NewPass(r)
+				p.Status, p.Header, p.Length, p.Reason, p.Shared = resp.StatusCode, resp.Header, int64(len(body)), d.Reason, body
+				return &tiers.Result{Pass: p, NotStored: d.Reason}, nil
+			}
+			return handOff(resp, prepend(body, resp.Body), d.Reason), nil
+		} else if r.Stale != nil && resp.StatusCode < 400 && (d.Reason == "no-store" || d.Reason == "private") {
+			// The origin now forbids keeping this URL: drop what we have. (Any other unstorable
+			// answer to a revalidation, e.g. a 403 for the refreshing request's headers, leaves
+			// the good entry alone.)
 			if err := f.Store.Delete(ctx, r.Key); err != nil {
 				f.Log.Warn("cache delete failed", "key", r.Key, "err", err)
 			}
@@ -220,16 +242,31 @@ func (f *Filler) fetch(ctx context.Context, r *tiers.Request, collapse bool) (*t
 		return nil, &upstream.Error{Target: r.URI, Err: fmt.Errorf("read body: %w", err)}
 	}
 	if int64(len(body)) > f.MaxObjectBytes {
-		rest := struct {
-			io.Reader
-			io.Closer
-		}{io.MultiReader(bytes.NewReader(body), resp.Body), resp.Body}
-		return handOff(resp, rest, "too-big"), nil
+		return handOff(resp, prepend(body, resp.Body), "too-big"), nil
 	}
 	resp.Body.Close()
 
 	e := newEntry(r, resp.StatusCode, resp.Header, body, d, received)
 	return f.store(ctx, e, &tiers.Result{Entry: e})
+}
+
+// maxSharedError bounds the error page that is read once and sent to every waiter.
+const maxSharedError = 64 << 10
+
+// shareable reports whether an origin error page may be sent to every request of the flight:
+// nothing marks it private to the request it was fetched for.
+func shareable(r *tiers.Request, resp *http.Response) bool {
+	cc := httpcache.ParseCacheControl(strings.Join(resp.Header.Values("Cache-Control"), ", "))
+	return !r.Authorization && !cc.Private && len(cc.PrivateFields) == 0 && resp.Header.Get("Set-Cookie") == "" &&
+		resp.ContentLength <= maxSharedError
+}
+
+// prepend returns a body that reads head, then the rest of body; closing it closes body.
+func prepend(head []byte, body io.ReadCloser) io.ReadCloser {
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(head), body), body}
 }
 
 func (f *Filler) originFailed() {
@@ -308,7 +345,8 @@ func newEntry(r *tiers.Request, status int, h http.Header, body []byte, d httpca
 	if !ok {
 		tag = etag.Compute(body)
 	}
-	e.ETag = tag
+	e.ETag, e.OriginETag = tag, ok
+	e.ReqHeader = replayHeader(r.Header)
 	names, _ := httpcache.VaryNames(h.Values("Vary"))
 	if len(names) > 0 {
 		e.Vary = names
@@ -338,6 +376,37 @@ func newEntry(r *tiers.Request, status int, h http.Header, body []byte, d httpca
 	return e
 }
 
+// maxReplay bounds the request fields kept per entry for background refreshes.
+const maxReplay = 2 << 10
+
+// replayHeader picks the request fields a background refresh of the entry sends again: what the
+// filling request forwarded, minus what belongs to that client alone (credentials, cookies, its
+// address, its conditional and range fields), in a stable order and at most maxReplay bytes.
+func replayHeader(h http.Header) []tiers.Field {
+	names := make([]string, 0, len(h))
+	for name := range h {
+		switch name {
+		case "Authorization", "Cookie", "X-Forwarded-For", "X-Real-Ip", "Forwarded", "If-None-Match",
+			"If-Modified-Since", "If-Match", "If-Unmodified-Since", "If-Range", "Range", "Content-Length",
+			"Content-Type":
+			continue
+		}
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	var out []tiers.Field
+	size := 0
+	for _, name := range names {
+		for _, v := range h[name] {
+			if size += len(name) + len(v); size > maxReplay {
+				return out
+			}
+			out = append(out, tiers.Field{Name: name, Value: v})
+		}
+	}
+	return out
+}
+
 // skipStored reports whether a response field is not stored with the entry: ones the proxy sets
 // itself on every reply, framing fields, and the surrogate fields meant for caches only.
 func skipStored(name string) bool {
@@ -358,6 +427,7 @@ func (f *Filler) lockOrWait(ctx context.Context, r *tiers.Request) (*tiers.Lock,
 	if ttl <= 0 {
 		ttl = 5 * time.Second
 	}
+	since := time.Now().Add(-time.Second) // slack for the other instance's clock
 	for {
 		lock, ok, err := f.Store.TryLock(ctx, r.Key, ttl)
 		if err != nil && !errors.Is(err, tiers.ErrL2Unavailable) {
@@ -365,7 +435,7 @@ func (f *Filler) lockOrWait(ctx context.Context, r *tiers.Request) (*tiers.Lock,
 		}
 		if ok {
 			// Another instance may have stored the key between our lookup and the lock.
-			if res := f.fromL2(ctx, r); res != nil {
+			if res := f.fromL2(ctx, r, since); res != nil {
 				lock.Unlock()
 				return nil, res, nil
 			}
@@ -381,7 +451,7 @@ func (f *Filler) lockOrWait(ctx context.Context, r *tiers.Request) (*tiers.Lock,
 			case <-t.C:
 			}
 			wait = min(wait*2, 80*time.Millisecond)
-			if res := f.fromL2(ctx, r); res != nil {
+			if res := f.fromL2(ctx, r, since); res != nil {
 				if f.Stats != nil {
 					f.Stats.SharedRemote.Add(1)
 				}
@@ -395,8 +465,9 @@ func (f *Filler) lockOrWait(ctx context.Context, r *tiers.Request) (*tiers.Lock,
 }
 
 // fromL2 returns a result for r from L2 when another instance stored a usable variant since r's
-// lookup (newer than r.Stale, or any live one for a miss), refreshing this instance's L1 with it.
-func (f *Filler) fromL2(ctx context.Context, r *tiers.Request) *tiers.Result {
+// lookup (newer than r.Stale; for a miss, a fresh one or one stored since this instance began
+// to wait), refreshing this instance's L1 with it.
+func (f *Filler) fromL2(ctx context.Context, r *tiers.Request, since time.Time) *tiers.Result {
 	o, err := f.Store.Reload(ctx, r.Key)
 	if err != nil || o == nil {
 		return nil
@@ -407,6 +478,8 @@ func (f *Filler) fromL2(ctx context.Context, r *tiers.Request) *tiers.Result {
 		return nil
 	case r.Stale != nil && !e.Stored.After(r.Stale.Stored):
 		return nil
+	case r.Stale == nil && e.CurrentAge(time.Now()) >= e.Fresh && !e.Stored.After(since):
+		return nil // kept only for revalidation: not an answer to a miss
 	}
 	return &tiers.Result{Entry: e, Shared: true}
 }

@@ -138,7 +138,8 @@ func (t *Tracker) refresh(ctx context.Context, h *hot, e *tiers.Entry) error {
 		return nil
 	}
 	start := time.Now()
-	res, err := t.Filler.Fill(ctx, RequestFor(cur, o.Gen))
+	req := RequestFor(cur, o.Gen)
+	res, err := t.Filler.Fill(ctx, req)
 	if err != nil {
 		h.scheduled.CompareAndSwap(e, nil)
 		return err
@@ -149,7 +150,10 @@ func (t *Tracker) refresh(ctx context.Context, h *hot, e *tiers.Entry) error {
 	} else {
 		h.scheduled.CompareAndSwap(e, nil)
 	}
-	return Discard(res, nil)
+	if res.Pass != nil {
+		res.Pass.Release(req)
+	}
+	return nil
 }
 
 func (t *Tracker) reschedule(h *hot, old, next *tiers.Entry) {
@@ -197,10 +201,14 @@ func (t *Tracker) Run(ctx context.Context) error {
 }
 
 // RequestFor builds the background request that refreshes entry e (stored under object
-// generation gen): its target, the values of the headers it varies on, and e's validators.
+// generation gen): its target, the request fields of the fill that e keeps for replay, the values
+// of the headers it varies on, and e's validators.
 func RequestFor(e *tiers.Entry, gen uint64) *tiers.Request {
 	host, uri := httpcache.SplitKey(e.Key)
 	hdr := http.Header{}
+	for _, f := range e.ReqHeader {
+		hdr.Add(f.Name, f.Value)
+	}
 	for i, name := range e.Vary {
 		if v := e.VaryValues[i]; v != "" {
 			hdr.Set(name, v)

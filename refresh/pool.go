@@ -66,8 +66,12 @@ func NewPool(fill filler, workers, queue int, timeout time.Duration, log *slog.L
 
 // Enqueue schedules a revalidation of r's stale entry, due now. See Schedule.
 func (p *Pool) Enqueue(r *tiers.Request) bool {
-	return p.Schedule(Job{ID: r.Key, Due: time.Now(), Run: func(ctx context.Context) error {
-		return Discard(p.fill.Fill(ctx, r))
+	id := r.Key
+	if r.Stale != nil && len(r.Stale.VaryValues) > 0 {
+		id += "\x00" + strings.Join(r.Stale.VaryValues, "\x00") // one revalidation per variant
+	}
+	return p.Schedule(Job{ID: id, Due: time.Now(), Run: func(ctx context.Context) error {
+		return fillDiscard(ctx, p.fill, r)
 	}})
 }
 
@@ -77,14 +81,16 @@ func (p *Pool) Refresh(e *tiers.Entry, gen uint64) bool {
 	r := RequestFor(e, gen)
 	id := "refresh\x00" + e.Key + "\x00" + strings.Join(e.VaryValues, "\x00")
 	return p.Schedule(Job{ID: id, Due: time.Now(), Run: func(ctx context.Context) error {
-		return Discard(p.fill.Fill(ctx, r))
+		return fillDiscard(ctx, p.fill, r)
 	}})
 }
 
-// Discard releases what a background fill returned (nobody streams a Pass) and returns its error.
-func Discard(res *tiers.Result, err error) error {
-	if err == nil && res.Pass != nil && res.Pass.Claim() {
-		res.Pass.Body.Close()
+// fillDiscard runs a background fill of r: nobody streams what it returns, so a Pass it owns is
+// closed at once. It returns the fill's error.
+func fillDiscard(ctx context.Context, f filler, r *tiers.Request) error {
+	res, err := f.Fill(ctx, r)
+	if err == nil && res.Pass != nil {
+		res.Pass.Release(r)
 	}
 	return err
 }

@@ -32,14 +32,12 @@ func encode(e *Entry) []byte {
 	b = appendString(b, e.Key)
 	b = appendString(b, e.ETag)
 	b = appendString(b, e.LastModified)
+	b = appendBool(b, e.OriginETag)
+	b = appendFields(b, e.ReqHeader)
 	b = appendStrings(b, e.Vary)
 	b = appendStrings(b, e.VaryValues)
 	b = appendStrings(b, e.Tags)
-	b = binary.AppendUvarint(b, uint64(len(e.Header)))
-	for _, f := range e.Header {
-		b = appendString(b, f.Name)
-		b = appendString(b, f.Value)
-	}
+	b = appendFields(b, e.Header)
 	b = binary.AppendUvarint(b, uint64(len(e.Body)))
 	b = append(b, e.Body...)
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
@@ -48,6 +46,22 @@ func encode(e *Entry) []byte {
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
+}
+
+func appendBool(b []byte, v bool) []byte {
+	if v {
+		return append(b, 1)
+	}
+	return append(b, 0)
+}
+
+func appendFields(b []byte, fs []Field) []byte {
+	b = binary.AppendUvarint(b, uint64(len(fs)))
+	for _, f := range fs {
+		b = appendString(b, f.Name)
+		b = appendString(b, f.Value)
+	}
+	return b
 }
 
 func appendStrings(b []byte, ss []string) []byte {
@@ -83,15 +97,12 @@ func decode(b []byte) (*Entry, error) {
 	e.Key = d.string()
 	e.ETag = d.string()
 	e.LastModified = d.string()
+	e.OriginETag = d.bool()
+	e.ReqHeader = d.fields()
 	e.Vary = d.strings()
 	e.VaryValues = d.strings()
 	e.Tags = d.strings()
-	if n := d.count(2); n > 0 {
-		e.Header = make([]Field, n)
-		for i := range e.Header {
-			e.Header[i] = Field{d.string(), d.string()}
-		}
-	}
+	e.Header = d.fields()
 	e.Body = d.bytes()
 	switch {
 	case d.err != nil:
@@ -165,6 +176,28 @@ func (d *decoder) bytes() []byte {
 	s := d.b[:n]
 	d.b = d.b[n:]
 	return s
+}
+
+func (d *decoder) bool() bool {
+	if len(d.b) == 0 || d.b[0] > 1 {
+		d.fail("bool")
+		return false
+	}
+	v := d.b[0] == 1
+	d.b = d.b[1:]
+	return v
+}
+
+func (d *decoder) fields() []Field {
+	n := d.count(2)
+	if n == 0 {
+		return nil
+	}
+	fs := make([]Field, n)
+	for i := range fs {
+		fs[i] = Field{d.string(), d.string()}
+	}
+	return fs
 }
 
 func (d *decoder) string() string { return string(d.bytes()) }

@@ -37,6 +37,8 @@ var roundTripTests = []struct { // TestEncodeThenDecodeGivesTheSameEntry and Fuz
 		StaleWhileRevalidate: 30 * time.Second,
 		StaleIfError:         time.Hour,
 		Gen:                  math.MaxUint64,
+		OriginETag:           true,
+		ReqHeader:            []Field{{"Accept", "application/json"}, {"X-Forwarded-Proto", "https"}},
 	}},
 	{"minimal", &Entry{Status: 100, ETag: `W/""`, Stored: time.Unix(0, 0)}},
 	{"largest status, stored before 1970", &Entry{Key: "k", Status: 999, ETag: `"x"`, Stored: time.Unix(0, math.MinInt64)}},
@@ -62,8 +64,8 @@ func TestEncodeThenDecodeGivesTheSameEntry(t *testing.T) {
 	}
 }
 
-// prefix is a valid encoding up to and including LastModified: version, Gen 0, status 200, Stored 0,
-// the four durations 0, key "k", etag `"e"`, no Last-Modified. The forged inputs below continue it.
+// prefix is a valid encoding up to and including ReqHeader: version, Gen 0, status 200, Stored 0,
+// the four durations 0, key "k", etag `"e"`, no Last-Modified, OriginETag false, no ReqHeader. The forged inputs below continue it.
 func prefix() []byte {
 	b := []byte{codecVersion}
 	b = binary.AppendUvarint(b, 0)   // Gen
@@ -73,7 +75,8 @@ func prefix() []byte {
 	}
 	b = appendString(b, "k")
 	b = appendString(b, `"e"`)
-	return appendString(b, "")
+	b = appendString(b, "")
+	return append(b, 0, 0) // OriginETag false, no ReqHeader
 }
 
 // uv appends uvarints to b.
@@ -130,7 +133,8 @@ var decodeRejectTests = []struct { // TestDecodeRejectsWhatEncodeDidNotWrite and
 	{"negative fresh", seal(uv(withDuration(1, -1), 0, 0, 0, 0, 0))},
 	{"negative stale-while-revalidate", seal(uv(withDuration(2, math.MinInt64), 0, 0, 0, 0, 0))},
 	{"negative stale-if-error", seal(uv(withDuration(3, -time.Hour), 0, 0, 0, 0, 0))},
-	{"no etag", seal(uv(appendString(appendString(appendString(prefix()[:9], "k"), ""), ""), 0, 0, 0, 0, 0))},
+	{"no etag", seal(uv(appendString(appendString(appendString(prefix()[:9], "k"), ""), ""), 0, 0, 0, 0, 0, 0, 0))},
+	{"origin-etag flag 2", seal(uv(append(appendString(appendString(appendString(prefix()[:9], "k"), `"e"`), ""), 2), 0, 0, 0, 0, 0, 0))},
 	{"gen as an overlong varint", seal(uv(append([]byte{codecVersion, 0x80, 0x00}, prefix()[2:]...), 0, 0, 0, 0, 0))},
 	{"status as an overlong varint", seal(uv(append([]byte{codecVersion, 0, 0xc8, 0x81, 0x00}, prefix()[4:]...), 0, 0, 0, 0, 0))},
 	{"body length as an overlong varint", seal(append(uv(prefix(), 0, 0, 0, 0), 0x80, 0x00))},

@@ -39,7 +39,23 @@ type Entry struct {
 	// Gen is the object generation this entry was filled under; an entry whose Gen is older than its
 	// object's generation was invalidated (soft purge) and counts as stale.
 	Gen uint64
+
+	// OriginETag reports whether ETag came from the origin (else swrproxy computed it from the
+	// body, and sending it to the origin as If-None-Match would be pointless).
+	OriginETag bool
+	// ReqHeader holds the request fields a background refresh replays to the origin, so that it
+	// asks the same question as the client request that filled the entry (no Cookie, no
+	// Authorization, no conditional fields).
+	ReqHeader []Field
 }
+
+// keepForRevalidation is how long an entry with a validator outlives its freshness and stale
+// windows, so that the next request can revalidate it with a 304 instead of a full transfer
+// (and a no-cache response is kept at all).
+const keepForRevalidation = 5 * time.Minute
+
+// HasValidator reports whether the origin can answer a conditional request for e with a 304.
+func (e *Entry) HasValidator() bool { return e.OriginETag || e.LastModified != "" }
 
 // CurrentAge returns the entry's age at now (RFC 9111 §4.2.3).
 func (e *Entry) CurrentAge(now time.Time) time.Duration {
@@ -50,9 +66,14 @@ func (e *Entry) CurrentAge(now time.Time) time.Duration {
 	return a
 }
 
-// Expires returns when the entry can no longer be used at all: freshness plus the longer stale window.
+// Expires returns when the entry can no longer be used at all: freshness plus the longer stale
+// window, or, for an entry with a validator, at least keepForRevalidation after it went stale.
 func (e *Entry) Expires() time.Time {
-	return e.Stored.Add(e.Fresh - e.Age + max(e.StaleWhileRevalidate, e.StaleIfError))
+	life := e.Fresh + max(e.StaleWhileRevalidate, e.StaleIfError)
+	if e.HasValidator() {
+		life = max(life, e.Fresh+keepForRevalidation)
+	}
+	return e.Stored.Add(life - e.Age)
 }
 
 // StaleAt returns when the entry stops being fresh.
@@ -74,6 +95,9 @@ func (e *Entry) Size() int {
 	}
 	for _, s := range e.Tags {
 		n += len(s) + 16
+	}
+	for _, f := range e.ReqHeader {
+		n += len(f.Name) + len(f.Value) + 32
 	}
 	return n
 }

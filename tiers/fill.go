@@ -46,16 +46,37 @@ type Result struct {
 	NotStored string
 }
 
-// Pass is an origin response to relay without storing. Exactly one caller claims it.
+// Pass is an origin response to relay without storing. It may be private to the request it was
+// fetched for (Set-Cookie, Cache-Control: private, content chosen by that client's cookies), so
+// only that request may stream it: every other request that waited on the same fetch must fetch
+// for itself. The exception is Shared, a small error page that any waiter may send.
 type Pass struct {
 	Status int
 	Header http.Header
-	Body   io.ReadCloser // closing it releases the origin connection
+	Body   io.ReadCloser // closing it releases the origin connection; nil when Shared is set
 	Length int64         // -1 when unknown
 	// Reason is why it was not stored.
-	Reason  string
+	Reason string
+	// Shared, when not nil, is the whole body of an origin error (5xx, 429) that is safe to send
+	// to every request of the flight: nothing marks it private to the request it was fetched for.
+	Shared []byte
+
+	owner   *Request
 	claimed atomic.Bool
 }
 
-// Claim reports whether the caller now owns the response (true for exactly one caller).
-func (p *Pass) Claim() bool { return p.claimed.CompareAndSwap(false, true) }
+// NewPass returns a pass owned by the request r it was fetched for.
+func NewPass(r *Request) *Pass { return &Pass{owner: r} }
+
+// Claim reports whether r now owns the streamed response: true only for the request it was
+// fetched for, and only once.
+func (p *Pass) Claim(r *Request) bool {
+	return p.owner == r && p.claimed.CompareAndSwap(false, true)
+}
+
+// Release closes the body when r owns it and will not stream it (background work).
+func (p *Pass) Release(r *Request) {
+	if p.Body != nil && p.Claim(r) {
+		p.Body.Close()
+	}
+}
