@@ -322,3 +322,22 @@ func TestKeysListingIsPaged(t *testing.T) {
 		t.Errorf("stats %v", st)
 	}
 }
+
+func TestAnInvalidationThatCouldNotReachRedisSaysSo(t *testing.T) {
+	rs := redistest.Start(t)
+	o := newVersionedOrigin(t)
+	p := startProxy(t, o.URL, map[string]string{"SWR_REDIS_URL": rs.URL(), "SWR_INVALIDATE_SECRET": secret})
+	get(t, p.URL+"/r")
+	rs.Stop()
+	status, res := postJSON(t, p.URL+"/_swr/invalidate", secret, `{"keys":["/r"],"mode":"clear"}`)
+	if status != http.StatusServiceUnavailable || !strings.Contains(fmt.Sprint(res["error"]), "retry") {
+		t.Fatalf("got %d %v, want 503 asking to retry", status, res)
+	}
+	if r, _ := res["result"].(map[string]any); r["complete"] != false {
+		t.Errorf("result %v, want complete=false", res["result"])
+	}
+	// This instance dropped its own copy anyway.
+	if got := get(t, p.URL+"/r").Header.Get("X-Cache"); got != "MISS" {
+		t.Errorf("after the purge X-Cache = %s, want MISS", got)
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -47,11 +46,10 @@ type ack struct {
 // the L1 copies a message names, then acknowledges it. It also keeps this instance's heartbeat,
 // so that Publish knows how many acknowledgements to wait for. Safe for concurrent use.
 type Bus struct {
-	rdb   redis.UniversalClient
-	drop  func(Message) // applies a message to this instance
-	log   *slog.Logger
-	id    string
-	ready atomic.Bool
+	rdb  redis.UniversalClient
+	drop func(Message) // applies a message to this instance
+	log  *slog.Logger
+	id   string
 
 	mu      sync.Mutex
 	waiters map[string]*waiter
@@ -104,9 +102,6 @@ func (b *Bus) Run(ctx context.Context) error {
 				if subscribed > 2 { // 2 channels: the first two confirmations are the initial ones
 					b.log.Warn("invalidation channel re-subscribed; dropping L1 (messages may have been missed)")
 					b.drop(Message{All: true})
-				}
-				if subscribed >= 2 {
-					b.ready.Store(true)
 				}
 			case *redis.Message:
 				b.receive(ctx, m)
@@ -215,6 +210,9 @@ func (b *Bus) Publish(ctx context.Context, m Message, wait time.Duration) (live,
 			n++ // we applied it ourselves before publishing
 		}
 		return n
+	}
+	if wait <= 0 {
+		return live, count(), nil
 	}
 	t := time.NewTimer(wait)
 	defer t.Stop()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
 	"io"
 	"log/slog"
 	"strconv"
@@ -101,8 +102,17 @@ func (h *Handler) invalidate(c *fiber.Ctx) error {
 		return c.Status(fiber.StatusBadRequest).JSON(fiber.Map{"error": err.Error()})
 	}
 	res, err := h.Apply(context.Background(), req)
+	return h.reply(c, res, err)
+}
+
+// reply answers 200 with the result, or 503 with the result and the problem when part of the
+// invalidation could not be carried out (Redis trouble): the caller should retry.
+func (h *Handler) reply(c *fiber.Ctx, res Result, err error) error {
 	if err != nil {
 		h.Log.Warn("invalidation incomplete", "err", err)
+		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{
+			"error": "invalidation incomplete (retry): " + err.Error(), "result": res,
+		})
 	}
 	return c.JSON(res)
 }
@@ -138,16 +148,21 @@ func (h *Handler) purge(c *fiber.Ctx) error {
 		key = strings.ToLower(string(c.Request().Header.Host())) + key
 	}
 	res, err := h.Apply(context.Background(), Request{Keys: []string{key}, Mode: Clear})
-	if err != nil {
-		h.Log.Warn("purge incomplete", "err", err)
-	}
-	return c.JSON(res)
+	return h.reply(c, res, err)
 }
 
 // Apply carries out an invalidation on both tiers and every instance's L1, and waits for the
 // acknowledgements. The returned error reports a partial failure (Redis trouble); the result
 // says what was done.
 func (h *Handler) Apply(ctx context.Context, req Request) (Result, error) {
+	wait := h.AckWait
+	if wait <= 0 {
+		wait = 2 * time.Second
+	}
+	return h.apply(ctx, req, wait)
+}
+
+func (h *Handler) apply(ctx context.Context, req Request, wait time.Duration) (Result, error) {
 	h.Requests.Add(1)
 	res := Result{Mode: req.Mode}
 	keys, err := h.selectKeys(ctx, req)
@@ -160,7 +175,10 @@ func (h *Handler) Apply(ctx context.Context, req Request) (Result, error) {
 		h.Refresher.Forget(k)
 	}
 	for _, k := range keys {
-		o, _ := h.Store.GetL2(ctx, k)
+		o, err := h.Store.GetL2(ctx, k)
+		if err != nil {
+			errs = append(errs, err)
+		}
 		cached := o != nil && len(o.Variants) > 0
 		if cached {
 			res.Matched++
@@ -198,25 +216,29 @@ func (h *Handler) Apply(ctx context.Context, req Request) (Result, error) {
 		h.Refreshed.Add(1)
 	}
 
-	// Every instance (this one included) drops its L1 copies of the selection.
-	msg := Message{Keys: keys, Prefixes: req.Prefixes, Tags: req.Tags, All: req.All}
+	// Every instance (this one included) drops its L1 copies of the selection. The message names
+	// the prefixes and tags rather than the keys they expand to: each instance finds its own
+	// copies, and the message stays small whatever the selection.
+	msg := Message{Keys: req.Keys, Prefixes: req.Prefixes, Tags: req.Tags, All: req.All}
 	if h.Store.HasL2() {
 		// L2 holds the truth now; without it, the L1 operations above were the whole job.
 		h.Drop(msg)
 	}
 	res.Instances, res.Acknowledged = 1, 1
-	if h.Bus != nil {
-		wait := h.AckWait
-		if wait <= 0 {
-			wait = 2 * time.Second
-		}
+	switch {
+	case h.Bus == nil:
+	case h.Store.L2Open():
+		errs = append(errs, errors.New("redis unavailable: other instances were not told"))
+		res.Instances = 0
+	default:
 		live, acked, err := h.Bus.Publish(ctx, msg, wait)
 		if err != nil {
 			errs = append(errs, err)
+			live = 0
 		}
-		res.Instances, res.Acknowledged = max(live, 1), acked
+		res.Instances, res.Acknowledged = live, acked
 	}
-	res.Complete = res.Acknowledged >= res.Instances
+	res.Complete = len(errs) == 0 && res.Acknowledged >= res.Instances
 	return res, joinErrs(errs)
 }
 
@@ -340,8 +362,9 @@ func (h *Handler) stats(c *fiber.Ctx) error {
 
 // Invalidate clears key on every instance: the cached GET of a URL after a successful unsafe
 // request to it (RFC 9111 §4.4).
+// It does not wait for the other instances' acknowledgements: the write's reply should not.
 func (h *Handler) Invalidate(ctx context.Context, key string) {
-	if _, err := h.Apply(ctx, Request{Keys: []string{key}, Mode: Clear}); err != nil {
+	if _, err := h.apply(ctx, Request{Keys: []string{key}, Mode: Clear}, 0); err != nil {
 		h.Log.Warn("invalidation after a write incomplete", "key", key, "err", err)
 	}
 }

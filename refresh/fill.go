@@ -99,7 +99,9 @@ func variantID(names []string, value func(string) string) string {
 }
 
 func (f *Filler) join(ctx context.Context, flightKey string, r *tiers.Request) (*tiers.Result, error) {
+	var led atomic.Bool // only the caller whose function runs leads; singleflight marks every caller Shared
 	ch := f.flight.DoChan(flightKey, func() (any, error) {
+		led.Store(true)
 		return f.safeFetch(context.WithoutCancel(ctx), r, true)
 	})
 	select {
@@ -108,7 +110,7 @@ func (f *Filler) join(ctx context.Context, flightKey string, r *tiers.Request) (
 			return nil, res.Err
 		}
 		out := *res.Val.(*tiers.Result)
-		if res.Shared {
+		if res.Shared && !led.Load() {
 			out.Shared = true
 			if f.Stats != nil {
 				f.Stats.SharedLocal.Add(1)
@@ -322,6 +324,7 @@ func (f *Filler) renew(ctx context.Context, r *tiers.Request, h http.Header, sen
 		f.Stats.Revalidated.Add(1)
 	}
 	e := newEntry(r, old.Status, merged, old.Body, d, received)
+	e.OriginETag = old.OriginETag // a tag we computed stays ours, whatever the 304 carried
 	e.Vary, e.VaryValues = old.Vary, old.VaryValues
 	return f.store(ctx, e, &tiers.Result{Entry: e, Revalidated: true})
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,9 +14,9 @@ import (
 )
 
 // The Redis indexes that let invalidations select keys by prefix and by tag without scanning the
-// keyspace. Each is written with commands that are atomic on their own (ZADD, SADD), so instances
+// keyspace. Each is written with commands that are atomic on their own (ZADD), so instances
 // never lose each other's updates, and each expires: members of the key index are pruned when the
-// entries they point at have expired; tag sets expire with their longest-lived member.
+// entries they point at have expired (on every write for tag sets); each index key expires with its longest-lived member.
 const (
 	// idxKeys is a sorted set of every cache key, all with score 0, so ZRANGEBYLEX finds a prefix.
 	idxKeys = KeyPrefix + "{idx}:keys"
@@ -43,8 +44,11 @@ func (s *Store) index(ctx context.Context, e *Entry, ttl time.Duration) error {
 			p.ExpireGT(ctx, k, secs)
 		}
 		for _, t := range e.Tags {
+			// A sorted set scored by expiry: members whose entries expired are pruned on
+			// every write, so a long-lived tag does not collect every key it ever had.
 			tk := tagKey(t)
-			p.SAdd(ctx, tk, e.Key)
+			p.ZAddArgs(ctx, tk, redis.ZAddArgs{GT: true, Members: []redis.Z{{Score: float64(exp.UnixMilli()), Member: e.Key}}})
+			p.ZRemRangeByScore(ctx, tk, "-inf", strconv.FormatInt(time.Now().UnixMilli(), 10))
 			p.ExpireNX(ctx, tk, secs)
 			p.ExpireGT(ctx, tk, secs)
 		}
@@ -137,7 +141,9 @@ func (s *Store) KeysWithTag(ctx context.Context, tag string) ([]string, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout*4)
 	defer cancel()
-	keys, err := s.rdb.SMembers(ctx, tagKey(tag)).Result()
+	keys, err := s.rdb.ZRangeByScore(ctx, tagKey(tag), &redis.ZRangeBy{
+		Min: strconv.FormatInt(time.Now().UnixMilli(), 10), Max: "+inf",
+	}).Result()
 	s.observe(err)
 	if err != nil {
 		return nil, fmt.Errorf("tiers: l2 keys with tag %q: %w", tag, err)

@@ -70,6 +70,11 @@ type Store struct {
 	OnL2Change func(open bool)
 
 	l2Errors atomic.Int64
+
+	// fences remember, for a few seconds, when each key was last dropped by an invalidation;
+	// fenceAll when the whole L1 was. See promote.
+	fences   *otter.Cache[string, int64]
+	fenceAll atomic.Int64
 }
 
 // New returns a Store. It does not contact Redis.
@@ -117,6 +122,13 @@ func New(o Options) (*Store, error) {
 		return nil, fmt.Errorf("tiers: new l1: %w", err)
 	}
 	s.l1 = l1
+	s.fences, err = otter.New(&otter.Options[string, int64]{
+		MaximumSize:      100_000,
+		ExpiryCalculator: otter.ExpiryWriting[string, int64](10 * time.Second),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tiers: new fences: %w", err)
+	}
 	return s, nil
 }
 
@@ -178,12 +190,26 @@ func (s *Store) Get(ctx context.Context, key string) (*Object, Tier, error) {
 	if o, ok := s.l1.GetIfPresent(key); ok {
 		return o, L1, nil
 	}
+	start := time.Now()
 	o, err := s.getL2(ctx, key)
 	if err != nil || o == nil {
 		return nil, Miss, err
 	}
-	s.l1.Set(key, o)
+	s.promote(key, o, start)
 	return o, L2, nil
+}
+
+// promote copies an object read from L2 at start into L1, unless this instance was told to drop
+// the key after the read began: the read may predate the invalidation, and L1 would then keep the
+// old copy for up to L1MaxTTL.
+func (s *Store) promote(key string, o *Object, start time.Time) {
+	if fence, ok := s.fences.GetIfPresent(key); ok && fence >= start.UnixNano() {
+		return
+	}
+	if all := s.fenceAll.Load(); all >= start.UnixNano() {
+		return
+	}
+	s.l1.Set(key, o)
 }
 
 // GetL2 reads the object under key from Redis only, bypassing (and not touching) L1.
@@ -351,6 +377,7 @@ return 1
 // Delete clears key in both tiers of this instance (other instances' L1s are the caller's business:
 // see Forget). In-flight fetches of the key can no longer store their result.
 func (s *Store) Delete(ctx context.Context, key string) error {
+	s.fences.Set(key, time.Now().UnixNano())
 	s.l1.Compute(key, func(old *Object, found bool) (*Object, otter.ComputeOp) {
 		var gen uint64
 		if found {
@@ -382,6 +409,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 // stale while a refresh runs, and fetches that began earlier can no longer store their result.
 // It reports whether the key was cached.
 func (s *Store) MarkStale(ctx context.Context, key string) (bool, error) {
+	s.fences.Set(key, time.Now().UnixNano())
 	found := false
 	s.l1.ComputeIfPresent(key, func(old *Object) (*Object, otter.ComputeOp) {
 		found = len(old.Variants) > 0
@@ -406,10 +434,17 @@ func (s *Store) MarkStale(ctx context.Context, key string) (bool, error) {
 }
 
 // Forget drops key from this instance's L1 only (the answer to a coherence message).
-func (s *Store) Forget(key string) { s.l1.Invalidate(key) }
+// L2 reads that began before are not copied into L1 afterwards.
+func (s *Store) Forget(key string) {
+	s.fences.Set(key, time.Now().UnixNano())
+	s.l1.Invalidate(key)
+}
 
-// ForgetAll drops this instance's whole L1.
-func (s *Store) ForgetAll() { s.l1.InvalidateAll() }
+// ForgetAll drops this instance's whole L1; L2 reads that began before are not copied into it.
+func (s *Store) ForgetAll() {
+	s.fenceAll.Store(time.Now().UnixNano())
+	s.l1.InvalidateAll()
+}
 
 // RedisKey is the Redis key of a cache key: a hash, so no client text reaches key names, in a
 // {hash tag} so that the object and its lock share a cluster slot.
@@ -515,6 +550,7 @@ func (s *Store) Reload(ctx context.Context, key string) (*Object, error) {
 	if s.rdb == nil {
 		return s.Peek(key), nil
 	}
+	start := time.Now()
 	o, err := s.getL2(ctx, key)
 	if err != nil {
 		return nil, err
@@ -523,7 +559,7 @@ func (s *Store) Reload(ctx context.Context, key string) (*Object, error) {
 		s.l1.Invalidate(key)
 		return nil, nil
 	}
-	s.l1.Set(key, o)
+	s.promote(key, o, start)
 	return o, nil
 }
 

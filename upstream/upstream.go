@@ -87,9 +87,20 @@ func (e *Error) Timeout() bool {
 // ctx bounds the whole exchange, body included.
 func (c *Client) Do(ctx context.Context, r *Request) (*http.Response, error) {
 	target := c.target(r.URI)
-	req, err := http.NewRequestWithContext(ctx, r.Method, target, r.Body)
+	req, err := http.NewRequestWithContext(ctx, r.Method, c.base.Scheme+"://"+c.base.Host+"/", r.Body)
 	if err != nil {
 		return nil, &Error{target, err}
+	}
+	// Send the target exactly as the client did: parsing it would re-encode the path (%2F would
+	// become a real /, | would become %7C) and change what the origin is asked for.
+	path, query, hasQuery := strings.Cut(strings.TrimPrefix(target, c.base.Scheme+"://"+c.base.Host), "?")
+	if strings.HasPrefix(path, "//") {
+		// Opaque "//…" would be read as an authority: fall back to the parsed form.
+		if req.URL, err = url.Parse(target); err != nil {
+			return nil, &Error{target, err}
+		}
+	} else {
+		req.URL.Path, req.URL.Opaque, req.URL.RawQuery, req.URL.ForceQuery = "", path, query, hasQuery && query == ""
 	}
 	if r.Header != nil {
 		req.Header = r.Header
