@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/gofiber/fiber/v2/utils"
 )
 
@@ -38,6 +39,11 @@ func NewApp(h *Handler, mount func(fiber.Router)) *fiber.App {
 			return c.Status(code).SendString(utils.StatusMessage(code))
 		},
 	})
+	// A panic while serving one request answers 500 and is logged; it never takes the process
+	// (and every other client's request) down.
+	app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: func(c *fiber.Ctx, e any) {
+		h.Log.Error("panic while serving a request", "path", string(c.Request().Header.RequestURI()), "panic", e)
+	}}))
 	if h.AccessLog {
 		app.Use(h.accessLog)
 	}
