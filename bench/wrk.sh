@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Load benchmark, loopback only: L1-hit throughput of swrproxy against a bare fasthttp server that
-# returns the same bytes from memory, measured side by side in one run (rounds alternate, so both
-# see the same machine noise). Prints each round and the ratio of the medians.
+# returns the same bytes from memory, measured side by side in one run (each round measures both,
+# back to back, alternating which goes first, so both see the same machine noise). Prints each
+# round with its ratio, and the median of those paired ratios.
 #
 #   bench/wrk.sh [seconds-per-round] [rounds] [connections]
 #
@@ -32,12 +33,12 @@ done
 curl -fsS -D - -o /dev/null "http://127.0.0.1:$proxy_port$path" | grep -i '^x-cache' || true
 
 rps() { wrk -t2 -c"$conns" -d"${secs}s" "http://127.0.0.1:$1$path" | awk '/Requests\/sec/ {print $2}'; }
-bare=(); prox=()
+bare=(); prox=(); ratios=()
 for r in $(seq "$rounds"); do
-  b=$(rps "$bare_port"); p=$(rps "$proxy_port")
-  bare+=("$b"); prox+=("$p")
-  echo "round $r: bare $b req/s, swrproxy $p req/s"
+  # Alternate which server goes first, so neither always runs on the warmer (or busier) slot.
+  if (( r % 2 )); then b=$(rps "$bare_port"); p=$(rps "$proxy_port"); else p=$(rps "$proxy_port"); b=$(rps "$bare_port"); fi
+  bare+=("$b"); prox+=("$p"); ratios+=("$(awk -v p="$p" -v b="$b" 'BEGIN {printf "%.3f", p/b}')")
+  echo "round $r: bare $b req/s, swrproxy $p req/s, ratio ${ratios[-1]}"
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-mb=$(median "${bare[@]}"); mp=$(median "${prox[@]}")
-echo "median: bare $mb req/s, swrproxy $mp req/s, ratio $(awk -v p="$mp" -v b="$mb" 'BEGIN {printf "%.2f", p/b}')"
+echo "median: bare $(median "${bare[@]}") req/s, swrproxy $(median "${prox[@]}") req/s; median of the paired round ratios $(median "${ratios[@]}")"

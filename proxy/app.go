@@ -39,11 +39,8 @@ func NewApp(h *Handler, mount func(fiber.Router)) *fiber.App {
 			return c.Status(code).SendString(utils.StatusMessage(code))
 		},
 	})
-	// A panic while serving one request answers 500 and is logged; it never takes the process
-	// (and every other client's request) down.
-	app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: func(c *fiber.Ctx, e any) {
-		h.Log.Error("panic while serving a request", "path", string(c.Request().Header.RequestURI()), "panic", e)
-	}}))
+	// A panic while serving an admin request answers 500; the proxy handler recovers its own.
+	app.Use("/_swr", recover.New())
 	if h.AccessLog {
 		app.Use(h.accessLog)
 	}

@@ -91,8 +91,17 @@ func reserved(path []byte) bool {
 		(len(path) == len(prefix) || path[len(prefix)] == '/')
 }
 
-// Serve handles one request. It never returns an error to Fiber: failures are answered here.
-func (h *Handler) Serve(c *fiber.Ctx) error {
+// Serve handles one request. It never returns an error to Fiber: failures are answered here,
+// and a panic while serving one request answers 500 and is logged instead of taking the process
+// (and every other client's request) down.
+func (h *Handler) Serve(c *fiber.Ctx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			h.Log.Error("panic while serving a request", "uri", string(c.Request().Header.RequestURI()), "panic", p)
+			c.Response().Reset()
+			err = c.Status(fiber.StatusInternalServerError).SendString("Internal Server Error")
+		}
+	}()
 	if reserved(c.Request().URI().Path()) {
 		return c.Status(fiber.StatusNotFound).SendString("Not Found")
 	}
