@@ -2,8 +2,11 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -158,3 +161,104 @@ func TestRefreshAheadAsksTheOriginWhatTheClientAsked(t *testing.T) {
 		t.Errorf("refresh replayed the client's Cookie %q", refresh.Get("Cookie"))
 	}
 }
+
+func TestBadRequestTargetsAreRejectedNotForwarded(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "origin") })
+	p := startProxy(t, o.URL, nil)
+	for _, method := range []string{http.MethodGet, http.MethodPost} {
+		r := rawRequest(t, p.URL, method+" /%zz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+		if !strings.HasPrefix(r, "HTTP/1.1 400") {
+			t.Errorf("%s /%%zz: %q, want 400", method, firstLine(r))
+		}
+	}
+	if n := o.hits.Load(); n != 0 {
+		t.Errorf("origin hits = %d, want 0", n)
+	}
+}
+
+func TestAFieldTheClientHidesWithConnectionCannotKeyAVariant(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Vary", "Accept-Language")
+		lang := r.Header.Get("Accept-Language")
+		if lang == "" {
+			lang = "en"
+		}
+		fmt.Fprint(w, "page in "+lang)
+	})
+	p := startProxy(t, o.URL, nil)
+	get(t, p.URL+"/l", "Accept-Language", "fr", "Connection", "Accept-Language") // the attacker
+	if r := get(t, p.URL+"/l", "Accept-Language", "fr"); r.Body != "page in fr" {
+		t.Fatalf("a French reader got %q", r.Body)
+	}
+}
+
+func TestForwardedFieldsOutsideTheKeyDoNotReachAFill(t *testing.T) {
+	seen := make(chan http.Header, 4)
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Header.Clone()
+		w.Header().Set("Cache-Control", "max-age=60")
+	})
+	p := startProxy(t, o.URL, nil)
+	get(t, p.URL+"/f", "Forwarded", "host=evil.example", "X-Forwarded-Port", "1", "X-Forwarded-Prefix", "/evil", "X-Host", "evil.example")
+	h := <-seen
+	for _, f := range []string{"Forwarded", "X-Forwarded-Port", "X-Forwarded-Prefix", "X-Host"} {
+		if h.Get(f) != "" {
+			t.Errorf("fill forwarded %s: %q", f, h.Get(f))
+		}
+	}
+}
+
+func TestRefreshesDoNotReplayAClientsCredentials(t *testing.T) {
+	seen := make(chan http.Header, 16)
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Header.Clone()
+		w.Header().Set("Cache-Control", "max-age=1")
+	})
+	p := startProxy(t, o.URL, map[string]string{"SWR_REFRESH_WINDOW": "1m"})
+	get(t, p.URL+"/k", "X-Api-Key", "secret-key", "Referer", "https://x/?token=t", "Accept", "text/plain")
+	<-seen
+	select {
+	case h := <-seen:
+		if h.Get("X-Api-Key") != "" || h.Get("Referer") != "" || h.Get("Accept") != "text/plain" {
+			t.Errorf("refresh sent X-Api-Key=%q Referer=%q Accept=%q", h.Get("X-Api-Key"), h.Get("Referer"), h.Get("Accept"))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no refresh within 5s")
+	}
+}
+
+func TestAnEarlyAnswerToAnUploadEndsTheClientConnection(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusForbidden) // without reading the upload
+	})
+	p := startProxy(t, o.URL, nil)
+	// A declared 1 MB body of which only a request-looking prefix is sent: what is left must not
+	// be parsed as a second request on the same connection.
+	r := rawRequest(t, p.URL, "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"+strings.Repeat("z", 300000))
+	if !strings.HasPrefix(r, "HTTP/1.1 403") || strings.Count(r, "HTTP/1.1 ") != 1 {
+		t.Fatalf("got %q, want one 403 and the connection closed", r)
+	}
+	if n := o.hits.Load(); n != 1 {
+		t.Errorf("origin hits = %d, want 1 (no smuggled request)", n)
+	}
+}
+
+// rawRequest writes raw bytes to the proxy and returns everything it answers until it closes
+// the connection or 3 s pass.
+func rawRequest(t *testing.T, base, raw string) string {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(base, "http://"), 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(3 * time.Second))
+	if _, err := conn.Write([]byte(raw)); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(conn)
+	return string(b)
+}
+
+func firstLine(s string) string { l, _, _ := strings.Cut(s, "\r\n"); return l }

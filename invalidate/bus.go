@@ -194,7 +194,9 @@ func (b *Bus) Publish(ctx context.Context, m Message, wait time.Duration) (live,
 		b.mu.Unlock()
 	}()
 
-	live = b.Live(ctx)
+	if wait > 0 {
+		live = b.Live(ctx)
+	}
 	payload, _ := json.Marshal(m)
 	pctx, cancel := context.WithTimeout(ctx, time.Second)
 	err = b.rdb.Publish(pctx, channelInvalidate, payload).Err()

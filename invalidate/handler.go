@@ -125,6 +125,7 @@ func readBody(c *fiber.Ctx) ([]byte, int, string) {
 		if s := c.Context().RequestBodyStream(); s != nil {
 			io.CopyN(io.Discard, s, 4*MaxBody)
 		}
+		c.Context().SetConnectionClose() // what is left of the body must not be read as requests
 		return nil, fiber.StatusRequestEntityTooLarge, "body over 1 MiB"
 	}
 	var r io.Reader = bytes.NewReader(c.Body())

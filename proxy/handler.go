@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -114,6 +115,9 @@ func (h *Handler) Serve(c *fiber.Ctx) (err error) {
 		return h.passThrough(c, "method")
 	}
 	if len(c.Request().Header.Peek(fiber.HeaderAuthorization)) > 0 {
+		if !upstream.ValidTarget(b2s(c.Request().Header.RequestURI())) {
+			return badTarget(c)
+		}
 		// RFC 9111 §3.5: a shared cache must not answer an authenticated request from a
 		// response stored for someone else; fetch it for this client only (and store it if
 		// the origin says it is public).
@@ -204,9 +208,19 @@ func requestValue(c *fiber.Ctx, name string) string {
 // fill fetches the key from the origin (collapsed) and answers with the result. stale, when set,
 // is served if the origin fails within its stale-if-error window.
 func (h *Handler) fill(c *fiber.Ctx, r *tiers.Request, stale *tiers.Entry, bypass bool) error {
+	if !upstream.ValidTarget(r.URI) {
+		return badTarget(c)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.Timeout)
 	defer cancel()
 	res, err := h.Filler.Fill(ctx, r)
+	if err == nil && res.Pass != nil && stale != nil && httpcache.OriginFailing(res.Pass.Status) && h.staleIfError(stale) {
+		// The origin is failing and we have a copy for that: serve it without asking again.
+		if res.Pass.Body != nil && res.Pass.Claim(r) {
+			res.Pass.Body.Close()
+		}
+		return h.serveStaleIfError(c, stale)
+	}
 	if err == nil && res.Pass != nil && res.Pass.Body != nil && !res.Pass.Claim(r) {
 		// That response was fetched for another request of the flight and may be private to
 		// it (cookies, credentials): fetch our own.
@@ -372,9 +386,10 @@ func (h *Handler) newRequest(c *fiber.Ctx, stale *tiers.Entry, gen uint64) *tier
 	return r
 }
 
-// unkeyedOverrides are request fields some frameworks let override the URL or method. On a
-// cacheable fill they would change the answer without changing the key: stripped.
-var unkeyedOverrides = []string{"X-Original-Url", "X-Rewrite-Url", "X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
+// unkeyedOverrides are request fields some frameworks let override the URL, method, host, port or
+// path prefix. On a cacheable fill they would change the answer without changing the key: stripped.
+var unkeyedOverrides = []string{"X-Original-Url", "X-Rewrite-Url", "X-Http-Method-Override", "X-Http-Method",
+	"X-Method-Override", "Forwarded", "X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Server", "X-Host"}
 
 // forwardHeader copies the client's end-to-end request fields for the origin and sets the
 // X-Forwarded-* fields; raw is a copy of the client's fields as they came. For cacheable GETs
@@ -407,6 +422,7 @@ func (h *Handler) forwardHeader(c *fiber.Ctx, fill bool) (hdr, raw http.Header) 
 	for _, n := range strings.Split(string(connection), ",") {
 		if n = strings.TrimSpace(n); n != "" {
 			hdr.Del(n)
+			raw.Del(n) // the origin does not see it, so no variant may be keyed on it
 		}
 	}
 	if fill {
@@ -446,6 +462,9 @@ func (h *Handler) forwardHeader(c *fiber.Ctx, fill bool) (hdr, raw http.Header) 
 func (h *Handler) passThrough(c *fiber.Ctx, why string) error {
 	method := string(c.Request().Header.Method())
 	uri := string(c.Request().Header.RequestURI())
+	if !upstream.ValidTarget(uri) {
+		return badTarget(c)
+	}
 	r := &upstream.Request{
 		Method:        method,
 		URI:           uri,
@@ -458,7 +477,7 @@ func (h *Handler) passThrough(c *fiber.Ctx, why string) error {
 	upload := &guardedBody{}
 	if method != fiber.MethodGet && method != fiber.MethodHead {
 		if s := c.Context().RequestBodyStream(); s != nil {
-			upload.r = s
+			upload.r, upload.conn = s, c.Context().Conn()
 			r.Body = upload
 		} else if b := c.Body(); len(b) > 0 {
 			r.Body = bytes.NewReader(bytes.Clone(b))
@@ -466,8 +485,10 @@ func (h *Handler) passThrough(c *fiber.Ctx, why string) error {
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	headerTimer := time.AfterFunc(h.Timeout, cancel) // until the headers arrive; then the idle timeout
 	sent := time.Now()
 	resp, err := h.Origin.Do(ctx, r)
+	headerTimer.Stop()
 	if h.ObserveOrigin != nil {
 		h.ObserveOrigin("pass", time.Since(sent))
 	}
@@ -477,6 +498,11 @@ func (h *Handler) passThrough(c *fiber.Ctx, why string) error {
 		h.Stats.Errors.Add(1)
 		h.Log.Warn("origin failed", "method", method, "uri", uri, "err", err)
 		return h.sendError(c, err)
+	}
+	if upload.unfinished() {
+		// The origin answered before reading the whole upload: what is left of it stays on the
+		// client connection, so that connection ends with this reply.
+		c.Context().SetConnectionClose()
 	}
 	if unsafeMethod(method) && resp.StatusCode >= 200 && resp.StatusCode < 400 {
 		h.invalidateAfterWrite(c, uri, resp.Header)
@@ -594,7 +620,9 @@ var errUploadGone = errors.New("proxy: request body no longer available (the ori
 type guardedBody struct {
 	mu   sync.Mutex
 	r    io.Reader
+	conn net.Conn // the client connection, to unblock a read that waits on it
 	done bool
+	eof  atomic.Bool
 }
 
 func (g *guardedBody) Read(p []byte) (int, error) {
@@ -603,11 +631,29 @@ func (g *guardedBody) Read(p []byte) (int, error) {
 	if g.done || g.r == nil {
 		return 0, errUploadGone
 	}
-	return g.r.Read(p)
+	n, err := g.r.Read(p)
+	if err == io.EOF {
+		g.eof.Store(true)
+	}
+	return n, err
 }
 
+// unfinished reports whether the upload was not read to its end: the rest of it is still on the
+// client connection, which must then be closed after the reply (or it would be read as requests).
+func (g *guardedBody) unfinished() bool { return g.r != nil && !g.eof.Load() }
+
 func (g *guardedBody) close() {
+	if g.unfinished() && g.conn != nil {
+		g.conn.SetReadDeadline(time.Now()) // a read blocked on the client returns now
+	}
 	g.mu.Lock()
 	g.done = true
 	g.mu.Unlock()
+}
+
+// badTarget answers a request target that cannot be passed on as it is (a bad %-escape, a
+// fragment, control characters).
+func badTarget(c *fiber.Ctx) error {
+	c.Response().Header.Set("X-Cache", "BYPASS")
+	return c.Status(fiber.StatusBadRequest).SendString("Bad Request: invalid request target")
 }

@@ -382,24 +382,14 @@ func newEntry(r *tiers.Request, status int, h http.Header, body []byte, d httpca
 // maxReplay bounds the request fields kept per entry for background refreshes.
 const maxReplay = 2 << 10
 
-// replayHeader picks the request fields a background refresh of the entry sends again: what the
-// filling request forwarded, minus what belongs to that client alone (credentials, cookies, its
-// address, its conditional and range fields), in a stable order and at most maxReplay bytes.
+// replayHeader picks the request fields a background refresh of the entry sends again: the ones
+// that shape an answer for everyone (content negotiation, user agent, scheme and, when keyed, host;
+// the Vary'd fields are added from the entry itself). An allowlist: custom credentials, tokens,
+// referers and trace ids of the client that happened to fill the entry are never kept or replayed.
 func replayHeader(h http.Header) []tiers.Field {
-	names := make([]string, 0, len(h))
-	for name := range h {
-		switch name {
-		case "Authorization", "Cookie", "X-Forwarded-For", "X-Real-Ip", "Forwarded", "If-None-Match",
-			"If-Modified-Since", "If-Match", "If-Unmodified-Since", "If-Range", "Range", "Content-Length",
-			"Content-Type":
-			continue
-		}
-		names = append(names, name)
-	}
-	slices.Sort(names)
 	var out []tiers.Field
 	size := 0
-	for _, name := range names {
+	for _, name := range replayFields {
 		for _, v := range h[name] {
 			if size += len(name) + len(v); size > maxReplay {
 				return out
@@ -409,6 +399,10 @@ func replayHeader(h http.Header) []tiers.Field {
 	}
 	return out
 }
+
+// replayFields are the request fields replayHeader keeps, in a stable order.
+var replayFields = []string{"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "User-Agent",
+	"X-Forwarded-Host", "X-Forwarded-Proto"}
 
 // skipStored reports whether a response field is not stored with the entry: ones the proxy sets
 // itself on every reply, framing fields, and the surrogate fields meant for caches only.

@@ -83,10 +83,40 @@ func (e *Error) Timeout() bool {
 	return errors.Is(e.Err, context.DeadlineExceeded) || (errors.As(e.Err, &ne) && ne.Timeout())
 }
 
+// ValidTarget reports whether uri is a request target swrproxy passes on as it is: origin-form
+// (starting with '/') or "*", every '%' of the path followed by two hex digits, no fragment, no
+// white space or control characters. Anything else would be re-encoded, rejected or retried by the origin client.
+func ValidTarget(uri string) bool {
+	if uri != "*" && !strings.HasPrefix(uri, "/") {
+		return false
+	}
+	inPath := true
+	for i := 0; i < len(uri); i++ {
+		switch c := uri[i]; {
+		case c <= ' ' || c == 0x7f || c == '#':
+			return false
+		case c == '?':
+			inPath = false // queries are passed on raw, whatever their escapes
+		case c == '%' && inPath:
+			if i+2 >= len(uri) || !isHex(uri[i+1]) || !isHex(uri[i+2]) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
 // Do sends r and returns the origin's response with its body unread; the caller must close it.
 // ctx bounds the whole exchange, body included.
 func (c *Client) Do(ctx context.Context, r *Request) (*http.Response, error) {
 	target := c.target(r.URI)
+	if uri := r.URI; !ValidTarget(uri) && !ValidTarget("/"+uri) {
+		return nil, &Error{target, fmt.Errorf("invalid request target %q", r.URI)}
+	}
 	req, err := http.NewRequestWithContext(ctx, r.Method, c.base.Scheme+"://"+c.base.Host+"/", r.Body)
 	if err != nil {
 		return nil, &Error{target, err}
