@@ -94,29 +94,3 @@ func positiveQ(v string) bool {
 	}
 	return positive
 }
-
-// hopByHop are the fields a proxy must not forward (RFC 9110 §7.6.1), in lower case.
-var hopByHop = [...]string{
-	"connection",
-	"keep-alive",
-	"proxy-connection",
-	"proxy-authenticate",
-	"proxy-authorization",
-	"te",
-	"trailer",
-	"transfer-encoding",
-	"upgrade",
-}
-
-// HopByHop reports whether name (any case) is a hop-by-hop field that a proxy must not forward (RFC 9110 §7.6.1):
-// Connection, Keep-Alive, Proxy-Connection, Proxy-Authenticate, Proxy-Authorization, TE, Trailer, Transfer-Encoding, Upgrade.
-//
-// Fields named by the Connection header are hop-by-hop too; finding them is the caller's job.
-func HopByHop(name string) bool {
-	for _, h := range hopByHop {
-		if equalFoldASCII(name, h) {
-			return true
-		}
-	}
-	return false
-}

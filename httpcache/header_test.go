@@ -2,7 +2,6 @@ package httpcache
 
 import (
 	"slices"
-	"strings"
 	"testing"
 )
 
@@ -97,33 +96,5 @@ func BenchmarkNormalizeEncoding(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		sinkEncoding = NormalizeEncoding("gzip, deflate, br, zstd")
-	}
-}
-
-func TestHopByHop(t *testing.T) {
-	tests := []struct {
-		name string
-		want bool
-	}{
-		{"Connection", true},
-		{"keep-alive", true},
-		{"PROXY-CONNECTION", true},
-		{"Proxy-Authenticate", true},
-		{"proxy-authorization", true},
-		{"TE", true},
-		{"Trailer", true},
-		{"transfer-encoding", true},
-		{"Upgrade", true},
-		{"Content-Type", false},
-		{"Authorization", false},
-		{"Trailers", false},
-		{"", false},
-		{"Connection ", false},
-		{strings.Repeat("x", 19), false},
-	}
-	for _, tt := range tests {
-		if got := HopByHop(tt.name); got != tt.want {
-			t.Errorf("HopByHop(%q) = %v, want %v", tt.name, got, tt.want)
-		}
 	}
 }

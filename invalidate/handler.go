@@ -27,6 +27,8 @@ type Refresher interface {
 	Forget(key string)
 	// Hot reports whether this instance served key within the refresh window.
 	Hot(key string) bool
+	// Hits returns how many requests for key this instance served from cache.
+	Hits(key string) int64
 }
 
 // Handler serves the private endpoints. Set the fields, then Mount it.
@@ -333,7 +335,7 @@ func (h *Handler) keys(c *fiber.Ctx) error {
 	items := []item{}
 	for _, k := range ks {
 		if info, ok := h.Store.Describe(ctx, k, now); ok {
-			items = append(items, item{info, hitsOf(h.Refresher, k)})
+			items = append(items, item{info, h.Refresher.Hits(k)})
 		}
 	}
 	out := fiber.Map{"keys": items}
@@ -341,13 +343,6 @@ func (h *Handler) keys(c *fiber.Ctx) error {
 		out["next"] = ks[len(ks)-1]
 	}
 	return c.JSON(out)
-}
-
-func hitsOf(r Refresher, key string) int64 {
-	if hc, ok := r.(interface{ Hits(string) int64 }); ok {
-		return hc.Hits(key)
-	}
-	return 0
 }
 
 func (h *Handler) stats(c *fiber.Ctx) error {

@@ -74,8 +74,6 @@ type Handler struct {
 	Stats   Stats
 	// ObserveOrigin, when set, is told how long each pass-through exchange took to its headers.
 	ObserveOrigin func(kind string, d time.Duration)
-	// Now returns the current time (tests); nil means time.Now.
-	Now func() time.Time
 }
 
 // Stats counts what the handler served. Read fields with Load.
@@ -115,16 +113,13 @@ func (h *Handler) Serve(c *fiber.Ctx) (err error) {
 		return h.passThrough(c, "method")
 	}
 	if len(c.Request().Header.Peek(fiber.HeaderAuthorization)) > 0 {
-		if !upstream.ValidTarget(b2s(c.Request().Header.RequestURI())) {
-			return badTarget(c)
-		}
 		// RFC 9111 §3.5: a shared cache must not answer an authenticated request from a
 		// response stored for someone else; fetch it for this client only (and store it if
 		// the origin says it is public).
 		return h.fill(c, h.newRequest(c, nil, 0), nil, true)
 	}
 
-	now := h.now()
+	now := time.Now()
 	uri := c.Request().Header.RequestURI()
 	var kb [512]byte
 	keyBytes := h.appendKey(kb[:0], c, uri)
@@ -179,17 +174,16 @@ func genOf(o *tiers.Object) uint64 {
 	return o.Gen
 }
 
-func (h *Handler) now() time.Time {
-	if h.Now != nil {
-		return h.Now()
-	}
-	return time.Now()
-}
-
 // appendKey appends the cache key of the request to b (see httpcache.Key).
 func (h *Handler) appendKey(b []byte, c *fiber.Ctx, uri []byte) []byte {
 	if h.KeyHost {
-		b = append(b, bytes.ToLower(c.Request().Header.Host())...)
+		n := len(b)
+		b = append(b, c.Request().Header.Host()...)
+		for i := n; i < len(b); i++ { // lower-case in place: no allocation on the hit path
+			if 'A' <= b[i] && b[i] <= 'Z' {
+				b[i] += 'a' - 'A'
+			}
+		}
 	}
 	return append(b, uri...)
 }
@@ -278,7 +272,7 @@ func (h *Handler) serveFilled(c *fiber.Ctx, res *tiers.Result) error {
 	if h.Tracker != nil && res.NotStored == "" {
 		h.Tracker.Touch(e.Key, e)
 	}
-	age := e.CurrentAge(h.now())
+	age := e.CurrentAge(time.Now())
 	switch {
 	case res.Revalidated:
 		h.Stats.Miss.Add(1)
@@ -295,13 +289,13 @@ func (h *Handler) serveFilled(c *fiber.Ctx, res *tiers.Result) error {
 }
 
 func (h *Handler) staleIfError(e *tiers.Entry) bool {
-	return e.CurrentAge(h.now()) < e.Fresh+e.StaleIfError
+	return e.CurrentAge(time.Now()) < e.Fresh+e.StaleIfError
 }
 
 func (h *Handler) serveStaleIfError(c *fiber.Ctx, e *tiers.Entry) error {
 	h.Stats.Stale.Add(1)
 	h.Stats.StaleIfError.Add(1)
-	return h.write(c, e, e.CurrentAge(h.now()), "STALE", csStaleIfError)
+	return h.write(c, e, e.CurrentAge(time.Now()), "STALE", csStaleIfError)
 }
 
 // Cache-Status values (RFC 9211) that do not depend on the entry.
@@ -465,10 +459,11 @@ func (h *Handler) passThrough(c *fiber.Ctx, why string) error {
 	if !upstream.ValidTarget(uri) {
 		return badTarget(c)
 	}
+	hdr, _ := h.forwardHeader(c, false)
 	r := &upstream.Request{
 		Method:        method,
 		URI:           uri,
-		Header:        first(h.forwardHeader(c, false)),
+		Header:        hdr,
 		ContentLength: int64(c.Request().Header.ContentLength()),
 	}
 	if r.ContentLength < 0 {
@@ -606,8 +601,6 @@ func status(err error) int {
 	}
 	return fiber.StatusBadGateway
 }
-
-func first[A, B any](a A, _ B) A { return a }
 
 // errUploadGone is what the origin client reads from an upload once its request has been answered.
 var errUploadGone = errors.New("proxy: request body no longer available (the origin answered first)")

@@ -408,7 +408,7 @@ var replayFields = []string{"Accept", "Accept-Charset", "Accept-Encoding", "Acce
 // itself on every reply, framing fields, and the surrogate fields meant for caches only.
 func skipStored(name string) bool {
 	switch name {
-	case "Age", "Etag", "Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive",
+	case "Age", "Etag", "Content-Length",
 		"Surrogate-Key", "Surrogate-Control", "X-Cache", "Cache-Status":
 		return true
 	}

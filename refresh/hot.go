@@ -71,13 +71,8 @@ func (t *Tracker) Hot(key string) bool {
 	}
 	cutoff := time.Now().Add(-t.Window).Unix()
 	found := false
-	t.keys.Range(func(_, v any) bool {
-		h := v.(*hot)
-		if h.key == key && h.last.Load() >= cutoff {
-			found = true
-			return false
-		}
-		return true
+	t.variants(key, func(h *hot) {
+		found = found || h.last.Load() >= cutoff
 	})
 	return found
 }
@@ -85,13 +80,23 @@ func (t *Tracker) Hot(key string) bool {
 // Hits returns how many requests for key this instance served from cache.
 func (t *Tracker) Hits(key string) int64 {
 	var n int64
+	t.variants(key, func(h *hot) { n += h.hits.Load() })
+	return n
+}
+
+// variants calls f for what the tracker knows of key: one map load for a key without Vary
+// (its id is the key), a scan only for a key tracked per variant.
+func (t *Tracker) variants(key string, f func(*hot)) {
+	if v, ok := t.keys.Load(key); ok {
+		f(v.(*hot))
+		return
+	}
 	t.keys.Range(func(_, v any) bool {
 		if h := v.(*hot); h.key == key {
-			n += h.hits.Load()
+			f(h)
 		}
 		return true
 	})
-	return n
 }
 
 // lead is how long before an entry goes stale its refresh starts: enough for the origin to answer
