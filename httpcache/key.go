@@ -2,22 +2,29 @@ package httpcache
 
 import "strings"
 
-// Key returns the cache key of a request: its target (path and query, exactly as sent) prefixed by
-// host when the key includes the host. The method is not part of it: HEAD uses the GET entry.
+// KeySeparator separates the host from the request target in a cache key that includes the host
+// (SWR_KEY_HOST). A space can occur neither in a valid Host (ValidHost) nor in a request target
+// the proxy accepts (upstream.ValidTarget forbids white space), so a key splits one way only:
+// "a.example /b/c" can never be read as "a.example/b" + "/c".
+const KeySeparator = ' '
+
+// Key returns the cache key of a request: its target (path and query, exactly as sent), prefixed
+// by the host and KeySeparator when the key includes the host (host must be ValidHost's
+// normalised form). The method is not part of it: HEAD uses the GET entry.
 func Key(host, uri string) string {
 	if host == "" {
 		return uri
 	}
-	return host + uri
+	return host + string(KeySeparator) + uri
 }
 
-// SplitKey undoes Key: a key without a host starts with '/' (or '*'); one with a host has the host first.
+// SplitKey undoes Key: a key without a host is the target itself; one with a host is the host,
+// KeySeparator and the target.
 func SplitKey(key string) (host, uri string) {
-	i := strings.IndexByte(key, '/')
-	if i <= 0 {
-		return "", key
+	if h, u, ok := strings.Cut(key, string(KeySeparator)); ok {
+		return h, u
 	}
-	return key[:i], key[i:]
+	return "", key
 }
 
 // OriginFailing reports whether an origin status means the origin is failing rather than

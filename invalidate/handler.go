@@ -9,12 +9,12 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/swrproxy/swrproxy/httpcache"
 	"github.com/swrproxy/swrproxy/tiers"
 )
 
@@ -146,10 +146,12 @@ func readBody(c *fiber.Ctx) ([]byte, int, string) {
 
 // purge is PURGE <path>: clear that one key.
 func (h *Handler) purge(c *fiber.Ctx) error {
-	key := string(c.Request().Header.RequestURI())
+	host := ""
 	if h.KeyHost {
-		key = strings.ToLower(string(c.Request().Header.Host())) + key
+		b, _ := httpcache.AppendHost(nil, c.Request().Header.Host(), "80")
+		host = string(b)
 	}
+	key := httpcache.Key(host, string(c.Request().Header.RequestURI()))
 	res, err := h.Apply(context.Background(), Request{Keys: []string{key}, Mode: Clear})
 	return h.reply(c, res, err)
 }

@@ -174,18 +174,32 @@ func genOf(o *tiers.Object) uint64 {
 	return o.Gen
 }
 
-// appendKey appends the cache key of the request to b (see httpcache.Key).
+// appendKey appends the cache key of the request to b (see httpcache.Key). With KeyHost the host
+// is the validated, normalised Host (the request was refused before if it is not valid).
 func (h *Handler) appendKey(b []byte, c *fiber.Ctx, uri []byte) []byte {
 	if h.KeyHost {
-		n := len(b)
-		b = append(b, c.Request().Header.Host()...)
-		for i := n; i < len(b); i++ { // lower-case in place: no allocation on the hit path
-			if 'A' <= b[i] && b[i] <= 'Z' {
-				b[i] += 'a' - 'A'
-			}
+		if kb, ok := httpcache.AppendHost(b, c.Request().Header.Host(), defaultPort(c)); ok && len(kb) > len(b) {
+			b = append(kb, httpcache.KeySeparator)
 		}
 	}
 	return append(b, uri...)
+}
+
+// keyHost is the host part of the request's cache key: "" unless KeyHost.
+func (h *Handler) keyHost(c *fiber.Ctx) string {
+	if !h.KeyHost {
+		return ""
+	}
+	b, _ := httpcache.AppendHost(nil, c.Request().Header.Host(), defaultPort(c))
+	return string(b)
+}
+
+// defaultPort is the port a Host field may leave out on this connection.
+func defaultPort(c *fiber.Ctx) string {
+	if c.Context().IsTLS() {
+		return "443"
+	}
+	return "80"
 }
 
 // requestValue is the normalised value of a request header for Vary matching. The result may
@@ -356,10 +370,7 @@ func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 // fasthttp's buffers, so it may outlive the handler.
 func (h *Handler) newRequest(c *fiber.Ctx, stale *tiers.Entry, gen uint64) *tiers.Request {
 	uri := string(c.Request().Header.RequestURI())
-	host := ""
-	if h.KeyHost {
-		host = strings.ToLower(string(c.Request().Header.Host()))
-	}
+	host := h.keyHost(c)
 	hdr, raw := h.forwardHeader(c, true)
 	r := &tiers.Request{
 		Key:           httpcache.Key(host, uri),
@@ -523,10 +534,7 @@ func unsafeMethod(m string) bool {
 // invalidateAfterWrite clears the cached GET of the request URI, and of Location and
 // Content-Location when they point at the same origin (RFC 9111 §4.4).
 func (h *Handler) invalidateAfterWrite(c *fiber.Ctx, uri string, rh http.Header) {
-	host := ""
-	if h.KeyHost {
-		host = strings.ToLower(string(c.Request().Header.Host()))
-	}
+	host := h.keyHost(c)
 	keys := []string{httpcache.Key(host, uri)}
 	for _, f := range []string{"Location", "Content-Location"} {
 		if v := rh.Get(f); strings.HasPrefix(v, "/") && !strings.HasPrefix(v, "//") {

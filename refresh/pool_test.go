@@ -14,6 +14,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/swrproxy/swrproxy/httpcache"
 	"github.com/swrproxy/swrproxy/tiers"
 )
 
@@ -590,7 +591,7 @@ func TestRefreshFillsTheEntryUnderItsGeneration(t *testing.T) {
 			got = append(got, r)
 			return &tiers.Result{Entry: r.Stale}, nil
 		}), 1, 10, time.Minute, slog.New(slog.DiscardHandler))
-		e := &tiers.Entry{Key: "example.com/a?b=1", ETag: `"v1"`, Vary: []string{"Accept-Encoding"}, VaryValues: []string{"gzip"}}
+		e := &tiers.Entry{Key: httpcache.Key("example.com", "/a?b=1"), ETag: `"v1"`, Vary: []string{"Accept-Encoding"}, VaryValues: []string{"gzip"}}
 
 		if !p.Enqueue(&tiers.Request{Key: e.Key, URI: "/a?b=1"}) {
 			t.Fatal("Enqueue = false, want true")

@@ -1,0 +1,101 @@
+package httpcache
+
+// maxHost bounds a Host field value: 255 bytes of name (RFC 1035), brackets and a port.
+const maxHost = 255 + 2 + 6
+
+// AppendHost validates a Host field value (RFC 9110 §7.2: uri-host [ ":" port ]) and appends its
+// normalised form to dst: letters lower-cased, a trailing dot and an empty port dropped, and the
+// port dropped when it is defaultPort ("80" or "443"; "" keeps every port). ok is false, and dst
+// is returned unchanged, for anything else: an empty value, white space, '/', '@', '%', a
+// bad port, a zone or IPvFuture literal. It does not allocate when dst has room.
+//
+// Accepted hosts are IPv6 literals ("[2001:db8::1]": hex digits, ':' and '.' inside brackets)
+// and names made of letters, digits, '-', '_' and '.', with no empty label: DNS names and IPv4
+// addresses, and nothing a cache key or a URL built from the host could read two ways.
+func AppendHost(dst, host []byte, defaultPort string) (out []byte, ok bool) {
+	if len(host) == 0 || len(host) > maxHost {
+		return dst, false
+	}
+	name, port := host, []byte(nil)
+	if host[0] == '[' {
+		end := indexByte(host, ']')
+		if end < 3 {
+			return dst, false
+		}
+		for _, c := range host[1:end] {
+			if !(isHexDigit(c) || c == ':' || c == '.') {
+				return dst, false
+			}
+		}
+		name = host[:end+1]
+		switch rest := host[end+1:]; {
+		case len(rest) == 0:
+		case rest[0] == ':':
+			port = rest[1:]
+		default:
+			return dst, false
+		}
+	} else {
+		if i := indexByte(host, ':'); i >= 0 {
+			name, port = host[:i], host[i+1:]
+		}
+		if n := len(name); n > 1 && name[n-1] == '.' {
+			name = name[:n-1] // "example.com." is "example.com"
+		}
+		if len(name) == 0 || len(name) > 255 {
+			return dst, false
+		}
+		prev := byte('.')
+		for _, c := range name {
+			switch {
+			case c == '.' && prev == '.':
+				return dst, false // an empty label (or a leading dot)
+			case c == '.', c == '-', c == '_', '0' <= c && c <= '9', 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+			default:
+				return dst, false
+			}
+			prev = c
+		}
+		if prev == '.' {
+			return dst, false
+		}
+	}
+	if len(port) > 5 {
+		return dst, false
+	}
+	n := 0
+	for _, c := range port {
+		if c < '0' || c > '9' {
+			return dst, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	if n > 65535 || len(port) > 0 && n == 0 {
+		return dst, false
+	}
+	start := len(dst)
+	dst = append(dst, name...)
+	for i := start; i < len(dst); i++ {
+		if c := dst[i]; 'A' <= c && c <= 'Z' {
+			dst[i] = c + 'a' - 'A'
+		}
+	}
+	if len(port) > 0 && string(port) != defaultPort {
+		dst = append(dst, ':')
+		dst = append(dst, port...)
+	}
+	return dst, true
+}
+
+func indexByte(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}
+
+func isHexDigit(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
