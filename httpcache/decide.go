@@ -44,13 +44,21 @@ const (
 	reasonNoFreshness   = "no-freshness"
 )
 
+// Req is what Decide needs to know of the request a response answers.
+type Req struct {
+	// Authorization reports whether the request carried Authorization (RFC 9111 §3.5).
+	Authorization bool
+	// Cookie reports whether the request carried Cookie: the response may be personalised, so it
+	// gets no heuristic or default freshness, only the origin's explicit word.
+	Cookie bool
+}
+
 // Decide applies RFC 9111 §3 and §4.2 to a response to a GET with status and header h (from net/http, so canonical keys;
 // repeated fields are several values), received at responseTime for a request sent at requestTime.
-// reqAuthorization reports whether the request carried Authorization.
 //
 // The checks run in this order and the first that fails gives Reason: status, no-store,
 // private, vary-star, authorization, set-cookie, no-freshness.
-func Decide(status int, h http.Header, reqAuthorization bool, requestTime, responseTime time.Time, d Defaults) Decision {
+func Decide(status int, h http.Header, req Req, requestTime, responseTime time.Time, d Defaults) Decision {
 	if !storableStatus(status) {
 		return Decision{Reason: reasonStatus}
 	}
@@ -62,7 +70,7 @@ func Decide(status int, h http.Header, reqAuthorization bool, requestTime, respo
 		return Decision{Reason: reasonPrivate}
 	case varyStar(h.Values("Vary")):
 		return Decision{Reason: reasonVaryStar} // RFC 9111 §4.1: a Vary "*" never matches
-	case reqAuthorization && !cc.Public && cc.SMaxAge == Unset && !cc.MustRevalidate:
+	case req.Authorization && !cc.Public && cc.SMaxAge == Unset && !cc.MustRevalidate:
 		return Decision{Reason: reasonAuthorization} // RFC 9111 §3.5
 	}
 

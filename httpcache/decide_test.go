@@ -177,7 +177,7 @@ func TestDecide(t *testing.T) {
 			if tt.d != nil {
 				d = *tt.d
 			}
-			got := Decide(tt.status, tt.header, tt.auth, now.Add(-tt.delay), now, d)
+			got := Decide(tt.status, tt.header, Req{Authorization: tt.auth}, now.Add(-tt.delay), now, d)
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("Decide(%d, %v, auth=%v) = %+v, want %+v", tt.status, tt.header, tt.auth, got, tt.want)
 			}

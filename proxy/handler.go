@@ -379,6 +379,7 @@ func (h *Handler) newRequest(c *fiber.Ctx, stale *tiers.Entry, gen uint64) *tier
 		Stale:         stale,
 		Gen:           gen,
 		Authorization: hdr.Get("Authorization") != "",
+		Cookie:        len(c.Request().Header.Peek(fiber.HeaderCookie)) > 0,
 	}
 	// The same normalisation as requestValue, on a copy of the client's own fields, so that the
 	// variant a fill stores is the one the lookup of the same request selects.

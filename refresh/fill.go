@@ -202,7 +202,7 @@ func (f *Filler) fetch(ctx context.Context, r *tiers.Request, collapse bool) (*t
 		f.originFailed()
 	}
 
-	d := httpcache.Decide(resp.StatusCode, resp.Header, r.Authorization, sent, received, f.Defaults)
+	d := httpcache.Decide(resp.StatusCode, resp.Header, httpcache.Req{Authorization: r.Authorization, Cookie: r.Cookie}, sent, received, f.Defaults)
 	if d.Store && resp.ContentLength > f.MaxObjectBytes {
 		d.Store, d.Reason = false, "too-big"
 	}
@@ -312,7 +312,7 @@ func (f *Filler) renew(ctx context.Context, r *tiers.Request, h http.Header, sen
 		}
 		merged[name] = vs
 	}
-	d := httpcache.Decide(old.Status, merged, r.Authorization, sent, received, f.Defaults)
+	d := httpcache.Decide(old.Status, merged, httpcache.Req{Authorization: r.Authorization, Cookie: r.Cookie}, sent, received, f.Defaults)
 	if !d.Store {
 		// The origin no longer lets us keep it: drop the entry, and let this caller fetch anew.
 		if err := f.Store.Delete(ctx, r.Key); err != nil {

@@ -26,6 +26,9 @@ type Request struct {
 	// Authorization reports whether the client sent Authorization; such requests are never
 	// collapsed with others.
 	Authorization bool
+	// Cookie reports whether the client sent Cookie: the response gets no heuristic or default
+	// freshness (it may be personalised), only what the origin says explicitly.
+	Cookie bool
 	// Alone asks for a fetch of this request only, not collapsed with others (used after losing the
 	// claim on another request's uncacheable response).
 	Alone bool
