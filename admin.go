@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"net/url"
 	"time"
@@ -20,15 +21,23 @@ type adminRoutes struct {
 	store    *tiers.Store
 	rdb      redis.UniversalClient
 	upstream *url.URL
+	log      *slog.Logger
 }
 
 func (a *adminRoutes) mount(r fiber.Router) {
-	r.Get("/_swr/healthz", func(c *fiber.Ctx) error { return c.SendString("ok\n") })
+	a.mountHealth(r)
 	r.Get("/_swr/readyz", a.readyz)
 }
 
+// mountHealth adds GET /_swr/healthz, the one endpoint on every listener.
+func (a *adminRoutes) mountHealth(r fiber.Router) {
+	r.Get("/_swr/healthz", func(c *fiber.Ctx) error { return c.SendString("ok\n") })
+}
+
 // readyz answers 200 while the listener serves (Redis or origin trouble degrades service, it does
-// not stop it), with a JSON body saying whether Redis and the origin are reachable.
+// not stop it), with a JSON body saying whether Redis and the origin are reachable: "ok",
+// "unreachable", "recovering" (Redis answers, the circuit is still open) or "disabled". The
+// reason of a failure (a dial error names internal addresses) goes to the log, not the body.
 func (a *adminRoutes) readyz(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
@@ -36,9 +45,10 @@ func (a *adminRoutes) readyz(c *fiber.Ctx) error {
 	if a.rdb != nil {
 		redisState = "ok"
 		if err := a.rdb.Ping(ctx).Err(); err != nil {
-			redisState = "unreachable: " + err.Error()
+			redisState = "unreachable"
+			a.log.Warn("readiness: redis unreachable", "err", err)
 		} else if a.store.L2Open() {
-			redisState = "recovering (circuit open)"
+			redisState = "recovering"
 		}
 	}
 	originState := "ok"
@@ -52,20 +62,12 @@ func (a *adminRoutes) readyz(c *fiber.Ctx) error {
 	}
 	var d net.Dialer
 	if conn, err := d.DialContext(ctx, "tcp", host); err != nil {
-		originState = "unreachable: " + err.Error()
+		originState = "unreachable"
+		a.log.Warn("readiness: origin unreachable", "err", err)
 	} else {
 		conn.Close()
 	}
 	return c.JSON(fiber.Map{"status": "ready", "redis": redisState, "origin": originState})
-}
-
-// adminApp serves /_swr/ alone, for SWR_ADMIN_LISTEN.
-func adminApp(mount func(fiber.Router)) *fiber.App {
-	app := fiber.New(fiber.Config{DisableStartupMessage: true, StreamRequestBody: true,
-		CaseSensitive: true, StrictRouting: true, RequestMethods: proxy.Methods})
-	mount(app)
-	app.Use(func(c *fiber.Ctx) error { return c.Status(fiber.StatusNotFound).SendString("Not Found") })
-	return app
 }
 
 // statsOf gathers the counters of GET /_swr/stats.

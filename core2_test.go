@@ -492,6 +492,7 @@ func TestAnOriginThatAnswersBeforeReadingTheUploadDoesNotCrashTheProxy(t *testin
 			w.WriteHeader(http.StatusUnauthorized) // without reading the upload
 			return
 		}
+		w.Header().Set("Cache-Control", "max-age=60")
 		fmt.Fprint(w, "alive")
 	})
 	p := startProxy(t, o.URL, nil)

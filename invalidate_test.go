@@ -13,7 +13,7 @@ import (
 	"github.com/swrproxy/swrproxy/internal/redistest"
 )
 
-const secret = "test-secret-0123456789"
+const secret = "3d6f0a6c1e9b4f27a85c02d9e7b1f4a6" // a valid SWR_INVALIDATE_SECRET: 32 random bytes
 
 // postJSON sends an authenticated (unless token is "") POST and decodes a JSON object reply.
 func postJSON(t *testing.T, url, token, body string) (int, map[string]any) {

@@ -144,6 +144,8 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, ready listeni
 		Timeout:   cfg.UpstreamTimeout,
 		AccessLog: cfg.AccessLog,
 		Log:       log,
+
+		TrustedProxies: cfg.TrustedProxies,
 	}
 	inv := &invalidate.Handler{
 		Secret:    cfg.InvalidateSecret,
@@ -161,7 +163,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, ready listeni
 	inv.Stats = func() map[string]any { return statsOf(handler, filler, pool, store, bus) }
 	mets := metrics.New(metrics.Sources{Handler: handler, Filler: filler, Pool: pool, Store: store, Invalidate: inv, Bus: bus})
 	filler.ObserveOrigin, handler.ObserveOrigin = mets.ObserveOrigin, mets.ObserveOrigin
-	admin := &adminRoutes{store: store, rdb: rdb, upstream: cfg.Upstream}
+	admin := &adminRoutes{store: store, rdb: rdb, upstream: cfg.Upstream, log: log}
 	mount := func(r fiber.Router) {
 		admin.mount(r)
 		mets.Mount(r)
@@ -173,7 +175,9 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, ready listeni
 	if cfg.AdminListen == "" {
 		apps = append(apps, proxy.NewApp(handler, mount))
 	} else {
-		apps = append(apps, proxy.NewApp(handler, nil), adminApp(mount))
+		// Only liveness stays on the proxy listener (what nginx talks to); the rest of /_swr/ is
+		// on the admin listener alone.
+		apps = append(apps, proxy.NewApp(handler, admin.mountHealth), proxy.NewAdminApp(log, mount))
 	}
 	for _, addr := range []string{cfg.Listen, cfg.AdminListen}[:len(apps)] {
 		ln, err := net.Listen("tcp", addr)

@@ -342,7 +342,6 @@ func startDemoOrigin(t *testing.T, addr, adminURL, secret string) {
 // demo origin behind swrproxy behind nginx; MISS, HIT, 304, then an edit whose invalidation
 // reaches swrproxy directly and the new price shows up through nginx.
 func TestNginxDemoOriginFlow(t *testing.T) {
-	const secret = "test-secret-0123456789"
 	originAddr := "127.0.0.1:" + strconv.Itoa(nginxFreePort(t))
 	p := startProxy(t, "http://"+originAddr, map[string]string{"SWR_INVALIDATE_SECRET": secret})
 	startDemoOrigin(t, originAddr, p.URL, secret)
@@ -563,9 +562,10 @@ func TestDockerComposeEnvExampleListsEverySetting(t *testing.T) {
 		t.Fatal(err)
 	}
 	compose := map[string]string{ // values this deployment needs instead of the default
-		"SWR_UPSTREAM":          "http://origin:9000",
-		"SWR_REDIS_URL":         "redis://redis:6379/0",
-		"SWR_INVALIDATE_SECRET": "change-me-to-a-long-random-string",
+		"SWR_UPSTREAM":        "http://origin:9000",
+		"SWR_REDIS_URL":       "redis://redis:6379/0",
+		"SWR_ADMIN_LISTEN":    ":9901",
+		"SWR_TRUSTED_PROXIES": "172.16.0.0/12,192.168.0.0/16,10.0.0.0/8",
 	}
 	var settings []string
 	for _, s := range config.Settings {

@@ -61,7 +61,7 @@ func TestAccessLogHasOneJSONLinePerRequest(t *testing.T) {
 	})
 	var buf syncBuffer
 	p := startProxyLogging(t, o.URL, map[string]string{"SWR_ACCESS_LOG": "true", "SWR_LOG_FORMAT": "json",
-		"SWR_INVALIDATE_SECRET": "hide-me"}, &buf)
+		"SWR_INVALIDATE_SECRET": secret}, &buf)
 	get(t, p.URL+"/log?x=1")
 	get(t, p.URL+"/log?x=1")
 	var access []map[string]any
@@ -82,7 +82,7 @@ func TestAccessLogHasOneJSONLinePerRequest(t *testing.T) {
 	if l["method"] != "GET" || l["path"] != "/log?x=1" || l["status"] != float64(200) || l["cache"] != "HIT" || l["bytes"] != float64(6) || l["duration"] == "" {
 		t.Errorf("access line %v", l)
 	}
-	if strings.Contains(buf.String(), "hide-me") {
+	if strings.Contains(buf.String(), secret) {
 		t.Error("the secret appears in the log")
 	}
 	if !strings.Contains(buf.String(), `"invalidate_secret":"***"`) {

@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -22,24 +23,25 @@ import (
 
 // Config is the validated configuration. Load returns it; the zero value is not usable.
 type Config struct {
-	Listen               string        // SWR_LISTEN: host:port of the proxy listener
-	Upstream             *url.URL      // SWR_UPSTREAM: http or https, host set, path without trailing slash (a prefix), no query
-	RedisURL             string        // SWR_REDIS_URL: redis:// or rediss:// URL, or host:port,… cluster seeds; "" = L1 only
-	L1MaxBytes           int64         // SWR_L1_MAX_BYTES, > 0
-	L1MaxTTL             time.Duration // SWR_L1_MAX_TTL, > 0
-	DefaultTTL           time.Duration // SWR_DEFAULT_TTL, ≥ 0
-	StaleWhileRevalidate time.Duration // SWR_STALE_WHILE_REVALIDATE, ≥ 0
-	StaleIfError         time.Duration // SWR_STALE_IF_ERROR, ≥ 0
-	RefreshWindow        time.Duration // SWR_REFRESH_WINDOW, ≥ 0; 0 disables refresh-ahead
-	RefreshWorkers       int           // SWR_REFRESH_WORKERS, 1..1024
-	MaxObjectBytes       int64         // SWR_MAX_OBJECT_BYTES, > 0 and < 4GiB
-	UpstreamTimeout      time.Duration // SWR_UPSTREAM_TIMEOUT, > 0
-	InvalidateSecret     string        // SWR_INVALIDATE_SECRET: "" disables the private endpoints
-	AdminListen          string        // SWR_ADMIN_LISTEN: host:port, or "" for the proxy listener
-	KeyHost              bool          // SWR_KEY_HOST
-	LogLevel             slog.Level    // SWR_LOG_LEVEL
-	LogFormat            string        // SWR_LOG_FORMAT: "text" or "json"
-	AccessLog            bool          // SWR_ACCESS_LOG
+	Listen               string         // SWR_LISTEN: host:port of the proxy listener
+	Upstream             *url.URL       // SWR_UPSTREAM: http or https, host set, path without trailing slash (a prefix), no query
+	RedisURL             string         // SWR_REDIS_URL: redis:// or rediss:// URL, or host:port,… cluster seeds; "" = L1 only
+	L1MaxBytes           int64          // SWR_L1_MAX_BYTES, > 0
+	L1MaxTTL             time.Duration  // SWR_L1_MAX_TTL, > 0
+	DefaultTTL           time.Duration  // SWR_DEFAULT_TTL, ≥ 0
+	StaleWhileRevalidate time.Duration  // SWR_STALE_WHILE_REVALIDATE, ≥ 0
+	StaleIfError         time.Duration  // SWR_STALE_IF_ERROR, ≥ 0
+	RefreshWindow        time.Duration  // SWR_REFRESH_WINDOW, ≥ 0; 0 disables refresh-ahead
+	RefreshWorkers       int            // SWR_REFRESH_WORKERS, 1..1024
+	MaxObjectBytes       int64          // SWR_MAX_OBJECT_BYTES, > 0 and < 4GiB
+	UpstreamTimeout      time.Duration  // SWR_UPSTREAM_TIMEOUT, > 0
+	InvalidateSecret     string         // SWR_INVALIDATE_SECRET: "" disables the private endpoints
+	AdminListen          string         // SWR_ADMIN_LISTEN: host:port, or "" for the proxy listener
+	KeyHost              bool           // SWR_KEY_HOST
+	TrustedProxies       []netip.Prefix // SWR_TRUSTED_PROXIES: peers whose forwarding fields are believed
+	LogLevel             slog.Level     // SWR_LOG_LEVEL
+	LogFormat            string         // SWR_LOG_FORMAT: "text" or "json"
+	AccessLog            bool           // SWR_ACCESS_LOG
 }
 
 // Setting describes one setting. Settings lists them all; treat it as read-only.
@@ -87,8 +89,8 @@ var Settings = []Setting{
 	{Env: "SWR_L1_MAX_TTL", Flag: "l1-max-ttl", Default: "30s", arg: "DURATION",
 		Help: "how long an instance trusts its L1 copy without L2 (bounds incoherence if a message is lost)",
 		bind: durationVar(func(c *Config) *time.Duration { return &c.L1MaxTTL }, true)},
-	{Env: "SWR_DEFAULT_TTL", Flag: "default-ttl", Default: "60s", arg: "DURATION",
-		Help: "freshness when the origin gives none",
+	{Env: "SWR_DEFAULT_TTL", Flag: "default-ttl", Default: "0", arg: "DURATION",
+		Help: "fixed freshness when the origin gives none and no Last-Modified heuristic applies; 0 = off; never for requests with Cookie or Authorization",
 		bind: durationVar(func(c *Config) *time.Duration { return &c.DefaultTTL }, false)},
 	{Env: "SWR_STALE_WHILE_REVALIDATE", Flag: "stale-while-revalidate", Default: "60s", arg: "DURATION",
 		Help: "default stale-while-revalidate window",
@@ -109,7 +111,7 @@ var Settings = []Setting{
 		Help: "whole origin request timeout",
 		bind: durationVar(func(c *Config) *time.Duration { return &c.UpstreamTimeout }, true)},
 	{Env: "SWR_INVALIDATE_SECRET", Flag: "invalidate-secret", arg: "TOKEN", emptyOK: true, secret: true,
-		Help: "Bearer token of the private endpoints; empty disables them (404)",
+		Help: "Bearer token of the private endpoints, at least 32 bytes (openssl rand -hex 32); empty disables them (404)",
 		bind: binding{set: setSecret, value: func(c Config) slog.Value {
 			if c.InvalidateSecret == "" {
 				return slog.StringValue("")
@@ -122,6 +124,15 @@ var Settings = []Setting{
 	{Env: "SWR_KEY_HOST", Flag: "key-host", Default: "false",
 		Help: "include the Host header in the cache key",
 		bind: boolVar(func(c *Config) *bool { return &c.KeyHost })},
+	{Env: "SWR_TRUSTED_PROXIES", Flag: "trusted-proxies", Default: "127.0.0.1/8,::1/128", arg: "CIDRS", emptyOK: true,
+		Help: "peers (IPs or CIDRs, comma-separated) whose X-Forwarded-For/-Proto/-Host and X-Real-IP are believed; empty = none",
+		bind: binding{set: setTrustedProxies, value: func(c Config) slog.Value {
+			parts := make([]string, len(c.TrustedProxies))
+			for i, p := range c.TrustedProxies {
+				parts[i] = p.String()
+			}
+			return slog.StringValue(strings.Join(parts, ","))
+		}}},
 	{Env: "SWR_LOG_LEVEL", Flag: "log-level", Default: "info", arg: "LEVEL",
 		Help: "log level: debug, info, warn or error",
 		bind: binding{set: setLogLevel, value: func(c Config) slog.Value {
@@ -565,13 +576,66 @@ func redactUserinfo(v string) string {
 	return v[:start] + "xxxxx" + v[start+j:]
 }
 
+// minSecret is the shortest invalidation secret start-up accepts: 32 bytes, the output of
+// `openssl rand -hex 16` at the least; `openssl rand -hex 32` is what the messages suggest.
+const minSecret = 32
+
+// placeholders are parts of the sample values of templates and tutorials: a secret containing one
+// was copied, not made.
+var placeholders = []string{"change-me", "changeme", "change_me", "replace-me", "replaceme", "replace_me",
+	"your-secret", "yoursecret", "your_secret", "example", "placeholder", "secret-here", "insecure", "dummy"}
+
+const makeSecret = "make one with `openssl rand -hex 32`, or leave it empty to turn the private endpoints off"
+
 func setSecret(c *Config, v string) error {
 	// It travels in an Authorization header: white space would be trimmed or split on the
 	// way, and the token would never match.
 	if strings.IndexFunc(v, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
 		return errors.New("must not contain white space or control characters")
 	}
+	if v == "" {
+		c.InvalidateSecret = ""
+		return nil
+	}
+	lower := strings.ToLower(v)
+	for _, p := range placeholders {
+		if strings.Contains(lower, p) {
+			return errors.New("is a placeholder, not a secret: " + makeSecret)
+		}
+	}
+	if len(v) < minSecret {
+		return fmt.Errorf("is %d bytes, fewer than %d: %s", len(v), minSecret, makeSecret)
+	}
+	distinct := map[rune]bool{}
+	for _, r := range v {
+		distinct[r] = true
+	}
+	if len(distinct) < 8 {
+		return errors.New("has fewer than 8 distinct characters, so it is not random: " + makeSecret)
+	}
 	c.InvalidateSecret = v
+	return nil
+}
+
+// setTrustedProxies parses a comma-separated list of IP addresses and CIDR prefixes.
+func setTrustedProxies(c *Config, v string) error {
+	var out []netip.Prefix
+	for part := range strings.SplitSeq(v, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(part); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(part)
+		if err != nil || a.Zone() != "" {
+			return fmt.Errorf("%q is not an IP address or CIDR prefix (e.g. 10.0.0.0/8 or 127.0.0.1)", part)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	c.TrustedProxies = out
 	return nil
 }
 

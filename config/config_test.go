@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"reflect"
 	"slices"
@@ -44,6 +45,9 @@ func mustLoad(t *testing.T, m map[string]string, args ...string) Config {
 	return c
 }
 
+// testSecret is a valid SWR_INVALIDATE_SECRET (32 random-looking bytes).
+const testSecret = "9f86d081884c7d659a2feaa0c55ad015"
+
 func TestDefaultsApplyWhenOnlyUpstreamIsSet(t *testing.T) {
 	got := mustLoad(t, map[string]string{"SWR_UPSTREAM": "http://origin:8080"})
 	want := Config{
@@ -52,13 +56,14 @@ func TestDefaultsApplyWhenOnlyUpstreamIsSet(t *testing.T) {
 		RedisURL:             "redis://127.0.0.1:6379/0",
 		L1MaxBytes:           256 << 20,
 		L1MaxTTL:             30 * time.Second,
-		DefaultTTL:           60 * time.Second,
+		DefaultTTL:           0,
 		StaleWhileRevalidate: 60 * time.Second,
 		StaleIfError:         time.Hour,
 		RefreshWindow:        5 * time.Minute,
 		RefreshWorkers:       8,
 		MaxObjectBytes:       8 << 20,
 		UpstreamTimeout:      30 * time.Second,
+		TrustedProxies:       []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
 		LogLevel:             slog.LevelInfo,
 		LogFormat:            "text",
 	}
@@ -77,16 +82,17 @@ var allSet = map[string]string{
 	"SWR_REDIS_URL":              "rediss://:pw@redis:6380/2",
 	"SWR_L1_MAX_BYTES":           "1.5GiB",
 	"SWR_L1_MAX_TTL":             "10",
-	"SWR_DEFAULT_TTL":            "0",
+	"SWR_DEFAULT_TTL":            "45s",
 	"SWR_STALE_WHILE_REVALIDATE": "1m30s",
 	"SWR_STALE_IF_ERROR":         "2h",
 	"SWR_REFRESH_WINDOW":         "0",
 	"SWR_REFRESH_WORKERS":        "1024",
 	"SWR_MAX_OBJECT_BYTES":       "512 KiB",
 	"SWR_UPSTREAM_TIMEOUT":       "2.5",
-	"SWR_INVALIDATE_SECRET":      "s3cr3t",
+	"SWR_INVALIDATE_SECRET":      testSecret,
 	"SWR_ADMIN_LISTEN":           "127.0.0.1:9001",
 	"SWR_KEY_HOST":               "yes",
+	"SWR_TRUSTED_PROXIES":        "10.0.0.0/8, 192.168.1.7,::ffff:172.16.0.1",
 	"SWR_LOG_LEVEL":              "DEBUG",
 	"SWR_LOG_FORMAT":             "JSON",
 	"SWR_ACCESS_LOG":             "on",
@@ -103,19 +109,21 @@ func TestEverySettingIsReadFromTheEnvironment(t *testing.T) {
 		RedisURL:             "rediss://:pw@redis:6380/2",
 		L1MaxBytes:           3 << 29,
 		L1MaxTTL:             10 * time.Second,
-		DefaultTTL:           0,
+		DefaultTTL:           45 * time.Second,
 		StaleWhileRevalidate: 90 * time.Second,
 		StaleIfError:         2 * time.Hour,
 		RefreshWindow:        0,
 		RefreshWorkers:       1024,
 		MaxObjectBytes:       512 << 10,
 		UpstreamTimeout:      2500 * time.Millisecond,
-		InvalidateSecret:     "s3cr3t",
+		InvalidateSecret:     testSecret,
 		AdminListen:          "127.0.0.1:9001",
 		KeyHost:              true,
-		LogLevel:             slog.LevelDebug,
-		LogFormat:            "json",
-		AccessLog:            true,
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.7/32"),
+			netip.MustParsePrefix("172.16.0.1/32")},
+		LogLevel:  slog.LevelDebug,
+		LogFormat: "json",
+		AccessLog: true,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load =\n%+v\nwant\n%+v", got, want)
@@ -138,7 +146,7 @@ func TestFlagsOverrideTheEnvironment(t *testing.T) {
 		"--key-host",
 		"--access-log=false",
 		"--redis-url=",
-		"--invalidate-secret", "tok",
+		"--invalidate-secret", testSecret,
 		"--l1-max-bytes=1MiB")
 	if got, want := c.Upstream.String(), "http://flag-origin:81"; got != want {
 		t.Errorf("Upstream = %q, want %q", got, want)
@@ -158,8 +166,8 @@ func TestFlagsOverrideTheEnvironment(t *testing.T) {
 	if c.RedisURL != "" {
 		t.Errorf("RedisURL = %q, want empty (L1 only) from --redis-url=", c.RedisURL)
 	}
-	if c.InvalidateSecret != "tok" {
-		t.Errorf("InvalidateSecret = %q, want tok", c.InvalidateSecret)
+	if c.InvalidateSecret != testSecret {
+		t.Errorf("InvalidateSecret = %q, want the flag's", c.InvalidateSecret)
 	}
 	if c.L1MaxBytes != 1<<20 {
 		t.Errorf("L1MaxBytes = %d, want %d", c.L1MaxBytes, 1<<20)
@@ -198,7 +206,7 @@ func TestEmptyVariableMeansDefaultButEmptyRedisMeansL1OnlyWithLookup(t *testing.
 	if c.RedisURL != "" || c.RedisAddrs() != nil {
 		t.Errorf("LoadLookup: RedisURL = %q, want empty (L1 only)", c.RedisURL)
 	}
-	if c.DefaultTTL != time.Minute || c.Listen != ":8000" {
+	if c.DefaultTTL != 0 || c.Listen != ":8000" {
 		t.Errorf("LoadLookup: DefaultTTL, Listen = %v, %q; want the defaults", c.DefaultTTL, c.Listen)
 	}
 
@@ -393,6 +401,47 @@ func TestCredentialsAreNeverEchoed(t *testing.T) {
 	}
 }
 
+// The hardening issue: no working secret out of the box. A placeholder, a short or a repetitive
+// secret stops start-up with a message that says how to make one; empty turns the endpoints off.
+func TestAWeakInvalidationSecretStopsStartUp(t *testing.T) {
+	for _, v := range []string{
+		"change-me-to-a-long-random-string", // the old .env.example and docker-compose.yml default
+		"CHANGEME-0123456789abcdef0123456789",
+		"please-replace-me-with-something-long",
+		"test-secret-0123456789",               // 22 bytes
+		"0123456789abcdef0123456789abcde",      // 31 bytes
+		"abababababababababababababababababab", // long, but two characters
+	} {
+		_, err := Load(env(map[string]string{"SWR_UPSTREAM": "http://origin", "SWR_INVALIDATE_SECRET": v}), nil)
+		if err == nil {
+			t.Errorf("SWR_INVALIDATE_SECRET=%q accepted", v)
+			continue
+		}
+		if msg := err.Error(); !strings.Contains(msg, "SWR_INVALIDATE_SECRET") || !strings.Contains(msg, "openssl rand -hex 32") || strings.Contains(msg, v) {
+			t.Errorf("SWR_INVALIDATE_SECRET=%q: error %q must name the setting and say how to make a secret, without echoing it", v, msg)
+		}
+	}
+	for _, v := range []string{"", testSecret, "Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5"} {
+		c, err := LoadLookup(lookup(map[string]string{"SWR_UPSTREAM": "http://origin", "SWR_INVALIDATE_SECRET": v}), nil)
+		if err != nil || c.InvalidateSecret != v {
+			t.Errorf("SWR_INVALIDATE_SECRET=%q: %q, %v; want it accepted", v, c.InvalidateSecret, err)
+		}
+	}
+}
+
+func TestTrustedProxiesAreIPsOrPrefixes(t *testing.T) {
+	c, err := LoadLookup(lookup(map[string]string{"SWR_UPSTREAM": "http://origin", "SWR_TRUSTED_PROXIES": ""}), nil)
+	if err != nil || len(c.TrustedProxies) != 0 {
+		t.Errorf("empty SWR_TRUSTED_PROXIES: %v, %v; want none trusted", c.TrustedProxies, err)
+	}
+	for _, v := range []string{"10.0.0.0/33", "localhost", "fe80::1%eth0", "1.2.3"} {
+		_, err := Load(env(map[string]string{"SWR_UPSTREAM": "http://origin", "SWR_TRUSTED_PROXIES": v}), nil)
+		if err == nil || !strings.Contains(err.Error(), "SWR_TRUSTED_PROXIES") {
+			t.Errorf("SWR_TRUSTED_PROXIES=%q: %v, want an error naming the setting", v, err)
+		}
+	}
+}
+
 func TestRedisForms(t *testing.T) {
 	tests := []struct {
 		in    string
@@ -509,7 +558,7 @@ func TestHelpListsEveryFlag(t *testing.T) {
 }
 
 func TestLogValueMasksTheSecretAndTheRedisPassword(t *testing.T) {
-	m := maps(allSet, map[string]string{"SWR_INVALIDATE_SECRET": "s3cr3t-token", "SWR_REDIS_URL": "redis://user:hunter2@redis:6379/0"})
+	m := maps(allSet, map[string]string{"SWR_INVALIDATE_SECRET": "s3cr3t-" + testSecret, "SWR_REDIS_URL": "redis://user:hunter2@redis:6379/0"})
 	c := mustLoad(t, m)
 	var buf bytes.Buffer
 	slog.New(slog.NewTextHandler(&buf, nil)).Info("starting", "config", c)
@@ -523,7 +572,7 @@ func TestLogValueMasksTheSecretAndTheRedisPassword(t *testing.T) {
 		"config.invalidate_secret=***",
 		"config.redis_url=redis://user:xxxxx@redis:6379/0",
 		"config.upstream=https://origin.example:8443/api/v1",
-		"config.default_ttl=0s",
+		"config.default_ttl=45s",
 		"config.stale_while_revalidate=1m30s",
 		"config.max_object_bytes=524288",
 		"config.refresh_workers=1024",

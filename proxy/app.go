@@ -1,10 +1,10 @@
 package proxy
 
 import (
+	"log/slog"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/gofiber/fiber/v2/utils"
 )
 
@@ -12,21 +12,22 @@ import (
 var Methods = append(append([]string(nil), fiber.DefaultMethods...),
 	"PURGE", "PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "REPORT", "SEARCH")
 
-// NewApp returns the Fiber app that serves h: the routes that mount adds (the /_swr/ endpoints)
-// first, then h.Serve for every other method and path.
-func NewApp(h *Handler, mount func(fiber.Router)) *fiber.App {
-	app := fiber.New(fiber.Config{
+// config is the Fiber configuration of both listeners.
+func config(log *slog.Logger) fiber.Config {
+	return fiber.Config{
 		DisableStartupMessage: true,
 		// /_swr/healthz is one route; /_SWR/healthz or /_swr/healthz/ are not aliases of it.
 		CaseSensitive: true,
 		StrictRouting: true,
 		// Fiber answers 400 to methods it does not know; these are passed through (PURGE is ours).
 		RequestMethods: Methods,
-		// Uploads are streamed to the origin, not held whole in memory.
+		// Uploads are streamed to the origin, not held whole in memory. What a handler leaves
+		// unread is Guard's business.
 		StreamRequestBody: true,
 		BodyLimit:         1 << 30,
-		ReadTimeout:       60 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		// A slow client cannot hold a connection (and its goroutine) forever, on either listener.
+		ReadTimeout: 60 * time.Second,
+		IdleTimeout: 120 * time.Second,
 		// Keep the request target exactly as the client sent it: it is the cache key.
 		UnescapePath:                 false,
 		DisablePreParseMultipartForm: true,
@@ -35,12 +36,17 @@ func NewApp(h *Handler, mount func(fiber.Router)) *fiber.App {
 			if fe, ok := err.(*fiber.Error); ok {
 				code = fe.Code
 			}
-			h.Log.Warn("request failed", "path", c.Path(), "err", err)
+			log.Warn("request failed", "path", c.Path(), "err", err)
 			return c.Status(code).SendString(utils.StatusMessage(code))
 		},
-	})
-	// A panic while serving an admin request answers 500; the proxy handler recovers its own.
-	app.Use("/_swr", recover.New())
+	}
+}
+
+// NewApp returns the Fiber app that serves h: Guard first, the routes that mount adds (the
+// /_swr/ endpoints) next, then h.Serve for every other method and path.
+func NewApp(h *Handler, mount func(fiber.Router)) *fiber.App {
+	app := fiber.New(config(h.Log))
+	app.Use(Guard(h.Log))
 	if h.AccessLog {
 		app.Use(h.accessLog)
 	}
@@ -48,6 +54,16 @@ func NewApp(h *Handler, mount func(fiber.Router)) *fiber.App {
 		mount(app)
 	}
 	app.Use(h.Serve)
+	return app
+}
+
+// NewAdminApp returns the app of SWR_ADMIN_LISTEN: Guard, the routes mount adds, and 404 for
+// everything else.
+func NewAdminApp(log *slog.Logger, mount func(fiber.Router)) *fiber.App {
+	app := fiber.New(config(log))
+	app.Use(Guard(log))
+	mount(app)
+	app.Use(func(c *fiber.Ctx) error { return c.Status(fiber.StatusNotFound).SendString("Not Found") })
 	return app
 }
 

@@ -57,6 +57,7 @@ func BenchmarkL1HitThroughFiber(b *testing.B) {
 			var ctx fasthttp.RequestCtx
 			ctx.Request.Header.SetMethod(fasthttp.MethodGet)
 			ctx.Request.SetRequestURI("/api/prices?pair=ALGO-USD")
+			ctx.Request.Header.SetHost("prices.example")
 			serve(&ctx) // the miss that fills the entry
 			if got := string(ctx.Response.Header.Peek("X-Cache")); got != "MISS" {
 				b.Fatalf("first request X-Cache = %q", got)

@@ -4,16 +4,13 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -64,6 +61,8 @@ type Handler struct {
 	Origin      Origin
 	// KeyHost includes the Host header in the cache key.
 	KeyHost bool
+	// TrustedProxies are the peers (nginx) whose forwarding fields are believed (SWR_TRUSTED_PROXIES).
+	TrustedProxies []netip.Prefix
 	// AccessLog logs one line per request (at info level).
 	AccessLog bool
 	// Timeout bounds how long one client waits on the origin.
@@ -90,17 +89,9 @@ func reserved(path []byte) bool {
 		(len(path) == len(prefix) || path[len(prefix)] == '/')
 }
 
-// Serve handles one request. It never returns an error to Fiber: failures are answered here,
-// and a panic while serving one request answers 500 and is logged instead of taking the process
-// (and every other client's request) down.
-func (h *Handler) Serve(c *fiber.Ctx) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			h.Log.Error("panic while serving a request", "uri", string(c.Request().Header.RequestURI()), "panic", p)
-			c.Response().Reset()
-			err = c.Status(fiber.StatusInternalServerError).SendString("Internal Server Error")
-		}
-	}()
+// Serve handles one request. It never returns an error to Fiber: failures are answered here.
+// (Guard, in front of it, turns a panic into a 500 and settles the request body.)
+func (h *Handler) Serve(c *fiber.Ctx) error {
 	if reserved(c.Request().URI().Path()) {
 		return c.Status(fiber.StatusNotFound).SendString("Not Found")
 	}
@@ -172,45 +163,6 @@ func genOf(o *tiers.Object) uint64 {
 		return 0
 	}
 	return o.Gen
-}
-
-// appendKey appends the cache key of the request to b (see httpcache.Key). With KeyHost the host
-// is the validated, normalised Host (the request was refused before if it is not valid).
-func (h *Handler) appendKey(b []byte, c *fiber.Ctx, uri []byte) []byte {
-	if h.KeyHost {
-		if kb, ok := httpcache.AppendHost(b, c.Request().Header.Host(), defaultPort(c)); ok && len(kb) > len(b) {
-			b = append(kb, httpcache.KeySeparator)
-		}
-	}
-	return append(b, uri...)
-}
-
-// keyHost is the host part of the request's cache key: "" unless KeyHost.
-func (h *Handler) keyHost(c *fiber.Ctx) string {
-	if !h.KeyHost {
-		return ""
-	}
-	b, _ := httpcache.AppendHost(nil, c.Request().Header.Host(), defaultPort(c))
-	return string(b)
-}
-
-// defaultPort is the port a Host field may leave out on this connection.
-func defaultPort(c *fiber.Ctx) string {
-	if c.Context().IsTLS() {
-		return "443"
-	}
-	return "80"
-}
-
-// requestValue is the normalised value of a request header for Vary matching. The result may
-// alias fasthttp's buffers: compare it, do not keep it.
-func requestValue(c *fiber.Ctx, name string) string {
-	v := c.Request().Header.Peek(name)
-	if name == "Accept-Encoding" {
-		return httpcache.NormalizeEncoding(unsafe.String(unsafe.SliceData(v), len(v)))
-	}
-	v = bytes.TrimSpace(v)
-	return unsafe.String(unsafe.SliceData(v), len(v))
 }
 
 // fill fetches the key from the origin (collapsed) and answers with the result. stale, when set,
@@ -366,231 +318,6 @@ func isNotModifiedHeader(name string) bool {
 
 func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
-// newRequest copies what a fill needs out of the client's request: nothing it returns aliases
-// fasthttp's buffers, so it may outlive the handler.
-func (h *Handler) newRequest(c *fiber.Ctx, stale *tiers.Entry, gen uint64) *tiers.Request {
-	uri := string(c.Request().Header.RequestURI())
-	host := h.keyHost(c)
-	hdr, raw := h.forwardHeader(c, true)
-	r := &tiers.Request{
-		Key:           httpcache.Key(host, uri),
-		URI:           uri,
-		Header:        hdr,
-		Stale:         stale,
-		Gen:           gen,
-		Authorization: hdr.Get("Authorization") != "",
-		Cookie:        len(c.Request().Header.Peek(fiber.HeaderCookie)) > 0,
-	}
-	// The same normalisation as requestValue, on a copy of the client's own fields, so that the
-	// variant a fill stores is the one the lookup of the same request selects.
-	r.Value = func(name string) string {
-		if name == "Accept-Encoding" {
-			return httpcache.NormalizeEncoding(raw.Get(name))
-		}
-		return strings.TrimSpace(raw.Get(name))
-	}
-	return r
-}
-
-// unkeyedOverrides are request fields some frameworks let override the URL, method, host, port or
-// path prefix. On a cacheable fill they would change the answer without changing the key: stripped.
-var unkeyedOverrides = []string{"X-Original-Url", "X-Rewrite-Url", "X-Http-Method-Override", "X-Http-Method",
-	"X-Method-Override", "Forwarded", "X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Server", "X-Host"}
-
-// forwardHeader copies the client's end-to-end request fields for the origin and sets the
-// X-Forwarded-* fields; raw is a copy of the client's fields as they came. For cacheable GETs
-// (fill), conditional and Range fields are dropped (the cache wants the whole representation),
-// Accept-Encoding is normalised (the response stored under a variant must suit every client of
-// that variant), and fields that would change the answer without being in the cache key are not
-// sent: URL/method overrides, and X-Forwarded-Host unless SWR_KEY_HOST puts the host in the key
-// (a client could otherwise get links to its own host cached for everyone).
-func (h *Handler) forwardHeader(c *fiber.Ctx, fill bool) (hdr, raw http.Header) {
-	hdr, raw = make(http.Header, 16), make(http.Header, 16)
-	rh := &c.Request().Header
-	var connection []byte
-	rh.VisitAll(func(k, v []byte) {
-		name := http.CanonicalHeaderKey(string(k))
-		value := string(v)
-		raw.Add(name, value)
-		switch {
-		case name == "Connection":
-			connection = append(connection, v...)
-			connection = append(connection, ',')
-			return
-		case name == "Host", name == "Content-Length", upstream.IsHopByHop(name):
-			return
-		case fill && (name == "If-None-Match" || name == "If-Modified-Since" || name == "If-Match" ||
-			name == "If-Unmodified-Since" || name == "If-Range" || name == "Range"):
-			return
-		}
-		hdr.Add(name, value)
-	})
-	for _, n := range strings.Split(string(connection), ",") {
-		if n = strings.TrimSpace(n); n != "" {
-			hdr.Del(n)
-			raw.Del(n) // the origin does not see it, so no variant may be keyed on it
-		}
-	}
-	if fill {
-		hdr.Del("Accept-Encoding")
-		if enc := httpcache.NormalizeEncoding(raw.Get("Accept-Encoding")); enc != "" {
-			hdr.Set("Accept-Encoding", enc)
-		}
-		for _, n := range unkeyedOverrides {
-			hdr.Del(n)
-		}
-	}
-	ip := c.Context().RemoteIP().String()
-	if prior := hdr.Get("X-Forwarded-For"); prior != "" {
-		ip = prior + ", " + ip
-	}
-	hdr.Set("X-Forwarded-For", ip)
-	if p := strings.ToLower(hdr.Get("X-Forwarded-Proto")); p != "http" && p != "https" {
-		proto := "http"
-		if c.Context().IsTLS() {
-			proto = "https"
-		}
-		hdr.Set("X-Forwarded-Proto", proto)
-	}
-	switch {
-	case fill && !h.KeyHost:
-		hdr.Del("X-Forwarded-Host")
-	case fill:
-		hdr.Set("X-Forwarded-Host", strings.ToLower(string(rh.Host())))
-	case hdr.Get("X-Forwarded-Host") == "":
-		hdr.Set("X-Forwarded-Host", string(rh.Host()))
-	}
-	return hdr, raw
-}
-
-// passThrough sends the request to the origin as it is, streaming both bodies, and relays the
-// answer. A successful unsafe request invalidates the cached GET of its URL (RFC 9111 §4.4).
-func (h *Handler) passThrough(c *fiber.Ctx, why string) error {
-	method := string(c.Request().Header.Method())
-	uri := string(c.Request().Header.RequestURI())
-	if !upstream.ValidTarget(uri) {
-		return badTarget(c)
-	}
-	hdr, _ := h.forwardHeader(c, false)
-	r := &upstream.Request{
-		Method:        method,
-		URI:           uri,
-		Header:        hdr,
-		ContentLength: int64(c.Request().Header.ContentLength()),
-	}
-	if r.ContentLength < 0 {
-		r.ContentLength = -1
-	}
-	upload := &guardedBody{}
-	if method != fiber.MethodGet && method != fiber.MethodHead {
-		if s := c.Context().RequestBodyStream(); s != nil {
-			upload.r, upload.conn = s, c.Context().Conn()
-			r.Body = upload
-		} else if b := c.Body(); len(b) > 0 {
-			r.Body = bytes.NewReader(bytes.Clone(b))
-			r.ContentLength = int64(len(b))
-		}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	headerTimer := time.AfterFunc(h.Timeout, cancel) // until the headers arrive; then the idle timeout
-	sent := time.Now()
-	resp, err := h.Origin.Do(ctx, r)
-	headerTimer.Stop()
-	if h.ObserveOrigin != nil {
-		h.ObserveOrigin("pass", time.Since(sent))
-	}
-	if err != nil {
-		upload.close()
-		cancel()
-		h.Stats.Errors.Add(1)
-		h.Log.Warn("origin failed", "method", method, "uri", uri, "err", err)
-		return h.sendError(c, err)
-	}
-	if upload.unfinished() {
-		// The origin answered before reading the whole upload: what is left of it stays on the
-		// client connection, so that connection ends with this reply.
-		c.Context().SetConnectionClose()
-	}
-	if unsafeMethod(method) && resp.StatusCode >= 200 && resp.StatusCode < 400 {
-		h.invalidateAfterWrite(c, uri, resp.Header)
-	}
-	cs := "swrproxy; fwd=" + why
-	if why == "pass" {
-		cs = "swrproxy; fwd=miss; detail=uncacheable"
-	}
-	// The transport bounded the wait for the headers; the body gets an idle timeout, so a long
-	// download that keeps moving is never cut.
-	body := upstream.IdleTimeout(resp.Body, h.Timeout, func() { cancel(); upload.close() })
-	return h.stream(c, &tiers.Pass{Status: resp.StatusCode, Header: resp.Header, Body: body, Length: resp.ContentLength}, cs)
-}
-
-func unsafeMethod(m string) bool {
-	switch m {
-	case fiber.MethodPost, fiber.MethodPut, fiber.MethodPatch, fiber.MethodDelete:
-		return true
-	}
-	return false
-}
-
-// invalidateAfterWrite clears the cached GET of the request URI, and of Location and
-// Content-Location when they point at the same origin (RFC 9111 §4.4).
-func (h *Handler) invalidateAfterWrite(c *fiber.Ctx, uri string, rh http.Header) {
-	host := h.keyHost(c)
-	keys := []string{httpcache.Key(host, uri)}
-	for _, f := range []string{"Location", "Content-Location"} {
-		if v := rh.Get(f); strings.HasPrefix(v, "/") && !strings.HasPrefix(v, "//") {
-			keys = append(keys, httpcache.Key(host, v))
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	for _, k := range keys {
-		if h.Invalidator != nil {
-			h.Invalidator.Invalidate(ctx, k)
-			continue
-		}
-		if err := h.Store.Delete(ctx, k); err != nil {
-			h.Log.Warn("invalidate after write failed", "key", k, "err", err)
-		}
-	}
-}
-
-// stream relays an origin response without holding its body in memory.
-func (h *Handler) stream(c *fiber.Ctx, p *tiers.Pass, cacheStatus string) error {
-	h.Stats.Bypass.Add(1)
-	resp := c.Response()
-	resp.Header.SetNoDefaultContentType(true)
-	resp.SetStatusCode(p.Status)
-	for name, vs := range p.Header {
-		if name == "Content-Length" || name == "Surrogate-Key" || name == "Surrogate-Control" || upstream.IsHopByHop(name) {
-			continue
-		}
-		for _, v := range vs {
-			resp.Header.Add(name, v)
-		}
-	}
-	resp.Header.Set("X-Cache", "BYPASS")
-	resp.Header.Set("Cache-Status", cacheStatus)
-	if p.Shared != nil {
-		resp.SetBodyRaw(p.Shared) // read-only: every request of the flight sends the same bytes
-		return nil
-	}
-	if c.Request().Header.IsHead() || p.Status == fiber.StatusNotModified || p.Status == fiber.StatusNoContent || p.Status < 200 {
-		p.Body.Close()
-		if p.Length >= 0 && c.Request().Header.IsHead() {
-			resp.Header.SetContentLength(int(p.Length))
-			resp.SkipBody = true
-		}
-		return nil
-	}
-	length := int(p.Length)
-	if p.Length < 0 {
-		length = -1
-	}
-	resp.SetBodyStream(p.Body, length)
-	return nil
-}
-
 // sendError answers a failed origin exchange: 504 for a timeout, 502 otherwise. Details stay in the log.
 func (h *Handler) sendError(c *fiber.Ctx, err error) error {
 	code := status(err)
@@ -609,53 +336,4 @@ func status(err error) int {
 		return fiber.StatusGatewayTimeout
 	}
 	return fiber.StatusBadGateway
-}
-
-// errUploadGone is what the origin client reads from an upload once its request has been answered.
-var errUploadGone = errors.New("proxy: request body no longer available (the origin answered first)")
-
-// guardedBody hands fasthttp's request body stream to the origin client. The client may go on
-// reading it after the origin answered (an origin that replies before reading the whole upload),
-// while fasthttp recycles the stream once the reply is written: close, called when the reply's
-// body is closed (fasthttp does that after writing it), cuts the stream off first. Reads and
-// close are serialised, so no read can be under way on a recycled stream.
-type guardedBody struct {
-	mu   sync.Mutex
-	r    io.Reader
-	conn net.Conn // the client connection, to unblock a read that waits on it
-	done bool
-	eof  atomic.Bool
-}
-
-func (g *guardedBody) Read(p []byte) (int, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.done || g.r == nil {
-		return 0, errUploadGone
-	}
-	n, err := g.r.Read(p)
-	if err == io.EOF {
-		g.eof.Store(true)
-	}
-	return n, err
-}
-
-// unfinished reports whether the upload was not read to its end: the rest of it is still on the
-// client connection, which must then be closed after the reply (or it would be read as requests).
-func (g *guardedBody) unfinished() bool { return g.r != nil && !g.eof.Load() }
-
-func (g *guardedBody) close() {
-	if g.unfinished() && g.conn != nil {
-		g.conn.SetReadDeadline(time.Now()) // a read blocked on the client returns now
-	}
-	g.mu.Lock()
-	g.done = true
-	g.mu.Unlock()
-}
-
-// badTarget answers a request target that cannot be passed on as it is (a bad %-escape, a
-// fragment, control characters).
-func badTarget(c *fiber.Ctx) error {
-	c.Response().Header.Set("X-Cache", "BYPASS")
-	return c.Status(fiber.StatusBadRequest).SendString("Bad Request: invalid request target")
 }

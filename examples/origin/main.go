@@ -18,7 +18,7 @@
 //	-listen        ORIGIN_LISTEN          listen address (default ":9000")
 //	-delay         ORIGIN_DELAY           simulated slowness of every price answer (default 300ms)
 //	-tick          ORIGIN_TICK            how often prices drift (default 10s)
-//	-swr-admin-url SWR_ADMIN_URL          where swrproxy's /_swr/ endpoints are (default http://swrproxy:8000)
+//	-swr-admin-url SWR_ADMIN_URL          where swrproxy's /_swr/ endpoints are (default http://swrproxy:9901, its SWR_ADMIN_LISTEN)
 //	               SWR_INVALIDATE_SECRET  Bearer token for POST /_swr/invalidate (environment only)
 package main
 
@@ -78,7 +78,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	listen := fs.String("listen", env("ORIGIN_LISTEN", ":9000"), "listen address")
 	delay := fs.String("delay", env("ORIGIN_DELAY", "300ms"), "simulated slowness of every price answer")
 	tick := fs.String("tick", env("ORIGIN_TICK", "10s"), "how often prices drift")
-	adminURL := fs.String("swr-admin-url", env("SWR_ADMIN_URL", "http://swrproxy:8000"), "base URL of swrproxy's /_swr/ endpoints")
+	adminURL := fs.String("swr-admin-url", env("SWR_ADMIN_URL", "http://swrproxy:9901"), "base URL of swrproxy's /_swr/ endpoints")
 	if err := fs.Parse(args); err != nil {
 		return config{}, fmt.Errorf("origin: %w", err)
 	}

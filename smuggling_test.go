@@ -1,0 +1,133 @@
+package main
+
+// Request smuggling, end to end: the bytes an attacker sends, from a raw socket, to a real
+// swrproxy directly and through the repository's nginx template (whose kept-alive connections to
+// swrproxy carry every user's requests), against a real origin that counts what it is asked.
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/swrproxy/swrproxy/internal/rawhttp"
+)
+
+// smugglingOrigin answers "answer for <path>", takes 300 ms for /slow…, and for /upload closes
+// the connection without reading the body (an origin that fails mid-upload).
+type smugglingOrigin struct {
+	*origin
+	mu   sync.Mutex
+	seen []string
+}
+
+func newSmugglingOrigin(t *testing.T) *smugglingOrigin {
+	s := &smugglingOrigin{}
+	s.origin = newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.seen = append(s.seen, r.URL.Path)
+		s.mu.Unlock()
+		switch {
+		case r.URL.Path == "/upload":
+			c, _, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				c.Close()
+			}
+			return
+		case strings.HasPrefix(r.URL.Path, "/slow"):
+			time.Sleep(300 * time.Millisecond)
+		}
+		w.Header().Set("Cache-Control", "max-age=300")
+		fmt.Fprintf(w, "answer for %s", r.URL.Path)
+	})
+	return s
+}
+
+// smuggledPaths returns the paths the origin got that only a smuggled request asks for.
+func (s *smugglingOrigin) smuggledPaths() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, p := range s.seen {
+		if strings.Contains(p, "SMUGGLED") {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func TestSmuggledRequestsNeverRunDirectlyOrThroughNginx(t *testing.T) {
+	o := newSmugglingOrigin(t)
+	p := startProxy(t, o.URL, map[string]string{"SWR_INVALIDATE_SECRET": secret})
+	direct := strings.TrimPrefix(p.URL, "http://")
+	n := strings.TrimPrefix(startNginx(t, direct), "http://")
+
+	// What an attacker hides in a body, hoping it is read as the next request on the connection.
+	payloads := map[string]string{
+		"a request": "GET /SMUGGLED HTTP/1.1\r\nHost: x\r\n\r\n",
+		// A header block left open: the next user's request line and fields (its credentials)
+		// would become part of it.
+		"an open field line": "GET /_swr/keys?SMUGGLED HTTP/1.1\r\nHost: x\r\nX-Swallow: ",
+		// The private endpoint nginx hides, reached from behind it.
+		"a purge of everything": "POST /_swr/invalidate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + secret +
+			"\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n{\"all\":true}",
+		// A slow one: its answer would be queued for whoever sends the next request.
+		"a slow request": "GET /slow-SMUGGLED HTTP/1.1\r\nHost: x\r\n\r\n",
+	}
+	// How it is hidden: past the 8 KiB fasthttp reads before the handler runs.
+	wrappers := map[string]func(payload string) string{
+		"GET with a body": func(s string) string {
+			return "GET /x HTTP/1.1\r\nHost: x\r\nContent-Length: " + strconv.Itoa(8192+len(s)) + "\r\n\r\n" + strings.Repeat("A", 8192) + s
+		},
+		"POST the origin fails to read": func(s string) string {
+			return "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: " + strconv.Itoa(3*8192+len(s)) + "\r\n\r\n" + strings.Repeat("A", 3*8192) + s
+		},
+		"POST to a rejected target": func(s string) string {
+			return "POST /a%zz HTTP/1.1\r\nHost: x\r\nContent-Length: " + strconv.Itoa(3*8192+len(s)) + "\r\n\r\n" + strings.Repeat("A", 3*8192) + s
+		},
+	}
+	expect(t, get(t, p.URL+"/cached"), 200, "MISS", "answer for /cached")
+
+	i := 0
+	for target, addr := range map[string]string{"direct": direct, "nginx": n} {
+		for wname, wrap := range wrappers {
+			for pname, payload := range payloads {
+				i++
+				t.Run(target+"/"+wname+"/"+pname, func(t *testing.T) {
+					after := fmt.Sprintf("/after-%d", i)
+					attacker, err := rawhttp.Exchange(addr, wrap(payload)+"GET "+after+" HTTP/1.1\r\nHost: x\r\n\r\n", 400*time.Millisecond)
+					if err != nil {
+						t.Fatal(err)
+					}
+					// The attacker gets one answer for what it sent, and, if the connection stayed
+					// open, the answer to its next request: never a smuggled request's.
+					if len(attacker.Responses) == 0 || len(attacker.Responses) > 2 {
+						t.Fatalf("attacker got %d responses %q", len(attacker.Responses), attacker.Bodies())
+					}
+					if len(attacker.Responses) == 2 && attacker.Responses[1].Body != "answer for "+after {
+						t.Fatalf("attacker's next request got %q, want its own answer", attacker.Responses[1].Body)
+					}
+					// Another user, on another connection (through nginx: the same kept-alive
+					// connection to swrproxy), gets its own answer.
+					victim := fmt.Sprintf("/victim-%d", i)
+					res, err := rawhttp.Exchange(addr, "GET "+victim+" HTTP/1.1\r\nHost: x\r\nCookie: session=victim\r\n"+
+						"Authorization: Bearer "+secret+"\r\n\r\n", 400*time.Millisecond)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if b := res.Bodies(); len(b) != 1 || b[0] != "answer for "+victim {
+						t.Fatalf("victim got %q, want only its own answer", b)
+					}
+					if s := o.smuggledPaths(); len(s) > 0 {
+						t.Fatalf("smuggled requests reached the origin: %q", s)
+					}
+				})
+			}
+		}
+	}
+	// Nothing purged the cache.
+	expect(t, get(t, p.URL+"/cached"), 200, "HIT", "answer for /cached")
+}
