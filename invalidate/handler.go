@@ -1,7 +1,6 @@
 package invalidate
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -103,6 +102,9 @@ func (h *Handler) invalidate(c *fiber.Ctx) error {
 	if err != nil {
 		return c.Status(fiber.StatusBadRequest).JSON(fiber.Map{"error": err.Error()})
 	}
+	if h.KeyHost {
+		req.Keys, req.Prefixes = hostKeys(req.Keys), hostKeys(req.Prefixes)
+	}
 	res, err := h.Apply(context.Background(), req)
 	return h.reply(c, res, err)
 }
@@ -119,22 +121,18 @@ func (h *Handler) reply(c *fiber.Ctx, res Result, err error) error {
 	return c.JSON(res)
 }
 
-// readBody reads at most MaxBody bytes of the request body; a larger one is a 413.
+// readBody reads at most MaxBody bytes of the request body; a larger one is a 413. It reads the
+// body stream itself (never fasthttp's Body(), which would read a chunked body of any size into
+// memory); what it leaves unread is proxy.Guard's to discard or to close the connection over.
 func readBody(c *fiber.Ctx) ([]byte, int, string) {
 	if n := c.Request().Header.ContentLength(); n > MaxBody {
-		// Read (a bounded part of) what the client is sending before answering, so it gets the
-		// 413 instead of a reset connection.
-		if s := c.Context().RequestBodyStream(); s != nil {
-			io.CopyN(io.Discard, s, 4*MaxBody)
-		}
-		c.Context().SetConnectionClose() // what is left of the body must not be read as requests
 		return nil, fiber.StatusRequestEntityTooLarge, "body over 1 MiB"
 	}
-	var r io.Reader = bytes.NewReader(c.Body())
-	if s := c.Context().RequestBodyStream(); s != nil {
-		r = s
+	s := c.Context().RequestBodyStream()
+	if s == nil {
+		return nil, 0, "" // no body
 	}
-	b, err := io.ReadAll(io.LimitReader(r, MaxBody+1))
+	b, err := io.ReadAll(io.LimitReader(s, MaxBody+1))
 	if err != nil {
 		return nil, fiber.StatusBadRequest, "reading body: " + err.Error()
 	}
@@ -148,7 +146,11 @@ func readBody(c *fiber.Ctx) ([]byte, int, string) {
 func (h *Handler) purge(c *fiber.Ctx) error {
 	host := ""
 	if h.KeyHost {
-		b, _ := httpcache.AppendHost(nil, c.Request().Header.Host(), "80")
+		port := "80"
+		if c.Context().IsTLS() {
+			port = "443"
+		}
+		b, _ := httpcache.AppendHost(nil, c.Request().Header.Host(), port)
 		host = string(b)
 	}
 	key := httpcache.Key(host, string(c.Request().Header.RequestURI()))

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/swrproxy/swrproxy/httpcache"
 )
 
 // Mode says what an invalidation does to the selected keys.
@@ -90,3 +92,18 @@ func decodeRequest(body []byte) (Request, error) {
 }
 
 func joinErrs(errs []error) error { return errors.Join(errs...) }
+
+// hostKeys accepts keys and prefixes written "host/path" (as the README showed them before keys
+// got httpcache.KeySeparator) besides the key form "host /path": the first '/' of one that has no
+// separator and does not start with '/' begins the path (a valid host has no '/').
+func hostKeys(ks []string) []string {
+	for i, k := range ks {
+		if strings.HasPrefix(k, "/") || strings.IndexByte(k, httpcache.KeySeparator) >= 0 {
+			continue
+		}
+		if host, path, ok := strings.Cut(k, "/"); ok {
+			ks[i] = httpcache.Key(host, "/"+path)
+		}
+	}
+	return ks
+}

@@ -68,6 +68,8 @@ func New(s Sources) *Metrics {
 	}
 	counter("swrproxy_not_modified_total", "Replies answered 304 from cache.", nil, f64(h.NotModified.Load))
 	counter("swrproxy_stale_if_error_total", "Stale copies served because the origin failed.", nil, f64(h.StaleIfError.Load))
+	counter("swrproxy_write_invalidations_total", "Keys cleared because a POST, PUT, PATCH or DELETE to their URL (or its same-origin Location) succeeded.",
+		nil, f64(h.WriteInvalidations.Load))
 	counter("swrproxy_errors_total", "Replies that became 502/504 because the origin failed and no stale copy could stand in.", nil, f64(h.Errors.Load))
 
 	f := s.Filler.Stats

@@ -79,6 +79,8 @@ type Handler struct {
 type Stats struct {
 	HitL1, HitL2, Miss, Stale, Bypass, NotModified, Errors atomic.Int64
 	StaleIfError                                           atomic.Int64
+	// WriteInvalidations counts the keys cleared after successful unsafe requests (RFC 9111 §4.4).
+	WriteInvalidations atomic.Int64
 }
 
 // reserved reports whether a (decoded, normalised) path is under /_swr/, in any letter case:

@@ -93,10 +93,15 @@ func (h *Handler) invalidateAfterWrite(c *fiber.Ctx, uri string, rh http.Header)
 	host := h.keyHost(c)
 	keys := []string{httpcache.Key(host, uri)}
 	for _, f := range []string{"Location", "Content-Location"} {
-		if v := rh.Get(f); strings.HasPrefix(v, "/") && !strings.HasPrefix(v, "//") {
+		// Only a path on this origin: "//other.example/x" and "/\other.example" are other hosts
+		// to a browser, and an absolute URL may name any host.
+		if v := rh.Get(f); strings.HasPrefix(v, "/") && !strings.HasPrefix(v, "//") && !strings.HasPrefix(v, "/\\") &&
+			upstream.ValidTarget(v) {
 			keys = append(keys, httpcache.Key(host, v))
 		}
 	}
+	// Counted, so that an origin (or a client) ordering many of them is visible in the metrics.
+	h.Stats.WriteInvalidations.Add(int64(len(keys)))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	for _, k := range keys {
