@@ -30,7 +30,18 @@ deps:
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
 
+# fuzz runs every fuzz target (each parser of outside bytes) for FUZZTIME each.
+FUZZTIME ?= 20s
+FUZZ_TARGETS := \
+	./proxy:FuzzScanFraming \
+	./httpcache:FuzzAppendHost ./httpcache:FuzzParseCacheControl ./httpcache:FuzzNormalizeEncoding \
+	./etag:FuzzParse ./etag:FuzzNoneMatch ./etag:FuzzNormalize \
+	./tiers:FuzzDecode ./invalidate:FuzzDecodeRequest \
+	./config:FuzzParseDuration ./config:FuzzParseSize
+
 fuzz:
-	$(GO) test -run='^$$' -fuzz=FuzzParseCacheControl -fuzztime=30s ./httpcache
-	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=30s ./etag
-	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=30s ./tiers
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name"; \
+		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	done

@@ -34,6 +34,7 @@ func newOrigin(t *testing.T, h http.HandlerFunc) *origin {
 // instance is one swrproxy started through run, on a 127.0.0.1:0 listener.
 type instance struct {
 	URL    string
+	Admin  string // base URL of the admin listener (= URL without SWR_ADMIN_LISTEN)
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -58,17 +59,17 @@ func startProxyLogging(t *testing.T, upstream string, env map[string]string, log
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	in := &instance{cancel: cancel, done: make(chan error, 1)}
-	addr := make(chan string, 1)
+	addr := make(chan [2]string, 1)
 	log := testLogger(t)
 	if logs != nil {
 		log = newLogger(cfg, logs)
 	}
 	go func() {
-		in.done <- run(ctx, cfg, log, func(p, _ string) { addr <- p })
+		in.done <- run(ctx, cfg, log, func(p, a string) { addr <- [2]string{p, a} })
 	}()
 	select {
 	case a := <-addr:
-		in.URL = "http://" + a
+		in.URL, in.Admin = "http://"+a[0], "http://"+a[1]
 	case err := <-in.done:
 		cancel()
 		t.Fatalf("run: %v", err)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -214,5 +215,62 @@ func TestSIGTERMLetsTheInFlightRequestFinishAndExitsZero(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatalf("swrproxy did not exit within 15s of SIGTERM\n%s", logs.String())
+	}
+}
+
+func TestAPlaceholderSecretStopsStartUpSayingHowToMakeOne(t *testing.T) {
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"change-me-to-a-long-random-string", "short-secret"} {
+		cmd := exec.Command(bin)
+		cmd.Dir = t.TempDir()
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "SWR_UPSTREAM=http://127.0.0.1:1", "SWR_INVALIDATE_SECRET=" + v}
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+			t.Errorf("SWR_INVALIDATE_SECRET=%s: exit %v, want 2\n%s", v, err, out)
+		}
+		if s := string(out); !strings.Contains(s, "SWR_INVALIDATE_SECRET") || !strings.Contains(s, "openssl rand -hex 32") || strings.Contains(s, v) {
+			t.Errorf("SWR_INVALIDATE_SECRET=%s: the message must name the setting and say how to make a secret, without echoing it:\n%s", v, s)
+		}
+	}
+}
+
+func TestTheAdminListenerHasEveryPrivateEndpointAndTheProxyListenerOnlyHealthz(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "origin") })
+	p := startProxy(t, o.URL, map[string]string{"SWR_ADMIN_LISTEN": "127.0.0.1:0", "SWR_INVALIDATE_SECRET": secret})
+	auth := []string{"Authorization", "Bearer " + secret}
+	for _, path := range []string{"/_swr/healthz", "/_swr/readyz", "/_swr/metrics", "/_swr/stats", "/_swr/keys"} {
+		if r := get(t, p.Admin+path, auth...); r.StatusCode != 200 {
+			t.Errorf("admin listener GET %s: %d, want 200", path, r.StatusCode)
+		}
+		want := 404
+		if path == "/_swr/healthz" {
+			want = 200 // liveness on every listener
+		}
+		if r := get(t, p.URL+path, auth...); r.StatusCode != want {
+			t.Errorf("proxy listener GET %s: %d, want %d", path, r.StatusCode, want)
+		}
+	}
+	if r := do("PURGE", p.URL+"/x", auth...); r.StatusCode == 200 {
+		t.Errorf("PURGE on the proxy listener: %d, want it refused", r.StatusCode)
+	}
+	if r := do("PURGE", p.Admin+"/x", auth...); r.StatusCode != 200 {
+		t.Errorf("PURGE on the admin listener: %d %s, want 200", r.StatusCode, r.Body)
+	}
+	if n := o.hits.Load(); n != 0 {
+		t.Errorf("the origin got %d requests for /_swr/ paths", n)
+	}
+}
+
+func TestReadinessNamesNoInternalAddress(t *testing.T) {
+	// Redis and the origin are both down: the reply says so in generic words.
+	down := redistest.FreePort(t)
+	p := startProxy(t, "http://127.0.0.1:"+strconv.Itoa(down), map[string]string{
+		"SWR_REDIS_URL": "redis://127.0.0.1:" + strconv.Itoa(down) + "/0"})
+	r := get(t, p.URL+"/_swr/readyz")
+	if r.StatusCode != 200 || r.Body != `{"origin":"unreachable","redis":"unreachable","status":"ready"}` {
+		t.Fatalf("readyz: %d %s, want both unreachable and nothing else", r.StatusCode, r.Body)
 	}
 }
