@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/swrproxy/swrproxy/config"
+	"github.com/swrproxy/swrproxy/internal/rawhttp"
 )
 
 const nginxTemplate = "nginx/templates/default.conf.template"
@@ -299,6 +300,36 @@ func TestNginxInFrontOfSwrproxy(t *testing.T) {
 	}
 }
 
+func TestNginxRefusesGETAndHEADWithABody(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "origin") })
+	p := startProxy(t, o.URL, nil)
+	n := strings.TrimPrefix(startNginx(t, strings.TrimPrefix(p.URL, "http://")), "http://")
+	for _, raw := range []string{
+		"GET /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+		"HEAD /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+		"GET /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+	} {
+		res, err := rawhttp.Exchange(n, raw, 300*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Responses) != 1 || res.Responses[0].StatusCode != 400 || res.Responses[0].Header.Get("X-Cache") != "" {
+			t.Errorf("%q through nginx: %d responses %v, want nginx's own 400", raw, len(res.Responses), res.Responses)
+		}
+	}
+	if n := o.hits.Load(); n != 0 {
+		t.Errorf("the origin got %d requests", n)
+	}
+	// Content-Length: 0 is no body.
+	res, err := rawhttp.Exchange(n, "GET /a HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 300*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := res.Bodies(); len(b) != 1 || b[0] != "origin" {
+		t.Errorf("GET with Content-Length: 0 through nginx: %q", b)
+	}
+}
+
 // startDemoOrigin builds examples/origin and runs it on addr, posting invalidations to adminURL.
 func startDemoOrigin(t *testing.T, addr, adminURL, secret string) {
 	t.Helper()
@@ -343,8 +374,9 @@ func startDemoOrigin(t *testing.T, addr, adminURL, secret string) {
 // reaches swrproxy directly and the new price shows up through nginx.
 func TestNginxDemoOriginFlow(t *testing.T) {
 	originAddr := "127.0.0.1:" + strconv.Itoa(nginxFreePort(t))
-	p := startProxy(t, "http://"+originAddr, map[string]string{"SWR_INVALIDATE_SECRET": secret})
-	startDemoOrigin(t, originAddr, p.URL, secret)
+	// As in docker-compose.yml: the private endpoints on their own listener, where the origin posts.
+	p := startProxy(t, "http://"+originAddr, map[string]string{"SWR_INVALIDATE_SECRET": secret, "SWR_ADMIN_LISTEN": "127.0.0.1:0"})
+	startDemoOrigin(t, originAddr, p.Admin, secret)
 	n := startNginx(t, strings.TrimPrefix(p.URL, "http://"))
 	const path = "/api/prices?pair=ALGO-USD"
 
