@@ -471,6 +471,25 @@ func TestDockerComposeConfigIsValid(t *testing.T) {
 		}
 	}
 
+	// Without .env the deployment is a valid configuration (no placeholder secret: the private
+	// endpoints are off), the private endpoints are on their own listener, and the origin posts
+	// its invalidations there.
+	vars := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^\s+(SWR_[A-Z_]+): (.*)$`).FindAllStringSubmatch(fresh, -1) {
+		vars[m[1]] = strings.Trim(m[2], `'"`)
+	}
+	if _, err := config.LoadLookup(func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, nil); err != nil {
+		t.Errorf("without .env, swrproxy's environment is not a valid configuration: %v", err)
+	}
+	for _, want := range []string{"SWR_ADMIN_LISTEN: :9901", "SWR_ADMIN_URL: http://swrproxy:9901"} {
+		if !strings.Contains(fresh, want) {
+			t.Errorf("without .env, docker-compose config lacks %q", want)
+		}
+	}
+	if strings.Contains(fresh, "change-me") {
+		t.Error("docker-compose.yml still carries a placeholder secret")
+	}
+
 	// With .env copied from .env.example and one line changed, as the README says.
 	env, err := os.ReadFile(".env.example")
 	if err != nil {
