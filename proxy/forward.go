@@ -197,9 +197,9 @@ func (h *Handler) forwardHeader(c *fiber.Ctx, fill bool) (hdr, raw http.Header) 
 	if real := raw.Get("X-Real-Ip"); trusted && real != "" {
 		hdr.Set("X-Real-Ip", real)
 	}
-	switch {
-	case fill && h.KeyHost:
-		hdr.Set("X-Forwarded-Host", h.keyHost(c))
+	switch kh := h.keyHost(c); {
+	case fill && kh != "":
+		hdr.Set("X-Forwarded-Host", kh)
 	case fill:
 		hdr.Del("X-Forwarded-Host") // the host is not in the key: it must not shape the answer
 	case !trusted || hdr.Get("X-Forwarded-Host") == "":
