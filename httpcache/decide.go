@@ -8,23 +8,29 @@ import (
 )
 
 // Defaults are the operator's fallbacks (SWR_DEFAULT_TTL, SWR_STALE_WHILE_REVALIDATE, SWR_STALE_IF_ERROR).
-// TTL 0 means "store only what the origin marks cacheable" (no heuristic freshness).
-// Negative values count as 0.
+// TTL is the fixed lifetime of a response the origin gives none for and whose Last-Modified does
+// not give one either (see Decide); 0 turns it off. It never applies to requests with Cookie or
+// Authorization. Negative values count as 0.
 type Defaults struct{ TTL, StaleWhileRevalidate, StaleIfError time.Duration }
 
 // Decision is what a shared cache may do with one origin response.
 //
 // When Store is false only Reason is set. When Store is true every duration is within
-// [0, 2^31 s], so the sum of all four cannot overflow. Fresh is the lifetime counted from
-// the response's origination, not from now: the response is fresh while its current age
-// (Age plus the time it has been stored) is below Fresh, then may be served stale while
-// revalidating for StaleWhileRevalidate more, or on origin errors for StaleIfError more.
+// [0, 2^31 s], so the sum of all four cannot overflow (a Fresh from Source SourceLastModified
+// is at most one day). Fresh is the lifetime counted from the response's origination, not from
+// now: the response is fresh while its current age (Age plus the time it has been stored) is
+// below Fresh, then may be served stale while revalidating for StaleWhileRevalidate more, or on
+// origin errors for StaleIfError more.
 type Decision struct {
 	Store bool
-	// Reason, when !Store, is a short token for logs and Cache-Status detail: "no-store", "private",
-	// "set-cookie", "authorization", "vary-star", "status", "no-freshness".
+	// Reason, when !Store, is a short token for logs and Cache-Status detail: "status", "no-store",
+	// "private", "vary-star", "authorization" (a request with Authorization and a response that does
+	// not allow sharing it, or gives no explicit lifetime), "cookie" (a request with Cookie and a
+	// response without explicit freshness), "set-cookie", "no-freshness".
 	Reason string
 	Fresh  time.Duration // freshness lifetime (RFC 9111 §4.2.1)
+	// Source says where Fresh came from: the origin, the Last-Modified heuristic or SWR_DEFAULT_TTL.
+	Source Source
 	Age    time.Duration // corrected initial age at response time (RFC 9111 §4.2.3)
 	// StaleWhileRevalidate and StaleIfError are the windows after Fresh ends (RFC 5861); 0 when stale serving is forbidden.
 	StaleWhileRevalidate, StaleIfError time.Duration
@@ -40,6 +46,7 @@ const (
 	reasonPrivate       = "private"
 	reasonVaryStar      = "vary-star"
 	reasonAuthorization = "authorization"
+	reasonCookie        = "cookie"
 	reasonSetCookie     = "set-cookie"
 	reasonNoFreshness   = "no-freshness"
 )
@@ -57,7 +64,17 @@ type Req struct {
 // repeated fields are several values), received at responseTime for a request sent at requestTime.
 //
 // The checks run in this order and the first that fails gives Reason: status, no-store,
-// private, vary-star, authorization, set-cookie, no-freshness.
+// private, vary-star, authorization, cookie, set-cookie, then the freshness lifetime
+// (no-freshness, or authorization / cookie when only the request's credentials stand in the way).
+//
+// The lifetime comes from the origin (s-maxage, max-age, Expires), else the RFC 9111 §4.2.2
+// heuristic (a tenth of the time since Last-Modified, at most a day), else d.TTL; the last two
+// only for heuristically cacheable statuses, never for requests with Authorization, and for
+// requests with Cookie only the heuristic, only when the response says public. A request with
+// Cookie is stored at all only when the origin says public, s-maxage or max-age: a response to
+// it may be personalised without saying so (web cache deception). Expires alone does not
+// count: it is HTTP/1.0's way to give a lifetime, not to say the response is the same for
+// everyone, and DESIGN.md names only the Cache-Control directives. See lifetime.
 func Decide(status int, h http.Header, req Req, requestTime, responseTime time.Time, d Defaults) Decision {
 	if !storableStatus(status) {
 		return Decision{Reason: reasonStatus}
@@ -72,6 +89,8 @@ func Decide(status int, h http.Header, req Req, requestTime, responseTime time.T
 		return Decision{Reason: reasonVaryStar} // RFC 9111 §4.1: a Vary "*" never matches
 	case req.Authorization && !cc.Public && cc.SMaxAge == Unset && !cc.MustRevalidate:
 		return Decision{Reason: reasonAuthorization} // RFC 9111 §3.5
+	case req.Cookie && !cookieAllowed(cc):
+		return Decision{Reason: reasonCookie}
 	}
 
 	// Fields named by qualified no-cache / private must not be served from cache
@@ -86,13 +105,19 @@ func Decide(status int, h http.Header, req Req, requestTime, responseTime time.T
 		return Decision{Reason: reasonSetCookie}
 	}
 
-	fresh, ok := freshness(status, h, cc, responseTime, d.TTL)
-	if !ok {
-		return Decision{Reason: reasonNoFreshness}
-	}
+	fresh, src, reason := lifetime(status, h, cc, req, responseTime, d.TTL)
 	swr, sie := staleWindows(cc, d)
-	if cc.NoCache { // RFC 9111 §5.2.2.4: store, but revalidate before every use
-		fresh, swr, sie = 0, 0, 0
+	if cc.NoCache {
+		// RFC 9111 §5.2.2.4: store, but revalidate before every use. The lifetime does not
+		// matter then, only whether RFC 9111 §3 lets us store the response at all: a
+		// heuristically cacheable status does, without any lifetime.
+		if reason != "" && heuristicallyCacheable(status) {
+			reason = ""
+		}
+		fresh, src, swr, sie = 0, SourceOrigin, 0, 0
+	}
+	if reason != "" {
+		return Decision{Reason: reason}
 	}
 	if fresh == 0 && swr == 0 && sie == 0 && h.Get("ETag") == "" && h.Get("Last-Modified") == "" {
 		// Stale at once, never served stale, and no validator to revalidate with:
@@ -102,11 +127,22 @@ func Decide(status int, h http.Header, req Req, requestTime, responseTime time.T
 	return Decision{
 		Store:                true,
 		Fresh:                fresh,
+		Source:               src,
 		Age:                  initialAge(h, requestTime, responseTime),
 		StaleWhileRevalidate: swr,
 		StaleIfError:         sie,
 		StripHeaders:         strip,
 	}
+}
+
+// cookieAllowed reports whether a response to a request with Cookie may be stored: the origin
+// said explicitly that it may be reused, with public, s-maxage or max-age (DESIGN.md "What is
+// never shared"). A valid CDN-Cache-Control (RFC 9213) and a policy rule with a ttl, once they
+// exist, count here too. Without one, a response chosen by the request's cookies would be served
+// to everyone: Varnish's builtin VCL does not cache requests with Cookie at all; we keep those
+// the origin vouches for.
+func cookieAllowed(cc CacheControl) bool {
+	return cc.Public || cc.SMaxAge != Unset || cc.MaxAge != Unset
 }
 
 // storableStatus reports whether a shared cache may store a response with status at all.
@@ -124,85 +160,6 @@ func heuristicallyCacheable(status int) bool {
 		return true
 	}
 	return false
-}
-
-// freshness returns the freshness lifetime (RFC 9111 §4.2.1) and false when nothing gives one:
-// s-maxage, else max-age, else Expires − Date, else the operator's TTL for heuristically
-// cacheable statuses.
-func freshness(status int, h http.Header, cc CacheControl, responseTime time.Time, ttl time.Duration) (time.Duration, bool) {
-	switch {
-	case cc.SMaxAge != Unset:
-		return cc.SMaxAge, true
-	case cc.MaxAge != Unset: // RFC 9111 §5.3: max-age overrides Expires
-		return cc.MaxAge, true
-	case len(h.Values("Expires")) > 0:
-		return expiresLifetime(h, responseTime), true
-	case heuristicallyCacheable(status) && ttl > 0:
-		return min(ttl, maxDelta), true
-	}
-	return 0, false
-}
-
-// expiresLifetime returns Expires − Date, using responseTime when Date is missing or invalid.
-// An invalid Expires (such as "0"), differing repeated Expires lines, or a date in the past
-// give 0 (RFC 9111 §5.3, §4.2.1).
-func expiresLifetime(h http.Header, responseTime time.Time) time.Duration {
-	vals := h.Values("Expires")
-	for _, v := range vals[1:] {
-		if v != vals[0] {
-			return 0
-		}
-	}
-	expires, err := http.ParseTime(vals[0])
-	if err != nil {
-		return 0
-	}
-	date := responseTime
-	if t, err := http.ParseTime(h.Get("Date")); err == nil {
-		date = t
-	}
-	return clampDelta(expires.Sub(date))
-}
-
-// staleWindows returns the stale-while-revalidate and stale-if-error windows (RFC 5861).
-//
-// must-revalidate and proxy-revalidate forbid serving stale, even over explicit stale-*
-// directives (RFC 5861 §3, §4; RFC 9111 §5.2.2.2, §5.2.2.8). Otherwise an explicit directive
-// wins, including an explicit 0, and the operator's defaults fill the rest.
-//
-// s-maxage deliberately does not forbid the defaults, although RFC 9111 §5.2.2.10 says it
-// implies proxy-revalidate: read literally, that would turn off stale serving, the point of
-// this proxy, for every origin that targets shared caches with s-maxage. We take s-maxage
-// as a freshness lifetime only; an origin that wants no stale copies says must-revalidate,
-// proxy-revalidate or stale-while-revalidate=0.
-func staleWindows(cc CacheControl, d Defaults) (swr, sie time.Duration) {
-	if cc.MustRevalidate || cc.ProxyRevalidate {
-		return 0, 0
-	}
-	return explicitOr(cc.StaleWhileRevalidate, d.StaleWhileRevalidate), explicitOr(cc.StaleIfError, d.StaleIfError)
-}
-
-func explicitOr(v, fallback time.Duration) time.Duration {
-	if v != Unset {
-		return v
-	}
-	return clampDelta(fallback)
-}
-
-// initialAge computes the age of a response when it arrives: its Age field plus the response
-// delay (RFC 9111 §4.2.3's corrected_age_value). RFC 9111 also takes the apparent age
-// (responseTime − Date) when larger; like Varnish, we leave it out: Date has a resolution of one
-// second and an origin clock that runs behind would make every response arrive up to its whole
-// lifetime old. An Age that is not delta-seconds counts as 0.
-func initialAge(h http.Header, requestTime, responseTime time.Time) time.Duration {
-	age, _ := parseDelta(trimOWS(h.Get("Age")))
-	delay := clampDelta(responseTime.Sub(requestTime))
-	return min(age+delay, maxDelta) // each term ≤ 2^31 s: no overflow
-}
-
-// clampDelta limits d to [0, 2^31 s].
-func clampDelta(d time.Duration) time.Duration {
-	return min(max(d, 0), maxDelta)
 }
 
 // joinValues joins repeated field lines as one list (RFC 9110 §5.3), allocating only when there are several.

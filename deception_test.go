@@ -1,0 +1,167 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Web cache deception (issue 7, point 3): a page chosen by the client's cookies, which the origin
+// sends without Cache-Control, must never be stored and served to someone else.
+
+// accountOrigin answers /account with the account of the session in the Cookie, or a login page,
+// without Cache-Control, the way many frameworks do. lastModified, when set, is sent as
+// Last-Modified (which would give the page heuristic freshness, RFC 9111 §4.2.2).
+func accountOrigin(t *testing.T, lastModified time.Time) *origin {
+	return newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if !lastModified.IsZero() {
+			w.Header().Set("Last-Modified", lastModified.UTC().Format(http.TimeFormat))
+		}
+		c, err := r.Cookie("session")
+		if err != nil {
+			fmt.Fprint(w, "please log in")
+			return
+		}
+		fmt.Fprintf(w, "account of %s: card 4111-%s", c.Value, c.Value)
+	})
+}
+
+func TestDeceptionCookiePageWithoutCacheControlIsNeverServedToOthers(t *testing.T) {
+	for _, ttl := range []string{"0", "30s", "60s"} { // the new default, an explicit TTL, the old default
+		for _, lm := range []bool{false, true} {
+			t.Run(fmt.Sprintf("SWR_DEFAULT_TTL=%s,Last-Modified=%v", ttl, lm), func(t *testing.T) {
+				var modified time.Time
+				if lm {
+					modified = time.Now().Add(-24 * time.Hour)
+				}
+				o := accountOrigin(t, modified)
+				p := startProxy(t, o.URL, map[string]string{"SWR_DEFAULT_TTL": ttl})
+
+				r := get(t, p.URL+"/account", "Cookie", "session=alice")
+				if r.StatusCode != 200 || r.Body != "account of alice: card 4111-alice" {
+					t.Fatalf("alice got %d %q, want her account", r.StatusCode, r.Body)
+				}
+				if got, want := r.Header.Get("Cache-Status"), "swrproxy; fwd=miss; detail=cookie"; got != want {
+					t.Errorf("alice's Cache-Status = %q, want %q (not stored: a request with Cookie)", got, want)
+				}
+
+				for i, c := range []struct{ who, cookie, body string }{
+					{"bob", "session=bob", "account of bob: card 4111-bob"},
+					{"nobody", "", "please log in"},
+				} {
+					var hdr []string
+					if c.cookie != "" {
+						hdr = []string{"Cookie", c.cookie}
+					}
+					r := get(t, p.URL+"/account", hdr...)
+					if strings.Contains(r.Body, "alice") {
+						t.Fatalf("%s got alice's page: X-Cache=%s Cache-Status=%q body %q",
+							c.who, r.Header.Get("X-Cache"), r.Header.Get("Cache-Status"), r.Body)
+					}
+					if r.StatusCode != 200 || r.Body != c.body {
+						t.Fatalf("%s got %d %q, want 200 %q", c.who, r.StatusCode, r.Body, c.body)
+					}
+					if n, want := o.hits.Load(), int64(i+2); n != want {
+						t.Fatalf("after %s's request the origin saw %d requests, want %d (each one reaches it)", c.who, n, want)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestCookieRequestIsStoredWhenTheOriginGivesMaxAge(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprint(w, "the same for everyone")
+	})
+	p := startProxy(t, o.URL, map[string]string{"SWR_DEFAULT_TTL": "0"})
+
+	r := get(t, p.URL+"/news", "Cookie", "session=alice")
+	expect(t, r, 200, "MISS", "the same for everyone")
+	if got, want := r.Header.Get("Cache-Status"), "swrproxy; fwd=miss; stored"; got != want {
+		t.Errorf("Cache-Status = %q, want %q", got, want)
+	}
+	expect(t, get(t, p.URL+"/news", "Cookie", "session=bob"), 200, "HIT", "the same for everyone")
+	expect(t, get(t, p.URL+"/news"), 200, "HIT", "the same for everyone")
+	if n := o.hits.Load(); n != 1 {
+		t.Errorf("origin saw %d requests, want 1", n)
+	}
+}
+
+func TestCookieRequestWithPublicGetsHeuristicFreshnessFromLastModified(t *testing.T) {
+	// RFC 9111 §4.2.2: public marks the response explicitly cacheable, so the Last-Modified
+	// heuristic may apply; the origin vouches that the cookie did not choose the page.
+	modified := time.Now().Add(-10 * 24 * time.Hour)
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public")
+		w.Header().Set("Last-Modified", modified.UTC().Format(http.TimeFormat))
+		fmt.Fprint(w, "logo")
+	})
+	p := startProxy(t, o.URL, map[string]string{"SWR_DEFAULT_TTL": "0"})
+
+	expect(t, get(t, p.URL+"/logo.svg", "Cookie", "_ga=1"), 200, "MISS", "logo")
+	expect(t, get(t, p.URL+"/logo.svg"), 200, "HIT", "logo")
+	if n := o.hits.Load(); n != 1 {
+		t.Errorf("origin saw %d requests, want 1", n)
+	}
+}
+
+func TestHeuristicFreshnessFromLastModifiedWithTheDefaultTTLOff(t *testing.T) {
+	modified := time.Now().Add(-10 * time.Hour) // a tenth: fresh for an hour
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/report.csv":
+			w.Header().Set("Last-Modified", modified.UTC().Format(http.TimeFormat))
+			fmt.Fprint(w, "a,b")
+		default: // no Cache-Control, no validator: nothing to base a lifetime on
+			fmt.Fprint(w, "dynamic")
+		}
+	})
+	p := startProxy(t, o.URL, map[string]string{"SWR_DEFAULT_TTL": "0"})
+
+	r := get(t, p.URL+"/report.csv")
+	expect(t, r, 200, "MISS", "a,b")
+	if got, want := r.Header.Get("Cache-Status"), "swrproxy; fwd=miss; stored"; got != want {
+		t.Errorf("Cache-Status = %q, want %q", got, want)
+	}
+	expect(t, get(t, p.URL+"/report.csv"), 200, "HIT", "a,b")
+	if n := o.hits.Load(); n != 1 {
+		t.Fatalf("origin saw %d requests, want 1", n)
+	}
+
+	r = get(t, p.URL+"/dynamic")
+	expect(t, r, 200, "BYPASS", "dynamic")
+	if got, want := r.Header.Get("Cache-Status"), "swrproxy; fwd=miss; detail=no-freshness"; got != want {
+		t.Errorf("Cache-Status = %q, want %q", got, want)
+	}
+	get(t, p.URL+"/dynamic")
+	if n := o.hits.Load(); n != 3 {
+		t.Errorf("origin saw %d requests, want 3 (a response without freshness or validator is not stored)", n)
+	}
+}
+
+func TestExplicitDefaultTTLCachesForRequestsWithoutCookieOnly(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "page %s", r.URL.Path) // no Cache-Control, no validator
+	})
+	p := startProxy(t, o.URL, map[string]string{"SWR_DEFAULT_TTL": "30s"})
+
+	expect(t, get(t, p.URL+"/a"), 200, "MISS", "page /a")
+	expect(t, get(t, p.URL+"/a"), 200, "HIT", "page /a")
+	if n := o.hits.Load(); n != 1 {
+		t.Fatalf("origin saw %d requests, want 1: SWR_DEFAULT_TTL=30s stores a response the origin says nothing about", n)
+	}
+
+	r := get(t, p.URL+"/b", "Cookie", "session=alice")
+	expect(t, r, 200, "BYPASS", "page /b")
+	if got, want := r.Header.Get("Cache-Status"), "swrproxy; fwd=miss; detail=cookie"; got != want {
+		t.Errorf("Cache-Status = %q, want %q", got, want)
+	}
+	get(t, p.URL+"/b")
+	if n := o.hits.Load(); n != 3 {
+		t.Errorf("origin saw %d requests, want 3: SWR_DEFAULT_TTL must not apply to a request with Cookie", n)
+	}
+}

@@ -1,0 +1,197 @@
+package httpcache
+
+import (
+	"net/http"
+	"time"
+)
+
+// Source says where a Decision's freshness lifetime came from.
+type Source uint8
+
+const (
+	// SourceOrigin is the origin's explicit word: s-maxage, max-age or Expires (RFC 9111 §4.2.1),
+	// or no-cache, which makes the lifetime 0 whatever else the response says.
+	SourceOrigin Source = iota
+	// SourceLastModified is the RFC 9111 §4.2.2 heuristic: a tenth of the time since Last-Modified.
+	SourceLastModified
+	// SourceDefaultTTL is the operator's fixed lifetime (SWR_DEFAULT_TTL).
+	SourceDefaultTTL
+)
+
+// String returns "origin", "last-modified" or "default-ttl".
+func (s Source) String() string {
+	switch s {
+	case SourceLastModified:
+		return "last-modified"
+	case SourceDefaultTTL:
+		return "default-ttl"
+	}
+	return "origin"
+}
+
+// Heuristic reports whether swrproxy, not the origin, chose the lifetime (RFC 9111 §4.2.2 calls
+// any lifetime the origin did not give heuristic).
+func (s Source) Heuristic() bool { return s != SourceOrigin }
+
+// The RFC 9111 §4.2.2 heuristic: a tenth of the time since Last-Modified (the RFC's "typical
+// setting", and the default of Apache httpd's CacheLastModifiedFactor and Traffic Server's
+// heuristic_lm_factor), at most one day (their CacheMaxExpire and heuristic_max_lifetime).
+// A day also keeps us clear of RFC 7234's old rule that a heuristic lifetime over 24 hours needs
+// a warning.
+const (
+	heuristicDivisor = 10
+	heuristicMax     = 24 * time.Hour
+)
+
+// lifetime returns the freshness lifetime of a response that passed the storage checks, where it
+// came from, and, when there is none, the reason it is not stored. The sources, first that
+// applies wins (DESIGN.md "Freshness"):
+//
+//  1. the origin: s-maxage, max-age, Expires − Date (RFC 9111 §4.2.1). CDN-Cache-Control
+//     (RFC 9213), when supported, goes first here and, being explicit, counts for requests with
+//     Cookie as max-age does (see cookieAllowed).
+//  2. a policy rule's ttl / default_ttl, when policies exist: the operator's explicit word, which
+//     would also count for requests with Cookie.
+//  3. the Last-Modified heuristic (RFC 9111 §4.2.2), for heuristically cacheable statuses only.
+//  4. Defaults.TTL (SWR_DEFAULT_TTL), for heuristically cacheable statuses only.
+//
+// Requests with Authorization get neither 3 nor 4: their response was allowed at all only
+// because it says public, s-maxage or must-revalidate (RFC 9111 §3.5), and a lifetime the origin
+// did not give is a guess we do not make about one user's data. Requests with Cookie get 3 only
+// when the response says public (which RFC 9111 §4.2.2 names as what makes a response
+// heuristically cacheable; cookieAllowed let nothing else through without an explicit lifetime),
+// and never 4: SWR_DEFAULT_TTL is a blanket guess that knows nothing of the response.
+//
+// The heuristic goes before SWR_DEFAULT_TTL because it is measured on the resource (a page
+// unchanged for a month may be kept longer than one changed a minute ago); the fixed TTL only
+// covers responses without a usable Last-Modified. An operator who wants one fixed lifetime
+// whatever Last-Modified says gives it with a policy rule (step 2).
+func lifetime(status int, h http.Header, cc CacheControl, req Req, responseTime time.Time, ttl time.Duration) (time.Duration, Source, string) {
+	switch {
+	case cc.SMaxAge != Unset:
+		return cc.SMaxAge, SourceOrigin, ""
+	case cc.MaxAge != Unset: // RFC 9111 §5.3: max-age overrides Expires
+		return cc.MaxAge, SourceOrigin, ""
+	case len(h.Values("Expires")) > 0:
+		return expiresLifetime(h, responseTime), SourceOrigin, ""
+	}
+	// Here: a policy rule (DESIGN.md), once there are policies.
+	if !heuristicallyCacheable(status) {
+		return 0, SourceOrigin, reasonNoFreshness // RFC 9111 §4.2.2: no heuristic for other statuses
+	}
+	if d, ok := lastModifiedLifetime(h, responseTime); ok {
+		if req.Authorization {
+			return 0, SourceOrigin, reasonAuthorization
+		}
+		return d, SourceLastModified, ""
+	}
+	if ttl > 0 {
+		switch {
+		case req.Authorization:
+			return 0, SourceOrigin, reasonAuthorization
+		case req.Cookie:
+			return 0, SourceOrigin, reasonCookie
+		}
+		return min(ttl, maxDelta), SourceDefaultTTL, ""
+	}
+	return 0, SourceOrigin, reasonNoFreshness
+}
+
+// lastModifiedLifetime returns the heuristic lifetime of RFC 9111 §4.2.2: a tenth of
+// Date − Last-Modified (the response time when Date is missing or invalid), truncated to whole
+// seconds, at most heuristicMax. It reports false, so that the heuristic does not apply, when
+// Last-Modified is missing, not an HTTP-date, repeated with different values, or later than
+// Date: RFC 9110 §8.8.2.1 forbids an origin to send that, so such a value says nothing about how
+// long the resource has been unchanged. A Last-Modified equal to Date gives 0: just changed.
+func lastModifiedLifetime(h http.Header, responseTime time.Time) (time.Duration, bool) {
+	vals := h.Values("Last-Modified")
+	if len(vals) == 0 {
+		return 0, false
+	}
+	for _, v := range vals[1:] {
+		if v != vals[0] {
+			return 0, false
+		}
+	}
+	lm, err := http.ParseTime(vals[0])
+	if err != nil {
+		return 0, false
+	}
+	date := responseTime
+	if t, err := http.ParseTime(h.Get("Date")); err == nil {
+		date = t // both times from the origin's clock: no skew between them
+	}
+	if lm.After(date) {
+		return 0, false
+	}
+	unchanged := date.Sub(lm) // saturates instead of overflowing for far-apart dates
+	return min(unchanged/heuristicDivisor, heuristicMax).Truncate(time.Second), true
+}
+
+// expiresLifetime returns Expires − Date, using responseTime when Date is missing or invalid.
+// An invalid Expires (such as "0"), differing repeated Expires lines, or a date in the past
+// give 0 (RFC 9111 §5.3, §4.2.1).
+func expiresLifetime(h http.Header, responseTime time.Time) time.Duration {
+	vals := h.Values("Expires")
+	for _, v := range vals[1:] {
+		if v != vals[0] {
+			return 0
+		}
+	}
+	expires, err := http.ParseTime(vals[0])
+	if err != nil {
+		return 0
+	}
+	date := responseTime
+	if t, err := http.ParseTime(h.Get("Date")); err == nil {
+		date = t
+	}
+	return clampDelta(expires.Sub(date))
+}
+
+// staleWindows returns the stale-while-revalidate and stale-if-error windows (RFC 5861).
+//
+// must-revalidate and proxy-revalidate forbid serving stale, even over explicit stale-*
+// directives (RFC 5861 §3, §4; RFC 9111 §5.2.2.2, §5.2.2.8). Otherwise an explicit directive
+// wins, including an explicit 0, and the operator's defaults fill the rest.
+//
+// The defaults apply whatever the source of the lifetime, heuristic ones included: RFC 9111
+// §4.2.4 lets a cache serve stale responses when configuration permits it, and the operator's
+// SWR_STALE_* settings are that configuration, the same for every response the origin did not
+// give windows for. The windows cost the origin nothing more: a stale hit still triggers one
+// revalidation, conditional on the Last-Modified that gave the heuristic.
+//
+// s-maxage deliberately does not forbid the defaults, although RFC 9111 §5.2.2.10 says it
+// implies proxy-revalidate: read literally, that would turn off stale serving, the point of
+// this proxy, for every origin that targets shared caches with s-maxage. We take s-maxage
+// as a freshness lifetime only; an origin that wants no stale copies says must-revalidate,
+// proxy-revalidate or stale-while-revalidate=0.
+func staleWindows(cc CacheControl, d Defaults) (swr, sie time.Duration) {
+	if cc.MustRevalidate || cc.ProxyRevalidate {
+		return 0, 0
+	}
+	return explicitOr(cc.StaleWhileRevalidate, d.StaleWhileRevalidate), explicitOr(cc.StaleIfError, d.StaleIfError)
+}
+
+func explicitOr(v, fallback time.Duration) time.Duration {
+	if v != Unset {
+		return v
+	}
+	return clampDelta(fallback)
+}
+
+// initialAge computes the age of a response when it arrives: its Age field plus the response
+// delay (RFC 9111 §4.2.3's corrected_age_value). RFC 9111 also takes the apparent age
+// (responseTime − Date) when larger; like Varnish, we leave it out: Date has a resolution of one
+// second and an origin clock that runs behind would make every response arrive up to its whole
+// lifetime old. An Age that is not delta-seconds counts as 0.
+func initialAge(h http.Header, requestTime, responseTime time.Time) time.Duration {
+	age, _ := parseDelta(trimOWS(h.Get("Age")))
+	delay := clampDelta(responseTime.Sub(requestTime))
+	return min(age+delay, maxDelta) // each term ≤ 2^31 s: no overflow
+}
+
+// clampDelta limits d to [0, 2^31 s].
+func clampDelta(d time.Duration) time.Duration {
+	return min(max(d, 0), maxDelta)
+}
