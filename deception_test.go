@@ -165,3 +165,25 @@ func TestExplicitDefaultTTLCachesForRequestsWithoutCookieOnly(t *testing.T) {
 		t.Errorf("origin saw %d requests, want 3: SWR_DEFAULT_TTL must not apply to a request with Cookie", n)
 	}
 }
+
+// A stale entry stored for everyone and revalidated by a request with Cookie: the origin's 304
+// renews it (the body was shareable when stored); a Cookie must not turn that into a failure.
+func TestCookieRevalidationAnswered304KeepsTheEntry(t *testing.T) {
+	lm := time.Now().Add(-time.Hour).UTC().Format(http.TimeFormat)
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Last-Modified", lm)
+		w.Header().Set("Date", lm) // Date = Last-Modified: heuristic lifetime 0, stale at once
+		if r.Header.Get("If-Modified-Since") == lm {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		fmt.Fprint(w, "public page")
+	})
+	p := startProxy(t, o.URL, map[string]string{"SWR_DEFAULT_TTL": "0", "SWR_STALE_WHILE_REVALIDATE": "0", "SWR_STALE_IF_ERROR": "0"})
+	expect(t, get(t, p.URL+"/page"), 200, "MISS", "public page")
+	r := get(t, p.URL+"/page", "Cookie", "_ga=1")
+	expect(t, r, 200, "MISS", "public page")
+	if got := r.Header.Get("Cache-Status"); got != "swrproxy; fwd=stale; fwd-status=304; stored" {
+		t.Errorf("Cache-Status = %q, want the entry revalidated", got)
+	}
+}

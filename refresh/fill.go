@@ -296,7 +296,9 @@ func (f *Filler) store(ctx context.Context, e *tiers.Entry, res *tiers.Result) (
 }
 
 // renew applies an origin 304 to the stale entry (RFC 9111 §4.3.4): the stored header fields are
-// updated with those of the 304, freshness restarts, the body stays.
+// updated with those of the 304, freshness restarts, the body stays. The revalidating request's
+// Cookie does not matter here: the body was judged shareable when it was stored, and a 304 only
+// confirms it.
 func (f *Filler) renew(ctx context.Context, r *tiers.Request, h http.Header, sent, received time.Time) (*tiers.Result, error) {
 	old := r.Stale
 	merged := http.Header{}
@@ -312,7 +314,7 @@ func (f *Filler) renew(ctx context.Context, r *tiers.Request, h http.Header, sen
 		}
 		merged[name] = vs
 	}
-	d := httpcache.Decide(old.Status, merged, httpcache.Req{Authorization: r.Authorization, Cookie: r.Cookie}, sent, received, f.Defaults)
+	d := httpcache.Decide(old.Status, merged, httpcache.Req{Authorization: r.Authorization}, sent, received, f.Defaults)
 	if !d.Store {
 		// The origin no longer lets us keep it: drop the entry, and let this caller fetch anew.
 		if err := f.Store.Delete(ctx, r.Key); err != nil {
