@@ -90,7 +90,7 @@ func TestFillsForwardOnlyTheForwardingFieldsSwrproxyOrNginxSet(t *testing.T) {
 	get(t, p.URL+"/direct", forwardingSpoofs...)
 	get(t, n+"/via-nginx", forwardingSpoofs...)
 	do(http.MethodPost, p.URL+"/post", forwardingSpoofs...) // a pass-through from an untrusted peer
-	do(http.MethodPost, n+"/post", forwardingSpoofs...)      // through nginx, which clears them
+	do(http.MethodPost, n+"/post", forwardingSpoofs...)     // through nginx, which clears them
 
 	seen := log.all()
 	if len(seen) != 4 {
