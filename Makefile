@@ -34,7 +34,7 @@ bench:
 FUZZTIME ?= 20s
 FUZZ_TARGETS := \
 	./proxy:FuzzScanFraming \
-	./httpcache:FuzzAppendHost ./httpcache:FuzzParseCacheControl ./httpcache:FuzzNormalizeEncoding \
+	./httpcache:FuzzAppendHost ./httpcache:FuzzParseCacheControl ./httpcache:FuzzNormalizeEncoding ./httpcache:FuzzDecide \
 	./etag:FuzzParse ./etag:FuzzNoneMatch ./etag:FuzzNormalize \
 	./tiers:FuzzDecode ./invalidate:FuzzDecodeRequest \
 	./config:FuzzParseDuration ./config:FuzzParseSize
