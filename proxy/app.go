@@ -25,6 +25,9 @@ func config(log *slog.Logger) fiber.Config {
 		// unread is Guard's business.
 		StreamRequestBody: true,
 		BodyLimit:         1 << 30,
+		// Room for the header block nginx lets through (large_client_header_buffers 2 8k) plus
+		// the fields nginx adds; a larger one gets 431.
+		ReadBufferSize: 24 << 10,
 		// A slow client cannot hold a connection (and its goroutine) forever, on either listener.
 		ReadTimeout: 60 * time.Second,
 		IdleTimeout: 120 * time.Second,
@@ -42,11 +45,14 @@ func config(log *slog.Logger) fiber.Config {
 	}
 }
 
-// NewApp returns the Fiber app that serves h: Guard first, the routes that mount adds (the
-// /_swr/ endpoints) next, then h.Serve for every other method and path.
+// NewApp returns the Fiber app that serves h: the routes that mount adds (the /_swr/ endpoints)
+// first, then h.Serve for every other method and path; the guard (guard.go) in front of it all,
+// around the fasthttp server's handler. Serve the app with Listener or through Server().Handler;
+// App.Handler() would leave the guard out.
 func NewApp(h *Handler, mount func(fiber.Router)) *fiber.App {
 	app := fiber.New(config(h.Log))
-	app.Use(Guard(h.Log))
+	srv := app.Server()
+	srv.Handler = guard(srv.Handler, h.Log)
 	if h.AccessLog {
 		app.Use(h.accessLog)
 	}
@@ -57,11 +63,12 @@ func NewApp(h *Handler, mount func(fiber.Router)) *fiber.App {
 	return app
 }
 
-// NewAdminApp returns the app of SWR_ADMIN_LISTEN: Guard, the routes mount adds, and 404 for
-// everything else.
+// NewAdminApp returns the app of SWR_ADMIN_LISTEN: the routes mount adds, and 404 for everything
+// else, behind the guard.
 func NewAdminApp(log *slog.Logger, mount func(fiber.Router)) *fiber.App {
 	app := fiber.New(config(log))
-	app.Use(Guard(log))
+	srv := app.Server()
+	srv.Handler = guard(srv.Handler, log)
 	mount(app)
 	app.Use(func(c *fiber.Ctx) error { return c.Status(fiber.StatusNotFound).SendString("Not Found") })
 	return app

@@ -52,7 +52,8 @@ func BenchmarkL1HitThroughFiber(b *testing.B) {
 			defer origin.Close()
 			h := newHandler(b, origin.URL)
 			app := proxy.NewApp(h, nil)
-			serve := app.Handler()
+			app.Handler()                 // builds the routes
+			serve := app.Server().Handler // with the guard, as a listener serves it
 
 			var ctx fasthttp.RequestCtx
 			ctx.Request.Header.SetMethod(fasthttp.MethodGet)

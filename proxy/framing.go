@@ -19,6 +19,9 @@ type framing struct {
 	// bareCR: a CR not followed by LF (RFC 9112 §2.2: a recipient of a bare CR must reject or
 	// replace it; parsers disagree about it).
 	bareCR bool
+	// badName: a field name that is not a token (RFC 9110 §5.1), or empty; badValue: a value
+	// with a control character other than HTAB (RFC 9110 §5.5). Parsers differ on both.
+	badName, badValue bool
 }
 
 // scanFraming reads the raw header block of a request (the field lines after the request line,
@@ -54,6 +57,12 @@ func scanFraming(raw []byte) framing {
 			continue // fasthttp refuses such a line itself
 		}
 		name, value := line[:colon], trimOWS(line[colon+1:])
+		if !f.badName && !isToken(name) {
+			f.badName = true
+		}
+		if !f.badValue && hasCTL(value) {
+			f.badValue = true
+		}
 		switch {
 		case equalFold(name, "host"):
 			f.hosts++
@@ -70,6 +79,43 @@ func scanFraming(raw []byte) framing {
 		}
 	}
 	return f
+}
+
+// tchar is the set of bytes a token may hold (RFC 9110 §5.6.2).
+var tchar = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+func isToken(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if !tchar[c] {
+			return false
+		}
+	}
+	return true
+}
+
+// hasCTL reports whether b holds a control character other than HTAB (obs-text, 0x80 and up,
+// is allowed in values).
+func hasCTL(b []byte) bool {
+	for _, c := range b {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 // equalFold reports whether b is s in any letter case (s is lower-case ASCII).

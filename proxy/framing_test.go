@@ -20,10 +20,17 @@ var framingTests = []struct {
 	{"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", framing{encodings: 2, chunkedLast: true}},
 	{"X-A: 1\r\n Host: b\r\n\r\n", framing{fold: true}},
 	{"X-A: 1\r\n\tb\r\n\r\n", framing{fold: true}},
-	{"X-A: 1\rHost: b\r\n\r\n", framing{bareCR: true}},
-	{"Host : a\r\n\r\n", framing{}}, // not the Host field (fasthttp refuses the space itself)
+	{"X-A: 1\rHost: b\r\n\r\n", framing{bareCR: true, badValue: true}},
+	{"Host : a\r\n\r\n", framing{badName: true}}, // not the Host field, and not a token
 	{"X-Host: a\r\nHostname: b\r\n\r\n", framing{}},
 	{"", framing{}},
+	{"X-A\x00: 1\r\n\r\n", framing{badName: true}},
+	{"X-A(: 1\r\n\r\n", framing{badName: true}},
+	{": 1\r\n\r\n", framing{badName: true}},
+	{"X-\xc3\xa9: 1\r\n\r\n", framing{badName: true}},
+	{"X-A: 1\x002\r\n\r\n", framing{badValue: true}},
+	{"X-A: 1\x7f\r\n\r\n", framing{badValue: true}},
+	{"X-A: caf\xc3\xa9\t!\r\n\r\n", framing{}}, // obs-text and HTAB are allowed in values
 }
 
 func TestScanFramingCountsTheFieldsThatDelimitARequest(t *testing.T) {
@@ -64,6 +71,16 @@ func referenceFraming(raw string) framing {
 			continue
 		}
 		value = strings.Trim(value, " \t")
+		if name == "" || strings.IndexFunc(name, func(r rune) bool {
+			return !strings.ContainsRune("!#$%&'*+-.^_`|~", r) && !('0' <= r && r <= '9' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z')
+		}) >= 0 {
+			f.badName = true
+		}
+		for i := 0; i < len(value); i++ {
+			if c := value[i]; c < 0x20 && c != '\t' || c == 0x7f {
+				f.badValue = true
+			}
+		}
 		switch strings.ToLower(name) {
 		case "host":
 			f.hosts++

@@ -6,48 +6,56 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 
 	"github.com/swrproxy/swrproxy/httpcache"
 )
 
 // With StreamRequestBody, fasthttp reads at most the first 8 KiB of a body before the handler
 // runs, and whatever the handler leaves unread is parsed as the next request on the connection
-// (request smuggling: behind nginx's kept-alive upstream connections, another user's). Guard is
-// the one place that prevents it, for every route of every listener:
+// (request smuggling: behind nginx's kept-alive upstream connections, another user's). The guard
+// is the one place that prevents it. It wraps the fasthttp server's handler itself, outside
+// Fiber, so it sees every request of every listener, including the ones Fiber answers on its own
+// (an unknown method, a routing error):
 //
-//   - before any handler, it refuses (400 or 501, and the connection closes) every request whose
-//     framing two parsers could read two ways: several Content-Length or Host lines, Content-Length
-//     with Transfer-Encoding, a transfer coding other than chunked, obsolete line folding, a bare
-//     CR, a missing (HTTP/1.1) or invalid Host; and GET or HEAD with a body, which the cache path
-//     never reads nor forwards;
-//   - after the handler, and after a panic, what is left of the body is read and discarded
-//     (at most drainMax bytes within drainWait), or, when that does not reach its end, the
-//     reply carries Connection: close so that nothing of it can be read as a request.
+//   - before anything else, it refuses (400 or 501, and the connection closes) every request
+//     whose framing two parsers could read two ways: several Content-Length or Host lines,
+//     Content-Length with Transfer-Encoding, a transfer coding other than chunked, obsolete line
+//     folding, a bare CR, a field name that is not a token or a value with control characters, a
+//     missing (HTTP/1.1) or invalid Host; and GET or HEAD with a body, which the cache path never
+//     reads nor forwards;
+//   - after the handler, and after a panic, what is left of a Content-Length body is read and
+//     discarded (at most drainMax bytes within drainWait), or, when that does not reach its end,
+//     the reply carries Connection: close so that nothing of it can be read as a request. A
+//     chunked body always ends the connection: fasthttp's chunked reader keeps no end-of-body
+//     state, so reading it again would parse whatever follows as chunks.
 const (
 	drainMax  = 64 << 10
 	drainWait = time.Second
 )
 
-// Guard returns the handler that must run first in every app (NewApp and NewAdminApp install it).
-// It also turns a panic anywhere below it into a logged 500 that closes the connection.
-func Guard(log *slog.Logger) fiber.Handler {
-	return func(c *fiber.Ctx) (err error) {
-		if code, why := refuse(c); code != 0 {
-			c.Context().SetConnectionClose()
-			c.Response().Header.SetNoDefaultContentType(true)
-			c.Set(fiber.HeaderContentType, "text/plain; charset=utf-8")
-			return c.Status(code).SendString(statusText(code) + ": " + why + "\n")
+// guard returns next wrapped as described above. A panic anywhere in next becomes a logged 500
+// that closes the connection.
+func guard(next fasthttp.RequestHandler, log *slog.Logger) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		if code, why := refuse(&ctx.Request.Header); code != 0 {
+			ctx.SetConnectionClose()
+			ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
+			ctx.SetStatusCode(code)
+			ctx.SetBodyString(statusText(code) + ": " + why + "\n")
+			return
 		}
 		defer func() {
 			if p := recover(); p != nil {
-				log.Error("panic while serving a request", "uri", string(c.Request().Header.RequestURI()), "panic", p)
-				c.Response().Reset()
-				c.Context().SetConnectionClose() // the request's state is unknown: start afresh
-				err = c.Status(fiber.StatusInternalServerError).SendString("Internal Server Error")
+				log.Error("panic while serving a request", "uri", string(ctx.Request.Header.RequestURI()), "panic", p)
+				ctx.Response.Reset()
+				ctx.SetConnectionClose() // the request's state is unknown: start afresh
+				ctx.SetStatusCode(fiber.StatusInternalServerError)
+				ctx.SetBodyString("Internal Server Error")
 			}
-			settleBody(c)
+			settleBody(ctx)
 		}()
-		return c.Next()
+		next(ctx)
 	}
 }
 
@@ -58,15 +66,18 @@ func statusText(code int) string {
 	return "Bad Request"
 }
 
-// refuse returns the status and reason for a request Guard does not let through, or 0.
-func refuse(c *fiber.Ctx) (int, string) {
-	h := &c.Request().Header
+// refuse returns the status and reason for a request the guard does not let through, or 0.
+func refuse(h *fasthttp.RequestHeader) (int, string) {
 	f := scanFraming(h.RawHeaders())
 	switch {
 	case f.fold:
 		return fiber.StatusBadRequest, "obsolete line folding in a header field"
 	case f.bareCR:
 		return fiber.StatusBadRequest, "bare CR in the header"
+	case f.badName:
+		return fiber.StatusBadRequest, "a header field name that is not a token" // RFC 9110 §5.1
+	case f.badValue:
+		return fiber.StatusBadRequest, "a control character in a header field value" // RFC 9110 §5.5
 	case f.hosts > 1:
 		return fiber.StatusBadRequest, "more than one Host field"
 	}
@@ -102,14 +113,17 @@ func refuse(c *fiber.Ctx) (int, string) {
 
 // settleBody makes sure no part of the request body is left on the connection for the next
 // request: it is already read, or read now and discarded (bounded), or the connection closes.
-func settleBody(c *fiber.Ctx) {
-	ctx := c.Context()
+func settleBody(ctx *fasthttp.RequestCtx) {
 	if ctx.Response.Header.ConnectionClose() {
 		return // nothing more is read from this connection
 	}
 	s := ctx.RequestBodyStream()
 	if s == nil {
-		return // no body, or read whole
+		return // no body, or read whole through Body()
+	}
+	if ctx.Request.Header.ContentLength() == -1 {
+		ctx.SetConnectionClose() // chunked: see the comment at the top
+		return
 	}
 	conn := ctx.Conn()
 	conn.SetReadDeadline(time.Now().Add(drainWait))
