@@ -383,3 +383,27 @@ func heapInUse() int64 {
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapAlloc)
 }
+
+// TestTouchOfAKnownKeyDoesNotAllocate: Touch is on the hit path, which must not allocate.
+func TestTouchOfAKnownKeyDoesNotAllocate(t *testing.T) {
+	tr := &Tracker{Window: time.Minute, Pool: newTestPool(1, 10, time.Minute)}
+	e := &tiers.Entry{Key: "/api/prices?pair=ALGO-USD", Stored: time.Now(), Fresh: time.Hour}
+	tr.Touch(e.Key, e) // the fill
+	tr.Touch(e.Key, e) // demand: the refresh-ahead is scheduled
+	if n := testing.AllocsPerRun(1000, func() { tr.Touch(e.Key, e) }); n != 0 {
+		t.Errorf("Touch of a known key: %v allocations, want 0", n)
+	}
+}
+
+func BenchmarkTouch(b *testing.B) {
+	tr := &Tracker{Window: time.Minute, Pool: newTestPool(1, 10, time.Minute)}
+	e := &tiers.Entry{Key: "/api/prices?pair=ALGO-USD", Stored: time.Now(), Fresh: time.Hour}
+	tr.Touch(e.Key, e)
+	tr.Touch(e.Key, e)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			tr.Touch(e.Key, e)
+		}
+	})
+}

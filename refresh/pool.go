@@ -186,7 +186,7 @@ func requestSize(r *tiers.Request) int64 {
 	n := int64(256 + len(r.Key) + len(r.URI))
 	for name, vs := range r.Header {
 		for _, v := range vs {
-			n += 2 * int64(len(name)+len(v)+32)
+			n += 2 * int64(len(name)+len(v)+64) // the strings, the map entry and the value slice
 		}
 	}
 	return n
@@ -252,16 +252,15 @@ func (p *Pool) schedule(j Job) (added, pending bool) {
 func (p *Pool) queueLocked(j Job) (added, pending bool) {
 	key, w := j.ID, j.weight()
 	if it, ok := p.byKey[key]; ok {
-		if j.Due.Before(it.job.Due) {
-			p.bytes += w - it.job.weight()
-			it.job = j
-			heap.Fix(&p.soon, it.index[0])
-			heap.Fix(&p.late, it.index[1])
-			p.signal()
-			return true, true
+		if !j.Due.Before(it.job.Due) {
+			p.Skipped.Add(1)
+			return false, true
 		}
-		p.Skipped.Add(1)
-		return false, true
+		p.remove(it) // j replaces it, due sooner (and may weigh more)
+	}
+	if w > p.maxBytes {
+		p.Overflow.Add(1)
+		return false, false
 	}
 	for len(p.soon.items) >= p.max || p.bytes+w > p.maxBytes {
 		if len(p.late.items) == 0 || !j.Due.Before(p.late.items[0].job.Due) {
