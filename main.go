@@ -132,8 +132,10 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, ready listeni
 		Log:            log,
 		Stats:          &refresh.Stats{},
 	}
-	pool := refresh.NewPool(filler, cfg.RefreshWorkers, 10000, cfg.UpstreamTimeout, log)
-	tracker := &refresh.Tracker{Window: cfg.RefreshWindow, Pool: pool, Filler: filler, Store: store, Log: log}
+	limits := refresh.LimitsFor(cfg.L1MaxBytes) // what refresh keeps outside L1 (README: Memory)
+	pool := refresh.NewPool(filler, cfg.RefreshWorkers, limits.QueueJobs, cfg.UpstreamTimeout, log)
+	pool.SetMaxBytes(limits.QueueBytes)
+	tracker := &refresh.Tracker{Window: cfg.RefreshWindow, MaxBytes: limits.TrackerBytes, Pool: pool, Filler: filler, Store: store, Log: log}
 	handler := &proxy.Handler{
 		Store:     store,
 		Filler:    filler,

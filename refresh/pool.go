@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/swrproxy/swrproxy/httpcache"
 	"github.com/swrproxy/swrproxy/tiers"
 )
 
@@ -20,38 +21,62 @@ type Job struct {
 	Due time.Time // when to run it
 	// Run does the work under a context bounded by the pool's timeout; an error is logged.
 	Run func(ctx context.Context) error
+
+	// size is what Run holds beyond the Job itself, in bytes (see weight).
+	size int64
 }
+
+// jobOverhead is the weight of a queued job besides its ID and what Run holds: the Job, its
+// queue item, the map entry and the closure (measured with TestQueuedJobWeightCoversItsHeap).
+const jobOverhead = 256
+
+// weight is what j costs while queued, in bytes.
+func (j *Job) weight() int64 { return jobOverhead + int64(len(j.ID)) + j.size }
 
 // filler is what the pool runs jobs with; *Filler implements it.
 type filler interface {
 	Fill(ctx context.Context, r *tiers.Request) (*tiers.Result, error)
 }
 
-// Pool runs background fetches on a fixed number of workers. Its queue is bounded and ordered by
-// due time: when it is full, the soonest-due jobs are kept and the rest is counted as overflow.
-// A key is queued or running at most once. Enqueue never blocks. Safe for concurrent use.
+// Pool runs background fetches on a fixed number of workers. Its queue is bounded in jobs and
+// in bytes and ordered by due time: when it is full, the soonest-due jobs are kept and the rest
+// is counted as overflow. A key is queued or running at most once. Enqueue never blocks.
+// Safe for concurrent use.
+//
+// Queued jobs hold keys, not entries: a revalidation or an invalidation's refresh looks its
+// entry up in the filler's Store when it runs, so a queue of jobs never keeps alive bodies that
+// L1 has evicted.
 type Pool struct {
 	fill    filler
+	store   *tiers.Store // where jobs look their entries up; nil when fill is not a *Filler
 	workers int
 	max     int
 	timeout time.Duration
 	log     *slog.Logger
 
 	mu       sync.Mutex
-	queue    jobHeap
+	maxBytes int64
+	bytes    int64   // weight of the queued jobs
+	soon     jobHeap // the queue, soonest due first
+	late     jobHeap // the same jobs, latest due first: what a full queue drops
 	byKey    map[string]*item
 	running  map[string]bool
-	deferred map[string]Job // future jobs scheduled while their ID was running
+	deferred map[string]Job // future jobs scheduled while their ID was running: at most one per worker
 	wake     chan struct{}
 
 	// Counters, read with Load.
 	Done, Failed, Overflow, Skipped atomic.Int64
 }
 
-// NewPool returns a pool of workers with at most queue jobs waiting; each job gets timeout. fill
-// serves Enqueue. Call Run to start it.
+// defaultJobBytes is the queue's byte bound per job slot unless SetMaxBytes says otherwise: about
+// the weight of a revalidation carrying a client's fields.
+const defaultJobBytes = 4 << 10
+
+// NewPool returns a pool of workers with at most queue jobs waiting (and queue×4 KiB of them, see
+// SetMaxBytes); each job gets timeout. fill serves Enqueue and Refresh; when it is a *Filler,
+// jobs look their entries up in its Store when they run. Call Run to start it.
 func NewPool(fill filler, workers, queue int, timeout time.Duration, log *slog.Logger) *Pool {
-	return &Pool{
+	p := &Pool{
 		fill:     fill,
 		workers:  max(workers, 1),
 		max:      max(queue, 1),
@@ -61,27 +86,129 @@ func NewPool(fill filler, workers, queue int, timeout time.Duration, log *slog.L
 		running:  map[string]bool{},
 		deferred: map[string]Job{},
 		wake:     make(chan struct{}, 1),
+		soon:     jobHeap{slot: 0},
+		late:     jobHeap{slot: 1},
 	}
+	p.maxBytes = int64(p.max) * defaultJobBytes
+	if f, ok := fill.(*Filler); ok {
+		p.store = f.Store
+	}
+	return p
 }
 
-// Enqueue schedules a revalidation of r's stale entry, due now. See Schedule.
+// SetMaxBytes bounds the weight of the queued jobs (at least 64 KiB). Call it before Run.
+func (p *Pool) SetMaxBytes(n int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.maxBytes = max(n, 64<<10)
+}
+
+// variantRef names a stored variant without holding it: its key, the vary names and values that
+// select it, and when it was stored. A pool whose filler has no Store (tests' fill functions)
+// keeps the entry itself instead.
+type variantRef struct {
+	key          string
+	vary, values []string
+	stored       time.Time
+	entry        *tiers.Entry // only without a store
+}
+
+func (p *Pool) refTo(e *tiers.Entry) *variantRef {
+	ref := &variantRef{key: e.Key, vary: e.Vary, values: e.VaryValues, stored: e.Stored}
+	if p.store == nil {
+		ref.entry = e
+	}
+	return ref
+}
+
+// size is what ref holds, in bytes.
+func (ref *variantRef) size() int64 {
+	n := int64(96 + len(ref.key))
+	for i := range ref.vary {
+		n += int64(32 + len(ref.vary[i]) + len(ref.values[i]))
+	}
+	return n
+}
+
+// resolve returns the variant ref names as stored now, and its object's generation; nil when it
+// is gone (cleared, expired or evicted everywhere): then there is nothing left to revalidate.
+func (p *Pool) resolve(ctx context.Context, ref *variantRef) (*tiers.Entry, uint64) {
+	if p.store == nil {
+		return ref.entry, 0
+	}
+	o, _, err := p.store.Get(ctx, ref.key)
+	if err != nil {
+		p.log.Debug("background refresh lookup failed", "key", ref.key, "err", err)
+	}
+	if o == nil {
+		return nil, 0
+	}
+	return o.Variant(varyValue(ref.vary, ref.values)), o.Gen
+}
+
+// renewedSince reports whether e is a copy stored after ref's, fresh and not invalidated under
+// gen: another fetch already did what a job for ref would do.
+func renewedSince(e *tiers.Entry, ref *variantRef, gen uint64) bool {
+	return e.Stored.After(ref.stored) && e.Gen >= gen && e.CurrentAge(time.Now()) < e.Fresh
+}
+
+// Enqueue schedules a revalidation of r's stale entry, due now (see Schedule). It takes r over:
+// the caller must not use it afterwards. The queued job keeps r's key and fields, not the stale
+// entry; when it runs it looks the entry up again, and does nothing if it is gone or was renewed
+// meanwhile.
 func (p *Pool) Enqueue(r *tiers.Request) bool {
 	id := r.Key
 	if r.Stale != nil && len(r.Stale.VaryValues) > 0 {
 		id += "\x00" + strings.Join(r.Stale.VaryValues, "\x00") // one revalidation per variant
 	}
-	return p.Schedule(Job{ID: id, Due: time.Now(), Run: func(ctx context.Context) error {
+	var ref *variantRef
+	size := requestSize(r)
+	if r.Stale != nil {
+		ref = p.refTo(r.Stale)
+		size += ref.size()
+		r.Stale = nil
+	}
+	return p.Schedule(Job{ID: id, Due: time.Now(), size: size, Run: func(ctx context.Context) error {
+		if ref != nil {
+			e, gen := p.resolve(ctx, ref)
+			if e == nil || renewedSince(e, ref, max(gen, r.Gen)) {
+				return nil
+			}
+			r.Stale, r.Gen = e, max(r.Gen, gen)
+		}
 		return fillDiscard(ctx, p.fill, r)
 	}})
 }
 
+// requestSize is what a queued request holds, in bytes: its target and fields, twice (the request
+// also keeps the client's fields as they came, for Vary; see tiers.Request.Value).
+func requestSize(r *tiers.Request) int64 {
+	n := int64(256 + len(r.Key) + len(r.URI))
+	for name, vs := range r.Header {
+		for _, v := range vs {
+			n += 2 * int64(len(name)+len(v)+64) // the strings, the map entry and the value slice
+		}
+	}
+	return n
+}
+
 // Refresh queues a fetch of the variant e under object generation gen, due now: the work of an
-// invalidation in mode refresh. It reports false when the queue refused it.
+// invalidation in mode refresh. It reports false when the queue refused it, and for a variant keyed
+// on credentials (Vary: Cookie, Authorization): no background request may ask for it again. The
+// job keeps e's key and vary values, not e; when it runs it fetches the variant as then stored,
+// unless it is gone or was renewed after the invalidation.
 func (p *Pool) Refresh(e *tiers.Entry, gen uint64) bool {
-	r := RequestFor(e, gen)
+	if httpcache.KeyedOnCredentials(e.Vary) {
+		return false
+	}
+	ref := p.refTo(e)
 	id := "refresh\x00" + e.Key + "\x00" + strings.Join(e.VaryValues, "\x00")
-	return p.Schedule(Job{ID: id, Due: time.Now(), Run: func(ctx context.Context) error {
-		return fillDiscard(ctx, p.fill, r)
+	return p.Schedule(Job{ID: id, Due: time.Now(), size: ref.size(), Run: func(ctx context.Context) error {
+		cur, curGen := p.resolve(ctx, ref)
+		if cur == nil || renewedSince(cur, ref, gen) || httpcache.KeyedOnCredentials(cur.Vary) {
+			return nil
+		}
+		return fillDiscard(ctx, p.fill, RequestFor(cur, max(gen, curGen)))
 	}})
 }
 
@@ -99,48 +226,65 @@ func fillDiscard(ctx context.Context, f filler, r *tiers.Request) error {
 // running, or when the queue is full of sooner jobs (counted in Overflow); the caller keeps
 // serving what it has. A key queued with a later due time is moved earlier.
 func (p *Pool) Schedule(j Job) bool {
+	added, _ := p.schedule(j)
+	return added
+}
+
+// schedule is Schedule that also reports whether a job with j's ID will run at j.Due or sooner
+// (j itself, or one queued or deferred before).
+func (p *Pool) schedule(j Job) (added, pending bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	key := j.ID
 	if p.running[key] {
 		// A job may schedule its own successor (refresh-ahead); anything due now is redundant.
-		if d, ok := p.deferred[key]; j.Due.After(time.Now()) && (!ok || j.Due.Before(d.Due)) {
+		d, ok := p.deferred[key]
+		if j.Due.After(time.Now()) && (!ok || j.Due.Before(d.Due)) {
 			p.deferred[key] = j
-			return true
+			return true, true
 		}
 		p.Skipped.Add(1)
-		return false
+		return false, ok && !d.Due.After(j.Due)
 	}
 	return p.queueLocked(j)
 }
 
-func (p *Pool) queueLocked(j Job) bool {
-	key := j.ID
+func (p *Pool) queueLocked(j Job) (added, pending bool) {
+	key, w := j.ID, j.weight()
 	if it, ok := p.byKey[key]; ok {
-		if j.Due.Before(it.job.Due) {
-			it.job = j
-			heap.Fix(&p.queue, it.index)
-			p.signal()
-			return true
+		if !j.Due.Before(it.job.Due) {
+			p.Skipped.Add(1)
+			return false, true
 		}
-		p.Skipped.Add(1)
-		return false
+		p.remove(it) // j replaces it, due sooner (and may weigh more)
 	}
-	if len(p.queue) >= p.max {
-		last := p.queue.latest()
-		if !j.Due.Before(p.queue[last].job.Due) {
+	if w > p.maxBytes {
+		p.Overflow.Add(1)
+		return false, false
+	}
+	for len(p.soon.items) >= p.max || p.bytes+w > p.maxBytes {
+		if len(p.late.items) == 0 || !j.Due.Before(p.late.items[0].job.Due) {
 			p.Overflow.Add(1)
-			return false
+			return false, false
 		}
-		dropped := heap.Remove(&p.queue, last).(*item)
-		delete(p.byKey, dropped.job.ID)
+		p.remove(p.late.items[0])
 		p.Overflow.Add(1)
 	}
 	it := &item{job: j}
-	heap.Push(&p.queue, it)
+	heap.Push(&p.soon, it)
+	heap.Push(&p.late, it)
 	p.byKey[key] = it
+	p.bytes += w
 	p.signal()
-	return true
+	return true, true
+}
+
+// remove takes it out of the queue. p.mu is held.
+func (p *Pool) remove(it *item) {
+	heap.Remove(&p.soon, it.index[0])
+	heap.Remove(&p.late, it.index[1])
+	delete(p.byKey, it.job.ID)
+	p.bytes -= it.job.weight()
 }
 
 // Queued reports whether key is queued or running.
@@ -155,7 +299,14 @@ func (p *Pool) Queued(key string) bool {
 func (p *Pool) Len() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.queue)
+	return len(p.soon.items)
+}
+
+// Bytes returns the weight of the queued jobs, in bytes.
+func (p *Pool) Bytes() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.bytes
 }
 
 func (p *Pool) signal() {
@@ -216,16 +367,15 @@ func (p *Pool) dispatch(ctx context.Context, ready chan<- *Job) {
 func (p *Pool) next(now time.Time) (*Job, time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.queue) == 0 {
+	if len(p.soon.items) == 0 {
 		return nil, time.Hour
 	}
-	if d := p.queue[0].job.Due.Sub(now); d > 0 {
+	it := p.soon.items[0]
+	if d := it.job.Due.Sub(now); d > 0 {
 		return nil, d
 	}
-	it := heap.Pop(&p.queue).(*item)
-	key := it.job.ID
-	delete(p.byKey, key)
-	p.running[key] = true
+	p.remove(it)
+	p.running[it.job.ID] = true
 	return &it.job, 0
 }
 
@@ -251,41 +401,39 @@ func (p *Pool) run(ctx context.Context, j *Job) {
 
 type item struct {
 	job   Job
-	index int
+	index [2]int // in soon, in late
 }
 
-// jobHeap is a min-heap of jobs by due time.
-type jobHeap []*item
+// jobHeap is a heap of jobs by due time: soonest first (slot 0) or latest first (slot 1).
+type jobHeap struct {
+	items []*item
+	slot  int
+}
 
-func (h jobHeap) Len() int           { return len(h) }
-func (h jobHeap) Less(i, j int) bool { return h[i].job.Due.Before(h[j].job.Due) }
-func (h jobHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].index = i
-	h[j].index = j
+func (h *jobHeap) Len() int { return len(h.items) }
+func (h *jobHeap) Less(i, j int) bool {
+	a, b := h.items[i].job.Due, h.items[j].job.Due
+	if h.slot == 1 {
+		return a.After(b)
+	}
+	return a.Before(b)
+}
+func (h *jobHeap) Swap(i, j int) {
+	h.items[i], h.items[j] = h.items[j], h.items[i]
+	h.items[i].index[h.slot] = i
+	h.items[j].index[h.slot] = j
 }
 func (h *jobHeap) Push(x any) {
 	it := x.(*item)
-	it.index = len(*h)
-	*h = append(*h, it)
+	it.index[h.slot] = len(h.items)
+	h.items = append(h.items, it)
 }
 func (h *jobHeap) Pop() any {
-	old := *h
+	old := h.items
 	it := old[len(old)-1]
 	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
+	h.items = old[:len(old)-1]
 	return it
-}
-
-// latest returns the index of the job due last (a leaf of the heap).
-func (h jobHeap) latest() int {
-	last := len(h) / 2
-	for i := len(h) / 2; i < len(h); i++ {
-		if h[i].job.Due.After(h[last].job.Due) {
-			last = i
-		}
-	}
-	return last
 }
 
 // safeRun runs f, turning a panic into an error: one bad job must not take the process down.

@@ -6,13 +6,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
+	"weak"
 
 	"github.com/swrproxy/swrproxy/httpcache"
 	"github.com/swrproxy/swrproxy/tiers"
@@ -624,4 +628,200 @@ func TestRefreshFillsTheEntryUnderItsGeneration(t *testing.T) {
 			t.Errorf("refresh request's X-Forwarded-Host = %q, want example.com", h)
 		}
 	})
+}
+
+func TestAFullQueueInBytesKeepsTheSoonestJobs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newTestPool(1, 100, time.Minute)
+		p.SetMaxBytes(64 << 10)
+		log := newRunLog()
+		schedule := func(d time.Duration, size int64) bool {
+			id := d.String()
+			return p.Schedule(Job{ID: id, Due: log.start.Add(d), size: size, Run: log.job(id)})
+		}
+		for i := range 6 { // 6 jobs of ~10 KiB fit in 64 KiB
+			if !schedule(time.Duration(i+2)*time.Second, 10<<10) {
+				t.Fatalf("Schedule of job %d into a queue with room = false, want true", i)
+			}
+		}
+		if schedule(time.Minute, 10<<10) {
+			t.Error("Schedule of a later job into a queue full in bytes = true, want false")
+		}
+		if !schedule(time.Second, 10<<10) {
+			t.Error("Schedule of a sooner job into a queue full in bytes = false, want true (the latest dropped)")
+		}
+		if p.Queued("7s") {
+			t.Error("the latest job (+7s) is still queued, want it dropped")
+		}
+		if schedule(0, 1<<20) {
+			t.Error("Schedule of a job larger than the whole queue = true, want false")
+		}
+		if b := p.Bytes(); b > 64<<10 {
+			t.Errorf("queued bytes = %d, want at most 64 KiB", b)
+		}
+		if got := p.Overflow.Load(); got != 3 {
+			t.Errorf("Overflow = %d, want 3", got)
+		}
+		start(t, p)
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if runs, _ := log.get(); !slices.Equal(runs, []string{"1s", "2s", "3s", "4s", "5s", "6s"}) {
+			t.Errorf("ran %q, want the six soonest", runs)
+		}
+		if b := p.Bytes(); b != 0 {
+			t.Errorf("queued bytes after every job ran = %d, want 0", b)
+		}
+	})
+}
+
+// TestQueuedJobWeightCoversItsHeap checks that the weight a queued job counts against the
+// queue's bytes is at least what it costs on the heap (request, fields, closure, queue item), so
+// that the byte bound is a true bound. For refresh-ahead, the tracker's records count too.
+func TestQueuedJobWeightCoversItsHeap(t *testing.T) {
+	tests := []struct {
+		name  string
+		queue func(p *Pool, tr *Tracker, e *tiers.Entry)
+	}{
+		{"revalidation", func(p *Pool, _ *Tracker, e *tiers.Entry) {
+			hdr := http.Header{"Accept": {"application/json"}, "User-Agent": {"poller/1.0 (like every client)"},
+				"X-Forwarded-For": {"10.0.0.1"}, "Accept-Encoding": {"gzip"}}
+			raw := hdr.Clone()
+			p.Enqueue(&tiers.Request{Key: e.Key, URI: e.Key, Header: hdr, Stale: e, Value: func(name string) string { return raw.Get(name) }})
+		}},
+		{"invalidation refresh", func(p *Pool, _ *Tracker, e *tiers.Entry) { p.Refresh(e, 1) }},
+		{"refresh-ahead", func(_ *Pool, tr *Tracker, e *tiers.Entry) {
+			tr.Touch(e.Key, e)
+			tr.Touch(e.Key, e)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			const n = 10_000
+			s := newTestStore(t, nil)
+			p := NewPool(&Filler{Store: s}, 1, n, time.Minute, slog.New(slog.DiscardHandler))
+			p.SetMaxBytes(1 << 30)
+			tr := &Tracker{Window: time.Minute, MaxBytes: 1 << 30, Pool: p}
+			entries := make([]*tiers.Entry, n)
+			for i := range entries {
+				entries[i] = &tiers.Entry{Key: "/api/prices?pair=" + strconv.Itoa(i), Vary: []string{"Accept-Encoding"},
+					VaryValues: []string{"gzip"}, Stored: time.Now(), Fresh: time.Hour}
+			}
+			before := heapInUse()
+			for _, e := range entries {
+				tt.queue(p, tr, e)
+			}
+			grew := heapInUse() - before
+			_, records := tr.Size()
+			counted := p.Bytes() + records
+			t.Logf("%d jobs: heap grew %d bytes (%d each), counted %d (%d each)", n, grew, grew/n, counted, counted/n)
+			if p.Len() != n {
+				t.Fatalf("queued %d jobs, want %d", p.Len(), n)
+			}
+			if grew > counted {
+				t.Errorf("queued jobs cost %d bytes of heap, the pool and tracker counted %d", grew, counted)
+			}
+			runtime.KeepAlive(entries)
+			runtime.KeepAlive(tr)
+		})
+	}
+}
+
+// TestQueuedJobsDoNotKeepTheirEntryAlive is issue 7 point 6: jobs hold the key, not the entry, so
+// once L1 drops an entry nothing keeps its body in memory while its job waits; the job then finds
+// nothing to do. Before, 400 queued refresh-ahead jobs of 256 KiB entries kept 163 MB resident.
+func TestQueuedJobsDoNotKeepTheirEntryAlive(t *testing.T) {
+	tests := []struct {
+		name  string
+		queue func(p *Pool, tr *Tracker, e *tiers.Entry)
+	}{
+		{"revalidation", func(p *Pool, _ *Tracker, e *tiers.Entry) {
+			p.Enqueue(&tiers.Request{Key: e.Key, URI: e.Key, Header: http.Header{}, Stale: e, Value: func(string) string { return "" }})
+		}},
+		{"invalidation refresh", func(p *Pool, _ *Tracker, e *tiers.Entry) { p.Refresh(e, 1) }},
+		{"refresh-ahead", func(_ *Pool, tr *Tracker, e *tiers.Entry) {
+			tr.Touch(e.Key, e)
+			tr.Touch(e.Key, e) // asked for again: its refresh is scheduled
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := newTestOrigin(t, false, cacheable)
+			s := newTestStore(t, nil)
+			f := newTestFiller(t, s, o)
+			p := NewPool(f, 1, 100, 5*time.Second, slog.New(slog.DiscardHandler))
+			tr := &Tracker{Window: time.Minute, Pool: p, Filler: f, Store: s, Log: slog.New(slog.DiscardHandler)}
+			weakEntry := func() weak.Pointer[tiers.Entry] {
+				e := &tiers.Entry{Key: "/big", Status: 200, Body: make([]byte, 8<<20), ETag: `"v0"`, OriginETag: true,
+					Stored: time.Now(), Fresh: time.Minute, StaleWhileRevalidate: time.Minute}
+				if err := s.Set(context.Background(), e); err != nil {
+					t.Fatal(err)
+				}
+				tt.queue(p, tr, e)
+				if p.Len() != 1 {
+					t.Fatalf("queued jobs = %d, want 1", p.Len())
+				}
+				s.Forget(e.Key) // L1 drops it (evicted, or invalidated on another instance)
+				return weak.Make(e)
+			}()
+			runtime.GC()
+			runtime.GC()
+			if weakEntry.Value() != nil {
+				t.Fatalf("the %s job queued for an 8 MiB entry keeps it alive after L1 dropped it", tt.name)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			var wg sync.WaitGroup
+			wg.Go(func() { p.Run(ctx) })
+			defer func() { cancel(); wg.Wait() }()
+			p.mu.Lock()
+			p.soon.items[0].job.Due = time.Now() // run the refresh-ahead now
+			p.mu.Unlock()
+			p.signal()
+			waitFor(t, 5*time.Second, "the job to run", func() bool { return p.Done.Load()+p.Failed.Load() == 1 })
+			if n := o.hits.Load(); n != 0 {
+				t.Errorf("origin requests = %d, want 0: the entry is gone, there is nothing to revalidate", n)
+			}
+		})
+	}
+}
+
+// TestAQueuedRevalidationLooksItsEntryUpWhenItRuns: a revalidation queued for a stale copy does
+// nothing if the copy was renewed before it ran, and otherwise revalidates the copy stored then.
+func TestAQueuedRevalidationLooksItsEntryUpWhenItRuns(t *testing.T) {
+	o, validators := revalidatingOrigin(t, "max-age=60")
+	s := newTestStore(t, nil)
+	f := newTestFiller(t, s, o)
+	p := NewPool(f, 1, 100, 5*time.Second, slog.New(slog.DiscardHandler))
+	revalidate := func(e *tiers.Entry) *tiers.Request {
+		return &tiers.Request{Key: e.Key, URI: e.Key, Header: http.Header{}, Stale: e, Value: func(string) string { return "" }}
+	}
+	set := func(e *tiers.Entry) {
+		if err := s.Set(context.Background(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	renewedMeanwhile := staleEntry("/renewed")
+	set(renewedMeanwhile)
+	p.Enqueue(revalidate(renewedMeanwhile))
+	fresh := *renewedMeanwhile
+	fresh.Stored = time.Now()
+	set(&fresh)
+
+	older := staleEntry("/older")
+	older.ETag, older.Stored = `"v0"`, older.Stored.Add(-time.Minute)
+	set(older)
+	p.Enqueue(revalidate(older))
+	set(staleEntry("/older")) // a newer copy, still stale: ETag "v1"
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { p.Run(ctx) })
+	defer func() { cancel(); wg.Wait() }()
+	waitFor(t, 5*time.Second, "both revalidations to run", func() bool { return p.Done.Load()+p.Failed.Load() == 2 })
+	if n := o.hits.Load(); n != 1 {
+		t.Errorf("origin requests = %d, want 1 (none for the copy renewed before its job ran)", n)
+	}
+	if inm, _ := validators(); inm != `"v1"` {
+		t.Errorf("revalidation sent If-None-Match %q, want the copy stored when it ran (%q)", inm, `"v1"`)
+	}
 }
