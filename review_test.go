@@ -144,8 +144,10 @@ func TestRefreshAheadAsksTheOriginWhatTheClientAsked(t *testing.T) {
 		fmt.Fprint(w, "x")
 	})
 	p := startProxy(t, o.URL, map[string]string{"SWR_REFRESH_WINDOW": "1m"})
-	get(t, p.URL+"/ahead", "Accept", "application/json", "User-Agent", "poller/1.0", "X-Forwarded-Proto", "https", "Cookie", "secret=1")
+	hdr := []string{"Accept", "application/json", "User-Agent", "poller/1.0", "X-Forwarded-Proto", "https", "Cookie", "secret=1"}
+	get(t, p.URL+"/ahead", hdr...)
 	first := <-seen
+	get(t, p.URL+"/ahead", hdr...) // demand: a hit after the store
 	var refresh http.Header
 	select {
 	case refresh = <-seen:
@@ -218,6 +220,7 @@ func TestRefreshesDoNotReplayAClientsCredentials(t *testing.T) {
 	p := startProxy(t, o.URL, map[string]string{"SWR_REFRESH_WINDOW": "1m"})
 	get(t, p.URL+"/k", "X-Api-Key", "secret-key", "Referer", "https://x/?token=t", "Accept", "text/plain")
 	<-seen
+	get(t, p.URL+"/k", "X-Api-Key", "secret-key", "Referer", "https://x/?token=t", "Accept", "text/plain") // demand: a hit after the store
 	select {
 	case h := <-seen:
 		if h.Get("X-Api-Key") != "" || h.Get("Referer") != "" || h.Get("Accept") != "text/plain" {
