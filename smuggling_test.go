@@ -85,11 +85,27 @@ func TestSmuggledRequestsNeverRunDirectlyOrThroughNginx(t *testing.T) {
 		"POST the origin fails to read": func(s string) string {
 			return "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: " + strconv.Itoa(3*8192+len(s)) + "\r\n\r\n" + strings.Repeat("A", 3*8192) + s
 		},
+		// Methods Fiber does not know answer 400 before any route runs; nginx passes upper-case
+		// ones on. (Security review: this skipped a middleware guard.)
+		"an unknown method": func(s string) string {
+			return "FOO /x HTTP/1.1\r\nHost: x\r\nContent-Length: " + strconv.Itoa(8192+len(s)) + "\r\n\r\n" + strings.Repeat("A", 8192) + s
+		},
+		"M-SEARCH": func(s string) string {
+			return "M-SEARCH /x HTTP/1.1\r\nHost: x\r\nContent-Length: " + strconv.Itoa(8192+len(s)) + "\r\n\r\n" + strings.Repeat("A", 8192) + s
+		},
+		"a lower-case method": func(s string) string {
+			return "post /x HTTP/1.1\r\nHost: x\r\nContent-Length: " + strconv.Itoa(8192+len(s)) + "\r\n\r\n" + strings.Repeat("A", 8192) + s
+		},
+		// A chunked upload the origin reads whole: the drain must not read past its end.
+		"a chunked POST": func(s string) string {
+			return "POST /read HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n" +
+				strconv.FormatInt(int64(len(s)), 16) + "\r\n" + s + "\r\n0\r\n\r\n"
+		},
 		"POST to a rejected target": func(s string) string {
 			return "POST /a%zz HTTP/1.1\r\nHost: x\r\nContent-Length: " + strconv.Itoa(3*8192+len(s)) + "\r\n\r\n" + strings.Repeat("A", 3*8192) + s
 		},
 	}
-	expect(t, get(t, p.URL+"/cached"), 200, "MISS", "answer for /cached")
+	expect(t, get(t, p.URL+"/cached"), 200, "MISS", "answer for /cached") // what a purge would clear
 
 	i := 0
 	for target, addr := range map[string]string{"direct": direct, "nginx": n} {
@@ -107,7 +123,9 @@ func TestSmuggledRequestsNeverRunDirectlyOrThroughNginx(t *testing.T) {
 					if len(attacker.Responses) == 0 || len(attacker.Responses) > 2 {
 						t.Fatalf("attacker got %d responses %q", len(attacker.Responses), attacker.Bodies())
 					}
-					if len(attacker.Responses) == 2 && attacker.Responses[1].Body != "answer for "+after {
+					// (After the chunked POST, what follows its body is not a request: a 400.)
+					if len(attacker.Responses) == 2 && attacker.Responses[1].Body != "answer for "+after &&
+						!(wname == "a chunked POST" && attacker.Responses[1].StatusCode == 400) {
 						t.Fatalf("attacker's next request got %q, want its own answer", attacker.Responses[1].Body)
 					}
 					// Another user, on another connection (through nginx: the same kept-alive
@@ -124,10 +142,11 @@ func TestSmuggledRequestsNeverRunDirectlyOrThroughNginx(t *testing.T) {
 					if s := o.smuggledPaths(); len(s) > 0 {
 						t.Fatalf("smuggled requests reached the origin: %q", s)
 					}
+					if r := get(t, p.URL+"/_swr/stats", "Authorization", "Bearer "+secret); !strings.Contains(r.Body, `"invalidated_cleared":0,`) {
+						t.Fatalf("a smuggled purge ran: %s", r.Body)
+					}
 				})
 			}
 		}
 	}
-	// Nothing purged the cache.
-	expect(t, get(t, p.URL+"/cached"), 200, "HIT", "answer for /cached")
 }
