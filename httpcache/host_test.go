@@ -127,3 +127,31 @@ func TestVaryValueNeverKeepsCredentialsInClear(t *testing.T) {
 		t.Errorf("JoinLines(Cookie) = %q", got)
 	}
 }
+
+func TestForwardingFieldsAreRecognisedByFamily(t *testing.T) {
+	for _, n := range []string{"X-Forwarded-Host", "X_Forwarded_Host", "x-forwarded-scheme", "X-Forwarded", "Forwarded",
+		"X-Forwarded-Ssl", "Front-End-Https", "X-Original-Host", "X-Original-Url", "X-Rewrite-Url", "X-Http-Host-Override",
+		"X-Http-Method-Override", "X-Method-Override", "X-Host", "X-Real-Ip", "True-Client-Ip", "Cf-Connecting-Ip",
+		"Cf-Visitor", "Cloudfront-Forwarded-Proto", "Fastly-Ssl", "X-Arr-Ssl", "Ssl-Offloaded", "Https", "X-Proto",
+		"X-Remote-Addr", "X-Client-Ip", "X-Cluster-Client-Ip", "Via", "X-Url-Scheme", "X-Scheme", "Akamai-Origin-Hop"} {
+		if !ForwardingField(n) {
+			t.Errorf("ForwardingField(%q) = false", n)
+		}
+	}
+	for _, n := range []string{"Accept", "Accept-Language", "User-Agent", "Cookie", "X-Tenant", "Authorization", "X-Requested-With"} {
+		if ForwardingField(n) {
+			t.Errorf("ForwardingField(%q) = true", n)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { ForwardingField("X-Forwarded-Host"); IsCredential("Accept-Language") }); n != 0 {
+		t.Errorf("ForwardingField/IsCredential allocate %v times", n)
+	}
+	for _, n := range []string{"X-Api-Key", "X-Auth-Token", "X-Session-Id", "Authorization", "Cookie"} {
+		if !IsCredential(n) {
+			t.Errorf("IsCredential(%q) = false", n)
+		}
+	}
+	if IsCredential("Accept-Language") || IsCredential("X-Tenant") {
+		t.Error("IsCredential of a plain field")
+	}
+}

@@ -6,13 +6,43 @@ import (
 	"strings"
 )
 
-// IsCredential reports whether the canonical request field name carries credentials: Authorization,
-// Proxy-Authorization and Cookie. A variant keyed on one of them (Vary: Cookie) stores only a
-// digest of the value (VaryValue), and no background refresh can ask for it again.
+// IsCredential reports whether the canonical request field name carries credentials:
+// Authorization, Proxy-Authorization and Cookie, and any name that says it holds a key, token,
+// secret, session, password or auth value (X-Api-Key, X-Auth-Token, X-Session-Id). A variant
+// keyed on one of them stores only a digest of the value (VaryValue), and no background refresh
+// can ask for it again.
 func IsCredential(name string) bool {
 	switch name {
 	case "Authorization", "Cookie", "Proxy-Authorization":
 		return true
+	}
+	for _, w := range credentialWords {
+		if containsFold(name, w) {
+			return true
+		}
+	}
+	return false
+}
+
+var credentialWords = []string{"key", "token", "secret", "session", "password", "passwd", "auth", "credential"}
+
+// containsFold reports whether s contains the lower-case ASCII word w in any letter case. It
+// does not allocate (IsCredential runs on the hit path for every Vary'd field).
+func containsFold(s, w string) bool {
+	for i := 0; i+len(w) <= len(s); i++ {
+		j := 0
+		for ; j < len(w); j++ {
+			c := s[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != w[j] {
+				break
+			}
+		}
+		if j == len(w) {
+			return true
+		}
 	}
 	return false
 }

@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"bytes"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -40,10 +42,15 @@ func defaultPort(c *fiber.Ctx) string {
 	return "80"
 }
 
-// requestValue is the normalised value of a request field for Vary matching (httpcache.VaryValue
-// of all its lines joined). The result may alias fasthttp's buffers: compare it, do not keep it.
-// It allocates only for a field sent on several lines, or a credential.
-func requestValue(c *fiber.Ctx, name string) string {
+// requestValue is the normalised value of a request field for Vary matching: for a field of the
+// forwarding families, what a fill forwards (forwardedValue: swrproxy's own value, or none);
+// for any other, httpcache.VaryValue of the client's lines joined. The result may alias
+// fasthttp's buffers: compare it, do not keep it. It allocates only for a field sent on several
+// lines, a credential, or a forwarding field.
+func (h *Handler) requestValue(c *fiber.Ctx, name string) string {
+	if httpcache.ForwardingField(name) {
+		return httpcache.VaryValue(name, h.forwardedValue(c, name, true))
+	}
 	vs := c.Request().Header.PeekAll(name)
 	switch len(vs) {
 	case 0:
@@ -59,10 +66,12 @@ func requestValue(c *fiber.Ctx, name string) string {
 }
 
 // newRequest copies what a fill needs out of the client's request: nothing it returns aliases
-// fasthttp's buffers, so it may outlive the handler.
-func (h *Handler) newRequest(c *fiber.Ctx, stale *tiers.Entry, gen uint64) *tiers.Request {
+// fasthttp's buffers, so it may outlive the handler. known is what the tiers hold for the key
+// (nil on a first miss): the fields its variants vary on are forwarded too.
+func (h *Handler) newRequest(c *fiber.Ctx, known *tiers.Object, stale *tiers.Entry, gen uint64) *tiers.Request {
 	uri := string(c.Request().Header.RequestURI())
-	hdr, raw := h.forwardHeader(c, true)
+	hdr, raw := h.forwardHeader(c, true, varyNames(known))
+	field := func(name string) string { return strings.Trim(httpcache.JoinLines(name, raw[name]), " \t") }
 	return &tiers.Request{
 		Key:           httpcache.Key(h.keyHost(c), uri),
 		URI:           uri,
@@ -73,30 +82,30 @@ func (h *Handler) newRequest(c *fiber.Ctx, stale *tiers.Entry, gen uint64) *tier
 		Cookie:        hdr.Get("Cookie") != "",
 		// The same normalisation as requestValue, on a copy of the client's own fields, so that
 		// the variant a fill stores is the one the lookup of the same request selects.
-		Value: func(name string) string { return httpcache.VaryValue(name, httpcache.JoinLines(name, raw[name])) },
+		Value: func(name string) string {
+			if httpcache.ForwardingField(name) {
+				return httpcache.VaryValue(name, hdr.Get(name))
+			}
+			return httpcache.VaryValue(name, httpcache.JoinLines(name, raw[name]))
+		},
+		Field: field,
 	}
 }
 
-// forwardingField reports whether a canonical request field name belongs to a family that tells
-// an origin (or its framework) where the request came from, what URL, host, scheme, port, method
-// or client address to assume: X-Forwarded-*, X-Original-*, X-Rewrite-*, Forwarded, Front-End-*,
-// X-Real-*, X-Http-* (X-HTTP-Method-Override, X-HTTP-Host-Override), X-Method-*, X-Host*,
-// X-Scheme, X-Url-Scheme, Via, anything with "Override" in its name, and client addresses
-// (*-Ip: True-Client-IP, X-Client-IP, CF-Connecting-IP). The client's own values of these never
-// reach the origin on a cacheable fill (the answer is shared by everyone with the key), nor from
-// a peer that is not a trusted proxy; swrproxy sets the ones it stands for (forwardHeader).
-func forwardingField(name string) bool {
-	for _, p := range []string{"X-Forwarded-", "X-Original-", "X-Rewrite-", "Forwarded", "Front-End-",
-		"X-Real-", "X-Http-", "X-Method-", "X-Host"} {
-		if strings.HasPrefix(name, p) {
-			return true
+// varyNames returns the fields the stored variants of o vary on.
+func varyNames(o *tiers.Object) []string {
+	if o == nil {
+		return nil
+	}
+	var names []string
+	for _, e := range o.Variants {
+		for _, n := range e.Vary {
+			if !slices.Contains(names, n) {
+				names = append(names, n)
+			}
 		}
 	}
-	switch name {
-	case "X-Scheme", "X-Url-Scheme", "Via":
-		return true
-	}
-	return strings.Contains(name, "Override") || strings.HasSuffix(name, "-Ip")
+	return names
 }
 
 // trusted reports whether the client connection comes from one of SWR_TRUSTED_PROXIES, whose
@@ -118,25 +127,29 @@ func (h *Handler) trusted(c *fiber.Ctx) bool {
 	return false
 }
 
-// conditional are the request fields a cacheable fill never forwards: the cache wants the whole
-// representation (and validates it with its own validators).
-var conditional = []string{"If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "If-Range", "Range"}
+// fillFields are the request fields every cacheable fill forwards (besides the ones the key's
+// variants vary on, and swrproxy's own forwarding fields): content negotiation, the user agent,
+// and the credentials, whose responses httpcache.Decide keeps from being shared unless the
+// origin allows it. Any other field could change the answer without being in the key.
+var fillFields = []string{"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "User-Agent",
+	"Authorization", "Cookie"}
 
-// forwardHeader copies the client's end-to-end request fields for the origin and sets the
-// forwarding fields; raw is a copy of the client's fields as they came (minus the fields its
-// Connection names, which the origin never sees, so no variant may be keyed on them).
+// forwarded are the forwarding fields swrproxy sets itself (forwardedValue).
+var forwarded = []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Real-Ip"}
+
+// forwardHeader builds the request fields for the origin; raw is a copy of the client's fields as
+// they came (minus the fields its Connection names, which the origin never sees, so no variant
+// may be keyed on them).
 //
-// For a cacheable GET (fill), whose answer everyone with the key shares, it forwards only what
-// is the same for all of them or part of the key: conditional and Range fields are dropped,
-// every field goes as one line (the joined value the variant is keyed on, RFC 9110 §5.3),
-// Accept-Encoding is normalised (the stored variant must suit every client of that variant),
-// every forwardingField is dropped, and swrproxy sets X-Forwarded-For, X-Forwarded-Proto,
-// X-Real-IP (from a trusted proxy) and, only when SWR_KEY_HOST puts the host in the key,
-// X-Forwarded-Host.
+// A cacheable GET (fill) is answered once for everyone who shares the key, so it forwards only
+// what is the same for all of them or part of the key: fillFields, the fields named in vary (the
+// key's variants vary on them), each as one line (the joined value a variant is keyed on, RFC
+// 9110 §5.3), Accept-Encoding normalised, and swrproxy's own forwarding fields. When the origin
+// turns out to vary on a field the fill did not send, refresh.Filler fetches again with it.
 //
-// For a pass-through, the client's fields go as they are, except that the forwarding fields of a
-// peer that is not a trusted proxy are replaced by swrproxy's own.
-func (h *Handler) forwardHeader(c *fiber.Ctx, fill bool) (hdr, raw http.Header) {
+// A pass-through carries the client's fields as they are, except that the forwarding fields of a
+// peer that is not a trusted proxy are dropped (and swrproxy's own set).
+func (h *Handler) forwardHeader(c *fiber.Ctx, fill bool, vary []string) (hdr, raw http.Header) {
 	hdr, raw = make(http.Header, 16), make(http.Header, 16)
 	rh := &c.Request().Header
 	trusted := h.trusted(c)
@@ -151,9 +164,9 @@ func (h *Handler) forwardHeader(c *fiber.Ctx, fill bool) (hdr, raw http.Header) 
 			return
 		case name == "Host", name == "Content-Length", upstream.IsHopByHop(name):
 			return
-		case fill && isConditional(name):
+		case httpcache.ForwardingField(name) && (fill || !trusted):
 			return
-		case forwardingField(name) && (fill || !trusted):
+		case fill && !slices.Contains(fillFields, name) && !slices.Contains(vary, name):
 			return
 		}
 		hdr[name] = append(hdr[name], value)
@@ -168,7 +181,7 @@ func (h *Handler) forwardHeader(c *fiber.Ctx, fill bool) (hdr, raw http.Header) 
 	}
 	if fill {
 		for name, vs := range hdr {
-			if len(vs) > 1 || strings.TrimSpace(vs[0]) != vs[0] {
+			if len(vs) > 1 || strings.Trim(vs[0], " \t") != vs[0] {
 				hdr[name] = []string{strings.Trim(httpcache.JoinLines(name, vs), " \t")}
 			}
 		}
@@ -177,42 +190,65 @@ func (h *Handler) forwardHeader(c *fiber.Ctx, fill bool) (hdr, raw http.Header) 
 			hdr.Set("Accept-Encoding", enc)
 		}
 	}
-
-	// The forwarding fields swrproxy stands for. From a trusted proxy (nginx), its values are
-	// believed; from anyone else, swrproxy states what it knows itself.
-	peer := c.Context().RemoteIP().String()
-	xff := peer
-	if prior := httpcache.JoinLines("X-Forwarded-For", raw["X-Forwarded-For"]); trusted && prior != "" {
-		xff = prior + ", " + peer
-	}
-	hdr.Set("X-Forwarded-For", xff)
-	proto := "http"
-	if c.Context().IsTLS() {
-		proto = "https"
-	}
-	if p := strings.ToLower(strings.TrimSpace(string(rh.Peek("X-Forwarded-Proto")))); trusted && (p == "http" || p == "https") {
-		proto = p
-	}
-	hdr.Set("X-Forwarded-Proto", proto)
-	if real := raw.Get("X-Real-Ip"); trusted && real != "" {
-		hdr.Set("X-Real-Ip", real)
-	}
-	switch kh := h.keyHost(c); {
-	case fill && kh != "":
-		hdr.Set("X-Forwarded-Host", kh)
-	case fill:
-		hdr.Del("X-Forwarded-Host") // the host is not in the key: it must not shape the answer
-	case !trusted || hdr.Get("X-Forwarded-Host") == "":
-		hdr.Set("X-Forwarded-Host", string(rh.Host()))
+	for _, name := range forwarded {
+		if v := h.forwardedValue(c, name, fill); v != "" {
+			hdr.Set(name, v)
+		} else {
+			hdr.Del(name)
+		}
 	}
 	return hdr, raw
 }
 
-func isConditional(name string) bool {
-	for _, n := range conditional {
-		if n == name {
-			return true
+// forwardedValue is the value swrproxy sends for one of its forwarding fields ("" = none). From a
+// trusted proxy (nginx) its values are believed; from anyone else, swrproxy states what it knows.
+//
+//   - X-Forwarded-For: on a fill only the client's address (the last hop a trusted proxy names,
+//     else the peer): a fill's answer is shared, and the client's own list is not part of the key;
+//     on a pass-through, a trusted proxy's list with the peer appended, else the peer.
+//   - X-Forwarded-Proto: a trusted proxy's http or https, else this listener's scheme.
+//   - X-Forwarded-Host: on a fill the keyed host (SWR_KEY_HOST), else none (the host must not
+//     shape an answer when it is not in the key); on a pass-through, a trusted proxy's, else Host.
+//   - X-Real-IP: a trusted proxy's.
+func (h *Handler) forwardedValue(c *fiber.Ctx, name string, fill bool) string {
+	rh := &c.Request().Header
+	trusted := h.trusted(c)
+	prior := func() string {
+		if !trusted {
+			return ""
 		}
+		return strings.Trim(b2s(bytes.Join(rh.PeekAll(name), []byte(", "))), " \t")
 	}
-	return false
+	switch name {
+	case "X-Forwarded-For":
+		peer := c.Context().RemoteIP().String()
+		chain := prior()
+		switch {
+		case chain == "":
+			return peer
+		case fill:
+			last := chain[strings.LastIndexByte(chain, ',')+1:]
+			return strings.TrimSpace(last)
+		}
+		return chain + ", " + peer
+	case "X-Forwarded-Proto":
+		if p := strings.ToLower(prior()); p == "http" || p == "https" {
+			return p
+		}
+		if c.Context().IsTLS() {
+			return "https"
+		}
+		return "http"
+	case "X-Forwarded-Host":
+		if fill {
+			return h.keyHost(c)
+		}
+		if v := prior(); v != "" {
+			return v
+		}
+		return string(rh.Host())
+	case "X-Real-Ip":
+		return prior()
+	}
+	return ""
 }

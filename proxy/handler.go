@@ -109,7 +109,7 @@ func (h *Handler) Serve(c *fiber.Ctx) error {
 		// RFC 9111 §3.5: a shared cache must not answer an authenticated request from a
 		// response stored for someone else; fetch it for this client only (and store it if
 		// the origin says it is public).
-		return h.fill(c, h.newRequest(c, nil, 0), nil, true)
+		return h.fill(c, h.newRequest(c, nil, nil, 0), nil, true)
 	}
 
 	now := time.Now()
@@ -132,10 +132,10 @@ func (h *Handler) Serve(c *fiber.Ctx) error {
 	}
 	var e *tiers.Entry
 	if o != nil {
-		e = o.Variant(func(name string) string { return requestValue(c, name) })
+		e = o.Variant(func(name string) string { return h.requestValue(c, name) })
 	}
 	if e == nil {
-		return h.fill(c, h.newRequest(c, nil, genOf(o)), nil, false)
+		return h.fill(c, h.newRequest(c, o, nil, genOf(o)), nil, false)
 	}
 	if h.Tracker != nil {
 		h.Tracker.Touch(e.Key, e)
@@ -154,10 +154,10 @@ func (h *Handler) Serve(c *fiber.Ctx) error {
 	case age < e.Fresh+e.StaleWhileRevalidate || invalidated && age < e.Fresh:
 		// RFC 5861 §3: serve the stale copy now and revalidate in the background.
 		h.Stats.Stale.Add(1)
-		h.Refresher.Enqueue(h.newRequest(c, e, o.Gen))
+		h.Refresher.Enqueue(h.newRequest(c, o, e, o.Gen))
 		return h.write(c, e, age, "STALE", csStaleRevalidating)
 	}
-	return h.fill(c, h.newRequest(c, e, o.Gen), e, false)
+	return h.fill(c, h.newRequest(c, o, e, o.Gen), e, false)
 }
 
 func genOf(o *tiers.Object) uint64 {
@@ -209,10 +209,11 @@ func (h *Handler) fill(c *fiber.Ctx, r *tiers.Request, stale *tiers.Entry, bypas
 		return h.serveFilled(c, res)
 	}
 	// Hit-for-pass: the URL's responses are not cacheable, so for a while its requests go
-	// straight to the origin instead of queueing behind one another's fetch. Not for a response
-	// private to one client's credentials (the URL may be cacheable for everyone else), nor for
-	// an error (the origin may be down for a moment).
-	if !bypass && res.Pass.Reason != "" && res.Pass.Reason != "authorization" && res.Pass.Status < 400 {
+	// straight to the origin instead of queueing behind one another's fetch. Not from a request
+	// with credentials or cookies (the answer may be uncacheable because of them: one such
+	// request must not turn caching off for everyone else), nor for an error (the origin may be
+	// down for a moment).
+	if !bypass && !r.Authorization && !r.Cookie && res.Pass.Reason != "" && res.Pass.Status < 400 {
 		h.Store.MarkPass(r.Key, h.passTTL())
 	}
 	return h.stream(c, res.Pass, bypassStatus(bypass, res.Pass))

@@ -26,7 +26,7 @@ func (h *Handler) passThrough(c *fiber.Ctx, why string) error {
 	if !upstream.ValidTarget(uri) {
 		return badTarget(c)
 	}
-	hdr, _ := h.forwardHeader(c, false)
+	hdr, _ := h.forwardHeader(c, false, nil)
 	r := &upstream.Request{
 		Method:        method,
 		URI:           uri,

@@ -74,17 +74,51 @@ var errPanic = errors.New("refresh: panic during fill")
 // detached from ctx (bounded by f.Timeout), so a caller that gives up does not fail the others;
 // ctx only bounds this caller's wait. A Pass in the result that the caller claims must be closed.
 func (f *Filler) Fill(ctx context.Context, r *tiers.Request) (*tiers.Result, error) {
+	res, err := f.fill(ctx, r, r.Key)
+	if err != nil || res.Entry == nil || res.Entry.Matches(r.Value) {
+		return res, err
+	}
+	// The response varies on fields in which this request differs from the one fetched: the
+	// fetch we joined filled another request's variant, or ours went without a field the origin
+	// turned out to vary on (a fill forwards only the fields it knows to be keyed). Fetch ours,
+	// with those fields, collapsed with the requests that want the same variant. Once.
+	return f.fill(ctx, withVary(r, res.Entry.Vary), r.Key+"\x00"+variantID(res.Entry.Vary, r.Value))
+}
+
+// fill is one fetch of r: collapsed under flightKey, or alone for a request that must not share.
+func (f *Filler) fill(ctx context.Context, r *tiers.Request, flightKey string) (*tiers.Result, error) {
 	if r.Authorization || r.Alone {
 		// Never share a response fetched with one client's credentials with another client.
 		return f.safeFetch(context.WithoutCancel(ctx), r, false)
 	}
-	res, err := f.join(ctx, r.Key, r)
-	if err != nil || res.Entry == nil || res.Entry.Matches(r.Value) {
-		return res, err
+	return f.join(ctx, flightKey, r)
+}
+
+// withVary returns r asking also for the fields names that r's client sent and r did not
+// forward. Forwarding fields (X-Forwarded-*, …) are never taken from a client: swrproxy sets its
+// own. A background request (Field nil) is returned as it is.
+func withVary(r *tiers.Request, names []string) *tiers.Request {
+	if r.Field == nil {
+		return r
 	}
-	// The fetch we joined filled another variant (the origin varies on a header that differs
-	// between the requests): fetch ours, collapsed with the requests that want the same variant.
-	return f.join(ctx, r.Key+"\x00"+variantID(res.Entry.Vary, r.Value), r)
+	var hdr http.Header
+	for _, n := range names {
+		if r.Header.Get(n) != "" || httpcache.ForwardingField(n) {
+			continue
+		}
+		if v := r.Field(n); v != "" {
+			if hdr == nil {
+				hdr = r.Header.Clone()
+			}
+			hdr.Set(n, v)
+		}
+	}
+	if hdr == nil {
+		return r
+	}
+	r2 := *r
+	r2.Header = hdr
+	return &r2
 }
 
 func variantID(names []string, value func(string) string) string {
@@ -354,10 +388,12 @@ func newEntry(r *tiers.Request, status int, h http.Header, body []byte, d httpca
 	e.ReqHeader = replayHeader(r.Header)
 	names, _ := httpcache.VaryNames(h.Values("Vary"))
 	if len(names) > 0 {
+		// The variant is what the origin was asked: the values the fill forwarded (a field it
+		// did not forward counts as absent), normalised as lookups normalise the client's.
 		e.Vary = names
 		e.VaryValues = make([]string, len(names))
 		for i, n := range names {
-			e.VaryValues[i] = r.Value(n)
+			e.VaryValues[i] = httpcache.VaryValue(n, httpcache.JoinLines(n, r.Header.Values(n)))
 		}
 	}
 	for _, v := range h.Values("Surrogate-Key") {

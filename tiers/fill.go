@@ -18,6 +18,10 @@ type Request struct {
 	Header http.Header
 	// Value returns the request's normalised value of a header (for Vary).
 	Value func(name string) string
+	// Field returns the client's own value of a request field (its lines joined, trimmed), so
+	// that a fill can forward a field the origin turns out to vary on; nil for background
+	// requests, which have no client.
+	Field func(name string) string
 	// Stale is the variant this request would be served if it were fresh enough, or nil: its
 	// validators make the origin fetch conditional.
 	Stale *Entry
