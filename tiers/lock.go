@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"sync/atomic"
 	"time"
 
@@ -168,8 +169,10 @@ func (s *Store) TryLock(ctx context.Context, key string, ttl time.Duration) (*Lo
 		err = fmt.Errorf("lock script answered %v", res)
 	}
 	if err != nil {
-		// Unknown outcome: the script may yet run (before its limit) or may have run.
-		s.release(lk, token, limit, ttl)
+		if !known(err) {
+			// The script may have run, or may yet run (before its limit).
+			s.release(lk, token, limit, ttl)
+		}
 		return nil, true, fmt.Errorf("tiers: l2 lock %q: %w", key, err)
 	}
 	s.clock.sample(sent, res[1])
@@ -201,11 +204,11 @@ func (s *Store) hold(l *Lock, lk, token string, ttl time.Duration) {
 			sent := time.Now()
 			now, err := releaseScript.Run(ctx, s.rdb, []string{lk}, token).Int64()
 			s.observe(sent, err)
-			if err != nil {
+			if err == nil {
+				s.clock.sample(sent, now)
+			} else if !errors.Is(err, redis.ErrClosed) {
 				s.release(lk, token, 0, ttl)
-				return
 			}
-			s.clock.sample(sent, now)
 			return
 		case <-t.C:
 			if !s.br.allow() {
@@ -261,6 +264,14 @@ func (s *Store) release(lk, token string, limit int64, ttl time.Duration) {
 		}
 		s.log.Warn("gave up releasing a fetch lock: it expires on its own", "lock", lk)
 	}()
+}
+
+// known reports whether a failed call certainly took no lock: Redis answered with an error (the
+// script's only write is its last command), or the command was never sent (no connection).
+func known(err error) bool {
+	var oe *net.OpError
+	return isAnswer(err) || errors.As(err, &oe) && oe.Op == "dial" ||
+		errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrClosed)
 }
 
 // Locked reports whether some instance holds the fetch lock of key. Errors read as false.

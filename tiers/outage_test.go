@@ -16,22 +16,6 @@ import (
 	"github.com/swrproxy/swrproxy/internal/redistest"
 )
 
-// clientTo is outageClient for any address (a relay).
-func clientTo(t testing.TB, addr string) *redis.Client {
-	rdb := redis.NewClient(&redis.Options{
-		Addr:                  addr,
-		DialTimeout:           500 * time.Millisecond,
-		ReadTimeout:           250 * time.Millisecond,
-		WriteTimeout:          250 * time.Millisecond,
-		PoolTimeout:           300 * time.Millisecond,
-		MaxRetries:            -1,
-		DialerRetries:         1,
-		ContextTimeoutEnabled: true,
-	})
-	t.Cleanup(func() { rdb.Close() })
-	return rdb
-}
-
 // calls returns how many times Redis has run the given commands (INFO commandstats names, like
 // "set" or "evalsha"), counting those run by scripts.
 func calls(t testing.TB, raw *redis.Client, cmds ...string) int64 {
@@ -315,3 +299,37 @@ func TestASlowCallAmongAnsweredOnesKeepsTheCircuitClosed(t *testing.T) {
 		t.Errorf("circuit closed after a call Redis did not answer, with no answer since it was sent")
 	}
 }
+
+// Only a lock call that may have run is followed by a background release.
+func TestOnlyALockCallThatMayHaveRunIsReleased(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want bool // known: certainly took no lock
+	}{
+		{"refused dial", &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connect: connection refused")}, true},
+		{"pool timeout", redis.ErrPoolTimeout, true},
+		{"closed client", redis.ErrClosed, true},
+		{"error reply", proto("ERR user_script:1: oops"), true},
+		{"read timeout", &net.OpError{Op: "read", Net: "tcp", Err: errTimeout{}}, false},
+		{"deadline", context.DeadlineExceeded, false},
+		{"reset", &net.OpError{Op: "read", Net: "tcp", Err: errors.New("connection reset by peer")}, false},
+		{"EOF", io.EOF, false},
+	}
+	for _, tt := range tests {
+		if got := known(tt.err); got != tt.want {
+			t.Errorf("%s: known(%v) = %v, want %v", tt.name, tt.err, got, tt.want)
+		}
+	}
+}
+
+type errTimeout struct{}
+
+func (errTimeout) Error() string { return "i/o timeout" }
+func (errTimeout) Timeout() bool { return true }
+
+// proto is a Redis error reply, as go-redis returns it.
+type proto string
+
+func (e proto) Error() string { return string(e) }
+func (proto) RedisError()     {}

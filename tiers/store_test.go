@@ -44,15 +44,22 @@ func run(t testing.TB, s *Store) {
 	t.Cleanup(func() { cancel(); wg.Wait() })
 }
 
-// outageClient is a client with production's short timeouts and no retries, for tests that stop Redis.
+// outageClient is a client with production's short timeouts and no retries (of commands or
+// dials, as main's newRedis), for tests that stop or freeze Redis.
 func outageClient(t testing.TB, srv *redistest.Server) *redis.Client {
+	return clientTo(t, srv.Addr())
+}
+
+// clientTo is outageClient for any address (a relay).
+func clientTo(t testing.TB, addr string) *redis.Client {
 	rdb := redis.NewClient(&redis.Options{
-		Addr:                  srv.Addr(),
+		Addr:                  addr,
 		DialTimeout:           500 * time.Millisecond,
 		ReadTimeout:           250 * time.Millisecond,
 		WriteTimeout:          250 * time.Millisecond,
 		PoolTimeout:           300 * time.Millisecond,
 		MaxRetries:            -1,
+		DialerRetries:         1,
 		ContextTimeoutEnabled: true,
 	})
 	t.Cleanup(func() { rdb.Close() })
