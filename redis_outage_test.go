@@ -233,3 +233,34 @@ func TestRedisCallsEndWithinOneDeadlineWhenRedisIsFrozen(t *testing.T) {
 		})
 	}
 }
+
+// With redirects and retries off, a Redis Cluster still carries the L2 and the fetch lock: two
+// instances on cluster seeds share one origin request and then the stored entry.
+func TestTwoInstancesShareARedisClusterWithoutRetries(t *testing.T) {
+	srv := redistest.StartCluster(t)
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(200 * time.Millisecond)
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprint(w, "shared")
+	})
+	env := map[string]string{"SWR_REDIS_URL": srv.Addr() + "," + srv.Addr()}
+	instances := []*instance{startProxy(t, o.URL, env), startProxy(t, o.URL, env)}
+	t.Cleanup(client.CloseIdleConnections)
+	var wg sync.WaitGroup
+	replies := make([]reply, 20)
+	for i := range replies {
+		wg.Go(func() { replies[i] = do(http.MethodGet, instances[i%2].URL+"/c") })
+	}
+	wg.Wait()
+	for i, r := range replies {
+		if r.StatusCode != http.StatusOK || r.Body != "shared" {
+			t.Fatalf("request %d: %d %q", i, r.StatusCode, trim(r.Body))
+		}
+	}
+	if n := o.hits.Load(); n != 1 {
+		t.Errorf("origin hits = %d, want 1 for 20 concurrent requests over two instances on one cluster", n)
+	}
+	for _, in := range instances {
+		expect(t, get(t, in.URL+"/c"), 200, "HIT", "shared")
+	}
+}
