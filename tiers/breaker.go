@@ -16,13 +16,16 @@ import (
 var ErrL2Unavailable = errors.New("tiers: l2 unavailable (circuit open)")
 
 // breaker is the Redis circuit breaker. After tripAfter consecutive transport failures it opens:
-// every L2 call fails fast with ErrL2Unavailable, so a dead Redis costs requests nothing. Store.Run
-// probes Redis while it is open and closes it on the first answer. Safe for concurrent use; the
-// closed-state check is one atomic load.
+// every L2 call fails fast with ErrL2Unavailable, so a dead Redis costs requests nothing. It also
+// opens at once when a call got no answer for a whole deadline while Redis answered nothing else
+// since the call was sent (see stalled). Store.Run probes Redis while it is open and closes it on
+// the first answer. Safe for concurrent use; the closed-state check is one atomic load.
 type breaker struct {
 	open      atomic.Bool
 	failures  atomic.Int32
 	tripAfter int32
+	// answered is when Redis last answered a call (ns on the monotonic clock since epoch).
+	answered atomic.Int64
 
 	mu       sync.Mutex
 	onChange func(open bool) // called outside mu, in the goroutine that changed the state
@@ -34,6 +37,11 @@ func (b *breaker) allow() bool { return !b.open.Load() }
 // missing key says Redis is up.
 func (b *breaker) record(err error) {
 	if !isTransportError(err) {
+		if isAnswer(err) {
+			if now := int64(time.Since(epoch)); b.answered.Load() < now {
+				b.answered.Store(now)
+			}
+		}
 		if b.failures.Load() != 0 {
 			b.failures.Store(0)
 		}
@@ -42,6 +50,23 @@ func (b *breaker) record(err error) {
 	if b.failures.Add(1) >= b.tripAfter {
 		b.set(true)
 	}
+}
+
+// stalled notes that a call sent at sent got no answer for a whole Redis deadline. If Redis
+// answered nothing since the call was sent, it is stalled (stopped, overloaded, or the network to
+// it): the circuit opens now instead of after tripAfter such calls, or a lone request would pay
+// one deadline per call it makes (lookup, lock, store). A slow answer to one call among answered
+// ones changes nothing.
+func (b *breaker) stalled(sent time.Time) {
+	if b.answered.Load() < int64(sent.Sub(epoch)) {
+		b.set(true)
+	}
+}
+
+// isAnswer reports whether err (not a transport error) came with an answer from Redis.
+func isAnswer(err error) bool {
+	var re redis.Error
+	return err == nil || errors.Is(err, redis.Nil) || errors.As(err, &re)
 }
 
 func (b *breaker) set(open bool) {
@@ -98,6 +123,7 @@ func (b *breaker) probe(ctx context.Context, rdb redis.UniversalClient, interval
 		err := rdb.Ping(pctx).Err()
 		cancel()
 		if err == nil {
+			b.record(nil)
 			b.set(false)
 		}
 	}

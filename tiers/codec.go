@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// codecVersion leads every encoded entry. Bump it (and the swr:v1: key prefix) when the layout changes;
+// codecVersion leads every encoded entry. Bump it (and the version in KeyPrefix) when the layout changes;
 // an entry of another version decodes as ErrCorrupt and is treated as a miss.
 const codecVersion = 1
 

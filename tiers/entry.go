@@ -5,6 +5,9 @@
 package tiers
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"time"
 )
 
@@ -132,8 +135,12 @@ type Object struct {
 // cannot grow one object without limit.
 const maxVariants = 32
 
+// objectOverhead is what an Object costs in L1 besides its key and variants (the struct and
+// otter's node, measured): what a tombstone or a hit-for-pass mark weighs with its key.
+const objectOverhead = 200
+
 func newObject(key string, gen uint64, variants []*Entry) *Object {
-	o := &Object{Key: key, Gen: gen, Variants: variants, size: 64 + len(key)}
+	o := &Object{Key: key, Gen: gen, Variants: variants, size: objectOverhead + len(key)}
 	for _, e := range variants {
 		o.size += e.Size()
 		if x := e.Expires(); x.After(o.expires) {
@@ -183,20 +190,31 @@ func sameVariant(a, b *Entry) bool {
 	return true
 }
 
-// variantField is the Redis hash field that holds a variant: its vary names and values, so a change
-// of the origin's Vary list makes old variants unreachable instead of wrong.
+// variantField is the Redis hash field that holds a variant: "v:" and a digest of its vary names
+// and values, so that no request value (a language, a token) appears in Redis in clear, and a
+// change of the origin's Vary list makes old variants unreachable instead of wrong. Names and
+// values are length-prefixed, so different lists never encode alike. Two lists sharing a digest
+// (128 bits) would only overwrite each other: a read still checks the stored values (Matches).
+// The one variant of a response without Vary is "v:" alone.
 func variantField(e *Entry) string {
-	n := 2
+	if len(e.Vary) == 0 {
+		return variantPrefix
+	}
+	n := 0
 	for i := range e.Vary {
-		n += len(e.Vary[i]) + len(e.VaryValues[i]) + 2
+		n += len(e.Vary[i]) + len(e.VaryValues[i]) + 2*binary.MaxVarintLen64
 	}
 	b := make([]byte, 0, n)
-	b = append(b, "v:"...)
 	for i := range e.Vary {
+		b = binary.AppendUvarint(b, uint64(len(e.Vary[i])))
 		b = append(b, e.Vary[i]...)
-		b = append(b, 0)
+		b = binary.AppendUvarint(b, uint64(len(e.VaryValues[i])))
 		b = append(b, e.VaryValues[i]...)
-		b = append(b, 0)
 	}
-	return string(b)
+	sum := sha256.Sum256(b)
+	return variantPrefix + hex.EncodeToString(sum[:16])
 }
+
+// variantPrefix starts the hash field of every variant; the other fields are "g" (the
+// generation) and "o" (the variants' order, see setScript).
+const variantPrefix = "v:"

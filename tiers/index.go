@@ -34,7 +34,8 @@ func tagKey(tag string) string {
 // index records e's key and tags in the Redis indexes. Failures are returned; the entry itself
 // is stored already.
 func (s *Store) index(ctx context.Context, e *Entry, ttl time.Duration) error {
-	exp := time.Now().Add(ttl)
+	sent := time.Now()
+	exp := sent.Add(ttl)
 	secs := time.Duration(int64(ttl/time.Second)+1) * time.Second
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.ZAdd(ctx, idxKeys, redis.Z{Score: 0, Member: e.Key})
@@ -54,7 +55,7 @@ func (s *Store) index(ctx context.Context, e *Entry, ttl time.Duration) error {
 		}
 		return nil
 	})
-	s.observe(err)
+	s.observe(sent, err)
 	if err != nil {
 		return fmt.Errorf("tiers: l2 index %q: %w", e.Key, err)
 	}
@@ -78,9 +79,10 @@ func (s *Store) prune(ctx context.Context) {
 	}
 	for range 100 { // at most 100k members per round
 		pctx, cancel := context.WithTimeout(ctx, s.timeout*4)
-		n, err := pruneScript.Run(pctx, s.rdb, []string{idxKeys, idxExp}, time.Now().UnixMilli(), 1000).Int()
+		sent := time.Now()
+		n, err := pruneScript.Run(pctx, s.rdb, []string{idxKeys, idxExp}, sent.UnixMilli(), 1000).Int()
 		cancel()
-		s.observe(err)
+		s.observe(sent, err)
 		if err != nil || n < 1000 {
 			return
 		}
@@ -103,10 +105,11 @@ func (s *Store) KeysWithPrefix(ctx context.Context, prefix, after string, limit 
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout*4)
 	defer cancel()
+	sent := time.Now()
 	keys, err := s.rdb.ZRangeByLex(ctx, idxKeys, &redis.ZRangeBy{
 		Min: min, Max: "[" + prefix + "\xff", Offset: 0, Count: int64(limit + 1),
 	}).Result()
-	s.observe(err)
+	s.observe(sent, err)
 	if err != nil {
 		return nil, false, fmt.Errorf("tiers: l2 keys with prefix %q: %w", prefix, err)
 	}
@@ -141,10 +144,11 @@ func (s *Store) KeysWithTag(ctx context.Context, tag string) ([]string, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout*4)
 	defer cancel()
+	sent := time.Now()
 	keys, err := s.rdb.ZRangeByScore(ctx, tagKey(tag), &redis.ZRangeBy{
 		Min: strconv.FormatInt(time.Now().UnixMilli(), 10), Max: "+inf",
 	}).Result()
-	s.observe(err)
+	s.observe(sent, err)
 	if err != nil {
 		return nil, fmt.Errorf("tiers: l2 keys with tag %q: %w", tag, err)
 	}
@@ -183,13 +187,14 @@ func (s *Store) MarkHot(ctx context.Context, keys []string, window time.Duration
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout*4)
 	defer cancel()
+	sent := time.Now()
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, k := range keys {
 			p.Set(ctx, RedisKey(k)+hotSuffix, "1", window)
 		}
 		return nil
 	})
-	s.observe(err)
+	s.observe(sent, err)
 	if err != nil {
 		return fmt.Errorf("tiers: l2 mark hot: %w", err)
 	}
@@ -204,8 +209,9 @@ func (s *Store) IsHot(ctx context.Context, key string) bool {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
+	sent := time.Now()
 	n, err := s.rdb.Exists(ctx, RedisKey(key)+hotSuffix).Result()
-	s.observe(err)
+	s.observe(sent, err)
 	return err == nil && n == 1
 }
 

@@ -2,7 +2,6 @@ package tiers
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -37,8 +36,10 @@ func (t Tier) String() string {
 	return "miss"
 }
 
-// KeyPrefix starts every Redis key swrproxy writes. The version changes with the codec.
-const KeyPrefix = "swr:v1:"
+// KeyPrefix starts every Redis key swrproxy writes. The version changes with the codec or the
+// layout of what is stored (v2: variant fields are digests, and an order field), so that
+// instances of different versions sharing a Redis never read each other's data.
+const KeyPrefix = "swr:v2:"
 
 // Options configure a Store.
 type Options struct {
@@ -71,10 +72,19 @@ type Store struct {
 
 	l2Errors atomic.Int64
 
+	// clock estimates Redis server time for lock calls; releasing counts background releases
+	// of locks, releaseGate lets one of them at a time ask Redis while the circuit is open
+	// (see lock.go).
+	clock       serverClock
+	releasing   atomic.Int64
+	releaseGate atomic.Bool
+
 	// fences remember, for a few seconds, when each key was last dropped by an invalidation;
-	// fenceAll when the whole L1 was. See promote.
-	fences   *otter.Cache[string, int64]
-	fenceAll atomic.Int64
+	// fenceAll when the whole L1 was; fenceLost the latest fence evicted to stay within
+	// fenceMaxBytes (promotions that began before it are refused, as for fenceAll). See promote.
+	fences    *otter.Cache[string, int64]
+	fenceAll  atomic.Int64
+	fenceLost atomic.Int64
 }
 
 // New returns a Store. It does not contact Redis.
@@ -123,8 +133,18 @@ func New(o Options) (*Store, error) {
 	}
 	s.l1 = l1
 	s.fences, err = otter.New(&otter.Options[string, int64]{
-		MaximumSize:      100_000,
-		ExpiryCalculator: otter.ExpiryWriting[string, int64](10 * time.Second),
+		MaximumWeight: fenceMaxBytes,
+		Weigher:       func(key string, _ int64) uint32 { return fenceWeight(key) },
+		OnAtomicDeletion: func(e otter.DeletionEvent[string, int64]) {
+			if e.Cause == otter.CauseOverflow {
+				// Forgetting a fence early must not let an older read into L1: refuse every
+				// promotion that began before the lost fence.
+				for lost := s.fenceLost.Load(); e.Value > lost && !s.fenceLost.CompareAndSwap(lost, e.Value); {
+					lost = s.fenceLost.Load()
+				}
+			}
+		},
+		ExpiryCalculator: otter.ExpiryWriting[string, int64](fenceTTL),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("tiers: new fences: %w", err)
@@ -206,7 +226,7 @@ func (s *Store) promote(key string, o *Object, start time.Time) {
 	if fence, ok := s.fences.GetIfPresent(key); ok && fence >= start.UnixNano() {
 		return
 	}
-	if all := s.fenceAll.Load(); all >= start.UnixNano() {
+	if all := max(s.fenceAll.Load(), s.fenceLost.Load()); all >= start.UnixNano() {
 		return
 	}
 	s.l1.Set(key, o)
@@ -231,8 +251,9 @@ func (s *Store) getL2(ctx context.Context, key string) (*Object, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	rk := RedisKey(key)
+	sent := time.Now()
 	m, err := s.rdb.HGetAll(ctx, rk).Result()
-	s.observe(err)
+	s.observe(sent, err)
 	if err != nil {
 		return nil, fmt.Errorf("tiers: l2 get %q: %w", key, err)
 	}
@@ -243,7 +264,7 @@ func (s *Store) getL2(ctx context.Context, key string) (*Object, error) {
 	var vs []*Entry
 	var bad []string
 	for f, v := range m {
-		if !strings.HasPrefix(f, "v:") {
+		if !strings.HasPrefix(f, variantPrefix) {
 			continue
 		}
 		e, err := decode([]byte(v))
@@ -258,9 +279,8 @@ func (s *Store) getL2(ctx context.Context, key string) (*Object, error) {
 		vs = append(vs, e)
 	}
 	if len(bad) > 0 {
-		if err := s.rdb.HDel(ctx, rk, bad...).Err(); err != nil {
-			s.observe(err)
-		}
+		sent := time.Now()
+		s.observe(sent, s.rdb.HDel(ctx, rk, bad...).Err())
 	}
 	if len(vs) == 0 && gen == 0 {
 		return nil, nil // nothing usable and no generation to remember: a miss
@@ -273,26 +293,52 @@ func (s *Store) getL2(ctx context.Context, key string) (*Object, error) {
 	return o, nil
 }
 
-func (s *Store) observe(err error) {
+// observe notes the outcome of one Redis call sent at sent, for the breaker and the error count.
+func (s *Store) observe(sent time.Time, err error) {
 	s.br.record(err)
 	if err != nil && !errors.Is(err, redis.Nil) {
 		s.l2Errors.Add(1)
+		// A call that waited its whole deadline (its context was made a moment before sent)
+		// may mean a stalled Redis; one cut short by its caller's own deadline does not.
+		if isTransportError(err) && time.Since(sent) >= s.timeout-s.timeout/8 {
+			s.br.stalled(sent)
+		}
 	}
 }
 
-// setScript stores one variant unless the object's generation moved past the one the fetch began
-// under (a clear or soft purge landed meanwhile), keeps at most ARGV[5] variants, and extends the
-// hash's lifetime to cover the new variant. It returns 1 when stored, 0 when refused.
+// setScript stores one variant (field ARGV[2], value ARGV[3]) in the object's hash KEYS[1] unless
+// the object's generation moved past ARGV[1], the one the fetch began under (a clear or soft purge
+// landed meanwhile). The field "o" lists the variant fields, least recently stored first; when a
+// new variant would make more than ARGV[5], the least recently stored ones go, and only them.
+// Fields that are gone (a corrupt variant a reader deleted) drop out of the list here. The hash's
+// lifetime is extended to ARGV[4] ms if shorter. It returns 1 when stored, 0 when refused.
 var setScript = redis.NewScript(`
-local g = tonumber(redis.call('HGET', KEYS[1], 'g') or '0')
+local h, f, max = KEYS[1], ARGV[2], tonumber(ARGV[5])
+local g = tonumber(redis.call('HGET', h, 'g') or '0')
 if g > tonumber(ARGV[1]) then return 0 end
-if tonumber(ARGV[1]) > g then g = ARGV[1]; redis.call('HSET', KEYS[1], 'g', g) end
-if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0 and redis.call('HLEN', KEYS[1]) > tonumber(ARGV[5]) then
-  redis.call('DEL', KEYS[1])
-  redis.call('HSET', KEYS[1], 'g', g)
+if tonumber(ARGV[1]) > g then redis.call('HSET', h, 'g', ARGV[1]) end
+local order = {}
+for v in string.gmatch(redis.call('HGET', h, 'o') or '', '%S+') do
+  if v ~= f and redis.call('HEXISTS', h, v) == 1 then order[#order + 1] = v end
 end
-redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
+local n = redis.call('HLEN', h) - redis.call('HEXISTS', h, 'g') - redis.call('HEXISTS', h, 'o')
+if redis.call('HEXISTS', h, f) == 0 then n = n + 1 end
+local first = 1
+while n > max and first <= #order do
+  redis.call('HDEL', h, order[first])
+  n, first = n - 1, first + 1
+end
+if n > max then -- variants missing from the list: only a damaged hash has them
+  for _, v in ipairs(redis.call('HKEYS', h)) do
+    if n <= max then break end
+    if v ~= f and v ~= 'g' and v ~= 'o' then redis.call('HDEL', h, v); n = n - 1 end
+  end
+end
+local kept = {}
+for i = first, #order do kept[#kept + 1] = order[i] end
+kept[#kept + 1] = f
+redis.call('HSET', h, f, ARGV[3], 'o', table.concat(kept, ' '))
+if redis.call('PTTL', h) < tonumber(ARGV[4]) then redis.call('PEXPIRE', h, ARGV[4]) end
 return 1
 `)
 
@@ -344,9 +390,10 @@ func (s *Store) setL2(ctx context.Context, e *Entry, ttl time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	ms := max(ttl.Milliseconds(), 1)
+	sent := time.Now()
 	n, err := setScript.Run(ctx, s.rdb, []string{RedisKey(e.Key)},
 		e.Gen, variantField(e), encode(e), ms, maxVariants).Int()
-	s.observe(err)
+	s.observe(sent, err)
 	if err != nil {
 		return fmt.Errorf("tiers: l2 set %q: %w", e.Key, err)
 	}
@@ -356,192 +403,11 @@ func (s *Store) setL2(ctx context.Context, e *Entry, ttl time.Duration) error {
 	return s.index(ctx, e, ttl)
 }
 
-// clearScript removes every variant of a key but keeps (and bumps) its generation for a while,
-// so a fetch that began before the clear is refused by setScript. Returns the new generation.
-var clearScript = redis.NewScript(`
-local g = tonumber(redis.call('HGET', KEYS[1], 'g') or '0') + 1
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'g', g)
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return g
-`)
-
-// staleScript bumps the generation of an existing key, which makes every stored variant stale
-// (a soft purge) without removing it. Returns 1 when the key existed.
-var staleScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HINCRBY', KEYS[1], 'g', 1)
-return 1
-`)
-
-// Delete clears key in both tiers of this instance (other instances' L1s are the caller's business:
-// see Forget). In-flight fetches of the key can no longer store their result.
-func (s *Store) Delete(ctx context.Context, key string) error {
-	s.fences.Set(key, time.Now().UnixNano())
-	s.l1.Compute(key, func(old *Object, found bool) (*Object, otter.ComputeOp) {
-		var gen uint64
-		if found {
-			gen = old.Gen
-		}
-		t := newObject(key, gen+1, nil)
-		t.expires = time.Now().Add(s.tombstone)
-		return t, otter.WriteOp
-	})
-	if s.rdb == nil {
-		return nil
-	}
-	if !s.br.allow() {
-		return fmt.Errorf("tiers: l2 delete %q: %w", key, ErrL2Unavailable)
-	}
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	err := clearScript.Run(ctx, s.rdb, []string{RedisKey(key)}, s.tombstone.Milliseconds()).Err()
-	s.observe(err)
-	if err != nil {
-		return fmt.Errorf("tiers: l2 delete %q: %w", key, err)
-	}
-	// The L1 tombstone has done its job for this instance; L2 now holds the generation.
-	s.l1.Invalidate(key)
-	return nil
-}
-
-// MarkStale makes every variant of key stale in both tiers (a soft purge): they stay servable as
-// stale while a refresh runs, and fetches that began earlier can no longer store their result.
-// It reports whether the key was cached.
-func (s *Store) MarkStale(ctx context.Context, key string) (bool, error) {
-	s.fences.Set(key, time.Now().UnixNano())
-	found := false
-	s.l1.ComputeIfPresent(key, func(old *Object) (*Object, otter.ComputeOp) {
-		found = len(old.Variants) > 0
-		o := newObject(key, old.Gen+1, old.Variants)
-		return o, otter.WriteOp
-	})
-	if s.rdb == nil {
-		return found, nil
-	}
-	if !s.br.allow() {
-		return found, fmt.Errorf("tiers: l2 mark stale %q: %w", key, ErrL2Unavailable)
-	}
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	n, err := staleScript.Run(ctx, s.rdb, []string{RedisKey(key)}).Int()
-	s.observe(err)
-	if err != nil {
-		return found, fmt.Errorf("tiers: l2 mark stale %q: %w", key, err)
-	}
-	s.l1.Invalidate(key) // L2 is the truth now; the next read promotes the bumped object
-	return found || n == 1, nil
-}
-
-// Forget drops key from this instance's L1 only (the answer to a coherence message).
-// L2 reads that began before are not copied into L1 afterwards.
-func (s *Store) Forget(key string) {
-	s.fences.Set(key, time.Now().UnixNano())
-	s.l1.Invalidate(key)
-}
-
-// ForgetAll drops this instance's whole L1; L2 reads that began before are not copied into it.
-func (s *Store) ForgetAll() {
-	s.fenceAll.Store(time.Now().UnixNano())
-	s.l1.InvalidateAll()
-}
-
 // RedisKey is the Redis key of a cache key: a hash, so no client text reaches key names, in a
 // {hash tag} so that the object and its lock share a cluster slot.
 func RedisKey(key string) string {
 	sum := sha256.Sum256([]byte(key))
 	return KeyPrefix + "{" + hex.EncodeToString(sum[:16]) + "}"
-}
-
-// unlockScript deletes a lock only if it still holds our token; extendScript renews it likewise.
-var (
-	unlockScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-`)
-	extendScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-`)
-)
-
-// Lock is a held cross-instance fetch lock. While held it is renewed every third of its TTL, so a
-// slow origin never lets a second instance in, while a holder that dies frees the key within one TTL.
-type Lock struct {
-	stop chan struct{}
-	done chan struct{}
-}
-
-// Unlock stops renewing the lock and releases it if it is still ours. Safe to call more than once
-// and on a nil Lock.
-func (l *Lock) Unlock() {
-	if l == nil || l.stop == nil {
-		return
-	}
-	select {
-	case <-l.stop:
-	default:
-		close(l.stop)
-	}
-	<-l.done
-}
-
-// TryLock tries to take the cross-instance fetch lock of key for ttl. It reports whether this
-// instance holds it; the caller must Unlock a held lock. Without Redis, or with Redis unavailable,
-// every caller holds it (there is nobody to collapse with, or nobody who can tell), and err says why.
-func (s *Store) TryLock(ctx context.Context, key string, ttl time.Duration) (*Lock, bool, error) {
-	if s.rdb == nil {
-		return nil, true, nil
-	}
-	if !s.br.allow() {
-		return nil, true, ErrL2Unavailable
-	}
-	var tok [12]byte
-	rand.Read(tok[:])
-	token := hex.EncodeToString(tok[:])
-	lk := RedisKey(key) + ":lock"
-	cctx, cancel := context.WithTimeout(ctx, s.timeout)
-	ok, err := s.rdb.SetNX(cctx, lk, token, ttl).Result()
-	cancel()
-	s.observe(err)
-	if err != nil {
-		return nil, true, fmt.Errorf("tiers: l2 lock %q: %w", key, err)
-	}
-	if !ok {
-		return nil, false, nil
-	}
-	l := &Lock{stop: make(chan struct{}), done: make(chan struct{})}
-	go func() { // stopped by Unlock
-		defer close(l.done)
-		t := time.NewTicker(ttl / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-l.stop:
-				uctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-				defer cancel()
-				s.observe(unlockScript.Run(uctx, s.rdb, []string{lk}, token).Err())
-				return
-			case <-t.C:
-				ectx, cancel := context.WithTimeout(context.Background(), s.timeout)
-				s.observe(extendScript.Run(ectx, s.rdb, []string{lk}, token, ttl.Milliseconds()).Err())
-				cancel()
-			}
-		}
-	}()
-	return l, true, nil
-}
-
-// Locked reports whether some instance holds the fetch lock of key. Errors read as false.
-func (s *Store) Locked(ctx context.Context, key string) bool {
-	if s.rdb == nil || !s.br.allow() {
-		return false
-	}
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	n, err := s.rdb.Exists(ctx, RedisKey(key)+":lock").Result()
-	s.observe(err)
-	return err == nil && n == 1
 }
 
 // Reload reads the object under key from L2 and replaces this instance's L1 copy with it (or drops
@@ -561,18 +427,4 @@ func (s *Store) Reload(ctx context.Context, key string) (*Object, error) {
 	}
 	s.promote(key, o, start)
 	return o, nil
-}
-
-// MarkPass records in L1 that key's responses are not cacheable, for ttl: lookups then send the
-// request straight to the origin instead of queueing behind one another's fetch.
-func (s *Store) MarkPass(key string, ttl time.Duration) {
-	o := newObject(key, 0, nil)
-	o.Pass = true
-	o.expires = time.Now().Add(ttl)
-	s.l1.Compute(key, func(old *Object, found bool) (*Object, otter.ComputeOp) {
-		if found && (len(old.Variants) > 0 || old.Gen > 0) {
-			return old, otter.CancelOp // a stored response or a recent invalidation wins
-		}
-		return o, otter.WriteOp
-	})
 }

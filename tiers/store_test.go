@@ -44,15 +44,22 @@ func run(t testing.TB, s *Store) {
 	t.Cleanup(func() { cancel(); wg.Wait() })
 }
 
-// outageClient is a client with production's short timeouts and no retries, for tests that stop Redis.
+// outageClient is a client with production's short timeouts and no retries (of commands or
+// dials, as main's newRedis), for tests that stop or freeze Redis.
 func outageClient(t testing.TB, srv *redistest.Server) *redis.Client {
+	return clientTo(t, srv.Addr())
+}
+
+// clientTo is outageClient for any address (a relay).
+func clientTo(t testing.TB, addr string) *redis.Client {
 	rdb := redis.NewClient(&redis.Options{
-		Addr:                  srv.Addr(),
+		Addr:                  addr,
 		DialTimeout:           500 * time.Millisecond,
 		ReadTimeout:           250 * time.Millisecond,
 		WriteTimeout:          250 * time.Millisecond,
 		PoolTimeout:           300 * time.Millisecond,
 		MaxRetries:            -1,
+		DialerRetries:         1,
 		ContextTimeoutEnabled: true,
 	})
 	t.Cleanup(func() { rdb.Close() })
@@ -270,13 +277,13 @@ func TestRedisKeysCarryNoClientText(t *testing.T) {
 	rdb := srv.Client()
 	s := newStore(t, rdb)
 	ctx := t.Context()
-	objectRE := regexp.MustCompile(`^swr:v1:\{[0-9a-f]{32}\}$`)
+	objectRE := regexp.MustCompile(`^swr:v2:\{[0-9a-f]{32}\}$`)
 	keys := []string{"/api/prices?pair=ALGO-USD", "/api/prices?pair=ALGO-EUR", "example.com/{x}\r\n*", ""}
 	seen := map[string]bool{}
 	for _, k := range keys {
 		rk := RedisKey(k)
 		if !objectRE.MatchString(rk) {
-			t.Errorf("RedisKey(%q) = %q, want swr:v1:{<32 hex>}", k, rk)
+			t.Errorf("RedisKey(%q) = %q, want swr:v2:{<32 hex>}", k, rk)
 		}
 		if RedisKey(k) != rk {
 			t.Errorf("RedisKey(%q) is not stable", k)
@@ -378,32 +385,144 @@ func TestVariantsOfOneKeyCoexist(t *testing.T) {
 	}
 }
 
-func TestVariantsPerKeyAreBounded(t *testing.T) {
+// A client cycling through values of a Vary'd header must not grow one object without limit, nor
+// wipe the variants everyone else uses: past maxVariants, only the least recently stored goes.
+func TestOnlyTheLeastRecentlyStoredVariantIsEvicted(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := srv.Client()
 	s := newStore(t, rdb)
 	ctx := t.Context()
-	for i := range 3 * maxVariants {
+	variant := func(i int) *Entry {
 		e := testEntry("/many", "v"+strconv.Itoa(i))
 		e.Vary, e.VaryValues = []string{"X-Client"}, []string{strconv.Itoa(i)}
-		if err := s.Set(ctx, e); err != nil {
+		return e
+	}
+	set := func(i int) {
+		t.Helper()
+		if err := s.Set(ctx, variant(i)); err != nil {
 			t.Fatalf("Set(variant %d): %v", i, err)
 		}
-		if n, err := rdb.HLen(ctx, RedisKey("/many")).Result(); err != nil || n > maxVariants+1 {
-			t.Fatalf("after %d variants: HLEN = %d, %v; want at most %d", i+1, n, err, maxVariants+1)
+	}
+	// stored returns the variants in L2, read by another instance.
+	stored := func() []int {
+		t.Helper()
+		o, err := newStore(t, rdb).GetL2(ctx, "/many")
+		if err != nil || o == nil {
+			t.Fatalf("GetL2 = %+v, %v", o, err)
 		}
-		if o := s.Peek("/many"); o == nil || len(o.Variants) > maxVariants || o.Variants[0] != e {
-			t.Fatalf("after %d variants: l1 object %+v, want at most %d variants, the newest first", i+1, o, maxVariants)
+		var got []int
+		for _, e := range o.Variants {
+			n, _ := strconv.Atoi(e.VaryValues[0])
+			got = append(got, n)
+		}
+		slices.Sort(got)
+		return got
+	}
+	upTo := func(from, to int, except ...int) []int {
+		var want []int
+		for i := from; i <= to; i++ {
+			if !slices.Contains(except, i) {
+				want = append(want, i)
+			}
+		}
+		return want
+	}
+
+	for i := range maxVariants {
+		set(i)
+	}
+	set(0) // stored again: now 1 is the least recently stored
+	set(maxVariants)
+	if got, want := stored(), upTo(0, maxVariants, 1); !slices.Equal(got, want) {
+		t.Errorf("L2 after a %dth variant holds %v, want %v (all but the least recently stored)", maxVariants+1, got, want)
+	}
+	if o := s.Peek("/many"); o == nil || len(o.Variants) != maxVariants || slices.ContainsFunc(o.Variants, func(e *Entry) bool { return e.VaryValues[0] == "1" }) {
+		t.Errorf("L1 after a %dth variant: %+v, want %d variants without 1", maxVariants+1, o, maxVariants)
+	}
+	for i := maxVariants + 1; i < 3*maxVariants; i++ {
+		set(i)
+		if n, err := rdb.HLen(ctx, RedisKey("/many")).Result(); err != nil || n != maxVariants+1 { // and the order field
+			t.Fatalf("after variant %d: HLEN = %d, %v; want %d", i, n, err, maxVariants+1)
 		}
 	}
-	s.Forget("/many")
-	o, _, err := s.Get(ctx, "/many")
-	if err != nil || isMiss(o) || len(o.Variants) > maxVariants+1 {
-		t.Fatalf("Get = %+v, %v; want some variants, at most %d", o, err, maxVariants+1)
+	if got, want := stored(), upTo(2*maxVariants, 3*maxVariants-1); !slices.Equal(got, want) {
+		t.Errorf("L2 after %d variants holds %v, want the last %d: %v", 3*maxVariants, got, maxVariants, want)
 	}
-	last := strconv.Itoa(3*maxVariants - 1)
-	if e := o.Variant(func(string) string { return last }); e == nil || string(e.Body) != "v"+last {
-		t.Errorf("Get: the newest variant %s is missing", last)
+}
+
+// A variant a reader deleted as corrupt drops out of the order, and does not cost another variant its place.
+func TestADeletedVariantLeavesTheOrder(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client()
+	s := newStore(t, rdb)
+	ctx := t.Context()
+	var es []*Entry
+	for i := range maxVariants {
+		e := testEntry("/order", "v"+strconv.Itoa(i))
+		e.Vary, e.VaryValues = []string{"X-Client"}, []string{strconv.Itoa(i)}
+		es = append(es, e)
+		if err := s.Set(ctx, e); err != nil {
+			t.Fatalf("Set(%d): %v", i, err)
+		}
+	}
+	rk := RedisKey("/order")
+	rdb.HSet(ctx, rk, variantField(es[5]), "garbage")
+	s.Forget("/order")
+	if _, _, err := s.Get(ctx, "/order"); err != nil { // drops and deletes variant 5
+		t.Fatalf("Get: %v", err)
+	}
+	extra := testEntry("/order", "extra")
+	extra.Vary, extra.VaryValues = []string{"X-Client"}, []string{"extra"}
+	if err := s.Set(ctx, extra); err != nil {
+		t.Fatalf("Set(extra): %v", err)
+	}
+	fields := rdb.HKeys(ctx, rk).Val()
+	for i, e := range es {
+		if has := slices.Contains(fields, variantField(e)); has != (i != 5) {
+			t.Errorf("variant %d stored = %v after one was deleted and another added, want %v", i, has, i != 5)
+		}
+	}
+	if order := strings.Fields(rdb.HGet(ctx, rk, "o").Val()); len(order) != maxVariants || order[len(order)-1] != variantField(extra) {
+		t.Errorf("order field = %q, want %d fields ending with the newest", order, maxVariants)
+	}
+}
+
+// Field names in Redis are digests: no Vary'd request value (a language, a token, a cookie
+// digest) appears in them in clear.
+func TestVariantFieldsCarryNoRequestText(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client()
+	s := newStore(t, rdb)
+	ctx := t.Context()
+	values := [][]string{{"fr-CH", "Bearer s3cr3t-t0ken"}, {"fr-CH", ""}, {"", "Bearer s3cr3t-t0ken"}, {"", ""}}
+	for _, v := range values {
+		e := testEntry("/vary", strings.Join(v, "|"))
+		e.Vary, e.VaryValues = []string{"Accept-Language", "X-Api-Key"}, v
+		if err := s.Set(ctx, e); err != nil {
+			t.Fatalf("Set(%q): %v", v, err)
+		}
+	}
+	fieldRE := regexp.MustCompile(`^v:([0-9a-f]{32})?$`)
+	fields := rdb.HKeys(ctx, RedisKey("/vary")).Val()
+	if len(fields) != len(values)+1 {
+		t.Errorf("hash fields %q, want %d variants and the order", fields, len(values))
+	}
+	for _, f := range fields {
+		if f != "o" && f != "g" && !fieldRE.MatchString(f) {
+			t.Errorf("hash field %q, want v:<32 hex>", f)
+		}
+	}
+	for _, text := range []string{"fr", "s3cr3t", "Bearer", "Accept", "Api"} {
+		if o := rdb.HGet(ctx, RedisKey("/vary"), "o").Val(); strings.Contains(strings.Join(fields, " ")+o, text) {
+			t.Errorf("field names or order carry %q in clear: %q %q", text, fields, o)
+		}
+	}
+	// Different lists never share a field, however their parts are cut.
+	a, b := testEntry("/x", ""), testEntry("/x", "")
+	a.Vary, a.VaryValues = []string{"A", "B"}, []string{"x", ""}
+	b.Vary, b.VaryValues = []string{"A"}, []string{"x\x01B\x00"}
+	if variantField(a) == variantField(b) {
+		t.Errorf("variantField of %q=%q and %q=%q agree", a.Vary, a.VaryValues, b.Vary, b.VaryValues)
 	}
 }
 
@@ -638,14 +757,18 @@ func TestCorruptL2VariantIsDroppedAndDeleted(t *testing.T) {
 	if err := s.Set(ctx, en); err != nil {
 		t.Fatalf("Set: %v", err)
 	}
-	rdb.HSet(ctx, rk, "v:Accept-Language\x00de\x00", "garbage")
+	de := testEntry("/c", "hallo")
+	de.Vary, de.VaryValues = []string{"Accept-Language"}, []string{"de"}
+	rdb.HSet(ctx, rk, variantField(de), "garbage")
 	s.Forget("/c")
 	o, tier, err := s.Get(ctx, "/c")
 	if tier != L2 || err != nil || entryDiff(only(o), en) != "" {
 		t.Errorf("Get with one corrupt variant = %+v, %v, %v; want the good variant alone", o, tier, err)
 	}
-	if fields := rdb.HKeys(ctx, rk).Val(); !slices.Equal(fields, []string{variantField(en)}) {
-		t.Errorf("hash fields after Get = %q, want only %q", fields, variantField(en))
+	fields := rdb.HKeys(ctx, rk).Val()
+	slices.Sort(fields)
+	if want := []string{"o", variantField(en)}; !slices.Equal(fields, want) {
+		t.Errorf("hash fields after Get = %q, want only %q", fields, want)
 	}
 }
 

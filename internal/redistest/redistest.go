@@ -8,7 +8,9 @@ import (
 	"net"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,10 +21,12 @@ import (
 type Server struct {
 	tb   testing.TB
 	dir  string
+	args []string // extra redis-server arguments
 	Port int
 
-	mu  sync.Mutex
-	cmd *exec.Cmd
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	frozen *time.Timer // set while the process is stopped by Freeze
 }
 
 // Start starts a redis-server on a free 127.0.0.1 port and stops it (by process id) when the test ends.
@@ -33,6 +37,89 @@ func Start(tb testing.TB) *Server {
 	s.Restart()
 	tb.Cleanup(s.Stop)
 	return s
+}
+
+// StartCluster starts a one-node Redis Cluster on a free 127.0.0.1 port (every slot on that one
+// master): enough for cluster clients, their routing and a test that freezes the node. Stopped
+// when the test ends, like Start.
+func StartCluster(tb testing.TB) *Server {
+	tb.Helper()
+	dir := tb.TempDir()
+	s := &Server{tb: tb, dir: dir, Port: FreePort(tb),
+		args: []string{"--cluster-enabled", "yes", "--cluster-config-file", dir + "/nodes.conf"}}
+	s.Restart()
+	tb.Cleanup(s.Stop)
+	rdb := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1})
+	defer rdb.Close()
+	ctx := context.Background()
+	if err := rdb.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", 0, 16383).Err(); err != nil {
+		tb.Fatalf("redis-server on %s: CLUSTER ADDSLOTSRANGE: %v", s.Addr(), err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		info, err := rdb.ClusterInfo(ctx).Result()
+		if err == nil && strings.Contains(info, "cluster_state:ok") {
+			return s
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("redis cluster on %s not ok within 10s: %v %q", s.Addr(), err, info)
+		}
+	}
+}
+
+// MaxFreeze bounds how long Freeze keeps the server stopped if the test never calls Thaw.
+const MaxFreeze = 30 * time.Second
+
+// Freeze stops the server process (SIGSTOP), as a stalled Redis: connections stay open and the
+// kernel still accepts new ones and queues what clients send, but nothing is answered until Thaw.
+// The process is continued by Thaw, by Stop, when the test ends, or after MaxFreeze, whichever
+// comes first. Freezing a frozen or stopped server does nothing.
+func (s *Server) Freeze() {
+	s.tb.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.frozen != nil {
+		return
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		s.tb.Fatalf("freeze redis-server (pid %d): %v", s.cmd.Process.Pid, err)
+	}
+	s.frozen = time.AfterFunc(MaxFreeze, s.Thaw)
+}
+
+// Thaw continues a server stopped by Freeze (SIGCONT); it then executes whatever clients sent
+// meanwhile. Thawing a server that is not frozen does nothing. Safe to call from any goroutine.
+func (s *Server) Thaw() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.thaw()
+}
+
+func (s *Server) thaw() {
+	if s.frozen == nil {
+		return
+	}
+	s.frozen.Stop()
+	s.frozen = nil
+	if s.cmd != nil {
+		s.cmd.Process.Signal(syscall.SIGCONT)
+	}
+}
+
+// Frozen reports whether the server is stopped by Freeze.
+func (s *Server) Frozen() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.frozen != nil
+}
+
+// Pid is the process id of the running server, or 0 when it is stopped.
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
 }
 
 // Addr is the server's host:port.
@@ -55,6 +142,7 @@ func (s *Server) Stop() {
 	if s.cmd == nil {
 		return
 	}
+	s.thaw() // SIGKILL ends a stopped process too, but leave nothing stopped behind
 	s.cmd.Process.Kill()
 	s.cmd.Wait()
 	s.cmd = nil
@@ -72,8 +160,9 @@ func (s *Server) Restart() {
 		s.mu.Unlock()
 		return
 	}
-	cmd := exec.Command(bin, "--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", s.dir, "--loglevel", "warning")
+	args := append([]string{"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", s.dir, "--loglevel", "warning"}, s.args...)
+	cmd := exec.Command(bin, args...)
 	if err := cmd.Start(); err != nil {
 		s.mu.Unlock()
 		s.tb.Fatalf("start redis-server: %v", err)

@@ -1,0 +1,266 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/swrproxy/swrproxy/config"
+	"github.com/swrproxy/swrproxy/internal/redistest"
+)
+
+// timed is one request and how long its client waited.
+type timed struct {
+	what   string
+	status int
+	took   time.Duration
+}
+
+// waits collects timed requests from many goroutines.
+type waits struct {
+	mu  sync.Mutex
+	all []timed
+}
+
+func (w *waits) get(url string, hdr ...string) {
+	start := time.Now()
+	r := do(http.MethodGet, url, hdr...)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.all = append(w.all, timed{url + " " + strings.Join(hdr, " "), r.StatusCode, time.Since(start)})
+}
+
+// check fails the test for every reply that is not a 200, and returns the longest wait.
+func (w *waits) check(t *testing.T, phase string) timed {
+	t.Helper()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var longest timed
+	for _, r := range w.all {
+		if r.status != http.StatusOK {
+			t.Errorf("%s: GET %s = %d, want 200", phase, r.what, r.status)
+		}
+		if r.took > longest.took {
+			longest = r
+		}
+	}
+	t.Logf("%s: %d requests, longest wait %v (%s)", phase, len(w.all), longest.took.Round(time.Millisecond), longest.what)
+	return longest
+}
+
+// redisReady reports whether the instance uses Redis again (reachable, circuit closed).
+func redisReady(in *instance) bool {
+	r := do(http.MethodGet, in.URL+"/_swr/readyz")
+	return r.StatusCode == http.StatusOK && strings.Contains(r.Body, `"redis":"ok"`)
+}
+
+// A Redis that stalls (SIGSTOP) executes, when it resumes, every command clients sent meanwhile,
+// including fetch-lock SETs whose callers gave up long ago. Such a lock must not be left behind
+// for nobody: requests of its key would wait for its TTL (5 s) after Redis came back.
+func TestAFrozenRedisNeverMakesRequestsWaitLongerThanOneDeadline(t *testing.T) {
+	const (
+		keys        = 16
+		originDelay = 50 * time.Millisecond
+		freeze      = 2 * time.Second
+		// One Redis deadline (250 ms) plus the origin's time is the target; the bound leaves room
+		// for a noisy machine and stays far below the 5 s an orphaned lock costs.
+		bound = 2 * time.Second
+	)
+	srv := redistest.Start(t)
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(originDelay)
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Vary", "Accept-Language")
+		fmt.Fprintf(w, "%s in %s", r.URL.Path, r.Header.Get("Accept-Language"))
+	})
+	env := map[string]string{"SWR_REDIS_URL": srv.URL()}
+	instances := []*instance{startProxy(t, o.URL, env), startProxy(t, o.URL, env)}
+	// Many concurrent requests leave connections the client dialled but never used; the
+	// instances' shutdown would wait for them.
+	t.Cleanup(client.CloseIdleConnections)
+
+	// Both instances hold one variant of every page in L1, so that a request for another
+	// variant goes to the fetch lock without reading Redis first.
+	for i := range keys {
+		for _, in := range instances {
+			if r := get(t, in.URL+"/page/"+strconv.Itoa(i), "Accept-Language", "en"); r.StatusCode != http.StatusOK {
+				t.Fatalf("warming up: %d %s", r.StatusCode, trim(r.Body))
+			}
+		}
+	}
+
+	// Redis stalls while requests for other variants and for new keys arrive on both instances.
+	var during, after waits
+	var wg sync.WaitGroup
+	stopLoad := make(chan struct{})
+	wg.Go(func() { // distinct new keys, one every 20 ms, across the stall, its end and what follows
+		for n := 0; ; n++ {
+			select {
+			case <-stopLoad:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			in := instances[n%len(instances)]
+			wg.Go(func() { during.get(in.URL+"/new/"+strconv.Itoa(n), "Accept-Language", "en") })
+		}
+	})
+	srv.Freeze()
+	t.Cleanup(srv.Thaw)
+	frozeAt := time.Now()
+	for i := range keys {
+		for _, in := range instances {
+			wg.Go(func() { during.get(in.URL+"/page/"+strconv.Itoa(i), "Accept-Language", "fr") })
+		}
+	}
+	time.Sleep(time.Until(frozeAt.Add(freeze))) // the stall itself: nothing to poll for
+	srv.Thaw()
+
+	// Redis is back: once both instances use it again, every variant of every key, on both.
+	for _, in := range instances {
+		waitFor(t, 10*time.Second, "the instance to use Redis again", func() bool { return redisReady(in) })
+	}
+	for i := range keys {
+		for _, in := range instances {
+			for _, lang := range []string{"fr", "en", "de"} {
+				wg.Go(func() { after.get(in.URL+"/page/"+strconv.Itoa(i), "Accept-Language", lang) })
+			}
+		}
+	}
+	close(stopLoad)
+	wg.Wait()
+
+	for _, w := range []struct {
+		phase string
+		w     *waits
+	}{{"while Redis was frozen", &during}, {"after Redis came back", &after}} {
+		if longest := w.w.check(t, w.phase); longest.took > bound {
+			t.Errorf("%s: GET %s waited %v, want at most about one Redis deadline plus the origin's %v (bound %v)",
+				w.phase, longest.what, longest.took.Round(time.Millisecond), originDelay, bound)
+		}
+	}
+}
+
+// redisConfig is a config whose L2 is url.
+func redisConfig(t *testing.T, url string) config.Config {
+	t.Helper()
+	vars := map[string]string{"SWR_UPSTREAM": "http://127.0.0.1:1", "SWR_REDIS_URL": url}
+	cfg, err := config.LoadLookup(func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, nil)
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	return cfg
+}
+
+// The README promises that Redis calls are not retried: a dead Redis costs a call one refused
+// dial, not five dials 100 ms apart, whatever the client kind.
+func TestRedisCallsFailAtOnceWhenRedisIsDown(t *testing.T) {
+	down := redistest.FreePort(t) // nothing listens there: dials are refused at once
+	addr := "127.0.0.1:" + strconv.Itoa(down)
+	tests := []struct{ name, url string }{
+		{"url", "redis://" + addr + "/0"},
+		{"one seed", addr},
+		{"cluster seeds", addr + "," + addr},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rdb, err := newRedis(redisConfig(t, tt.url))
+			if err != nil {
+				t.Fatalf("newRedis(%q): %v", tt.url, err)
+			}
+			defer rdb.Close()
+			for i := range 3 {
+				start := time.Now()
+				err := rdb.Ping(context.Background()).Err()
+				// Four retry pauses alone would take 400 ms; a refused dial on loopback takes
+				// microseconds. The bound is one call deadline.
+				if took := time.Since(start); err == nil || took > 250*time.Millisecond {
+					t.Errorf("Ping %d with Redis down = %v after %v; want an error at once (no dial or command retries)", i, err, took)
+				}
+			}
+		})
+	}
+}
+
+// A stalled Redis costs a call one deadline (250 ms), even when the caller gave none, and the
+// call is sent once: a retry would make Redis run it again when it resumes.
+func TestRedisCallsEndWithinOneDeadlineWhenRedisIsFrozen(t *testing.T) {
+	tests := []struct {
+		name  string
+		start func(testing.TB) *redistest.Server
+		url   func(*redistest.Server) string
+	}{
+		{"url", redistest.Start, (*redistest.Server).URL},
+		{"cluster seeds", redistest.StartCluster, func(s *redistest.Server) string { return s.Addr() + "," + s.Addr() }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := tt.start(t)
+			rdb, err := newRedis(redisConfig(t, tt.url(srv)))
+			if err != nil {
+				t.Fatalf("newRedis: %v", err)
+			}
+			defer rdb.Close()
+			if err := rdb.Ping(context.Background()).Err(); err != nil {
+				t.Fatalf("Ping before the freeze: %v", err)
+			}
+			srv.Freeze()
+			start := time.Now()
+			err = rdb.Incr(context.Background(), "swr:test:calls").Err()
+			took := time.Since(start)
+			srv.Thaw()
+			t.Logf("INCR with Redis frozen: %v after %v", err, took.Round(time.Millisecond))
+			if err == nil || took > time.Second {
+				t.Errorf("INCR with Redis frozen = %v after %v; want a timeout after one deadline (250 ms)", err, took)
+			}
+			// Redis runs what it received during the stall once it resumes: every copy of the INCR.
+			raw := srv.Client()
+			var n int64
+			waitFor(t, 5*time.Second, "Redis to run the INCR sent into the stall", func() bool {
+				n, _ = raw.Get(context.Background(), "swr:test:calls").Int64()
+				return n > 0
+			})
+			for range 20 { // a few more round trips, in case a retried copy is still queued
+				n, _ = raw.Get(context.Background(), "swr:test:calls").Int64()
+			}
+			if n != 1 {
+				t.Errorf("Redis ran the INCR sent into the stall %d times, want once (no retries)", n)
+			}
+		})
+	}
+}
+
+// With redirects and retries off, a Redis Cluster still carries the L2 and the fetch lock: two
+// instances on cluster seeds share one origin request and then the stored entry.
+func TestTwoInstancesShareARedisClusterWithoutRetries(t *testing.T) {
+	srv := redistest.StartCluster(t)
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(200 * time.Millisecond)
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprint(w, "shared")
+	})
+	env := map[string]string{"SWR_REDIS_URL": srv.Addr() + "," + srv.Addr()}
+	instances := []*instance{startProxy(t, o.URL, env), startProxy(t, o.URL, env)}
+	t.Cleanup(client.CloseIdleConnections)
+	var wg sync.WaitGroup
+	replies := make([]reply, 20)
+	for i := range replies {
+		wg.Go(func() { replies[i] = do(http.MethodGet, instances[i%2].URL+"/c") })
+	}
+	wg.Wait()
+	for i, r := range replies {
+		if r.StatusCode != http.StatusOK || r.Body != "shared" {
+			t.Fatalf("request %d: %d %q", i, r.StatusCode, trim(r.Body))
+		}
+	}
+	if n := o.hits.Load(); n != 1 {
+		t.Errorf("origin hits = %d, want 1 for 20 concurrent requests over two instances on one cluster", n)
+	}
+	for _, in := range instances {
+		expect(t, get(t, in.URL+"/c"), 200, "HIT", "shared")
+	}
+}
