@@ -28,7 +28,7 @@ type breaker struct {
 	answered atomic.Int64
 
 	mu       sync.Mutex
-	onChange func(open bool) // called outside mu, in the goroutine that changed the state
+	onChange func(open bool) // called under mu (see set), in the goroutine that changed the state
 }
 
 func (b *breaker) allow() bool { return !b.open.Load() }
@@ -69,15 +69,22 @@ func isAnswer(err error) bool {
 	return err == nil || errors.Is(err, redis.Nil) || errors.As(err, &re)
 }
 
+// set opens or closes the circuit. Closing calls onChange first, so that what it drops (L1
+// copies that may have missed invalidations) is gone before anything uses L2 again; opening
+// calls it after. onChange must not call back into the breaker.
 func (b *breaker) set(open bool) {
 	b.mu.Lock()
-	changed := b.open.Load() != open
-	b.open.Store(open)
+	defer b.mu.Unlock()
 	b.failures.Store(0)
-	f := b.onChange
-	b.mu.Unlock()
-	if changed && f != nil {
-		f(open)
+	if b.open.Load() == open {
+		return
+	}
+	if !open && b.onChange != nil {
+		b.onChange(false)
+	}
+	b.open.Store(open)
+	if open && b.onChange != nil {
+		b.onChange(true)
 	}
 }
 
