@@ -187,3 +187,30 @@ func TestCookieRevalidationAnswered304KeepsTheEntry(t *testing.T) {
 		t.Errorf("Cache-Status = %q, want the entry revalidated", got)
 	}
 }
+
+// A copy stored for everyone under a guessed lifetime is not served to a request with Cookie as
+// if fresh: that request asks the origin itself (and a 304 would confirm the copy).
+func TestCookieRequestIsNotServedAHeuristicallyFreshCopy(t *testing.T) {
+	o := accountOrigin(t, time.Now().Add(-24*time.Hour))
+	p := startProxy(t, o.URL, map[string]string{"SWR_DEFAULT_TTL": "0"})
+	expect(t, get(t, p.URL+"/account"), 200, "MISS", "please log in") // stored: a tenth of a day
+	expect(t, get(t, p.URL+"/account"), 200, "HIT", "please log in")
+	r := get(t, p.URL+"/account", "Cookie", "session=bob")
+	if r.Body != "account of bob: card 4111-bob" {
+		t.Fatalf("bob got %s %q (Cache-Status %q), want his account: a lifetime we guessed says nothing about his cookie",
+			r.Header.Get("X-Cache"), r.Body, r.Header.Get("Cache-Status"))
+	}
+}
+
+// One request with a cookie whose answer is not storable must not mark the URL hit-for-pass
+// for everyone (security review: one cookie request every 10 s turned caching off).
+func TestCookieRequestDoesNotStopCachingForOthers(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "page") // no Cache-Control, no validator
+	})
+	p := startProxy(t, o.URL, map[string]string{"SWR_DEFAULT_TTL": "30s"})
+	expect(t, get(t, p.URL+"/p", "Cookie", "session=alice"), 200, "BYPASS", "page")
+	r := get(t, p.URL+"/p")
+	expect(t, r, 200, "MISS", "page") // stored for everyone: the cookie said nothing about the URL
+	expect(t, get(t, p.URL+"/p"), 200, "HIT", "page")
+}

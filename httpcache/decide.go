@@ -31,7 +31,11 @@ type Decision struct {
 	Fresh  time.Duration // freshness lifetime (RFC 9111 §4.2.1)
 	// Source says where Fresh came from: the origin, the Last-Modified heuristic or SWR_DEFAULT_TTL.
 	Source Source
-	Age    time.Duration // corrected initial age at response time (RFC 9111 §4.2.3)
+	// Guessed reports that Fresh is a heuristic (Source.Heuristic) for a response that does not
+	// allow serving it to requests with Cookie (no public, s-maxage or max-age): a request with
+	// Cookie must not get it without revalidating it first.
+	Guessed bool
+	Age     time.Duration // corrected initial age at response time (RFC 9111 §4.2.3)
 	// StaleWhileRevalidate and StaleIfError are the windows after Fresh ends (RFC 5861); 0 when stale serving is forbidden.
 	StaleWhileRevalidate, StaleIfError time.Duration
 	// StripHeaders are canonical names to drop before storing (Set-Cookie and the fields of qualified
@@ -128,6 +132,7 @@ func Decide(status int, h http.Header, req Req, requestTime, responseTime time.T
 		Store:                true,
 		Fresh:                fresh,
 		Source:               src,
+		Guessed:              src.Heuristic() && !cookieAllowed(cc),
 		Age:                  initialAge(h, requestTime, responseTime),
 		StaleWhileRevalidate: swr,
 		StaleIfError:         sie,

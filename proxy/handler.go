@@ -109,7 +109,7 @@ func (h *Handler) Serve(c *fiber.Ctx) error {
 		// RFC 9111 §3.5: a shared cache must not answer an authenticated request from a
 		// response stored for someone else; fetch it for this client only (and store it if
 		// the origin says it is public).
-		return h.fill(c, h.newRequest(c, nil, nil, 0), nil, true)
+		return h.fill(c, h.newRequest(c, nil, nil, 0), nil, "authorization")
 	}
 
 	now := time.Now()
@@ -135,7 +135,14 @@ func (h *Handler) Serve(c *fiber.Ctx) error {
 		e = o.Variant(func(name string) string { return h.requestValue(c, name) })
 	}
 	if e == nil {
-		return h.fill(c, h.newRequest(c, o, nil, genOf(o)), nil, false)
+		return h.fill(c, h.newRequest(c, o, nil, genOf(o)), nil, "")
+	}
+	if e.Guessed && len(c.Request().Header.Peek(fiber.HeaderCookie)) > 0 {
+		// Requests with Cookie get no heuristic freshness (the origin did not say the copy is for
+		// everyone): ask the origin for this client alone, conditionally; a 304 confirms the copy.
+		r := h.newRequest(c, o, e, o.Gen)
+		r.Alone = true
+		return h.fill(c, r, e, "cookie")
 	}
 	if h.Tracker != nil {
 		h.Tracker.Touch(e.Key, e)
@@ -157,7 +164,7 @@ func (h *Handler) Serve(c *fiber.Ctx) error {
 		h.Refresher.Enqueue(h.newRequest(c, o, e, o.Gen))
 		return h.write(c, e, age, "STALE", csStaleRevalidating)
 	}
-	return h.fill(c, h.newRequest(c, o, e, o.Gen), e, false)
+	return h.fill(c, h.newRequest(c, o, e, o.Gen), e, "")
 }
 
 func genOf(o *tiers.Object) uint64 {
@@ -168,14 +175,21 @@ func genOf(o *tiers.Object) uint64 {
 }
 
 // fill fetches the key from the origin (collapsed) and answers with the result. stale, when set,
-// is served if the origin fails within its stale-if-error window.
-func (h *Handler) fill(c *fiber.Ctx, r *tiers.Request, stale *tiers.Entry, bypass bool) error {
+// is served if the origin fails within its stale-if-error window. bypass, when set, says why the
+// request is fetched for this client only ("authorization", "cookie").
+func (h *Handler) fill(c *fiber.Ctx, r *tiers.Request, stale *tiers.Entry, bypass string) error {
 	if !upstream.ValidTarget(r.URI) {
 		return badTarget(c)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.Timeout)
 	defer cancel()
 	res, err := h.Filler.Fill(ctx, r)
+	if err == nil && res.Entry != nil && res.Shared && res.Entry.Guessed && r.Cookie && !r.Alone {
+		// Another request's fetch, with a guessed lifetime: not for a request with Cookie.
+		r.Alone = true
+		bypass = "cookie"
+		res, err = h.Filler.Fill(ctx, r)
+	}
 	if err == nil && res.Pass != nil && stale != nil && httpcache.OriginFailing(res.Pass.Status) && h.staleIfError(stale) {
 		// The origin is failing and we have a copy for that: serve it without asking again.
 		if res.Pass.Body != nil && res.Pass.Claim(r) {
@@ -213,15 +227,15 @@ func (h *Handler) fill(c *fiber.Ctx, r *tiers.Request, stale *tiers.Entry, bypas
 	// with credentials or cookies (the answer may be uncacheable because of them: one such
 	// request must not turn caching off for everyone else), nor for an error (the origin may be
 	// down for a moment).
-	if !bypass && !r.Authorization && !r.Cookie && res.Pass.Reason != "" && res.Pass.Status < 400 {
+	if bypass == "" && !r.Authorization && !r.Cookie && res.Pass.Reason != "" && res.Pass.Status < 400 {
 		h.Store.MarkPass(r.Key, h.passTTL())
 	}
 	return h.stream(c, res.Pass, bypassStatus(bypass, res.Pass))
 }
 
-func bypassStatus(auth bool, p *tiers.Pass) string {
-	if auth {
-		return "swrproxy; fwd=request; detail=authorization"
+func bypassStatus(bypass string, p *tiers.Pass) string {
+	if bypass != "" {
+		return "swrproxy; fwd=request; detail=" + bypass
 	}
 	if p.Reason == "" {
 		return "swrproxy; fwd=miss"

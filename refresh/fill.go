@@ -378,6 +378,7 @@ func newEntry(r *tiers.Request, status int, h http.Header, body []byte, d httpca
 		Fresh:                d.Fresh,
 		StaleWhileRevalidate: d.StaleWhileRevalidate,
 		StaleIfError:         d.StaleIfError,
+		Guessed:              d.Guessed,
 		Gen:                  r.Gen,
 	}
 	tag, ok := etag.Normalize(h.Get("Etag"))

@@ -10,7 +10,7 @@ import (
 
 // codecVersion leads every encoded entry. Bump it (and the version in KeyPrefix) when the layout changes;
 // an entry of another version decodes as ErrCorrupt and is treated as a miss.
-const codecVersion = 1
+const codecVersion = 2
 
 // ErrCorrupt reports an L2 value that is not an entry of this version: truncated, altered or foreign.
 var ErrCorrupt = errors.New("corrupt entry")
@@ -33,6 +33,7 @@ func encode(e *Entry) []byte {
 	b = appendString(b, e.ETag)
 	b = appendString(b, e.LastModified)
 	b = appendBool(b, e.OriginETag)
+	b = appendBool(b, e.Guessed)
 	b = appendFields(b, e.ReqHeader)
 	b = appendStrings(b, e.Vary)
 	b = appendStrings(b, e.VaryValues)
@@ -98,6 +99,7 @@ func decode(b []byte) (*Entry, error) {
 	e.ETag = d.string()
 	e.LastModified = d.string()
 	e.OriginETag = d.bool()
+	e.Guessed = d.bool()
 	e.ReqHeader = d.fields()
 	e.Vary = d.strings()
 	e.VaryValues = d.strings()

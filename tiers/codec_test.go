@@ -38,6 +38,7 @@ var roundTripTests = []struct { // TestEncodeThenDecodeGivesTheSameEntry and Fuz
 		StaleIfError:         time.Hour,
 		Gen:                  math.MaxUint64,
 		OriginETag:           true,
+		Guessed:              true,
 		ReqHeader:            []Field{{"Accept", "application/json"}, {"X-Forwarded-Proto", "https"}},
 	}},
 	{"minimal", &Entry{Status: 100, ETag: `W/""`, Stored: time.Unix(0, 0)}},
@@ -65,7 +66,7 @@ func TestEncodeThenDecodeGivesTheSameEntry(t *testing.T) {
 }
 
 // prefix is a valid encoding up to and including ReqHeader: version, Gen 0, status 200, Stored 0,
-// the four durations 0, key "k", etag `"e"`, no Last-Modified, OriginETag false, no ReqHeader. The forged inputs below continue it.
+// the four durations 0, key "k", etag `"e"`, no Last-Modified, OriginETag and Guessed false, no ReqHeader. The forged inputs below continue it.
 func prefix() []byte {
 	b := []byte{codecVersion}
 	b = binary.AppendUvarint(b, 0)   // Gen
@@ -76,7 +77,7 @@ func prefix() []byte {
 	b = appendString(b, "k")
 	b = appendString(b, `"e"`)
 	b = appendString(b, "")
-	return append(b, 0, 0) // OriginETag false, no ReqHeader
+	return append(b, 0, 0, 0) // OriginETag false, Guessed false, no ReqHeader
 }
 
 // uv appends uvarints to b.
@@ -116,7 +117,8 @@ var decodeRejectTests = []struct { // TestDecodeRejectsWhatEncodeDidNotWrite and
 	{"four bytes", []byte{codecVersion, 0, 0, 0}},
 	{"only a checksum", seal([]byte{codecVersion})},
 	{"version 0", withByte(valid, 0, 0)},
-	{"version 2", withByte(valid, 0, 2)},
+	{"version 1 (before Guessed)", withByte(valid, 0, 1)},
+	{"version 3", withByte(valid, 0, 3)},
 	{"version 255", withByte(valid, 0, 255)},
 	{"checksum off by one bit", append(bytes.Clone(valid[:len(valid)-1]), valid[len(valid)-1]^1)},
 	{"checksum zeroed", append(bytes.Clone(valid[:len(valid)-4]), 0, 0, 0, 0)},
@@ -133,8 +135,9 @@ var decodeRejectTests = []struct { // TestDecodeRejectsWhatEncodeDidNotWrite and
 	{"negative fresh", seal(uv(withDuration(1, -1), 0, 0, 0, 0, 0))},
 	{"negative stale-while-revalidate", seal(uv(withDuration(2, math.MinInt64), 0, 0, 0, 0, 0))},
 	{"negative stale-if-error", seal(uv(withDuration(3, -time.Hour), 0, 0, 0, 0, 0))},
-	{"no etag", seal(uv(appendString(appendString(appendString(prefix()[:9], "k"), ""), ""), 0, 0, 0, 0, 0, 0, 0))},
-	{"origin-etag flag 2", seal(uv(append(appendString(appendString(appendString(prefix()[:9], "k"), `"e"`), ""), 2), 0, 0, 0, 0, 0, 0))},
+	{"no etag", seal(uv(appendString(appendString(appendString(prefix()[:9], "k"), ""), ""), 0, 0, 0, 0, 0, 0, 0, 0))},
+	{"origin-etag flag 2", seal(uv(append(appendString(appendString(appendString(prefix()[:9], "k"), `"e"`), ""), 2), 0, 0, 0, 0, 0, 0, 0))},
+	{"guessed flag 2", seal(uv(append(appendString(appendString(appendString(prefix()[:9], "k"), `"e"`), ""), 0, 2), 0, 0, 0, 0, 0, 0))},
 	{"gen as an overlong varint", seal(uv(append([]byte{codecVersion, 0x80, 0x00}, prefix()[2:]...), 0, 0, 0, 0, 0))},
 	{"status as an overlong varint", seal(uv(append([]byte{codecVersion, 0, 0xc8, 0x81, 0x00}, prefix()[4:]...), 0, 0, 0, 0, 0))},
 	{"body length as an overlong varint", seal(append(uv(prefix(), 0, 0, 0, 0), 0x80, 0x00))},

@@ -43,6 +43,11 @@ type Entry struct {
 	// object's generation was invalidated (soft purge) and counts as stale.
 	Gen uint64
 
+	// Guessed reports whether Fresh is swrproxy's guess (the RFC 9111 §4.2.2 Last-Modified
+	// heuristic or SWR_DEFAULT_TTL) for a response the origin did not make shareable with
+	// requests that carry cookies (httpcache.Decision.Guessed): a request with Cookie gets it
+	// only once the origin confirmed it for that request (a 304).
+	Guessed bool
 	// OriginETag reports whether ETag came from the origin (else swrproxy computed it from the
 	// body, and sending it to the origin as If-None-Match would be pointless).
 	OriginETag bool
