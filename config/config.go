@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -580,10 +581,11 @@ func redactUserinfo(v string) string {
 // `openssl rand -hex 16` at the least; `openssl rand -hex 32` is what the messages suggest.
 const minSecret = 32
 
-// placeholders are parts of the sample values of templates and tutorials: a secret containing one
-// was copied, not made.
+// placeholders are parts of the sample values of templates and tutorials, and words people type:
+// a secret containing one was copied or chosen, not made.
 var placeholders = []string{"change-me", "changeme", "change_me", "replace-me", "replaceme", "replace_me",
-	"your-secret", "yoursecret", "your_secret", "example", "placeholder", "secret-here", "insecure", "dummy"}
+	"your-secret", "yoursecret", "your_secret", "example", "placeholder", "secret", "password", "passwd",
+	"insecure", "dummy", "qwerty", "letmein", "${"}
 
 const makeSecret = "make one with `openssl rand -hex 32`, or leave it empty to turn the private endpoints off"
 
@@ -597,24 +599,59 @@ func setSecret(c *Config, v string) error {
 		c.InvalidateSecret = ""
 		return nil
 	}
+	if err := weakSecret(v); err != nil {
+		return err
+	}
+	c.InvalidateSecret = v
+	return nil
+}
+
+// weakSecret says why v is not a secret start-up accepts, or returns nil. The output of
+// `openssl rand -hex 32` (or -base64 32) passes; what people make up mostly does not.
+func weakSecret(v string) error {
+	for i := 0; i < len(v); i++ {
+		if v[i] > '~' {
+			return errors.New("must be printable ASCII: " + makeSecret)
+		}
+	}
 	lower := strings.ToLower(v)
 	for _, p := range placeholders {
 		if strings.Contains(lower, p) {
-			return errors.New("is a placeholder, not a secret: " + makeSecret)
+			return errors.New("is a placeholder or a word, not a random secret: " + makeSecret)
 		}
 	}
 	if len(v) < minSecret {
 		return fmt.Errorf("is %d bytes, fewer than %d: %s", len(v), minSecret, makeSecret)
 	}
-	distinct := map[rune]bool{}
-	for _, r := range v {
-		distinct[r] = true
+	if p := period(v); p <= len(v)/2 {
+		return errors.New("repeats itself, so it is not random: " + makeSecret)
 	}
-	if len(distinct) < 8 {
-		return errors.New("has fewer than 8 distinct characters, so it is not random: " + makeSecret)
+	// Shannon entropy of the characters, times the length: random hex of 32 characters scores
+	// about 115 bits (under 80 in none of 100 000 draws), "xxxx…x1234567" about 48.
+	counts := map[byte]int{}
+	for i := 0; i < len(v); i++ {
+		counts[v[i]]++
 	}
-	c.InvalidateSecret = v
+	bits := 0.0
+	for _, n := range counts {
+		p := float64(n) / float64(len(v))
+		bits -= float64(n) * math.Log2(p)
+	}
+	if bits < 80 || len(counts) < 8 {
+		return errors.New("has too little variety to be random: " + makeSecret)
+	}
 	return nil
+}
+
+// period returns the length of the shortest string whose repetition (the last one cut short)
+// makes up v.
+func period(v string) int {
+	for p := 1; p < len(v); p++ {
+		if v[p:] == v[:len(v)-p] {
+			return p
+		}
+	}
+	return len(v)
 }
 
 // setTrustedProxies parses a comma-separated list of IP addresses and CIDR prefixes.

@@ -411,6 +411,11 @@ func TestAWeakInvalidationSecretStopsStartUp(t *testing.T) {
 		"test-secret-0123456789",               // 22 bytes
 		"0123456789abcdef0123456789abcde",      // 31 bytes
 		"abababababababababababababababababab", // long, but two characters
+		// The security review's list:
+		"abcdefghabcdefghabcdefghabcdefgh", "1234567812345678123456781234567812345678",
+		"passwordpasswordpassword12345678", "supersecretsupersecretsupersecret123",
+		"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx1234567", "${SWR_INVALIDATE_SECRET}aaaaaaaaaaaaaaaaaaaaaaaa",
+		"ch\u0430nge-me-to-a-long-random-string", // with a Cyrillic а
 	} {
 		_, err := Load(env(map[string]string{"SWR_UPSTREAM": "http://origin", "SWR_INVALIDATE_SECRET": v}), nil)
 		if err == nil {
@@ -421,7 +426,10 @@ func TestAWeakInvalidationSecretStopsStartUp(t *testing.T) {
 			t.Errorf("SWR_INVALIDATE_SECRET=%q: error %q must name the setting and say how to make a secret, without echoing it", v, msg)
 		}
 	}
-	for _, v := range []string{"", testSecret, "Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5"} {
+	for _, v := range []string{"", testSecret, "Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5",
+		"4f1c9e0b7a2d58e6c3b1a09f7e6d5c4b3a291807f6e5d4c3b2a1908f7e6d5c4b", // openssl rand -hex 32
+		"q3Vt8Kx1Lp0Zs7Yw2Rn5Hd9Jf4Bg6Mc1Xa8Ue3Oi7Wl=",                     // openssl rand -base64 32
+	} {
 		c, err := LoadLookup(lookup(map[string]string{"SWR_UPSTREAM": "http://origin", "SWR_INVALIDATE_SECRET": v}), nil)
 		if err != nil || c.InvalidateSecret != v {
 			t.Errorf("SWR_INVALIDATE_SECRET=%q: %q, %v; want it accepted", v, c.InvalidateSecret, err)
