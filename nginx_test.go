@@ -483,7 +483,9 @@ func TestDockerComposeConfigIsValid(t *testing.T) {
 	if _, err := config.LoadLookup(func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, nil); err != nil {
 		t.Errorf("without .env, swrproxy's environment is not a valid configuration: %v", err)
 	}
-	for _, want := range []string{"SWR_ADMIN_LISTEN: :9901", "SWR_ADMIN_URL: http://swrproxy:9901"} {
+	for _, want := range []string{"SWR_ADMIN_LISTEN: :9901", "SWR_ADMIN_URL: http://swrproxy:9901",
+		// swrproxy believes the forwarding fields of nginx's fixed address, and of nobody else.
+		"ipv4_address: 10.89.64.10", "SWR_TRUSTED_PROXIES: 10.89.64.10", "subnet: 10.89.64.0/24"} {
 		if !strings.Contains(fresh, want) {
 			t.Errorf("without .env, docker-compose config lacks %q", want)
 		}
@@ -618,7 +620,7 @@ func TestDockerComposeEnvExampleListsEverySetting(t *testing.T) {
 		"SWR_UPSTREAM":        "http://origin:9000",
 		"SWR_REDIS_URL":       "redis://redis:6379/0",
 		"SWR_ADMIN_LISTEN":    ":9901",
-		"SWR_TRUSTED_PROXIES": "172.16.0.0/12,192.168.0.0/16,10.0.0.0/8",
+		"SWR_TRUSTED_PROXIES": "10.89.64.10",
 	}
 	var settings []string
 	for _, s := range config.Settings {

@@ -186,7 +186,7 @@ func TestKeysWithTheHostAreUnambiguous(t *testing.T) {
 	if !strings.Contains(r.Body, `"victim.com /evil/x"`) {
 		t.Fatalf("/_swr/keys: %s", r.Body)
 	}
-	req, _ := http.NewRequest(http.MethodPost, p.URL+"/_swr/invalidate", strings.NewReader(`{"keys":["victim.com/evil/x"],"mode":"clear"}`))
+	req, _ := http.NewRequest(http.MethodPost, p.URL+"/_swr/invalidate", strings.NewReader(`{"keys":["VICTIM.com:80/evil/x"],"mode":"clear"}`))
 	req.Header.Set("Authorization", "Bearer "+secret)
 	res, err := client.Do(req)
 	if err != nil {
@@ -194,7 +194,7 @@ func TestKeysWithTheHostAreUnambiguous(t *testing.T) {
 	}
 	res.Body.Close()
 	if b := send("victim.com", "/evil/x"); len(b.Responses) != 1 || b.Responses[0].Header.Get("X-Cache") != "MISS" {
-		t.Fatalf("after invalidating victim.com/evil/x: %v, want a MISS", b.Responses)
+		t.Fatalf("after invalidating VICTIM.com:80/evil/x: %v, want a MISS", b.Responses)
 	}
 }
 
@@ -289,4 +289,32 @@ func revalidated(seen []http.Header, cookie string) bool {
 		}
 	}
 	return n >= 2
+}
+
+// An origin that answers by scheme and says so (Vary: X-Forwarded-Proto) gets one variant per
+// scheme, keyed on the scheme swrproxy forwards: a trusted proxy's, never a client's.
+func TestTheSchemeAnOriginVariesOnIsSwrproxysNotTheClients(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Vary", "X-Forwarded-Proto")
+		if r.Header.Get("X-Forwarded-Proto") != "https" {
+			w.WriteHeader(http.StatusForbidden) // a force-SSL app would redirect; the test client would follow
+			fmt.Fprint(w, "use https")
+			return
+		}
+		fmt.Fprint(w, "secure page")
+	})
+	trusted := startProxy(t, o.URL, nil) // loopback is trusted: like nginx serving http and https
+	expect(t, get(t, trusted.URL+"/s", "X-Forwarded-Proto", "http"), 403, "MISS", "use https")
+	expect(t, get(t, trusted.URL+"/s", "X-Forwarded-Proto", "https"), 200, "MISS", "secure page")
+	expect(t, get(t, trusted.URL+"/s", "X-Forwarded-Proto", "https"), 200, "HIT", "secure page")
+	expect(t, get(t, trusted.URL+"/s", "X-Forwarded-Proto", "http"), 403, "HIT", "use https")
+
+	// From an untrusted client the scheme is swrproxy's own listener's: http, whatever it says.
+	untrusted := startProxy(t, o.URL, map[string]string{"SWR_TRUSTED_PROXIES": ""})
+	expect(t, get(t, untrusted.URL+"/u", "X-Forwarded-Proto", "https"), 403, "MISS", "use https")
+	expect(t, get(t, untrusted.URL+"/u", "X-Forwarded-Proto", "https"), 403, "HIT", "use https")
+	if n := o.hits.Load(); n != 3 {
+		t.Errorf("origin got %d requests, want 3 (two variants, then one)", n)
+	}
 }

@@ -101,9 +101,14 @@ func hostKeys(ks []string) []string {
 		if strings.HasPrefix(k, "/") || strings.IndexByte(k, httpcache.KeySeparator) >= 0 {
 			continue
 		}
-		if host, path, ok := strings.Cut(k, "/"); ok {
-			ks[i] = httpcache.Key(host, "/"+path)
+		host, path, ok := strings.Cut(k, "/")
+		if !ok {
+			continue
 		}
+		if h, ok := httpcache.AppendHost(nil, []byte(host), "80"); ok {
+			host = string(h) // the key's spelling of the host: lower case, no default port
+		}
+		ks[i] = httpcache.Key(host, "/"+path)
 	}
 	return ks
 }
