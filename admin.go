@@ -71,33 +71,38 @@ func (a *adminRoutes) readyz(c *fiber.Ctx) error {
 }
 
 // statsOf gathers the counters of GET /_swr/stats.
-func statsOf(h *proxy.Handler, f *refresh.Filler, p *refresh.Pool, s *tiers.Store, bus *invalidate.Bus) map[string]any {
+func statsOf(h *proxy.Handler, f *refresh.Filler, p *refresh.Pool, t *refresh.Tracker, s *tiers.Store, bus *invalidate.Bus) map[string]any {
 	objects, bytes := s.L1Stats()
+	tracked, trackedBytes := t.Size()
 	out := map[string]any{
-		"hits_l1":             h.Stats.HitL1.Load(),
-		"hits_l2":             h.Stats.HitL2.Load(),
-		"misses":              h.Stats.Miss.Load(),
-		"stale_served":        h.Stats.Stale.Load(),
-		"stale_if_error":      h.Stats.StaleIfError.Load(),
-		"bypass":              h.Stats.Bypass.Load(),
-		"not_modified":        h.Stats.NotModified.Load(),
-		"errors":              h.Stats.Errors.Load(),
-		"write_invalidations": h.Stats.WriteInvalidations.Load(),
-		"origin_requests":     f.Stats.OriginRequests.Load(),
-		"origin_errors":       f.Stats.OriginErrors.Load(),
-		"fills_stored":        f.Stats.Stored.Load(),
-		"revalidated_304":     f.Stats.Revalidated.Load(),
-		"collapsed_local":     f.Stats.SharedLocal.Load(),
-		"collapsed_remote":    f.Stats.SharedRemote.Load(),
-		"refreshes_done":      p.Done.Load(),
-		"refreshes_failed":    p.Failed.Load(),
-		"refreshes_skipped":   p.Skipped.Load(),
-		"refresh_overflow":    p.Overflow.Load(),
-		"refresh_queue":       p.Len(),
-		"l1_objects":          objects,
-		"l1_bytes":            bytes,
-		"l2_errors":           s.L2Errors(),
-		"l2_circuit_open":     s.L2Open(),
+		"hits_l1":               h.Stats.HitL1.Load(),
+		"hits_l2":               h.Stats.HitL2.Load(),
+		"misses":                h.Stats.Miss.Load(),
+		"stale_served":          h.Stats.Stale.Load(),
+		"stale_if_error":        h.Stats.StaleIfError.Load(),
+		"bypass":                h.Stats.Bypass.Load(),
+		"not_modified":          h.Stats.NotModified.Load(),
+		"errors":                h.Stats.Errors.Load(),
+		"write_invalidations":   h.Stats.WriteInvalidations.Load(),
+		"origin_requests":       f.Stats.OriginRequests.Load(),
+		"origin_errors":         f.Stats.OriginErrors.Load(),
+		"fills_stored":          f.Stats.Stored.Load(),
+		"revalidated_304":       f.Stats.Revalidated.Load(),
+		"collapsed_local":       f.Stats.SharedLocal.Load(),
+		"collapsed_remote":      f.Stats.SharedRemote.Load(),
+		"refreshes_done":        p.Done.Load(),
+		"refreshes_failed":      p.Failed.Load(),
+		"refreshes_skipped":     p.Skipped.Load(),
+		"refresh_overflow":      p.Overflow.Load(),
+		"refresh_queue":         p.Len(),
+		"refresh_queue_bytes":   p.Bytes(),
+		"refresh_tracked_keys":  tracked,
+		"refresh_tracked_bytes": trackedBytes,
+		"refresh_untracked":     t.Untracked.Load(),
+		"l1_objects":            objects,
+		"l1_bytes":              bytes,
+		"l2_errors":             s.L2Errors(),
+		"l2_circuit_open":       s.L2Open(),
 	}
 	if bus != nil {
 		out["instances_live"] = bus.Live(context.Background())

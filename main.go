@@ -162,8 +162,8 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, ready listeni
 		inv.Bus = bus
 	}
 	handler.Invalidator = inv
-	inv.Stats = func() map[string]any { return statsOf(handler, filler, pool, store, bus) }
-	mets := metrics.New(metrics.Sources{Handler: handler, Filler: filler, Pool: pool, Store: store, Invalidate: inv, Bus: bus})
+	inv.Stats = func() map[string]any { return statsOf(handler, filler, pool, tracker, store, bus) }
+	mets := metrics.New(metrics.Sources{Handler: handler, Filler: filler, Pool: pool, Tracker: tracker, Store: store, Invalidate: inv, Bus: bus})
 	filler.ObserveOrigin, handler.ObserveOrigin = mets.ObserveOrigin, mets.ObserveOrigin
 	admin := &adminRoutes{store: store, rdb: rdb, upstream: cfg.Upstream, log: log}
 	mount := func(r fiber.Router) {

@@ -42,6 +42,11 @@ func TestMetricsArePrometheusText(t *testing.T) {
 		`swrproxy_collapsed_total{scope="fleet"} 0`,
 		`swrproxy_refreshes_total{outcome="overflow"} 0`,
 		`swrproxy_invalidation_requests_total 1`,
+		`swrproxy_write_invalidations_total 1`, // the POST cleared /a
+		`swrproxy_refresh_tracked_keys 1`,
+		`swrproxy_refresh_tracked_bytes `,
+		`swrproxy_refresh_queue_bytes `,
+		`swrproxy_refresh_untracked_total 0`,
 		`swrproxy_l1_objects `,
 		`swrproxy_l1_bytes `,
 		`swrproxy_redis_errors_total 0`,

@@ -24,6 +24,7 @@ type Sources struct {
 	Handler    *proxy.Handler
 	Filler     *refresh.Filler
 	Pool       *refresh.Pool
+	Tracker    *refresh.Tracker
 	Store      *tiers.Store
 	Invalidate *invalidate.Handler
 	Bus        *invalidate.Bus
@@ -88,6 +89,11 @@ func New(s Sources) *Metrics {
 		counter("swrproxy_refreshes_total", refHelp, prometheus.Labels{"outcome": outcome}, f64(v))
 	}
 	gauge("swrproxy_refresh_queue_jobs", "Background refresh jobs waiting.", nil, func() float64 { return float64(p.Len()) })
+	gauge("swrproxy_refresh_queue_bytes", "Weight of the refresh jobs waiting (bounded: README, Memory).", nil, func() float64 { return float64(p.Bytes()) })
+	tr := s.Tracker
+	gauge("swrproxy_refresh_tracked_keys", "Key variants the hot-key tracker holds.", nil, func() float64 { n, _ := tr.Size(); return float64(n) })
+	gauge("swrproxy_refresh_tracked_bytes", "Weight of the hot-key tracker's records (bounded: README, Memory).", nil, func() float64 { _, b := tr.Size(); return float64(b) })
+	counter("swrproxy_refresh_untracked_total", "Requests for keys the full hot-key tracker had no room for (not refreshed ahead).", nil, f64(tr.Untracked.Load))
 
 	inv := s.Invalidate
 	counter("swrproxy_invalidation_requests_total", "Invalidation requests (POST /_swr/invalidate, PURGE, writes).", nil, f64(inv.Requests.Load))

@@ -36,7 +36,9 @@ func newHandler(tb testing.TB, origin string) *proxy.Handler {
 	done := make(chan struct{})
 	go func() { pool.Run(ctx); close(done) }()
 	tb.Cleanup(func() { cancel(); <-done })
-	return &proxy.Handler{Store: store, Filler: f, Refresher: pool, Origin: up, Timeout: 5 * time.Second, Log: log}
+	// As main wires it: hits touch the hot-key tracker (its Run is not needed for Touch).
+	tracker := &refresh.Tracker{Window: 5 * time.Minute, MaxBytes: 8 << 20, Pool: pool, Filler: f, Store: store, Log: log}
+	return &proxy.Handler{Store: store, Filler: f, Refresher: pool, Tracker: tracker, Origin: up, Timeout: 5 * time.Second, Log: log}
 }
 
 // BenchmarkL1HitThroughFiber measures a fresh L1 hit through the whole Fiber app (routing,
