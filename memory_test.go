@@ -26,25 +26,7 @@ import (
 type memChild struct {
 	cmd  *exec.Cmd
 	addr string // host:port of the proxy listener
-	logs *lockedBuffer
-}
-
-// lockedBuffer collects a child's output; safe for concurrent use.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	logs *syncBuffer
 }
 
 // buildSwrproxy builds the binary into a fresh t.TempDir (without -race: the RSS measured must be
@@ -66,7 +48,7 @@ var listeningRE = regexp.MustCompile(`msg=listening proxy=(\S+)`)
 // and stops it, by its PID, when the test ends.
 func startChild(t *testing.T, bin, upstream string, env map[string]string) *memChild {
 	t.Helper()
-	c := &memChild{logs: &lockedBuffer{}}
+	c := &memChild{logs: &syncBuffer{}}
 	c.cmd = exec.Command(bin)
 	c.cmd.Dir = t.TempDir() // no .env there
 	c.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "SWR_UPSTREAM=" + upstream, "SWR_LISTEN=127.0.0.1:0",

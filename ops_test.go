@@ -96,6 +96,7 @@ func TestAccessLogHasOneJSONLinePerRequest(t *testing.T) {
 	}
 }
 
+// syncBuffer collects a process's or a logger's output; safe for concurrent use.
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
