@@ -80,6 +80,9 @@ type hot struct {
 	fetch  atomic.Int64 // duration of the latest refresh, in ns
 	copy   atomic.Int64 // Stored (Unix ns) of the newest copy seen; written under mu
 	demand atomic.Bool  // a request was served copy since this instance first saw it; written under mu
+	// dropped: the pool dropped the queued refresh-ahead job (a full queue); the next request
+	// schedules it again. Set by the pool, under its lock, so an atomic.
+	dropped atomic.Bool
 
 	mu      sync.Mutex
 	staleAt int64         // when copy stops being fresh, Unix ns
@@ -119,6 +122,7 @@ func (h *hot) adopt(e *tiers.Entry) {
 	h.staleAt, h.fresh = e.StaleAt().UnixNano(), e.Fresh
 	h.creds = httpcache.KeyedOnCredentials(e.Vary)
 	h.gaveUp = false
+	h.armed = false // a job still queued for the old copy is found by its ID when arm schedules again
 }
 
 // Touch records a request served with e. Safe for concurrent use; does not allocate for a known
@@ -142,7 +146,7 @@ func (t *Tracker) Touch(key string, e *tiers.Entry) {
 		h.last.Store(s)
 	}
 	h.hits.Add(1)
-	if h.demand.Load() && h.copy.Load() == e.Stored.UnixNano() {
+	if h.demand.Load() && h.copy.Load() == e.Stored.UnixNano() && !h.dropped.Load() {
 		return // a polled key between two refreshes
 	}
 	t.saw(h, e, now)
@@ -155,10 +159,13 @@ func (t *Tracker) saw(h *hot, e *tiers.Entry, now time.Time) {
 	stored := e.Stored.UnixNano()
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.dropped.Swap(false) {
+		h.armed = false // a full queue dropped its job: schedule it again
+	}
 	switch cur := h.copy.Load(); {
 	case stored > cur:
 		h.adopt(e)
-	case stored == cur && !h.demand.Load():
+	case stored == cur:
 		h.demand.Store(true)
 		t.arm(h, now)
 	}
@@ -257,15 +264,18 @@ func (t *Tracker) lead(h *hot) time.Duration {
 // arm schedules the refresh-ahead of h's copy if it was asked for and is still fresh. The job
 // holds h's ID, not the entry. h.mu is held.
 func (t *Tracker) arm(h *hot, now time.Time) {
-	if h.armed || h.gaveUp || h.creds || h.fresh <= 0 || !h.demand.Load() || now.UnixNano() >= h.staleAt {
+	if h.gaveUp || h.creds || h.fresh <= 0 || !h.demand.Load() || now.UnixNano() >= h.staleAt {
 		return // already stale: the request path revalidates it (RFC 5861)
+	}
+	if h.armed {
+		return
 	}
 	due := time.Unix(0, h.staleAt).Add(-t.lead(h))
 	if due.Before(now) {
 		due = now
 	}
 	id := h.id
-	_, h.armed = t.Pool.schedule(Job{ID: "ahead\x00" + id, Due: due, size: int64(len(id)), Run: func(ctx context.Context) error {
+	_, h.armed = t.Pool.schedule(Job{ID: "ahead\x00" + id, Due: due, size: int64(len(id)), Dropped: func() { h.dropped.Store(true) }, Run: func(ctx context.Context) error {
 		return t.run(ctx, id)
 	}})
 }

@@ -407,3 +407,41 @@ func BenchmarkTouch(b *testing.B) {
 		}
 	})
 }
+
+// A refresh-ahead job that a full queue drops is scheduled again by the next request: a polled
+// key does not lose refresh-ahead for good (newcomer review: it stayed off while polled).
+func TestARefreshAheadJobAFullQueueDroppedIsScheduledAgain(t *testing.T) {
+	bubble(t, func(t *testing.T) {
+		o := &memOrigin{cc: "max-age=2, stale-while-revalidate=60", body: []byte("x")}
+		log := slog.New(slog.DiscardHandler)
+		s, _ := tiers.New(tiers.Options{L1MaxBytes: 64 << 20, L1MaxTTL: time.Hour, Log: log})
+		f := &Filler{Store: s, Origin: o, MaxObjectBytes: 8 << 20, Timeout: 5 * time.Second, Log: log, Stats: &Stats{}}
+		p := NewPool(f, 2, 1, 5*time.Second, log) // a queue of one job
+		tr := &Tracker{Window: 5 * time.Minute, Pool: p, Filler: f, Store: s, Log: log}
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Go(func() { p.Run(ctx) })
+		wg.Go(func() { tr.Run(ctx) })
+		r := &rig{s, f, p, tr, func() { cancel(); wg.Wait() }}
+		defer r.stop()
+
+		r.get(t, "/polled", http.Header{})
+		r.get(t, "/polled", http.Header{}) // demand: the refresh-ahead is queued (due in 1.5s)
+		synctest.Wait()
+		// Another job due sooner fills the queue of one: the refresh-ahead is dropped (overflow).
+		block := make(chan struct{})
+		p.Schedule(Job{ID: "other", Due: time.Now().Add(100 * time.Millisecond), Run: func(ctx context.Context) error { <-block; return nil }})
+		close(block)
+		stale := 0
+		for range 50 { // 10 s of polling
+			time.Sleep(200 * time.Millisecond)
+			synctest.Wait()
+			if got := r.get(t, "/polled", http.Header{}); got != "HIT" {
+				stale++
+			}
+		}
+		if stale > 0 {
+			t.Errorf("%d of 50 polls were not HITs after one dropped refresh-ahead job: the key was never re-armed", stale)
+		}
+	})
+}

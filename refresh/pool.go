@@ -21,6 +21,10 @@ type Job struct {
 	Due time.Time // when to run it
 	// Run does the work under a context bounded by the pool's timeout; an error is logged.
 	Run func(ctx context.Context) error
+	// Dropped, when set, is told that the pool dropped the job after accepting it (a full queue
+	// keeps sooner jobs). It is called with the pool's lock held: it must not block or call the
+	// pool.
+	Dropped func()
 
 	// size is what Run holds beyond the Job itself, in bytes (see weight).
 	size int64
@@ -267,8 +271,12 @@ func (p *Pool) queueLocked(j Job) (added, pending bool) {
 			p.Overflow.Add(1)
 			return false, false
 		}
+		dropped := p.late.items[0].job
 		p.remove(p.late.items[0])
 		p.Overflow.Add(1)
+		if dropped.Dropped != nil {
+			dropped.Dropped()
+		}
 	}
 	it := &item{job: j}
 	heap.Push(&p.soon, it)
@@ -385,7 +393,9 @@ func (p *Pool) run(ctx context.Context, j *Job) {
 		delete(p.running, j.ID)
 		if next, ok := p.deferred[j.ID]; ok {
 			delete(p.deferred, j.ID)
-			p.queueLocked(next)
+			if added, _ := p.queueLocked(next); !added && next.Dropped != nil {
+				next.Dropped()
+			}
 		}
 		p.mu.Unlock()
 	}()
