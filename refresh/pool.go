@@ -165,8 +165,22 @@ func (p *Pool) Enqueue(r *tiers.Request) bool {
 	if r.Stale != nil && len(r.Stale.VaryValues) > 0 {
 		id += "\x00" + strings.Join(r.Stale.VaryValues, "\x00") // one revalidation per variant
 	}
+	// Keep only what the revalidation needs: the forwarded fields and the values of the fields
+	// the variant varies on. The request's Value and Field read a copy of every field the client
+	// sent (up to the 24 KiB header limit, cookies included), which a queued job must not hold.
+	var vals map[string]string
+	if r.Stale != nil && r.Value != nil {
+		vals = make(map[string]string, len(r.Stale.Vary))
+		for _, n := range r.Stale.Vary {
+			vals[n] = r.Value(n)
+		}
+	}
+	r.Value, r.Field = func(name string) string { return vals[name] }, nil
 	var ref *variantRef
-	size := requestSize(r)
+	size := requestSize(r) + int64(48+16*len(vals)) // the closure and its map
+	for n, v := range vals {
+		size += int64(len(n) + len(v) + 32)
+	}
 	if r.Stale != nil {
 		ref = p.refTo(r.Stale)
 		size += ref.size()
@@ -184,13 +198,13 @@ func (p *Pool) Enqueue(r *tiers.Request) bool {
 	}})
 }
 
-// requestSize is what a queued request holds, in bytes: its target and fields, twice (the request
-// also keeps the client's fields as they came, for Vary; see tiers.Request.Value).
+// requestSize is what a queued request holds, in bytes: its target and forwarded fields (Enqueue
+// drops what reads the client's other fields).
 func requestSize(r *tiers.Request) int64 {
 	n := int64(256 + len(r.Key) + len(r.URI))
 	for name, vs := range r.Header {
 		for _, v := range vs {
-			n += 2 * int64(len(name)+len(v)+64) // the strings, the map entry and the value slice
+			n += int64(len(name) + len(v) + 64) // the strings, the map entry and the value slice
 		}
 	}
 	return n

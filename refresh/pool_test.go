@@ -685,8 +685,12 @@ func TestQueuedJobWeightCoversItsHeap(t *testing.T) {
 		{"revalidation", func(p *Pool, _ *Tracker, e *tiers.Entry) {
 			hdr := http.Header{"Accept": {"application/json"}, "User-Agent": {"poller/1.0 (like every client)"},
 				"X-Forwarded-For": {"10.0.0.1"}, "Accept-Encoding": {"gzip"}}
+			// As proxy builds it: Value and Field read a copy of every field the client sent, here
+			// 8 KiB of them, which a queued job must not keep (newcomer and security review).
 			raw := hdr.Clone()
-			p.Enqueue(&tiers.Request{Key: e.Key, URI: e.Key, Header: hdr, Stale: e, Value: func(name string) string { return raw.Get(name) }})
+			raw.Set("X-Junk", strings.Repeat("j", 8<<10))
+			p.Enqueue(&tiers.Request{Key: e.Key, URI: e.Key, Header: hdr, Stale: e,
+				Value: func(name string) string { return raw.Get(name) }, Field: func(name string) string { return raw.Get(name) }})
 		}},
 		{"invalidation refresh", func(p *Pool, _ *Tracker, e *tiers.Entry) { p.Refresh(e, 1) }},
 		{"refresh-ahead", func(_ *Pool, tr *Tracker, e *tiers.Entry) {
