@@ -214,3 +214,43 @@ func TestCookieRequestDoesNotStopCachingForOthers(t *testing.T) {
 	expect(t, r, 200, "MISS", "page") // stored for everyone: the cookie said nothing about the URL
 	expect(t, get(t, p.URL+"/p"), 200, "HIT", "page")
 }
+
+// phpLikeOrigin: anonymous visitors get a cacheable page (anon sets its fields); a request with a
+// session cookie starts a session and gets no-store (PHP session_start's default headers).
+func phpLikeOrigin(t *testing.T, anon func(h http.Header)) *origin {
+	return newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if _, err := r.Cookie("PHPSESSID"); err == nil {
+			w.Header().Set("Cache-Control", "no-store, no-cache, must-revalidate")
+			fmt.Fprint(w, "session page")
+			return
+		}
+		anon(w.Header())
+		fmt.Fprint(w, "public page")
+	})
+}
+
+// The answer to one client's cookie says nothing about the copy everyone else shares: a no-store
+// answer to a request with Cookie must not delete it (security review: any client could purge
+// such a page at will, and every purge cost a blocking refill).
+func TestANoStoreAnswerToACookieRequestDoesNotDeleteTheSharedCopy(t *testing.T) {
+	lm := time.Now().Add(-240 * time.Hour).UTC().Format(http.TimeFormat) // heuristic: a day fresh
+	o := phpLikeOrigin(t, func(h http.Header) { h.Set("Last-Modified", lm) })
+	p := startProxy(t, o.URL, nil)
+	expect(t, get(t, p.URL+"/home"), 200, "MISS", "public page")
+	for range 3 {
+		expect(t, get(t, p.URL+"/home", "Cookie", "PHPSESSID=attacker"), 200, "BYPASS", "session page")
+		expect(t, get(t, p.URL+"/home"), 200, "HIT", "public page")
+	}
+
+	// The same for a stale copy revalidated by a client with a cookie.
+	q := phpLikeOrigin(t, func(h http.Header) { h.Set("Cache-Control", "public, max-age=1"); h.Set("ETag", `"v1"`) })
+	p = startProxy(t, q.URL, map[string]string{"SWR_REFRESH_WINDOW": "0"})
+	expect(t, get(t, p.URL+"/home"), 200, "MISS", "public page")
+	waitFor(t, 3*time.Second, "the copy to go stale", func() bool {
+		return get(t, p.URL+"/home", "Cookie", "PHPSESSID=attacker").Header.Get("X-Cache") == "STALE"
+	})
+	waitFor(t, 3*time.Second, "the attacker's revalidation", func() bool { return q.hits.Load() >= 2 })
+	if r := get(t, p.URL+"/home"); r.Body != "public page" || r.Header.Get("X-Cache") == "MISS" {
+		t.Fatalf("after a cookie request revalidated the copy: %s %q, want the shared copy (STALE or HIT)", r.Header.Get("X-Cache"), r.Body)
+	}
+}

@@ -256,7 +256,7 @@ func (f *Filler) fetch(ctx context.Context, r *tiers.Request, collapse bool) (*t
 				return &tiers.Result{Pass: p, NotStored: d.Reason}, nil
 			}
 			return handOff(resp, prepend(body, resp.Body), d.Reason), nil
-		} else if r.Stale != nil && resp.StatusCode < 400 && (d.Reason == "no-store" || d.Reason == "private") {
+		} else if r.Stale != nil && resp.StatusCode < 400 && (d.Reason == "no-store" || d.Reason == "private") && speaksForAll(r) {
 			// The origin now forbids keeping this URL: drop what we have. (Any other unstorable
 			// answer to a revalidation, e.g. a 403 for the refreshing request's headers, leaves
 			// the good entry alone.)
@@ -285,6 +285,11 @@ func (f *Filler) fetch(ctx context.Context, r *tiers.Request, collapse bool) (*t
 	e := newEntry(r, resp.StatusCode, resp.Header, body, d, received)
 	return f.store(ctx, e, &tiers.Result{Entry: e})
 }
+
+// speaksForAll reports whether the origin's answer to r says something about everyone who shares
+// the entry: not when r carried Cookie or Authorization, to which an origin often answers no-store
+// or private for that client alone (any client could otherwise delete a shared entry at will).
+func speaksForAll(r *tiers.Request) bool { return !r.Cookie && !r.Authorization }
 
 // maxSharedError bounds the error page that is read once and sent to every waiter.
 const maxSharedError = 64 << 10
@@ -351,8 +356,10 @@ func (f *Filler) renew(ctx context.Context, r *tiers.Request, h http.Header, sen
 	d := httpcache.Decide(old.Status, merged, httpcache.Req{Authorization: r.Authorization}, sent, received, f.Defaults)
 	if !d.Store {
 		// The origin no longer lets us keep it: drop the entry, and let this caller fetch anew.
-		if err := f.Store.Delete(ctx, r.Key); err != nil {
-			f.Log.Warn("cache delete failed", "key", r.Key, "err", err)
+		if speaksForAll(r) {
+			if err := f.Store.Delete(ctx, r.Key); err != nil {
+				f.Log.Warn("cache delete failed", "key", r.Key, "err", err)
+			}
 		}
 		return nil, &upstream.Error{Target: r.URI, Err: fmt.Errorf("304 made the entry unstorable (%s)", d.Reason)}
 	}
