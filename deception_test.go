@@ -4,8 +4,12 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/swrproxy/swrproxy/internal/redistest"
 )
 
 // Web cache deception (issue 7, point 3): a page chosen by the client's cookies, which the origin
@@ -252,5 +256,53 @@ func TestANoStoreAnswerToACookieRequestDoesNotDeleteTheSharedCopy(t *testing.T) 
 	waitFor(t, 3*time.Second, "the attacker's revalidation", func() bool { return q.hits.Load() >= 2 })
 	if r := get(t, p.URL+"/home"); r.Body != "public page" || r.Header.Get("X-Cache") == "MISS" {
 		t.Fatalf("after a cookie request revalidated the copy: %s %q, want the shared copy (STALE or HIT)", r.Header.Get("X-Cache"), r.Body)
+	}
+}
+
+// A request with Cookie does not lead the fetch anonymous requests of the key wait on, in this
+// instance or (through the Redis lock) another: its answer is often private and slow (security
+// review: an anonymous miss waited 2.9 s behind a cookie request's private page).
+func TestAnonymousMissesDoNotWaitBehindACookieRequest(t *testing.T) {
+	rs := redistest.Start(t)
+	release := make(chan struct{})
+	var cookieSeen atomic.Int64
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Cookie") != "" {
+			cookieSeen.Add(1)
+			<-release // a slow, private page
+			w.Header().Set("Cache-Control", "private")
+			fmt.Fprint(w, "personal page")
+			return
+		}
+		w.Header().Set("Cache-Control", "public, max-age=60")
+		fmt.Fprint(w, "public page")
+	})
+	env := map[string]string{"SWR_REDIS_URL": rs.URL()}
+	a, b := startProxy(t, o.URL, env), startProxy(t, o.URL, env)
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	var cookies []chan reply
+	for i, victim := range []string{a.URL, b.URL} {
+		path := fmt.Sprintf("/home-%d", i)
+		cookie := make(chan reply, 1)
+		go func() { cookie <- do(http.MethodGet, a.URL+path, "Cookie", "sid=someone") }()
+		waitFor(t, 5*time.Second, "the cookie request at the origin", func() bool { return cookieSeen.Load() == int64(i+1) })
+		anon := make(chan reply, 1)
+		go func() { anon <- do(http.MethodGet, victim+path) }()
+		select {
+		case r := <-anon:
+			if r.Body != "public page" {
+				t.Errorf("anonymous request %d: %d %q", i, r.StatusCode, r.Body)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("anonymous request %d waits behind the cookie request", i)
+		}
+		cookies = append(cookies, cookie)
+	}
+	once.Do(func() { close(release) })
+	for i, c := range cookies {
+		if r := <-c; r.Body != "personal page" {
+			t.Errorf("cookie request %d: %d %q, want its own page", i, r.StatusCode, r.Body)
+		}
 	}
 }

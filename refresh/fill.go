@@ -64,7 +64,10 @@ type Stats struct {
 
 // Forget makes the next Fill of key start a new fetch instead of joining one in flight: an
 // invalidation landed, so what the running fetch brings may be old.
-func (f *Filler) Forget(key string) { f.flight.Forget(key) }
+func (f *Filler) Forget(key string) {
+	f.flight.Forget(key)
+	f.flight.Forget(key + cookieFlight)
+}
 
 // errPanic wraps a panic recovered inside a fill, so one bad response cannot take the process down.
 var errPanic = errors.New("refresh: panic during fill")
@@ -86,13 +89,22 @@ func (f *Filler) Fill(ctx context.Context, r *tiers.Request) (*tiers.Result, err
 }
 
 // fill is one fetch of r: collapsed under flightKey, or alone for a request that must not share.
+// Requests with Cookie collapse only with one another, in this process: their answer is often
+// private and slow, and must not hold up the anonymous requests of a key (in process or, through
+// the Redis lock, on other instances).
 func (f *Filler) fill(ctx context.Context, r *tiers.Request, flightKey string) (*tiers.Result, error) {
 	if r.Authorization || r.Alone {
 		// Never share a response fetched with one client's credentials with another client.
 		return f.safeFetch(context.WithoutCancel(ctx), r, false)
 	}
-	return f.join(ctx, flightKey, r)
+	if r.Cookie {
+		return f.join(ctx, flightKey+cookieFlight, r, false)
+	}
+	return f.join(ctx, flightKey, r, true)
 }
+
+// cookieFlight ends the flight key of requests with Cookie.
+const cookieFlight = "\x00cookie"
 
 // withVary returns r asking also for the fields names that r's client sent and r did not
 // forward. Forwarding fields (X-Forwarded-*, …) are never taken from a client: swrproxy sets its
@@ -132,11 +144,11 @@ func variantID(names []string, value func(string) string) string {
 	return b.String()
 }
 
-func (f *Filler) join(ctx context.Context, flightKey string, r *tiers.Request) (*tiers.Result, error) {
+func (f *Filler) join(ctx context.Context, flightKey string, r *tiers.Request, lock bool) (*tiers.Result, error) {
 	var led atomic.Bool // only the caller whose function runs leads; singleflight marks every caller Shared
 	ch := f.flight.DoChan(flightKey, func() (any, error) {
 		led.Store(true)
-		return f.safeFetch(context.WithoutCancel(ctx), r, true)
+		return f.safeFetch(context.WithoutCancel(ctx), r, lock)
 	})
 	select {
 	case res := <-ch:
