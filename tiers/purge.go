@@ -34,10 +34,13 @@ return g
 `)
 
 // staleScript bumps the generation of an existing key, which makes every stored variant stale
-// (a soft purge) without removing it. Returns 1 when the key existed.
+// (a soft purge) without removing it, and keeps the hash (so the generation) for at least
+// ARGV[1] ms: a fetch that began before the purge may store after the variants' own lifetime.
+// Returns 1 when the key existed.
 var staleScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HINCRBY', KEYS[1], 'g', 1)
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return 1
 `)
 
@@ -93,7 +96,7 @@ func (s *Store) MarkStale(ctx context.Context, key string) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	sent := time.Now()
-	n, err := staleScript.Run(ctx, s.rdb, []string{RedisKey(key)}).Int()
+	n, err := staleScript.Run(ctx, s.rdb, []string{RedisKey(key)}, s.tombstone.Milliseconds()).Int()
 	s.observe(sent, err)
 	if err != nil {
 		return found, fmt.Errorf("tiers: l2 mark stale %q: %w", key, err)

@@ -945,3 +945,25 @@ func BenchmarkStorePeek(b *testing.B) {
 		}
 	}
 }
+
+// A soft purge keeps the key's generation at least a tombstone's lifetime, like a clear: a fetch
+// that began before it and stores after the variants' own lifetime ended is still refused
+// (security review: the generation expired with the hash and the pre-purge body came back).
+func TestASoftPurgeKeepsTheGenerationAsLongAsAClear(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client()
+	s := newStoreWith(t, Options{L1MaxBytes: 64 << 20, L1MaxTTL: time.Minute, Redis: rdb, Tombstone: time.Minute})
+	ctx := context.Background()
+	old := testEntry("/p", "v1")
+	old.Fresh, old.StaleWhileRevalidate, old.StaleIfError = 0, 0, 1500*time.Millisecond
+	old.Stored = time.Now()
+	if err := s.Set(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.MarkStale(ctx, "/p"); err != nil {
+		t.Fatal(err)
+	}
+	if ttl := rdb.PTTL(ctx, RedisKey("/p")).Val(); ttl < 59*time.Second {
+		t.Fatalf("after a soft purge the hash lives %v, want at least the tombstone (1m): its generation would expire with it", ttl)
+	}
+}
