@@ -318,3 +318,28 @@ func TestTheSchemeAnOriginVariesOnIsSwrproxysNotTheClients(t *testing.T) {
 		t.Errorf("origin got %d requests, want 3 (two variants, then one)", n)
 	}
 }
+
+// A field the request's Connection names is hop-by-hop: the origin never sees it, so the variant
+// is the one without it, at lookup as at store (newcomer review: every such request missed).
+func TestAVariedFieldNamedInConnectionCountsAsAbsent(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Vary", "Accept-Language")
+		fmt.Fprintf(w, "lang=%q", r.Header.Get("Accept-Language"))
+	})
+	p := startProxy(t, o.URL, nil)
+	addr := strings.TrimPrefix(p.URL, "http://")
+	for i, want := range []string{"MISS", "HIT", "HIT"} {
+		res, err := rawhttp.Exchange(addr, "GET /l HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Accept-Language\r\nAccept-Language: fr\r\n\r\n", 300*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Responses) != 1 || res.Responses[0].Header.Get("X-Cache") != want || res.Responses[0].Body != `lang=""` {
+			t.Fatalf("request %d: %v %q, want %s lang=\"\"", i, res.Responses, res.Bodies(), want)
+		}
+	}
+	expect(t, get(t, p.URL+"/l"), 200, "HIT", `lang=""`) // the same variant as a request without the field
+	if n := o.hits.Load(); n != 1 {
+		t.Errorf("origin got %d requests, want 1", n)
+	}
+}

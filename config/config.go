@@ -663,6 +663,13 @@ func setTrustedProxies(c *Config, v string) error {
 			continue
 		}
 		if p, err := netip.ParsePrefix(part); err == nil {
+			if a := p.Addr(); a.Is4In6() {
+				// Peers are compared unmapped: ::ffff:10.0.0.0/104 is 10.0.0.0/8.
+				if p.Bits() < 96 {
+					return fmt.Errorf("%q: an IPv4-mapped prefix must be /96 or longer", part)
+				}
+				p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+			}
 			out = append(out, p.Masked())
 			continue
 		}

@@ -442,7 +442,12 @@ func TestTrustedProxiesAreIPsOrPrefixes(t *testing.T) {
 	if err != nil || len(c.TrustedProxies) != 0 {
 		t.Errorf("empty SWR_TRUSTED_PROXIES: %v, %v; want none trusted", c.TrustedProxies, err)
 	}
-	for _, v := range []string{"10.0.0.0/33", "localhost", "fe80::1%eth0", "1.2.3"} {
+	// IPv4-mapped forms are unmapped, as peers are (security review: they never matched).
+	c, err = LoadLookup(lookup(map[string]string{"SWR_UPSTREAM": "http://origin", "SWR_TRUSTED_PROXIES": "::ffff:10.89.64.10/128, ::ffff:10.0.0.0/104"}), nil)
+	if err != nil || len(c.TrustedProxies) != 2 || c.TrustedProxies[0].String() != "10.89.64.10/32" || c.TrustedProxies[1].String() != "10.0.0.0/8" {
+		t.Errorf("IPv4-mapped prefixes: %v, %v; want 10.89.64.10/32 and 10.0.0.0/8", c.TrustedProxies, err)
+	}
+	for _, v := range []string{"10.0.0.0/33", "localhost", "fe80::1%eth0", "1.2.3", "::ffff:0:0/95"} {
 		_, err := Load(env(map[string]string{"SWR_UPSTREAM": "http://origin", "SWR_TRUSTED_PROXIES": v}), nil)
 		if err == nil || !strings.Contains(err.Error(), "SWR_TRUSTED_PROXIES") {
 			t.Errorf("SWR_TRUSTED_PROXIES=%q: %v, want an error naming the setting", v, err)

@@ -51,6 +51,9 @@ func (h *Handler) requestValue(c *fiber.Ctx, name string) string {
 	if httpcache.ForwardingField(name) {
 		return httpcache.VaryValue(name, h.forwardedValue(c, name, true))
 	}
+	if inConnection(c, name) {
+		return "" // hop-by-hop for this request: never forwarded, so absent for the origin
+	}
 	vs := c.Request().Header.PeekAll(name)
 	switch len(vs) {
 	case 0:
@@ -63,6 +66,25 @@ func (h *Handler) requestValue(c *fiber.Ctx, name string) string {
 		lines[i] = string(v)
 	}
 	return httpcache.VaryValue(name, httpcache.JoinLines(name, lines))
+}
+
+// inConnection reports whether the request's Connection field names the field name (which makes
+// it hop-by-hop, RFC 9110 §7.6.1: forwardHeader drops it). It does not allocate.
+func inConnection(c *fiber.Ctx, name string) bool {
+	for _, v := range c.Request().Header.PeekAll(fiber.HeaderConnection) {
+		for len(v) > 0 {
+			item := v
+			if i := bytes.IndexByte(v, ','); i >= 0 {
+				item, v = v[:i], v[i+1:]
+			} else {
+				v = nil
+			}
+			if strings.EqualFold(strings.Trim(b2s(item), " \t"), name) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // newRequest copies what a fill needs out of the client's request: nothing it returns aliases
