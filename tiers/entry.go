@@ -136,7 +136,8 @@ type Object struct {
 	expires time.Time
 }
 
-// maxVariants bounds the variants kept per URL, so a client cycling through header values
+// maxVariants bounds the variants kept per URL (and Options.ObjectMaxBytes their bytes), so a
+// client cycling through header values
 // cannot grow one object without limit.
 const maxVariants = 32
 
@@ -171,14 +172,17 @@ func (o *Object) Variant(value func(name string) string) *Entry {
 
 // with returns a copy of o in which e replaces the variant with the same vary values, or is added.
 // Variants that have expired at now are dropped, and the oldest go when there are too many.
-func (o *Object) with(e *Entry, now time.Time) *Object {
+// At most maxBytes of variants are kept (e always).
+func (o *Object) with(e *Entry, now time.Time, maxBytes int64) *Object {
 	vs := make([]*Entry, 0, len(o.Variants)+1)
 	vs = append(vs, e)
-	for _, v := range o.Variants {
-		if sameVariant(v, e) || !v.Expires().After(now) || len(vs) >= maxVariants {
+	total := int64(e.Size())
+	for _, v := range o.Variants { // the most recently stored first
+		if sameVariant(v, e) || !v.Expires().After(now) || len(vs) >= maxVariants || total+int64(v.Size()) > maxBytes {
 			continue
 		}
 		vs = append(vs, v)
+		total += int64(v.Size())
 	}
 	return newObject(o.Key, max(o.Gen, e.Gen), vs)
 }

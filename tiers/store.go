@@ -53,7 +53,12 @@ type Options struct {
 	// before the clear cannot store the old body afterwards (default 2m; make it longer than the
 	// origin timeout).
 	Tombstone time.Duration
-	Log       *slog.Logger
+	// ObjectMaxBytes bounds the bytes of all the variants of one URL together, in L1 and in L2:
+	// past it, the least recently stored variants go (the newest is always kept). So a client
+	// cycling through the values of a Vary'd field cannot make one URL heavier than this, nor
+	// every read of it from Redis longer. Default: L1MaxBytes/8, at most 16 MiB.
+	ObjectMaxBytes int64
+	Log            *slog.Logger
 }
 
 // Store is the two-tier cache: L1 in process, L2 in Redis, shared by every instance.
@@ -65,6 +70,7 @@ type Store struct {
 	l1MaxTTL  time.Duration
 	timeout   time.Duration
 	tombstone time.Duration
+	objectMax int64
 	log       *slog.Logger
 
 	// OnL2Change, when set before Run, is called when the L2 circuit opens or closes.
@@ -100,7 +106,11 @@ func New(o Options) (*Store, error) {
 		l1MaxTTL:  o.L1MaxTTL,
 		timeout:   cmp(o.L2Timeout, 250*time.Millisecond),
 		tombstone: cmp(o.Tombstone, 2*time.Minute),
+		objectMax: o.ObjectMaxBytes,
 		log:       o.Log,
+	}
+	if s.objectMax <= 0 {
+		s.objectMax = min(o.L1MaxBytes/8, 16<<20)
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -309,7 +319,8 @@ func (s *Store) observe(sent time.Time, err error) {
 // setScript stores one variant (field ARGV[2], value ARGV[3]) in the object's hash KEYS[1] unless
 // the object's generation moved past ARGV[1], the one the fetch began under (a clear or soft purge
 // landed meanwhile). The field "o" lists the variant fields, least recently stored first; when a
-// new variant would make more than ARGV[5], the least recently stored ones go, and only them.
+// new variant would make more than ARGV[5], or the variants together more than ARGV[6] bytes,
+// the least recently stored ones go, and only them.
 // Fields that are gone (a corrupt variant a reader deleted) drop out of the list here. The hash's
 // lifetime is extended to ARGV[4] ms if shorter. It returns 1 when stored, 0 when refused.
 var setScript = redis.NewScript(`
@@ -333,6 +344,13 @@ if n > max then -- variants missing from the list: only a damaged hash has them
     if n <= max then break end
     if v ~= f and v ~= 'g' and v ~= 'o' then redis.call('HDEL', h, v); n = n - 1 end
   end
+end
+local bytes, limit = string.len(ARGV[3]), tonumber(ARGV[6])
+for i = first, #order do bytes = bytes + redis.call('HSTRLEN', h, order[i]) end
+while bytes > limit and first <= #order do -- the least recently stored go first, until they fit
+  bytes = bytes - redis.call('HSTRLEN', h, order[first])
+  redis.call('HDEL', h, order[first])
+  first = first + 1
 end
 local kept = {}
 for i = first, #order do kept[#kept + 1] = order[i] end
@@ -375,7 +393,7 @@ func (s *Store) Set(ctx context.Context, e *Entry) error {
 			stale = true
 			return old, otter.CancelOp
 		}
-		return old.with(e, now), otter.WriteOp
+		return old.with(e, now, s.objectMax), otter.WriteOp
 	})
 	if stale {
 		return ErrStale
@@ -392,7 +410,7 @@ func (s *Store) setL2(ctx context.Context, e *Entry, ttl time.Duration) error {
 	ms := max(ttl.Milliseconds(), 1)
 	sent := time.Now()
 	n, err := setScript.Run(ctx, s.rdb, []string{RedisKey(e.Key)},
-		e.Gen, variantField(e), encode(e), ms, maxVariants).Int()
+		e.Gen, variantField(e), encode(e), ms, maxVariants, s.objectMax).Int()
 	s.observe(sent, err)
 	if err != nil {
 		return fmt.Errorf("tiers: l2 set %q: %w", e.Key, err)

@@ -593,7 +593,11 @@ func TestDeleteRefusesAFetchThatBeganBefore(t *testing.T) {
 func TestAGenerationOutlivesItsExpiredHash(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := srv.Client()
-	a, b := newStore(t, rdb), newStore(t, srv.Client())
+	// A soft purge keeps the hash a tombstone's lifetime: a short one, so it expires in the test.
+	opts := func(rdb redis.UniversalClient) Options {
+		return Options{L1MaxBytes: 64 << 20, L1MaxTTL: time.Minute, Redis: rdb, Tombstone: time.Second}
+	}
+	a, b := newStoreWith(t, opts(rdb)), newStoreWith(t, opts(srv.Client()))
 	ctx := t.Context()
 	short := testEntry("/g", "v0")
 	short.Fresh, short.StaleWhileRevalidate, short.StaleIfError = time.Second, 0, 0
@@ -965,5 +969,48 @@ func TestASoftPurgeKeepsTheGenerationAsLongAsAClear(t *testing.T) {
 	}
 	if ttl := rdb.PTTL(ctx, RedisKey("/p")).Val(); ttl < 59*time.Second {
 		t.Fatalf("after a soft purge the hash lives %v, want at least the tombstone (1m): its generation would expire with it", ttl)
+	}
+}
+
+// The variants of one URL together weigh at most ObjectMaxBytes, in L1 and in L2: a client cycling
+// through the values of a Vary'd field cannot make one object heavier, nor every Redis read of it
+// longer (security review: 32 variants of 8 MiB made each read a 256 MiB HGETALL that timed out
+// and flushed L1 through the circuit breaker).
+func TestTheVariantsOfOneURLAreBoundedInBytes(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client()
+	s := newStoreWith(t, Options{L1MaxBytes: 256 << 20, L1MaxTTL: time.Minute, Redis: rdb, ObjectMaxBytes: 4 << 20})
+	ctx := t.Context()
+	body := strings.Repeat("b", 1<<20)
+	for i := range 10 {
+		e := testEntry("/big", body)
+		e.ETag = `"big"`
+		e.Vary, e.VaryValues = []string{"Origin"}, []string{"https://site" + strconv.Itoa(i) + ".example"}
+		if err := s.Set(ctx, e); err != nil {
+			t.Fatalf("Set(variant %d): %v", i, err)
+		}
+	}
+	var l2 int64
+	fields, err := rdb.HGetAll(ctx, RedisKey("/big")).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for f, v := range fields {
+		if strings.HasPrefix(f, "v:") {
+			l2 += int64(len(v))
+		}
+	}
+	if l2 > 4<<20 || l2 < 3<<20 {
+		t.Errorf("L2 holds %d bytes of variants, want at most the 4 MiB bound (and the newest 3)", l2)
+	}
+	o := s.Peek("/big")
+	if o == nil || o.Size() > 4<<20+1024 || len(o.Variants) < 3 {
+		t.Fatalf("L1 object: %d variants, %d bytes; want at most 4 MiB", len(o.Variants), o.Size())
+	}
+	if got := o.Variants[0].VaryValues[0]; got != "https://site9.example" {
+		t.Errorf("the newest variant is %q, want site9's (the newest is always kept)", got)
+	}
+	if fresh, err := newStore(t, rdb).GetL2(ctx, "/big"); err != nil || fresh.Variant(func(string) string { return "https://site9.example" }) == nil {
+		t.Errorf("another instance does not find the newest variant in L2: %v", err)
 	}
 }
