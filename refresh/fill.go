@@ -50,6 +50,7 @@ type Filler struct {
 	ObserveOrigin func(kind string, d time.Duration)
 
 	flight singleflight.Group
+	vary   varyMemo
 }
 
 // Stats counts the filler's work. Fields are read with Load.
@@ -77,7 +78,11 @@ var errPanic = errors.New("refresh: panic during fill")
 // detached from ctx (bounded by f.Timeout), so a caller that gives up does not fail the others;
 // ctx only bounds this caller's wait. A Pass in the result that the caller claims must be closed.
 func (f *Filler) Fill(ctx context.Context, r *tiers.Request) (*tiers.Result, error) {
+	r = withVary(r, f.vary.names(r.Key)) // what the key's responses varied on lately, if the request lacks it
 	res, err := f.fill(ctx, r, r.Key)
+	if err == nil && res.Entry != nil {
+		f.vary.learn(r.Key, res.Entry.Vary)
+	}
 	if err != nil || res.Entry == nil || res.Entry.Matches(r.Value) {
 		return res, err
 	}
