@@ -1,0 +1,282 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// The parsers and checks of the values that are more than a duration, a size, an int or a bool.
+
+// splitListen splits a listen address into host and numeric port.
+func splitListen(addr string) (host string, port int, err error) {
+	host, ps, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, errors.New("not a host:port address (e.g. :8000 or 127.0.0.1:8000)")
+	}
+	port, err = strconv.Atoi(ps)
+	if err != nil || port < 0 || port > 65535 || !isDigits(ps) {
+		return "", 0, errors.New("the port must be a number from 0 to 65535")
+	}
+	return host, port, nil
+}
+
+// sameListener reports whether listening on a and on b would collide: the same non-zero port on
+// the same host, or on any host when one of them listens on every interface.
+func sameListener(a, b string) bool {
+	ha, pa, errA := splitListen(a)
+	hb, pb, errB := splitListen(b)
+	if errA != nil || errB != nil || pa != pb || pa == 0 {
+		return false
+	}
+	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return ha == hb || wild(ha) || wild(hb)
+}
+
+func setUpstream(c *Config, v string) error {
+	const eg = " (e.g. http://origin:8080)"
+	u, err := url.Parse(v)
+	switch {
+	case err != nil:
+		return errors.New("not a URL" + eg)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return errors.New("the scheme must be http or https" + eg)
+	case u.Opaque != "" || u.Hostname() == "":
+		return errors.New("the host is missing" + eg)
+	case u.User != nil:
+		return errors.New("credentials in the URL are not supported")
+	case u.RawQuery != "" || u.ForceQuery:
+		return errors.New("must not have a query: the client's query is appended to each request")
+	case u.Fragment != "" || strings.Contains(v, "#"):
+		return errors.New("must not have a fragment")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return errors.New("the port must be a number from 1 to 65535")
+		}
+	}
+	// The path is a prefix for every proxied path, which starts with "/".
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.RawPath = strings.TrimRight(u.RawPath, "/")
+	c.Upstream = u
+	return nil
+}
+
+func setRedis(c *Config, v string) error {
+	if _, err := parseRedis(v); err != nil {
+		return err
+	}
+	c.RedisURL = v
+	return nil
+}
+
+// parseRedis validates a SWR_REDIS_URL value and returns the cluster seeds for the host:port form,
+// nil for "" and for the URL form. Errors never contain the value (it may hold a password).
+func parseRedis(v string) ([]string, error) {
+	if v == "" {
+		return nil, nil
+	}
+	if strings.Contains(v, "://") {
+		const eg = " (e.g. redis://redis:6379/0)"
+		u, err := url.Parse(v)
+		switch {
+		case err != nil:
+			return nil, errors.New("not a URL" + eg)
+		case u.Scheme != "redis" && u.Scheme != "rediss":
+			return nil, errors.New("the scheme must be redis:// or rediss:// (TLS)" + eg)
+		case u.Opaque != "" || u.Hostname() == "":
+			return nil, errors.New("the host is missing" + eg)
+		case u.Fragment != "" || strings.Contains(v, "#"):
+			return nil, errors.New("must not have a fragment" + eg)
+		}
+		if p := u.Port(); p != "" {
+			if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+				return nil, errors.New("the port must be a number from 1 to 65535")
+			}
+		}
+		if db := strings.TrimPrefix(u.Path, "/"); db != "" {
+			if n, err := strconv.Atoi(db); err != nil || n < 0 || !isDigits(db) {
+				return nil, errors.New("the path must be a database number like /0" + eg)
+			}
+		}
+		return nil, nil
+	}
+	parts := strings.Split(v, ",")
+	addrs := make([]string, 0, len(parts))
+	for _, a := range parts {
+		a = strings.TrimSpace(a)
+		host, ps, err := net.SplitHostPort(a)
+		if err != nil || host == "" || strings.ContainsAny(host, "@/?#, \t") {
+			return nil, errors.New("not a redis:// or rediss:// URL, nor a comma-separated list of cluster host:port seeds")
+		}
+		if n, err := strconv.Atoi(ps); err != nil || n < 1 || n > 65535 || !isDigits(ps) {
+			return nil, fmt.Errorf("seed %q: the port must be a number from 1 to 65535", a)
+		}
+		addrs = append(addrs, a)
+	}
+	return addrs, nil
+}
+
+// redactRedis masks the password of a redis:// URL as url.URL.Redacted does. The cluster form has
+// no credentials.
+func redactRedis(v string) string {
+	if !strings.Contains(v, "://") {
+		return v
+	}
+	u, err := url.Parse(v)
+	if err != nil {
+		return redactUserinfo(v)
+	}
+	return u.Redacted()
+}
+
+// redactUserinfo masks everything between "://" (or the start) and the last "@" of a URL-like
+// value that may not parse, so an error message cannot show a password.
+func redactUserinfo(v string) string {
+	start := 0
+	if i := strings.Index(v, "://"); i >= 0 {
+		start = i + len("://")
+	}
+	j := strings.LastIndex(v[start:], "@")
+	if j < 0 {
+		return v
+	}
+	return v[:start] + "xxxxx" + v[start+j:]
+}
+
+// minSecret is the shortest invalidation secret start-up accepts: 32 bytes, the output of
+// `openssl rand -hex 16` at the least; `openssl rand -hex 32` is what the messages suggest.
+const minSecret = 32
+
+// placeholders are parts of the sample values of templates and tutorials, and words people type:
+// a secret containing one was copied or chosen, not made.
+var placeholders = []string{"change-me", "changeme", "change_me", "replace-me", "replaceme", "replace_me",
+	"your-secret", "yoursecret", "your_secret", "example", "placeholder", "secret", "password", "passwd",
+	"insecure", "dummy", "qwerty", "letmein", "${"}
+
+const makeSecret = "make one with `openssl rand -hex 32`, or leave it empty to turn the private endpoints off"
+
+func setSecret(c *Config, v string) error {
+	// It travels in an Authorization header: white space would be trimmed or split on the
+	// way, and the token would never match.
+	if strings.IndexFunc(v, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+		return errors.New("must not contain white space or control characters")
+	}
+	if v == "" {
+		c.InvalidateSecret = ""
+		return nil
+	}
+	if err := weakSecret(v); err != nil {
+		return err
+	}
+	c.InvalidateSecret = v
+	return nil
+}
+
+// weakSecret says why v is not a secret start-up accepts, or returns nil. The output of
+// `openssl rand -hex 32` (or -base64 32) passes; what people make up mostly does not.
+func weakSecret(v string) error {
+	for i := 0; i < len(v); i++ {
+		if v[i] > '~' {
+			return errors.New("must be printable ASCII: " + makeSecret)
+		}
+	}
+	lower := strings.ToLower(v)
+	for _, p := range placeholders {
+		if strings.Contains(lower, p) {
+			return errors.New("is a placeholder or a word, not a random secret: " + makeSecret)
+		}
+	}
+	if len(v) < minSecret {
+		return fmt.Errorf("is %d bytes, fewer than %d: %s", len(v), minSecret, makeSecret)
+	}
+	if p := period(v); p <= len(v)/2 {
+		return errors.New("repeats itself, so it is not random: " + makeSecret)
+	}
+	// Shannon entropy of the characters, times the length: random hex of 32 characters scores
+	// about 115 bits (under 80 in none of 100 000 draws), "xxxx…x1234567" about 48.
+	counts := map[byte]int{}
+	for i := 0; i < len(v); i++ {
+		counts[v[i]]++
+	}
+	bits := 0.0
+	for _, n := range counts {
+		p := float64(n) / float64(len(v))
+		bits -= float64(n) * math.Log2(p)
+	}
+	if bits < 80 || len(counts) < 8 {
+		return errors.New("has too little variety to be random: " + makeSecret)
+	}
+	return nil
+}
+
+// period returns the length of the shortest string whose repetition (the last one cut short)
+// makes up v.
+func period(v string) int {
+	for p := 1; p < len(v); p++ {
+		if v[p:] == v[:len(v)-p] {
+			return p
+		}
+	}
+	return len(v)
+}
+
+// setTrustedProxies parses a comma-separated list of IP addresses and CIDR prefixes.
+func setTrustedProxies(c *Config, v string) error {
+	var out []netip.Prefix
+	for part := range strings.SplitSeq(v, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(part); err == nil {
+			if a := p.Addr(); a.Is4In6() {
+				// Peers are compared unmapped: ::ffff:10.0.0.0/104 is 10.0.0.0/8.
+				if p.Bits() < 96 {
+					return fmt.Errorf("%q: an IPv4-mapped prefix must be /96 or longer", part)
+				}
+				p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+			}
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(part)
+		if err != nil || a.Zone() != "" {
+			return fmt.Errorf("%q is not an IP address or CIDR prefix (e.g. 10.0.0.0/8 or 127.0.0.1)", part)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	c.TrustedProxies = out
+	return nil
+}
+
+func setLogLevel(c *Config, v string) error {
+	switch strings.ToLower(v) {
+	case "debug":
+		c.LogLevel = slog.LevelDebug
+	case "info":
+		c.LogLevel = slog.LevelInfo
+	case "warn":
+		c.LogLevel = slog.LevelWarn
+	case "error":
+		c.LogLevel = slog.LevelError
+	default:
+		return errors.New("must be debug, info, warn or error")
+	}
+	return nil
+}
+
+func setLogFormat(c *Config, v string) error {
+	switch f := strings.ToLower(v); f {
+	case "text", "json":
+		c.LogFormat = f
+		return nil
+	}
+	return errors.New("must be text or json")
+}

@@ -1,0 +1,149 @@
+package refresh
+
+// Collapsing: one origin trip per key in the process (singleflight) and across instances (the
+// Redis fetch lock), and the refetch of a variant the first trip did not bring.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/swrproxy/swrproxy/httpcache"
+	"github.com/swrproxy/swrproxy/tiers"
+	"github.com/swrproxy/swrproxy/upstream"
+)
+
+// cookieFlight ends the flight key of requests with Cookie.
+const cookieFlight = "\x00cookie"
+
+// withVary returns r asking also for the fields names that r's client sent and r did not
+// forward. Forwarding fields (X-Forwarded-*, …) are never taken from a client: swrproxy sets its
+// own. A background request (Field nil) is returned as it is.
+func withVary(r *tiers.Request, names []string) *tiers.Request {
+	if r.Field == nil {
+		return r
+	}
+	var hdr http.Header
+	for _, n := range names {
+		if r.Header.Get(n) != "" || httpcache.ForwardingField(n) {
+			continue
+		}
+		if v := r.Field(n); v != "" {
+			if hdr == nil {
+				hdr = r.Header.Clone()
+			}
+			hdr.Set(n, v)
+		}
+	}
+	if hdr == nil {
+		return r
+	}
+	r2 := *r
+	r2.Header = hdr
+	return &r2
+}
+
+func variantID(names []string, value func(string) string) string {
+	var b strings.Builder
+	for _, n := range names {
+		b.WriteString(n)
+		b.WriteByte(0)
+		b.WriteString(value(n))
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
+func (f *Filler) join(ctx context.Context, flightKey string, r *tiers.Request, lock bool) (*tiers.Result, error) {
+	var led atomic.Bool // only the caller whose function runs leads; singleflight marks every caller Shared
+	ch := f.flight.DoChan(flightKey, func() (any, error) {
+		led.Store(true)
+		return f.safeFetch(context.WithoutCancel(ctx), r, lock)
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		out := *res.Val.(*tiers.Result)
+		if res.Shared && !led.Load() {
+			out.Shared = true
+			if f.Stats != nil {
+				f.Stats.SharedLocal.Add(1)
+			}
+		}
+		return &out, nil
+	case <-ctx.Done():
+		return nil, &upstream.Error{Target: r.URI, Err: ctx.Err()}
+	}
+}
+
+// lockOrWait takes the cross-instance fetch lock of r.Key, or, while another instance holds it,
+// waits for that instance's result to appear in L2. It returns the held lock (nil without Redis),
+// or the other instance's result. When the holder finishes without storing what r needs, or dies
+// (its lock expires), this instance tries to take the lock itself.
+func (f *Filler) lockOrWait(ctx context.Context, r *tiers.Request) (*tiers.Lock, *tiers.Result, error) {
+	ttl := f.LockTTL
+	if ttl <= 0 {
+		ttl = 5 * time.Second
+	}
+	since := time.Now().Add(-time.Second) // slack for the other instance's clock
+	for {
+		lock, ok, err := f.Store.TryLock(ctx, r.Key, ttl)
+		if err != nil && !errors.Is(err, tiers.ErrL2Unavailable) {
+			f.Log.Debug("fetch lock unavailable, fetching without it", "key", r.Key, "err", err)
+		}
+		if ok {
+			// Another instance may have stored the key between our lookup and the lock.
+			if res := f.fromL2(ctx, r, since); res != nil {
+				lock.Unlock()
+				return nil, res, nil
+			}
+			return lock, nil, nil
+		}
+		wait := 10 * time.Millisecond
+		for {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil, nil, &upstream.Error{Target: r.URI, Err: fmt.Errorf("waiting for another instance's fetch: %w", ctx.Err())}
+			case <-t.C:
+			}
+			wait = min(wait*2, 80*time.Millisecond)
+			if res := f.fromL2(ctx, r, since); res != nil {
+				if f.Stats != nil {
+					f.Stats.SharedRemote.Add(1)
+				}
+				return nil, res, nil
+			}
+			if !f.Store.Locked(ctx, r.Key) {
+				break
+			}
+		}
+	}
+}
+
+// fromL2 returns a result for r from L2 when another instance stored a usable variant since r's
+// lookup (newer than r.Stale; for a miss, a fresh one or one stored since this instance began
+// to wait), refreshing this instance's L1 with it.
+func (f *Filler) fromL2(ctx context.Context, r *tiers.Request, since time.Time) *tiers.Result {
+	o, err := f.Store.Reload(ctx, r.Key)
+	if err != nil || o == nil {
+		return nil
+	}
+	e := o.Variant(r.Value)
+	switch {
+	case e == nil, e.Gen < o.Gen, !e.Expires().After(time.Now()):
+		return nil
+	case r.Stale != nil && !e.Stored.After(r.Stale.Stored):
+		return nil
+	case r.Stale == nil && e.CurrentAge(time.Now()) >= e.Fresh && !e.Stored.After(since):
+		return nil // kept only for revalidation: not an answer to a miss
+	}
+	return &tiers.Result{Entry: e, Shared: true}
+}

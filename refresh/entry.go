@@ -1,0 +1,144 @@
+package refresh
+
+// The entries a fill stores: built from an origin response, or renewed by a 304.
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/swrproxy/swrproxy/etag"
+	"github.com/swrproxy/swrproxy/httpcache"
+	"github.com/swrproxy/swrproxy/tiers"
+	"github.com/swrproxy/swrproxy/upstream"
+)
+
+// renew applies an origin 304 to the stale entry (RFC 9111 §4.3.4): the stored header fields are
+// updated with those of the 304, freshness restarts, the body stays. The revalidating request's
+// Cookie does not matter here: the body was judged shareable when it was stored, and a 304 only
+// confirms it.
+func (f *Filler) renew(ctx context.Context, r *tiers.Request, h http.Header, sent, received time.Time) (*tiers.Result, error) {
+	old := r.Stale
+	merged := http.Header{}
+	for _, fl := range old.Header {
+		merged.Add(fl.Name, fl.Value)
+	}
+	if old.ETag != "" {
+		merged.Set("Etag", old.ETag)
+	}
+	for name, vs := range h {
+		if name == "Content-Length" || name == "Content-Encoding" && len(vs) == 0 {
+			continue
+		}
+		merged[name] = vs
+	}
+	d := httpcache.Decide(old.Status, merged, httpcache.Req{Authorization: r.Authorization}, sent, received, f.Defaults)
+	if !d.Store {
+		// The origin no longer lets us keep it: drop the entry, and let this caller fetch anew.
+		if speaksForAll(r) {
+			if err := f.Store.Delete(ctx, r.Key); err != nil {
+				f.Log.Warn("cache delete failed", "key", r.Key, "err", err)
+			}
+		}
+		return nil, &upstream.Error{Target: r.URI, Err: fmt.Errorf("304 made the entry unstorable (%s)", d.Reason)}
+	}
+	if f.Stats != nil {
+		f.Stats.Revalidated.Add(1)
+	}
+	e := newEntry(r, old.Status, merged, old.Body, d, received)
+	e.OriginETag = old.OriginETag // a tag we computed stays ours, whatever the 304 carried
+	e.Vary, e.VaryValues = old.Vary, old.VaryValues
+	return f.store(ctx, e, &tiers.Result{Entry: e, Revalidated: true})
+}
+
+// newEntry builds the entry stored for a response. The ETag is the origin's when well formed,
+// else one computed from the body, the same on every instance.
+func newEntry(r *tiers.Request, status int, h http.Header, body []byte, d httpcache.Decision, received time.Time) *tiers.Entry {
+	e := &tiers.Entry{
+		Key:                  r.Key,
+		Status:               status,
+		Body:                 body,
+		LastModified:         h.Get("Last-Modified"),
+		Stored:               received,
+		Age:                  d.Age,
+		Fresh:                d.Fresh,
+		StaleWhileRevalidate: d.StaleWhileRevalidate,
+		StaleIfError:         d.StaleIfError,
+		Guessed:              d.Guessed,
+		Gen:                  r.Gen,
+	}
+	tag, ok := etag.Normalize(h.Get("Etag"))
+	if !ok {
+		tag = etag.Compute(body)
+	}
+	e.ETag, e.OriginETag = tag, ok
+	e.ReqHeader = replayHeader(r.Header)
+	names, _ := httpcache.VaryNames(h.Values("Vary"))
+	if len(names) > 0 {
+		// The variant is what the origin was asked: the values the fill forwarded (a field it
+		// did not forward counts as absent), normalised as lookups normalise the client's.
+		e.Vary = names
+		e.VaryValues = make([]string, len(names))
+		for i, n := range names {
+			e.VaryValues[i] = httpcache.VaryValue(n, httpcache.JoinLines(n, r.Header.Values(n)))
+		}
+	}
+	for _, v := range h.Values("Surrogate-Key") {
+		e.Tags = append(e.Tags, strings.Fields(v)...)
+	}
+	if h.Get("Date") == "" {
+		h.Set("Date", received.UTC().Format(http.TimeFormat))
+	}
+	names = names[:0:0]
+	for name := range h {
+		if !skipStored(name) && !slices.Contains(d.StripHeaders, name) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names) // a stable order, so every instance stores the same bytes
+	for _, name := range names {
+		for _, v := range h[name] {
+			e.Header = append(e.Header, tiers.Field{Name: name, Value: v})
+		}
+	}
+	return e
+}
+
+// maxReplay bounds the request fields kept per entry for background refreshes.
+const maxReplay = 2 << 10
+
+// replayHeader picks the request fields a background refresh of the entry sends again: the ones
+// that shape an answer for everyone (content negotiation, user agent, scheme and, when keyed, host;
+// the Vary'd fields are added from the entry itself). An allowlist: custom credentials, tokens,
+// referers and trace ids of the client that happened to fill the entry are never kept or replayed.
+func replayHeader(h http.Header) []tiers.Field {
+	var out []tiers.Field
+	size := 0
+	for _, name := range replayFields {
+		for _, v := range h[name] {
+			if size += len(name) + len(v); size > maxReplay {
+				return out
+			}
+			out = append(out, tiers.Field{Name: name, Value: v})
+		}
+	}
+	return out
+}
+
+// replayFields are the request fields replayHeader keeps, in a stable order.
+var replayFields = []string{"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "User-Agent",
+	"X-Forwarded-Host", "X-Forwarded-Proto"}
+
+// skipStored reports whether a response field is not stored with the entry: ones the proxy sets
+// itself on every reply, framing fields, and the surrogate fields meant for caches only.
+func skipStored(name string) bool {
+	switch name {
+	case "Age", "Etag", "Content-Length",
+		"Surrogate-Key", "Surrogate-Control", "X-Cache", "Cache-Status":
+		return true
+	}
+	return upstream.IsHopByHop(name)
+}
