@@ -27,6 +27,15 @@ func SplitKey(key string) (host, uri string) {
 	return "", key
 }
 
+// DefaultPort is the port a Host field may leave out on a connection (AppendHost drops it): 443
+// over TLS, else 80.
+func DefaultPort(tls bool) string {
+	if tls {
+		return "443"
+	}
+	return "80"
+}
+
 // OriginFailing reports whether an origin status means the origin is failing rather than
 // answering: 5xx, 429 Too Many Requests or 408 Request Timeout. Stale-if-error stands in for such
 // answers, and a revalidation that gets one keeps the stored entry.

@@ -47,6 +47,11 @@ func containsFold(s, w string) bool {
 	return false
 }
 
+// NegotiationFields are the request fields that choose among representations for everyone alike
+// (RFC 9110 §12.5): every cacheable fill forwards them, and background refreshes replay them.
+// Treat as read-only.
+var NegotiationFields = []string{"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "User-Agent"}
+
 // credentialDigest is the prefix of a hashed credential in a variant's vary values.
 const credentialDigest = "sha256:"
 

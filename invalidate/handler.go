@@ -146,11 +146,7 @@ func readBody(c *fiber.Ctx) ([]byte, int, string) {
 func (h *Handler) purge(c *fiber.Ctx) error {
 	host := ""
 	if h.KeyHost {
-		port := "80"
-		if c.Context().IsTLS() {
-			port = "443"
-		}
-		b, _ := httpcache.AppendHost(nil, c.Request().Header.Host(), port)
+		b, _ := httpcache.AppendHost(nil, c.Request().Header.Host(), httpcache.DefaultPort(c.Context().IsTLS()))
 		host = string(b)
 	}
 	key := httpcache.Key(host, string(c.Request().Header.RequestURI()))

@@ -105,7 +105,7 @@ func hostKeys(ks []string) []string {
 		if !ok {
 			continue
 		}
-		if h, ok := httpcache.AppendHost(nil, []byte(host), "80"); ok {
+		if h, ok := httpcache.AppendHost(nil, []byte(host), httpcache.DefaultPort(false)); ok {
 			host = string(h) // the key's spelling of the host: lower case, no default port
 		}
 		ks[i] = httpcache.Key(host, "/"+path)

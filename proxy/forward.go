@@ -35,12 +35,7 @@ func (h *Handler) keyHost(c *fiber.Ctx) string {
 }
 
 // defaultPort is the port a Host field may leave out on this connection.
-func defaultPort(c *fiber.Ctx) string {
-	if c.Context().IsTLS() {
-		return "443"
-	}
-	return "80"
-}
+func defaultPort(c *fiber.Ctx) string { return httpcache.DefaultPort(c.Context().IsTLS()) }
 
 // requestValue is the normalised value of a request field for Vary matching: for a field of the
 // forwarding families, what a fill forwards (forwardedValue: swrproxy's own value, or none);
@@ -153,8 +148,7 @@ func (h *Handler) trusted(c *fiber.Ctx) bool {
 // variants vary on, and swrproxy's own forwarding fields): content negotiation, the user agent,
 // and the credentials, whose responses httpcache.Decide keeps from being shared unless the
 // origin allows it. Any other field could change the answer without being in the key.
-var fillFields = []string{"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "User-Agent",
-	"Authorization", "Cookie"}
+var fillFields = append(slices.Clone(httpcache.NegotiationFields), "Authorization", "Cookie")
 
 // forwarded are the forwarding fields swrproxy sets itself (forwardedValue).
 var forwarded = []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Real-Ip"}

@@ -1,6 +1,10 @@
 package proxy
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/swrproxy/swrproxy/httpcache"
+)
 
 // framing is what one pass over a request's raw header block tells about how the message is
 // delimited: the fields where HTTP implementations disagree, and that request smuggling plays on.
@@ -57,7 +61,7 @@ func scanFraming(raw []byte) framing {
 			continue // fasthttp refuses such a line itself
 		}
 		name, value := line[:colon], trimOWS(line[colon+1:])
-		if !f.badName && !isToken(name) {
+		if !f.badName && !httpcache.IsToken(b2s(name)) {
 			f.badName = true
 		}
 		if !f.badValue && hasCTL(value) {
@@ -79,32 +83,6 @@ func scanFraming(raw []byte) framing {
 		}
 	}
 	return f
-}
-
-// tchar is the set of bytes a token may hold (RFC 9110 §5.6.2).
-var tchar = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c], t[c-'a'+'A'] = true, true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
-
-func isToken(b []byte) bool {
-	if len(b) == 0 {
-		return false
-	}
-	for _, c := range b {
-		if !tchar[c] {
-			return false
-		}
-	}
-	return true
 }
 
 // hasCTL reports whether b holds a control character other than HTAB (obs-text, 0x80 and up,

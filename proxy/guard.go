@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
 	"github.com/valyala/fasthttp"
 
 	"github.com/swrproxy/swrproxy/httpcache"
@@ -42,7 +43,7 @@ func guard(next fasthttp.RequestHandler, log *slog.Logger) fasthttp.RequestHandl
 			ctx.SetConnectionClose()
 			ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
 			ctx.SetStatusCode(code)
-			ctx.SetBodyString(statusText(code) + ": " + why + "\n")
+			ctx.SetBodyString(utils.StatusMessage(code) + ": " + why + "\n")
 			return
 		}
 		defer func() {
@@ -57,13 +58,6 @@ func guard(next fasthttp.RequestHandler, log *slog.Logger) fasthttp.RequestHandl
 		}()
 		next(ctx)
 	}
-}
-
-func statusText(code int) string {
-	if code == fiber.StatusNotImplemented {
-		return "Not Implemented"
-	}
-	return "Bad Request"
 }
 
 // refuse returns the status and reason for a request the guard does not let through, or 0.

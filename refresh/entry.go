@@ -129,8 +129,7 @@ func replayHeader(h http.Header) []tiers.Field {
 }
 
 // replayFields are the request fields replayHeader keeps, in a stable order.
-var replayFields = []string{"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "User-Agent",
-	"X-Forwarded-Host", "X-Forwarded-Proto"}
+var replayFields = append(slices.Clone(httpcache.NegotiationFields), "X-Forwarded-Host", "X-Forwarded-Proto")
 
 // skipStored reports whether a response field is not stored with the entry: ones the proxy sets
 // itself on every reply, framing fields, and the surrogate fields meant for caches only.

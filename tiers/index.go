@@ -204,13 +204,19 @@ func (s *Store) MarkHot(ctx context.Context, keys []string, window time.Duration
 // IsHot reports whether some instance recorded a request for key within its refresh window.
 // Errors read as false.
 func (s *Store) IsHot(ctx context.Context, key string) bool {
+	return s.exists(ctx, RedisKey(key)+hotSuffix)
+}
+
+// exists reports whether the Redis key rk exists. Without Redis, with its circuit open or on an
+// error it reports false.
+func (s *Store) exists(ctx context.Context, rk string) bool {
 	if s.rdb == nil || !s.br.allow() {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	sent := time.Now()
-	n, err := s.rdb.Exists(ctx, RedisKey(key)+hotSuffix).Result()
+	n, err := s.rdb.Exists(ctx, rk).Result()
 	s.observe(sent, err)
 	return err == nil && n == 1
 }

@@ -276,13 +276,5 @@ func known(err error) bool {
 
 // Locked reports whether some instance holds the fetch lock of key. Errors read as false.
 func (s *Store) Locked(ctx context.Context, key string) bool {
-	if s.rdb == nil || !s.br.allow() {
-		return false
-	}
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	sent := time.Now()
-	n, err := s.rdb.Exists(ctx, RedisKey(key)+lockSuffix).Result()
-	s.observe(sent, err)
-	return err == nil && n == 1
+	return s.exists(ctx, RedisKey(key)+lockSuffix)
 }

@@ -105,23 +105,6 @@ func (s *Server) thaw() {
 	}
 }
 
-// Frozen reports whether the server is stopped by Freeze.
-func (s *Server) Frozen() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.frozen != nil
-}
-
-// Pid is the process id of the running server, or 0 when it is stopped.
-func (s *Server) Pid() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil {
-		return 0
-	}
-	return s.cmd.Process.Pid
-}
-
 // Addr is the server's host:port.
 func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.Port) }
 
