@@ -59,10 +59,11 @@ func Load(getenv func(string) string, args []string) (Config, error) {
 }
 
 // LoadLookup is Load with a lookup function such as os.LookupEnv, which tells an unset variable
-// from an empty one. A variable set to the empty string (or only white space) means "empty" for
-// the settings where empty has a meaning (SWR_REDIS_URL: L1 only; SWR_INVALIDATE_SECRET,
-// SWR_ADMIN_LISTEN: off) and "use the default" for the others, so a .env template with blank
-// lines does not break start-up.
+// from an empty one. A variable set to the empty string (or, but for the secret, only white space)
+// means "empty" for the settings where empty has a meaning (SWR_REDIS_URL: L1 only;
+// SWR_INVALIDATE_SECRET, SWR_ADMIN_LISTEN, SWR_TRUSTED_PROXIES: off) and "use the default" for
+// the others, so a .env template with blank lines does not break start-up. (A secret of white
+// space is refused: it would never match.)
 //
 // Every setting also has a flag, --name or --name=value (-name works too), named after the
 // variable in kebab case without SWR_; a flag wins over the environment, and a bool flag given

@@ -123,7 +123,7 @@ func (h *Handler) reply(c *fiber.Ctx, res Result, err error) error {
 
 // readBody reads at most MaxBody bytes of the request body; a larger one is a 413. It reads the
 // body stream itself (never fasthttp's Body(), which would read a chunked body of any size into
-// memory); what it leaves unread is proxy.Guard's to discard or to close the connection over.
+// memory); what it leaves unread is discarded by proxy's guard, or the connection closes.
 func readBody(c *fiber.Ctx) ([]byte, int, string) {
 	if n := c.Request().Header.ContentLength(); n > MaxBody {
 		return nil, fiber.StatusRequestEntityTooLarge, "body over 1 MiB"
@@ -231,7 +231,7 @@ func (h *Handler) apply(ctx context.Context, req Request, wait time.Duration) (R
 	switch {
 	case h.Bus == nil:
 	case h.Store.L2Open():
-		errs = append(errs, errors.New("redis unavailable: other instances were not told"))
+		errs = append(errs, errors.New("invalidate: publish: redis unavailable, other instances were not told"))
 		res.Instances = 0
 	default:
 		live, acked, err := h.Bus.Publish(ctx, msg, wait)

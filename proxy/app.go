@@ -22,7 +22,7 @@ func config(log *slog.Logger) fiber.Config {
 		// Fiber answers 400 to methods it does not know; these are passed through (PURGE is ours).
 		RequestMethods: Methods,
 		// Uploads are streamed to the origin, not held whole in memory. What a handler leaves
-		// unread is Guard's business.
+		// unread is the guard's business (guard.go).
 		StreamRequestBody: true,
 		BodyLimit:         1 << 30,
 		// Room for the header block nginx lets through (large_client_header_buffers 2 8k) plus

@@ -15,7 +15,7 @@ import (
 )
 
 // appendKey appends the cache key of the request to b (see httpcache.Key). With KeyHost the host
-// is the validated, normalised Host (Guard refused the request if it is not valid).
+// is the validated, normalised Host (the guard refused the request if it is not valid).
 func (h *Handler) appendKey(b []byte, c *fiber.Ctx, uri []byte) []byte {
 	if h.KeyHost {
 		if kb, ok := httpcache.AppendHost(b, c.Request().Header.Host(), defaultPort(c)); ok && len(kb) > len(b) {

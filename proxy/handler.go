@@ -92,7 +92,7 @@ func reserved(path []byte) bool {
 }
 
 // Serve handles one request. It never returns an error to Fiber: failures are answered here.
-// (Guard, in front of it, turns a panic into a 500 and settles the request body.)
+// (The guard, in front of it, turns a panic into a 500 and settles the request body.)
 func (h *Handler) Serve(c *fiber.Ctx) error {
 	if reserved(c.Request().URI().Path()) {
 		return c.Status(fiber.StatusNotFound).SendString("Not Found")

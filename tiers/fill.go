@@ -13,8 +13,9 @@ import (
 type Request struct {
 	Key string // cache key of the URL
 	URI string // origin-form target sent to the origin
-	// Header holds the end-to-end request fields to forward (Accept-Encoding already normalised,
-	// no conditional or Range fields).
+	// Header holds the request fields to forward: for a client's request, the fill allowlist
+	// (proxy's forwardHeader: negotiation fields, credentials, the fields the key varies on, and
+	// swrproxy's forwarding fields), each as one line, Accept-Encoding normalised.
 	Header http.Header
 	// Value returns the request's normalised value of a header (for Vary).
 	Value func(name string) string

@@ -55,8 +55,7 @@ func Dial(addr string) (*Conn, error) {
 func (c *Conn) Close() error { return c.c.Close() }
 
 // Send writes raw as it is, then reads responses until the peer closes the connection or
-// sends nothing for quiet. requests is the number of responses a well-behaved peer owes for
-// raw: reading stops early once they arrived and quiet passed with nothing more.
+// sends nothing for quiet.
 func (c *Conn) Send(raw string, quiet time.Duration) (Result, error) {
 	c.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.WriteString(c.c, raw); err != nil && !isClosed(err) {
