@@ -190,6 +190,9 @@ func TestCookieRevalidationAnswered304KeepsTheEntry(t *testing.T) {
 	if got := r.Header.Get("Cache-Status"); got != "swrproxy; fwd=stale; fwd-status=304; stored" {
 		t.Errorf("Cache-Status = %q, want the entry revalidated", got)
 	}
+	if r := get(t, p.URL+"/page"); r.Body != "public page" || r.Header.Get("X-Cache") == "BYPASS" {
+		t.Errorf("after the cookie's revalidation: %s %q, want the kept entry", r.Header.Get("X-Cache"), r.Body)
+	}
 }
 
 // A copy stored for everyone under a guessed lifetime is not served to a request with Cookie as

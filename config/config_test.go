@@ -408,7 +408,7 @@ func TestAWeakInvalidationSecretStopsStartUp(t *testing.T) {
 		"change-me-to-a-long-random-string", // the old .env.example and docker-compose.yml default
 		"CHANGEME-0123456789abcdef0123456789",
 		"please-replace-me-with-something-long",
-		"test-secret-0123456789",               // 22 bytes
+		"9f2c41d07be35a68e1c4",                 // 20 random bytes: too short
 		"0123456789abcdef0123456789abcde",      // 31 bytes
 		"abababababababababababababababababab", // long, but two characters
 		// The security review's list:

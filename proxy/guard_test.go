@@ -211,3 +211,26 @@ func TestAnUploadTheOriginNeverReadsDoesNotDesyncTheConnection(t *testing.T) {
 		t.Fatalf("responses %d %q, want one 502: the rest of the upload was read as a request", len(res.Responses), res.Bodies())
 	}
 }
+
+func TestAHeaderBlockOverTheBufferGets431AndClosesTheConnection(t *testing.T) {
+	o := newPathCounter(t)
+	addr := serveApp(t, proxy.NewApp(newHandler(t, o.URL), nil))
+	raw := "GET /x HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("b", 25<<10) + "\r\n\r\n" + smuggled
+	res, err := rawhttp.Exchange(addr, raw, 500*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Responses) != 1 || res.Responses[0].StatusCode != http.StatusRequestHeaderFieldsTooLarge || !res.Closed {
+		t.Fatalf("a 25 KiB header block: %d responses %q (closed %v), want one 431 and the connection closed",
+			len(res.Responses), res.Bodies(), res.Closed)
+	}
+	// 20 KiB of fields (nginx lets 2 lines of 8 KiB through, plus its own) are served.
+	ok, err := rawhttp.Exchange(addr, "GET /x HTTP/1.1\r\nHost: x\r\nX-A: "+strings.Repeat("a", 8000)+"\r\nX-B: "+
+		strings.Repeat("b", 8000)+"\r\nCookie: "+strings.Repeat("c", 4000)+"\r\n\r\n", 300*time.Millisecond)
+	if err != nil || len(ok.Responses) != 1 || ok.Responses[0].StatusCode != 200 {
+		t.Fatalf("20 KiB of header fields: %v %v, want 200", ok.Bodies(), err)
+	}
+	if n := o.count("/SMUGGLED"); n != 0 {
+		t.Fatalf("the origin got %d smuggled requests", n)
+	}
+}
