@@ -125,10 +125,16 @@ func (h *Handler) reply(c *fiber.Ctx, res Result, err error) error {
 // body stream itself (never fasthttp's Body(), which would read a chunked body of any size into
 // memory); what it leaves unread is discarded by proxy's guard, or the connection closes.
 func readBody(c *fiber.Ctx) ([]byte, int, string) {
+	s := c.Context().RequestBodyStream()
 	if n := c.Request().Header.ContentLength(); n > MaxBody {
+		// Read (a bounded part of) what the client is sending before answering, so that it gets
+		// the 413 rather than a connection reset while it still writes; the connection closes.
+		if s != nil {
+			io.CopyN(io.Discard, s, 4*MaxBody)
+		}
+		c.Context().SetConnectionClose()
 		return nil, fiber.StatusRequestEntityTooLarge, "body over 1 MiB"
 	}
-	s := c.Context().RequestBodyStream()
 	if s == nil {
 		return nil, 0, "" // no body
 	}

@@ -64,11 +64,20 @@ func (c *Conn) Send(raw string, quiet time.Duration) (Result, error) {
 	return c.Read(quiet)
 }
 
-// Read reads responses until the peer closes the connection or is quiet for quiet.
+// firstWait is how long Read waits for the first byte of the first response: a loaded machine
+// (the race detector, a shared CI runner) may take far longer than quiet to answer at all.
+const firstWait = 10 * time.Second
+
+// Read reads responses until the peer closes the connection or, after the first response, is
+// quiet for quiet.
 func (c *Conn) Read(quiet time.Duration) (Result, error) {
 	var res Result
 	for {
-		c.c.SetReadDeadline(time.Now().Add(quiet))
+		wait := quiet
+		if len(res.Responses) == 0 {
+			wait = firstWait
+		}
+		c.c.SetReadDeadline(time.Now().Add(wait))
 		if _, err := c.br.Peek(1); err != nil {
 			if isTimeout(err) {
 				return res, nil
