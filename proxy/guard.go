@@ -76,8 +76,7 @@ func refuse(h *fasthttp.RequestHeader) (int, string) {
 		return fiber.StatusBadRequest, "more than one Host field"
 	}
 	if host := h.Host(); len(host) > 0 {
-		var buf [300]byte
-		if _, ok := httpcache.AppendHost(buf[:0], host, ""); !ok {
+		if !httpcache.ValidHost(host) {
 			return fiber.StatusBadRequest, "invalid Host (a host name or IP address, and an optional port)"
 		}
 	} else if h.IsHTTP11() {
