@@ -1,37 +1,49 @@
-# make test: everything CI runs. It installs what Go does not fetch (redis-server, nginx and
-# docker-compose from Debian packages) when missing, then vets and runs every test with -race.
+# make test: everything CI runs. It first installs what Go does not fetch (redis-server, nginx
+# and docker-compose, from Debian packages) when a command is missing, saying what, without
+# starting their system services; SKIP_DEPS=1 skips that step (make deps runs it alone). Then it
+# vets and runs every test with -race.
 SHELL := /bin/bash
 GO ?= go
 APT_PACKAGES := redis-server nginx docker-compose
 
 .PHONY: test deps vet bench build fuzz
 
-test: deps vet
+test: $(if $(SKIP_DEPS),,deps) vet
 	$(GO) test -race -count=1 ./...
 
 vet:
 	$(GO) vet ./...
 
-build:
-	CGO_ENABLED=0 $(GO) build -trimpath -o bin/swrproxy .
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-# deps installs the Debian packages the tests need, only when a command is missing.
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o bin/swrproxy .
+
+# deps installs the Debian packages the tests need, only when a command is missing. The tests
+# start their own redis-server and nginx on free loopback ports: the system services the
+# packages would start (on :6379 and :80) are kept from starting (policy-rc.d, for the install).
 deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
 	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
 	if [ -n "$$missing" ]; then \
-		echo "installing:$$missing"; \
+		echo "make deps: installing$$missing from Debian packages (SKIP_DEPS=1 skips this)"; \
 		SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
+		rcd=""; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+			printf '#!/bin/sh\nexit 101\n' | $$SUDO tee /usr/sbin/policy-rc.d >/dev/null && $$SUDO chmod +x /usr/sbin/policy-rc.d && rcd=1; \
+		fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+		status=$$?; [ -n "$$rcd" ] && $$SUDO rm -f /usr/sbin/policy-rc.d; exit $$status; \
 	fi
 
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
 
-# fuzz runs every fuzz target (each parser of outside bytes) for FUZZTIME each.
-FUZZTIME ?= 20s
+# fuzz runs every fuzz target (each parser of outside bytes) for FUZZTIME each, with minimisation
+# of a failing input bounded by FUZZMINTIME.
+FUZZTIME ?= 30s
+FUZZMINTIME ?= 10s
 FUZZ_TARGETS := \
 	./proxy:FuzzScanFraming \
 	./httpcache:FuzzAppendHost ./httpcache:FuzzParseCacheControl ./httpcache:FuzzNormalizeEncoding ./httpcache:FuzzDecide \
@@ -43,5 +55,5 @@ fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \
 		echo "fuzz $$pkg $$name"; \
-		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$pkg; \
+		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) $$pkg; \
 	done

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -278,5 +279,38 @@ func TestReadinessNamesNoInternalAddress(t *testing.T) {
 	r := get(t, p.URL+"/_swr/readyz")
 	if r.StatusCode != 200 || r.Body != `{"origin":"unreachable","redis":"unreachable","status":"ready"}` {
 		t.Fatalf("readyz: %d %s, want both unreachable and nothing else", r.StatusCode, r.Body)
+	}
+}
+
+// TestMakeFuzzRunsEveryFuzzTarget keeps the Makefile's list in step with the code: every parser of
+// outside bytes has a fuzz target, and `make fuzz` runs each one.
+func TestMakeFuzzRunsEveryFuzzTarget(t *testing.T) {
+	mk, err := os.ReadFile("Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`(?m)^func (Fuzz\w+)\(`)
+	found := 0
+	err = filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, "_test.go") {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, m := range re.FindAllStringSubmatch(string(b), -1) {
+			found++
+			if target := "./" + filepath.Dir(path) + ":" + m[1]; !strings.Contains(string(mk), target) {
+				t.Errorf("%s has %s, which make fuzz does not run (add %s to FUZZ_TARGETS)", path, m[1], target)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if found < 10 {
+		t.Errorf("found %d fuzz targets, expected at least 10", found)
 	}
 }

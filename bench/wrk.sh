@@ -8,6 +8,12 @@
 #
 # Needs wrk (apt-get install wrk). Starts everything it uses and stops it by process id.
 set -euo pipefail
+usage() {
+  sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+  echo "  defaults: 10 seconds per round, 3 rounds, 64 connections"
+}
+case "${1:-}" in -h|--help|help) usage; exit 0 ;; esac
+for a in "$@"; do [[ "$a" =~ ^[0-9]+$ ]] || { echo "bench/wrk.sh: $a is not a number" >&2; usage >&2; exit 2; }; done
 cd "$(dirname "$0")/.."
 secs=${1:-10}; rounds=${2:-3}; conns=${3:-64}
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
