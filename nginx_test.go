@@ -499,18 +499,25 @@ func TestDockerComposeConfigIsValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The defaults of docker-compose.yml are the values of .env.example, setting by setting.
+	// The defaults of docker-compose.yml are the values of .env.example, setting by setting, but
+	// for what wires the services together, which compose fixes itself (composeWiring).
 	for line := range strings.Lines(string(env)) {
 		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
 		if !ok || strings.HasPrefix(k, "#") || !strings.HasPrefix(k, "SWR_") {
+			continue
+		}
+		if w, fixed := composeWiring[k]; fixed {
+			if !strings.Contains(fresh, k+": "+w+"\n") && !strings.Contains(fresh, k+": '"+w+"'\n") {
+				t.Errorf("docker-compose config does not fix %s to %s", k, w)
+			}
 			continue
 		}
 		if !strings.Contains(fresh, k+": "+v+"\n") && !strings.Contains(fresh, k+": '"+v+"'\n") && !strings.Contains(fresh, k+": \""+v+"\"\n") {
 			t.Errorf("without .env, the container does not get %s=%s (the .env.example value)", k, v)
 		}
 	}
-	env = bytes.Replace(env, []byte("SWR_UPSTREAM=http://origin:9000"), []byte("SWR_UPSTREAM=http://my-origin:8081"), 1)
-	env = append(env, []byte("SWR_REFRESH_WORKERS=3\n")...)
+	env = bytes.Replace(env, []byte("# SWR_UPSTREAM=https://origin.example"), []byte("SWR_UPSTREAM=http://my-origin:8081"), 1)
+	env = append(env, []byte("SWR_REFRESH_WORKERS=3\nSWR_REDIS_URL=redis://127.0.0.1:6379/0\n")...)
 	if err := os.WriteFile(filepath.Join(dir, ".env"), env, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -529,7 +536,7 @@ func TestDockerComposeConfigIsValid(t *testing.T) {
 	for _, want := range []string{
 		"SWR_UPSTREAM: http://my-origin:8081", // the one line a user changes in .env
 		"SWR_REFRESH_WORKERS: '3'",            // any setting of .env reaches the container
-		"SWR_REDIS_URL: redis://redis:6379/0", // an empty value would mean L1 only
+		"SWR_REDIS_URL: redis://redis:6379/0", // compose's wiring, whatever .env says
 		"condition: service_healthy",
 	} {
 		if !strings.Contains(out, want) {
@@ -593,11 +600,16 @@ func TestDockerComposeEnvExampleListsEverySetting(t *testing.T) {
 	}
 	defer f.Close()
 	values := map[string]string{}
+	commented := map[string]bool{} // required settings, shown as "# SWR_X=example"
 	var order []string
 	prev := ""
 	sc := bufio.NewScanner(f)
 	for line := 1; sc.Scan(); line++ {
 		text := sc.Text()
+		if k, _, ok := strings.Cut(strings.TrimPrefix(text, "# "), "="); ok && strings.HasPrefix(text, "# SWR_") && !strings.Contains(k, " ") {
+			commented[k] = true
+			order = append(order, k)
+		}
 		if k, v, ok := strings.Cut(text, "="); ok && !strings.HasPrefix(text, "#") {
 			if _, dup := values[k]; dup {
 				t.Errorf("line %d: %s is set twice", line, k)
@@ -616,25 +628,20 @@ func TestDockerComposeEnvExampleListsEverySetting(t *testing.T) {
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
 	}
-	compose := map[string]string{ // values this deployment needs instead of the default
-		"SWR_UPSTREAM":        "http://origin:9000",
-		"SWR_REDIS_URL":       "redis://redis:6379/0",
-		"SWR_ADMIN_LISTEN":    ":9901",
-		"SWR_TRUSTED_PROXIES": "10.89.64.10",
-	}
+	// Every value is swrproxy's default, so the file works without Docker as with it (compose
+	// fixes its own wiring, composeWiring); a required setting is there, commented out.
 	var settings []string
 	for _, s := range config.Settings {
 		settings = append(settings, s.Env)
 		v, ok := values[s.Env]
-		want, special := compose[s.Env]
-		if !special {
-			want = s.Default
-		}
 		switch {
+		case s.Required && commented[s.Env] && !ok:
+		case s.Required:
+			t.Errorf(".env.example: %s is required: show it commented out (# %s=…), so the file fits both paths", s.Env, s.Env)
 		case !ok:
 			t.Errorf(".env.example lacks %s (default %q: %s)", s.Env, s.Default, s.Help)
-		case v != want:
-			t.Errorf(".env.example: %s=%s, want %s", s.Env, v, want)
+		case v != s.Default:
+			t.Errorf(".env.example: %s=%s, want the default %s", s.Env, v, s.Default)
 		}
 	}
 	for _, k := range order {
@@ -642,7 +649,17 @@ func TestDockerComposeEnvExampleListsEverySetting(t *testing.T) {
 			t.Errorf(".env.example sets %s, which is not a setting of config.Settings", k)
 		}
 	}
+	values["SWR_UPSTREAM"] = "http://127.0.0.1:9000" // the one line a user writes
 	if _, err := config.LoadLookup(func(k string) (string, bool) { v, ok := values[k]; return v, ok }, nil); err != nil {
-		t.Errorf(".env.example is not a valid configuration: %v", err)
+		t.Errorf(".env.example with SWR_UPSTREAM set is not a valid configuration: %v", err)
 	}
+}
+
+// composeWiring are the settings docker-compose.yml fixes itself, whatever .env says: how its
+// services reach one another.
+var composeWiring = map[string]string{
+	"SWR_LISTEN":          ":8000",
+	"SWR_REDIS_URL":       "redis://redis:6379/0",
+	"SWR_ADMIN_LISTEN":    ":9901",
+	"SWR_TRUSTED_PROXIES": "10.89.64.10",
 }
