@@ -67,16 +67,8 @@ func (h *Handler) requestValue(c *fiber.Ctx, name string) string {
 // it hop-by-hop, RFC 9110 §7.6.1: forwardHeader drops it). It does not allocate.
 func inConnection(c *fiber.Ctx, name string) bool {
 	for _, v := range c.Request().Header.PeekAll(fiber.HeaderConnection) {
-		for len(v) > 0 {
-			item := v
-			if i := bytes.IndexByte(v, ','); i >= 0 {
-				item, v = v[:i], v[i+1:]
-			} else {
-				v = nil
-			}
-			if strings.EqualFold(strings.Trim(b2s(item), " \t"), name) {
-				return true
-			}
+		if upstream.ListsName(b2s(v), name) {
+			return true
 		}
 	}
 	return false
@@ -169,31 +161,22 @@ func (h *Handler) forwardHeader(c *fiber.Ctx, fill bool, vary []string) (hdr, ra
 	hdr, raw = make(http.Header, 16), make(http.Header, 16)
 	rh := &c.Request().Header
 	trusted := h.trusted(c)
-	var connection []string
 	rh.VisitAll(func(k, v []byte) {
 		name := http.CanonicalHeaderKey(string(k))
 		value := string(v)
 		raw[name] = append(raw[name], value)
 		switch {
-		case name == "Connection":
-			connection = append(connection, value)
-			return
-		case name == "Host", name == "Content-Length", upstream.IsHopByHop(name):
+		case name == "Host", name == "Content-Length":
 			return
 		case httpcache.ForwardingField(name) && (fill || !trusted):
 			return
-		case fill && !slices.Contains(fillFields, name) && !slices.Contains(vary, name):
+		case fill && !slices.Contains(fillFields, name) && !slices.Contains(vary, name) && name != "Connection":
 			return
 		}
 		hdr[name] = append(hdr[name], value)
 	})
-	for _, v := range connection {
-		for n := range strings.SplitSeq(v, ",") {
-			if n = http.CanonicalHeaderKey(strings.TrimSpace(n)); n != "" {
-				hdr.Del(n)
-				delete(raw, n)
-			}
-		}
+	for _, n := range upstream.RemoveHopByHop(hdr) {
+		delete(raw, http.CanonicalHeaderKey(n))
 	}
 	if fill {
 		for name, vs := range hdr {

@@ -172,18 +172,33 @@ var hopByHop = []string{
 	"Te", "Trailer", "Transfer-Encoding", "Upgrade",
 }
 
-// RemoveHopByHop deletes from h the hop-by-hop fields and those that Connection names.
-func RemoveHopByHop(h http.Header) {
+// RemoveHopByHop deletes from h the hop-by-hop fields and those that Connection names (RFC 9110
+// §7.6.1), in requests to the origin and in its responses alike, and returns the names
+// Connection listed (so a caller can forget them elsewhere too).
+func RemoveHopByHop(h http.Header) (named []string) {
 	for _, v := range h.Values("Connection") {
-		for _, name := range strings.Split(v, ",") {
+		for name := range strings.SplitSeq(v, ",") {
 			if name = textproto.TrimString(name); name != "" {
 				h.Del(name)
+				named = append(named, name)
 			}
 		}
 	}
 	for _, name := range hopByHop {
 		h.Del(name)
 	}
+	return named
+}
+
+// ListsName reports whether a Connection field value lists the field name (any letter case).
+// It does not allocate.
+func ListsName(connection, name string) bool {
+	for item := range strings.SplitSeq(connection, ",") {
+		if strings.EqualFold(textproto.TrimString(item), name) {
+			return true
+		}
+	}
+	return false
 }
 
 // IsHopByHop reports whether the canonical field name is hop-by-hop.
