@@ -86,11 +86,15 @@ func LoadLookup(lookup func(string) (string, bool), args []string) (Config, erro
 		flags[i].isBool = Settings[i].bind.isBool
 		fs.Var(&flags[i], Settings[i].Flag, Settings[i].Help)
 	}
+	version := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return Config{}, helpError{}
 		}
 		return Config{}, flagError(err)
+	}
+	if *version {
+		return Config{}, ErrVersion
 	}
 	if rest := fs.Args(); len(rest) > 0 {
 		// Parsing stopped at rest[0], so later flags were not read: report only this.
@@ -189,6 +193,9 @@ func (f *flagValue) Set(v string) error {
 
 func (f *flagValue) IsBoolFlag() bool { return f.isBool }
 
+// ErrVersion is what Load returns for --version: print the version to standard output and exit 0.
+var ErrVersion = errors.New("config: --version")
+
 // helpError is the answer to --help: its text is the usage.
 type helpError struct{}
 
@@ -205,6 +212,7 @@ environment variable (also from .env) and can be overridden by its flag: --name 
 --name=value. Durations: Go syntax like 90s, 5m, 1h30m, or a number of seconds.
 Sizes: bytes, or a number with KiB, MiB or GiB like 512KiB or 1.5MiB.
 
+  --version                          print the version and exit
 `)
 	for _, s := range Settings {
 		name := "--" + s.Flag

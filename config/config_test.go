@@ -780,3 +780,13 @@ func TestLogLevelNamesAreCaseInsensitive(t *testing.T) {
 		}
 	}
 }
+
+func TestVersionFlagIsAnswerNotAnError(t *testing.T) {
+	_, err := Load(env(map[string]string{}), []string{"--version"})
+	if !errors.Is(err, ErrVersion) {
+		t.Fatalf("--version: %v, want ErrVersion (even without SWR_UPSTREAM)", err)
+	}
+	if !strings.Contains(Usage(), "--version") {
+		t.Error("the usage does not list --version")
+	}
+}
