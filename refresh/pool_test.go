@@ -772,14 +772,15 @@ func TestQueuedJobsDoNotKeepTheirEntryAlive(t *testing.T) {
 			if weakEntry.Value() != nil {
 				t.Fatalf("the %s job queued for an 8 MiB entry keeps it alive after L1 dropped it", tt.name)
 			}
+			// Make the job due before the workers start: a revalidation is due already, and a
+			// worker that took it first would leave nothing queued to change.
+			p.mu.Lock()
+			p.soon.items[0].job.Due = time.Now() // run the refresh-ahead now
+			p.mu.Unlock()
 			ctx, cancel := context.WithCancel(context.Background())
 			var wg sync.WaitGroup
 			wg.Go(func() { p.Run(ctx) })
 			defer func() { cancel(); wg.Wait() }()
-			p.mu.Lock()
-			p.soon.items[0].job.Due = time.Now() // run the refresh-ahead now
-			p.mu.Unlock()
-			p.signal()
 			waitFor(t, 5*time.Second, "the job to run", func() bool { return p.Done.Load()+p.Failed.Load() == 1 })
 			if n := o.hits.Load(); n != 0 {
 				t.Errorf("origin requests = %d, want 0: the entry is gone, there is nothing to revalidate", n)
