@@ -24,8 +24,9 @@ type Client struct {
 }
 
 // New returns a client of the origin at base (http or https; a path becomes a prefix of every
-// request target). timeout bounds the wait for the response headers; Fetch bounds the whole
-// exchange with it too, Stream bounds each idle gap of the body instead.
+// request target). timeout bounds the dial, the TLS handshake and the wait for the response
+// headers; the caller's context of Do bounds the whole exchange, and IdleTimeout can bound each
+// idle gap of a streamed body instead.
 func New(base *url.URL, timeout time.Duration) *Client {
 	tr := &http.Transport{
 		Proxy: nil, // the origin is reached directly, never through HTTP_PROXY
@@ -62,7 +63,7 @@ type Request struct {
 	Method string
 	// URI is the origin-form request target (path and query) as the client sent it.
 	URI    string
-	Header http.Header // end-to-end fields only; see CopyHeader
+	Header http.Header // end-to-end fields only (see RemoveHopByHop)
 	Body   io.Reader   // nil for none
 	// ContentLength is the body length, -1 when unknown (chunked).
 	ContentLength int64
