@@ -26,14 +26,9 @@ var (
 // error. The error says what is wrong but does not repeat s: the caller names the setting and the
 // value.
 func ParseDuration(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	switch {
-	case s == "":
-		return 0, errNotDuration
-	case len(s) > maxNumberLen:
-		return 0, errTooLong
-	case s[0] == '-':
-		return 0, errNegative
+	s, err := numberText(s, errNotDuration)
+	if err != nil {
+		return 0, err
 	}
 	if n, ok := decimal(s, big.NewInt(int64(time.Second))); ok {
 		if !n.IsInt64() {
@@ -51,6 +46,21 @@ func ParseDuration(s string) (time.Duration, error) {
 	return d, nil
 }
 
+// numberText returns s without surrounding white space, or an error when it is empty (empty),
+// longer than maxNumberLen or negative.
+func numberText(s string, empty error) (string, error) {
+	s = strings.TrimSpace(s)
+	switch {
+	case s == "":
+		return "", empty
+	case len(s) > maxNumberLen:
+		return "", errTooLong
+	case s[0] == '-':
+		return "", errNegative
+	}
+	return s, nil
+}
+
 // ParseSize parses a non-negative number of bytes: either a plain whole number ("1048576",
 // optionally followed by B) or a number, possibly with a fraction, followed by a binary unit
 // ("512KiB", "1.5MiB", "10 MiB", "2GiB"). K, KB and KiB all mean 1024 bytes, M, MB and MiB
@@ -59,14 +69,9 @@ func ParseDuration(s string) (time.Duration, error) {
 // (such as TB), is an error. The error does not repeat s: the caller names the setting and the
 // value.
 func ParseSize(s string) (int64, error) {
-	s = strings.TrimSpace(s)
-	switch {
-	case s == "":
-		return 0, errNotSize
-	case len(s) > maxNumberLen:
-		return 0, errTooLong
-	case s[0] == '-':
-		return 0, errNegative
+	s, err := numberText(s, errNotSize)
+	if err != nil {
+		return 0, err
 	}
 	i := strings.IndexFunc(s, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
 	if i < 0 {
