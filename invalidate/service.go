@@ -2,22 +2,32 @@ package invalidate
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
-	"io"
 	"log/slog"
-	"strconv"
 	"sync/atomic"
 	"time"
 
-	"github.com/gofiber/fiber/v2"
-
-	"github.com/swrproxy/swrproxy/httpcache"
 	"github.com/swrproxy/swrproxy/tiers"
 )
 
-// Refresher does the refresh work the endpoint orders.
+// Store is what the service needs of the tiers (*tiers.Store): the L2 copy of a key, removing or
+// marking it stale, dropping L1 copies, and the indexes that expand a selection to keys.
+type Store interface {
+	HasL2() bool
+	L2Open() bool
+	GetL2(ctx context.Context, key string) (*tiers.Object, error)
+	IsHot(ctx context.Context, key string) bool
+	Delete(ctx context.Context, key string) error
+	MarkStale(ctx context.Context, key string) (bool, error)
+	Forget(key string)
+	ForgetAll()
+	KeysWithPrefix(ctx context.Context, prefix, after string, limit int) ([]string, bool, error)
+	KeysWithTag(ctx context.Context, tag string) ([]string, error)
+	L1KeysWithPrefix(prefix string) []string
+	L1KeysWithTag(tag string) []string
+}
+
+// Refresher does the refresh work an invalidation orders.
 type Refresher interface {
 	// Refresh queues a background fetch of the variant e of its key, under object generation gen.
 	// It reports false when the queue refused it.
@@ -26,60 +36,35 @@ type Refresher interface {
 	Forget(key string)
 	// Hot reports whether this instance served key within the refresh window.
 	Hot(key string) bool
-	// Hits returns how many requests for key this instance served from cache.
-	Hits(key string) int64
 }
 
-// Handler serves the private endpoints. Set the fields, then Mount it.
-type Handler struct {
-	Secret    string // SWR_INVALIDATE_SECRET; empty disables the endpoints (404)
-	Store     *tiers.Store
-	Refresher Refresher
-	Bus       *Bus // nil without Redis: only this instance is invalidated
-	KeyHost   bool
-	// AckWait bounds how long a reply waits for the other instances' acknowledgements (default 2s).
-	AckWait time.Duration
-	// Stats returns the counters of GET /_swr/stats.
-	Stats func() map[string]any
-	Log   *slog.Logger
+// Service carries out invalidations: it selects the keys, clears or refreshes them in both tiers,
+// and tells every instance to drop its L1 copies. Safe for concurrent use.
+type Service struct {
+	store     Store
+	refresher Refresher
+	bus       *Bus // nil without Redis: only this instance is invalidated
+	log       *slog.Logger
+	// ackWait bounds how long Apply waits for the other instances' acknowledgements.
+	ackWait time.Duration
 
-	// Counts by mode, read with Load.
-	Cleared, Refreshed, Requests atomic.Int64
+	requests, cleared, refreshed atomic.Int64
 }
 
-// Mount adds the private routes to r: POST /_swr/invalidate, GET /_swr/keys, GET /_swr/stats and
-// PURGE on any path.
-func (h *Handler) Mount(r fiber.Router) {
-	r.Post("/_swr/invalidate", h.auth, h.invalidate)
-	r.Get("/_swr/keys", h.auth, h.keys)
-	r.Get("/_swr/stats", h.auth, h.stats)
-	// PURGE is not a method Fiber routes; catch it before the proxy sees it.
-	r.Use(func(c *fiber.Ctx) error {
-		if string(c.Request().Header.Method()) != "PURGE" {
-			return c.Next()
-		}
-		return h.auth(c)
-	}, func(c *fiber.Ctx) error {
-		if string(c.Request().Header.Method()) != "PURGE" {
-			return c.Next()
-		}
-		return h.purge(c)
-	})
+// New returns a service over store and r that fans out through bus (nil without Redis). Call Run
+// to take part in the other instances' invalidations.
+func New(store Store, r Refresher, bus *Bus, log *slog.Logger) *Service {
+	return &Service{store: store, refresher: r, bus: bus, log: log, ackWait: 2 * time.Second}
 }
 
-// auth admits requests that carry the secret as a Bearer token. It compares SHA-256 digests in
-// constant time, so neither the secret's content nor its length leaks through timing.
-func (h *Handler) auth(c *fiber.Ctx) error {
-	if h.Secret == "" {
-		return c.Status(fiber.StatusNotFound).SendString("Not Found")
+// Run applies the other instances' invalidations to this one until ctx is cancelled, then
+// returns nil. Without a bus it just waits for ctx.
+func (s *Service) Run(ctx context.Context) error {
+	if s.bus == nil {
+		<-ctx.Done()
+		return nil
 	}
-	got := sha256.Sum256(c.Request().Header.Peek(fiber.HeaderAuthorization))
-	want := sha256.Sum256([]byte("Bearer " + h.Secret))
-	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
-		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="swrproxy"`)
-		return c.Status(fiber.StatusUnauthorized).JSON(fiber.Map{"error": "missing or wrong Bearer token"})
-	}
-	return c.Next()
+	return s.bus.run(ctx, s.Drop)
 }
 
 // Result is the reply of an invalidation.
@@ -93,98 +78,36 @@ type Result struct {
 	Complete     bool `json:"complete"`     // every live instance acknowledged
 }
 
-func (h *Handler) invalidate(c *fiber.Ctx) error {
-	body, status, msg := readBody(c)
-	if status != 0 {
-		return c.Status(status).JSON(fiber.Map{"error": msg})
-	}
-	req, err := decodeRequest(body)
-	if err != nil {
-		return c.Status(fiber.StatusBadRequest).JSON(fiber.Map{"error": err.Error()})
-	}
-	if h.KeyHost {
-		req.Keys, req.Prefixes = hostKeys(req.Keys), hostKeys(req.Prefixes)
-	}
-	res, err := h.Apply(context.Background(), req)
-	return h.reply(c, res, err)
+// Apply carries out an invalidation on both tiers and every instance's L1, and waits (at most
+// 2 s) for the acknowledgements. The returned error reports a partial failure (Redis trouble);
+// the result says what was done.
+func (s *Service) Apply(ctx context.Context, req Request) (Result, error) {
+	return s.apply(ctx, req, s.ackWait)
 }
 
-// reply answers 200 with the result, or 503 with the result and the problem when part of the
-// invalidation could not be carried out (Redis trouble): the caller should retry.
-func (h *Handler) reply(c *fiber.Ctx, res Result, err error) error {
-	if err != nil {
-		h.Log.Warn("invalidation incomplete", "err", err)
-		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{
-			"error": "invalidation incomplete (retry): " + err.Error(), "result": res,
-		})
+// Invalidate clears key on every instance: the cached GET of a URL after a successful unsafe
+// request to it (RFC 9111 §4.4).
+// It does not wait for the other instances' acknowledgements: the write's reply should not.
+func (s *Service) Invalidate(ctx context.Context, key string) {
+	if _, err := s.apply(ctx, Request{Keys: []string{key}, Mode: Clear}, 0); err != nil {
+		s.log.Warn("invalidation after a write incomplete", "key", key, "err", err)
 	}
-	return c.JSON(res)
 }
 
-// readBody reads at most MaxBody bytes of the request body; a larger one is a 413. It reads the
-// body stream itself (never fasthttp's Body(), which would read a chunked body of any size into
-// memory); what it leaves unread is discarded by proxy's guard, or the connection closes.
-func readBody(c *fiber.Ctx) ([]byte, int, string) {
-	s := c.Context().RequestBodyStream()
-	if n := c.Request().Header.ContentLength(); n > MaxBody {
-		// Read (a bounded part of) what the client is sending before answering, so that it gets
-		// the 413 rather than a connection reset while it still writes; the connection closes.
-		if s != nil {
-			io.CopyN(io.Discard, s, 4*MaxBody)
-		}
-		c.Context().SetConnectionClose()
-		return nil, fiber.StatusRequestEntityTooLarge, "body over 1 MiB"
-	}
-	if s == nil {
-		return nil, 0, "" // no body
-	}
-	b, err := io.ReadAll(io.LimitReader(s, MaxBody+1))
-	if err != nil {
-		return nil, fiber.StatusBadRequest, "reading body: " + err.Error()
-	}
-	if len(b) > MaxBody {
-		return nil, fiber.StatusRequestEntityTooLarge, "body over 1 MiB"
-	}
-	return b, 0, ""
-}
-
-// purge is PURGE <path>: clear that one key.
-func (h *Handler) purge(c *fiber.Ctx) error {
-	host := ""
-	if h.KeyHost {
-		b, _ := httpcache.AppendHost(nil, c.Request().Header.Host(), httpcache.DefaultPort(c.Context().IsTLS()))
-		host = string(b)
-	}
-	key := httpcache.Key(host, string(c.Request().Header.RequestURI()))
-	res, err := h.Apply(context.Background(), Request{Keys: []string{key}, Mode: Clear})
-	return h.reply(c, res, err)
-}
-
-// Apply carries out an invalidation on both tiers and every instance's L1, and waits for the
-// acknowledgements. The returned error reports a partial failure (Redis trouble); the result
-// says what was done.
-func (h *Handler) Apply(ctx context.Context, req Request) (Result, error) {
-	wait := h.AckWait
-	if wait <= 0 {
-		wait = 2 * time.Second
-	}
-	return h.apply(ctx, req, wait)
-}
-
-func (h *Handler) apply(ctx context.Context, req Request, wait time.Duration) (Result, error) {
-	h.Requests.Add(1)
+func (s *Service) apply(ctx context.Context, req Request, wait time.Duration) (Result, error) {
+	s.requests.Add(1)
 	res := Result{Mode: req.Mode}
-	keys, err := h.selectKeys(ctx, req)
+	keys, err := s.selectKeys(ctx, req)
 	var errs []error
 	if err != nil {
 		errs = append(errs, err)
 	}
 	// Drop in-flight collapses first, so nothing started before now is joined afterwards.
 	for _, k := range keys {
-		h.Refresher.Forget(k)
+		s.refresher.Forget(k)
 	}
 	for _, k := range keys {
-		o, err := h.Store.GetL2(ctx, k)
+		o, err := s.store.GetL2(ctx, k)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -195,52 +118,52 @@ func (h *Handler) apply(ctx context.Context, req Request, wait time.Duration) (R
 		mode := req.Mode
 		if mode == Auto {
 			mode = Clear
-			if cached && (h.Refresher.Hot(k) || h.Store.IsHot(ctx, k)) {
+			if cached && (s.refresher.Hot(k) || s.store.IsHot(ctx, k)) {
 				mode = Refresh
 			}
 		}
 		if mode == Clear || !cached {
-			if err := h.Store.Delete(ctx, k); err != nil {
+			if err := s.store.Delete(ctx, k); err != nil {
 				errs = append(errs, err)
 			}
 			if cached {
 				res.Cleared++
-				h.Cleared.Add(1)
+				s.cleared.Add(1)
 			}
 			continue
 		}
-		if _, err := h.Store.MarkStale(ctx, k); err != nil {
+		if _, err := s.store.MarkStale(ctx, k); err != nil {
 			errs = append(errs, err)
 		}
-		if o2, err := h.Store.GetL2(ctx, k); err == nil && o2 != nil {
+		if o2, err := s.store.GetL2(ctx, k); err == nil && o2 != nil {
 			o = o2
 		} else if err == nil {
 			continue
 		}
 		for _, e := range o.Variants {
-			if h.Refresher.Refresh(e, o.Gen) {
+			if s.refresher.Refresh(e, o.Gen) {
 				res.Refreshing++
 			}
 		}
-		h.Refreshed.Add(1)
+		s.refreshed.Add(1)
 	}
 
 	// Every instance (this one included) drops its L1 copies of the selection. The message names
 	// the prefixes and tags rather than the keys they expand to: each instance finds its own
 	// copies, and the message stays small whatever the selection.
 	msg := Message{Keys: req.Keys, Prefixes: req.Prefixes, Tags: req.Tags, All: req.All}
-	if h.Store.HasL2() {
+	if s.store.HasL2() {
 		// L2 holds the truth now; without it, the L1 operations above were the whole job.
-		h.Drop(msg)
+		s.Drop(msg)
 	}
 	res.Instances, res.Acknowledged = 1, 1
 	switch {
-	case h.Bus == nil:
-	case h.Store.L2Open():
+	case s.bus == nil:
+	case s.store.L2Open():
 		errs = append(errs, errors.New("invalidate: publish: redis unavailable, other instances were not told"))
 		res.Instances = 0
 	default:
-		live, acked, err := h.Bus.Publish(ctx, msg, wait)
+		live, acked, err := s.bus.Publish(ctx, msg, wait)
 		if err != nil {
 			errs = append(errs, err)
 			live = 0
@@ -248,31 +171,31 @@ func (h *Handler) apply(ctx context.Context, req Request, wait time.Duration) (R
 		res.Instances, res.Acknowledged = live, acked
 	}
 	res.Complete = len(errs) == 0 && res.Acknowledged >= res.Instances
-	return res, joinErrs(errs)
+	return res, errors.Join(errs...)
 }
 
 // Drop applies a coherence message to this instance: its L1 copies of the selection go, and
 // in-flight fetches of the keys are no longer joined.
-func (h *Handler) Drop(m Message) {
+func (s *Service) Drop(m Message) {
 	if m.All {
-		h.Store.ForgetAll()
+		s.store.ForgetAll()
 		return
 	}
 	keys := append([]string(nil), m.Keys...)
 	for _, p := range m.Prefixes {
-		keys = append(keys, h.Store.L1KeysWithPrefix(p)...)
+		keys = append(keys, s.store.L1KeysWithPrefix(p)...)
 	}
 	for _, t := range m.Tags {
-		keys = append(keys, h.Store.L1KeysWithTag(t)...)
+		keys = append(keys, s.store.L1KeysWithTag(t)...)
 	}
 	for _, k := range keys {
-		h.Store.Forget(k)
-		h.Refresher.Forget(k)
+		s.store.Forget(k)
+		s.refresher.Forget(k)
 	}
 }
 
 // selectKeys resolves a selection to cache keys through the Redis indexes (or L1 without Redis).
-func (h *Handler) selectKeys(ctx context.Context, req Request) ([]string, error) {
+func (s *Service) selectKeys(ctx context.Context, req Request) ([]string, error) {
 	seen := map[string]bool{}
 	var keys []string
 	add := func(ks ...string) {
@@ -292,7 +215,7 @@ func (h *Handler) selectKeys(ctx context.Context, req Request) ([]string, error)
 	for _, p := range prefixes {
 		after := ""
 		for {
-			ks, more, err := h.Store.KeysWithPrefix(ctx, p, after, 1000)
+			ks, more, err := s.store.KeysWithPrefix(ctx, p, after, 1000)
 			if err != nil {
 				errs = append(errs, err)
 				break
@@ -303,70 +226,15 @@ func (h *Handler) selectKeys(ctx context.Context, req Request) ([]string, error)
 			}
 			after = ks[len(ks)-1]
 		}
-		add(h.Store.L1KeysWithPrefix(p)...)
+		add(s.store.L1KeysWithPrefix(p)...)
 	}
 	for _, t := range req.Tags {
-		ks, err := h.Store.KeysWithTag(ctx, t)
+		ks, err := s.store.KeysWithTag(ctx, t)
 		if err != nil {
 			errs = append(errs, err)
 		}
 		add(ks...)
-		add(h.Store.L1KeysWithTag(t)...)
+		add(s.store.L1KeysWithTag(t)...)
 	}
-	return keys, joinErrs(errs)
-}
-
-// keys lists cached keys: GET /_swr/keys?prefix=/api/&after=<last key of the previous page>&limit=100.
-func (h *Handler) keys(c *fiber.Ctx) error {
-	limit := 100
-	if s := c.Query("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 1000 {
-			return c.Status(fiber.StatusBadRequest).JSON(fiber.Map{"error": "limit must be a number from 1 to 1000"})
-		}
-		limit = n
-	}
-	prefix, after := c.Query("prefix"), c.Query("after")
-	ctx := context.Background()
-	ks, more, err := h.Store.KeysWithPrefix(ctx, prefix, after, limit)
-	if err != nil {
-		h.Log.Warn("listing keys failed", "err", err)
-		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"error": "key index unavailable (Redis down?)"})
-	}
-	now := time.Now()
-	type item struct {
-		tiers.KeyInfo
-		Hits int64 `json:"hits"`
-	}
-	items := []item{}
-	for _, k := range ks {
-		if info, ok := h.Store.Describe(ctx, k, now); ok {
-			items = append(items, item{info, h.Refresher.Hits(k)})
-		}
-	}
-	out := fiber.Map{"keys": items}
-	if more && len(ks) > 0 {
-		out["next"] = ks[len(ks)-1]
-	}
-	return c.JSON(out)
-}
-
-func (h *Handler) stats(c *fiber.Ctx) error {
-	out := map[string]any{}
-	if h.Stats != nil {
-		out = h.Stats()
-	}
-	out["invalidations"] = h.Requests.Load()
-	out["invalidated_cleared"] = h.Cleared.Load()
-	out["invalidated_refreshed"] = h.Refreshed.Load()
-	return c.JSON(out)
-}
-
-// Invalidate clears key on every instance: the cached GET of a URL after a successful unsafe
-// request to it (RFC 9111 §4.4).
-// It does not wait for the other instances' acknowledgements: the write's reply should not.
-func (h *Handler) Invalidate(ctx context.Context, key string) {
-	if _, err := h.apply(ctx, Request{Keys: []string{key}, Mode: Clear}, 0); err != nil {
-		h.Log.Warn("invalidation after a write incomplete", "key", key, "err", err)
-	}
+	return keys, errors.Join(errs...)
 }
