@@ -59,7 +59,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, err)
 		return 0
 	case errors.Is(err, config.ErrVersion):
-		fmt.Fprintf(stdout, "swrproxy %s (%s)\n", version, commit())
+		fmt.Fprintf(stdout, "swrproxy %s (%s)\n", version, commit(debug.ReadBuildInfo()))
 		return 0
 	case err != nil:
 		fmt.Fprintf(stderr, "swrproxy: bad configuration:\n%v\n", err)
@@ -75,10 +75,10 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// commit returns the VCS revision the binary was built from, with "-dirty" when the tree had
-// uncommitted changes, or "unknown" when the build did not record one.
-func commit() string {
-	info, ok := debug.ReadBuildInfo()
+// commit returns the VCS revision the binary was built from (info, ok: debug.ReadBuildInfo), with
+// "-dirty" when the tree had uncommitted changes, or "unknown" when the build did not record one
+// (go build outside a checkout, or with -buildvcs=false).
+func commit(info *debug.BuildInfo, ok bool) string {
 	if !ok {
 		return "unknown"
 	}
