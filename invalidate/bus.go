@@ -46,10 +46,9 @@ type ack struct {
 // the L1 copies a message names, then acknowledges it. It also keeps this instance's heartbeat,
 // so that Publish knows how many acknowledgements to wait for. Safe for concurrent use.
 type Bus struct {
-	rdb  redis.UniversalClient
-	drop func(Message) // applies a message to this instance
-	log  *slog.Logger
-	id   string
+	rdb redis.UniversalClient
+	log *slog.Logger
+	id  string
 
 	mu      sync.Mutex
 	waiters map[string]*waiter
@@ -60,21 +59,20 @@ type waiter struct {
 	ch   chan struct{} // signalled on each new ack
 }
 
-// NewBus returns a bus over rdb; drop applies a message to this instance's L1 (and in-flight
-// fetches). Call Run to take part.
-func NewBus(rdb redis.UniversalClient, drop func(Message), log *slog.Logger) *Bus {
+// NewBus returns a bus over rdb. The Service it is given to runs it.
+func NewBus(rdb redis.UniversalClient, log *slog.Logger) *Bus {
 	var b [8]byte
 	rand.Read(b[:])
-	return &Bus{rdb: rdb, drop: drop, log: log, id: hex.EncodeToString(b[:]), waiters: map[string]*waiter{}}
+	return &Bus{rdb: rdb, log: log, id: hex.EncodeToString(b[:]), waiters: map[string]*waiter{}}
 }
 
 // ID is this instance's name on the bus.
 func (b *Bus) ID() string { return b.id }
 
-// Run subscribes, answers messages and beats the heartbeat until ctx is cancelled; it returns nil.
-// After a lost subscription is re-established, it drops this instance's whole L1: messages may
-// have been missed meanwhile.
-func (b *Bus) Run(ctx context.Context) error {
+// run subscribes, applies the other instances' messages with drop, acknowledges every message and
+// beats the heartbeat until ctx is cancelled; it returns nil. After a lost subscription is
+// re-established, it drops this instance's whole L1: messages may have been missed meanwhile.
+func (b *Bus) run(ctx context.Context, drop func(Message)) error {
 	ps := b.rdb.Subscribe(ctx, channelInvalidate, channelAck)
 	defer ps.Close()
 	ch := ps.ChannelWithSubscriptions(redis.WithChannelHealthCheckInterval(5 * time.Second))
@@ -101,16 +99,16 @@ func (b *Bus) Run(ctx context.Context) error {
 				subscribed++
 				if subscribed > 2 { // 2 channels: the first two confirmations are the initial ones
 					b.log.Warn("invalidation channel re-subscribed; dropping L1 (messages may have been missed)")
-					b.drop(Message{All: true})
+					drop(Message{All: true})
 				}
 			case *redis.Message:
-				b.receive(ctx, m)
+				b.receive(ctx, m, drop)
 			}
 		}
 	}
 }
 
-func (b *Bus) receive(ctx context.Context, m *redis.Message) {
+func (b *Bus) receive(ctx context.Context, m *redis.Message, drop func(Message)) {
 	switch m.Channel {
 	case channelInvalidate:
 		var msg Message
@@ -119,7 +117,7 @@ func (b *Bus) receive(ctx context.Context, m *redis.Message) {
 			return
 		}
 		if msg.From != b.id { // the publisher applied it before publishing
-			b.drop(msg)
+			drop(msg)
 		}
 		payload, _ := json.Marshal(ack{ID: msg.ID, From: b.id})
 		actx, cancel := context.WithTimeout(ctx, time.Second)

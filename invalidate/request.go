@@ -1,8 +1,8 @@
-// Package invalidate owns the private endpoints through which the origin clears or refreshes
-// cached keys (by key, prefix, tag, or all), lists keys and reads counters; their Bearer auth; and
-// the fan-out of each invalidation to every instance's L1 over Redis pub/sub, with acknowledgements
-// and a heartbeat so the endpoint knows how many instances are live. The refresh work itself is the
-// Refresher's.
+// Package invalidate owns invalidation: parsing a request, selecting its keys (by key, prefix,
+// tag, or all), clearing or refreshing them (clear, refresh, auto), and the fan-out of each
+// invalidation to every instance's L1 over Redis pub/sub, with acknowledgements and a heartbeat
+// so a caller knows how many instances are live. The HTTP routes and their auth are admin's; the
+// refresh work itself is the Refresher's.
 package invalidate
 
 import (
@@ -44,6 +44,17 @@ const (
 	MaxBody  = 1 << 20
 	MaxItems = 10000
 )
+
+// ParseRequest parses and validates the JSON body of POST /_swr/invalidate. With keyHost
+// (SWR_KEY_HOST), keys and prefixes may also be written "host/path". Every error says what is
+// wrong, for a 400 reply.
+func ParseRequest(body []byte, keyHost bool) (Request, error) {
+	r, err := decodeRequest(body)
+	if err == nil && keyHost {
+		r.Keys, r.Prefixes = hostKeys(r.Keys), hostKeys(r.Prefixes)
+	}
+	return r, err
+}
 
 // decodeRequest parses and validates an invalidation body. Every error says what is wrong, for
 // the 400 reply; nothing has been changed when it returns one.
@@ -90,8 +101,6 @@ func decodeRequest(body []byte) (Request, error) {
 	}
 	return r, nil
 }
-
-func joinErrs(errs []error) error { return errors.Join(errs...) }
 
 // hostKeys accepts keys and prefixes written "host/path" (as the README showed them before keys
 // got httpcache.KeySeparator) besides the key form "host /path": the first '/' of one that has no

@@ -1,0 +1,143 @@
+// Package admin owns every /_swr/ route: health, readiness, metrics, stats, the keys listing,
+// invalidation (POST /_swr/invalidate and PURGE <path>), and the 404 of every other path under the
+// reserved prefix. Auth is applied where the routes are registered, through protected, so no
+// private route can forget it. The work behind the routes is the other packages'.
+package admin
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/swrproxy/swrproxy/invalidate"
+	"github.com/swrproxy/swrproxy/metrics"
+	"github.com/swrproxy/swrproxy/tiers"
+)
+
+// Invalidator carries out invalidations (*invalidate.Service).
+type Invalidator interface {
+	Apply(ctx context.Context, req invalidate.Request) (invalidate.Result, error)
+}
+
+// Store is what the routes read of the tiers (*tiers.Store).
+type Store interface {
+	// L2Open reports whether the Redis circuit is open.
+	L2Open() bool
+	KeysWithPrefix(ctx context.Context, prefix, after string, limit int) ([]string, bool, error)
+	Describe(ctx context.Context, key string, now time.Time) (tiers.KeyInfo, bool)
+}
+
+// Hits counts the requests this instance served from cache per key (*refresh.Tracker).
+type Hits interface {
+	Hits(key string) int64
+}
+
+// Config is what New needs.
+type Config struct {
+	// Secret is SWR_INVALIDATE_SECRET: the Bearer token of the private routes. Empty: they answer 404.
+	Secret string
+	// KeyHost (SWR_KEY_HOST) puts the Host in the keys PURGE and POST /_swr/invalidate name.
+	KeyHost     bool
+	Invalidator Invalidator
+	Store       Store
+	Hits        Hits
+	// Redis is the L2 client readiness pings; nil without Redis.
+	Redis redis.UniversalClient
+	// Upstream is the origin readiness dials.
+	Upstream *url.URL
+	Metrics  *metrics.Metrics
+	Log      *slog.Logger
+}
+
+// Admin serves the /_swr/ routes. Safe for concurrent use.
+type Admin struct {
+	cfg  Config
+	want [sha256.Size]byte // digest of the Authorization field that admits a request
+}
+
+// New returns the routes over cfg; Mount or MountPublic adds them to an app.
+func New(cfg Config) *Admin {
+	return &Admin{cfg: cfg, want: sha256.Sum256([]byte("Bearer " + cfg.Secret))}
+}
+
+// Mount adds every /_swr/ route to r, and PURGE on any path. Register it before the proxy's
+// handler: a /_swr/ path without a route gets 404 here and never reaches the origin.
+func (a *Admin) Mount(r fiber.Router) {
+	// Public on purpose: liveness, readiness (which names no address) and the scrape target.
+	r.Get("/_swr/healthz", a.healthz)
+	r.Get("/_swr/readyz", a.readyz)
+	r.Get("/_swr/metrics", adaptor.HTTPHandler(a.cfg.Metrics.Handler()))
+
+	r.Post("/_swr/invalidate", a.protected(a.invalidate))
+	r.Get("/_swr/keys", a.protected(a.keys))
+	r.Get("/_swr/stats", a.protected(a.stats))
+	// PURGE is not a method Fiber routes; catch it, on any path, before the proxy sees it.
+	purge := a.protected(a.purge)
+	r.Use(func(c *fiber.Ctx) error {
+		switch {
+		case string(c.Request().Header.Method()) == "PURGE":
+			return purge(c)
+		case reserved(c.Request().URI().Path()):
+			return notFound(c)
+		}
+		return c.Next()
+	})
+}
+
+// MountPublic adds what the proxy listener keeps when the other routes are on their own listener
+// (SWR_ADMIN_LISTEN): GET /_swr/healthz; 404 for every other /_swr/ path and 405 for PURGE.
+func (a *Admin) MountPublic(r fiber.Router) {
+	r.Get("/_swr/healthz", a.healthz)
+	r.Use(func(c *fiber.Ctx) error {
+		switch {
+		case reserved(c.Request().URI().Path()):
+			return notFound(c)
+		case string(c.Request().Header.Method()) == "PURGE":
+			return c.Status(fiber.StatusMethodNotAllowed).SendString("Method Not Allowed")
+		}
+		return c.Next()
+	})
+}
+
+// protected wraps h so that it answers 404 (no secret set) or 401 (no token or a wrong one)
+// before h runs; every private route is registered through it, so none can forget the check.
+// It compares SHA-256 digests in constant time, so neither the secret's content nor its length
+// leaks through timing.
+func (a *Admin) protected(h fiber.Handler) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if a.cfg.Secret == "" {
+			return notFound(c)
+		}
+		got := sha256.Sum256(c.Request().Header.Peek(fiber.HeaderAuthorization))
+		if subtle.ConstantTimeCompare(got[:], a.want[:]) != 1 {
+			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="swrproxy"`)
+			return c.Status(fiber.StatusUnauthorized).JSON(fiber.Map{"error": "missing or wrong Bearer token"})
+		}
+		return h(c)
+	}
+}
+
+// reserved reports whether a (decoded, normalised) path is under /_swr/, in any letter case:
+// those paths belong to swrproxy and are never forwarded to the origin.
+func reserved(path []byte) bool {
+	const prefix = "/_swr"
+	return len(path) >= len(prefix) && strings.EqualFold(string(path[:len(prefix)]), prefix) &&
+		(len(path) == len(prefix) || path[len(prefix)] == '/')
+}
+
+func notFound(c *fiber.Ctx) error {
+	return c.Status(fiber.StatusNotFound).SendString("Not Found")
+}
+
+// stats is GET /_swr/stats: every counter, under its JSON name (metrics' table).
+func (a *Admin) stats(c *fiber.Ctx) error {
+	return c.JSON(a.cfg.Metrics.Snapshot())
+}

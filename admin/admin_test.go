@@ -1,0 +1,274 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/swrproxy/swrproxy/invalidate"
+	"github.com/swrproxy/swrproxy/metrics"
+	"github.com/swrproxy/swrproxy/proxy"
+	"github.com/swrproxy/swrproxy/refresh"
+	"github.com/swrproxy/swrproxy/tiers"
+)
+
+const secret = "0123456789abcdef0123456789abcdef"
+
+var quiet = slog.New(slog.DiscardHandler)
+
+// public are the /_swr/ routes anyone may call.
+var public = []string{"/_swr/healthz", "/_swr/readyz", "/_swr/metrics"}
+
+type hits map[string]int64
+
+func (h hits) Hits(key string) int64 { return h[key] }
+
+type noRefresh struct{}
+
+func (noRefresh) Refresh(*tiers.Entry, uint64) bool { return false }
+func (noRefresh) Forget(string)                     {}
+func (noRefresh) Hot(string) bool                   { return false }
+
+// newAdmin returns the routes over a real L1-only store holding /a, a real invalidation service
+// and real metrics, with secret as the token (empty: private routes disabled).
+func newAdmin(t *testing.T, secret string) (*Admin, *tiers.Store) {
+	t.Helper()
+	store, err := tiers.New(tiers.Options{L1MaxBytes: 1 << 20, L1MaxTTL: time.Minute, Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = store.Set(context.Background(), &tiers.Entry{Key: "/a", Status: 200, Body: []byte("a"), ETag: `"a"`,
+		Tags: []string{"t"}, Stored: time.Now(), Fresh: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv := invalidate.New(store, noRefresh{}, nil, quiet)
+	origin := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(origin.Close)
+	u, _ := url.Parse(origin.URL)
+	src := metrics.Sources{
+		Handler:    func() proxy.HandlerStats { return proxy.HandlerStats{HitL1: 7} },
+		Filler:     func() refresh.FillerStats { return refresh.FillerStats{} },
+		Pool:       func() refresh.PoolStats { return refresh.PoolStats{} },
+		Tracker:    func() refresh.TrackerStats { return refresh.TrackerStats{} },
+		Store:      store.Stats,
+		Invalidate: inv.Stats,
+	}
+	return New(Config{
+		Secret: secret, Invalidator: inv, Store: store, Hits: hits{"/a": 3}, Upstream: u,
+		Metrics: metrics.New(metrics.NewOrigin(), src), Log: quiet,
+	}), store
+}
+
+// newApp is the admin listener's app (the production Fiber config and guard) over a.
+func newApp(a *Admin) *fiber.App { return proxy.NewAdminApp(quiet, a.Mount) }
+
+// next marks requests that got past the admin routes to the handler registered after them.
+const next = 299
+
+// withNext is an app with the production routing rules (case-sensitive, strict), mount, then a
+// handler answering next.
+func withNext(mount func(fiber.Router)) *fiber.App {
+	app := fiber.New(fiber.Config{CaseSensitive: true, StrictRouting: true, RequestMethods: proxy.Methods})
+	mount(app)
+	app.Use(func(c *fiber.Ctx) error { return c.SendStatus(next) })
+	return app
+}
+
+type reply struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func send(t *testing.T, app *fiber.App, method, target, token, body string) reply {
+	t.Helper()
+	var r io.Reader
+	if body != "" && method != fiber.MethodGet && method != fiber.MethodHead {
+		r = strings.NewReader(body) // the guard refuses a GET or HEAD with a body
+	}
+	req := httptest.NewRequest(method, target, r)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := app.Test(req, -1)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, target, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return reply{res.StatusCode, res.Header, string(b)}
+}
+
+// private lists the routes under /_swr/ that the app registered, other than the public ones.
+func private(t *testing.T, app *fiber.App) []fiber.Route {
+	t.Helper()
+	var rs []fiber.Route
+	for _, r := range app.GetRoutes(true) {
+		if strings.HasPrefix(r.Path, "/_swr/") && !slices.Contains(public, r.Path) {
+			rs = append(rs, r)
+		}
+	}
+	for _, want := range []string{"/_swr/invalidate", "/_swr/keys", "/_swr/stats"} {
+		if !slices.ContainsFunc(rs, func(r fiber.Route) bool { return r.Path == want }) {
+			t.Fatalf("no route %s among %v", want, rs)
+		}
+	}
+	return rs
+}
+
+func TestEveryPrivateRouteAnswers401WithoutTheRightTokenAndChangesNothing(t *testing.T) {
+	a, store := newAdmin(t, secret)
+	app := newApp(a)
+	for _, r := range private(t, app) {
+		for _, token := range []string{"", "nope", secret + "x", secret[:len(secret)-1]} {
+			got := send(t, app, r.Method, r.Path, token, `{"all":true}`)
+			if got.status != 401 || got.header.Get("WWW-Authenticate") != `Bearer realm="swrproxy"` {
+				t.Errorf("%s %s with token %q: %d %q, want 401 with a Bearer challenge", r.Method, r.Path, token, got.status, got.body)
+			}
+			if r.Method != fiber.MethodHead && !strings.Contains(got.body, "missing or wrong Bearer token") {
+				t.Errorf("%s %s: body %q", r.Method, r.Path, got.body)
+			}
+		}
+	}
+	if got := send(t, app, "PURGE", "/a", "nope", ""); got.status != 401 {
+		t.Errorf("PURGE with a wrong token: %d, want 401", got.status)
+	}
+	if store.Peek("/a") == nil {
+		t.Error("a request without the token changed the cache")
+	}
+}
+
+func TestPrivateRoutesAre404WithoutASecret(t *testing.T) {
+	a, store := newAdmin(t, "")
+	app := newApp(a)
+	for _, r := range private(t, app) {
+		if got := send(t, app, r.Method, r.Path, "", `{"all":true}`); got.status != 404 {
+			t.Errorf("%s %s: %d, want 404", r.Method, r.Path, got.status)
+		}
+		if got := send(t, app, r.Method, r.Path, " ", `{"all":true}`); got.status != 404 {
+			t.Errorf("%s %s with an empty Bearer token: %d, want 404", r.Method, r.Path, got.status)
+		}
+	}
+	if got := send(t, app, "PURGE", "/a", "", ""); got.status != 404 || got.body != "Not Found" {
+		t.Errorf("PURGE: %d %q, want 404", got.status, got.body)
+	}
+	if store.Peek("/a") == nil {
+		t.Error("a request without a secret set changed the cache")
+	}
+}
+
+func TestPublicRoutesNeedNoToken(t *testing.T) {
+	a, _ := newAdmin(t, secret)
+	app := newApp(a)
+	if got := send(t, app, "GET", "/_swr/healthz", "", ""); got.status != 200 || got.body != "ok\n" {
+		t.Errorf("healthz: %d %q", got.status, got.body)
+	}
+	if got := send(t, app, "GET", "/_swr/readyz", "", ""); got.status != 200 || got.body != `{"origin":"ok","redis":"disabled","status":"ready"}` {
+		t.Errorf("readyz: %d %q", got.status, got.body)
+	}
+	got := send(t, app, "GET", "/_swr/metrics", "", "")
+	if got.status != 200 || !strings.HasPrefix(got.header.Get("Content-Type"), "text/plain") ||
+		!strings.Contains(got.body, `swrproxy_requests_total{cache="hit",tier="l1"} 7`) {
+		t.Errorf("metrics: %d %s\n%s", got.status, got.header.Get("Content-Type"), got.body)
+	}
+}
+
+func TestTheTokenOpensStatsKeysInvalidateAndPurge(t *testing.T) {
+	a, store := newAdmin(t, secret)
+	app := newApp(a)
+
+	got := send(t, app, "GET", "/_swr/stats", secret, "")
+	var stats map[string]any
+	if err := json.Unmarshal([]byte(got.body), &stats); got.status != 200 || err != nil || stats["hits_l1"] != float64(7) || stats["l1_objects"] != float64(1) {
+		t.Errorf("stats: %d %s", got.status, got.body)
+	}
+
+	got = send(t, app, "GET", "/_swr/keys?prefix=/&limit=1", secret, "")
+	var page struct {
+		Keys []map[string]any `json:"keys"`
+		Next *string          `json:"next"`
+	}
+	if err := json.Unmarshal([]byte(got.body), &page); got.status != 200 || err != nil || len(page.Keys) != 1 {
+		t.Fatalf("keys: %d %s", got.status, got.body)
+	}
+	fields := slices.Sorted(maps.Keys(page.Keys[0]))
+	if want := []string{"age_seconds", "bytes", "fresh", "fresh_for_seconds", "hits", "key", "tags", "variants"}; !slices.Equal(fields, want) {
+		t.Errorf("a key has fields %q, want %q", fields, want)
+	}
+	if k := page.Keys[0]; k["key"] != "/a" || k["hits"] != float64(3) || k["fresh"] != true || k["variants"] != float64(1) || page.Next != nil {
+		t.Errorf("keys: %s", got.body)
+	}
+	if got := send(t, app, "GET", "/_swr/keys?limit=0", secret, ""); got.status != 400 || !strings.Contains(got.body, "limit must be") {
+		t.Errorf("keys?limit=0: %d %s", got.status, got.body)
+	}
+
+	got = send(t, app, "POST", "/_swr/invalidate", secret, `{"keys":["/a"],"mode":"refresh"}`)
+	if got.status != 200 || got.body != `{"mode":"refresh","matched":1,"cleared":0,"refreshing":0,"instances":1,"acknowledged":1,"complete":true}` {
+		t.Errorf("invalidate: %d %s", got.status, got.body)
+	}
+	if got := send(t, app, "POST", "/_swr/invalidate", secret, `{"key":["/a"]}`); got.status != 400 || !strings.Contains(got.body, "unknown field") {
+		t.Errorf("invalidate with an unknown field: %d %s", got.status, got.body)
+	}
+	if got := send(t, app, "POST", "/_swr/invalidate", secret, strings.Repeat(" ", invalidate.MaxBody+1)); got.status != 413 || !strings.Contains(got.body, "1 MiB") {
+		t.Errorf("invalidate with a body over 1 MiB: %d %s", got.status, got.body)
+	}
+
+	if got := send(t, app, "PURGE", "/a", secret, ""); got.status != 200 || !strings.Contains(got.body, `"cleared":1`) {
+		t.Errorf("PURGE: %d %s", got.status, got.body)
+	}
+	if o := store.Peek("/a"); o != nil && len(o.Variants) > 0 {
+		t.Error("/a is still cached after PURGE")
+	}
+}
+
+func TestEveryOtherReservedPathIs404InAnyCaseAndTheRestPassesOn(t *testing.T) {
+	a, _ := newAdmin(t, secret)
+	app := withNext(a.Mount)
+	for _, path := range []string{"/_swr", "/_swr/", "/_swr/nope", "/_SWR/stats", "/_Swr/healthz", "/_swr/stats/", "/_swr/healthz/"} {
+		if got := send(t, app, "GET", path, secret, ""); got.status != 404 || got.body != "Not Found" {
+			t.Errorf("GET %s: %d %q, want 404", path, got.status, got.body)
+		}
+	}
+	if got := send(t, app, "POST", "/_swr/stats", secret, ""); got.status != 404 {
+		t.Errorf("POST /_swr/stats: %d, want 404", got.status)
+	}
+	for _, path := range []string{"/x", "/_swrx", "/api/_swr/stats", "/x?/_swr/stats"} {
+		if got := send(t, app, "GET", path, secret, ""); got.status != next {
+			t.Errorf("GET %s: %d, want it passed on", path, got.status)
+		}
+	}
+}
+
+func TestThePublicMountHasOnlyHealthzAndRefusesPurge(t *testing.T) {
+	a, store := newAdmin(t, secret)
+	app := withNext(a.MountPublic)
+	if got := send(t, app, "GET", "/_swr/healthz", "", ""); got.status != 200 || got.body != "ok\n" {
+		t.Errorf("healthz: %d %q", got.status, got.body)
+	}
+	for _, path := range append([]string{"/_swr/stats", "/_swr/keys", "/_swr/invalidate"}, public[1:]...) {
+		if got := send(t, app, "GET", path, secret, ""); got.status != 404 {
+			t.Errorf("GET %s: %d, want 404", path, got.status)
+		}
+	}
+	if got := send(t, app, "PURGE", "/a", secret, ""); got.status != 405 || got.body != "Method Not Allowed" {
+		t.Errorf("PURGE: %d %q, want 405", got.status, got.body)
+	}
+	if store.Peek("/a") == nil {
+		t.Error("PURGE on the public mount changed the cache")
+	}
+	if got := send(t, app, "GET", "/x", "", ""); got.status != next {
+		t.Errorf("GET /x: %d, want it passed on", got.status)
+	}
+}

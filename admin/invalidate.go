@@ -1,0 +1,77 @@
+package admin
+
+import (
+	"context"
+	"io"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/swrproxy/swrproxy/httpcache"
+	"github.com/swrproxy/swrproxy/invalidate"
+)
+
+// invalidate is POST /_swr/invalidate: a JSON selection and mode (invalidate.ParseRequest).
+func (a *Admin) invalidate(c *fiber.Ctx) error {
+	body, status, msg := readBody(c)
+	if status != 0 {
+		return c.Status(status).JSON(fiber.Map{"error": msg})
+	}
+	req, err := invalidate.ParseRequest(body, a.cfg.KeyHost)
+	if err != nil {
+		return c.Status(fiber.StatusBadRequest).JSON(fiber.Map{"error": err.Error()})
+	}
+	res, err := a.cfg.Invalidator.Apply(context.Background(), req)
+	return a.reply(c, res, err)
+}
+
+// purge is PURGE <path>: clear that one key.
+func (a *Admin) purge(c *fiber.Ctx) error {
+	host := ""
+	if a.cfg.KeyHost {
+		b, _ := httpcache.AppendHost(nil, c.Request().Header.Host(), httpcache.DefaultPort(c.Context().IsTLS()))
+		host = string(b)
+	}
+	key := httpcache.Key(host, string(c.Request().Header.RequestURI()))
+	res, err := a.cfg.Invalidator.Apply(context.Background(), invalidate.Request{Keys: []string{key}, Mode: invalidate.Clear})
+	return a.reply(c, res, err)
+}
+
+// reply answers 200 with the result, or 503 with the result and the problem when part of the
+// invalidation could not be carried out (Redis trouble): the caller should retry.
+func (a *Admin) reply(c *fiber.Ctx, res invalidate.Result, err error) error {
+	if err != nil {
+		a.cfg.Log.Warn("invalidation incomplete", "err", err)
+		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{
+			"error": "invalidation incomplete (retry): " + err.Error(), "result": res,
+		})
+	}
+	return c.JSON(res)
+}
+
+// readBody reads at most invalidate.MaxBody bytes of the request body; a larger one is a 413. It
+// reads the body stream itself (never fasthttp's Body(), which would read a chunked body of any
+// size into memory); what it leaves unread is discarded by proxy's guard, or the connection closes.
+func readBody(c *fiber.Ctx) ([]byte, int, string) {
+	const max = invalidate.MaxBody
+	s := c.Context().RequestBodyStream()
+	if n := c.Request().Header.ContentLength(); n > max {
+		// Read (a bounded part of) what the client is sending before answering, so that it gets
+		// the 413 rather than a connection reset while it still writes; the connection closes.
+		if s != nil {
+			io.CopyN(io.Discard, s, 4*max)
+		}
+		c.Context().SetConnectionClose()
+		return nil, fiber.StatusRequestEntityTooLarge, "body over 1 MiB"
+	}
+	if s == nil {
+		return nil, 0, "" // no body
+	}
+	b, err := io.ReadAll(io.LimitReader(s, max+1))
+	if err != nil {
+		return nil, fiber.StatusBadRequest, "reading body: " + err.Error()
+	}
+	if len(b) > max {
+		return nil, fiber.StatusRequestEntityTooLarge, "body over 1 MiB"
+	}
+	return b, 0, ""
+}

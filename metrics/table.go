@@ -1,0 +1,216 @@
+package metrics
+
+import (
+	"encoding/json"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/swrproxy/swrproxy/invalidate"
+	"github.com/swrproxy/swrproxy/proxy"
+	"github.com/swrproxy/swrproxy/refresh"
+	"github.com/swrproxy/swrproxy/tiers"
+)
+
+// Snapshot is every counter of this instance, as the parts reported them at one moment.
+type Snapshot struct {
+	Handler    proxy.HandlerStats
+	Filler     refresh.FillerStats
+	Pool       refresh.PoolStats
+	Tracker    refresh.TrackerStats
+	Store      tiers.StoreStats
+	Invalidate invalidate.Stats
+	Bus        *invalidate.BusStats // nil without Redis
+}
+
+// Sources are the parts' snapshot functions (method values such as pool.Stats). Bus is nil
+// without Redis.
+type Sources struct {
+	Handler    func() proxy.HandlerStats
+	Filler     func() refresh.FillerStats
+	Pool       func() refresh.PoolStats
+	Tracker    func() refresh.TrackerStats
+	Store      func() tiers.StoreStats
+	Invalidate func() invalidate.Stats
+	Bus        func() invalidate.BusStats
+}
+
+// Snapshot asks every part for its counters. It blocks for at most one Redis round trip (the
+// live instances, when Bus is set).
+func (s Sources) Snapshot() Snapshot {
+	snap := Snapshot{
+		Handler:    s.Handler(),
+		Filler:     s.Filler(),
+		Pool:       s.Pool(),
+		Tracker:    s.Tracker(),
+		Store:      s.Store(),
+		Invalidate: s.Invalidate(),
+	}
+	if s.Bus != nil {
+		b := s.Bus()
+		snap.Bus = &b
+	}
+	return snap
+}
+
+// counter names one field of a Snapshot twice: as a key of /_swr/stats and as a Prometheus series.
+type counter struct {
+	json   string
+	metric string
+	labels prometheus.Labels
+	kind   prometheus.ValueType
+	help   string
+	// value returns the field (int, int64, uint64 or bool), or nil when its part is absent.
+	value func(*Snapshot) any
+}
+
+const (
+	requestsHelp  = "Client requests by X-Cache result and the tier that answered."
+	collapsedHelp = "Requests that got another request's origin fetch instead of their own, by where it ran."
+	refreshesHelp = "Background refresh jobs by outcome (overflow: dropped because the queue was full of sooner jobs)."
+	keysHelp      = "Keys invalidated, by what was done to them."
+)
+
+// counters is the one list of swrproxy's counters: each Snapshot field once, with its name in
+// the JSON of /_swr/stats and in the Prometheus exposition (the README documents both).
+var counters = []counter{
+	{"hits_l1", "swrproxy_requests_total", prometheus.Labels{"cache": "hit", "tier": "l1"}, prometheus.CounterValue, requestsHelp,
+		func(s *Snapshot) any { return s.Handler.HitL1 }},
+	{"hits_l2", "swrproxy_requests_total", prometheus.Labels{"cache": "hit", "tier": "l2"}, prometheus.CounterValue, requestsHelp,
+		func(s *Snapshot) any { return s.Handler.HitL2 }},
+	{"misses", "swrproxy_requests_total", prometheus.Labels{"cache": "miss", "tier": "origin"}, prometheus.CounterValue, requestsHelp,
+		func(s *Snapshot) any { return s.Handler.Miss }},
+	{"stale_served", "swrproxy_requests_total", prometheus.Labels{"cache": "stale", "tier": "cache"}, prometheus.CounterValue, requestsHelp,
+		func(s *Snapshot) any { return s.Handler.Stale }},
+	{"bypass", "swrproxy_requests_total", prometheus.Labels{"cache": "bypass", "tier": "origin"}, prometheus.CounterValue, requestsHelp,
+		func(s *Snapshot) any { return s.Handler.Bypass }},
+	{"not_modified", "swrproxy_not_modified_total", nil, prometheus.CounterValue, "Replies answered 304 from cache.",
+		func(s *Snapshot) any { return s.Handler.NotModified }},
+	{"stale_if_error", "swrproxy_stale_if_error_total", nil, prometheus.CounterValue, "Stale copies served because the origin failed.",
+		func(s *Snapshot) any { return s.Handler.StaleIfError }},
+	{"write_invalidations", "swrproxy_write_invalidations_total", nil, prometheus.CounterValue,
+		"Keys cleared because a POST, PUT, PATCH or DELETE to their URL (or its same-origin Location) succeeded.",
+		func(s *Snapshot) any { return s.Handler.WriteInvalidations }},
+	{"errors", "swrproxy_errors_total", nil, prometheus.CounterValue,
+		"Replies that became 502/504 because the origin failed and no stale copy could stand in.",
+		func(s *Snapshot) any { return s.Handler.Errors }},
+
+	{"origin_requests", "swrproxy_origin_requests_total", nil, prometheus.CounterValue,
+		"Requests sent to the origin for cacheable keys (fills and refreshes).",
+		func(s *Snapshot) any { return s.Filler.OriginRequests }},
+	{"origin_errors", "swrproxy_origin_errors_total", nil, prometheus.CounterValue, "Origin failures: no response, broken body, or 5xx.",
+		func(s *Snapshot) any { return s.Filler.OriginErrors }},
+	{"fills_stored", "swrproxy_fills_stored_total", nil, prometheus.CounterValue, "Origin responses stored in the cache.",
+		func(s *Snapshot) any { return s.Filler.Stored }},
+	{"revalidated_304", "swrproxy_revalidations_not_modified_total", nil, prometheus.CounterValue, "Origin 304 answers that renewed a stored entry.",
+		func(s *Snapshot) any { return s.Filler.Revalidated }},
+	{"collapsed_local", "swrproxy_collapsed_total", prometheus.Labels{"scope": "instance"}, prometheus.CounterValue, collapsedHelp,
+		func(s *Snapshot) any { return s.Filler.SharedLocal }},
+	{"collapsed_remote", "swrproxy_collapsed_total", prometheus.Labels{"scope": "fleet"}, prometheus.CounterValue, collapsedHelp,
+		func(s *Snapshot) any { return s.Filler.SharedRemote }},
+
+	{"refreshes_done", "swrproxy_refreshes_total", prometheus.Labels{"outcome": "done"}, prometheus.CounterValue, refreshesHelp,
+		func(s *Snapshot) any { return s.Pool.Done }},
+	{"refreshes_failed", "swrproxy_refreshes_total", prometheus.Labels{"outcome": "failed"}, prometheus.CounterValue, refreshesHelp,
+		func(s *Snapshot) any { return s.Pool.Failed }},
+	{"refreshes_skipped", "swrproxy_refreshes_total", prometheus.Labels{"outcome": "skipped"}, prometheus.CounterValue, refreshesHelp,
+		func(s *Snapshot) any { return s.Pool.Skipped }},
+	{"refresh_overflow", "swrproxy_refreshes_total", prometheus.Labels{"outcome": "overflow"}, prometheus.CounterValue, refreshesHelp,
+		func(s *Snapshot) any { return s.Pool.Overflow }},
+	{"refresh_queue", "swrproxy_refresh_queue_jobs", nil, prometheus.GaugeValue, "Background refresh jobs waiting.",
+		func(s *Snapshot) any { return s.Pool.Queued }},
+	{"refresh_queue_bytes", "swrproxy_refresh_queue_bytes", nil, prometheus.GaugeValue, "Weight of the refresh jobs waiting (bounded: README, Memory).",
+		func(s *Snapshot) any { return s.Pool.QueuedBytes }},
+
+	{"refresh_tracked_keys", "swrproxy_refresh_tracked_keys", nil, prometheus.GaugeValue, "Key variants the hot-key tracker holds.",
+		func(s *Snapshot) any { return s.Tracker.Records }},
+	{"refresh_tracked_bytes", "swrproxy_refresh_tracked_bytes", nil, prometheus.GaugeValue,
+		"Weight of the hot-key tracker's records (bounded: README, Memory).",
+		func(s *Snapshot) any { return s.Tracker.Bytes }},
+	{"refresh_untracked", "swrproxy_refresh_untracked_total", nil, prometheus.CounterValue,
+		"Requests for keys the full hot-key tracker had no room for (not refreshed ahead).",
+		func(s *Snapshot) any { return s.Tracker.Untracked }},
+
+	{"invalidations", "swrproxy_invalidation_requests_total", nil, prometheus.CounterValue,
+		"Invalidation requests (POST /_swr/invalidate, PURGE, writes).",
+		func(s *Snapshot) any { return s.Invalidate.Requests }},
+	{"invalidated_cleared", "swrproxy_invalidated_keys_total", prometheus.Labels{"mode": "clear"}, prometheus.CounterValue, keysHelp,
+		func(s *Snapshot) any { return s.Invalidate.Cleared }},
+	{"invalidated_refreshed", "swrproxy_invalidated_keys_total", prometheus.Labels{"mode": "refresh"}, prometheus.CounterValue, keysHelp,
+		func(s *Snapshot) any { return s.Invalidate.Refreshed }},
+
+	{"l1_objects", "swrproxy_l1_objects", nil, prometheus.GaugeValue, "Objects (URLs) in this instance's L1.",
+		func(s *Snapshot) any { return s.Store.L1Objects }},
+	{"l1_bytes", "swrproxy_l1_bytes", nil, prometheus.GaugeValue, "Weight of this instance's L1 in bytes.",
+		func(s *Snapshot) any { return s.Store.L1Bytes }},
+	{"l2_errors", "swrproxy_redis_errors_total", nil, prometheus.CounterValue, "Failed Redis calls.",
+		func(s *Snapshot) any { return s.Store.L2Errors }},
+	{"l2_circuit_open", "swrproxy_redis_circuit_open", nil, prometheus.GaugeValue, "1 while the Redis circuit breaker is open (L2 skipped).",
+		func(s *Snapshot) any { return s.Store.L2Open }},
+
+	{"instances_live", "swrproxy_instances", nil, prometheus.GaugeValue, "Live swrproxy instances sharing this Redis, as seen by their heartbeats.",
+		func(s *Snapshot) any {
+			if s.Bus == nil {
+				return nil
+			}
+			return s.Bus.Live
+		}},
+}
+
+// MarshalJSON encodes s as the object of GET /_swr/stats: one member per counter, under its
+// JSON name; a part that is absent (no Redis: no bus) has no members.
+func (s Snapshot) MarshalJSON() ([]byte, error) {
+	out := make(map[string]any, len(counters))
+	for _, c := range counters {
+		if v := c.value(&s); v != nil {
+			out[c.json] = v
+		}
+	}
+	return json.Marshal(out)
+}
+
+// float is a counter's value as Prometheus reads it: a number, true as 1.
+func float(v any) float64 {
+	switch v := v.(type) {
+	case int:
+		return float64(v)
+	case int64:
+		return float64(v)
+	case uint64:
+		return float64(v)
+	case bool:
+		if v {
+			return 1
+		}
+		return 0
+	}
+	panic("metrics: counter of unexpected type")
+}
+
+// collector exports the counters: one snapshot per scrape, one series per counter.
+type collector struct {
+	src   Sources
+	descs []*prometheus.Desc // descs[i] is counters[i]'s
+}
+
+func newCollector(src Sources) *collector {
+	c := &collector{src: src}
+	for _, k := range counters {
+		c.descs = append(c.descs, prometheus.NewDesc(k.metric, k.help, nil, k.labels))
+	}
+	return c
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	snap := c.src.Snapshot()
+	for i, k := range counters {
+		if v := k.value(&snap); v != nil {
+			ch <- prometheus.MustNewConstMetric(c.descs[i], k.kind, float(v))
+		}
+	}
+}

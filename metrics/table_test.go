@@ -1,0 +1,228 @@
+package metrics
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/http/httptest"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/swrproxy/swrproxy/invalidate"
+	"github.com/swrproxy/swrproxy/proxy"
+	"github.com/swrproxy/swrproxy/refresh"
+	"github.com/swrproxy/swrproxy/tiers"
+)
+
+// leaves returns the settable number and bool fields of *s, named "Part.Field", Bus included.
+func leaves(s *Snapshot) map[string]reflect.Value {
+	out := map[string]reflect.Value{}
+	v := reflect.ValueOf(s).Elem()
+	for i := range v.NumField() {
+		part, name := v.Field(i), v.Type().Field(i).Name
+		if part.Kind() == reflect.Pointer {
+			if part.IsNil() {
+				part.Set(reflect.New(part.Type().Elem()))
+			}
+			part = part.Elem()
+		}
+		for j := range part.NumField() {
+			out[name+"."+part.Type().Field(j).Name] = part.Field(j)
+		}
+	}
+	return out
+}
+
+// numbered returns a snapshot whose fields all differ: 1, 2, 3, … (true for the bool).
+func numbered() Snapshot {
+	var s Snapshot
+	names := slices.Sorted(maps.Keys(leaves(&s)))
+	fields := leaves(&s)
+	for i, n := range names {
+		f := fields[n]
+		switch f.Kind() {
+		case reflect.Bool:
+			f.SetBool(true)
+		case reflect.Int, reflect.Int64:
+			f.SetInt(int64(i + 1))
+		case reflect.Uint64:
+			f.SetUint(uint64(i + 1))
+		default:
+			panic(n + ": a snapshot field of a kind the table cannot export")
+		}
+	}
+	return s
+}
+
+func TestEverySnapshotFieldIsNamedByExactlyOneCounter(t *testing.T) {
+	var zero Snapshot
+	fields := leaves(&zero)
+	for _, name := range slices.Sorted(maps.Keys(fields)) {
+		var s Snapshot
+		f := leaves(&s)[name]
+		if f.Kind() == reflect.Bool {
+			f.SetBool(true)
+		} else {
+			f.Set(reflect.ValueOf(1).Convert(f.Type()))
+		}
+		var readers []string
+		for _, c := range counters {
+			if float(c.value(&s)) != float(c.value(&zero)) {
+				readers = append(readers, c.json)
+			}
+		}
+		if len(readers) != 1 {
+			t.Errorf("%s is read by the counters %q, want exactly one", name, readers)
+		}
+	}
+	if len(counters) != len(fields) {
+		t.Errorf("%d counters for %d snapshot fields: some counter reads no field of its own", len(counters), len(fields))
+	}
+}
+
+func TestEveryCounterHasOneJSONNameAndOnePrometheusSeries(t *testing.T) {
+	jsonNames, series := map[string]bool{}, map[string]bool{}
+	help := map[string]string{}
+	for _, c := range counters {
+		s := c.metric + fmt.Sprint(c.labels)
+		if jsonNames[c.json] || series[s] {
+			t.Errorf("%s / %s named twice", c.json, s)
+		}
+		jsonNames[c.json], series[s] = true, true
+		if h, ok := help[c.metric]; ok && h != c.help {
+			t.Errorf("%s has two help texts", c.metric)
+		}
+		help[c.metric] = c.help
+	}
+}
+
+// The names users, dashboards and the README rely on: /_swr/stats keys and Prometheus series.
+var (
+	wantJSON = []string{"bypass", "collapsed_local", "collapsed_remote", "errors", "fills_stored", "hits_l1", "hits_l2",
+		"instances_live", "invalidated_cleared", "invalidated_refreshed", "invalidations", "l1_bytes", "l1_objects",
+		"l2_circuit_open", "l2_errors", "misses", "not_modified", "origin_errors", "origin_requests", "refresh_overflow",
+		"refresh_queue", "refresh_queue_bytes", "refresh_tracked_bytes", "refresh_tracked_keys", "refresh_untracked",
+		"refreshes_done", "refreshes_failed", "refreshes_skipped", "revalidated_304", "stale_if_error", "stale_served",
+		"write_invalidations"}
+	wantSeries = []string{
+		`swrproxy_collapsed_total{scope="fleet"}`, `swrproxy_collapsed_total{scope="instance"}`,
+		`swrproxy_errors_total`, `swrproxy_fills_stored_total`, `swrproxy_instances`,
+		`swrproxy_invalidated_keys_total{mode="clear"}`, `swrproxy_invalidated_keys_total{mode="refresh"}`,
+		`swrproxy_invalidation_requests_total`, `swrproxy_l1_bytes`, `swrproxy_l1_objects`, `swrproxy_not_modified_total`,
+		`swrproxy_origin_errors_total`, `swrproxy_origin_requests_total`, `swrproxy_redis_circuit_open`,
+		`swrproxy_redis_errors_total`, `swrproxy_refresh_queue_bytes`, `swrproxy_refresh_queue_jobs`,
+		`swrproxy_refresh_tracked_bytes`, `swrproxy_refresh_tracked_keys`, `swrproxy_refresh_untracked_total`,
+		`swrproxy_refreshes_total{outcome="done"}`, `swrproxy_refreshes_total{outcome="failed"}`,
+		`swrproxy_refreshes_total{outcome="overflow"}`, `swrproxy_refreshes_total{outcome="skipped"}`,
+		`swrproxy_requests_total{cache="bypass",tier="origin"}`, `swrproxy_requests_total{cache="hit",tier="l1"}`,
+		`swrproxy_requests_total{cache="hit",tier="l2"}`, `swrproxy_requests_total{cache="miss",tier="origin"}`,
+		`swrproxy_requests_total{cache="stale",tier="cache"}`, `swrproxy_revalidations_not_modified_total`,
+		`swrproxy_stale_if_error_total`, `swrproxy_write_invalidations_total`}
+)
+
+// series is c's Prometheus series as the text format writes it: name{label="value",…}.
+func series(c counter) string {
+	if len(c.labels) == 0 {
+		return c.metric
+	}
+	var ls []string
+	for _, k := range slices.Sorted(maps.Keys(c.labels)) {
+		ls = append(ls, fmt.Sprintf("%s=%q", k, c.labels[k]))
+	}
+	return c.metric + "{" + strings.Join(ls, ",") + "}"
+}
+
+func TestTheNamesAreTheDocumentedOnes(t *testing.T) {
+	var js, ss []string
+	for _, c := range counters {
+		js, ss = append(js, c.json), append(ss, series(c))
+	}
+	sort.Strings(js)
+	sort.Strings(ss)
+	if !slices.Equal(js, wantJSON) {
+		t.Errorf("JSON names\n%q\nwant\n%q", js, wantJSON)
+	}
+	if !slices.Equal(ss, wantSeries) {
+		t.Errorf("Prometheus series\n%q\nwant\n%q", ss, wantSeries)
+	}
+}
+
+// sources serves snap as the parts' snapshots (Bus only when snap has one).
+func sources(snap Snapshot) Sources {
+	src := Sources{
+		Handler:    func() proxy.HandlerStats { return snap.Handler },
+		Filler:     func() refresh.FillerStats { return snap.Filler },
+		Pool:       func() refresh.PoolStats { return snap.Pool },
+		Tracker:    func() refresh.TrackerStats { return snap.Tracker },
+		Store:      func() tiers.StoreStats { return snap.Store },
+		Invalidate: func() invalidate.Stats { return snap.Invalidate },
+	}
+	if snap.Bus != nil {
+		src.Bus = func() invalidate.BusStats { return *snap.Bus }
+	}
+	return src
+}
+
+// scrape returns the exposition text and the /_swr/stats object of m.
+func scrape(t *testing.T, m *Metrics) (string, map[string]any) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/_swr/metrics", nil))
+	b, err := json.Marshal(m.Snapshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stats map[string]any
+	if err := json.Unmarshal(b, &stats); err != nil {
+		t.Fatal(err)
+	}
+	return rec.Body.String(), stats
+}
+
+func TestStatsJSONAndPrometheusShowTheSameValues(t *testing.T) {
+	snap := numbered()
+	text, stats := scrape(t, New(NewOrigin(), sources(snap)))
+	for _, c := range counters {
+		v := c.value(&snap)
+		if got := stats[c.json]; fmt.Sprint(got) != fmt.Sprint(v) {
+			t.Errorf("stats %s = %v, want %v", c.json, got, v)
+		}
+		if line := fmt.Sprintf("\n%s %v\n", series(c), float(v)); !strings.Contains(text, line) {
+			t.Errorf("metrics lack %q", strings.TrimSpace(line))
+		}
+	}
+	if len(stats) != len(counters) {
+		t.Errorf("stats has %d members, want %d", len(stats), len(counters))
+	}
+}
+
+func TestWithoutABusNeitherSaysHowManyInstancesLive(t *testing.T) {
+	snap := numbered()
+	snap.Bus = nil
+	text, stats := scrape(t, New(NewOrigin(), sources(snap)))
+	if _, ok := stats["instances_live"]; ok {
+		t.Error("stats has instances_live without a bus")
+	}
+	if strings.Contains(text, "\nswrproxy_instances ") {
+		t.Error("metrics have swrproxy_instances without a bus")
+	}
+	if !strings.Contains(text, "\nswrproxy_l1_objects ") || !strings.Contains(text, "\ngo_goroutines ") {
+		t.Error("metrics lack the other series")
+	}
+}
+
+func TestOriginLatencyIsObservedByKind(t *testing.T) {
+	o := NewOrigin()
+	o.Observe("fill", 0)
+	o.Observe("pass", 0)
+	o.Observe("pass", 0)
+	text, _ := scrape(t, New(o, sources(Snapshot{})))
+	for _, want := range []string{`swrproxy_origin_request_duration_seconds_count{kind="fill"} 1`, `swrproxy_origin_request_duration_seconds_count{kind="pass"} 2`} {
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}

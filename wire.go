@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/swrproxy/swrproxy/admin"
+	"github.com/swrproxy/swrproxy/config"
+	"github.com/swrproxy/swrproxy/httpcache"
+	"github.com/swrproxy/swrproxy/invalidate"
+	"github.com/swrproxy/swrproxy/metrics"
+	"github.com/swrproxy/swrproxy/proxy"
+	"github.com/swrproxy/swrproxy/refresh"
+	"github.com/swrproxy/swrproxy/tiers"
+	"github.com/swrproxy/swrproxy/upstream"
+)
+
+// refresher gives the invalidation service the refresh work it orders.
+type refresher struct {
+	pool    *refresh.Pool
+	filler  *refresh.Filler
+	tracker *refresh.Tracker
+}
+
+func (r refresher) Refresh(e *tiers.Entry, gen uint64) bool { return r.pool.Refresh(e, gen) }
+func (r refresher) Forget(key string)                       { r.filler.Forget(key) }
+func (r refresher) Hot(key string) bool                     { return r.tracker.Hot(key) }
+
+// listening is told the addresses run listens on, once it does (tests use port 0).
+type listening func(proxyAddr, adminAddr string)
+
+// run builds every part, listens, and serves until ctx is cancelled or a part fails; see serve.
+func run(ctx context.Context, cfg config.Config, log *slog.Logger, ready listening) error {
+	log.Info("starting swrproxy", "config", cfg)
+	rdb, err := newRedis(cfg)
+	if err != nil {
+		return err
+	}
+	if rdb != nil {
+		defer rdb.Close() // after serve: the loops are done with it
+	}
+	sys, err := build(cfg, log, rdb)
+	if err != nil {
+		return err
+	}
+	var lns []net.Listener
+	for _, addr := range []string{cfg.Listen, cfg.AdminListen}[:len(sys.apps)] {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return fmt.Errorf("listen on %s: %w", addr, err)
+		}
+		lns = append(lns, ln)
+	}
+	proxyAddr, adminAddr := lns[0].Addr().String(), lns[len(lns)-1].Addr().String()
+	if ready != nil {
+		ready(proxyAddr, adminAddr)
+	}
+	log.Info("listening", "proxy", proxyAddr, "upstream", cfg.Upstream.Redacted())
+	return sys.serve(ctx, lns, log)
+}
+
+// system is swrproxy's object graph, built whole before anything runs: the parts with
+// background loops, and the apps of the listeners (the proxy's, then the admin listener's if any).
+type system struct {
+	store   *tiers.Store
+	pool    *refresh.Pool
+	tracker *refresh.Tracker
+	inv     *invalidate.Service
+	apps    []*fiber.App
+}
+
+// build constructs every part, each from the parts it needs, observers first.
+func build(cfg config.Config, log *slog.Logger, rdb redis.UniversalClient) (*system, error) {
+	store, err := tiers.New(tiers.Options{
+		L1MaxBytes: cfg.L1MaxBytes,
+		L1MaxTTL:   cfg.L1MaxTTL,
+		Redis:      rdb,
+		Tombstone:  cfg.UpstreamTimeout + time.Minute,
+		Log:        log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	latency := metrics.NewOrigin()
+	origin := upstream.New(cfg.Upstream, cfg.UpstreamTimeout)
+	filler := &refresh.Filler{
+		Store:  store,
+		Origin: origin,
+		Defaults: httpcache.Defaults{
+			TTL:                  cfg.DefaultTTL,
+			StaleWhileRevalidate: cfg.StaleWhileRevalidate,
+			StaleIfError:         cfg.StaleIfError,
+		},
+		MaxObjectBytes: cfg.MaxObjectBytes,
+		Timeout:        cfg.UpstreamTimeout,
+		Log:            log,
+		Stats:          &refresh.Stats{},
+		ObserveOrigin:  latency.Observe,
+	}
+	limits := refresh.LimitsFor(cfg.L1MaxBytes) // what refresh keeps outside L1 (README: Memory)
+	pool := refresh.NewPool(filler, cfg.RefreshWorkers, limits.QueueJobs, cfg.UpstreamTimeout, log)
+	pool.SetMaxBytes(limits.QueueBytes)
+	tracker := &refresh.Tracker{Window: cfg.RefreshWindow, MaxBytes: limits.TrackerBytes, Pool: pool, Filler: filler, Store: store, Log: log}
+	var bus *invalidate.Bus
+	if rdb != nil {
+		bus = invalidate.NewBus(rdb, log)
+	}
+	inv := invalidate.New(store, refresher{pool, filler, tracker}, bus, log)
+	handler := &proxy.Handler{
+		Store:         store,
+		Filler:        filler,
+		Refresher:     pool,
+		Tracker:       tracker,
+		Invalidator:   inv,
+		Origin:        origin,
+		KeyHost:       cfg.KeyHost,
+		Timeout:       cfg.UpstreamTimeout,
+		AccessLog:     cfg.AccessLog,
+		Log:           log,
+		ObserveOrigin: latency.Observe,
+
+		TrustedProxies: cfg.TrustedProxies,
+	}
+	src := metrics.Sources{
+		Handler:    handler.Stats.Snapshot,
+		Filler:     filler.Stats.Snapshot,
+		Pool:       pool.Stats,
+		Tracker:    tracker.Stats,
+		Store:      store.Stats,
+		Invalidate: inv.Stats,
+	}
+	if bus != nil {
+		src.Bus = bus.Stats
+	}
+	adm := admin.New(admin.Config{
+		Secret:      cfg.InvalidateSecret,
+		KeyHost:     cfg.KeyHost,
+		Invalidator: inv,
+		Store:       store,
+		Hits:        tracker,
+		Redis:       rdb,
+		Upstream:    cfg.Upstream,
+		Metrics:     metrics.New(latency, src),
+		Log:         log,
+	})
+	sys := &system{store: store, pool: pool, tracker: tracker, inv: inv}
+	if cfg.AdminListen == "" {
+		sys.apps = []*fiber.App{proxy.NewApp(handler, adm.Mount)}
+	} else {
+		// Only liveness stays on the proxy listener (what nginx talks to); the rest of /_swr/ is
+		// on the admin listener alone.
+		sys.apps = []*fiber.App{proxy.NewApp(handler, adm.MountPublic), proxy.NewAdminApp(log, adm.Mount)}
+	}
+	return sys, nil
+}
+
+// serve runs every background loop and listener under one errgroup until ctx is cancelled or one
+// of them fails (returns an error, or returns at all before being told to stop). Then it stops in
+// order: the listeners stop accepting and finish their in-flight requests (at most 10 s), then the
+// loops stop (an in-flight request may still queue a refresh or wait for invalidation acks). It
+// returns the first failure, nil after a clean stop.
+func (s *system) serve(ctx context.Context, lns []net.Listener, log *slog.Logger) error {
+	g, gctx := errgroup.WithContext(ctx)
+	lctx, stopLoops := context.WithCancel(context.Background())
+	defer stopLoops()
+	loop := func(name string, run func(context.Context) error) {
+		g.Go(func() error {
+			err := run(lctx)
+			if err == nil && lctx.Err() == nil {
+				err = errors.New("stopped on its own")
+			}
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			return nil
+		})
+	}
+	loop("refresh pool", s.pool.Run)
+	loop("tiers", s.store.Run)
+	loop("hot-key tracker", s.tracker.Run)
+	loop("invalidation bus", s.inv.Run)
+	for i, app := range s.apps {
+		g.Go(func() error {
+			err := app.Listener(lns[i])
+			if err == nil && gctx.Err() == nil {
+				err = errors.New("stopped on its own")
+			}
+			if err != nil {
+				return fmt.Errorf("listener %s: %w", lns[i].Addr(), err)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		<-gctx.Done() // a signal, or a part failing
+		if ctx.Err() != nil {
+			log.Info("shutting down: finishing in-flight requests")
+		} else {
+			log.Error("shutting down: finishing in-flight requests", "reason", context.Cause(gctx))
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		var errs []error
+		for _, app := range s.apps {
+			errs = append(errs, app.ShutdownWithContext(sctx))
+		}
+		stopLoops()
+		return errors.Join(errs...)
+	})
+	err := g.Wait()
+	log.Info("stopped")
+	return err
+}
