@@ -18,6 +18,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/swrproxy/swrproxy/etag"
+	"github.com/swrproxy/swrproxy/fill"
 	"github.com/swrproxy/swrproxy/httpcache"
 	"github.com/swrproxy/swrproxy/tiers"
 	"github.com/swrproxy/swrproxy/upstream"
@@ -25,13 +26,13 @@ import (
 
 // Filler fetches a cacheable key from the origin, collapsed with every other fetch of it.
 type Filler interface {
-	Fill(ctx context.Context, r *tiers.Request) (*tiers.Result, error)
+	Fill(ctx context.Context, r *fill.Request) (*fill.Result, error)
 }
 
 // Refresher revalidates a stale key in the background. Enqueue never blocks; false means the
 // refresh was not queued (already queued, or the queue is full) and the caller just carries on.
 type Refresher interface {
-	Enqueue(r *tiers.Request) bool
+	Enqueue(r *fill.Request) bool
 }
 
 // Tracker learns which keys clients ask for (refresh-ahead of hot keys). Touch must be cheap:
@@ -177,7 +178,7 @@ func genOf(o *tiers.Object) uint64 {
 // fill fetches the key from the origin (collapsed) and answers with the result. stale, when set,
 // is served if the origin fails within its stale-if-error window. bypass, when set, says why the
 // request is fetched for this client only ("authorization", "cookie").
-func (h *Handler) fill(c *fiber.Ctx, r *tiers.Request, stale *tiers.Entry, bypass string) error {
+func (h *Handler) fill(c *fiber.Ctx, r *fill.Request, stale *tiers.Entry, bypass string) error {
 	if !upstream.ValidTarget(r.URI) {
 		return badTarget(c)
 	}
@@ -233,7 +234,7 @@ func (h *Handler) fill(c *fiber.Ctx, r *tiers.Request, stale *tiers.Entry, bypas
 	return h.stream(c, res.Pass, bypassStatus(bypass, res.Pass))
 }
 
-func bypassStatus(bypass string, p *tiers.Pass) string {
+func bypassStatus(bypass string, p *fill.Pass) string {
 	if bypass != "" {
 		return "swrproxy; fwd=request; detail=" + bypass
 	}
@@ -250,7 +251,7 @@ func (h *Handler) passTTL() time.Duration {
 	return 10 * time.Second
 }
 
-func (h *Handler) serveFilled(c *fiber.Ctx, res *tiers.Result) error {
+func (h *Handler) serveFilled(c *fiber.Ctx, res *fill.Result) error {
 	e := res.Entry
 	if h.Tracker != nil && res.NotStored == "" {
 		h.Tracker.Touch(e.Key, e)

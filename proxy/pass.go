@@ -13,8 +13,9 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/swrproxy/swrproxy/fill"
 	"github.com/swrproxy/swrproxy/httpcache"
-	"github.com/swrproxy/swrproxy/tiers"
 	"github.com/swrproxy/swrproxy/upstream"
 )
 
@@ -76,7 +77,7 @@ func (h *Handler) passThrough(c *fiber.Ctx, why string) error {
 	// The transport bounded the wait for the headers; the body gets an idle timeout, so a long
 	// download that keeps moving is never cut.
 	body := upstream.IdleTimeout(resp.Body, h.Timeout, func() { cancel(); upload.close() })
-	return h.stream(c, &tiers.Pass{Status: resp.StatusCode, Header: resp.Header, Body: body, Length: resp.ContentLength}, cs)
+	return h.stream(c, &fill.Pass{Status: resp.StatusCode, Header: resp.Header, Body: body, Length: resp.ContentLength}, cs)
 }
 
 func unsafeMethod(m string) bool {
@@ -116,7 +117,7 @@ func (h *Handler) invalidateAfterWrite(c *fiber.Ctx, uri string, rh http.Header)
 }
 
 // stream relays an origin response without holding its body in memory.
-func (h *Handler) stream(c *fiber.Ctx, p *tiers.Pass, cacheStatus string) error {
+func (h *Handler) stream(c *fiber.Ctx, p *fill.Pass, cacheStatus string) error {
 	h.Stats.Bypass.Add(1)
 	resp := c.Response()
 	resp.Header.SetNoDefaultContentType(true)

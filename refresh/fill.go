@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
+	"github.com/swrproxy/swrproxy/fill"
 	"github.com/swrproxy/swrproxy/httpcache"
 	"github.com/swrproxy/swrproxy/tiers"
 	"github.com/swrproxy/swrproxy/upstream"
@@ -75,7 +76,7 @@ var errPanic = errors.New("refresh: panic during fill")
 // process, and with other instances through the Redis lock. The origin trip runs on a context
 // detached from ctx (bounded by f.Timeout), so a caller that gives up does not fail the others;
 // ctx only bounds this caller's wait. A Pass in the result that the caller claims must be closed.
-func (f *Filler) Fill(ctx context.Context, r *tiers.Request) (*tiers.Result, error) {
+func (f *Filler) Fill(ctx context.Context, r *fill.Request) (*fill.Result, error) {
 	r = withVary(r, f.vary.names(r.Key)) // what the key's responses varied on lately, if the request lacks it
 	res, err := f.fill(ctx, r, r.Key)
 	if err == nil && res.Entry != nil {
@@ -95,7 +96,7 @@ func (f *Filler) Fill(ctx context.Context, r *tiers.Request) (*tiers.Result, err
 // Requests with Cookie collapse only with one another, in this process: their answer is often
 // private and slow, and must not hold up the anonymous requests of a key (in process or, through
 // the Redis lock, on other instances).
-func (f *Filler) fill(ctx context.Context, r *tiers.Request, flightKey string) (*tiers.Result, error) {
+func (f *Filler) fill(ctx context.Context, r *fill.Request, flightKey string) (*fill.Result, error) {
 	if r.Authorization || r.Alone {
 		// Never share a response fetched with one client's credentials with another client.
 		return f.safeFetch(context.WithoutCancel(ctx), r, false)
@@ -108,7 +109,7 @@ func (f *Filler) fill(ctx context.Context, r *tiers.Request, flightKey string) (
 
 // safeFetch is fetch with a panic turned into an error: one bad response must not take the
 // process down.
-func (f *Filler) safeFetch(ctx context.Context, r *tiers.Request, collapse bool) (res *tiers.Result, err error) {
+func (f *Filler) safeFetch(ctx context.Context, r *fill.Request, collapse bool) (res *fill.Result, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			res, err = nil, &upstream.Error{Target: r.URI, Err: fmt.Errorf("%w: %v", errPanic, p)}
@@ -120,7 +121,7 @@ func (f *Filler) safeFetch(ctx context.Context, r *tiers.Request, collapse bool)
 
 // fetch does the origin trip for r (taking the cross-instance lock when collapse is set) and
 // stores what may be stored. It runs on a context detached from any client.
-func (f *Filler) fetch(ctx context.Context, r *tiers.Request, collapse bool) (*tiers.Result, error) {
+func (f *Filler) fetch(ctx context.Context, r *fill.Request, collapse bool) (*fill.Result, error) {
 	// The timeout covers the whole exchange of a response we store; a response handed off for
 	// streaming gets an idle timeout instead (see handOff).
 	ctx, cancel := context.WithCancel(ctx)
@@ -132,13 +133,13 @@ func (f *Filler) fetch(ctx context.Context, r *tiers.Request, collapse bool) (*t
 			cancel()
 		}
 	}()
-	handOff := func(resp *http.Response, body io.ReadCloser, reason string) *tiers.Result {
+	handOff := func(resp *http.Response, body io.ReadCloser, reason string) *fill.Result {
 		handedOff = true
 		timer.Stop()
-		p := tiers.NewPass(r)
+		p := fill.NewPass(r)
 		p.Status, p.Header, p.Length, p.Reason = resp.StatusCode, resp.Header, resp.ContentLength, reason
 		p.Body = upstream.IdleTimeout(body, f.Timeout, cancel)
-		return &tiers.Result{Pass: p, NotStored: reason}
+		return &fill.Result{Pass: p, NotStored: reason}
 	}
 
 	if collapse {
@@ -201,9 +202,9 @@ func (f *Filler) fetch(ctx context.Context, r *tiers.Request, collapse bool) (*t
 			}
 			if len(body) <= maxSharedError {
 				resp.Body.Close()
-				p := tiers.NewPass(r)
+				p := fill.NewPass(r)
 				p.Status, p.Header, p.Length, p.Reason, p.Shared = resp.StatusCode, resp.Header, int64(len(body)), d.Reason, body
-				return &tiers.Result{Pass: p, NotStored: d.Reason}, nil
+				return &fill.Result{Pass: p, NotStored: d.Reason}, nil
 			}
 			return handOff(resp, prepend(body, resp.Body), d.Reason), nil
 		} else if r.Stale != nil && resp.StatusCode < 400 && (d.Reason == "no-store" || d.Reason == "private") && speaksForAll(r) {
@@ -233,20 +234,20 @@ func (f *Filler) fetch(ctx context.Context, r *tiers.Request, collapse bool) (*t
 	resp.Body.Close()
 
 	e := newEntry(r, resp.StatusCode, resp.Header, body, d, received)
-	return f.store(ctx, e, &tiers.Result{Entry: e})
+	return f.store(ctx, e, &fill.Result{Entry: e})
 }
 
 // speaksForAll reports whether the origin's answer to r says something about everyone who shares
 // the entry: not when r carried Cookie or Authorization, to which an origin often answers no-store
 // or private for that client alone (any client could otherwise delete a shared entry at will).
-func speaksForAll(r *tiers.Request) bool { return !r.Cookie && !r.Authorization }
+func speaksForAll(r *fill.Request) bool { return !r.Cookie && !r.Authorization }
 
 // maxSharedError bounds the error page that is read once and sent to every waiter.
 const maxSharedError = 64 << 10
 
 // shareable reports whether an origin error page may be sent to every request of the flight:
 // nothing marks it private to the request it was fetched for.
-func shareable(r *tiers.Request, resp *http.Response) bool {
+func shareable(r *fill.Request, resp *http.Response) bool {
 	cc := httpcache.ParseCacheControl(strings.Join(resp.Header.Values("Cache-Control"), ", "))
 	return !r.Authorization && !cc.Private && len(cc.PrivateFields) == 0 && resp.Header.Get("Set-Cookie") == "" &&
 		resp.ContentLength <= maxSharedError
@@ -268,7 +269,7 @@ func (f *Filler) originFailed() {
 
 // store writes e to the tiers. An invalidation that landed during the fetch wins: e is still
 // served to the requests that waited for it, but not stored.
-func (f *Filler) store(ctx context.Context, e *tiers.Entry, res *tiers.Result) (*tiers.Result, error) {
+func (f *Filler) store(ctx context.Context, e *tiers.Entry, res *fill.Result) (*fill.Result, error) {
 	err := f.Store.Set(ctx, e)
 	switch {
 	case errors.Is(err, tiers.ErrStale):

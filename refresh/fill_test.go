@@ -19,6 +19,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/swrproxy/swrproxy/fill"
 	"github.com/swrproxy/swrproxy/httpcache"
 	"github.com/swrproxy/swrproxy/internal/redistest"
 	"github.com/swrproxy/swrproxy/tiers"
@@ -100,8 +101,8 @@ func newTestFiller(t *testing.T, s *tiers.Store, o *testOrigin) *Filler {
 }
 
 // request is a client's GET of key (a target without host) that varies on nothing.
-func request(key string) *tiers.Request {
-	return &tiers.Request{Key: key, URI: key, Header: http.Header{}, Value: func(string) string { return "" }}
+func request(key string) *fill.Request {
+	return &fill.Request{Key: key, URI: key, Header: http.Header{}, Value: func(string) string { return "" }}
 }
 
 // waitingCtx closes joined when the caller first waits on it. Fill selects on ctx.Done only after
@@ -172,7 +173,7 @@ func TestConcurrentFillsOfAKeyShareOneOriginRequest(t *testing.T) {
 	f := newTestFiller(t, s, o)
 
 	const n = 8
-	results, errs := make([]*tiers.Result, n), make([]error, n)
+	results, errs := make([]*fill.Result, n), make([]error, n)
 	ctxs := make([]*waitingCtx, n)
 	var wg sync.WaitGroup
 	for i := range n {
@@ -232,7 +233,7 @@ func TestFillsOnTwoInstancesShareOneOriginRequest(t *testing.T) {
 
 	const perInstance = 3
 	type result struct {
-		res *tiers.Result
+		res *fill.Result
 		err error
 	}
 	results := make([]result, 2*perInstance)
@@ -274,21 +275,21 @@ func TestFillsOnTwoInstancesShareOneOriginRequest(t *testing.T) {
 func TestFillsWithAuthorizationOrAloneAreNotCollapsed(t *testing.T) {
 	tests := []struct {
 		name string
-		set  func(r *tiers.Request)
+		set  func(r *fill.Request)
 	}{
-		{"authorization", func(r *tiers.Request) {
+		{"authorization", func(r *fill.Request) {
 			r.Authorization = true
 			r.Header.Set("Authorization", "Bearer secret")
 		}},
-		{"alone", func(r *tiers.Request) { r.Alone = true }},
+		{"alone", func(r *fill.Request) { r.Alone = true }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			o := newTestOrigin(t, true, cacheable)
 			f := newTestFiller(t, newTestStore(t, nil), o)
 			const n = 4
-			results, errs := make([]*tiers.Result, n), make([]error, n)
-			reqs := make([]*tiers.Request, n)
+			results, errs := make([]*fill.Result, n), make([]error, n)
+			reqs := make([]*fill.Request, n)
 			var wg sync.WaitGroup
 			for i := range n {
 				reqs[i] = request("/a")
@@ -342,7 +343,7 @@ func TestAnUncacheableResponseIsPassedToOneCaller(t *testing.T) {
 
 	const n = 5
 	type result struct {
-		res     *tiers.Result
+		res     *fill.Result
 		err     error
 		claimed bool
 		body    []byte
@@ -630,7 +631,7 @@ func TestAFillAfterForgetMakesItsOwnOriginRequest(t *testing.T) {
 	f := newTestFiller(t, newTestStore(t, nil), o)
 
 	var wg sync.WaitGroup
-	var first, second *tiers.Result
+	var first, second *fill.Result
 	var err1, err2 error
 	wg.Go(func() { first, err1 = f.Fill(t.Context(), request("/a")) })
 	waitFor(t, 5*time.Second, "the first origin request", func() bool { return o.hits.Load() == 1 })
@@ -671,7 +672,7 @@ func TestAPurgeDuringAFetchIsNotUndone(t *testing.T) {
 			ctx := t.Context()
 
 			var wg sync.WaitGroup
-			var res *tiers.Result
+			var res *fill.Result
 			var err error
 			wg.Go(func() { res, err = f.Fill(ctx, request("/a")) })
 			waitFor(t, 5*time.Second, "the origin request", func() bool { return o.hits.Load() == 1 })
@@ -731,7 +732,7 @@ func (f fetchFunc) Do(ctx context.Context, r *upstream.Request) (*http.Response,
 
 // fillRecovering calls f.Fill and turns a panic that escapes it into a value, so one failing case
 // does not end the test binary.
-func fillRecovering(f *Filler, r *tiers.Request) (res *tiers.Result, panicked any, err error) {
+func fillRecovering(f *Filler, r *fill.Request) (res *fill.Result, panicked any, err error) {
 	defer func() { panicked = recover() }()
 	res, err = f.Fill(context.Background(), r)
 	return res, nil, err
@@ -741,12 +742,12 @@ func TestAPanicInTheOriginIsReturnedAsAnError(t *testing.T) {
 	tests := []struct {
 		name  string
 		redis bool
-		set   func(r *tiers.Request)
+		set   func(r *fill.Request)
 	}{
-		{"collapsed", false, func(*tiers.Request) {}},
-		{"collapsed, with redis", true, func(*tiers.Request) {}},
-		{"authorization", false, func(r *tiers.Request) { r.Authorization = true }},
-		{"alone", false, func(r *tiers.Request) { r.Alone = true }},
+		{"collapsed", false, func(*fill.Request) {}},
+		{"collapsed, with redis", true, func(*fill.Request) {}},
+		{"authorization", false, func(r *fill.Request) { r.Authorization = true }},
+		{"alone", false, func(r *fill.Request) { r.Alone = true }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -795,7 +796,7 @@ func TestACallerGivingUpDoesNotCancelTheSharedFetch(t *testing.T) {
 	impatient := newWaitingCtx(ctx)
 	patient := newWaitingCtx(t.Context())
 	var wg sync.WaitGroup
-	var res1, res2 *tiers.Result
+	var res1, res2 *fill.Result
 	var err1, err2 error
 	returned := make(chan struct{})
 	wg.Go(func() { // leads the flight
@@ -845,7 +846,7 @@ func TestAFillAsksAgainWithAFieldTheOriginVariesOnAndRemembersIt(t *testing.T) {
 	})
 	s := newTestStore(t, nil)
 	f := newTestFiller(t, s, o)
-	fill := func() *tiers.Result {
+	fillTenant := func() *fill.Result {
 		t.Helper()
 		r := request("/t")
 		client := http.Header{"X-Tenant": {"acme"}}
@@ -857,7 +858,7 @@ func TestAFillAsksAgainWithAFieldTheOriginVariesOnAndRemembersIt(t *testing.T) {
 		}
 		return res
 	}
-	res := fill()
+	res := fillTenant()
 	if got := string(res.Entry.Body); got != "tenant=acme" || o.hits.Load() != 2 {
 		t.Fatalf("first fill: %q after %d origin requests, want tenant=acme after 2", got, o.hits.Load())
 	}
@@ -871,7 +872,7 @@ func TestAFillAsksAgainWithAFieldTheOriginVariesOnAndRemembersIt(t *testing.T) {
 	if err := s.Delete(t.Context(), "/t"); err != nil { // gone, as when every variant expired
 		t.Fatal(err)
 	}
-	fill()
+	fillTenant()
 	if n := o.hits.Load(); n != 3 {
 		t.Errorf("after the variants were gone, the next fill made %d origin requests, want 1 (the key's Vary is remembered)", n-2)
 	}

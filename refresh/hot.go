@@ -10,6 +10,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/swrproxy/swrproxy/fill"
 	"github.com/swrproxy/swrproxy/httpcache"
 	"github.com/swrproxy/swrproxy/tiers"
 )
@@ -408,7 +409,7 @@ func varyValue(names, values []string) func(string) string {
 // cannot be asked for again, so callers do not refresh it; were they to, the request is the
 // anonymous one (Value "" for credential fields, no Stale), which fills the anonymous variant.
 // The request refers to e only through Stale.
-func RequestFor(e *tiers.Entry, gen uint64) *tiers.Request {
+func RequestFor(e *tiers.Entry, gen uint64) *fill.Request {
 	host, uri := httpcache.SplitKey(e.Key)
 	hdr := http.Header{}
 	for _, f := range e.ReqHeader {
@@ -434,7 +435,7 @@ func RequestFor(e *tiers.Entry, gen uint64) *tiers.Request {
 	if host != "" {
 		hdr.Set("X-Forwarded-Host", host)
 	}
-	r := &tiers.Request{Key: e.Key, URI: uri, Header: hdr, Value: varyValue(names, values), Stale: e, Gen: gen}
+	r := &fill.Request{Key: e.Key, URI: uri, Header: hdr, Value: varyValue(names, values), Stale: e, Gen: gen}
 	if creds {
 		r.Stale = nil
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/swrproxy/swrproxy/fill"
 	"github.com/swrproxy/swrproxy/httpcache"
 	"github.com/swrproxy/swrproxy/tiers"
 )
@@ -65,7 +66,7 @@ func renewedSince(e *tiers.Entry, ref *variantRef, gen uint64) bool {
 // the caller must not use it afterwards. The queued job keeps r's key and fields, not the stale
 // entry; when it runs it looks the entry up again, and does nothing if it is gone or was renewed
 // meanwhile.
-func (p *Pool) Enqueue(r *tiers.Request) bool {
+func (p *Pool) Enqueue(r *fill.Request) bool {
 	id := r.Key
 	if r.Stale != nil && len(r.Stale.VaryValues) > 0 {
 		id += "\x00" + strings.Join(r.Stale.VaryValues, "\x00") // one revalidation per variant
@@ -105,7 +106,7 @@ func (p *Pool) Enqueue(r *tiers.Request) bool {
 
 // requestSize is what a queued request holds, in bytes: its target and forwarded fields (Enqueue
 // drops what reads the client's other fields).
-func requestSize(r *tiers.Request) int64 {
+func requestSize(r *fill.Request) int64 {
 	n := int64(256 + len(r.Key) + len(r.URI))
 	for name, vs := range r.Header {
 		for _, v := range vs {
@@ -137,7 +138,7 @@ func (p *Pool) Refresh(e *tiers.Entry, gen uint64) bool {
 
 // fillDiscard runs a background fill of r: nobody streams what it returns, so a Pass it owns is
 // closed at once. It returns the fill's error.
-func fillDiscard(ctx context.Context, f filler, r *tiers.Request) error {
+func fillDiscard(ctx context.Context, f filler, r *fill.Request) error {
 	res, err := f.Fill(ctx, r)
 	if err == nil && res.Pass != nil {
 		res.Pass.Release(r)

@@ -18,6 +18,7 @@ import (
 	"time"
 	"weak"
 
+	"github.com/swrproxy/swrproxy/fill"
 	"github.com/swrproxy/swrproxy/httpcache"
 	"github.com/swrproxy/swrproxy/tiers"
 )
@@ -462,9 +463,9 @@ func TestRunReturnsAfterCancelOnceRunningJobsReturn(t *testing.T) {
 }
 
 // fillFunc adapts a function to the pool's filler; it stands in for the origin trip.
-type fillFunc func(ctx context.Context, r *tiers.Request) (*tiers.Result, error)
+type fillFunc func(ctx context.Context, r *fill.Request) (*fill.Result, error)
 
-func (f fillFunc) Fill(ctx context.Context, r *tiers.Request) (*tiers.Result, error) {
+func (f fillFunc) Fill(ctx context.Context, r *fill.Request) (*fill.Result, error) {
 	return f(ctx, r)
 }
 
@@ -494,12 +495,12 @@ func TestEnqueueFillsTheRequestAndReleasesItsResult(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				body := &closeBody{Reader: strings.NewReader("body")}
-				other := &tiers.Request{Key: "/a", URI: "/a"}
+				other := &fill.Request{Key: "/a", URI: "/a"}
 				var mu sync.Mutex
-				var got []*tiers.Request
-				var pass *tiers.Pass
+				var got []*fill.Request
+				var pass *fill.Pass
 				var deadline bool
-				p := NewPool(fillFunc(func(ctx context.Context, r *tiers.Request) (*tiers.Result, error) {
+				p := NewPool(fillFunc(func(ctx context.Context, r *fill.Request) (*fill.Result, error) {
 					mu.Lock()
 					defer mu.Unlock()
 					got = append(got, r)
@@ -512,18 +513,18 @@ func TestEnqueueFillsTheRequestAndReleasesItsResult(t *testing.T) {
 						if tt.foreign {
 							owner = other
 						}
-						pass = tiers.NewPass(owner)
+						pass = fill.NewPass(owner)
 						pass.Status, pass.Body, pass.Length = 200, body, -1
-						return &tiers.Result{Pass: pass, NotStored: "no-store"}, nil
+						return &fill.Result{Pass: pass, NotStored: "no-store"}, nil
 					}
-					return &tiers.Result{Entry: &tiers.Entry{Key: r.Key}}, nil
+					return &fill.Result{Entry: &tiers.Entry{Key: r.Key}}, nil
 				}), 1, 10, time.Minute, slog.New(slog.DiscardHandler))
 
-				r := &tiers.Request{Key: "/a", URI: "/a"}
+				r := &fill.Request{Key: "/a", URI: "/a"}
 				if !p.Enqueue(r) {
 					t.Fatal("Enqueue = false, want true")
 				}
-				if p.Enqueue(&tiers.Request{Key: "/a", URI: "/a"}) {
+				if p.Enqueue(&fill.Request{Key: "/a", URI: "/a"}) {
 					t.Error("second Enqueue of a queued key = true, want false")
 				}
 				start(t, p)
@@ -558,15 +559,15 @@ func TestEnqueueQueuesOneRevalidationPerVariant(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var mu sync.Mutex
 		var got []string
-		p := NewPool(fillFunc(func(_ context.Context, r *tiers.Request) (*tiers.Result, error) {
+		p := NewPool(fillFunc(func(_ context.Context, r *fill.Request) (*fill.Result, error) {
 			mu.Lock()
 			defer mu.Unlock()
 			got = append(got, r.Stale.VaryValues[0])
-			return &tiers.Result{Entry: r.Stale}, nil
+			return &fill.Result{Entry: r.Stale}, nil
 		}), 1, 10, time.Minute, slog.New(slog.DiscardHandler))
-		stale := func(enc string) *tiers.Request {
+		stale := func(enc string) *fill.Request {
 			e := &tiers.Entry{Key: "/a", Vary: []string{"Accept-Encoding"}, VaryValues: []string{enc}}
-			return &tiers.Request{Key: "/a", URI: "/a", Stale: e}
+			return &fill.Request{Key: "/a", URI: "/a", Stale: e}
 		}
 		if !p.Enqueue(stale("gzip")) || !p.Enqueue(stale("br")) {
 			t.Error("Enqueue of two variants of one key refused one, want both queued")
@@ -588,16 +589,16 @@ func TestEnqueueQueuesOneRevalidationPerVariant(t *testing.T) {
 func TestRefreshFillsTheEntryUnderItsGeneration(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var mu sync.Mutex
-		var got []*tiers.Request
-		p := NewPool(fillFunc(func(_ context.Context, r *tiers.Request) (*tiers.Result, error) {
+		var got []*fill.Request
+		p := NewPool(fillFunc(func(_ context.Context, r *fill.Request) (*fill.Result, error) {
 			mu.Lock()
 			defer mu.Unlock()
 			got = append(got, r)
-			return &tiers.Result{Entry: r.Stale}, nil
+			return &fill.Result{Entry: r.Stale}, nil
 		}), 1, 10, time.Minute, slog.New(slog.DiscardHandler))
 		e := &tiers.Entry{Key: httpcache.Key("example.com", "/a?b=1"), ETag: `"v1"`, Vary: []string{"Accept-Encoding"}, VaryValues: []string{"gzip"}}
 
-		if !p.Enqueue(&tiers.Request{Key: e.Key, URI: "/a?b=1"}) {
+		if !p.Enqueue(&fill.Request{Key: e.Key, URI: "/a?b=1"}) {
 			t.Fatal("Enqueue = false, want true")
 		}
 		if !p.Refresh(e, 7) {
@@ -689,7 +690,7 @@ func TestQueuedJobWeightCoversItsHeap(t *testing.T) {
 			// 8 KiB of them, which a queued job must not keep (newcomer and security review).
 			raw := hdr.Clone()
 			raw.Set("X-Junk", strings.Repeat("j", 8<<10))
-			p.Enqueue(&tiers.Request{Key: e.Key, URI: e.Key, Header: hdr, Stale: e,
+			p.Enqueue(&fill.Request{Key: e.Key, URI: e.Key, Header: hdr, Stale: e,
 				Value: func(name string) string { return raw.Get(name) }, Field: func(name string) string { return raw.Get(name) }})
 		}},
 		{"invalidation refresh", func(p *Pool, _ *Tracker, e *tiers.Entry) { p.Refresh(e, 1) }},
@@ -739,7 +740,7 @@ func TestQueuedJobsDoNotKeepTheirEntryAlive(t *testing.T) {
 		queue func(p *Pool, tr *Tracker, e *tiers.Entry)
 	}{
 		{"revalidation", func(p *Pool, _ *Tracker, e *tiers.Entry) {
-			p.Enqueue(&tiers.Request{Key: e.Key, URI: e.Key, Header: http.Header{}, Stale: e, Value: func(string) string { return "" }})
+			p.Enqueue(&fill.Request{Key: e.Key, URI: e.Key, Header: http.Header{}, Stale: e, Value: func(string) string { return "" }})
 		}},
 		{"invalidation refresh", func(p *Pool, _ *Tracker, e *tiers.Entry) { p.Refresh(e, 1) }},
 		{"refresh-ahead", func(_ *Pool, tr *Tracker, e *tiers.Entry) {
@@ -796,8 +797,8 @@ func TestAQueuedRevalidationLooksItsEntryUpWhenItRuns(t *testing.T) {
 	s := newTestStore(t, nil)
 	f := newTestFiller(t, s, o)
 	p := NewPool(f, 1, 100, 5*time.Second, slog.New(slog.DiscardHandler))
-	revalidate := func(e *tiers.Entry) *tiers.Request {
-		return &tiers.Request{Key: e.Key, URI: e.Key, Header: http.Header{}, Stale: e, Value: func(string) string { return "" }}
+	revalidate := func(e *tiers.Entry) *fill.Request {
+		return &fill.Request{Key: e.Key, URI: e.Key, Header: http.Header{}, Stale: e, Value: func(string) string { return "" }}
 	}
 	set := func(e *tiers.Entry) {
 		if err := s.Set(context.Background(), e); err != nil {

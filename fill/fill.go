@@ -1,13 +1,16 @@
-package tiers
+// Package fill owns the envelope in which a fill travels between the request path (proxy) and
+// the origin fetchers (refresh): the Request copied out of a client's request, and the Result,
+// a stored entry or a Pass to stream. It lives apart so that neither of those packages imports
+// the other, and so that tiers, a storage package, holds no HTTP types.
+package fill
 
 import (
 	"io"
 	"net/http"
 	"sync/atomic"
-)
 
-// The types below are the envelope in which entries travel between the request path (proxy) and the
-// origin fetchers (refresh); they live here so that neither of those packages imports the other.
+	"github.com/swrproxy/swrproxy/tiers"
+)
 
 // Request is a GET for a cacheable key, with everything copied out of the client's request.
 type Request struct {
@@ -25,7 +28,7 @@ type Request struct {
 	Field func(name string) string
 	// Stale is the variant this request would be served if it were fresh enough, or nil: its
 	// validators make the origin fetch conditional.
-	Stale *Entry
+	Stale *tiers.Entry
 	// Gen is the object generation seen by the lookup.
 	Gen uint64
 	// Authorization reports whether the client sent Authorization; such requests are never
@@ -42,7 +45,7 @@ type Request struct {
 // Result is what a fill produced.
 type Result struct {
 	// Entry is the stored response to serve, nil when Pass is set.
-	Entry *Entry
+	Entry *tiers.Entry
 	// Pass is an origin response that must not be stored (or is too big): the caller that claims it
 	// streams it; other callers of the same flight must fetch for themselves.
 	Pass *Pass
