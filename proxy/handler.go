@@ -24,7 +24,8 @@ import (
 	"github.com/swrproxy/swrproxy/upstream"
 )
 
-// Filler fetches a cacheable key from the origin, collapsed with every other fetch of it.
+// Filler fetches a cacheable key from the origin, collapsed with every other fetch of it. A Pass
+// in the result was fetched for r: the caller streams it or closes its Body.
 type Filler interface {
 	Fill(ctx context.Context, r *fill.Request) (*fill.Result, error)
 }
@@ -110,7 +111,7 @@ func (h *Handler) Serve(c *fiber.Ctx) error {
 		// RFC 9111 §3.5: a shared cache must not answer an authenticated request from a
 		// response stored for someone else; fetch it for this client only (and store it if
 		// the origin says it is public).
-		return h.fill(c, h.newRequest(c, nil, nil, 0), nil, "authorization")
+		return h.fill(c, h.newRequest(c, nil, nil, 0))
 	}
 
 	now := time.Now()
@@ -136,14 +137,12 @@ func (h *Handler) Serve(c *fiber.Ctx) error {
 		e = o.Variant(func(name string) string { return h.requestValue(c, name) })
 	}
 	if e == nil {
-		return h.fill(c, h.newRequest(c, o, nil, genOf(o)), nil, "")
+		return h.fill(c, h.newRequest(c, o, nil, genOf(o)))
 	}
 	if e.Guessed && len(c.Request().Header.Peek(fiber.HeaderCookie)) > 0 {
 		// Requests with Cookie get no heuristic freshness (the origin did not say the copy is for
-		// everyone): ask the origin for this client alone, conditionally; a 304 confirms the copy.
-		r := h.newRequest(c, o, e, o.Gen)
-		r.Alone = true
-		return h.fill(c, r, e, "cookie")
+		// everyone): the Filler asks the origin for this client alone, conditionally.
+		return h.fill(c, h.newRequest(c, o, e, o.Gen))
 	}
 	if h.Tracker != nil {
 		h.Tracker.Touch(e.Key, e)
@@ -165,7 +164,7 @@ func (h *Handler) Serve(c *fiber.Ctx) error {
 		h.Refresher.Enqueue(h.newRequest(c, o, e, o.Gen))
 		return h.write(c, e, age, "STALE", csStaleRevalidating)
 	}
-	return h.fill(c, h.newRequest(c, o, e, o.Gen), e, "")
+	return h.fill(c, h.newRequest(c, o, e, o.Gen))
 }
 
 func genOf(o *tiers.Object) uint64 {
@@ -175,45 +174,22 @@ func genOf(o *tiers.Object) uint64 {
 	return o.Gen
 }
 
-// fill fetches the key from the origin (collapsed) and answers with the result. stale, when set,
-// is served if the origin fails within its stale-if-error window. bypass, when set, says why the
-// request is fetched for this client only ("authorization", "cookie").
-func (h *Handler) fill(c *fiber.Ctx, r *fill.Request, stale *tiers.Entry, bypass string) error {
+// fill fetches the key from the origin (collapsed) and answers with the result. r.Stale, when
+// set, is served if the origin fails within its stale-if-error window.
+func (h *Handler) fill(c *fiber.Ctx, r *fill.Request) error {
 	if !upstream.ValidTarget(r.URI) {
 		return badTarget(c)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.Timeout)
 	defer cancel()
 	res, err := h.Filler.Fill(ctx, r)
-	if err == nil && res.Entry != nil && res.Shared && res.Entry.Guessed && r.Cookie && !r.Alone {
-		// Another request's fetch, with a guessed lifetime: not for a request with Cookie.
-		r.Alone = true
-		bypass = "cookie"
-		res, err = h.Filler.Fill(ctx, r)
-	}
-	if err == nil && res.Pass != nil && stale != nil && httpcache.OriginFailing(res.Pass.Status) && h.staleIfError(stale) {
-		// The origin is failing and we have a copy for that: serve it without asking again.
-		if res.Pass.Body != nil && res.Pass.Claim(r) {
-			res.Pass.Body.Close()
-		}
-		return h.serveStaleIfError(c, stale)
-	}
-	if err == nil && res.Pass != nil && res.Pass.Body != nil && !res.Pass.Claim(r) {
-		// That response was fetched for another request of the flight and may be private to
-		// it (cookies, credentials): fetch our own.
-		r.Alone = true
-		res, err = h.Filler.Fill(ctx, r)
-		if err == nil && res.Pass != nil && res.Pass.Body != nil {
-			res.Pass.Claim(r)
-		}
-	}
 	failing := err != nil || res.Pass != nil && httpcache.OriginFailing(res.Pass.Status)
-	if failing && stale != nil && h.staleIfError(stale) {
+	if failing && r.Stale != nil && r.Stale.UsableOnError(time.Now()) {
 		if err == nil && res.Pass.Body != nil {
 			res.Pass.Body.Close()
 		}
 		h.Log.Warn("origin failed; serving stale", "key", r.Key, "err", err)
-		return h.serveStaleIfError(c, stale)
+		return h.serveStaleIfError(c, r.Stale)
 	}
 	if err != nil {
 		h.Stats.Errors.Add(1)
@@ -228,10 +204,10 @@ func (h *Handler) fill(c *fiber.Ctx, r *fill.Request, stale *tiers.Entry, bypass
 	// with credentials or cookies (the answer may be uncacheable because of them: one such
 	// request must not turn caching off for everyone else), nor for an error (the origin may be
 	// down for a moment).
-	if bypass == "" && !r.Authorization && !r.Cookie && res.Pass.Reason != "" && res.Pass.Status < 400 {
+	if res.Bypass == "" && !r.Authorization && !r.Cookie && res.Pass.Reason != "" && res.Pass.Status < 400 {
 		h.Store.MarkPass(r.Key, h.passTTL())
 	}
-	return h.stream(c, res.Pass, bypassStatus(bypass, res.Pass))
+	return h.stream(c, res.Pass, bypassStatus(res.Bypass, res.Pass))
 }
 
 func bypassStatus(bypass string, p *fill.Pass) string {
@@ -270,10 +246,6 @@ func (h *Handler) serveFilled(c *fiber.Ctx, res *fill.Result) error {
 	}
 	h.Stats.Miss.Add(1)
 	return h.write(c, e, age, "MISS", csStored)
-}
-
-func (h *Handler) staleIfError(e *tiers.Entry) bool {
-	return e.CurrentAge(time.Now()) < e.Fresh+e.StaleIfError
 }
 
 func (h *Handler) serveStaleIfError(c *fiber.Ctx, e *tiers.Entry) error {
@@ -344,13 +316,15 @@ func (h *Handler) sendError(c *fiber.Ctx, err error) error {
 	return c.Status(code).SendString(http.StatusText(code))
 }
 
-// status is the only error → status code mapping of the request path.
+// status is the only error → status code mapping of the request path: 504 for a timeout (an
+// origin exchange, or a fill's wait for another instance's fetch, that ran out of time), 502 for
+// any other failure (the origin's, or a fill's own: a panic, an unstorable 304).
 func status(err error) int {
-	var ue *upstream.Error
+	var t interface{ Timeout() bool } // *upstream.Error, and the fill errors that can time out
 	switch {
 	case err == nil:
 		return fiber.StatusOK
-	case errors.As(err, &ue) && ue.Timeout():
+	case errors.As(err, &t) && t.Timeout():
 		return fiber.StatusGatewayTimeout
 	}
 	return fiber.StatusBadGateway

@@ -6,7 +6,6 @@ package refresh
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -59,27 +58,31 @@ func variantID(names []string, value func(string) string) string {
 	return b.String()
 }
 
-func (f *Filler) join(ctx context.Context, flightKey string, r *fill.Request, lock bool) (*fill.Result, error) {
-	var led atomic.Bool // only the caller whose function runs leads; singleflight marks every caller Shared
+// join fetches r collapsed under flightKey with every concurrent join of it (taking the
+// cross-instance lock when lock is set). It returns this caller's copy of the flight's result,
+// and whether the fetch was r's: this caller led the flight.
+func (f *Filler) join(ctx context.Context, flightKey string, r *fill.Request, lock bool) (res *fill.Result, led bool, err error) {
+	var leader atomic.Bool // only the caller whose function runs leads; singleflight marks every caller Shared
 	ch := f.flight.DoChan(flightKey, func() (any, error) {
-		led.Store(true)
+		leader.Store(true)
 		return f.safeFetch(context.WithoutCancel(ctx), r, lock)
 	})
 	select {
-	case res := <-ch:
-		if res.Err != nil {
-			return nil, res.Err
+	case v := <-ch:
+		led = leader.Load()
+		if v.Err != nil {
+			return nil, led, v.Err
 		}
-		out := *res.Val.(*fill.Result)
-		if res.Shared && !led.Load() {
+		out := *v.Val.(*fill.Result)
+		if v.Shared && !led {
 			out.Shared = true
 			if f.Stats != nil {
 				f.Stats.SharedLocal.Add(1)
 			}
 		}
-		return &out, nil
+		return &out, led, nil
 	case <-ctx.Done():
-		return nil, &upstream.Error{Target: r.URI, Err: ctx.Err()}
+		return nil, leader.Load(), &upstream.Error{Target: r.URI, Err: ctx.Err()}
 	}
 }
 
@@ -112,7 +115,7 @@ func (f *Filler) lockOrWait(ctx context.Context, r *fill.Request) (*tiers.Lock, 
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return nil, nil, &upstream.Error{Target: r.URI, Err: fmt.Errorf("waiting for another instance's fetch: %w", ctx.Err())}
+				return nil, nil, &waitError{key: r.Key, err: ctx.Err()}
 			case <-t.C:
 			}
 			wait = min(wait*2, 80*time.Millisecond)

@@ -44,7 +44,7 @@ func (f *Filler) renew(ctx context.Context, r *fill.Request, h http.Header, sent
 				f.Log.Warn("cache delete failed", "key", r.Key, "err", err)
 			}
 		}
-		return nil, &upstream.Error{Target: r.URI, Err: fmt.Errorf("304 made the entry unstorable (%s)", d.Reason)}
+		return nil, fmt.Errorf("refresh: renew %q: %w (%s)", r.Key, errUnstorable304, d.Reason)
 	}
 	if f.Stats != nil {
 		f.Stats.Revalidated.Add(1)
@@ -52,7 +52,7 @@ func (f *Filler) renew(ctx context.Context, r *fill.Request, h http.Header, sent
 	e := newEntry(r, old.Status, merged, old.Body, d, received)
 	e.OriginETag = old.OriginETag // a tag we computed stays ours, whatever the 304 carried
 	e.Vary, e.VaryValues = old.Vary, old.VaryValues
-	return f.store(ctx, e, &fill.Result{Entry: e, Revalidated: true})
+	return f.put(ctx, e, &fill.Result{Entry: e, Revalidated: true})
 }
 
 // newEntry builds the entry stored for a response. The ETag is the origin's when well formed,

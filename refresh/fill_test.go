@@ -274,14 +274,22 @@ func TestFillsOnTwoInstancesShareOneOriginRequest(t *testing.T) {
 
 func TestFillsWithAuthorizationOrAloneAreNotCollapsed(t *testing.T) {
 	tests := []struct {
-		name string
-		set  func(r *fill.Request)
+		name   string
+		set    func(r *fill.Request)
+		alone  bool   // call alone rather than Fill
+		bypass string // Result.Bypass
 	}{
 		{"authorization", func(r *fill.Request) {
 			r.Authorization = true
 			r.Header.Set("Authorization", "Bearer secret")
-		}},
-		{"alone", func(r *fill.Request) { r.Alone = true }},
+		}, false, "authorization"},
+		{"cookie, guessed copy", func(r *fill.Request) {
+			r.Cookie = true
+			r.Header.Set("Cookie", "id=1")
+			r.Stale = staleEntry("/a")
+			r.Stale.Guessed = true
+		}, false, "cookie"},
+		{"alone", func(*fill.Request) {}, true, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -294,7 +302,13 @@ func TestFillsWithAuthorizationOrAloneAreNotCollapsed(t *testing.T) {
 			for i := range n {
 				reqs[i] = request("/a")
 				tt.set(reqs[i])
-				wg.Go(func() { results[i], errs[i] = f.Fill(t.Context(), reqs[i]) })
+				wg.Go(func() {
+					if tt.alone {
+						results[i], errs[i] = f.alone(t.Context(), reqs[i], "")
+					} else {
+						results[i], errs[i] = f.Fill(t.Context(), reqs[i])
+					}
+				})
 			}
 			// Every request reaches the held origin on its own.
 			waitFor(t, 5*time.Second, fmt.Sprintf("%d origin requests", n), func() bool { return o.hits.Load() == n })
@@ -309,10 +323,13 @@ func TestFillsWithAuthorizationOrAloneAreNotCollapsed(t *testing.T) {
 				if res.Shared {
 					t.Errorf("Fill %d: Shared = true, want false", i)
 				}
+				if res.Bypass != tt.bypass {
+					t.Errorf("Fill %d: Bypass = %q, want %q", i, res.Bypass, tt.bypass)
+				}
 				switch {
 				case res.Entry != nil:
 					bodies[string(res.Entry.Body)] = true
-				case res.Pass != nil && res.Pass.Claim(reqs[i]):
+				case res.Pass != nil && res.Pass.Body != nil:
 					b, _ := io.ReadAll(res.Pass.Body)
 					res.Pass.Body.Close()
 					bodies[string(b)] = true
@@ -331,6 +348,8 @@ func TestFillsWithAuthorizationOrAloneAreNotCollapsed(t *testing.T) {
 	}
 }
 
+// The response may be private to the request it was fetched for: only that caller gets it,
+// and every other caller of the flight gets one fetched for itself.
 func TestAnUncacheableResponseIsPassedToOneCaller(t *testing.T) {
 	body := bytes.Repeat([]byte("0123456789abcdef"), 1<<14) // 256 KiB: more than one read
 	o := newTestOrigin(t, true, func(w http.ResponseWriter, _ *http.Request, _ int64) {
@@ -345,7 +364,6 @@ func TestAnUncacheableResponseIsPassedToOneCaller(t *testing.T) {
 	type result struct {
 		res     *fill.Result
 		err     error
-		claimed bool
 		body    []byte
 		readErr error
 	}
@@ -355,10 +373,9 @@ func TestAnUncacheableResponseIsPassedToOneCaller(t *testing.T) {
 	for i := range n {
 		ctxs[i] = newWaitingCtx(t.Context())
 		wg.Go(func() {
-			r, req := result{}, request("/p")
-			r.res, r.err = f.Fill(ctxs[i], req)
-			if r.err == nil && r.res.Pass != nil && r.res.Pass.Claim(req) {
-				r.claimed = true
+			r := result{}
+			r.res, r.err = f.Fill(ctxs[i], request("/p"))
+			if r.err == nil && r.res.Pass != nil && r.res.Pass.Body != nil {
 				r.body, r.readErr = io.ReadAll(r.res.Pass.Body)
 				r.res.Pass.Body.Close()
 			}
@@ -366,37 +383,35 @@ func TestAnUncacheableResponseIsPassedToOneCaller(t *testing.T) {
 		})
 	}
 	waitJoined(t, ctxs...)
+	waitFor(t, 5*time.Second, "the flight's origin request", func() bool { return o.hits.Load() == 1 })
 	o.release()
 	wg.Wait()
 
-	claims := 0
+	passes := map[*fill.Pass]bool{}
 	for i, r := range results {
 		if r.err != nil {
 			t.Fatalf("Fill %d: %v", i, r.err)
 		}
-		if r.res.Entry != nil || r.res.Pass == nil || r.res.Pass != results[0].res.Pass {
-			t.Fatalf("Fill %d = %+v, want the one Pass of the flight", i, r.res)
+		if r.res.Entry != nil || r.res.Pass == nil || r.res.Pass.Body == nil {
+			t.Fatalf("Fill %d = %+v, want a Pass of its own to stream", i, r.res)
 		}
+		if passes[r.res.Pass] {
+			t.Errorf("Fill %d got a Pass another caller got too, want each caller's own", i)
+		}
+		passes[r.res.Pass] = true
 		if r.res.NotStored != "no-store" {
 			t.Errorf("Fill %d: NotStored = %q, want no-store", i, r.res.NotStored)
 		}
-		if !r.claimed {
-			continue
-		}
-		claims++
 		if r.readErr != nil || !bytes.Equal(r.body, body) {
-			t.Errorf("claimed body: %d bytes, error %v; want the %d bytes sent", len(r.body), r.readErr, len(body))
+			t.Errorf("Fill %d body: %d bytes, error %v; want the %d bytes sent", i, len(r.body), r.readErr, len(body))
+		}
+		p := r.res.Pass
+		if p.Status != http.StatusOK || p.Reason != "no-store" || p.Length != int64(len(body)) {
+			t.Errorf("Pass = status %d, reason %q, length %d; want 200, no-store, %d", p.Status, p.Reason, p.Length, len(body))
 		}
 	}
-	if claims != 1 {
-		t.Errorf("%d callers claimed the Pass, want 1", claims)
-	}
-	p := results[0].res.Pass
-	if p.Status != http.StatusOK || p.Reason != "no-store" || p.Length != int64(len(body)) {
-		t.Errorf("Pass = status %d, reason %q, length %d; want 200, no-store, %d", p.Status, p.Reason, p.Length, len(body))
-	}
-	if got := o.hits.Load(); got != 1 {
-		t.Errorf("origin requests = %d, want 1", got)
+	if got := o.hits.Load(); got != n {
+		t.Errorf("origin requests = %d, want %d: the flight's, then one for each other caller", got, n)
 	}
 	if got := s.Peek("/p"); got != nil {
 		t.Errorf("stored %+v for a no-store response, want nothing", got)
@@ -468,8 +483,8 @@ func TestAResponseLargerThanMaxObjectBytesIsPassedWhole(t *testing.T) {
 			if res.Pass.Length != wantLen {
 				t.Errorf("Pass.Length = %d, want %d", res.Pass.Length, wantLen)
 			}
-			if !res.Pass.Claim(r) {
-				t.Fatal("Pass.Claim(r) = false for the request it was fetched for")
+			if res.Pass.Body == nil {
+				t.Fatal("Pass.Body = nil, want the body for the request it was fetched for")
 			}
 			got, err := io.ReadAll(res.Pass.Body)
 			res.Pass.Body.Close()
@@ -615,8 +630,11 @@ func TestA304ThatForbidsStorageDeletesTheEntry(t *testing.T) {
 
 	res, err := f.Fill(t.Context(), r)
 	var ue *upstream.Error
-	if !errors.As(err, &ue) {
-		t.Fatalf("Fill = %+v, %v; want an *upstream.Error", res, err)
+	if !errors.Is(err, errUnstorable304) || errors.As(err, &ue) {
+		t.Fatalf("Fill = %+v, %v; want an error wrapping errUnstorable304, not an *upstream.Error (the origin did not fail)", res, err)
+	}
+	if timesOut(err) {
+		t.Error("the error says it is a timeout (a client would get 504), want 502 as before")
 	}
 	if variant(s, "/r") != nil {
 		t.Errorf("the entry is still stored after a 304 with no-store")
@@ -730,11 +748,45 @@ func (f fetchFunc) Do(ctx context.Context, r *upstream.Request) (*http.Response,
 	return f(ctx, r)
 }
 
+// timesOut reports whether err says it is a timeout, as proxy's status reads it (504, not 502).
+func timesOut(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
+}
+
+func TestAWaitForAnotherInstancesFetchThatRunsOutOfTimeIsATimeout(t *testing.T) {
+	rdb := redistest.Start(t).Client()
+	o := newTestOrigin(t, false, cacheable)
+	s := newTestStore(t, rdb)
+	f := newTestFiller(t, s, o)
+	other := newTestStore(t, rdb) // another instance, holding the key's fetch lock
+	lock, ok, err := other.TryLock(t.Context(), "/a", 10*time.Second)
+	if err != nil || !ok {
+		t.Fatalf("TryLock = %v, %v; want the lock", ok, err)
+	}
+	defer lock.Unlock()
+
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	res, err := f.fetch(ctx, request("/a"), true)
+	var we *waitError
+	var ue *upstream.Error
+	if res != nil || !errors.As(err, &we) || errors.As(err, &ue) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("fetch = %+v, %v; want a *waitError wrapping context.DeadlineExceeded, not an *upstream.Error", res, err)
+	}
+	if !timesOut(err) {
+		t.Error("the wait's error does not say it is a timeout, want one (a client gets 504 as before)")
+	}
+	if got := o.hits.Load(); got != 0 {
+		t.Errorf("origin requests = %d, want 0 while another instance holds the lock", got)
+	}
+}
+
 // fillRecovering calls f.Fill and turns a panic that escapes it into a value, so one failing case
 // does not end the test binary.
-func fillRecovering(f *Filler, r *fill.Request) (res *fill.Result, panicked any, err error) {
+func fillRecovering(fillFn func(context.Context, *fill.Request) (*fill.Result, error), r *fill.Request) (res *fill.Result, panicked any, err error) {
 	defer func() { panicked = recover() }()
-	res, err = f.Fill(context.Background(), r)
+	res, err = fillFn(context.Background(), r)
 	return res, nil, err
 }
 
@@ -747,7 +799,8 @@ func TestAPanicInTheOriginIsReturnedAsAnError(t *testing.T) {
 		{"collapsed", false, func(*fill.Request) {}},
 		{"collapsed, with redis", true, func(*fill.Request) {}},
 		{"authorization", false, func(r *fill.Request) { r.Authorization = true }},
-		{"alone", false, func(r *fill.Request) { r.Alone = true }},
+		{"alone", false, nil},
+		{"background", false, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -764,13 +817,31 @@ func TestAPanicInTheOriginIsReturnedAsAnError(t *testing.T) {
 			})
 
 			r := request("/a")
-			tt.set(r)
-			res, panicked, err := fillRecovering(f, r)
+			fillFn := f.Fill
+			switch tt.name {
+			case "alone":
+				fillFn = func(ctx context.Context, r *fill.Request) (*fill.Result, error) { return f.alone(ctx, r, "") }
+			case "background":
+				fillFn = func(ctx context.Context, r *fill.Request) (*fill.Result, error) {
+					e, err := f.background(ctx, r)
+					if e == nil && err != nil {
+						return nil, err
+					}
+					return &fill.Result{Entry: e}, err
+				}
+			default:
+				tt.set(r)
+			}
+			res, panicked, err := fillRecovering(fillFn, r)
 			if panicked != nil {
 				t.Fatalf("Fill panicked with %v; want the panic returned as an error", panicked)
 			}
-			if res != nil || !errors.Is(err, errPanic) {
-				t.Errorf("Fill = %+v, %v; want an error wrapping errPanic", res, err)
+			var ue *upstream.Error
+			if res != nil || !errors.Is(err, errPanic) || errors.As(err, &ue) {
+				t.Errorf("Fill = %+v, %v; want an error wrapping errPanic, not an *upstream.Error (the origin did not fail)", res, err)
+			}
+			if timesOut(err) {
+				t.Error("the error says it is a timeout (a client would get 504), want 502 as before")
 			}
 			if s.Locked(t.Context(), "/a") {
 				t.Error("the fetch lock is still held after the panic")

@@ -328,16 +328,12 @@ func (t *Tracker) refresh(ctx context.Context, h *hot) (next *tiers.Entry, gaveU
 		return nil, true, nil
 	}
 	start := time.Now()
-	req := RequestFor(cur, o.Gen)
-	res, err := t.Filler.Fill(ctx, req)
+	e, err := t.Filler.background(ctx, RequestFor(cur, o.Gen))
 	if err != nil {
 		return nil, true, err
 	}
 	h.fetch.Store(int64(time.Since(start)))
-	if res.Pass != nil {
-		res.Pass.Release(req)
-	}
-	return res.Entry, res.Entry == nil, nil
+	return e, e == nil, nil
 }
 
 // Run shares this instance's hot keys through Redis every few seconds, forgets keys that went

@@ -100,7 +100,8 @@ func (p *Pool) Enqueue(r *fill.Request) bool {
 			}
 			r.Stale, r.Gen = e, max(r.Gen, gen)
 		}
-		return fillDiscard(ctx, p.fill, r)
+		_, err := p.fill.background(ctx, r)
+		return err
 	}})
 }
 
@@ -132,16 +133,7 @@ func (p *Pool) Refresh(e *tiers.Entry, gen uint64) bool {
 		if cur == nil || renewedSince(cur, ref, gen) || httpcache.KeyedOnCredentials(cur.Vary) {
 			return nil
 		}
-		return fillDiscard(ctx, p.fill, RequestFor(cur, max(gen, curGen)))
+		_, err := p.fill.background(ctx, RequestFor(cur, max(gen, curGen)))
+		return err
 	}})
-}
-
-// fillDiscard runs a background fill of r: nobody streams what it returns, so a Pass it owns is
-// closed at once. It returns the fill's error.
-func fillDiscard(ctx context.Context, f filler, r *fill.Request) error {
-	res, err := f.Fill(ctx, r)
-	if err == nil && res.Pass != nil {
-		res.Pass.Release(r)
-	}
-	return err
 }

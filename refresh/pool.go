@@ -36,9 +36,9 @@ const jobOverhead = 256
 // weight is what j costs while queued, in bytes.
 func (j *Job) weight() int64 { return jobOverhead + int64(len(j.ID)) + j.size }
 
-// filler is what the pool runs jobs with; *Filler implements it.
+// filler is what the pool runs jobs with; *Filler implements it (see Filler.background).
 type filler interface {
-	Fill(ctx context.Context, r *fill.Request) (*fill.Result, error)
+	background(ctx context.Context, r *fill.Request) (*tiers.Entry, error)
 }
 
 // Pool runs background fetches on a fixed number of workers. Its queue is bounded in jobs and
@@ -76,7 +76,7 @@ type Pool struct {
 const defaultJobBytes = 4 << 10
 
 // NewPool returns a pool of workers with at most queue jobs waiting (and queue×4 KiB of them, see
-// SetMaxBytes); each job gets timeout. fill serves Enqueue and Refresh; when it is a *Filler,
+// SetMaxBytes); each job gets timeout. fl serves Enqueue and Refresh; when it is a *Filler,
 // jobs look their entries up in its Store when they run. Call Run to start it.
 func NewPool(fl filler, workers, queue int, timeout time.Duration, log *slog.Logger) *Pool {
 	p := &Pool{

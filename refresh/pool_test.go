@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"runtime"
@@ -463,61 +462,36 @@ func TestRunReturnsAfterCancelOnceRunningJobsReturn(t *testing.T) {
 }
 
 // fillFunc adapts a function to the pool's filler; it stands in for the origin trip.
-type fillFunc func(ctx context.Context, r *fill.Request) (*fill.Result, error)
+type fillFunc func(ctx context.Context, r *fill.Request) (*tiers.Entry, error)
 
-func (f fillFunc) Fill(ctx context.Context, r *fill.Request) (*fill.Result, error) {
+func (f fillFunc) background(ctx context.Context, r *fill.Request) (*tiers.Entry, error) {
 	return f(ctx, r)
 }
 
-// closeBody is a Pass body that records whether it was closed.
-type closeBody struct {
-	io.Reader
-	closed atomic.Bool
-}
-
-func (b *closeBody) Close() error { b.closed.Store(true); return nil }
-
-func TestEnqueueFillsTheRequestAndReleasesItsResult(t *testing.T) {
+func TestEnqueueFillsTheRequestInTheBackground(t *testing.T) {
 	tests := []struct {
 		name       string
-		pass       bool  // the fill returns a Pass rather than an Entry
-		foreign    bool  // the Pass was fetched for another request of the flight, which streams it
 		err        error // the fill's error
-		wantClosed bool
 		wantFailed int64
 	}{
-		{name: "own pass is closed", pass: true, wantClosed: true},
-		{name: "another request's pass is left open", pass: true, foreign: true},
 		{name: "entry"},
 		{name: "error", err: errors.New("origin down"), wantFailed: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				body := &closeBody{Reader: strings.NewReader("body")}
-				other := &fill.Request{Key: "/a", URI: "/a"}
 				var mu sync.Mutex
 				var got []*fill.Request
-				var pass *fill.Pass
 				var deadline bool
-				p := NewPool(fillFunc(func(ctx context.Context, r *fill.Request) (*fill.Result, error) {
+				p := NewPool(fillFunc(func(ctx context.Context, r *fill.Request) (*tiers.Entry, error) {
 					mu.Lock()
 					defer mu.Unlock()
 					got = append(got, r)
 					_, deadline = ctx.Deadline()
-					switch {
-					case tt.err != nil:
+					if tt.err != nil {
 						return nil, tt.err
-					case tt.pass:
-						owner := r
-						if tt.foreign {
-							owner = other
-						}
-						pass = fill.NewPass(owner)
-						pass.Status, pass.Body, pass.Length = 200, body, -1
-						return &fill.Result{Pass: pass, NotStored: "no-store"}, nil
 					}
-					return &fill.Result{Entry: &tiers.Entry{Key: r.Key}}, nil
+					return &tiers.Entry{Key: r.Key}, nil
 				}), 1, 10, time.Minute, slog.New(slog.DiscardHandler))
 
 				r := &fill.Request{Key: "/a", URI: "/a"}
@@ -538,15 +512,6 @@ func TestEnqueueFillsTheRequestAndReleasesItsResult(t *testing.T) {
 				if !deadline {
 					t.Error("Fill ran without a deadline, want the pool's timeout")
 				}
-				if got := body.closed.Load(); got != tt.wantClosed {
-					t.Errorf("Pass body closed = %v, want %v", got, tt.wantClosed)
-				}
-				if tt.pass && pass.Claim(r) {
-					t.Error("the enqueued request can still claim the Pass after the pool ran")
-				}
-				if tt.foreign && !pass.Claim(other) {
-					t.Error("the request the Pass was fetched for can no longer claim it")
-				}
 				if got := p.Failed.Load(); got != tt.wantFailed {
 					t.Errorf("Failed = %d, want %d", got, tt.wantFailed)
 				}
@@ -559,11 +524,11 @@ func TestEnqueueQueuesOneRevalidationPerVariant(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var mu sync.Mutex
 		var got []string
-		p := NewPool(fillFunc(func(_ context.Context, r *fill.Request) (*fill.Result, error) {
+		p := NewPool(fillFunc(func(_ context.Context, r *fill.Request) (*tiers.Entry, error) {
 			mu.Lock()
 			defer mu.Unlock()
 			got = append(got, r.Stale.VaryValues[0])
-			return &fill.Result{Entry: r.Stale}, nil
+			return r.Stale, nil
 		}), 1, 10, time.Minute, slog.New(slog.DiscardHandler))
 		stale := func(enc string) *fill.Request {
 			e := &tiers.Entry{Key: "/a", Vary: []string{"Accept-Encoding"}, VaryValues: []string{enc}}
@@ -590,11 +555,11 @@ func TestRefreshFillsTheEntryUnderItsGeneration(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var mu sync.Mutex
 		var got []*fill.Request
-		p := NewPool(fillFunc(func(_ context.Context, r *fill.Request) (*fill.Result, error) {
+		p := NewPool(fillFunc(func(_ context.Context, r *fill.Request) (*tiers.Entry, error) {
 			mu.Lock()
 			defer mu.Unlock()
 			got = append(got, r)
-			return &fill.Result{Entry: r.Stale}, nil
+			return r.Stale, nil
 		}), 1, 10, time.Minute, slog.New(slog.DiscardHandler))
 		e := &tiers.Entry{Key: httpcache.Key("example.com", "/a?b=1"), ETag: `"v1"`, Vary: []string{"Accept-Encoding"}, VaryValues: []string{"gzip"}}
 

@@ -84,6 +84,12 @@ func (e *Entry) Expires() time.Time {
 	return e.Stored.Add(life - e.Age)
 }
 
+// UsableOnError reports whether e may still be served at now in place of an origin failure:
+// within its stale-if-error window (RFC 5861 §4).
+func (e *Entry) UsableOnError(now time.Time) bool {
+	return e.CurrentAge(now) < e.Fresh+e.StaleIfError
+}
+
 // StaleAt returns when the entry stops being fresh.
 func (e *Entry) StaleAt() time.Time {
 	return e.Stored.Add(e.Fresh - e.Age)
