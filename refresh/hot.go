@@ -70,7 +70,7 @@ func LimitsFor(l1MaxBytes int64) Limits {
 
 // hot is what the tracker knows of one key variant.
 type hot struct {
-	id     string   // the key, or the key, "\x00" and the vary values
+	id     string   // the key, or the key, "\x00" and the variant ID (tiers.Entry.VariantID)
 	klen   int      // id[:klen] is the key
 	vary   []string // the names the variant varies on; their values are in vals
 	vals   []string // substrings of id
@@ -134,7 +134,7 @@ func (t *Tracker) Touch(key string, e *tiers.Entry) {
 	}
 	id := key
 	if len(e.Vary) > 0 {
-		id = key + "\x00" + strings.Join(e.VaryValues, "\x00")
+		id = key + "\x00" + e.VariantID()
 	}
 	var h *hot
 	if v, ok := t.keys.Load(id); ok {

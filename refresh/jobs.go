@@ -2,7 +2,6 @@ package refresh
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/swrproxy/swrproxy/fill"
@@ -69,7 +68,7 @@ func renewedSince(e *tiers.Entry, ref *variantRef, gen uint64) bool {
 func (p *Pool) Enqueue(r *fill.Request) bool {
 	id := r.Key
 	if r.Stale != nil && len(r.Stale.VaryValues) > 0 {
-		id += "\x00" + strings.Join(r.Stale.VaryValues, "\x00") // one revalidation per variant
+		id += "\x00" + r.Stale.VariantID() // one revalidation per variant
 	}
 	// Keep only what the revalidation needs: the forwarded fields and the values of the fields
 	// the variant varies on. The request's Value and Field read a copy of every field the client
@@ -127,7 +126,7 @@ func (p *Pool) Refresh(e *tiers.Entry, gen uint64) bool {
 		return false
 	}
 	ref := p.refTo(e)
-	id := "refresh\x00" + e.Key + "\x00" + strings.Join(e.VaryValues, "\x00")
+	id := "refresh\x00" + e.Key + "\x00" + e.VariantID()
 	return p.Schedule(Job{ID: id, Due: time.Now(), size: ref.size(), Run: func(ctx context.Context) error {
 		cur, curGen := p.resolve(ctx, ref)
 		if cur == nil || renewedSince(cur, ref, gen) || httpcache.KeyedOnCredentials(cur.Vary) {

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"strings"
 	"time"
 )
 
@@ -115,6 +116,10 @@ func (e *Entry) Size() int {
 	}
 	return n
 }
+
+// VariantID names e among the variants of its key: its vary values joined by NUL bytes, "" for
+// a response that varies on nothing. Refresh jobs and the hot-key tracker key their work by it.
+func (e *Entry) VariantID() string { return strings.Join(e.VaryValues, "\x00") }
 
 // Matches reports whether the entry is the variant for a request whose header values are given by
 // value (called with each name of e.Vary; it returns the normalised value, as at fill time).
