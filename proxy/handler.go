@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -23,6 +24,19 @@ import (
 	"github.com/swrproxy/swrproxy/tiers"
 	"github.com/swrproxy/swrproxy/upstream"
 )
+
+// Store is what the request path uses of the tiers (*tiers.Store): lookups, hit-for-pass marks,
+// and the invalidation of a URL after a successful unsafe request when no Invalidator is set.
+type Store interface {
+	// Peek returns the object L1 holds for key, or nil; it does not allocate.
+	Peek(key string) *tiers.Object
+	// Get looks key up in L1, then L2; a miss is (nil, tiers.Miss, nil).
+	Get(ctx context.Context, key string) (*tiers.Object, tiers.Tier, error)
+	// MarkPass sends key's requests straight to the origin for ttl (hit-for-pass).
+	MarkPass(key string, ttl time.Duration)
+	// Delete clears key in every tier.
+	Delete(ctx context.Context, key string) error
+}
 
 // Filler fetches a cacheable key from the origin, collapsed with every other fetch of it. A Pass
 // in the result was fetched for r: the caller streams it or closes its Body.
@@ -55,7 +69,7 @@ type Invalidator interface {
 
 // Handler serves every request outside /_swr/. Set the fields, then use Serve as a Fiber handler.
 type Handler struct {
-	Store       *tiers.Store
+	Store       Store
 	Filler      Filler
 	Refresher   Refresher
 	Tracker     Tracker     // optional
@@ -115,20 +129,7 @@ func (h *Handler) Serve(c *fiber.Ctx) error {
 	}
 
 	now := time.Now()
-	uri := c.Request().Header.RequestURI()
-	var kb [512]byte
-	keyBytes := h.appendKey(kb[:0], c, uri)
-	key := unsafe.String(unsafe.SliceData(keyBytes), len(keyBytes)) // lookup only; copied before it is kept
-
-	var tier = tiers.L1
-	o := h.Store.Peek(key)
-	if o == nil {
-		var err error
-		o, tier, err = h.Store.Get(context.Background(), strings.Clone(key))
-		if err != nil {
-			h.Log.Debug("l2 lookup failed; treating as a miss", "err", err)
-		}
-	}
+	o, tier := h.lookup(c)
 	if o != nil && o.Pass {
 		return h.passThrough(c, "pass")
 	}
@@ -165,6 +166,28 @@ func (h *Handler) Serve(c *fiber.Ctx) error {
 		return h.write(c, e, age, "STALE", csStaleRevalidating)
 	}
 	return h.fill(c, h.newRequest(c, o, e, o.Gen))
+}
+
+// keyBufs holds the buffers in which lookup builds cache keys: the key goes to Store, an
+// interface, so a buffer on the stack would escape; a pooled one keeps the hit path free of
+// allocations.
+var keyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// lookup returns what the tiers hold for the request's cache key, and the tier it came from
+// (tiers.Miss for none). An L2 failure is logged and counts as a miss.
+func (h *Handler) lookup(c *fiber.Ctx) (*tiers.Object, tiers.Tier) {
+	buf := keyBufs.Get().(*[]byte)
+	defer keyBufs.Put(buf)
+	*buf = h.appendKey((*buf)[:0], c, c.Request().Header.RequestURI())
+	key := unsafe.String(unsafe.SliceData(*buf), len(*buf)) // for the lookup only: the buffer is reused
+	if o := h.Store.Peek(key); o != nil {
+		return o, tiers.L1
+	}
+	o, tier, err := h.Store.Get(context.Background(), strings.Clone(key))
+	if err != nil {
+		h.Log.Debug("l2 lookup failed; treating as a miss", "err", err)
+	}
+	return o, tier
 }
 
 func genOf(o *tiers.Object) uint64 {
