@@ -5,11 +5,9 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,9 +16,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/swrproxy/swrproxy/etag"
 	"github.com/swrproxy/swrproxy/fill"
-	"github.com/swrproxy/swrproxy/httpcache"
 	"github.com/swrproxy/swrproxy/tiers"
 	"github.com/swrproxy/swrproxy/upstream"
 )
@@ -195,160 +191,4 @@ func genOf(o *tiers.Object) uint64 {
 		return 0
 	}
 	return o.Gen
-}
-
-// fill fetches the key from the origin (collapsed) and answers with the result. r.Stale, when
-// set, is served if the origin fails within its stale-if-error window.
-func (h *Handler) fill(c *fiber.Ctx, r *fill.Request) error {
-	if !upstream.ValidTarget(r.URI) {
-		return badTarget(c)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), h.Timeout)
-	defer cancel()
-	res, err := h.Filler.Fill(ctx, r)
-	failing := err != nil || res.Pass != nil && httpcache.OriginFailing(res.Pass.Status)
-	if failing && r.Stale != nil && r.Stale.UsableOnError(time.Now()) {
-		if err == nil && res.Pass.Body != nil {
-			res.Pass.Body.Close()
-		}
-		h.Log.Warn("origin failed; serving stale", "key", r.Key, "err", err)
-		return h.serveStaleIfError(c, r.Stale)
-	}
-	if err != nil {
-		h.Stats.Errors.Add(1)
-		h.Log.Warn("origin failed", "key", r.Key, "err", err)
-		return h.sendError(c, err)
-	}
-	if res.Pass == nil {
-		return h.serveFilled(c, res)
-	}
-	// Hit-for-pass: the URL's responses are not cacheable, so for a while its requests go
-	// straight to the origin instead of queueing behind one another's fetch. Not from a request
-	// with credentials or cookies (the answer may be uncacheable because of them: one such
-	// request must not turn caching off for everyone else), nor for an error (the origin may be
-	// down for a moment).
-	if res.Bypass == "" && !r.Authorization && !r.Cookie && res.Pass.Reason != "" && res.Pass.Status < 400 {
-		h.Store.MarkPass(r.Key, h.passTTL())
-	}
-	return h.stream(c, res.Pass, bypassStatus(res.Bypass, res.Pass))
-}
-
-func bypassStatus(bypass string, p *fill.Pass) string {
-	if bypass != "" {
-		return "swrproxy; fwd=request; detail=" + bypass
-	}
-	if p.Reason == "" {
-		return "swrproxy; fwd=miss"
-	}
-	return "swrproxy; fwd=miss; detail=" + p.Reason
-}
-
-func (h *Handler) passTTL() time.Duration {
-	if h.PassTTL > 0 {
-		return h.PassTTL
-	}
-	return 10 * time.Second
-}
-
-func (h *Handler) serveFilled(c *fiber.Ctx, res *fill.Result) error {
-	e := res.Entry
-	if h.Tracker != nil && res.NotStored == "" {
-		h.Tracker.Touch(e.Key, e)
-	}
-	age := e.CurrentAge(time.Now())
-	switch {
-	case res.Revalidated:
-		h.Stats.Miss.Add(1)
-		return h.write(c, e, age, "MISS", csRevalidated)
-	case res.Shared:
-		h.Stats.Miss.Add(1)
-		return h.write(c, e, age, "MISS", csCollapsed)
-	case res.NotStored != "":
-		h.Stats.Miss.Add(1)
-		return h.write(c, e, age, "MISS", "swrproxy; fwd=miss; detail="+res.NotStored)
-	}
-	h.Stats.Miss.Add(1)
-	return h.write(c, e, age, "MISS", csStored)
-}
-
-func (h *Handler) serveStaleIfError(c *fiber.Ctx, e *tiers.Entry) error {
-	h.Stats.Stale.Add(1)
-	h.Stats.StaleIfError.Add(1)
-	return h.write(c, e, e.CurrentAge(time.Now()), "STALE", csStaleIfError)
-}
-
-// Cache-Status values (RFC 9211) that do not depend on the entry.
-const (
-	csHitL1             = "swrproxy; hit; detail=l1"
-	csHitL2             = "swrproxy; hit; detail=l2"
-	csStaleRevalidating = "swrproxy; fwd=stale; detail=revalidating"
-	csStaleIfError      = "swrproxy; fwd=stale; detail=stale-if-error"
-	csStored            = "swrproxy; fwd=miss; stored"
-	csCollapsed         = "swrproxy; fwd=miss; stored; collapsed"
-	csRevalidated       = "swrproxy; fwd=stale; fwd-status=304; stored"
-)
-
-// write answers from a stored entry: 200 (or the stored status), or 304 when the client's
-// validators match (RFC 9110 §13.2.2; weak comparison). It does not allocate.
-func (h *Handler) write(c *fiber.Ctx, e *tiers.Entry, age time.Duration, xcache, cacheStatus string) error {
-	resp := c.Response()
-	rh := &resp.Header
-	rh.SetNoDefaultContentType(true)
-	req := &c.Request().Header
-	notModified := e.Status >= 200 && e.Status < 300 && etag.NotModified(
-		b2s(req.Peek(fiber.HeaderIfNoneMatch)), b2s(req.Peek(fiber.HeaderIfModifiedSince)), e.ETag, e.LastModified)
-	if notModified {
-		h.Stats.NotModified.Add(1)
-		resp.SetStatusCode(fiber.StatusNotModified)
-		for _, f := range e.Header {
-			if isNotModifiedHeader(f.Name) {
-				rh.Add(f.Name, f.Value)
-			}
-		}
-	} else {
-		resp.SetStatusCode(e.Status)
-		for _, f := range e.Header {
-			rh.Add(f.Name, f.Value)
-		}
-		resp.SetBodyRaw(e.Body)
-	}
-	rh.Set(fiber.HeaderETag, e.ETag)
-	var buf [20]byte
-	rh.SetBytesV(fiber.HeaderAge, strconv.AppendInt(buf[:0], int64(age/time.Second), 10))
-	rh.Set("X-Cache", xcache)
-	rh.Set("Cache-Status", cacheStatus)
-	return nil
-}
-
-func isNotModifiedHeader(name string) bool {
-	for _, n := range etag.NotModifiedHeaders {
-		if strings.EqualFold(n, name) {
-			return true
-		}
-	}
-	return false
-}
-
-func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
-
-// sendError answers a failed origin exchange: 504 for a timeout, 502 otherwise. Details stay in the log.
-func (h *Handler) sendError(c *fiber.Ctx, err error) error {
-	code := status(err)
-	c.Response().Header.Set("X-Cache", "MISS")
-	c.Response().Header.Set("Cache-Status", "swrproxy; fwd=miss; detail=origin-error")
-	return c.Status(code).SendString(http.StatusText(code))
-}
-
-// status is the only error → status code mapping of the request path: 504 for a timeout (an
-// origin exchange, or a fill's wait for another instance's fetch, that ran out of time), 502 for
-// any other failure (the origin's, or a fill's own: a panic, an unstorable 304).
-func status(err error) int {
-	var t interface{ Timeout() bool } // *upstream.Error, and the fill errors that can time out
-	switch {
-	case err == nil:
-		return fiber.StatusOK
-	case errors.As(err, &t) && t.Timeout():
-		return fiber.StatusGatewayTimeout
-	}
-	return fiber.StatusBadGateway
 }
