@@ -1,7 +1,9 @@
 // Package refresh owns every trip to the origin for a cacheable key: miss fills, revalidation of
 // stale entries, refresh-ahead of hot keys and refreshes ordered by invalidations. Each trip happens
 // once: concurrent requests for a key in this process share one fetch (singleflight), and instances
-// sharing a Redis share one fetch through a short Redis lock.
+// sharing a Redis share one fetch through a short Redis lock. It also owns who gets a response
+// that is not stored: only the request it was fetched for streams it; the other waiters of the
+// flight get their own, and background jobs close what they fetched.
 package refresh
 
 import (
