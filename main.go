@@ -34,6 +34,7 @@ var version = "dev"
 
 // The wiring main relies on.
 var (
+	_ proxy.Store          = (*tiers.Store)(nil)
 	_ proxy.Filler         = (*refresh.Filler)(nil)
 	_ proxy.Refresher      = (*refresh.Pool)(nil)
 	_ proxy.Tracker        = (*refresh.Tracker)(nil)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/swrproxy/swrproxy/fill"
 	"github.com/swrproxy/swrproxy/httpcache"
 	"github.com/swrproxy/swrproxy/tiers"
 	"github.com/swrproxy/swrproxy/upstream"
@@ -77,11 +78,11 @@ func inConnection(c *fiber.Ctx, name string) bool {
 // newRequest copies what a fill needs out of the client's request: nothing it returns aliases
 // fasthttp's buffers, so it may outlive the handler. known is what the tiers hold for the key
 // (nil on a first miss): the fields its variants vary on are forwarded too.
-func (h *Handler) newRequest(c *fiber.Ctx, known *tiers.Object, stale *tiers.Entry, gen uint64) *tiers.Request {
+func (h *Handler) newRequest(c *fiber.Ctx, known *tiers.Object, stale *tiers.Entry, gen uint64) *fill.Request {
 	uri := string(c.Request().Header.RequestURI())
 	hdr, raw := h.forwardHeader(c, true, varyNames(known))
 	field := func(name string) string { return strings.Trim(httpcache.JoinLines(name, raw[name]), " \t") }
-	return &tiers.Request{
+	return &fill.Request{
 		Key:           httpcache.Key(h.keyHost(c), uri),
 		URI:           uri,
 		Header:        hdr,

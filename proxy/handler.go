@@ -5,33 +5,45 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/swrproxy/swrproxy/etag"
-	"github.com/swrproxy/swrproxy/httpcache"
+	"github.com/swrproxy/swrproxy/fill"
 	"github.com/swrproxy/swrproxy/tiers"
 	"github.com/swrproxy/swrproxy/upstream"
 )
 
-// Filler fetches a cacheable key from the origin, collapsed with every other fetch of it.
+// Store is what the request path uses of the tiers (*tiers.Store): lookups, hit-for-pass marks,
+// and the invalidation of a URL after a successful unsafe request when no Invalidator is set.
+type Store interface {
+	// Peek returns the object L1 holds for key, or nil; it does not allocate.
+	Peek(key string) *tiers.Object
+	// Get looks key up in L1, then L2; a miss is (nil, tiers.Miss, nil).
+	Get(ctx context.Context, key string) (*tiers.Object, tiers.Tier, error)
+	// MarkPass sends key's requests straight to the origin for ttl (hit-for-pass).
+	MarkPass(key string, ttl time.Duration)
+	// Delete clears key in every tier.
+	Delete(ctx context.Context, key string) error
+}
+
+// Filler fetches a cacheable key from the origin, collapsed with every other fetch of it. A Pass
+// in the result was fetched for r: the caller streams it or closes its Body.
 type Filler interface {
-	Fill(ctx context.Context, r *tiers.Request) (*tiers.Result, error)
+	Fill(ctx context.Context, r *fill.Request) (*fill.Result, error)
 }
 
 // Refresher revalidates a stale key in the background. Enqueue never blocks; false means the
 // refresh was not queued (already queued, or the queue is full) and the caller just carries on.
 type Refresher interface {
-	Enqueue(r *tiers.Request) bool
+	Enqueue(r *fill.Request) bool
 }
 
 // Tracker learns which keys clients ask for (refresh-ahead of hot keys). Touch must be cheap:
@@ -53,7 +65,7 @@ type Invalidator interface {
 
 // Handler serves every request outside /_swr/. Set the fields, then use Serve as a Fiber handler.
 type Handler struct {
-	Store       *tiers.Store
+	Store       Store
 	Filler      Filler
 	Refresher   Refresher
 	Tracker     Tracker     // optional
@@ -109,24 +121,11 @@ func (h *Handler) Serve(c *fiber.Ctx) error {
 		// RFC 9111 §3.5: a shared cache must not answer an authenticated request from a
 		// response stored for someone else; fetch it for this client only (and store it if
 		// the origin says it is public).
-		return h.fill(c, h.newRequest(c, nil, nil, 0), nil, "authorization")
+		return h.fill(c, h.newRequest(c, nil, nil, 0))
 	}
 
 	now := time.Now()
-	uri := c.Request().Header.RequestURI()
-	var kb [512]byte
-	keyBytes := h.appendKey(kb[:0], c, uri)
-	key := unsafe.String(unsafe.SliceData(keyBytes), len(keyBytes)) // lookup only; copied before it is kept
-
-	var tier = tiers.L1
-	o := h.Store.Peek(key)
-	if o == nil {
-		var err error
-		o, tier, err = h.Store.Get(context.Background(), strings.Clone(key))
-		if err != nil {
-			h.Log.Debug("l2 lookup failed; treating as a miss", "err", err)
-		}
-	}
+	o, tier := h.lookup(c)
 	if o != nil && o.Pass {
 		return h.passThrough(c, "pass")
 	}
@@ -135,14 +134,12 @@ func (h *Handler) Serve(c *fiber.Ctx) error {
 		e = o.Variant(func(name string) string { return h.requestValue(c, name) })
 	}
 	if e == nil {
-		return h.fill(c, h.newRequest(c, o, nil, genOf(o)), nil, "")
+		return h.fill(c, h.newRequest(c, o, nil, genOf(o)))
 	}
 	if e.Guessed && len(c.Request().Header.Peek(fiber.HeaderCookie)) > 0 {
 		// Requests with Cookie get no heuristic freshness (the origin did not say the copy is for
-		// everyone): ask the origin for this client alone, conditionally; a 304 confirms the copy.
-		r := h.newRequest(c, o, e, o.Gen)
-		r.Alone = true
-		return h.fill(c, r, e, "cookie")
+		// everyone): the Filler asks the origin for this client alone, conditionally.
+		return h.fill(c, h.newRequest(c, o, e, o.Gen))
 	}
 	if h.Tracker != nil {
 		h.Tracker.Touch(e.Key, e)
@@ -164,7 +161,29 @@ func (h *Handler) Serve(c *fiber.Ctx) error {
 		h.Refresher.Enqueue(h.newRequest(c, o, e, o.Gen))
 		return h.write(c, e, age, "STALE", csStaleRevalidating)
 	}
-	return h.fill(c, h.newRequest(c, o, e, o.Gen), e, "")
+	return h.fill(c, h.newRequest(c, o, e, o.Gen))
+}
+
+// keyBufs holds the buffers in which lookup builds cache keys: the key goes to Store, an
+// interface, so a buffer on the stack would escape; a pooled one keeps the hit path free of
+// allocations.
+var keyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// lookup returns what the tiers hold for the request's cache key, and the tier it came from
+// (tiers.Miss for none). An L2 failure is logged and counts as a miss.
+func (h *Handler) lookup(c *fiber.Ctx) (*tiers.Object, tiers.Tier) {
+	buf := keyBufs.Get().(*[]byte)
+	defer keyBufs.Put(buf)
+	*buf = h.appendKey((*buf)[:0], c, c.Request().Header.RequestURI())
+	key := unsafe.String(unsafe.SliceData(*buf), len(*buf)) // for the lookup only: the buffer is reused
+	if o := h.Store.Peek(key); o != nil {
+		return o, tiers.L1
+	}
+	o, tier, err := h.Store.Get(context.Background(), strings.Clone(key))
+	if err != nil {
+		h.Log.Debug("l2 lookup failed; treating as a miss", "err", err)
+	}
+	return o, tier
 }
 
 func genOf(o *tiers.Object) uint64 {
@@ -172,185 +191,4 @@ func genOf(o *tiers.Object) uint64 {
 		return 0
 	}
 	return o.Gen
-}
-
-// fill fetches the key from the origin (collapsed) and answers with the result. stale, when set,
-// is served if the origin fails within its stale-if-error window. bypass, when set, says why the
-// request is fetched for this client only ("authorization", "cookie").
-func (h *Handler) fill(c *fiber.Ctx, r *tiers.Request, stale *tiers.Entry, bypass string) error {
-	if !upstream.ValidTarget(r.URI) {
-		return badTarget(c)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), h.Timeout)
-	defer cancel()
-	res, err := h.Filler.Fill(ctx, r)
-	if err == nil && res.Entry != nil && res.Shared && res.Entry.Guessed && r.Cookie && !r.Alone {
-		// Another request's fetch, with a guessed lifetime: not for a request with Cookie.
-		r.Alone = true
-		bypass = "cookie"
-		res, err = h.Filler.Fill(ctx, r)
-	}
-	if err == nil && res.Pass != nil && stale != nil && httpcache.OriginFailing(res.Pass.Status) && h.staleIfError(stale) {
-		// The origin is failing and we have a copy for that: serve it without asking again.
-		if res.Pass.Body != nil && res.Pass.Claim(r) {
-			res.Pass.Body.Close()
-		}
-		return h.serveStaleIfError(c, stale)
-	}
-	if err == nil && res.Pass != nil && res.Pass.Body != nil && !res.Pass.Claim(r) {
-		// That response was fetched for another request of the flight and may be private to
-		// it (cookies, credentials): fetch our own.
-		r.Alone = true
-		res, err = h.Filler.Fill(ctx, r)
-		if err == nil && res.Pass != nil && res.Pass.Body != nil {
-			res.Pass.Claim(r)
-		}
-	}
-	failing := err != nil || res.Pass != nil && httpcache.OriginFailing(res.Pass.Status)
-	if failing && stale != nil && h.staleIfError(stale) {
-		if err == nil && res.Pass.Body != nil {
-			res.Pass.Body.Close()
-		}
-		h.Log.Warn("origin failed; serving stale", "key", r.Key, "err", err)
-		return h.serveStaleIfError(c, stale)
-	}
-	if err != nil {
-		h.Stats.Errors.Add(1)
-		h.Log.Warn("origin failed", "key", r.Key, "err", err)
-		return h.sendError(c, err)
-	}
-	if res.Pass == nil {
-		return h.serveFilled(c, res)
-	}
-	// Hit-for-pass: the URL's responses are not cacheable, so for a while its requests go
-	// straight to the origin instead of queueing behind one another's fetch. Not from a request
-	// with credentials or cookies (the answer may be uncacheable because of them: one such
-	// request must not turn caching off for everyone else), nor for an error (the origin may be
-	// down for a moment).
-	if bypass == "" && !r.Authorization && !r.Cookie && res.Pass.Reason != "" && res.Pass.Status < 400 {
-		h.Store.MarkPass(r.Key, h.passTTL())
-	}
-	return h.stream(c, res.Pass, bypassStatus(bypass, res.Pass))
-}
-
-func bypassStatus(bypass string, p *tiers.Pass) string {
-	if bypass != "" {
-		return "swrproxy; fwd=request; detail=" + bypass
-	}
-	if p.Reason == "" {
-		return "swrproxy; fwd=miss"
-	}
-	return "swrproxy; fwd=miss; detail=" + p.Reason
-}
-
-func (h *Handler) passTTL() time.Duration {
-	if h.PassTTL > 0 {
-		return h.PassTTL
-	}
-	return 10 * time.Second
-}
-
-func (h *Handler) serveFilled(c *fiber.Ctx, res *tiers.Result) error {
-	e := res.Entry
-	if h.Tracker != nil && res.NotStored == "" {
-		h.Tracker.Touch(e.Key, e)
-	}
-	age := e.CurrentAge(time.Now())
-	switch {
-	case res.Revalidated:
-		h.Stats.Miss.Add(1)
-		return h.write(c, e, age, "MISS", csRevalidated)
-	case res.Shared:
-		h.Stats.Miss.Add(1)
-		return h.write(c, e, age, "MISS", csCollapsed)
-	case res.NotStored != "":
-		h.Stats.Miss.Add(1)
-		return h.write(c, e, age, "MISS", "swrproxy; fwd=miss; detail="+res.NotStored)
-	}
-	h.Stats.Miss.Add(1)
-	return h.write(c, e, age, "MISS", csStored)
-}
-
-func (h *Handler) staleIfError(e *tiers.Entry) bool {
-	return e.CurrentAge(time.Now()) < e.Fresh+e.StaleIfError
-}
-
-func (h *Handler) serveStaleIfError(c *fiber.Ctx, e *tiers.Entry) error {
-	h.Stats.Stale.Add(1)
-	h.Stats.StaleIfError.Add(1)
-	return h.write(c, e, e.CurrentAge(time.Now()), "STALE", csStaleIfError)
-}
-
-// Cache-Status values (RFC 9211) that do not depend on the entry.
-const (
-	csHitL1             = "swrproxy; hit; detail=l1"
-	csHitL2             = "swrproxy; hit; detail=l2"
-	csStaleRevalidating = "swrproxy; fwd=stale; detail=revalidating"
-	csStaleIfError      = "swrproxy; fwd=stale; detail=stale-if-error"
-	csStored            = "swrproxy; fwd=miss; stored"
-	csCollapsed         = "swrproxy; fwd=miss; stored; collapsed"
-	csRevalidated       = "swrproxy; fwd=stale; fwd-status=304; stored"
-)
-
-// write answers from a stored entry: 200 (or the stored status), or 304 when the client's
-// validators match (RFC 9110 §13.2.2; weak comparison). It does not allocate.
-func (h *Handler) write(c *fiber.Ctx, e *tiers.Entry, age time.Duration, xcache, cacheStatus string) error {
-	resp := c.Response()
-	rh := &resp.Header
-	rh.SetNoDefaultContentType(true)
-	req := &c.Request().Header
-	notModified := e.Status >= 200 && e.Status < 300 && etag.NotModified(
-		b2s(req.Peek(fiber.HeaderIfNoneMatch)), b2s(req.Peek(fiber.HeaderIfModifiedSince)), e.ETag, e.LastModified)
-	if notModified {
-		h.Stats.NotModified.Add(1)
-		resp.SetStatusCode(fiber.StatusNotModified)
-		for _, f := range e.Header {
-			if isNotModifiedHeader(f.Name) {
-				rh.Add(f.Name, f.Value)
-			}
-		}
-	} else {
-		resp.SetStatusCode(e.Status)
-		for _, f := range e.Header {
-			rh.Add(f.Name, f.Value)
-		}
-		resp.SetBodyRaw(e.Body)
-	}
-	rh.Set(fiber.HeaderETag, e.ETag)
-	var buf [20]byte
-	rh.SetBytesV(fiber.HeaderAge, strconv.AppendInt(buf[:0], int64(age/time.Second), 10))
-	rh.Set("X-Cache", xcache)
-	rh.Set("Cache-Status", cacheStatus)
-	return nil
-}
-
-func isNotModifiedHeader(name string) bool {
-	for _, n := range etag.NotModifiedHeaders {
-		if strings.EqualFold(n, name) {
-			return true
-		}
-	}
-	return false
-}
-
-func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
-
-// sendError answers a failed origin exchange: 504 for a timeout, 502 otherwise. Details stay in the log.
-func (h *Handler) sendError(c *fiber.Ctx, err error) error {
-	code := status(err)
-	c.Response().Header.Set("X-Cache", "MISS")
-	c.Response().Header.Set("Cache-Status", "swrproxy; fwd=miss; detail=origin-error")
-	return c.Status(code).SendString(http.StatusText(code))
-}
-
-// status is the only error → status code mapping of the request path.
-func status(err error) int {
-	var ue *upstream.Error
-	switch {
-	case err == nil:
-		return fiber.StatusOK
-	case errors.As(err, &ue) && ue.Timeout():
-		return fiber.StatusGatewayTimeout
-	}
-	return fiber.StatusBadGateway
 }

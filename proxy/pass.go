@@ -3,18 +3,14 @@ package proxy
 import (
 	"bytes"
 	"context"
-	"errors"
-	"io"
-	"net"
 	"net/http"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/swrproxy/swrproxy/fill"
 	"github.com/swrproxy/swrproxy/httpcache"
-	"github.com/swrproxy/swrproxy/tiers"
 	"github.com/swrproxy/swrproxy/upstream"
 )
 
@@ -76,7 +72,7 @@ func (h *Handler) passThrough(c *fiber.Ctx, why string) error {
 	// The transport bounded the wait for the headers; the body gets an idle timeout, so a long
 	// download that keeps moving is never cut.
 	body := upstream.IdleTimeout(resp.Body, h.Timeout, func() { cancel(); upload.close() })
-	return h.stream(c, &tiers.Pass{Status: resp.StatusCode, Header: resp.Header, Body: body, Length: resp.ContentLength}, cs)
+	return h.stream(c, &fill.Pass{Status: resp.StatusCode, Header: resp.Header, Body: body, Length: resp.ContentLength}, cs)
 }
 
 func unsafeMethod(m string) bool {
@@ -113,89 +109,4 @@ func (h *Handler) invalidateAfterWrite(c *fiber.Ctx, uri string, rh http.Header)
 			h.Log.Warn("invalidate after write failed", "key", k, "err", err)
 		}
 	}
-}
-
-// stream relays an origin response without holding its body in memory.
-func (h *Handler) stream(c *fiber.Ctx, p *tiers.Pass, cacheStatus string) error {
-	h.Stats.Bypass.Add(1)
-	resp := c.Response()
-	resp.Header.SetNoDefaultContentType(true)
-	resp.SetStatusCode(p.Status)
-	for name, vs := range p.Header {
-		if name == "Content-Length" || name == "Surrogate-Key" || name == "Surrogate-Control" || upstream.IsHopByHop(name) {
-			continue
-		}
-		for _, v := range vs {
-			resp.Header.Add(name, v)
-		}
-	}
-	resp.Header.Set("X-Cache", "BYPASS")
-	resp.Header.Set("Cache-Status", cacheStatus)
-	if p.Shared != nil {
-		resp.SetBodyRaw(p.Shared) // read-only: every request of the flight sends the same bytes
-		return nil
-	}
-	if c.Request().Header.IsHead() || p.Status == fiber.StatusNotModified || p.Status == fiber.StatusNoContent || p.Status < 200 {
-		p.Body.Close()
-		if p.Length >= 0 && c.Request().Header.IsHead() {
-			resp.Header.SetContentLength(int(p.Length))
-			resp.SkipBody = true
-		}
-		return nil
-	}
-	length := int(p.Length)
-	if p.Length < 0 {
-		length = -1
-	}
-	resp.SetBodyStream(p.Body, length)
-	return nil
-}
-
-// errUploadGone is what the origin client reads from an upload once its request has been answered.
-var errUploadGone = errors.New("proxy: request body no longer available (the origin answered first)")
-
-// guardedBody hands fasthttp's request body stream to the origin client. The client may go on
-// reading it after the origin answered (an origin that replies before reading the whole upload),
-// while fasthttp recycles the stream once the reply is written: close, called when the reply's
-// body is closed (fasthttp does that after writing it), cuts the stream off first. Reads and
-// close are serialised, so no read can be under way on a recycled stream.
-type guardedBody struct {
-	mu   sync.Mutex
-	r    io.Reader
-	conn net.Conn // the client connection, to unblock a read that waits on it
-	done bool
-	eof  atomic.Bool
-}
-
-func (g *guardedBody) Read(p []byte) (int, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.done || g.r == nil {
-		return 0, errUploadGone
-	}
-	n, err := g.r.Read(p)
-	if err == io.EOF {
-		g.eof.Store(true)
-	}
-	return n, err
-}
-
-// unfinished reports whether the upload was not read to its end: the rest of it is still on the
-// client connection, which must then be closed after the reply (or it would be read as requests).
-func (g *guardedBody) unfinished() bool { return g.r != nil && !g.eof.Load() }
-
-func (g *guardedBody) close() {
-	if g.unfinished() && g.conn != nil {
-		g.conn.SetReadDeadline(time.Now()) // a read blocked on the client returns now
-	}
-	g.mu.Lock()
-	g.done = true
-	g.mu.Unlock()
-}
-
-// badTarget answers a request target that cannot be passed on as it is (a bad %-escape, a
-// fragment, control characters).
-func badTarget(c *fiber.Ctx) error {
-	c.Response().Header.Set("X-Cache", "BYPASS")
-	return c.Status(fiber.StatusBadRequest).SendString("Bad Request: invalid request target")
 }

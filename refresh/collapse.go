@@ -6,12 +6,12 @@ package refresh
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/swrproxy/swrproxy/fill"
 	"github.com/swrproxy/swrproxy/httpcache"
 	"github.com/swrproxy/swrproxy/tiers"
 	"github.com/swrproxy/swrproxy/upstream"
@@ -23,7 +23,7 @@ const cookieFlight = "\x00cookie"
 // withVary returns r asking also for the fields names that r's client sent and r did not
 // forward. Forwarding fields (X-Forwarded-*, …) are never taken from a client: swrproxy sets its
 // own. A background request (Field nil) is returned as it is.
-func withVary(r *tiers.Request, names []string) *tiers.Request {
+func withVary(r *fill.Request, names []string) *fill.Request {
 	if r.Field == nil {
 		return r
 	}
@@ -58,27 +58,31 @@ func variantID(names []string, value func(string) string) string {
 	return b.String()
 }
 
-func (f *Filler) join(ctx context.Context, flightKey string, r *tiers.Request, lock bool) (*tiers.Result, error) {
-	var led atomic.Bool // only the caller whose function runs leads; singleflight marks every caller Shared
+// join fetches r collapsed under flightKey with every concurrent join of it (taking the
+// cross-instance lock when lock is set). It returns this caller's copy of the flight's result,
+// and whether the fetch was r's: this caller led the flight.
+func (f *Filler) join(ctx context.Context, flightKey string, r *fill.Request, lock bool) (res *fill.Result, led bool, err error) {
+	var leader atomic.Bool // only the caller whose function runs leads; singleflight marks every caller Shared
 	ch := f.flight.DoChan(flightKey, func() (any, error) {
-		led.Store(true)
+		leader.Store(true)
 		return f.safeFetch(context.WithoutCancel(ctx), r, lock)
 	})
 	select {
-	case res := <-ch:
-		if res.Err != nil {
-			return nil, res.Err
+	case v := <-ch:
+		led = leader.Load()
+		if v.Err != nil {
+			return nil, led, v.Err
 		}
-		out := *res.Val.(*tiers.Result)
-		if res.Shared && !led.Load() {
+		out := *v.Val.(*fill.Result)
+		if v.Shared && !led {
 			out.Shared = true
 			if f.Stats != nil {
 				f.Stats.SharedLocal.Add(1)
 			}
 		}
-		return &out, nil
+		return &out, led, nil
 	case <-ctx.Done():
-		return nil, &upstream.Error{Target: r.URI, Err: ctx.Err()}
+		return nil, leader.Load(), &upstream.Error{Target: r.URI, Err: ctx.Err()}
 	}
 }
 
@@ -86,7 +90,7 @@ func (f *Filler) join(ctx context.Context, flightKey string, r *tiers.Request, l
 // waits for that instance's result to appear in L2. It returns the held lock (nil without Redis),
 // or the other instance's result. When the holder finishes without storing what r needs, or dies
 // (its lock expires), this instance tries to take the lock itself.
-func (f *Filler) lockOrWait(ctx context.Context, r *tiers.Request) (*tiers.Lock, *tiers.Result, error) {
+func (f *Filler) lockOrWait(ctx context.Context, r *fill.Request) (*tiers.Lock, *fill.Result, error) {
 	ttl := f.LockTTL
 	if ttl <= 0 {
 		ttl = 5 * time.Second
@@ -111,7 +115,7 @@ func (f *Filler) lockOrWait(ctx context.Context, r *tiers.Request) (*tiers.Lock,
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return nil, nil, &upstream.Error{Target: r.URI, Err: fmt.Errorf("waiting for another instance's fetch: %w", ctx.Err())}
+				return nil, nil, &waitError{key: r.Key, err: ctx.Err()}
 			case <-t.C:
 			}
 			wait = min(wait*2, 80*time.Millisecond)
@@ -131,7 +135,7 @@ func (f *Filler) lockOrWait(ctx context.Context, r *tiers.Request) (*tiers.Lock,
 // fromL2 returns a result for r from L2 when another instance stored a usable variant since r's
 // lookup (newer than r.Stale; for a miss, a fresh one or one stored since this instance began
 // to wait), refreshing this instance's L1 with it.
-func (f *Filler) fromL2(ctx context.Context, r *tiers.Request, since time.Time) *tiers.Result {
+func (f *Filler) fromL2(ctx context.Context, r *fill.Request, since time.Time) *fill.Result {
 	o, err := f.Store.Reload(ctx, r.Key)
 	if err != nil || o == nil {
 		return nil
@@ -145,5 +149,5 @@ func (f *Filler) fromL2(ctx context.Context, r *tiers.Request, since time.Time) 
 	case r.Stale == nil && e.CurrentAge(time.Now()) >= e.Fresh && !e.Stored.After(since):
 		return nil // kept only for revalidation: not an answer to a miss
 	}
-	return &tiers.Result{Entry: e, Shared: true}
+	return &fill.Result{Entry: e, Shared: true}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/swrproxy/swrproxy/etag"
+	"github.com/swrproxy/swrproxy/fill"
 	"github.com/swrproxy/swrproxy/httpcache"
 	"github.com/swrproxy/swrproxy/tiers"
 	"github.com/swrproxy/swrproxy/upstream"
@@ -20,7 +21,7 @@ import (
 // updated with those of the 304, freshness restarts, the body stays. The revalidating request's
 // Cookie does not matter here: the body was judged shareable when it was stored, and a 304 only
 // confirms it.
-func (f *Filler) renew(ctx context.Context, r *tiers.Request, h http.Header, sent, received time.Time) (*tiers.Result, error) {
+func (f *Filler) renew(ctx context.Context, r *fill.Request, h http.Header, sent, received time.Time) (*fill.Result, error) {
 	old := r.Stale
 	merged := http.Header{}
 	for _, fl := range old.Header {
@@ -43,7 +44,7 @@ func (f *Filler) renew(ctx context.Context, r *tiers.Request, h http.Header, sen
 				f.Log.Warn("cache delete failed", "key", r.Key, "err", err)
 			}
 		}
-		return nil, &upstream.Error{Target: r.URI, Err: fmt.Errorf("304 made the entry unstorable (%s)", d.Reason)}
+		return nil, fmt.Errorf("refresh: renew %q: %w (%s)", r.Key, errUnstorable304, d.Reason)
 	}
 	if f.Stats != nil {
 		f.Stats.Revalidated.Add(1)
@@ -51,12 +52,12 @@ func (f *Filler) renew(ctx context.Context, r *tiers.Request, h http.Header, sen
 	e := newEntry(r, old.Status, merged, old.Body, d, received)
 	e.OriginETag = old.OriginETag // a tag we computed stays ours, whatever the 304 carried
 	e.Vary, e.VaryValues = old.Vary, old.VaryValues
-	return f.store(ctx, e, &tiers.Result{Entry: e, Revalidated: true})
+	return f.put(ctx, e, &fill.Result{Entry: e, Revalidated: true})
 }
 
 // newEntry builds the entry stored for a response. The ETag is the origin's when well formed,
 // else one computed from the body, the same on every instance.
-func newEntry(r *tiers.Request, status int, h http.Header, body []byte, d httpcache.Decision, received time.Time) *tiers.Entry {
+func newEntry(r *fill.Request, status int, h http.Header, body []byte, d httpcache.Decision, received time.Time) *tiers.Entry {
 	e := &tiers.Entry{
 		Key:                  r.Key,
 		Status:               status,

@@ -1,7 +1,9 @@
 // Package refresh owns every trip to the origin for a cacheable key: miss fills, revalidation of
 // stale entries, refresh-ahead of hot keys and refreshes ordered by invalidations. Each trip happens
 // once: concurrent requests for a key in this process share one fetch (singleflight), and instances
-// sharing a Redis share one fetch through a short Redis lock.
+// sharing a Redis share one fetch through a short Redis lock. It also owns who gets a response
+// that is not stored: only the request it was fetched for streams it; the other waiters of the
+// flight get their own, and background jobs close what they fetched.
 package refresh
 
 import (
@@ -18,6 +20,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
+	"github.com/swrproxy/swrproxy/fill"
 	"github.com/swrproxy/swrproxy/httpcache"
 	"github.com/swrproxy/swrproxy/tiers"
 	"github.com/swrproxy/swrproxy/upstream"
@@ -68,37 +71,106 @@ func (f *Filler) Forget(key string) {
 	f.flight.Forget(key + cookieFlight)
 }
 
-// errPanic wraps a panic recovered inside a fill, so one bad response cannot take the process down.
-var errPanic = errors.New("refresh: panic during fill")
+// Fill returns the response for r, a client's request: collapsed with every concurrent fill of
+// the same key in this process, and with other instances through the Redis lock. The origin trip
+// runs on a context detached from ctx (bounded by f.Timeout), so a caller that gives up does not
+// fail the others; ctx only bounds this caller's wait.
+//
+// A Pass in the result was fetched for r: the caller must stream or close its Body. When the
+// flight r joined brought a response that may not be stored, fetched for the request that led
+// the flight (it may be private to that one), Fill fetches r alone; so it does for a request with
+// Authorization, and for one with Cookie that would get a lifetime swrproxy guessed (Result.Bypass
+// says which rule). The exception is the origin failing with such a response while r.Stale may be
+// served on error (RFC 5861 §4): then Fill returns an error rather than ask a failing origin again.
+//
+// Errors are *upstream.Error when the origin failed or this caller's wait on the flight ended;
+// otherwise they say what failed (a panic in the fill, the wait for another instance's fetch, a
+// 304 that made the entry unstorable, the origin failing for another request), and those that
+// can time out have a Timeout method.
+func (f *Filler) Fill(ctx context.Context, r *fill.Request) (*fill.Result, error) {
+	switch {
+	case r.Authorization:
+		// RFC 9111 §3.5: never share a response fetched with one client's credentials.
+		return f.alone(ctx, r, "authorization")
+	case r.Cookie && r.Stale != nil && r.Stale.Guessed:
+		// The stored copy's lifetime is a guess, not the origin's word for requests with
+		// Cookie: ask for this client alone, conditionally; a 304 confirms the copy.
+		return f.alone(ctx, r, "cookie")
+	}
+	res, led, err := f.load(ctx, r, true)
+	switch {
+	case err != nil:
+		return nil, err
+	case streams(res) && !led:
+		// Fetched for the request that led the flight, and maybe private to it.
+		if httpcache.OriginFailing(res.Pass.Status) && r.Stale != nil && r.Stale.UsableOnError(time.Now()) {
+			return nil, fmt.Errorf("refresh: fill %q: %w (status %d)", r.Key, errFailedForAnother, res.Pass.Status)
+		}
+		return f.alone(ctx, r, "")
+	case res.Entry != nil && res.Shared && res.Entry.Guessed && r.Cookie:
+		// Another request's fetch, with a guessed lifetime: not for a request with Cookie.
+		return f.alone(ctx, r, "cookie")
+	}
+	return res, nil
+}
 
-// Fill returns the response for r: collapsed with every concurrent Fill of the same key in this
-// process, and with other instances through the Redis lock. The origin trip runs on a context
-// detached from ctx (bounded by f.Timeout), so a caller that gives up does not fail the others;
-// ctx only bounds this caller's wait. A Pass in the result that the caller claims must be closed.
-func (f *Filler) Fill(ctx context.Context, r *tiers.Request) (*tiers.Result, error) {
+// alone is a fill of r for itself only, collapsed with no other request; bypass says why.
+func (f *Filler) alone(ctx context.Context, r *fill.Request, bypass string) (*fill.Result, error) {
+	res, _, err := f.load(ctx, r, false)
+	if err != nil {
+		return nil, err
+	}
+	out := *res
+	out.Bypass = bypass
+	return &out, nil
+}
+
+// background fills r for nobody (a refresh job), collapsed as a client's fill is. A Pass it
+// fetched is closed here; one fetched for the client request that led the flight is left to it.
+// It returns the entry the fill brought (not stored if an invalidation landed meanwhile), nil
+// for a response that may not be stored.
+func (f *Filler) background(ctx context.Context, r *fill.Request) (*tiers.Entry, error) {
+	res, led, err := f.load(ctx, r, true)
+	if err != nil {
+		return nil, err
+	}
+	if streams(res) && led {
+		res.Pass.Body.Close()
+	}
+	return res.Entry, nil
+}
+
+// streams reports whether res holds a body to stream (a Pass that is not a shared error page).
+func streams(res *fill.Result) bool { return res != nil && res.Pass != nil && res.Pass.Body != nil }
+
+// load fills r, collapsed with other requests or not, asking also for what the key's responses
+// varied on lately. When the response varies on fields in which r differs from the request
+// fetched, it fills r's own variant, once. led reports whether the result was fetched for r (r
+// led its flight or went alone), so that a Pass in it is r's.
+func (f *Filler) load(ctx context.Context, r *fill.Request, collapse bool) (res *fill.Result, led bool, err error) {
 	r = withVary(r, f.vary.names(r.Key)) // what the key's responses varied on lately, if the request lacks it
-	res, err := f.fill(ctx, r, r.Key)
+	res, led, err = f.fill(ctx, r, r.Key, collapse)
 	if err == nil && res.Entry != nil {
 		f.vary.learn(r.Key, res.Entry.Vary)
 	}
 	if err != nil || res.Entry == nil || res.Entry.Matches(r.Value) {
-		return res, err
+		return res, led, err
 	}
 	// The response varies on fields in which this request differs from the one fetched: the
 	// fetch we joined filled another request's variant, or ours went without a field the origin
 	// turned out to vary on (a fill forwards only the fields it knows to be keyed). Fetch ours,
 	// with those fields, collapsed with the requests that want the same variant. Once.
-	return f.fill(ctx, withVary(r, res.Entry.Vary), r.Key+"\x00"+variantID(res.Entry.Vary, r.Value))
+	return f.fill(ctx, withVary(r, res.Entry.Vary), r.Key+"\x00"+variantID(res.Entry.Vary, r.Value), collapse)
 }
 
-// fill is one fetch of r: collapsed under flightKey, or alone for a request that must not share.
-// Requests with Cookie collapse only with one another, in this process: their answer is often
-// private and slow, and must not hold up the anonymous requests of a key (in process or, through
-// the Redis lock, on other instances).
-func (f *Filler) fill(ctx context.Context, r *tiers.Request, flightKey string) (*tiers.Result, error) {
-	if r.Authorization || r.Alone {
-		// Never share a response fetched with one client's credentials with another client.
-		return f.safeFetch(context.WithoutCancel(ctx), r, false)
+// fill is one fetch of r: collapsed under flightKey, or alone (without collapse, and for a request
+// with Authorization). Requests with Cookie collapse only with one another, in this process: their
+// answer is often private and slow, and must not hold up the anonymous requests of a key (in
+// process or, through the Redis lock, on other instances). led reports whether the fetch was r's.
+func (f *Filler) fill(ctx context.Context, r *fill.Request, flightKey string, collapse bool) (res *fill.Result, led bool, err error) {
+	if !collapse || r.Authorization {
+		res, err := f.safeFetch(context.WithoutCancel(ctx), r, false)
+		return res, true, err
 	}
 	if r.Cookie {
 		return f.join(ctx, flightKey+cookieFlight, r, false)
@@ -108,39 +180,33 @@ func (f *Filler) fill(ctx context.Context, r *tiers.Request, flightKey string) (
 
 // safeFetch is fetch with a panic turned into an error: one bad response must not take the
 // process down.
-func (f *Filler) safeFetch(ctx context.Context, r *tiers.Request, collapse bool) (res *tiers.Result, err error) {
+func (f *Filler) safeFetch(ctx context.Context, r *fill.Request, collapse bool) (res *fill.Result, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			res, err = nil, &upstream.Error{Target: r.URI, Err: fmt.Errorf("%w: %v", errPanic, p)}
+			res, err = nil, fmt.Errorf("refresh: fill %q: %w: %v", r.Key, errPanic, p)
 			f.Log.Error("panic in fill", "key", r.Key, "panic", p)
 		}
 	}()
 	return f.fetch(ctx, r, collapse)
 }
 
-// fetch does the origin trip for r (taking the cross-instance lock when collapse is set) and
-// stores what may be stored. It runs on a context detached from any client.
-func (f *Filler) fetch(ctx context.Context, r *tiers.Request, collapse bool) (*tiers.Result, error) {
-	// The timeout covers the whole exchange of a response we store; a response handed off for
-	// streaming gets an idle timeout instead (see handOff).
+// fetch is one origin trip for r, on a context detached from any client: it takes the
+// cross-instance lock when collapse is set (or returns what another instance stored meanwhile),
+// asks the origin, and keeps the answer (answer: renew, store or relay). f.Timeout bounds the
+// whole exchange of a response that is kept; a relayed body gets an idle timeout instead, so a
+// long download that keeps moving is never cut.
+func (f *Filler) fetch(ctx context.Context, r *fill.Request, collapse bool) (res *fill.Result, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	timer := time.AfterFunc(f.Timeout, cancel)
-	handedOff := false
+	defer timer.Stop()
 	defer func() {
-		if !handedOff {
-			timer.Stop()
+		if streams(res) {
+			// The body outlives this call: closing it (or its idle timeout) ends the exchange.
+			res.Pass.Body = upstream.IdleTimeout(res.Pass.Body, f.Timeout, cancel)
+		} else {
 			cancel()
 		}
 	}()
-	handOff := func(resp *http.Response, body io.ReadCloser, reason string) *tiers.Result {
-		handedOff = true
-		timer.Stop()
-		p := tiers.NewPass(r)
-		p.Status, p.Header, p.Length, p.Reason = resp.StatusCode, resp.Header, resp.ContentLength, reason
-		p.Body = upstream.IdleTimeout(body, f.Timeout, cancel)
-		return &tiers.Result{Pass: p, NotStored: reason}
-	}
-
 	if collapse {
 		lock, res, err := f.lockOrWait(ctx, r)
 		if err != nil || res != nil {
@@ -148,7 +214,16 @@ func (f *Filler) fetch(ctx context.Context, r *tiers.Request, collapse bool) (*t
 		}
 		defer lock.Unlock()
 	}
+	resp, sent, received, err := f.ask(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return f.answer(ctx, r, resp, sent, received)
+}
 
+// ask sends r to the origin, conditional on the validators of r.Stale, and returns the response
+// with when the request was sent and when the response's headers arrived.
+func (f *Filler) ask(ctx context.Context, r *fill.Request) (resp *http.Response, sent, received time.Time, err error) {
 	req := &upstream.Request{Method: http.MethodGet, URI: r.URI, Header: r.Header.Clone()}
 	if req.Header == nil {
 		req.Header = http.Header{}
@@ -166,17 +241,22 @@ func (f *Filler) fetch(ctx context.Context, r *tiers.Request, collapse bool) (*t
 	if f.Stats != nil {
 		f.Stats.OriginRequests.Add(1)
 	}
-	sent := time.Now()
-	resp, err := f.Origin.Do(ctx, req)
+	sent = time.Now()
+	resp, err = f.Origin.Do(ctx, req)
 	if err != nil {
 		f.originFailed()
-		return nil, err
+		return nil, sent, sent, err
 	}
-	received := time.Now()
+	received = time.Now()
 	if f.ObserveOrigin != nil {
 		f.ObserveOrigin("fill", received.Sub(sent))
 	}
+	return resp, sent, received, nil
+}
 
+// answer keeps the origin's response to r: a 304 renews the stale entry, a storable response is
+// stored, and any other is relayed (a small error page read whole, for every waiter).
+func (f *Filler) answer(ctx context.Context, r *fill.Request, resp *http.Response, sent, received time.Time) (*fill.Result, error) {
 	if resp.StatusCode == http.StatusNotModified && r.Stale != nil {
 		resp.Body.Close()
 		return f.renew(ctx, r, resp.Header, sent, received)
@@ -185,68 +265,81 @@ func (f *Filler) fetch(ctx context.Context, r *tiers.Request, collapse bool) (*t
 	if failing {
 		f.originFailed()
 	}
-
 	d := httpcache.Decide(resp.StatusCode, resp.Header, httpcache.Req{Authorization: r.Authorization, Cookie: r.Cookie}, sent, received, f.Defaults)
 	if d.Store && resp.ContentLength > f.MaxObjectBytes {
 		d.Store, d.Reason = false, "too-big"
 	}
-	if !d.Store {
-		if failing && shareable(r, resp) {
-			// An error page every waiter may send: read it here (it is small) instead of
-			// making each waiter ask a struggling origin again.
-			body, err := io.ReadAll(io.LimitReader(resp.Body, maxSharedError+1))
-			if err != nil {
-				resp.Body.Close()
-				return nil, &upstream.Error{Target: r.URI, Err: fmt.Errorf("read error body: %w", err)}
-			}
-			if len(body) <= maxSharedError {
-				resp.Body.Close()
-				p := tiers.NewPass(r)
-				p.Status, p.Header, p.Length, p.Reason, p.Shared = resp.StatusCode, resp.Header, int64(len(body)), d.Reason, body
-				return &tiers.Result{Pass: p, NotStored: d.Reason}, nil
-			}
-			return handOff(resp, prepend(body, resp.Body), d.Reason), nil
-		} else if r.Stale != nil && resp.StatusCode < 400 && (d.Reason == "no-store" || d.Reason == "private") && speaksForAll(r) {
-			// The origin now forbids keeping this URL: drop what we have. (Any other unstorable
-			// answer to a revalidation, e.g. a 403 for the refreshing request's headers, leaves
-			// the good entry alone.)
-			if err := f.Store.Delete(ctx, r.Key); err != nil {
-				f.Log.Warn("cache delete failed", "key", r.Key, "err", err)
-			}
-		}
-		return handOff(resp, resp.Body, d.Reason), nil
+	if d.Store {
+		return f.store(ctx, r, resp, d, received)
 	}
+	if failing && shareable(r, resp) {
+		return relayShared(r, resp, d.Reason)
+	}
+	if r.Stale != nil && resp.StatusCode < 400 && (d.Reason == "no-store" || d.Reason == "private") && speaksForAll(r) {
+		// The origin now forbids keeping this URL: drop what we have. (Any other unstorable
+		// answer to a revalidation, e.g. a 403 for the refreshing request's headers, leaves
+		// the good entry alone.)
+		if err := f.Store.Delete(ctx, r.Key); err != nil {
+			f.Log.Warn("cache delete failed", "key", r.Key, "err", err)
+		}
+	}
+	return relay(resp, resp.Body, d.Reason), nil
+}
 
+// store reads the body of a storable response and stores the entry. A body cut short is an
+// error (never stored, nor served as if whole); one larger than MaxObjectBytes is relayed.
+func (f *Filler) store(ctx context.Context, r *fill.Request, resp *http.Response, d httpcache.Decision, received time.Time) (*fill.Result, error) {
 	body, err := io.ReadAll(io.LimitReader(resp.Body, f.MaxObjectBytes+1))
 	if err == nil && resp.ContentLength >= 0 && int64(len(body)) != resp.ContentLength {
 		err = fmt.Errorf("body of %d bytes, Content-Length %d", len(body), resp.ContentLength)
 	}
 	if err != nil {
-		// A body cut short is never stored, nor served as if whole.
 		resp.Body.Close()
 		f.originFailed()
 		return nil, &upstream.Error{Target: r.URI, Err: fmt.Errorf("read body: %w", err)}
 	}
 	if int64(len(body)) > f.MaxObjectBytes {
-		return handOff(resp, prepend(body, resp.Body), "too-big"), nil
+		return relay(resp, prepend(body, resp.Body), "too-big"), nil
 	}
 	resp.Body.Close()
-
 	e := newEntry(r, resp.StatusCode, resp.Header, body, d, received)
-	return f.store(ctx, e, &tiers.Result{Entry: e})
+	return f.put(ctx, e, &fill.Result{Entry: e})
+}
+
+// relay hands over an origin response to stream without storing it, reading body (fetch gives
+// it an idle timeout); reason is why it is not stored.
+func relay(resp *http.Response, body io.ReadCloser, reason string) *fill.Result {
+	p := &fill.Pass{Status: resp.StatusCode, Header: resp.Header, Body: body, Length: resp.ContentLength, Reason: reason}
+	return &fill.Result{Pass: p, NotStored: reason}
+}
+
+// relayShared relays an origin error page that every waiter of the flight may send: read whole
+// here when it is small, instead of making each waiter ask a struggling origin again.
+func relayShared(r *fill.Request, resp *http.Response, reason string) (*fill.Result, error) {
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxSharedError+1))
+	if err != nil {
+		resp.Body.Close()
+		return nil, &upstream.Error{Target: r.URI, Err: fmt.Errorf("read error body: %w", err)}
+	}
+	if len(body) > maxSharedError {
+		return relay(resp, prepend(body, resp.Body), reason), nil
+	}
+	resp.Body.Close()
+	p := &fill.Pass{Status: resp.StatusCode, Header: resp.Header, Length: int64(len(body)), Reason: reason, Shared: body}
+	return &fill.Result{Pass: p, NotStored: reason}, nil
 }
 
 // speaksForAll reports whether the origin's answer to r says something about everyone who shares
 // the entry: not when r carried Cookie or Authorization, to which an origin often answers no-store
 // or private for that client alone (any client could otherwise delete a shared entry at will).
-func speaksForAll(r *tiers.Request) bool { return !r.Cookie && !r.Authorization }
+func speaksForAll(r *fill.Request) bool { return !r.Cookie && !r.Authorization }
 
 // maxSharedError bounds the error page that is read once and sent to every waiter.
 const maxSharedError = 64 << 10
 
 // shareable reports whether an origin error page may be sent to every request of the flight:
 // nothing marks it private to the request it was fetched for.
-func shareable(r *tiers.Request, resp *http.Response) bool {
+func shareable(r *fill.Request, resp *http.Response) bool {
 	cc := httpcache.ParseCacheControl(strings.Join(resp.Header.Values("Cache-Control"), ", "))
 	return !r.Authorization && !cc.Private && len(cc.PrivateFields) == 0 && resp.Header.Get("Set-Cookie") == "" &&
 		resp.ContentLength <= maxSharedError
@@ -266,9 +359,9 @@ func (f *Filler) originFailed() {
 	}
 }
 
-// store writes e to the tiers. An invalidation that landed during the fetch wins: e is still
+// put writes e to the tiers. An invalidation that landed during the fetch wins: e is still
 // served to the requests that waited for it, but not stored.
-func (f *Filler) store(ctx context.Context, e *tiers.Entry, res *tiers.Result) (*tiers.Result, error) {
+func (f *Filler) put(ctx context.Context, e *tiers.Entry, res *fill.Result) (*fill.Result, error) {
 	err := f.Store.Set(ctx, e)
 	switch {
 	case errors.Is(err, tiers.ErrStale):

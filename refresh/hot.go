@@ -1,9 +1,7 @@
 package refresh
 
 import (
-	"context"
 	"log/slog"
-	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,28 +46,9 @@ type Tracker struct {
 // DefaultTrackerBytes is a Tracker's MaxBytes when it sets none.
 const DefaultTrackerBytes = 16 << 20
 
-// Limits are the bounds of what refresh keeps per key outside L1.
-type Limits struct {
-	TrackerBytes int64 // Tracker.MaxBytes
-	QueueBytes   int64 // Pool.SetMaxBytes
-	QueueJobs    int   // NewPool's queue
-}
-
-// LimitsFor derives the limits from the L1 size: an eighth of it (at least 1 MiB) each for the
-// tracker and the queue, so refresh adds at most a quarter of L1 (plus 2 MiB) to what L1 holds,
-// whatever the number of keys. A record weighs about 360 bytes plus its key, so an eighth of L1
-// still tracks more hot keys than most deployments have (about 11 000 with 32 MiB, 90 000 with
-// the default 256 MiB); the job count follows from the bytes (a job weighs at least 256 bytes)
-// and does not bind on its own. Fixed fractions rather than a setting: both bounds scale with
-// the one memory setting operators already size.
-func LimitsFor(l1MaxBytes int64) Limits {
-	b := max(l1MaxBytes/8, 1<<20)
-	return Limits{TrackerBytes: b, QueueBytes: b, QueueJobs: int(b / jobOverhead)}
-}
-
 // hot is what the tracker knows of one key variant.
 type hot struct {
-	id     string   // the key, or the key, "\x00" and the vary values
+	id     string   // the key, or the key, "\x00" and the variant ID (tiers.Entry.VariantID)
 	klen   int      // id[:klen] is the key
 	vary   []string // the names the variant varies on; their values are in vals
 	vals   []string // substrings of id
@@ -133,7 +112,7 @@ func (t *Tracker) Touch(key string, e *tiers.Entry) {
 	}
 	id := key
 	if len(e.Vary) > 0 {
-		id = key + "\x00" + strings.Join(e.VaryValues, "\x00")
+		id = key + "\x00" + e.VariantID()
 	}
 	var h *hot
 	if v, ok := t.keys.Load(id); ok {
@@ -252,191 +231,4 @@ func (t *Tracker) variants(key string, f func(*hot)) {
 		}
 		return true
 	})
-}
-
-// lead is how long before a copy goes stale its refresh starts: enough for the origin to answer
-// (twice the latest refresh, at least 500ms), but at most a quarter of the freshness lifetime so a
-// short-lived key is not refreshed much more often than it goes stale.
-func (t *Tracker) lead(h *hot) time.Duration {
-	return min(h.fresh/4, max(500*time.Millisecond, 2*time.Duration(h.fetch.Load())))
-}
-
-// arm schedules the refresh-ahead of h's copy if it was asked for and is still fresh. The job
-// holds h's ID, not the entry. h.mu is held.
-func (t *Tracker) arm(h *hot, now time.Time) {
-	if h.gaveUp || h.creds || h.fresh <= 0 || !h.demand.Load() || now.UnixNano() >= h.staleAt {
-		return // already stale: the request path revalidates it (RFC 5861)
-	}
-	if h.armed {
-		return
-	}
-	due := time.Unix(0, h.staleAt).Add(-t.lead(h))
-	if due.Before(now) {
-		due = now
-	}
-	id := h.id
-	_, h.armed = t.Pool.schedule(Job{ID: "ahead\x00" + id, Due: due, size: int64(len(id)), Dropped: func() { h.dropped.Store(true) }, Run: func(ctx context.Context) error {
-		return t.run(ctx, id)
-	}})
-}
-
-// run is the refresh-ahead job of the record id.
-func (t *Tracker) run(ctx context.Context, id string) error {
-	v, ok := t.keys.Load(id)
-	if !ok {
-		return nil // forgotten meanwhile
-	}
-	h := v.(*hot)
-	next, gaveUp, err := t.refresh(ctx, h)
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.armed = false
-	if next != nil && next.Stored.UnixNano() > h.copy.Load() {
-		h.adopt(next) // its refresh waits for a request for it
-	} else if gaveUp {
-		h.gaveUp = true
-	}
-	t.arm(h, time.Now()) // a request for the copy came while this job ran
-	return err
-}
-
-// refresh fetches h's copy again if it was asked for. It returns the copy stored now, or whether
-// it gave up on this copy (gone, not storable, or the fetch failed).
-func (t *Tracker) refresh(ctx context.Context, h *hot) (next *tiers.Entry, gaveUp bool, err error) {
-	if time.Now().Unix()-h.last.Load() > int64(t.Window/time.Second) {
-		t.forget(h) // cold: let it expire; the next request starts over
-		return nil, false, nil
-	}
-	if !h.demand.Load() {
-		return nil, false, nil // nobody asked for this copy: let it go stale
-	}
-	o, _, err := t.Store.Get(ctx, h.key())
-	if err != nil {
-		t.Log.Debug("refresh-ahead lookup failed", "key", h.key(), "err", err)
-	}
-	var cur *tiers.Entry
-	if o != nil {
-		cur = o.Variant(h.value)
-	}
-	switch {
-	case cur == nil:
-		return nil, true, nil // cleared meanwhile: the next request fills it
-	case cur.Stored.UnixNano() > h.copy.Load() && cur.Gen >= o.Gen:
-		return cur, false, nil // another instance (or a revalidation) renewed it
-	case httpcache.KeyedOnCredentials(cur.Vary):
-		return nil, true, nil
-	}
-	start := time.Now()
-	req := RequestFor(cur, o.Gen)
-	res, err := t.Filler.Fill(ctx, req)
-	if err != nil {
-		return nil, true, err
-	}
-	h.fetch.Store(int64(time.Since(start)))
-	if res.Pass != nil {
-		res.Pass.Release(req)
-	}
-	return res.Entry, res.Entry == nil, nil
-}
-
-// Run shares this instance's hot keys through Redis every few seconds, forgets keys that went
-// cold and, when the tracker is full, the records nobody asked for since their copy was stored.
-// It blocks until ctx is cancelled and returns nil.
-func (t *Tracker) Run(ctx context.Context) error {
-	if t.Window <= 0 {
-		<-ctx.Done()
-		return nil
-	}
-	every := min(t.Window/4, 5*time.Second)
-	tick := time.NewTicker(min(every, time.Second))
-	defer tick.Stop()
-	since, shared := time.Now().Unix(), time.Now()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		}
-		if t.pressure.Swap(false) || t.bytes.Load() > t.maxBytes()/8*7 {
-			t.keys.Range(func(_, v any) bool {
-				if h := v.(*hot); !h.demand.Load() {
-					t.forget(h)
-				}
-				return true
-			})
-		}
-		now := time.Now()
-		if now.Sub(shared) < every {
-			continue
-		}
-		shared = now
-		cold := now.Add(-t.Window).Unix()
-		var touched []string
-		t.keys.Range(func(_, v any) bool {
-			h := v.(*hot)
-			switch last := h.last.Load(); {
-			case last >= since:
-				touched = append(touched, h.key())
-			case last < cold:
-				t.forget(h) // a refresh job still queued for it finds nothing
-			}
-			return true
-		})
-		since = now.Unix()
-		if err := t.Store.MarkHot(ctx, touched, t.Window); err != nil {
-			t.Log.Debug("sharing hot keys failed", "err", err)
-		}
-	}
-}
-
-// varyValue returns the Value function of a request whose fields named names have values.
-func varyValue(names, values []string) func(string) string {
-	return func(name string) string {
-		for i, n := range names {
-			if n == name {
-				return values[i]
-			}
-		}
-		return ""
-	}
-}
-
-// RequestFor builds the background request that refreshes entry e (stored under object
-// generation gen): its target, the request fields of the fill that e keeps for replay, the values
-// of the headers it varies on, and e's validators. It never sets a credential field (Cookie,
-// Authorization, Proxy-Authorization): a variant keyed on one (httpcache.KeyedOnCredentials)
-// cannot be asked for again, so callers do not refresh it; were they to, the request is the
-// anonymous one (Value "" for credential fields, no Stale), which fills the anonymous variant.
-// The request refers to e only through Stale.
-func RequestFor(e *tiers.Entry, gen uint64) *tiers.Request {
-	host, uri := httpcache.SplitKey(e.Key)
-	hdr := http.Header{}
-	for _, f := range e.ReqHeader {
-		if !httpcache.IsCredential(f.Name) {
-			hdr.Add(f.Name, f.Value)
-		}
-	}
-	names, values := e.Vary, e.VaryValues
-	creds := httpcache.KeyedOnCredentials(names)
-	if creds {
-		values = make([]string, len(names))
-		for i, name := range names {
-			if !httpcache.IsCredential(name) {
-				values[i] = e.VaryValues[i]
-			}
-		}
-	}
-	for i, name := range names {
-		if v := values[i]; v != "" {
-			hdr.Set(name, v)
-		}
-	}
-	if host != "" {
-		hdr.Set("X-Forwarded-Host", host)
-	}
-	r := &tiers.Request{Key: e.Key, URI: uri, Header: hdr, Value: varyValue(names, values), Stale: e, Gen: gen}
-	if creds {
-		r.Stale = nil
-	}
-	return r
 }

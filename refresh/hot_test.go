@@ -14,6 +14,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/swrproxy/swrproxy/fill"
 	"github.com/swrproxy/swrproxy/httpcache"
 	"github.com/swrproxy/swrproxy/tiers"
 	"github.com/swrproxy/swrproxy/upstream"
@@ -96,8 +97,8 @@ func newRig(t *testing.T, origin Fetcher, window time.Duration) *rig {
 }
 
 // clientRequest is the request proxy.Handler builds for a client's GET of target with hdr.
-func clientRequest(target string, hdr http.Header, stale *tiers.Entry, gen uint64) *tiers.Request {
-	return &tiers.Request{Key: target, URI: target, Header: hdr.Clone(), Stale: stale, Gen: gen,
+func clientRequest(target string, hdr http.Header, stale *tiers.Entry, gen uint64) *fill.Request {
+	return &fill.Request{Key: target, URI: target, Header: hdr.Clone(), Stale: stale, Gen: gen,
 		Value:         func(name string) string { return httpcache.VaryValue(name, hdr.Get(name)) },
 		Authorization: hdr.Get("Authorization") != "", Cookie: hdr.Get("Cookie") != ""}
 }

@@ -2,9 +2,9 @@ package refresh
 
 import (
 	"context"
-	"strings"
 	"time"
 
+	"github.com/swrproxy/swrproxy/fill"
 	"github.com/swrproxy/swrproxy/httpcache"
 	"github.com/swrproxy/swrproxy/tiers"
 )
@@ -65,10 +65,10 @@ func renewedSince(e *tiers.Entry, ref *variantRef, gen uint64) bool {
 // the caller must not use it afterwards. The queued job keeps r's key and fields, not the stale
 // entry; when it runs it looks the entry up again, and does nothing if it is gone or was renewed
 // meanwhile.
-func (p *Pool) Enqueue(r *tiers.Request) bool {
+func (p *Pool) Enqueue(r *fill.Request) bool {
 	id := r.Key
 	if r.Stale != nil && len(r.Stale.VaryValues) > 0 {
-		id += "\x00" + strings.Join(r.Stale.VaryValues, "\x00") // one revalidation per variant
+		id += "\x00" + r.Stale.VariantID() // one revalidation per variant
 	}
 	// Keep only what the revalidation needs: the forwarded fields and the values of the fields
 	// the variant varies on. The request's Value and Field read a copy of every field the client
@@ -99,13 +99,14 @@ func (p *Pool) Enqueue(r *tiers.Request) bool {
 			}
 			r.Stale, r.Gen = e, max(r.Gen, gen)
 		}
-		return fillDiscard(ctx, p.fill, r)
+		_, err := p.fill.background(ctx, r)
+		return err
 	}})
 }
 
 // requestSize is what a queued request holds, in bytes: its target and forwarded fields (Enqueue
 // drops what reads the client's other fields).
-func requestSize(r *tiers.Request) int64 {
+func requestSize(r *fill.Request) int64 {
 	n := int64(256 + len(r.Key) + len(r.URI))
 	for name, vs := range r.Header {
 		for _, v := range vs {
@@ -125,22 +126,13 @@ func (p *Pool) Refresh(e *tiers.Entry, gen uint64) bool {
 		return false
 	}
 	ref := p.refTo(e)
-	id := "refresh\x00" + e.Key + "\x00" + strings.Join(e.VaryValues, "\x00")
+	id := "refresh\x00" + e.Key + "\x00" + e.VariantID()
 	return p.Schedule(Job{ID: id, Due: time.Now(), size: ref.size(), Run: func(ctx context.Context) error {
 		cur, curGen := p.resolve(ctx, ref)
 		if cur == nil || renewedSince(cur, ref, gen) || httpcache.KeyedOnCredentials(cur.Vary) {
 			return nil
 		}
-		return fillDiscard(ctx, p.fill, RequestFor(cur, max(gen, curGen)))
+		_, err := p.fill.background(ctx, RequestFor(cur, max(gen, curGen)))
+		return err
 	}})
-}
-
-// fillDiscard runs a background fill of r: nobody streams what it returns, so a Pass it owns is
-// closed at once. It returns the fill's error.
-func fillDiscard(ctx context.Context, f filler, r *tiers.Request) error {
-	res, err := f.Fill(ctx, r)
-	if err == nil && res.Pass != nil {
-		res.Pass.Release(r)
-	}
-	return err
 }

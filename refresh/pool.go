@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/swrproxy/swrproxy/fill"
 	"github.com/swrproxy/swrproxy/tiers"
 )
 
@@ -35,9 +36,9 @@ const jobOverhead = 256
 // weight is what j costs while queued, in bytes.
 func (j *Job) weight() int64 { return jobOverhead + int64(len(j.ID)) + j.size }
 
-// filler is what the pool runs jobs with; *Filler implements it.
+// filler is what the pool runs jobs with; *Filler implements it (see Filler.background).
 type filler interface {
-	Fill(ctx context.Context, r *tiers.Request) (*tiers.Result, error)
+	background(ctx context.Context, r *fill.Request) (*tiers.Entry, error)
 }
 
 // Pool runs background fetches on a fixed number of workers. Its queue is bounded in jobs and
@@ -75,11 +76,11 @@ type Pool struct {
 const defaultJobBytes = 4 << 10
 
 // NewPool returns a pool of workers with at most queue jobs waiting (and queue×4 KiB of them, see
-// SetMaxBytes); each job gets timeout. fill serves Enqueue and Refresh; when it is a *Filler,
+// SetMaxBytes); each job gets timeout. fl serves Enqueue and Refresh; when it is a *Filler,
 // jobs look their entries up in its Store when they run. Call Run to start it.
-func NewPool(fill filler, workers, queue int, timeout time.Duration, log *slog.Logger) *Pool {
+func NewPool(fl filler, workers, queue int, timeout time.Duration, log *slog.Logger) *Pool {
 	p := &Pool{
-		fill:     fill,
+		fill:     fl,
 		workers:  max(workers, 1),
 		max:      max(queue, 1),
 		timeout:  timeout,
@@ -92,7 +93,7 @@ func NewPool(fill filler, workers, queue int, timeout time.Duration, log *slog.L
 		late:     jobHeap{slot: 1},
 	}
 	p.maxBytes = int64(p.max) * defaultJobBytes
-	if f, ok := fill.(*Filler); ok {
+	if f, ok := fl.(*Filler); ok {
 		p.store = f.Store
 	}
 	return p

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"strings"
 	"time"
 )
 
@@ -84,6 +85,12 @@ func (e *Entry) Expires() time.Time {
 	return e.Stored.Add(life - e.Age)
 }
 
+// UsableOnError reports whether e may still be served at now in place of an origin failure:
+// within its stale-if-error window (RFC 5861 §4).
+func (e *Entry) UsableOnError(now time.Time) bool {
+	return e.CurrentAge(now) < e.Fresh+e.StaleIfError
+}
+
 // StaleAt returns when the entry stops being fresh.
 func (e *Entry) StaleAt() time.Time {
 	return e.Stored.Add(e.Fresh - e.Age)
@@ -109,6 +116,10 @@ func (e *Entry) Size() int {
 	}
 	return n
 }
+
+// VariantID names e among the variants of its key: its vary values joined by NUL bytes, "" for
+// a response that varies on nothing. Refresh jobs and the hot-key tracker key their work by it.
+func (e *Entry) VariantID() string { return strings.Join(e.VaryValues, "\x00") }
 
 // Matches reports whether the entry is the variant for a request whose header values are given by
 // value (called with each name of e.Vary; it returns the normalised value, as at fill time).

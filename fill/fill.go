@@ -1,13 +1,15 @@
-package tiers
+// Package fill owns the envelope in which a fill travels between the request path (proxy) and
+// the origin fetchers (refresh): the Request copied out of a client's request, and the Result,
+// a stored entry or a Pass to stream. It lives apart so that neither of those packages imports
+// the other, and so that tiers, a storage package, holds no HTTP types.
+package fill
 
 import (
 	"io"
 	"net/http"
-	"sync/atomic"
-)
 
-// The types below are the envelope in which entries travel between the request path (proxy) and the
-// origin fetchers (refresh); they live here so that neither of those packages imports the other.
+	"github.com/swrproxy/swrproxy/tiers"
+)
 
 // Request is a GET for a cacheable key, with everything copied out of the client's request.
 type Request struct {
@@ -25,7 +27,7 @@ type Request struct {
 	Field func(name string) string
 	// Stale is the variant this request would be served if it were fresh enough, or nil: its
 	// validators make the origin fetch conditional.
-	Stale *Entry
+	Stale *tiers.Entry
 	// Gen is the object generation seen by the lookup.
 	Gen uint64
 	// Authorization reports whether the client sent Authorization; such requests are never
@@ -34,17 +36,14 @@ type Request struct {
 	// Cookie reports whether the client sent Cookie: the response gets no heuristic or default
 	// freshness (it may be personalised), only what the origin says explicitly.
 	Cookie bool
-	// Alone asks for a fetch of this request only, not collapsed with others (used after losing the
-	// claim on another request's uncacheable response).
-	Alone bool
 }
 
 // Result is what a fill produced.
 type Result struct {
 	// Entry is the stored response to serve, nil when Pass is set.
-	Entry *Entry
-	// Pass is an origin response that must not be stored (or is too big): the caller that claims it
-	// streams it; other callers of the same flight must fetch for themselves.
+	Entry *tiers.Entry
+	// Pass is an origin response that must not be stored (or is too big), fetched for this
+	// request: the caller streams it or closes its Body.
 	Pass *Pass
 	// Shared reports whether this request got another request's fetch (in process or on another instance).
 	Shared bool
@@ -52,12 +51,17 @@ type Result struct {
 	Revalidated bool
 	// NotStored says why a response was not stored (Decision.Reason, "too-big", "invalidated").
 	NotStored string
+	// Bypass says why the response was fetched for this request alone, by rule: "authorization"
+	// (RFC 9111 §3.5), or "cookie" (a lifetime swrproxy guessed is not for a request with
+	// Cookie); "" otherwise.
+	Bypass string
 }
 
 // Pass is an origin response to relay without storing. It may be private to the request it was
 // fetched for (Set-Cookie, Cache-Control: private, content chosen by that client's cookies), so
-// only that request may stream it: every other request that waited on the same fetch must fetch
-// for itself. The exception is Shared, a small error page that any waiter may send.
+// a filler gives it only to that request, whose caller streams Body or closes it; every other
+// request that waited on the same fetch gets one fetched for itself. The exception is Shared, a
+// small error page that any waiter may send.
 type Pass struct {
 	Status int
 	Header http.Header
@@ -68,23 +72,4 @@ type Pass struct {
 	// Shared, when not nil, is the whole body of an origin error (5xx, 429) that is safe to send
 	// to every request of the flight: nothing marks it private to the request it was fetched for.
 	Shared []byte
-
-	owner   *Request
-	claimed atomic.Bool
-}
-
-// NewPass returns a pass owned by the request r it was fetched for.
-func NewPass(r *Request) *Pass { return &Pass{owner: r} }
-
-// Claim reports whether r now owns the streamed response: true only for the request it was
-// fetched for, and only once.
-func (p *Pass) Claim(r *Request) bool {
-	return p.owner == r && p.claimed.CompareAndSwap(false, true)
-}
-
-// Release closes the body when r owns it and will not stream it (background work).
-func (p *Pass) Release(r *Request) {
-	if p.Body != nil && p.Claim(r) {
-		p.Body.Close()
-	}
 }

@@ -1,0 +1,108 @@
+package proxy
+
+// Writing an answer: from a stored entry (200 or 304, without allocating), or streamed from
+// the origin.
+
+import (
+	"strconv"
+	"strings"
+	"time"
+	"unsafe"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/swrproxy/swrproxy/etag"
+	"github.com/swrproxy/swrproxy/fill"
+	"github.com/swrproxy/swrproxy/tiers"
+	"github.com/swrproxy/swrproxy/upstream"
+)
+
+// Cache-Status values (RFC 9211) that do not depend on the entry.
+const (
+	csHitL1             = "swrproxy; hit; detail=l1"
+	csHitL2             = "swrproxy; hit; detail=l2"
+	csStaleRevalidating = "swrproxy; fwd=stale; detail=revalidating"
+	csStaleIfError      = "swrproxy; fwd=stale; detail=stale-if-error"
+	csStored            = "swrproxy; fwd=miss; stored"
+	csCollapsed         = "swrproxy; fwd=miss; stored; collapsed"
+	csRevalidated       = "swrproxy; fwd=stale; fwd-status=304; stored"
+)
+
+// write answers from a stored entry: 200 (or the stored status), or 304 when the client's
+// validators match (RFC 9110 §13.2.2; weak comparison). It does not allocate.
+func (h *Handler) write(c *fiber.Ctx, e *tiers.Entry, age time.Duration, xcache, cacheStatus string) error {
+	resp := c.Response()
+	rh := &resp.Header
+	rh.SetNoDefaultContentType(true)
+	req := &c.Request().Header
+	notModified := e.Status >= 200 && e.Status < 300 && etag.NotModified(
+		b2s(req.Peek(fiber.HeaderIfNoneMatch)), b2s(req.Peek(fiber.HeaderIfModifiedSince)), e.ETag, e.LastModified)
+	if notModified {
+		h.Stats.NotModified.Add(1)
+		resp.SetStatusCode(fiber.StatusNotModified)
+		for _, f := range e.Header {
+			if isNotModifiedHeader(f.Name) {
+				rh.Add(f.Name, f.Value)
+			}
+		}
+	} else {
+		resp.SetStatusCode(e.Status)
+		for _, f := range e.Header {
+			rh.Add(f.Name, f.Value)
+		}
+		resp.SetBodyRaw(e.Body)
+	}
+	rh.Set(fiber.HeaderETag, e.ETag)
+	var buf [20]byte
+	rh.SetBytesV(fiber.HeaderAge, strconv.AppendInt(buf[:0], int64(age/time.Second), 10))
+	rh.Set("X-Cache", xcache)
+	rh.Set("Cache-Status", cacheStatus)
+	return nil
+}
+
+func isNotModifiedHeader(name string) bool {
+	for _, n := range etag.NotModifiedHeaders {
+		if strings.EqualFold(n, name) {
+			return true
+		}
+	}
+	return false
+}
+
+func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// stream relays an origin response without holding its body in memory.
+func (h *Handler) stream(c *fiber.Ctx, p *fill.Pass, cacheStatus string) error {
+	h.Stats.Bypass.Add(1)
+	resp := c.Response()
+	resp.Header.SetNoDefaultContentType(true)
+	resp.SetStatusCode(p.Status)
+	for name, vs := range p.Header {
+		if name == "Content-Length" || name == "Surrogate-Key" || name == "Surrogate-Control" || upstream.IsHopByHop(name) {
+			continue
+		}
+		for _, v := range vs {
+			resp.Header.Add(name, v)
+		}
+	}
+	resp.Header.Set("X-Cache", "BYPASS")
+	resp.Header.Set("Cache-Status", cacheStatus)
+	if p.Shared != nil {
+		resp.SetBodyRaw(p.Shared) // read-only: every request of the flight sends the same bytes
+		return nil
+	}
+	if c.Request().Header.IsHead() || p.Status == fiber.StatusNotModified || p.Status == fiber.StatusNoContent || p.Status < 200 {
+		p.Body.Close()
+		if p.Length >= 0 && c.Request().Header.IsHead() {
+			resp.Header.SetContentLength(int(p.Length))
+			resp.SkipBody = true
+		}
+		return nil
+	}
+	length := int(p.Length)
+	if p.Length < 0 {
+		length = -1
+	}
+	resp.SetBodyStream(p.Body, length)
+	return nil
+}

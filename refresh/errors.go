@@ -1,0 +1,37 @@
+package refresh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// The failures of a fill that are not the origin's (those are *upstream.Error).
+var (
+	// errPanic is wrapped by the error of a fill that panicked: one bad response must not take
+	// the process down.
+	errPanic = errors.New("panic")
+	// errUnstorable304 is wrapped by the error of a revalidation whose 304 left nothing to
+	// renew: the origin no longer lets the entry be stored, and the entry was dropped.
+	errUnstorable304 = errors.New("304 made the entry unstorable")
+	// errFailedForAnother is wrapped by the error of a fill that waited on another request's
+	// fetch, which the origin answered with an error that may be private to that request, while
+	// the waiter has a stale copy it may serve instead (stale-if-error).
+	errFailedForAnother = errors.New("origin failed for the request that led the flight")
+)
+
+// waitError is the error of a fill whose context ended while it waited for another instance's
+// fetch of key (through the Redis lock).
+type waitError struct {
+	key string
+	err error
+}
+
+func (e *waitError) Error() string {
+	return fmt.Sprintf("refresh: wait for another instance's fetch of %q: %v", e.key, e.err)
+}
+
+func (e *waitError) Unwrap() error { return e.err }
+
+// Timeout reports whether the wait ran out of time (a client gets 504, as for an origin timeout).
+func (e *waitError) Timeout() bool { return errors.Is(e.err, context.DeadlineExceeded) }

@@ -1,0 +1,63 @@
+package refresh
+
+// The requests background jobs send: rebuilt from what an entry keeps.
+
+import (
+	"net/http"
+
+	"github.com/swrproxy/swrproxy/fill"
+	"github.com/swrproxy/swrproxy/httpcache"
+	"github.com/swrproxy/swrproxy/tiers"
+)
+
+// varyValue returns the Value function of a request whose fields named names have values.
+func varyValue(names, values []string) func(string) string {
+	return func(name string) string {
+		for i, n := range names {
+			if n == name {
+				return values[i]
+			}
+		}
+		return ""
+	}
+}
+
+// RequestFor builds the background request that refreshes entry e (stored under object
+// generation gen): its target, the request fields of the fill that e keeps for replay, the values
+// of the headers it varies on, and e's validators. It never sets a credential field (Cookie,
+// Authorization, Proxy-Authorization): a variant keyed on one (httpcache.KeyedOnCredentials)
+// cannot be asked for again, so callers do not refresh it; were they to, the request is the
+// anonymous one (Value "" for credential fields, no Stale), which fills the anonymous variant.
+// The request refers to e only through Stale.
+func RequestFor(e *tiers.Entry, gen uint64) *fill.Request {
+	host, uri := httpcache.SplitKey(e.Key)
+	hdr := http.Header{}
+	for _, f := range e.ReqHeader {
+		if !httpcache.IsCredential(f.Name) {
+			hdr.Add(f.Name, f.Value)
+		}
+	}
+	names, values := e.Vary, e.VaryValues
+	creds := httpcache.KeyedOnCredentials(names)
+	if creds {
+		values = make([]string, len(names))
+		for i, name := range names {
+			if !httpcache.IsCredential(name) {
+				values[i] = e.VaryValues[i]
+			}
+		}
+	}
+	for i, name := range names {
+		if v := values[i]; v != "" {
+			hdr.Set(name, v)
+		}
+	}
+	if host != "" {
+		hdr.Set("X-Forwarded-Host", host)
+	}
+	r := &fill.Request{Key: e.Key, URI: uri, Header: hdr, Value: varyValue(names, values), Stale: e, Gen: gen}
+	if creds {
+		r.Stale = nil
+	}
+	return r
+}

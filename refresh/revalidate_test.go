@@ -1,0 +1,160 @@
+package refresh
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/swrproxy/swrproxy/tiers"
+	"github.com/swrproxy/swrproxy/upstream"
+)
+
+// staleEntry is a stored response to key that went stale a minute ago, with validators.
+func staleEntry(key string) *tiers.Entry {
+	return &tiers.Entry{
+		Key:          key,
+		Status:       http.StatusOK,
+		Header:       []tiers.Field{{Name: "Content-Type", Value: "text/plain"}, {Name: "X-Kept", Value: "a"}, {Name: "X-Kept", Value: "b"}},
+		Body:         []byte("old body"),
+		ETag:         `"v1"`,
+		OriginETag:   true,
+		LastModified: "Wed, 21 Oct 2015 07:28:00 GMT",
+		Stored:       time.Now().Add(-2 * time.Minute),
+		Fresh:        time.Minute,
+
+		StaleWhileRevalidate: time.Hour,
+	}
+}
+
+// revalidatingOrigin answers 304 with cacheControl to a request whose validators match the
+// stale entry's (If-None-Match "v1", or without it an If-Modified-Since) and records them.
+func revalidatingOrigin(t *testing.T, cacheControl string) (o *testOrigin, validators func() (inm, ims string)) {
+	var mu sync.Mutex
+	var inm, ims string
+	o = newTestOrigin(t, false, func(w http.ResponseWriter, r *http.Request, _ int64) {
+		mu.Lock()
+		inm, ims = r.Header.Get("If-None-Match"), r.Header.Get("If-Modified-Since")
+		mu.Unlock()
+		w.Header().Set("Cache-Control", cacheControl)
+		inm := r.Header.Get("If-None-Match")
+		if inm == `"v1"` || inm == "" && r.Header.Get("If-Modified-Since") != "" {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		io.WriteString(w, "new body")
+	})
+	return o, func() (string, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return inm, ims
+	}
+}
+
+func TestRevalidationRenewsTheStaleEntryOn304(t *testing.T) {
+	tests := []struct {
+		name       string
+		originETag bool   // the stale entry's ETag came from the origin (else swrproxy computed it)
+		wantINM    string // If-None-Match sent
+	}{
+		{"origin etag", true, `"v1"`},
+		{"computed etag", false, ""}, // meaningless to the origin: If-Modified-Since only
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, validators := revalidatingOrigin(t, "max-age=120")
+			s := newTestStore(t, nil)
+			f := newTestFiller(t, s, o)
+			old := staleEntry("/r")
+			old.OriginETag = tt.originETag
+			if err := s.Set(t.Context(), old); err != nil {
+				t.Fatalf("Set(stale entry): %v", err)
+			}
+			r := request("/r")
+			r.Stale = old
+
+			before := time.Now()
+			res, err := f.Fill(t.Context(), r)
+			if err != nil {
+				t.Fatalf("Fill: %v", err)
+			}
+			if inm, ims := validators(); inm != tt.wantINM || ims != old.LastModified {
+				t.Errorf("origin got If-None-Match %q, If-Modified-Since %q; want %q, %q", inm, ims, tt.wantINM, old.LastModified)
+			}
+			if got := o.hits.Load(); got != 1 {
+				t.Errorf("origin requests = %d, want 1", got)
+			}
+			e := res.Entry
+			if !res.Revalidated || e == nil {
+				t.Fatalf("Fill = %+v, want Revalidated with an entry", res)
+			}
+			if string(e.Body) != "old body" || e.ETag != old.ETag || e.Status != http.StatusOK {
+				t.Errorf("renewed entry: status %d, ETag %s, body %q; want the stale entry's 200, %s, %q", e.Status, e.ETag, e.Body, old.ETag, old.Body)
+			}
+			if e.Stored.Before(before) {
+				t.Errorf("renewed entry Stored = %v, want the time of the 304 (after %v)", e.Stored, before)
+			}
+			if e.Fresh != 120*time.Second {
+				t.Errorf("renewed entry Fresh = %v, want 2m0s from the 304's max-age", e.Fresh)
+			}
+			if got := fieldValues(e, "X-Kept"); !slices.Equal(got, []string{"a", "b"}) {
+				t.Errorf("renewed entry X-Kept = %q, want the stored [a b]", got)
+			}
+			if got := fieldValues(e, "Content-Type"); !slices.Equal(got, []string{"text/plain"}) {
+				t.Errorf("renewed entry Content-Type = %q, want the stored [text/plain]", got)
+			}
+			if got := fieldValues(e, "Cache-Control"); !slices.Equal(got, []string{"max-age=120"}) {
+				t.Errorf("renewed entry Cache-Control = %q, want the 304's [max-age=120]", got)
+			}
+			if got := variant(s, "/r"); got != e {
+				t.Errorf("store holds %p, want the renewed entry %p", got, e)
+			}
+			if got := f.Stats.Revalidated.Load(); got != 1 {
+				t.Errorf("Stats.Revalidated = %d, want 1", got)
+			}
+
+			// The next revalidation asks the same question: a computed tag does not become the origin's.
+			if e.OriginETag != tt.originETag {
+				t.Errorf("renewed entry OriginETag = %v, want %v as before", e.OriginETag, tt.originETag)
+			}
+			r = request("/r")
+			r.Stale = e
+			if _, err := f.Fill(t.Context(), r); err != nil {
+				t.Fatalf("second Fill: %v", err)
+			}
+			if inm, _ := validators(); inm != tt.wantINM {
+				t.Errorf("second revalidation sent If-None-Match %q, want %q", inm, tt.wantINM)
+			}
+		})
+	}
+}
+
+func TestA304ThatForbidsStorageDeletesTheEntry(t *testing.T) {
+	o, _ := revalidatingOrigin(t, "no-store")
+	s := newTestStore(t, nil)
+	f := newTestFiller(t, s, o)
+	old := staleEntry("/r")
+	if err := s.Set(t.Context(), old); err != nil {
+		t.Fatalf("Set(stale entry): %v", err)
+	}
+	r := request("/r")
+	r.Stale = old
+
+	res, err := f.Fill(t.Context(), r)
+	var ue *upstream.Error
+	if !errors.Is(err, errUnstorable304) || errors.As(err, &ue) {
+		t.Fatalf("Fill = %+v, %v; want an error wrapping errUnstorable304, not an *upstream.Error (the origin did not fail)", res, err)
+	}
+	if timesOut(err) {
+		t.Error("the error says it is a timeout (a client would get 504), want 502 as before")
+	}
+	if variant(s, "/r") != nil {
+		t.Errorf("the entry is still stored after a 304 with no-store")
+	}
+	if got := f.Stats.Revalidated.Load(); got != 0 {
+		t.Errorf("Stats.Revalidated = %d, want 0", got)
+	}
+}

@@ -1,0 +1,58 @@
+package refresh
+
+// The tracker's sweep: sharing hot keys with other instances, forgetting cold ones.
+
+import (
+	"context"
+	"time"
+)
+
+// Run shares this instance's hot keys through Redis every few seconds, forgets keys that went
+// cold and, when the tracker is full, the records nobody asked for since their copy was stored.
+// It blocks until ctx is cancelled and returns nil.
+func (t *Tracker) Run(ctx context.Context) error {
+	if t.Window <= 0 {
+		<-ctx.Done()
+		return nil
+	}
+	every := min(t.Window/4, 5*time.Second)
+	tick := time.NewTicker(min(every, time.Second))
+	defer tick.Stop()
+	since, shared := time.Now().Unix(), time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		if t.pressure.Swap(false) || t.bytes.Load() > t.maxBytes()/8*7 {
+			t.keys.Range(func(_, v any) bool {
+				if h := v.(*hot); !h.demand.Load() {
+					t.forget(h)
+				}
+				return true
+			})
+		}
+		now := time.Now()
+		if now.Sub(shared) < every {
+			continue
+		}
+		shared = now
+		cold := now.Add(-t.Window).Unix()
+		var touched []string
+		t.keys.Range(func(_, v any) bool {
+			h := v.(*hot)
+			switch last := h.last.Load(); {
+			case last >= since:
+				touched = append(touched, h.key())
+			case last < cold:
+				t.forget(h) // a refresh job still queued for it finds nothing
+			}
+			return true
+		})
+		since = now.Unix()
+		if err := t.Store.MarkHot(ctx, touched, t.Window); err != nil {
+			t.Log.Debug("sharing hot keys failed", "err", err)
+		}
+	}
+}
