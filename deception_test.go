@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/swrproxy/swrproxy/internal/redistest"
+	"github.com/swrproxy/swrproxy/internal/testenv"
 )
 
 // Web cache deception (issue 7, point 3): a page chosen by the client's cookies, which the origin
@@ -253,10 +254,10 @@ func TestANoStoreAnswerToACookieRequestDoesNotDeleteTheSharedCopy(t *testing.T) 
 	q := phpLikeOrigin(t, func(h http.Header) { h.Set("Cache-Control", "public, max-age=1"); h.Set("ETag", `"v1"`) })
 	p = startProxy(t, q.URL, map[string]string{"SWR_REFRESH_WINDOW": "0"})
 	expect(t, get(t, p.URL+"/home"), 200, "MISS", "public page")
-	waitFor(t, 3*time.Second, "the copy to go stale", func() bool {
+	testenv.WaitFor(t, 3*time.Second, "the copy to go stale", func() bool {
 		return get(t, p.URL+"/home", "Cookie", "PHPSESSID=attacker").Header.Get("X-Cache") == "STALE"
 	})
-	waitFor(t, 3*time.Second, "the attacker's revalidation", func() bool { return q.hits.Load() >= 2 })
+	testenv.WaitFor(t, 3*time.Second, "the attacker's revalidation", func() bool { return q.hits.Load() >= 2 })
 	if r := get(t, p.URL+"/home"); r.Body != "public page" || r.Header.Get("X-Cache") == "MISS" {
 		t.Fatalf("after a cookie request revalidated the copy: %s %q, want the shared copy (STALE or HIT)", r.Header.Get("X-Cache"), r.Body)
 	}
@@ -289,7 +290,7 @@ func TestAnonymousMissesDoNotWaitBehindACookieRequest(t *testing.T) {
 		path := fmt.Sprintf("/home-%d", i)
 		cookie := make(chan reply, 1)
 		go func() { cookie <- do(http.MethodGet, a.URL+path, "Cookie", "sid=someone") }()
-		waitFor(t, 5*time.Second, "the cookie request at the origin", func() bool { return cookieSeen.Load() == int64(i+1) })
+		testenv.WaitFor(t, 5*time.Second, "the cookie request at the origin", func() bool { return cookieSeen.Load() == int64(i+1) })
 		anon := make(chan reply, 1)
 		go func() { anon <- do(http.MethodGet, victim+path) }()
 		select {

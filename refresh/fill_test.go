@@ -21,6 +21,7 @@ import (
 
 	"github.com/swrproxy/swrproxy/httpcache"
 	"github.com/swrproxy/swrproxy/internal/redistest"
+	"github.com/swrproxy/swrproxy/internal/testenv"
 	"github.com/swrproxy/swrproxy/tiers"
 	"github.com/swrproxy/swrproxy/upstream"
 )
@@ -119,18 +120,6 @@ func newWaitingCtx(parent context.Context) *waitingCtx {
 func (c *waitingCtx) Done() <-chan struct{} {
 	c.once.Do(func() { close(c.joined) })
 	return c.Context.Done()
-}
-
-// waitFor polls cond until it holds, failing the test after d.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // waitJoined waits until every caller joined its flight.
@@ -296,7 +285,7 @@ func TestFillsWithAuthorizationOrAloneAreNotCollapsed(t *testing.T) {
 				wg.Go(func() { results[i], errs[i] = f.Fill(t.Context(), reqs[i]) })
 			}
 			// Every request reaches the held origin on its own.
-			waitFor(t, 5*time.Second, fmt.Sprintf("%d origin requests", n), func() bool { return o.hits.Load() == n })
+			testenv.WaitFor(t, 5*time.Second, fmt.Sprintf("%d origin requests", n), func() bool { return o.hits.Load() == n })
 			o.release()
 			wg.Wait()
 
@@ -633,10 +622,10 @@ func TestAFillAfterForgetMakesItsOwnOriginRequest(t *testing.T) {
 	var first, second *tiers.Result
 	var err1, err2 error
 	wg.Go(func() { first, err1 = f.Fill(t.Context(), request("/a")) })
-	waitFor(t, 5*time.Second, "the first origin request", func() bool { return o.hits.Load() == 1 })
+	testenv.WaitFor(t, 5*time.Second, "the first origin request", func() bool { return o.hits.Load() == 1 })
 	f.Forget("/a") // an invalidation landed: what the running fetch brings may be old
 	wg.Go(func() { second, err2 = f.Fill(t.Context(), request("/a")) })
-	waitFor(t, 5*time.Second, "a second origin request after Forget", func() bool { return o.hits.Load() == 2 })
+	testenv.WaitFor(t, 5*time.Second, "a second origin request after Forget", func() bool { return o.hits.Load() == 2 })
 	o.release()
 	wg.Wait()
 
@@ -674,7 +663,7 @@ func TestAPurgeDuringAFetchIsNotUndone(t *testing.T) {
 			var res *tiers.Result
 			var err error
 			wg.Go(func() { res, err = f.Fill(ctx, request("/a")) })
-			waitFor(t, 5*time.Second, "the origin request", func() bool { return o.hits.Load() == 1 })
+			testenv.WaitFor(t, 5*time.Second, "the origin request", func() bool { return o.hits.Load() == 1 })
 			if err := s.Delete(ctx, "/a"); err != nil {
 				t.Fatalf("Delete: %v", err)
 			}
@@ -803,7 +792,7 @@ func TestACallerGivingUpDoesNotCancelTheSharedFetch(t *testing.T) {
 		res1, err1 = f.Fill(impatient, request("/a"))
 	})
 	waitJoined(t, impatient)
-	waitFor(t, 5*time.Second, "the origin request", func() bool { return o.hits.Load() == 1 })
+	testenv.WaitFor(t, 5*time.Second, "the origin request", func() bool { return o.hits.Load() == 1 })
 	wg.Go(func() { res2, err2 = f.Fill(patient, request("/a")) })
 	waitJoined(t, patient)
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/swrproxy/swrproxy/internal/redistest"
+	"github.com/swrproxy/swrproxy/internal/testenv"
 )
 
 func TestDeleteRefusesAFetchThatBeganBefore(t *testing.T) {
@@ -97,7 +98,7 @@ func TestAGenerationOutlivesItsExpiredHash(t *testing.T) {
 		t.Fatalf("Get after MarkStale = %+v, %v", o, err)
 	}
 	began := o.Gen // ...under which a refresh begins;
-	waitFor(t, 3*time.Second, func() bool { return rdb.Exists(ctx, RedisKey("/g")).Val() == 0 })
+	testenv.WaitFor(t, 3*time.Second, "the expired hash to leave Redis", func() bool { return rdb.Exists(ctx, RedisKey("/g")).Val() == 0 })
 	v1 := testEntry("/g", "v1") // it finishes after the hash expired.
 	v1.Gen = began
 	if err := a.Set(ctx, v1); err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/swrproxy/swrproxy/internal/redistest"
+	"github.com/swrproxy/swrproxy/internal/testenv"
 )
 
 func TestCorruptL2VariantIsDroppedAndDeleted(t *testing.T) {
@@ -81,7 +82,7 @@ func TestL1IsBoundedByBytes(t *testing.T) {
 	}
 	var objects int
 	var weight uint64
-	waitFor(t, 3*time.Second, func() bool { // otter evicts asynchronously
+	testenv.WaitFor(t, 3*time.Second, "L1 to evict down to its byte bound", func() bool { // otter evicts asynchronously
 		objects, weight = s.L1Stats()
 		return weight <= 1<<20 && objects <= 10
 	})
@@ -101,7 +102,7 @@ func TestL1CopyExpiresAfterL1MaxTTL(t *testing.T) {
 		t.Fatalf("Get right after Set: tier %v, want l1", tier)
 	}
 	start := time.Now()
-	waitFor(t, 3*time.Second, func() bool { return s.Peek("/t") == nil })
+	testenv.WaitFor(t, 3*time.Second, "the L1 copy to expire", func() bool { return s.Peek("/t") == nil })
 	if d := time.Since(start); d < 100*time.Millisecond {
 		t.Errorf("L1 copy dropped after %v, want about 200ms", d)
 	}
@@ -127,7 +128,7 @@ func TestExpiredL2ObjectIsNotKeptInL1(t *testing.T) {
 	if err := a.Set(ctx, short); err != nil {
 		t.Fatalf("Set v2: %v", err)
 	}
-	waitFor(t, 2*time.Second, func() bool { return time.Now().After(short.Expires()) })
+	testenv.WaitFor(t, 2*time.Second, "the short entry to expire", func() bool { return time.Now().After(short.Expires()) })
 	o, tier, err := b.Get(ctx, "/x")
 	if e := only(o); tier != L2 || err != nil || e == nil || string(e.Body) != "v2" {
 		t.Fatalf("b.Get = %+v, %v, %v; want the expired v2 from l2", o, tier, err)
@@ -137,7 +138,7 @@ func TestExpiredL2ObjectIsNotKeptInL1(t *testing.T) {
 	if err := a.Set(ctx, v3); err != nil {
 		t.Fatalf("Set v3: %v", err)
 	}
-	waitFor(t, 3*time.Second, func() bool {
+	testenv.WaitFor(t, 3*time.Second, "the other instance to read the new L2 entry", func() bool {
 		o, _, _ := b.Get(ctx, "/x")
 		e := only(o)
 		return e != nil && string(e.Body) == "v3"

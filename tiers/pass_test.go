@@ -6,6 +6,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/swrproxy/swrproxy/internal/redistest"
+	"github.com/swrproxy/swrproxy/internal/testenv"
 )
 
 func TestPassMarkerIsReplacedByAStoredEntry(t *testing.T) {
@@ -63,5 +64,5 @@ func TestMarkPassDoesNotOverrideAStoredEntry(t *testing.T) {
 	if o := s.Peek("/short"); o == nil || !o.Pass {
 		t.Fatalf("Peek after MarkPass = %+v, want a pass marker", o)
 	}
-	waitFor(t, 3*time.Second, func() bool { return s.Peek("/short") == nil })
+	testenv.WaitFor(t, 3*time.Second, "the short entry to leave L1", func() bool { return s.Peek("/short") == nil })
 }

@@ -125,18 +125,6 @@ func only(o *Object) *Entry {
 // isMiss reports whether o gives a request nothing to serve.
 func isMiss(o *Object) bool { return o == nil || len(o.Variants) == 0 }
 
-// waitFor polls cond until it holds or d passes, then fails the test.
-func waitFor(t testing.TB, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", d)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestNewRejectsBadOptions(t *testing.T) {
 	tests := []struct {
 		name string

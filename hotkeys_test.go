@@ -1,9 +1,13 @@
 package main
 
+// Hot keys, end to end: a key clients keep polling is refreshed ahead and stays a HIT across instances,
+// and keys nobody asks for again are not refreshed.
+
 import (
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -91,4 +95,76 @@ func pollFor() time.Duration {
 		return d
 	}
 	return 20 * time.Second
+}
+
+// TestHotKeysAreOnlyThoseClientsAskForAgain is the origin figure of issue 7 point 6, through run:
+// with max-age=2, 20 keys requested once each made 280 origin requests in 20 s (and went on for
+// SWR_REFRESH_WINDOW). Now the origin sees those 20 fills and nothing more, while a key that a
+// client keeps polling is refreshed ahead (every poll a HIT), and once that client stops, the
+// key gets at most one more refresh. The polled key also times the test: its refreshes show
+// that the refreshes the old code made would have happened (SWR_TEST_OBSERVE, e.g. 20s, sets how
+// long to watch; default: until the polled key was refreshed 3 times, about 4.5 s).
+func TestHotKeysAreOnlyThoseClientsAskForAgain(t *testing.T) {
+	var mu sync.Mutex
+	byPath := map[string]int{}
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		byPath[r.URL.Path]++
+		mu.Unlock()
+		w.Header().Set("Cache-Control", "max-age=2")
+		fmt.Fprint(w, r.URL.Path)
+	})
+	count := func(prefix string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for p, c := range byPath {
+			if strings.HasPrefix(p, prefix) {
+				n += c
+			}
+		}
+		return n
+	}
+	p := startProxy(t, o.URL, nil) // SWR_REFRESH_WINDOW: the default 5m
+	start := time.Now()
+	for i := range 20 {
+		expect(t, get(t, fmt.Sprintf("%s/once/%d", p.URL, i)), 200, "MISS", "")
+	}
+	observe := 0 * time.Second
+	if s := os.Getenv("SWR_TEST_OBSERVE"); s != "" {
+		observe, _ = time.ParseDuration(s)
+	}
+	// Poll /polled every 100ms, until it was refreshed 3 times or observe passed.
+	expect(t, get(t, p.URL+"/polled"), 200, "MISS", "")
+	deadline := time.Now().Add(max(observe, 30*time.Second) + 10*time.Second)
+	for count("/polled") < 4 || time.Since(start) < observe {
+		if time.Now().After(deadline) {
+			t.Fatalf("/polled refreshed %d times by %v", count("/polled")-1, time.Since(start))
+		}
+		time.Sleep(100 * time.Millisecond)
+		if r := get(t, p.URL+"/polled"); r.Header.Get("X-Cache") != "HIT" {
+			t.Fatalf("a poll of a key refreshed ahead was %s, want HIT", r.Header.Get("X-Cache"))
+		}
+	}
+	once := count("/once/")
+	t.Logf("over %v: origin requests for 20 keys requested once: %d; for the polled key: %d",
+		time.Since(start).Round(100*time.Millisecond), once, count("/polled"))
+	if once != 20 {
+		t.Errorf("origin requests for 20 keys requested once = %d, want 20 (no refresh nobody asked for)", once)
+	}
+
+	// The client stops. A second polled key keeps time: 3 of its refreshes (~4.5 s) are more than
+	// two freshness lifetimes of /polled's last copy.
+	stopped := count("/polled")
+	get(t, p.URL+"/clock")
+	for count("/clock") < 4 {
+		if time.Now().After(deadline.Add(10 * time.Second)) {
+			t.Fatalf("/clock refreshed %d times", count("/clock")-1)
+		}
+		time.Sleep(100 * time.Millisecond)
+		get(t, p.URL+"/clock")
+	}
+	if extra := count("/polled") - stopped; extra > 1 {
+		t.Errorf("origin requests for a key after its client stopped = %d, want at most 1", extra)
+	}
 }
