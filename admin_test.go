@@ -15,7 +15,8 @@ import (
 	"github.com/swrproxy/swrproxy/internal/testenv"
 )
 
-func TestHealthzAnswers(t *testing.T) {
+func TestHealthzAndReadyzAnswerWithRedisDisabled(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {})
 	p := startProxy(t, o.URL, nil)
 	if r := get(t, p.URL+"/_swr/healthz"); r.StatusCode != 200 {
@@ -28,6 +29,7 @@ func TestHealthzAnswers(t *testing.T) {
 }
 
 func TestMetricsArePrometheusText(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=60")
 		fmt.Fprint(w, "m")
@@ -69,6 +71,7 @@ func TestMetricsArePrometheusText(t *testing.T) {
 }
 
 func TestTheAdminListenerHasEveryPrivateEndpointAndTheProxyListenerOnlyHealthz(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "origin") })
 	p := startProxy(t, o.URL, map[string]string{"SWR_ADMIN_LISTEN": "127.0.0.1:0", "SWR_INVALIDATE_SECRET": secret})
 	auth := []string{"Authorization", "Bearer " + secret}
@@ -96,6 +99,7 @@ func TestTheAdminListenerHasEveryPrivateEndpointAndTheProxyListenerOnlyHealthz(t
 }
 
 func TestReadinessNamesNoInternalAddress(t *testing.T) {
+	t.Parallel()
 	// Redis and the origin are both down: the reply says so in generic words.
 	down := testenv.FreePort(t)
 	p := startProxy(t, "http://127.0.0.1:"+strconv.Itoa(down), map[string]string{
@@ -107,6 +111,7 @@ func TestReadinessNamesNoInternalAddress(t *testing.T) {
 }
 
 func TestPrivateEndpointsRejectBadRequestsAndChangeNothing(t *testing.T) {
+	t.Parallel()
 	o := newVersionedOrigin(t)
 	p := startProxy(t, o.URL, map[string]string{"SWR_INVALIDATE_SECRET": secret})
 	get(t, p.URL+"/keep")
@@ -154,6 +159,7 @@ func TestPrivateEndpointsRejectBadRequestsAndChangeNothing(t *testing.T) {
 }
 
 func TestPrivateEndpointsAre404WithoutASecret(t *testing.T) {
+	t.Parallel()
 	o := newVersionedOrigin(t)
 	p := startProxy(t, o.URL, nil)
 	get(t, p.URL+"/keep")
@@ -171,6 +177,7 @@ func TestPrivateEndpointsAre404WithoutASecret(t *testing.T) {
 }
 
 func TestKeysListingIsPaged(t *testing.T) {
+	t.Parallel()
 	o := newVersionedOrigin(t)
 	p := startProxy(t, o.URL, map[string]string{"SWR_INVALIDATE_SECRET": secret, "SWR_REDIS_URL": redistest.Start(t).URL()})
 	for _, path := range []string{"/a/1", "/a/2", "/a/3", "/b/1"} {

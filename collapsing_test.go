@@ -16,6 +16,7 @@ import (
 )
 
 func TestTwoInstancesShareOneRedis(t *testing.T) {
+	t.Parallel()
 	rs := redistest.Start(t)
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=60")
@@ -37,9 +38,10 @@ func TestTwoInstancesShareOneRedis(t *testing.T) {
 }
 
 func TestConcurrentMissesOverTwoInstancesMakeOneOriginRequest(t *testing.T) {
+	t.Parallel()
 	rs := redistest.Start(t)
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(300 * time.Millisecond) // a slow origin: the misses overlap
 		w.Header().Set("Cache-Control", "max-age=60")
 		fmt.Fprint(w, "cold")
 	})
@@ -68,8 +70,9 @@ func TestConcurrentMissesOverTwoInstancesMakeOneOriginRequest(t *testing.T) {
 }
 
 func TestCollapsedRequestsNeverGetAnotherUsersPrivateResponse(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // a slow origin: the requests overlap
 		c, _ := r.Cookie("session")
 		name := "anonymous"
 		if c != nil {
@@ -98,8 +101,9 @@ func TestCollapsedRequestsNeverGetAnotherUsersPrivateResponse(t *testing.T) {
 }
 
 func TestConcurrentRequestsShareOneOriginErrorPage(t *testing.T) {
+	// Not parallel: its 20 requests must overlap within the origin's 200 ms.
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond) // a slow origin: the requests overlap
 		w.Header().Set("Retry-After", "5")
 		http.Error(w, "overloaded", http.StatusServiceUnavailable)
 	})
@@ -123,9 +127,10 @@ func TestConcurrentRequestsShareOneOriginErrorPage(t *testing.T) {
 // With redirects and retries off, a Redis Cluster still carries the L2 and the fetch lock: two
 // instances on cluster seeds share one origin request and then the stored entry.
 func TestTwoInstancesShareARedisClusterWithoutRetries(t *testing.T) {
+	t.Parallel()
 	srv := redistest.StartCluster(t)
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond) // a slow origin: the requests overlap
 		w.Header().Set("Cache-Control", "max-age=60")
 		fmt.Fprint(w, "shared")
 	})

@@ -1,26 +1,31 @@
 package main
 
 // The deployment and build files: docker-compose.yml as docker-compose reads it, .env.example against
-// config.Settings, and the Makefile's fuzz list against the fuzz targets.
+// config.Settings, the demo flow a new user follows after `docker compose up` (on loopback), and the
+// Makefile's fuzz list against the fuzz targets.
 
 import (
 	"bufio"
 	"bytes"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/swrproxy/swrproxy/config"
+	"github.com/swrproxy/swrproxy/internal/testenv"
 )
 
 // TestMakeFuzzRunsEveryFuzzTarget keeps the Makefile's list in step with the code: every parser of
 // outside bytes has a fuzz target, and `make fuzz` runs each one.
 func TestMakeFuzzRunsEveryFuzzTarget(t *testing.T) {
+	t.Parallel()
 	mk, err := os.ReadFile("Makefile")
 	if err != nil {
 		t.Fatal(err)
@@ -66,6 +71,7 @@ func dockerCompose(t *testing.T) string {
 // TestDockerComposeConfigIsValid runs `docker-compose config` on a copy of the deployment files,
 // with .env made from .env.example as the README says.
 func TestDockerComposeConfigIsValid(t *testing.T) {
+	t.Parallel()
 	bin := dockerCompose(t)
 	dir := t.TempDir()
 	for _, f := range composeFiles {
@@ -236,6 +242,7 @@ func buildTargets(yaml string) []string {
 // setting once, with a comment line above it, at its default unless compose needs another value,
 // and the whole file a valid configuration.
 func TestDockerComposeEnvExampleListsEverySetting(t *testing.T) {
+	t.Parallel()
 	f, err := os.Open(".env.example")
 	if err != nil {
 		t.Fatal(err)
@@ -304,4 +311,82 @@ var composeWiring = map[string]string{
 	"SWR_REDIS_URL":       "redis://redis:6379/0",
 	"SWR_ADMIN_LISTEN":    ":9901",
 	"SWR_TRUSTED_PROXIES": "10.89.64.10",
+}
+
+// startDemoOrigin builds examples/origin and runs it on addr, posting invalidations to adminURL.
+func startDemoOrigin(t *testing.T, addr, adminURL, secret string) {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "origin")
+	if out, err := exec.Command("go", "build", "-o", bin, "./examples/origin").CombinedOutput(); err != nil {
+		t.Fatalf("go build ./examples/origin: %v\n%s", err, out)
+	}
+	var output bytes.Buffer
+	cmd := exec.Command(bin)
+	cmd.Env = []string{
+		"ORIGIN_LISTEN=" + addr, "ORIGIN_DELAY=50ms", "ORIGIN_TICK=1h", // no drift during the test
+		"SWR_ADMIN_URL=" + adminURL, "SWR_INVALIDATE_SECRET=" + secret,
+	}
+	cmd.Stdout, cmd.Stderr = &output, &output
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start the demo origin: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for do(http.MethodGet, "http://"+addr+"/healthz").StatusCode != http.StatusOK {
+		select {
+		case err := <-exited:
+			exited <- err
+			t.Fatalf("the demo origin exited at start: %v\n%s", err, &output)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the demo origin did not answer /healthz within 10s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestTheDemoOriginsEditShowsUpThroughNginx is what a new user does after `docker compose up`, on loopback: the
+// demo origin behind swrproxy behind nginx; MISS, HIT, 304, then an edit whose invalidation
+// reaches swrproxy directly and the new price shows up through nginx.
+func TestTheDemoOriginsEditShowsUpThroughNginx(t *testing.T) {
+	t.Parallel()
+	originAddr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+	// As in docker-compose.yml: the private endpoints on their own listener, where the origin posts.
+	p := startProxy(t, "http://"+originAddr, map[string]string{"SWR_INVALIDATE_SECRET": secret, "SWR_ADMIN_LISTEN": "127.0.0.1:0"})
+	startDemoOrigin(t, originAddr, p.Admin, secret)
+	n := startNginx(t, strings.TrimPrefix(p.URL, "http://"))
+	const path = "/api/prices?pair=ALGO-USD"
+
+	r := get(t, n+path)
+	expect(t, r, 200, "MISS", "")
+	if !strings.Contains(r.Body, `"price":0.1834`) {
+		t.Fatalf("first answer %q, want the demo price 0.1834", r.Body)
+	}
+	if sk := r.Header.Get("Surrogate-Key"); sk != "" {
+		t.Errorf("Surrogate-Key %q reached the client; swrproxy must keep it", sk)
+	}
+	expect(t, get(t, n+path), 200, "HIT", r.Body)
+	expect(t, get(t, n+path, "If-None-Match", r.Header.Get("ETag")), http.StatusNotModified, "HIT", "")
+
+	// The edit goes through nginx and swrproxy (a POST is passed through) to the origin, which
+	// posts {"tags":["pair-ALGO-USD"],"mode":"auto"} to swrproxy's /_swr/invalidate.
+	e := do(http.MethodPost, n+"/admin/edit?pair=ALGO-USD&price=0.5")
+	if e.StatusCode != http.StatusOK || !strings.Contains(e.Body, `"matched":1`) {
+		t.Fatalf("edit: %d %q, want 200 and swrproxy's reply matching the cached key", e.StatusCode, e.Body)
+	}
+	testenv.WaitFor(t, 5*time.Second, "the edited price through nginx", func() bool {
+		return strings.Contains(get(t, n+path).Body, `"price":0.5,`)
+	})
+	r = get(t, n+path)
+	expect(t, r, 200, "HIT", "")
+	if !strings.Contains(r.Body, `"price":0.5,`) {
+		t.Errorf("after the refresh: %q, want price 0.5", r.Body)
+	}
 }

@@ -11,6 +11,7 @@ import (
 )
 
 func TestForwardedAndHopByHopHeaders(t *testing.T) {
+	t.Parallel()
 	seen := make(chan http.Header, 1)
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		h := r.Header.Clone()
@@ -47,6 +48,7 @@ func TestForwardedAndHopByHopHeaders(t *testing.T) {
 }
 
 func TestReservedPrefixIsNeverForwarded(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "origin") })
 	p := startProxy(t, o.URL, nil)
 	for _, path := range []string{"/_swr/invalidate", "/_swr/nope", "/%5Fswr/nope", "/x/../_swr/nope", "/_SWR/nope", "/_Swr"} {
@@ -63,6 +65,7 @@ func TestReservedPrefixIsNeverForwarded(t *testing.T) {
 }
 
 func TestBadRequestTargetsAreRejectedNotForwarded(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "origin") })
 	p := startProxy(t, o.URL, nil)
 	for _, method := range []string{http.MethodGet, http.MethodPost} {
@@ -77,6 +80,7 @@ func TestBadRequestTargetsAreRejectedNotForwarded(t *testing.T) {
 }
 
 func TestForwardedFieldsOutsideTheKeyDoNotReachAFill(t *testing.T) {
+	t.Parallel()
 	seen := make(chan http.Header, 4)
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		seen <- r.Header.Clone()

@@ -4,12 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +23,24 @@ import (
 
 	"github.com/swrproxy/swrproxy/config"
 )
+
+// TestMain runs up to 4 parallel tests at once however few CPUs there are (unless -parallel is
+// given): these tests spend their time waiting on sockets, child processes and max-age, not
+// computing. Tests that bound a latency or measure memory do not call t.Parallel, so they never
+// share the machine with another test. It removes the binary buildBinary made.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
+	if !given && runtime.GOMAXPROCS(0) < 4 {
+		flag.Set("test.parallel", "4")
+	}
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
 
 // origin is a real httptest origin that counts the requests it serves.
 type origin struct {
@@ -220,3 +243,22 @@ func getStats(t *testing.T, in *instance) (int, map[string]any) {
 	json.Unmarshal([]byte(r.Body), &out)
 	return r.StatusCode, out
 }
+
+// binDir is the directory buildBinary built swrproxy in ("": not built); TestMain removes it.
+var binDir string
+
+// buildBinary builds swrproxy once, without -race whatever the tests are built with, for the
+// tests that run it as a process (the memory tests measure the production binary's RSS).
+var buildBinary = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "swrproxy-bin")
+	if err != nil {
+		return "", err
+	}
+	binDir = dir
+	bin := filepath.Join(dir, "swrproxy")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+})

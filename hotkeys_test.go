@@ -21,6 +21,7 @@ import (
 // 300ms. After the first request every reply is a HIT, the origin sees about one request per 2s
 // period in total, and once polling stops the key stops being refreshed within one refresh window.
 func TestHotKeyStaysWarmAcrossTwoInstances(t *testing.T) {
+	// Not parallel: a reply slower than the origin (300 ms) fails it: no other test's load.
 	rs := redistest.Start(t)
 	var version atomic.Int64
 	t0 := time.Now()
@@ -28,7 +29,7 @@ func TestHotKeyStaysWarmAcrossTwoInstances(t *testing.T) {
 		if os.Getenv("SWR_TEST_LOG") != "" {
 			t.Logf("origin request at %v: %s %s", time.Since(t0).Round(time.Millisecond), r.Header.Get("If-None-Match"), r.RemoteAddr)
 		}
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(300 * time.Millisecond) // a slow origin: a client waiting on it would show
 		w.Header().Set("Cache-Control", "max-age=2")
 		fmt.Fprintf(w, "v%d", version.Add(1))
 	})
@@ -81,9 +82,9 @@ func TestHotKeyStaysWarmAcrossTwoInstances(t *testing.T) {
 	t.Logf("%d replies, all HIT: %v; origin refreshes: %d; slowest reply %v", count, len(bad) == 0, fetched, slowest)
 
 	// Polling stopped: within one refresh window (3s) plus a period the refreshes stop.
-	time.Sleep(3*time.Second + 2500*time.Millisecond)
+	time.Sleep(3*time.Second + 2500*time.Millisecond) // the time the claim allows: nothing to poll for
 	settled := o.hits.Load()
-	time.Sleep(4 * time.Second)
+	time.Sleep(4 * time.Second) // watching for refreshes that must not come
 	if n := o.hits.Load(); n != settled {
 		t.Errorf("origin still refreshed a cold key: %d more requests after polling stopped", n-settled)
 	}
@@ -105,6 +106,7 @@ func pollFor() time.Duration {
 // that the refreshes the old code made would have happened (SWR_TEST_OBSERVE, e.g. 20s, sets how
 // long to watch; default: until the polled key was refreshed 3 times, about 4.5 s).
 func TestHotKeysAreOnlyThoseClientsAskForAgain(t *testing.T) {
+	// Not parallel: it counts refreshes in a stretch of time.
 	var mu sync.Mutex
 	byPath := map[string]int{}
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
@@ -141,7 +143,7 @@ func TestHotKeysAreOnlyThoseClientsAskForAgain(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("/polled refreshed %d times by %v", count("/polled")-1, time.Since(start))
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // a client polling every 100 ms
 		if r := get(t, p.URL+"/polled"); r.Header.Get("X-Cache") != "HIT" {
 			t.Fatalf("a poll of a key refreshed ahead was %s, want HIT", r.Header.Get("X-Cache"))
 		}
@@ -161,7 +163,7 @@ func TestHotKeysAreOnlyThoseClientsAskForAgain(t *testing.T) {
 		if time.Now().After(deadline.Add(10 * time.Second)) {
 			t.Fatalf("/clock refreshed %d times", count("/clock")-1)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // a client polling every 100 ms
 		get(t, p.URL+"/clock")
 	}
 	if extra := count("/polled") - stopped; extra > 1 {

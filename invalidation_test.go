@@ -29,7 +29,7 @@ func newSlowVersionedOrigin(t *testing.T, delay time.Duration) *versionedOrigin 
 	v := &versionedOrigin{}
 	v.version.Store(1)
 	v.origin = newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(delay)
+		time.Sleep(delay) // a slow origin, when delay is set
 		w.Header().Set("Cache-Control", "max-age=60")
 		if parts := strings.Split(r.URL.Path, "/"); len(parts) > 2 {
 			w.Header().Set("Surrogate-Key", "all "+parts[2])
@@ -40,6 +40,7 @@ func newSlowVersionedOrigin(t *testing.T, delay time.Duration) *versionedOrigin 
 }
 
 func TestInvalidationReachesEveryInstanceBeforeTheReply(t *testing.T) {
+	t.Parallel()
 	rs := redistest.Start(t)
 	o := newSlowVersionedOrigin(t, 150*time.Millisecond) // slow enough that a soft purge shows STALE
 	env := map[string]string{"SWR_REDIS_URL": rs.URL(), "SWR_INVALIDATE_SECRET": secret}
@@ -78,11 +79,11 @@ func TestInvalidationReachesEveryInstanceBeforeTheReply(t *testing.T) {
 						mu.Lock()
 						log = append(log, seen{sent, r.Body, r.Header.Get("X-Cache")})
 						mu.Unlock()
-						time.Sleep(5 * time.Millisecond)
+						time.Sleep(5 * time.Millisecond) // a client polling every 5 ms
 					}
 				})
 			}
-			time.Sleep(100 * time.Millisecond)
+			testenv.WaitFor(t, 5*time.Second, "every poller to have polled twice", func() bool { return polls.Load() >= 12 })
 			o.version.Add(1)
 			newBody := fmt.Sprintf("%s v%d", path, o.version.Load())
 			status, res := postJSON(t, insts[1].URL+"/_swr/invalidate", secret, fmt.Sprintf(`{"keys":[%q],"mode":%q}`, path, mode))
@@ -101,7 +102,9 @@ func TestInvalidationReachesEveryInstanceBeforeTheReply(t *testing.T) {
 				}
 				return true
 			})
-			time.Sleep(100 * time.Millisecond)
+			// Keep polling a little: an old body must not come back once the new one is served.
+			more := polls.Load() + 12
+			testenv.WaitFor(t, 5*time.Second, "every poller to poll twice more", func() bool { return polls.Load() >= more })
 			stop.Store(true)
 			wg.Wait()
 			stale := 0
@@ -124,7 +127,8 @@ func TestInvalidationReachesEveryInstanceBeforeTheReply(t *testing.T) {
 	}
 }
 
-func TestPrefixAndTagInvalidation(t *testing.T) {
+func TestPrefixTagAndAllInvalidationsClearOnlyWhatTheySelect(t *testing.T) {
+	t.Parallel()
 	for _, withRedis := range []bool{true, false} {
 		t.Run(fmt.Sprintf("redis=%v", withRedis), func(t *testing.T) {
 			o := newVersionedOrigin(t)
@@ -169,6 +173,7 @@ func TestPrefixAndTagInvalidation(t *testing.T) {
 }
 
 func TestRefreshModeWithoutRedisServesStaleUntilRenewed(t *testing.T) {
+	t.Parallel()
 	o := newVersionedOrigin(t)
 	p := startProxy(t, o.URL, map[string]string{"SWR_INVALIDATE_SECRET": secret})
 	get(t, p.URL+"/soft")
@@ -189,6 +194,7 @@ func TestRefreshModeWithoutRedisServesStaleUntilRenewed(t *testing.T) {
 }
 
 func TestAnInvalidationThatCouldNotReachRedisSaysSo(t *testing.T) {
+	t.Parallel()
 	rs := redistest.Start(t)
 	o := newVersionedOrigin(t)
 	p := startProxy(t, o.URL, map[string]string{"SWR_REDIS_URL": rs.URL(), "SWR_INVALIDATE_SECRET": secret})
@@ -205,24 +211,4 @@ func TestAnInvalidationThatCouldNotReachRedisSaysSo(t *testing.T) {
 	if got := get(t, p.URL+"/r").Header.Get("X-Cache"); got != "MISS" {
 		t.Errorf("after the purge X-Cache = %s, want MISS", got)
 	}
-}
-
-func TestSuccessfulUnsafeRequestInvalidatesTheGet(t *testing.T) {
-	var version atomic.Int64
-	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost {
-			version.Add(1)
-			w.WriteHeader(http.StatusNoContent)
-			return
-		}
-		w.Header().Set("Cache-Control", "max-age=60")
-		fmt.Fprintf(w, "v%d", version.Load())
-	})
-	p := startProxy(t, o.URL, nil)
-	expect(t, get(t, p.URL+"/item"), 200, "MISS", "v0")
-	expect(t, get(t, p.URL+"/item"), 200, "HIT", "v0")
-	if r := do(http.MethodPost, p.URL+"/item"); r.StatusCode != 204 || r.Header.Get("X-Cache") != "BYPASS" {
-		t.Fatalf("POST: %d %s", r.StatusCode, r.Header.Get("X-Cache"))
-	}
-	expect(t, get(t, p.URL+"/item"), 200, "MISS", "v1")
 }

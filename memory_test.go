@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -27,19 +26,6 @@ type memChild struct {
 	cmd  *exec.Cmd
 	addr string // host:port of the proxy listener
 	logs *syncBuffer
-}
-
-// buildSwrproxy builds the binary into a fresh t.TempDir (without -race: the RSS measured must be
-// that of the production binary).
-func buildSwrproxy(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "swrproxy")
-	start := time.Now()
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	t.Logf("go build took %v", time.Since(start).Round(time.Millisecond))
-	return bin
 }
 
 var listeningRE = regexp.MustCompile(`msg=listening proxy=(\S+)`)
@@ -245,12 +231,16 @@ const mib = 1 << 20
 // runtime, Fiber, the upstream client and the GC's headroom over the live heap). Measured on a
 // 2-core machine: about 100 MiB; the bound leaves margin for the GC's timing.
 func TestMemoryStaysWithinABoundFor200000DistinctKeys(t *testing.T) {
+	// Not parallel: it measures the child's RSS and drives it as fast as it goes.
 	const (
 		keys  = 200_000
 		l1    = 32 * mib
 		bound = 3*l1 + 64*mib
 	)
-	bin := buildSwrproxy(t)
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
 	o := sizedOrigin(t, 1<<10, 60)
 	c := startChild(t, bin, o.URL, map[string]string{"SWR_L1_MAX_BYTES": "32MiB"})
 	before := c.status(t, "VmRSS")[0]
@@ -274,8 +264,12 @@ func TestMemoryStaysWithinABoundFor200000DistinctKeys(t *testing.T) {
 // distinct 256 KiB entries through a 4 MiB L1. Refresh-ahead jobs hold keys, not entries, so
 // what L1 evicts is freed: RSS stays near the base (26 MiB measured without refresh-ahead).
 func TestMemoryIsNotPinnedByRefreshAheadOfLargeEntries(t *testing.T) {
+	// Not parallel: it measures the child's RSS.
 	const bound = 64 * mib
-	bin := buildSwrproxy(t)
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
 	o := sizedOrigin(t, 256<<10, 60)
 	c := startChild(t, bin, o.URL, map[string]string{"SWR_L1_MAX_BYTES": "4MiB"})
 	ok := drive(t, c.addr, 400, 4, 1, func(i int) string { return "/big/" + strconv.Itoa(i) }, time.Now().Add(60*time.Second))

@@ -1,8 +1,7 @@
 package main
 
 // The repository's own nginx template in front of a real swrproxy (a real nginx on loopback): what
-// clients get through it (gzip, weak ETags, 304s, errors, hidden private endpoints), what it refuses,
-// and the demo origin's edit-then-invalidate flow.
+// clients get through it (gzip, weak ETags, 304s, errors, hidden private endpoints) and what it refuses.
 
 import (
 	"bytes"
@@ -164,7 +163,8 @@ func gunzipBody(t *testing.T, r reply) string {
 	return string(b)
 }
 
-func TestNginxInFrontOfSwrproxy(t *testing.T) {
+func TestNginxGzipsCachedAnswersKeepsTheirValidatorsAndHidesThePrivateEndpoints(t *testing.T) {
+	t.Parallel()
 	var prices []string
 	for i := range 20 {
 		prices = append(prices, fmt.Sprintf(`{"pair":"PAIR%02d-USD","price":%d.25}`, i, 100+i))
@@ -291,6 +291,7 @@ func TestNginxInFrontOfSwrproxy(t *testing.T) {
 }
 
 func TestNginxRefusesGETAndHEADWithABody(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "origin") })
 	p := startProxy(t, o.URL, nil)
 	n := strings.TrimPrefix(startNginx(t, strings.TrimPrefix(p.URL, "http://")), "http://")
@@ -317,82 +318,5 @@ func TestNginxRefusesGETAndHEADWithABody(t *testing.T) {
 	}
 	if b := res.Bodies(); len(b) != 1 || b[0] != "origin" {
 		t.Errorf("GET with Content-Length: 0 through nginx: %q", b)
-	}
-}
-
-// startDemoOrigin builds examples/origin and runs it on addr, posting invalidations to adminURL.
-func startDemoOrigin(t *testing.T, addr, adminURL, secret string) {
-	t.Helper()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "origin")
-	if out, err := exec.Command("go", "build", "-o", bin, "./examples/origin").CombinedOutput(); err != nil {
-		t.Fatalf("go build ./examples/origin: %v\n%s", err, out)
-	}
-	var output bytes.Buffer
-	cmd := exec.Command(bin)
-	cmd.Env = []string{
-		"ORIGIN_LISTEN=" + addr, "ORIGIN_DELAY=50ms", "ORIGIN_TICK=1h", // no drift during the test
-		"SWR_ADMIN_URL=" + adminURL, "SWR_INVALIDATE_SECRET=" + secret,
-	}
-	cmd.Stdout, cmd.Stderr = &output, &output
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start the demo origin: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for do(http.MethodGet, "http://"+addr+"/healthz").StatusCode != http.StatusOK {
-		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("the demo origin exited at start: %v\n%s", err, &output)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the demo origin did not answer /healthz within 10s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// TestNginxDemoOriginFlow is what a new user does after `docker compose up`, on loopback: the
-// demo origin behind swrproxy behind nginx; MISS, HIT, 304, then an edit whose invalidation
-// reaches swrproxy directly and the new price shows up through nginx.
-func TestNginxDemoOriginFlow(t *testing.T) {
-	originAddr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
-	// As in docker-compose.yml: the private endpoints on their own listener, where the origin posts.
-	p := startProxy(t, "http://"+originAddr, map[string]string{"SWR_INVALIDATE_SECRET": secret, "SWR_ADMIN_LISTEN": "127.0.0.1:0"})
-	startDemoOrigin(t, originAddr, p.Admin, secret)
-	n := startNginx(t, strings.TrimPrefix(p.URL, "http://"))
-	const path = "/api/prices?pair=ALGO-USD"
-
-	r := get(t, n+path)
-	expect(t, r, 200, "MISS", "")
-	if !strings.Contains(r.Body, `"price":0.1834`) {
-		t.Fatalf("first answer %q, want the demo price 0.1834", r.Body)
-	}
-	if sk := r.Header.Get("Surrogate-Key"); sk != "" {
-		t.Errorf("Surrogate-Key %q reached the client; swrproxy must keep it", sk)
-	}
-	expect(t, get(t, n+path), 200, "HIT", r.Body)
-	expect(t, get(t, n+path, "If-None-Match", r.Header.Get("ETag")), http.StatusNotModified, "HIT", "")
-
-	// The edit goes through nginx and swrproxy (a POST is passed through) to the origin, which
-	// posts {"tags":["pair-ALGO-USD"],"mode":"auto"} to swrproxy's /_swr/invalidate.
-	e := do(http.MethodPost, n+"/admin/edit?pair=ALGO-USD&price=0.5")
-	if e.StatusCode != http.StatusOK || !strings.Contains(e.Body, `"matched":1`) {
-		t.Fatalf("edit: %d %q, want 200 and swrproxy's reply matching the cached key", e.StatusCode, e.Body)
-	}
-	testenv.WaitFor(t, 5*time.Second, "the edited price through nginx", func() bool {
-		return strings.Contains(get(t, n+path).Body, `"price":0.5,`)
-	})
-	r = get(t, n+path)
-	expect(t, r, 200, "HIT", "")
-	if !strings.Contains(r.Body, `"price":0.5,`) {
-		t.Errorf("after the refresh: %q, want price 0.5", r.Body)
 	}
 }

@@ -68,6 +68,7 @@ func redisReady(in *instance) bool {
 // including fetch-lock SETs whose callers gave up long ago. Such a lock must not be left behind
 // for nobody: requests of its key would wait for its TTL (5 s) after Redis came back.
 func TestAFrozenRedisNeverMakesRequestsWaitLongerThanOneDeadline(t *testing.T) {
+	// Not parallel: it bounds how long each request waits.
 	const (
 		keys        = 16
 		originDelay = 50 * time.Millisecond
@@ -78,7 +79,7 @@ func TestAFrozenRedisNeverMakesRequestsWaitLongerThanOneDeadline(t *testing.T) {
 	)
 	srv := redistest.Start(t)
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(originDelay)
+		time.Sleep(originDelay) // the origin's own time, part of the bound
 		w.Header().Set("Cache-Control", "max-age=60")
 		w.Header().Set("Vary", "Accept-Language")
 		fmt.Fprintf(w, "%s in %s", r.URL.Path, r.Header.Get("Accept-Language"))
@@ -164,6 +165,7 @@ func redisConfig(t *testing.T, url string) config.Config {
 // The README promises that Redis calls are not retried: a dead Redis costs a call one refused
 // dial, not five dials 100 ms apart, whatever the client kind.
 func TestRedisCallsFailAtOnceWhenRedisIsDown(t *testing.T) {
+	// Not parallel: it bounds how long each call takes.
 	down := testenv.FreePort(t) // nothing listens there: dials are refused at once
 	addr := "127.0.0.1:" + strconv.Itoa(down)
 	tests := []struct{ name, url string }{
@@ -194,6 +196,7 @@ func TestRedisCallsFailAtOnceWhenRedisIsDown(t *testing.T) {
 // A stalled Redis costs a call one deadline (250 ms), even when the caller gave none, and the
 // call is sent once: a retry would make Redis run it again when it resumes.
 func TestRedisCallsEndWithinOneDeadlineWhenRedisIsFrozen(t *testing.T) {
+	// Not parallel: it bounds how long each call takes.
 	tests := []struct {
 		name  string
 		start func(testing.TB) *redistest.Server
@@ -240,6 +243,7 @@ func TestRedisCallsEndWithinOneDeadlineWhenRedisIsFrozen(t *testing.T) {
 }
 
 func TestCorruptL2ValueIsAMissAndIsReplaced(t *testing.T) {
+	t.Parallel()
 	rs := redistest.Start(t)
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=60")
@@ -261,6 +265,7 @@ func TestCorruptL2ValueIsAMissAndIsReplaced(t *testing.T) {
 }
 
 func TestRedisOutageNeverBecomesClientTrouble(t *testing.T) {
+	t.Parallel()
 	rs := redistest.Start(t)
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=60")

@@ -49,6 +49,7 @@ var forwardingSpoofs = []string{
 }
 
 func TestARailsStyleRedirectCannotBePoisonedIntoTheCache(t *testing.T) {
+	t.Parallel()
 	// Like Rack/Rails behind a proxy: X-Forwarded-Scheme: http (or X-Forwarded-Ssl: off) makes a
 	// force_ssl app answer a cacheable 301. Stored, everyone would get the redirect (a loop).
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
@@ -78,6 +79,7 @@ func TestARailsStyleRedirectCannotBePoisonedIntoTheCache(t *testing.T) {
 }
 
 func TestFillsForwardOnlyTheForwardingFieldsSwrproxyOrNginxSet(t *testing.T) {
+	t.Parallel()
 	var log headerLog
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		log.add(r.Header)
@@ -131,6 +133,7 @@ func TestFillsForwardOnlyTheForwardingFieldsSwrproxyOrNginxSet(t *testing.T) {
 }
 
 func TestAVariedFieldSentOnSeveralLinesIsForwardedAsTheOneValueItIsKeyedOn(t *testing.T) {
+	t.Parallel()
 	var log headerLog
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		log.add(r.Header)
@@ -156,6 +159,7 @@ func TestAVariedFieldSentOnSeveralLinesIsForwardedAsTheOneValueItIsKeyedOn(t *te
 }
 
 func TestKeysWithTheHostAreUnambiguous(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=60")
 		fmt.Fprintf(w, "%s %s", r.Header.Get("X-Forwarded-Host"), r.URL.Path)
@@ -200,6 +204,7 @@ func TestKeysWithTheHostAreUnambiguous(t *testing.T) {
 }
 
 func TestCredentialsAResponseVariesOnAreNeverStoredNorReplayed(t *testing.T) {
+	// Not parallel: its entries are fresh for one second only.
 	rs := redistest.Start(t)
 	var log headerLog
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
@@ -295,6 +300,7 @@ func revalidated(seen []http.Header, cookie string) bool {
 // An origin that answers by scheme and says so (Vary: X-Forwarded-Proto) gets one variant per
 // scheme, keyed on the scheme swrproxy forwards: a trusted proxy's, never a client's.
 func TestTheSchemeAnOriginVariesOnIsSwrproxysNotTheClients(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=60")
 		w.Header().Set("Vary", "X-Forwarded-Proto")
@@ -323,6 +329,7 @@ func TestTheSchemeAnOriginVariesOnIsSwrproxysNotTheClients(t *testing.T) {
 // A field the request's Connection names is hop-by-hop: the origin never sees it, so the variant
 // is the one without it, at lookup as at store (newcomer review: every such request missed).
 func TestAVariedFieldNamedInConnectionCountsAsAbsent(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=60")
 		w.Header().Set("Vary", "Accept-Language")
@@ -346,6 +353,7 @@ func TestAVariedFieldNamedInConnectionCountsAsAbsent(t *testing.T) {
 }
 
 func TestUnkeyedRequestFieldsCannotPoisonTheCache(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=60")
 		host := r.Header.Get("X-Forwarded-Host")
@@ -368,6 +376,7 @@ func TestUnkeyedRequestFieldsCannotPoisonTheCache(t *testing.T) {
 }
 
 func TestAFieldTheClientHidesWithConnectionCannotKeyAVariant(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=60")
 		w.Header().Set("Vary", "Accept-Language")

@@ -22,17 +22,22 @@ import (
 )
 
 func TestInFlightRequestCompletesOnShutdown(t *testing.T) {
-	entered := make(chan struct{})
+	t.Parallel()
+	entered, release := make(chan struct{}), make(chan struct{})
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		close(entered)
-		time.Sleep(500 * time.Millisecond)
+		<-release // in flight until shutdown is under way
 		fmt.Fprint(w, "finished")
 	})
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(releaseOnce) // before the origin's Close, which waits for the handler
 	p := startProxy(t, o.URL, nil)
 	got := make(chan reply, 1)
 	go func() { got <- do(http.MethodGet, p.URL+"/slow") }()
 	<-entered
 	p.cancel() // what SIGTERM does through signal.NotifyContext
+	testenv.WaitFor(t, 10*time.Second, "the listener to close", func() bool { return !accepting(p.URL) })
+	releaseOnce()
 	r := <-got
 	if r.StatusCode != 200 || r.Body != "finished" {
 		t.Fatalf("in-flight request: %d %q", r.StatusCode, trim(r.Body))
@@ -41,12 +46,13 @@ func TestInFlightRequestCompletesOnShutdown(t *testing.T) {
 		t.Fatalf("run returned %v, want nil", err)
 	}
 	p.done <- nil // for the cleanup's stop
-	if _, err := net.DialTimeout("tcp", strings.TrimPrefix(p.URL, "http://"), time.Second); err == nil {
+	if accepting(p.URL) {
 		t.Error("listener still accepting after shutdown")
 	}
 }
 
 func TestAccessLogHasOneJSONLinePerRequest(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=60")
 		fmt.Fprint(w, "logged")
@@ -82,21 +88,8 @@ func TestAccessLogHasOneJSONLinePerRequest(t *testing.T) {
 	}
 }
 
-// buildBinary builds swrproxy once for the tests that run it as a process.
-var buildBinary = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "swrproxy-bin")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "swrproxy")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return bin, nil
-})
-
 func TestBadSettingsStopStartUpNamingTheSetting(t *testing.T) {
+	t.Parallel()
 	bin, err := buildBinary()
 	if err != nil {
 		t.Fatal(err)
@@ -127,6 +120,7 @@ func TestBadSettingsStopStartUpNamingTheSetting(t *testing.T) {
 }
 
 func TestDotEnvIsReadAndTheEnvironmentWins(t *testing.T) {
+	t.Parallel()
 	bin, err := buildBinary()
 	if err != nil {
 		t.Fatal(err)
@@ -143,16 +137,19 @@ func TestDotEnvIsReadAndTheEnvironmentWins(t *testing.T) {
 }
 
 func TestSIGTERMLetsTheInFlightRequestFinishAndExitsZero(t *testing.T) {
+	t.Parallel()
 	bin, err := buildBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	entered := make(chan struct{}, 1)
+	entered, release := make(chan struct{}, 1), make(chan struct{})
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		entered <- struct{}{}
-		time.Sleep(700 * time.Millisecond)
+		<-release // in flight until shutdown is under way
 		fmt.Fprint(w, "completed")
 	})
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(releaseOnce) // before the origin's Close, which waits for the handler
 	port := testenv.FreePort(t)
 	cmd := exec.Command(bin)
 	cmd.Dir = t.TempDir()
@@ -181,6 +178,8 @@ func TestSIGTERMLetsTheInFlightRequestFinishAndExitsZero(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
+	testenv.WaitFor(t, 10*time.Second, "the listener to close", func() bool { return !accepting(base) })
+	releaseOnce()
 	if r := <-got; r.StatusCode != 200 || r.Body != "completed" {
 		t.Errorf("in-flight request got %d %q", r.StatusCode, trim(r.Body))
 	}
@@ -198,6 +197,7 @@ func TestSIGTERMLetsTheInFlightRequestFinishAndExitsZero(t *testing.T) {
 }
 
 func TestAPlaceholderSecretStopsStartUpSayingHowToMakeOne(t *testing.T) {
+	t.Parallel()
 	bin, err := buildBinary()
 	if err != nil {
 		t.Fatal(err)
@@ -214,4 +214,13 @@ func TestAPlaceholderSecretStopsStartUpSayingHowToMakeOne(t *testing.T) {
 			t.Errorf("SWR_INVALIDATE_SECRET=%s: the message must name the setting and say how to make a secret, without echoing it:\n%s", v, s)
 		}
 	}
+}
+
+// accepting reports whether a listener accepts connections at base (http://host:port).
+func accepting(base string) bool {
+	c, err := net.DialTimeout("tcp", strings.TrimPrefix(base, "http://"), time.Second)
+	if err == nil {
+		c.Close()
+	}
+	return err == nil
 }

@@ -13,6 +13,7 @@ import (
 )
 
 func TestRevalidationWith304RenewsTheEntryWithoutABody(t *testing.T) {
+	// Not parallel: its renewed entry is fresh for one second only.
 	var bodies, notModified atomicCounter
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=1")
@@ -57,6 +58,7 @@ func (c *atomicCounter) load() int {
 }
 
 func TestNoCacheResponsesAreStoredAndRevalidatedEveryTime(t *testing.T) {
+	t.Parallel()
 	var full, notModified atomic.Int64
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-cache")
@@ -81,6 +83,7 @@ func TestNoCacheResponsesAreStoredAndRevalidatedEveryTime(t *testing.T) {
 }
 
 func TestLastModifiedAloneIsEnoughToRevalidate(t *testing.T) {
+	t.Parallel()
 	var full, notModified atomic.Int64
 	const lm = "Mon, 02 Jan 2006 15:04:05 GMT"
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
@@ -96,7 +99,7 @@ func TestLastModifiedAloneIsEnoughToRevalidate(t *testing.T) {
 	})
 	p := startProxy(t, o.URL, map[string]string{"SWR_STALE_WHILE_REVALIDATE": "0", "SWR_REFRESH_WINDOW": "0"})
 	get(t, p.URL+"/lm")
-	time.Sleep(1100 * time.Millisecond)
+	time.Sleep(1100 * time.Millisecond) // let max-age=1 run out: the time itself is under test
 	if r := get(t, p.URL+"/lm"); r.Body != "dated" {
 		t.Fatalf("body %q", r.Body)
 	}

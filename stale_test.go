@@ -14,6 +14,7 @@ import (
 )
 
 func TestStaleIsServedWithoutWaitingThenRefreshed(t *testing.T) {
+	t.Parallel()
 	release := make(chan struct{})
 	var mu sync.Mutex
 	version := 1
@@ -46,6 +47,7 @@ func TestStaleIsServedWithoutWaitingThenRefreshed(t *testing.T) {
 }
 
 func TestRefreshAheadAsksTheOriginWhatTheClientAsked(t *testing.T) {
+	t.Parallel()
 	seen := make(chan http.Header, 16)
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		seen <- r.Header.Clone()
@@ -74,6 +76,7 @@ func TestRefreshAheadAsksTheOriginWhatTheClientAsked(t *testing.T) {
 }
 
 func TestRefreshesDoNotReplayAClientsCredentials(t *testing.T) {
+	t.Parallel()
 	seen := make(chan http.Header, 16)
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		seen <- r.Header.Clone()

@@ -14,6 +14,7 @@ import (
 )
 
 func TestLargeBodiesAreStreamedNotStored(t *testing.T) {
+	t.Parallel()
 	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=60")
@@ -34,6 +35,7 @@ func TestLargeBodiesAreStreamedNotStored(t *testing.T) {
 }
 
 func TestUploadsAreStreamedToTheOrigin(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		h := sha256.New()
 		n, _ := io.Copy(h, r.Body)
@@ -53,6 +55,7 @@ func TestUploadsAreStreamedToTheOrigin(t *testing.T) {
 }
 
 func TestAnOriginThatAnswersBeforeReadingTheUploadDoesNotCrashTheProxy(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost {
 			w.WriteHeader(http.StatusUnauthorized) // without reading the upload
@@ -77,6 +80,7 @@ func TestAnOriginThatAnswersBeforeReadingTheUploadDoesNotCrashTheProxy(t *testin
 }
 
 func TestAnEarlyAnswerToAnUploadEndsTheClientConnection(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusForbidden) // without reading the upload
 	})

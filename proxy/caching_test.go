@@ -1,31 +1,34 @@
-package main
+package proxy_test
 
-// What is stored and how a hit is served, end to end through run: the key, the headers of a hit
-// (Age, ETag, Cache-Status), HEAD and conditional requests from the entry, and what passes through.
+// What the app stores and how it serves a hit, through the real Fiber app in front of a real
+// origin: the key, the headers of a hit (Age, ETag, Cache-Status), HEAD and conditional requests
+// from the entry, what passes through and is never stored, and unsafe requests clearing the GET.
 
 import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
 func TestMissThenHitWithAgeETagAndCacheStatus(t *testing.T) {
-	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+	t.Parallel()
+	o := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=60")
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Add("Link", "</a>; rel=preload")
 		w.Header().Add("Link", "</b>; rel=preload")
 		fmt.Fprintf(w, `{"path":%q}`, r.URL.RequestURI())
 	})
-	p := startProxy(t, o.URL, nil)
+	p := newTestApp(t, o.URL)
 
-	r := get(t, p.URL+"/api/prices?pair=ALGO-USD")
+	r := p.get(t, "/api/prices?pair=ALGO-USD")
 	expect(t, r, 200, "MISS", `{"path":"/api/prices?pair=ALGO-USD"}`)
 	if got := r.Header.Get("Cache-Status"); got != "swrproxy; fwd=miss; stored" {
 		t.Errorf("Cache-Status = %q", got)
 	}
-	r = get(t, p.URL+"/api/prices?pair=ALGO-USD")
+	r = p.get(t, "/api/prices?pair=ALGO-USD")
 	expect(t, r, 200, "HIT", `{"path":"/api/prices?pair=ALGO-USD"}`)
 	if got := r.Header.Get("Cache-Status"); got != "swrproxy; hit; detail=l1" {
 		t.Errorf("Cache-Status = %q", got)
@@ -48,18 +51,20 @@ func TestMissThenHitWithAgeETagAndCacheStatus(t *testing.T) {
 }
 
 func TestQueryStringIsPartOfTheKey(t *testing.T) {
-	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+	t.Parallel()
+	o := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=60")
 		fmt.Fprint(w, r.URL.RawQuery)
 	})
-	p := startProxy(t, o.URL, nil)
-	expect(t, get(t, p.URL+"/x?a=1"), 200, "MISS", "a=1")
-	expect(t, get(t, p.URL+"/x?a=2"), 200, "MISS", "a=2")
-	expect(t, get(t, p.URL+"/x?a=1"), 200, "HIT", "a=1")
-	expect(t, get(t, p.URL+"/x?a=2"), 200, "HIT", "a=2")
+	p := newTestApp(t, o.URL)
+	expect(t, p.get(t, "/x?a=1"), 200, "MISS", "a=1")
+	expect(t, p.get(t, "/x?a=2"), 200, "MISS", "a=2")
+	expect(t, p.get(t, "/x?a=1"), 200, "HIT", "a=1")
+	expect(t, p.get(t, "/x?a=2"), 200, "HIT", "a=2")
 }
 
 func TestUncacheableResponsesPassThrough(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, path string
 		header     []string
@@ -72,15 +77,15 @@ func TestUncacheableResponsesPassThrough(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+			o := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 				for i := 0; i < len(tt.header); i += 2 {
 					w.Header().Set(tt.header[i], tt.header[i+1])
 				}
 				fmt.Fprint(w, "per-user")
 			})
-			p := startProxy(t, o.URL, nil)
+			p := newTestApp(t, o.URL)
 			for range 3 {
-				r := get(t, p.URL+tt.path, tt.reqHeader...)
+				r := p.get(t, tt.path, tt.reqHeader...)
 				expect(t, r, 200, "BYPASS", "per-user")
 			}
 			if n := o.hits.Load(); n != 3 {
@@ -91,17 +96,19 @@ func TestUncacheableResponsesPassThrough(t *testing.T) {
 }
 
 func TestAuthorizedRequestMayFillAPublicEntry(t *testing.T) {
-	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+	t.Parallel()
+	o := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "public, max-age=60")
 		fmt.Fprint(w, "public")
 	})
-	p := startProxy(t, o.URL, nil)
-	expect(t, get(t, p.URL+"/pub", "Authorization", "Bearer a"), 200, "MISS", "public")
-	expect(t, get(t, p.URL+"/pub"), 200, "HIT", "public")
+	p := newTestApp(t, o.URL)
+	expect(t, p.get(t, "/pub", "Authorization", "Bearer a"), 200, "MISS", "public")
+	expect(t, p.get(t, "/pub"), 200, "HIT", "public")
 }
 
-func TestConditionalRequestsGet304(t *testing.T) {
-	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+func TestConditionalRequestsAreAnswered304FromTheEntry(t *testing.T) {
+	t.Parallel()
+	o := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=60")
 		w.Header().Set("ETag", `"abc"`)
 		w.Header().Set("Last-Modified", "Mon, 02 Jan 2006 15:04:05 GMT")
@@ -109,8 +116,8 @@ func TestConditionalRequestsGet304(t *testing.T) {
 		w.Header().Set("Vary", "Accept-Encoding")
 		fmt.Fprint(w, "representation")
 	})
-	p := startProxy(t, o.URL, nil)
-	get(t, p.URL+"/c")
+	p := newTestApp(t, o.URL)
+	p.get(t, "/c")
 	tests := []struct {
 		name   string
 		hdr    []string
@@ -127,7 +134,7 @@ func TestConditionalRequestsGet304(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := get(t, p.URL+"/c", tt.hdr...)
+			r := p.get(t, "/c", tt.hdr...)
 			if r.StatusCode != tt.status || r.Header.Get("X-Cache") != "HIT" {
 				t.Fatalf("got %d %s, want %d HIT", r.StatusCode, r.Header.Get("X-Cache"), tt.status)
 			}
@@ -154,13 +161,14 @@ func TestConditionalRequestsGet304(t *testing.T) {
 }
 
 func TestHeadIsAnsweredFromTheGetEntry(t *testing.T) {
-	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+	t.Parallel()
+	o := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=60")
 		fmt.Fprint(w, "twelve bytes")
 	})
-	p := startProxy(t, o.URL, nil)
-	get(t, p.URL+"/h")
-	r := do(http.MethodHead, p.URL+"/h")
+	p := newTestApp(t, o.URL)
+	p.get(t, "/h")
+	r := p.do(t, http.MethodHead, "/h", nil)
 	expect(t, r, 200, "HIT", "")
 	if r.Body != "" || r.ContentLength != 12 {
 		t.Errorf("HEAD body %q, Content-Length %d; want none and 12", r.Body, r.ContentLength)
@@ -171,7 +179,8 @@ func TestHeadIsAnsweredFromTheGetEntry(t *testing.T) {
 }
 
 func TestAPrivateAnswerToOneClientDoesNotMakeTheURLUncacheable(t *testing.T) {
-	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+	t.Parallel()
+	o := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "" {
 			w.Header().Set("Cache-Control", "private")
 			fmt.Fprint(w, "yours")
@@ -180,9 +189,71 @@ func TestAPrivateAnswerToOneClientDoesNotMakeTheURLUncacheable(t *testing.T) {
 		w.Header().Set("Cache-Control", "max-age=60")
 		fmt.Fprint(w, "everyone's")
 	})
-	p := startProxy(t, o.URL, nil)
-	expect(t, get(t, p.URL+"/mixed", "Authorization", "Bearer u1"), 200, "BYPASS", "yours")
-	expect(t, get(t, p.URL+"/mixed"), 200, "MISS", "everyone's")
-	expect(t, get(t, p.URL+"/mixed"), 200, "HIT", "everyone's")
-	expect(t, get(t, p.URL+"/mixed", "Authorization", "Bearer u2"), 200, "BYPASS", "yours")
+	p := newTestApp(t, o.URL)
+	expect(t, p.get(t, "/mixed", "Authorization", "Bearer u1"), 200, "BYPASS", "yours")
+	expect(t, p.get(t, "/mixed"), 200, "MISS", "everyone's")
+	expect(t, p.get(t, "/mixed"), 200, "HIT", "everyone's")
+	expect(t, p.get(t, "/mixed", "Authorization", "Bearer u2"), 200, "BYPASS", "yours")
+}
+
+func TestFiveHundredsAreNeverCached(t *testing.T) {
+	t.Parallel()
+	o := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+	p := newTestApp(t, o.URL)
+	for range 3 {
+		if r := p.get(t, "/503"); r.StatusCode != 503 {
+			t.Fatalf("status %d, want 503 relayed", r.StatusCode)
+		}
+	}
+	if n := o.hits.Load(); n != 3 {
+		t.Errorf("origin hits = %d, want 3 (a 503 is never stored)", n)
+	}
+}
+
+func TestTruncatedOriginBodyIsNeverStored(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int64
+	o := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			w.Header().Set("Cache-Control", "max-age=60")
+			w.Header().Set("Content-Length", "100")
+			w.WriteHeader(200)
+			w.Write([]byte(strings.Repeat("x", 50)))
+			conn, _, _ := w.(http.Hijacker).Hijack()
+			conn.Close() // cut the body short
+			return
+		}
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprint(w, "whole")
+	})
+	p := newTestApp(t, o.URL)
+	if r := p.get(t, "/cut"); r.StatusCode != http.StatusBadGateway {
+		t.Fatalf("truncated body: got %d %q, want 502", r.StatusCode, trim(r.Body))
+	}
+	expect(t, p.get(t, "/cut"), 200, "MISS", "whole")
+	expect(t, p.get(t, "/cut"), 200, "HIT", "whole")
+}
+
+func TestSuccessfulUnsafeRequestInvalidatesTheGet(t *testing.T) {
+	t.Parallel()
+	var version atomic.Int64
+	o := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			version.Add(1)
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprintf(w, "v%d", version.Load())
+	})
+	p := newTestApp(t, o.URL)
+	expect(t, p.get(t, "/item"), 200, "MISS", "v0")
+	expect(t, p.get(t, "/item"), 200, "HIT", "v0")
+	if r := p.do(t, http.MethodPost, "/item", nil); r.StatusCode != 204 || r.Header.Get("X-Cache") != "BYPASS" {
+		t.Fatalf("POST: %d %s", r.StatusCode, r.Header.Get("X-Cache"))
+	}
+	expect(t, p.get(t, "/item"), 200, "MISS", "v1")
 }
