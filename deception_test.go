@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/swrproxy/swrproxy/internal/redistest"
+	"github.com/swrproxy/swrproxy/internal/testenv"
 )
 
 // Web cache deception (issue 7, point 3): a page chosen by the client's cookies, which the origin
@@ -33,6 +34,7 @@ func accountOrigin(t *testing.T, lastModified time.Time) *origin {
 }
 
 func TestDeceptionCookiePageWithoutCacheControlIsNeverServedToOthers(t *testing.T) {
+	t.Parallel()
 	for _, ttl := range []string{"0", "30s", "60s"} { // the new default, an explicit TTL, the old default
 		for _, lm := range []bool{false, true} {
 			t.Run(fmt.Sprintf("SWR_DEFAULT_TTL=%s,Last-Modified=%v", ttl, lm), func(t *testing.T) {
@@ -77,6 +79,7 @@ func TestDeceptionCookiePageWithoutCacheControlIsNeverServedToOthers(t *testing.
 }
 
 func TestCookieRequestIsStoredWhenTheOriginGivesMaxAge(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=60")
 		fmt.Fprint(w, "the same for everyone")
@@ -96,6 +99,7 @@ func TestCookieRequestIsStoredWhenTheOriginGivesMaxAge(t *testing.T) {
 }
 
 func TestCookieRequestWithPublicGetsHeuristicFreshnessFromLastModified(t *testing.T) {
+	t.Parallel()
 	// RFC 9111 §4.2.2: public marks the response explicitly cacheable, so the Last-Modified
 	// heuristic may apply; the origin vouches that the cookie did not choose the page.
 	modified := time.Now().Add(-10 * 24 * time.Hour)
@@ -114,6 +118,7 @@ func TestCookieRequestWithPublicGetsHeuristicFreshnessFromLastModified(t *testin
 }
 
 func TestHeuristicFreshnessFromLastModifiedWithTheDefaultTTLOff(t *testing.T) {
+	t.Parallel()
 	modified := time.Now().Add(-10 * time.Hour) // a tenth: fresh for an hour
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
@@ -148,6 +153,7 @@ func TestHeuristicFreshnessFromLastModifiedWithTheDefaultTTLOff(t *testing.T) {
 }
 
 func TestExplicitDefaultTTLCachesForRequestsWithoutCookieOnly(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "page %s", r.URL.Path) // no Cache-Control, no validator
 	})
@@ -173,6 +179,7 @@ func TestExplicitDefaultTTLCachesForRequestsWithoutCookieOnly(t *testing.T) {
 // A stale entry stored for everyone and revalidated by a request with Cookie: the origin's 304
 // renews it (the body was shareable when stored); a Cookie must not turn that into a failure.
 func TestCookieRevalidationAnswered304KeepsTheEntry(t *testing.T) {
+	t.Parallel()
 	lm := time.Now().Add(-time.Hour).UTC().Format(http.TimeFormat)
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Last-Modified", lm)
@@ -198,6 +205,7 @@ func TestCookieRevalidationAnswered304KeepsTheEntry(t *testing.T) {
 // A copy stored for everyone under a guessed lifetime is not served to a request with Cookie as
 // if fresh: that request asks the origin itself (and a 304 would confirm the copy).
 func TestCookieRequestIsNotServedAHeuristicallyFreshCopy(t *testing.T) {
+	t.Parallel()
 	o := accountOrigin(t, time.Now().Add(-24*time.Hour))
 	p := startProxy(t, o.URL, map[string]string{"SWR_DEFAULT_TTL": "0"})
 	expect(t, get(t, p.URL+"/account"), 200, "MISS", "please log in") // stored: a tenth of a day
@@ -212,6 +220,7 @@ func TestCookieRequestIsNotServedAHeuristicallyFreshCopy(t *testing.T) {
 // One request with a cookie whose answer is not storable must not mark the URL hit-for-pass
 // for everyone (security review: one cookie request every 10 s turned caching off).
 func TestCookieRequestDoesNotStopCachingForOthers(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, "page") // no Cache-Control, no validator
 	})
@@ -240,6 +249,7 @@ func phpLikeOrigin(t *testing.T, anon func(h http.Header)) *origin {
 // answer to a request with Cookie must not delete it (security review: any client could purge
 // such a page at will, and every purge cost a blocking refill).
 func TestANoStoreAnswerToACookieRequestDoesNotDeleteTheSharedCopy(t *testing.T) {
+	t.Parallel()
 	lm := time.Now().Add(-240 * time.Hour).UTC().Format(http.TimeFormat) // heuristic: a day fresh
 	o := phpLikeOrigin(t, func(h http.Header) { h.Set("Last-Modified", lm) })
 	p := startProxy(t, o.URL, nil)
@@ -253,10 +263,10 @@ func TestANoStoreAnswerToACookieRequestDoesNotDeleteTheSharedCopy(t *testing.T) 
 	q := phpLikeOrigin(t, func(h http.Header) { h.Set("Cache-Control", "public, max-age=1"); h.Set("ETag", `"v1"`) })
 	p = startProxy(t, q.URL, map[string]string{"SWR_REFRESH_WINDOW": "0"})
 	expect(t, get(t, p.URL+"/home"), 200, "MISS", "public page")
-	waitFor(t, 3*time.Second, "the copy to go stale", func() bool {
+	testenv.WaitFor(t, 3*time.Second, "the copy to go stale", func() bool {
 		return get(t, p.URL+"/home", "Cookie", "PHPSESSID=attacker").Header.Get("X-Cache") == "STALE"
 	})
-	waitFor(t, 3*time.Second, "the attacker's revalidation", func() bool { return q.hits.Load() >= 2 })
+	testenv.WaitFor(t, 3*time.Second, "the attacker's revalidation", func() bool { return q.hits.Load() >= 2 })
 	if r := get(t, p.URL+"/home"); r.Body != "public page" || r.Header.Get("X-Cache") == "MISS" {
 		t.Fatalf("after a cookie request revalidated the copy: %s %q, want the shared copy (STALE or HIT)", r.Header.Get("X-Cache"), r.Body)
 	}
@@ -266,6 +276,7 @@ func TestANoStoreAnswerToACookieRequestDoesNotDeleteTheSharedCopy(t *testing.T) 
 // instance or (through the Redis lock) another: its answer is often private and slow (security
 // review: an anonymous miss waited 2.9 s behind a cookie request's private page).
 func TestAnonymousMissesDoNotWaitBehindACookieRequest(t *testing.T) {
+	t.Parallel()
 	rs := redistest.Start(t)
 	release := make(chan struct{})
 	var cookieSeen atomic.Int64
@@ -289,7 +300,7 @@ func TestAnonymousMissesDoNotWaitBehindACookieRequest(t *testing.T) {
 		path := fmt.Sprintf("/home-%d", i)
 		cookie := make(chan reply, 1)
 		go func() { cookie <- do(http.MethodGet, a.URL+path, "Cookie", "sid=someone") }()
-		waitFor(t, 5*time.Second, "the cookie request at the origin", func() bool { return cookieSeen.Load() == int64(i+1) })
+		testenv.WaitFor(t, 5*time.Second, "the cookie request at the origin", func() bool { return cookieSeen.Load() == int64(i+1) })
 		anon := make(chan reply, 1)
 		go func() { anon <- do(http.MethodGet, victim+path) }()
 		select {

@@ -1,18 +1,46 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/swrproxy/swrproxy/config"
 )
+
+// TestMain runs up to 4 parallel tests at once however few CPUs there are (unless -parallel is
+// given): these tests spend their time waiting on sockets, child processes and max-age, not
+// computing. Tests that bound a latency or measure memory do not call t.Parallel, so they never
+// share the machine with another test. It removes the binary buildBinary made.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
+	if !given && runtime.GOMAXPROCS(0) < 4 {
+		flag.Set("test.parallel", "4")
+	}
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
 
 // origin is a real httptest origin that counts the requests it serves.
 type origin struct {
@@ -155,14 +183,82 @@ func trim(s string) string {
 	return s
 }
 
-// waitFor polls cond until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+// rawRequest writes raw bytes to the proxy and returns everything it answers until it closes
+// the connection or 3 s pass.
+func rawRequest(t *testing.T, base, raw string) string {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
+	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(base, "http://"), 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(3 * time.Second))
+	if _, err := conn.Write([]byte(raw)); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(conn)
+	return string(b)
 }
+
+func firstLine(s string) string { l, _, _ := strings.Cut(s, "\r\n"); return l }
+
+// syncBuffer collects a process's or a logger's output; safe for concurrent use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+const secret = "3d6f0a6c1e9b4f27a85c02d9e7b1f4a6" // a valid SWR_INVALIDATE_SECRET: 32 random bytes
+
+// postJSON sends an authenticated (unless token is "") POST and decodes a JSON object reply.
+func postJSON(t *testing.T, url, token, body string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	defer res.Body.Close()
+	var out map[string]any
+	json.NewDecoder(res.Body).Decode(&out)
+	return res.StatusCode, out
+}
+
+func getStats(t *testing.T, in *instance) (int, map[string]any) {
+	t.Helper()
+	r := get(t, in.URL+"/_swr/stats", "Authorization", "Bearer "+secret)
+	var out map[string]any
+	json.Unmarshal([]byte(r.Body), &out)
+	return r.StatusCode, out
+}
+
+// binDir is the directory buildBinary built swrproxy in ("": not built); TestMain removes it.
+var binDir string
+
+// buildBinary builds swrproxy once, without -race whatever the tests are built with, for the
+// tests that run it as a process (the memory tests measure the production binary's RSS).
+var buildBinary = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "swrproxy-bin")
+	if err != nil {
+		return "", err
+	}
+	binDir = dir
+	bin := filepath.Join(dir, "swrproxy")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+})

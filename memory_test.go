@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -27,19 +26,6 @@ type memChild struct {
 	cmd  *exec.Cmd
 	addr string // host:port of the proxy listener
 	logs *syncBuffer
-}
-
-// buildSwrproxy builds the binary into a fresh t.TempDir (without -race: the RSS measured must be
-// that of the production binary).
-func buildSwrproxy(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "swrproxy")
-	start := time.Now()
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	t.Logf("go build took %v", time.Since(start).Round(time.Millisecond))
-	return bin
 }
 
 var listeningRE = regexp.MustCompile(`msg=listening proxy=(\S+)`)
@@ -245,12 +231,16 @@ const mib = 1 << 20
 // runtime, Fiber, the upstream client and the GC's headroom over the live heap). Measured on a
 // 2-core machine: about 100 MiB; the bound leaves margin for the GC's timing.
 func TestMemoryStaysWithinABoundFor200000DistinctKeys(t *testing.T) {
+	// Not parallel: it measures the child's RSS and drives it as fast as it goes.
 	const (
 		keys  = 200_000
 		l1    = 32 * mib
 		bound = 3*l1 + 64*mib
 	)
-	bin := buildSwrproxy(t)
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
 	o := sizedOrigin(t, 1<<10, 60)
 	c := startChild(t, bin, o.URL, map[string]string{"SWR_L1_MAX_BYTES": "32MiB"})
 	before := c.status(t, "VmRSS")[0]
@@ -274,8 +264,12 @@ func TestMemoryStaysWithinABoundFor200000DistinctKeys(t *testing.T) {
 // distinct 256 KiB entries through a 4 MiB L1. Refresh-ahead jobs hold keys, not entries, so
 // what L1 evicts is freed: RSS stays near the base (26 MiB measured without refresh-ahead).
 func TestMemoryIsNotPinnedByRefreshAheadOfLargeEntries(t *testing.T) {
+	// Not parallel: it measures the child's RSS.
 	const bound = 64 * mib
-	bin := buildSwrproxy(t)
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
 	o := sizedOrigin(t, 256<<10, 60)
 	c := startChild(t, bin, o.URL, map[string]string{"SWR_L1_MAX_BYTES": "4MiB"})
 	ok := drive(t, c.addr, 400, 4, 1, func(i int) string { return "/big/" + strconv.Itoa(i) }, time.Now().Add(60*time.Second))
@@ -298,77 +292,5 @@ func TestMemoryIsNotPinnedByRefreshAheadOfLargeEntries(t *testing.T) {
 		c.metrics(t, "swrproxy_l1_bytes", "swrproxy_refresh_queue_jobs"))
 	if st[0] > bound {
 		t.Errorf("RSS %d MiB after 400 entries of 256 KiB through a 4 MiB L1, want at most %d MiB", st[0]>>20, bound>>20)
-	}
-}
-
-// TestHotKeysAreOnlyThoseClientsAskForAgain is the origin figure of issue 7 point 6, through run:
-// with max-age=2, 20 keys requested once each made 280 origin requests in 20 s (and went on for
-// SWR_REFRESH_WINDOW). Now the origin sees those 20 fills and nothing more, while a key that a
-// client keeps polling is refreshed ahead (every poll a HIT), and once that client stops, the
-// key gets at most one more refresh. The polled key also times the test: its refreshes show
-// that the refreshes the old code made would have happened (SWR_TEST_OBSERVE, e.g. 20s, sets how
-// long to watch; default: until the polled key was refreshed 3 times, about 4.5 s).
-func TestHotKeysAreOnlyThoseClientsAskForAgain(t *testing.T) {
-	var mu sync.Mutex
-	byPath := map[string]int{}
-	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		byPath[r.URL.Path]++
-		mu.Unlock()
-		w.Header().Set("Cache-Control", "max-age=2")
-		fmt.Fprint(w, r.URL.Path)
-	})
-	count := func(prefix string) int {
-		mu.Lock()
-		defer mu.Unlock()
-		n := 0
-		for p, c := range byPath {
-			if strings.HasPrefix(p, prefix) {
-				n += c
-			}
-		}
-		return n
-	}
-	p := startProxy(t, o.URL, nil) // SWR_REFRESH_WINDOW: the default 5m
-	start := time.Now()
-	for i := range 20 {
-		expect(t, get(t, fmt.Sprintf("%s/once/%d", p.URL, i)), 200, "MISS", "")
-	}
-	observe := 0 * time.Second
-	if s := os.Getenv("SWR_TEST_OBSERVE"); s != "" {
-		observe, _ = time.ParseDuration(s)
-	}
-	// Poll /polled every 100ms, until it was refreshed 3 times or observe passed.
-	expect(t, get(t, p.URL+"/polled"), 200, "MISS", "")
-	deadline := time.Now().Add(max(observe, 30*time.Second) + 10*time.Second)
-	for count("/polled") < 4 || time.Since(start) < observe {
-		if time.Now().After(deadline) {
-			t.Fatalf("/polled refreshed %d times by %v", count("/polled")-1, time.Since(start))
-		}
-		time.Sleep(100 * time.Millisecond)
-		if r := get(t, p.URL+"/polled"); r.Header.Get("X-Cache") != "HIT" {
-			t.Fatalf("a poll of a key refreshed ahead was %s, want HIT", r.Header.Get("X-Cache"))
-		}
-	}
-	once := count("/once/")
-	t.Logf("over %v: origin requests for 20 keys requested once: %d; for the polled key: %d",
-		time.Since(start).Round(100*time.Millisecond), once, count("/polled"))
-	if once != 20 {
-		t.Errorf("origin requests for 20 keys requested once = %d, want 20 (no refresh nobody asked for)", once)
-	}
-
-	// The client stops. A second polled key keeps time: 3 of its refreshes (~4.5 s) are more than
-	// two freshness lifetimes of /polled's last copy.
-	stopped := count("/polled")
-	get(t, p.URL+"/clock")
-	for count("/clock") < 4 {
-		if time.Now().After(deadline.Add(10 * time.Second)) {
-			t.Fatalf("/clock refreshed %d times", count("/clock")-1)
-		}
-		time.Sleep(100 * time.Millisecond)
-		get(t, p.URL+"/clock")
-	}
-	if extra := count("/polled") - stopped; extra > 1 {
-		t.Errorf("origin requests for a key after its client stopped = %d, want at most 1", extra)
 	}
 }

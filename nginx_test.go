@@ -1,11 +1,9 @@
 package main
 
-// End-to-end tests of the deployment files: the repository's own nginx template in front of a
-// real swrproxy (a real nginx on loopback), docker-compose.yml as docker-compose reads it, and
-// .env.example against config.Settings.
+// The repository's own nginx template in front of a real swrproxy (a real nginx on loopback): what
+// clients get through it (gzip, weak ETags, 304s, errors, hidden private endpoints) and what it refuses.
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"fmt"
@@ -23,8 +21,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/swrproxy/swrproxy/config"
 	"github.com/swrproxy/swrproxy/internal/rawhttp"
+	"github.com/swrproxy/swrproxy/internal/testenv"
 )
 
 const nginxTemplate = "nginx/templates/default.conf.template"
@@ -69,24 +67,13 @@ func renderNginxTemplate(t *testing.T, vars map[string]string) string {
 	return out
 }
 
-// nginxFreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func nginxFreePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // startNginx runs a real nginx with the repository's template, proxying to upstream (host:port),
 // on a free loopback port; it returns nginx's base URL and stops nginx when the test ends.
 func startNginx(t *testing.T, upstream string) string {
 	t.Helper()
 	bin := nginxBinary(t)
 	dir := t.TempDir()
-	port := nginxFreePort(t)
+	port := testenv.FreePort(t)
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 
 	server := renderNginxTemplate(t, map[string]string{"SWRPROXY_UPSTREAM": upstream, "NGINX_PORT": addr})
@@ -176,7 +163,8 @@ func gunzipBody(t *testing.T, r reply) string {
 	return string(b)
 }
 
-func TestNginxInFrontOfSwrproxy(t *testing.T) {
+func TestNginxGzipsCachedAnswersKeepsTheirValidatorsAndHidesThePrivateEndpoints(t *testing.T) {
+	t.Parallel()
 	var prices []string
 	for i := range 20 {
 		prices = append(prices, fmt.Sprintf(`{"pair":"PAIR%02d-USD","price":%d.25}`, i, 100+i))
@@ -303,6 +291,7 @@ func TestNginxInFrontOfSwrproxy(t *testing.T) {
 }
 
 func TestNginxRefusesGETAndHEADWithABody(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "origin") })
 	p := startProxy(t, o.URL, nil)
 	n := strings.TrimPrefix(startNginx(t, strings.TrimPrefix(p.URL, "http://")), "http://")
@@ -330,336 +319,4 @@ func TestNginxRefusesGETAndHEADWithABody(t *testing.T) {
 	if b := res.Bodies(); len(b) != 1 || b[0] != "origin" {
 		t.Errorf("GET with Content-Length: 0 through nginx: %q", b)
 	}
-}
-
-// startDemoOrigin builds examples/origin and runs it on addr, posting invalidations to adminURL.
-func startDemoOrigin(t *testing.T, addr, adminURL, secret string) {
-	t.Helper()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "origin")
-	if out, err := exec.Command("go", "build", "-o", bin, "./examples/origin").CombinedOutput(); err != nil {
-		t.Fatalf("go build ./examples/origin: %v\n%s", err, out)
-	}
-	var output bytes.Buffer
-	cmd := exec.Command(bin)
-	cmd.Env = []string{
-		"ORIGIN_LISTEN=" + addr, "ORIGIN_DELAY=50ms", "ORIGIN_TICK=1h", // no drift during the test
-		"SWR_ADMIN_URL=" + adminURL, "SWR_INVALIDATE_SECRET=" + secret,
-	}
-	cmd.Stdout, cmd.Stderr = &output, &output
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start the demo origin: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for do(http.MethodGet, "http://"+addr+"/healthz").StatusCode != http.StatusOK {
-		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("the demo origin exited at start: %v\n%s", err, &output)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the demo origin did not answer /healthz within 10s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// TestNginxDemoOriginFlow is what a new user does after `docker compose up`, on loopback: the
-// demo origin behind swrproxy behind nginx; MISS, HIT, 304, then an edit whose invalidation
-// reaches swrproxy directly and the new price shows up through nginx.
-func TestNginxDemoOriginFlow(t *testing.T) {
-	originAddr := "127.0.0.1:" + strconv.Itoa(nginxFreePort(t))
-	// As in docker-compose.yml: the private endpoints on their own listener, where the origin posts.
-	p := startProxy(t, "http://"+originAddr, map[string]string{"SWR_INVALIDATE_SECRET": secret, "SWR_ADMIN_LISTEN": "127.0.0.1:0"})
-	startDemoOrigin(t, originAddr, p.Admin, secret)
-	n := startNginx(t, strings.TrimPrefix(p.URL, "http://"))
-	const path = "/api/prices?pair=ALGO-USD"
-
-	r := get(t, n+path)
-	expect(t, r, 200, "MISS", "")
-	if !strings.Contains(r.Body, `"price":0.1834`) {
-		t.Fatalf("first answer %q, want the demo price 0.1834", r.Body)
-	}
-	if sk := r.Header.Get("Surrogate-Key"); sk != "" {
-		t.Errorf("Surrogate-Key %q reached the client; swrproxy must keep it", sk)
-	}
-	expect(t, get(t, n+path), 200, "HIT", r.Body)
-	expect(t, get(t, n+path, "If-None-Match", r.Header.Get("ETag")), http.StatusNotModified, "HIT", "")
-
-	// The edit goes through nginx and swrproxy (a POST is passed through) to the origin, which
-	// posts {"tags":["pair-ALGO-USD"],"mode":"auto"} to swrproxy's /_swr/invalidate.
-	e := do(http.MethodPost, n+"/admin/edit?pair=ALGO-USD&price=0.5")
-	if e.StatusCode != http.StatusOK || !strings.Contains(e.Body, `"matched":1`) {
-		t.Fatalf("edit: %d %q, want 200 and swrproxy's reply matching the cached key", e.StatusCode, e.Body)
-	}
-	waitFor(t, 5*time.Second, "the edited price through nginx", func() bool {
-		return strings.Contains(get(t, n+path).Body, `"price":0.5,`)
-	})
-	r = get(t, n+path)
-	expect(t, r, 200, "HIT", "")
-	if !strings.Contains(r.Body, `"price":0.5,`) {
-		t.Errorf("after the refresh: %q, want price 0.5", r.Body)
-	}
-}
-
-// composeFiles are the files docker-compose.yml refers to that must exist for `config`.
-var composeFiles = []string{"docker-compose.yml", "Dockerfile", ".dockerignore", nginxTemplate}
-
-func dockerCompose(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("docker-compose")
-	if err != nil {
-		t.Fatal("docker-compose not found: run `make test` (it installs it) or apt-get install docker-compose")
-	}
-	return p
-}
-
-// TestDockerComposeConfigIsValid runs `docker-compose config` on a copy of the deployment files,
-// with .env made from .env.example as the README says.
-func TestDockerComposeConfigIsValid(t *testing.T) {
-	bin := dockerCompose(t)
-	dir := t.TempDir()
-	for _, f := range composeFiles {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(f)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	compose := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command(bin, append([]string{"--project-directory", dir, "-f", filepath.Join(dir, "docker-compose.yml")}, args...)...)
-		cmd.Dir = dir
-		// Nothing from the caller's environment (COMPOSE_FILE, SWR_*, …) may leak in.
-		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		done := make(chan error, 1)
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("docker-compose %s: %v", strings.Join(args, " "), err)
-		}
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("docker-compose %s: %v\n%s%s", strings.Join(args, " "), err, &stderr, &stdout)
-			}
-		case <-time.After(60 * time.Second):
-			cmd.Process.Kill()
-			<-done
-			t.Fatalf("docker-compose %s did not finish within 60s", strings.Join(args, " "))
-		}
-		return stdout.String()
-	}
-
-	// A fresh clone has no .env: docker compose up must work with the defaults alone.
-	compose("config", "-q")
-	fresh := compose("config")
-	for _, want := range []string{"SWR_UPSTREAM: http://origin:9000", "SWR_REDIS_URL: redis://redis:6379/0"} {
-		if !strings.Contains(fresh, want) {
-			t.Errorf("without .env, docker-compose config lacks %q\n%s", want, fresh)
-		}
-	}
-
-	// Without .env the deployment is a valid configuration (no placeholder secret: the private
-	// endpoints are off), the private endpoints are on their own listener, and the origin posts
-	// its invalidations there.
-	vars := map[string]string{}
-	for _, m := range regexp.MustCompile(`(?m)^\s+(SWR_[A-Z_]+): (.*)$`).FindAllStringSubmatch(fresh, -1) {
-		vars[m[1]] = strings.Trim(m[2], `'"`)
-	}
-	if _, err := config.LoadLookup(func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, nil); err != nil {
-		t.Errorf("without .env, swrproxy's environment is not a valid configuration: %v", err)
-	}
-	for _, want := range []string{"SWR_ADMIN_LISTEN: :9901", "SWR_ADMIN_URL: http://swrproxy:9901",
-		// swrproxy believes the forwarding fields of nginx's fixed address, and of nobody else.
-		"ipv4_address: 10.89.64.10", "SWR_TRUSTED_PROXIES: 10.89.64.10", "subnet: 10.89.64.0/24"} {
-		if !strings.Contains(fresh, want) {
-			t.Errorf("without .env, docker-compose config lacks %q", want)
-		}
-	}
-	if strings.Contains(fresh, "change-me") {
-		t.Error("docker-compose.yml still carries a placeholder secret")
-	}
-
-	// With .env copied from .env.example and one line changed, as the README says.
-	env, err := os.ReadFile(".env.example")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The defaults of docker-compose.yml are the values of .env.example, setting by setting, but
-	// for what wires the services together, which compose fixes itself (composeWiring).
-	for line := range strings.Lines(string(env)) {
-		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
-		if !ok || strings.HasPrefix(k, "#") || !strings.HasPrefix(k, "SWR_") {
-			continue
-		}
-		if w, fixed := composeWiring[k]; fixed {
-			if !strings.Contains(fresh, k+": "+w+"\n") && !strings.Contains(fresh, k+": '"+w+"'\n") {
-				t.Errorf("docker-compose config does not fix %s to %s", k, w)
-			}
-			continue
-		}
-		if !strings.Contains(fresh, k+": "+v+"\n") && !strings.Contains(fresh, k+": '"+v+"'\n") && !strings.Contains(fresh, k+": \""+v+"\"\n") {
-			t.Errorf("without .env, the container does not get %s=%s (the .env.example value)", k, v)
-		}
-	}
-	env = bytes.Replace(env, []byte("# SWR_UPSTREAM=https://origin.example"), []byte("SWR_UPSTREAM=http://my-origin:8081"), 1)
-	env = append(env, []byte("SWR_REFRESH_WORKERS=3\nSWR_REDIS_URL=redis://127.0.0.1:6379/0\n")...)
-	if err := os.WriteFile(filepath.Join(dir, ".env"), env, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	compose("config", "-q")
-
-	services := strings.Fields(compose("config", "--services"))
-	slices.Sort(services)
-	if want := []string{"nginx", "origin", "redis", "swrproxy"}; !slices.Equal(services, want) {
-		t.Errorf("services = %q, want %q", services, want)
-	}
-	out := compose("config")
-	// Only nginx is published; swrproxy, redis and the origin stay on the compose network.
-	if n := strings.Count(out, "published:"); n != 1 {
-		t.Errorf("%d published ports, want 1 (nginx 8080)\n%s", n, out)
-	}
-	for _, want := range []string{
-		"SWR_UPSTREAM: http://my-origin:8081", // the one line a user changes in .env
-		"SWR_REFRESH_WORKERS: '3'",            // any setting of .env reaches the container
-		"SWR_REDIS_URL: redis://redis:6379/0", // compose's wiring, whatever .env says
-		"condition: service_healthy",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("docker-compose config lacks %q\n%s", want, out)
-		}
-	}
-	// The nginx service defines every placeholder of the template.
-	tmpl, err := os.ReadFile(nginxTemplate)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range nginxTemplateVars.FindAllStringSubmatch(string(tmpl), -1) {
-		if !strings.Contains(out, m[1]+":") {
-			t.Errorf("the template uses ${%s}, which docker-compose.yml does not set", m[1])
-		}
-	}
-	// Every build target the compose file names is a stage of the Dockerfile.
-	dockerfile, err := os.ReadFile("Dockerfile")
-	if err != nil {
-		t.Fatal(err)
-	}
-	targets := buildTargets(out)
-	if len(targets) != 2 {
-		t.Errorf("build targets = %q, want swrproxy's and the origin's", targets)
-	}
-	for _, target := range targets {
-		if !regexp.MustCompile(`(?im)^FROM\s+\S+\s+AS\s+` + regexp.QuoteMeta(target) + `\s*$`).Match(dockerfile) {
-			t.Errorf("docker-compose.yml builds target %q, which the Dockerfile does not define", target)
-		}
-	}
-}
-
-// buildTargets returns the values of target: inside the build: blocks of docker-compose config's
-// YAML output.
-func buildTargets(yaml string) []string {
-	var targets []string
-	indent := -1 // of the build: line while inside its block
-	for line := range strings.Lines(yaml) {
-		line = strings.TrimRight(line, "\n")
-		trimmed := strings.TrimLeft(line, " ")
-		depth := len(line) - len(trimmed)
-		switch {
-		case trimmed == "build:":
-			indent = depth
-		case indent >= 0 && depth <= indent:
-			indent = -1
-		case indent >= 0 && strings.HasPrefix(trimmed, "target: "):
-			targets = append(targets, strings.TrimPrefix(trimmed, "target: "))
-		}
-	}
-	return targets
-}
-
-// TestDockerComposeEnvExampleListsEverySetting checks .env.example against config.Settings: every
-// setting once, with a comment line above it, at its default unless compose needs another value,
-// and the whole file a valid configuration.
-func TestDockerComposeEnvExampleListsEverySetting(t *testing.T) {
-	f, err := os.Open(".env.example")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	values := map[string]string{}
-	commented := map[string]bool{} // required settings, shown as "# SWR_X=example"
-	var order []string
-	prev := ""
-	sc := bufio.NewScanner(f)
-	for line := 1; sc.Scan(); line++ {
-		text := sc.Text()
-		if k, _, ok := strings.Cut(strings.TrimPrefix(text, "# "), "="); ok && strings.HasPrefix(text, "# SWR_") && !strings.Contains(k, " ") {
-			commented[k] = true
-			order = append(order, k)
-		}
-		if k, v, ok := strings.Cut(text, "="); ok && !strings.HasPrefix(text, "#") {
-			if _, dup := values[k]; dup {
-				t.Errorf("line %d: %s is set twice", line, k)
-			}
-			if !strings.HasPrefix(prev, "# ") {
-				t.Errorf("line %d: %s has no comment line above it", line, k)
-			}
-			if strings.ContainsAny(v, `"'#`) || strings.TrimSpace(v) != v {
-				t.Errorf("line %d: %s=%s: write values bare (env_file takes quotes and comments literally)", line, k, v)
-			}
-			values[k] = v
-			order = append(order, k)
-		}
-		prev = text
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	// Every value is swrproxy's default, so the file works without Docker as with it (compose
-	// fixes its own wiring, composeWiring); a required setting is there, commented out.
-	var settings []string
-	for _, s := range config.Settings {
-		settings = append(settings, s.Env)
-		v, ok := values[s.Env]
-		switch {
-		case s.Required && commented[s.Env] && !ok:
-		case s.Required:
-			t.Errorf(".env.example: %s is required: show it commented out (# %s=…), so the file fits both paths", s.Env, s.Env)
-		case !ok:
-			t.Errorf(".env.example lacks %s (default %q: %s)", s.Env, s.Default, s.Help)
-		case v != s.Default:
-			t.Errorf(".env.example: %s=%s, want the default %s", s.Env, v, s.Default)
-		}
-	}
-	for _, k := range order {
-		if strings.HasPrefix(k, "SWR_") && !slices.Contains(settings, k) {
-			t.Errorf(".env.example sets %s, which is not a setting of config.Settings", k)
-		}
-	}
-	values["SWR_UPSTREAM"] = "http://127.0.0.1:9000" // the one line a user writes
-	if _, err := config.LoadLookup(func(k string) (string, bool) { v, ok := values[k]; return v, ok }, nil); err != nil {
-		t.Errorf(".env.example with SWR_UPSTREAM set is not a valid configuration: %v", err)
-	}
-}
-
-// composeWiring are the settings docker-compose.yml fixes itself, whatever .env says: how its
-// services reach one another.
-var composeWiring = map[string]string{
-	"SWR_LISTEN":          ":8000",
-	"SWR_REDIS_URL":       "redis://redis:6379/0",
-	"SWR_ADMIN_LISTEN":    ":9901",
-	"SWR_TRUSTED_PROXIES": "10.89.64.10",
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/swrproxy/swrproxy/internal/rawhttp"
 	"github.com/swrproxy/swrproxy/internal/redistest"
+	"github.com/swrproxy/swrproxy/internal/testenv"
 )
 
 // headerLog is a real origin that keeps the request fields of every request it gets.
@@ -48,6 +49,7 @@ var forwardingSpoofs = []string{
 }
 
 func TestARailsStyleRedirectCannotBePoisonedIntoTheCache(t *testing.T) {
+	t.Parallel()
 	// Like Rack/Rails behind a proxy: X-Forwarded-Scheme: http (or X-Forwarded-Ssl: off) makes a
 	// force_ssl app answer a cacheable 301. Stored, everyone would get the redirect (a loop).
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
@@ -77,6 +79,7 @@ func TestARailsStyleRedirectCannotBePoisonedIntoTheCache(t *testing.T) {
 }
 
 func TestFillsForwardOnlyTheForwardingFieldsSwrproxyOrNginxSet(t *testing.T) {
+	t.Parallel()
 	var log headerLog
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		log.add(r.Header)
@@ -130,6 +133,7 @@ func TestFillsForwardOnlyTheForwardingFieldsSwrproxyOrNginxSet(t *testing.T) {
 }
 
 func TestAVariedFieldSentOnSeveralLinesIsForwardedAsTheOneValueItIsKeyedOn(t *testing.T) {
+	t.Parallel()
 	var log headerLog
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		log.add(r.Header)
@@ -155,6 +159,7 @@ func TestAVariedFieldSentOnSeveralLinesIsForwardedAsTheOneValueItIsKeyedOn(t *te
 }
 
 func TestKeysWithTheHostAreUnambiguous(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=60")
 		fmt.Fprintf(w, "%s %s", r.Header.Get("X-Forwarded-Host"), r.URL.Path)
@@ -199,6 +204,7 @@ func TestKeysWithTheHostAreUnambiguous(t *testing.T) {
 }
 
 func TestCredentialsAResponseVariesOnAreNeverStoredNorReplayed(t *testing.T) {
+	// Not parallel: its entries are fresh for one second only.
 	rs := redistest.Start(t)
 	var log headerLog
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
@@ -251,10 +257,10 @@ func TestCredentialsAResponseVariesOnAreNeverStoredNorReplayed(t *testing.T) {
 
 	// Once stale, the copy is revalidated with the client's own request; an invalidation refresh
 	// does not ask for these variants (it would need the credentials): it refreshes none.
-	waitFor(t, 5*time.Second, "alice's copy to be served stale", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "alice's copy to be served stale", func() bool {
 		return get(t, p.URL+"/me", "Cookie", cookie).Header.Get("X-Cache") == "STALE"
 	})
-	waitFor(t, 5*time.Second, "the revalidation of alice's copy", func() bool { return revalidated(log.all(), cookie) })
+	testenv.WaitFor(t, 5*time.Second, "the revalidation of alice's copy", func() bool { return revalidated(log.all(), cookie) })
 	req, _ := http.NewRequest(http.MethodPost, p.URL+"/_swr/invalidate", strings.NewReader(`{"keys":["/me"],"mode":"refresh"}`))
 	req.Header.Set("Authorization", "Bearer "+secret)
 	res, err := client.Do(req)
@@ -294,6 +300,7 @@ func revalidated(seen []http.Header, cookie string) bool {
 // An origin that answers by scheme and says so (Vary: X-Forwarded-Proto) gets one variant per
 // scheme, keyed on the scheme swrproxy forwards: a trusted proxy's, never a client's.
 func TestTheSchemeAnOriginVariesOnIsSwrproxysNotTheClients(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=60")
 		w.Header().Set("Vary", "X-Forwarded-Proto")
@@ -322,6 +329,7 @@ func TestTheSchemeAnOriginVariesOnIsSwrproxysNotTheClients(t *testing.T) {
 // A field the request's Connection names is hop-by-hop: the origin never sees it, so the variant
 // is the one without it, at lookup as at store (newcomer review: every such request missed).
 func TestAVariedFieldNamedInConnectionCountsAsAbsent(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=60")
 		w.Header().Set("Vary", "Accept-Language")
@@ -341,5 +349,46 @@ func TestAVariedFieldNamedInConnectionCountsAsAbsent(t *testing.T) {
 	expect(t, get(t, p.URL+"/l"), 200, "HIT", `lang=""`) // the same variant as a request without the field
 	if n := o.hits.Load(); n != 1 {
 		t.Errorf("origin got %d requests, want 1", n)
+	}
+}
+
+func TestUnkeyedRequestFieldsCannotPoisonTheCache(t *testing.T) {
+	t.Parallel()
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		host := r.Header.Get("X-Forwarded-Host")
+		if host == "" {
+			host = "www.example.com"
+		}
+		fmt.Fprintf(w, `<script src="https://%s/app.js"></script> %s %s`, host, r.Header.Get("X-Original-Url"), r.Header.Get("X-Forwarded-Proto"))
+	})
+	p := startProxy(t, o.URL, nil)
+	r := get(t, p.URL+"/page", "X-Forwarded-Host", "evil.example", "X-Original-URL", "/admin", "X-Forwarded-Proto", "gopher")
+	expect(t, r, 200, "MISS", `<script src="https://www.example.com/app.js"></script>  http`)
+	expect(t, get(t, p.URL+"/page"), 200, "HIT", `<script src="https://www.example.com/app.js"></script>  http`)
+
+	// With the host in the key, the origin may see it: each host has its own entry.
+	q := startProxy(t, o.URL, map[string]string{"SWR_KEY_HOST": "true"})
+	r = get(t, q.URL+"/page", "X-Forwarded-Host", "evil.example")
+	if !strings.Contains(r.Body, "https://127.0.0.1:") {
+		t.Errorf("with SWR_KEY_HOST the origin should see the keyed Host, got %q", r.Body)
+	}
+}
+
+func TestAFieldTheClientHidesWithConnectionCannotKeyAVariant(t *testing.T) {
+	t.Parallel()
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Vary", "Accept-Language")
+		lang := r.Header.Get("Accept-Language")
+		if lang == "" {
+			lang = "en"
+		}
+		fmt.Fprint(w, "page in "+lang)
+	})
+	p := startProxy(t, o.URL, nil)
+	get(t, p.URL+"/l", "Accept-Language", "fr", "Connection", "Accept-Language") // the attacker
+	if r := get(t, p.URL+"/l", "Accept-Language", "fr"); r.Body != "page in fr" {
+		t.Fatalf("a French reader got %q", r.Body)
 	}
 }

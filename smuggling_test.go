@@ -38,7 +38,7 @@ func newSmugglingOrigin(t *testing.T) *smugglingOrigin {
 			}
 			return
 		case strings.HasPrefix(r.URL.Path, "/slow"):
-			time.Sleep(300 * time.Millisecond)
+			time.Sleep(300 * time.Millisecond) // a slow answer, which would be queued for the next user
 		}
 		w.Header().Set("Cache-Control", "max-age=300")
 		fmt.Fprintf(w, "answer for %s", r.URL.Path)
@@ -60,6 +60,7 @@ func (s *smugglingOrigin) smuggledPaths() []string {
 }
 
 func TestSmuggledRequestsNeverRunDirectlyOrThroughNginx(t *testing.T) {
+	t.Parallel()
 	o := newSmugglingOrigin(t)
 	p := startProxy(t, o.URL, map[string]string{"SWR_INVALIDATE_SECRET": secret})
 	direct := strings.TrimPrefix(p.URL, "http://")
@@ -116,9 +117,12 @@ func TestSmuggledRequestsNeverRunDirectlyOrThroughNginx(t *testing.T) {
 		for _, w := range wrappers {
 			for _, payload := range payloads {
 				i++
-				wname, wrap, addr := w.name, w.wrap, target.addr
+				i, wname, wrap, addr := i, w.name, w.wrap, target.addr
 				before := len(o.smuggledPaths())
 				t.Run(target.name+"/"+w.name+"/"+payload.name, func(t *testing.T) {
+					// Each attempt has its own paths; in parallel, the victims' requests through
+					// nginx share its kept-alive connections to swrproxy with other attempts.
+					t.Parallel()
 					after := fmt.Sprintf("/after-%d", i)
 					attacker, err := rawhttp.Exchange(addr, wrap(payload.raw)+"GET "+after+" HTTP/1.1\r\nHost: x\r\n\r\n", 400*time.Millisecond)
 					if err != nil {

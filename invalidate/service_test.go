@@ -13,6 +13,7 @@ import (
 
 	"github.com/swrproxy/swrproxy/httpcache"
 	"github.com/swrproxy/swrproxy/internal/redistest"
+	"github.com/swrproxy/swrproxy/internal/testenv"
 	"github.com/swrproxy/swrproxy/tiers"
 )
 
@@ -241,7 +242,7 @@ func TestEveryInstanceDropsItsL1CopyBeforeTheReply(t *testing.T) {
 		services[i] = New(stores[i], &refresher{}, NewBus(c, quiet), quiet)
 		start(t, services[i].Run)
 	}
-	waitFor(t, "both heartbeats", func() bool { return services[0].bus.Live(context.Background()) == 2 })
+	testenv.WaitFor(t, 5*time.Second, "both heartbeats", func() bool { return services[0].bus.Live(context.Background()) == 2 })
 	put(t, stores[0], "/a")
 	if !cached(t, stores[1], "/a") { // promoted into instance 1's L1
 		t.Fatal("instance 1 does not see /a")
@@ -290,17 +291,5 @@ func TestRedisDownMakesTheInvalidationIncomplete(t *testing.T) {
 	}
 	if store.Peek("/a") != nil && len(store.Peek("/a").Variants) > 0 {
 		t.Error("this instance still holds /a in L1")
-	}
-}
-
-// waitFor polls cond until it holds or 5 s pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/swrproxy/swrproxy/fill"
 	"github.com/swrproxy/swrproxy/internal/redistest"
+	"github.com/swrproxy/swrproxy/internal/testenv"
 	"github.com/swrproxy/swrproxy/upstream"
 )
 
@@ -159,7 +160,7 @@ func TestFillsWithAuthorizationOrAloneAreNotCollapsed(t *testing.T) {
 				})
 			}
 			// Every request reaches the held origin on its own.
-			waitFor(t, 5*time.Second, fmt.Sprintf("%d origin requests", n), func() bool { return o.hits.Load() == n })
+			testenv.WaitFor(t, 5*time.Second, fmt.Sprintf("%d origin requests", n), func() bool { return o.hits.Load() == n })
 			o.release()
 			wg.Wait()
 
@@ -242,7 +243,7 @@ func TestACallerGivingUpDoesNotCancelTheSharedFetch(t *testing.T) {
 		res1, err1 = f.Fill(impatient, request("/a"))
 	})
 	waitJoined(t, impatient)
-	waitFor(t, 5*time.Second, "the origin request", func() bool { return o.hits.Load() == 1 })
+	testenv.WaitFor(t, 5*time.Second, "the origin request", func() bool { return o.hits.Load() == 1 })
 	wg.Go(func() { res2, err2 = f.Fill(patient, request("/a")) })
 	waitJoined(t, patient)
 

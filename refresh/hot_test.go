@@ -16,6 +16,7 @@ import (
 
 	"github.com/swrproxy/swrproxy/fill"
 	"github.com/swrproxy/swrproxy/httpcache"
+	"github.com/swrproxy/swrproxy/internal/testenv"
 	"github.com/swrproxy/swrproxy/tiers"
 	"github.com/swrproxy/swrproxy/upstream"
 )
@@ -324,7 +325,7 @@ func TestAVariantKeyedOnCredentialsIsNeverRefreshedInTheBackground(t *testing.T)
 			}
 			// The private variant was due first (750ms after its fill). Polling the control until it
 			// was refreshed twice lets more than a freshness lifetime pass after that.
-			waitFor(t, 10*time.Second, "two refreshes of the control variant", func() bool {
+			testenv.WaitFor(t, 10*time.Second, "two refreshes of the control variant", func() bool {
 				r.get(t, "/control", http.Header{"Accept-Language": {"fr"}})
 				time.Sleep(50 * time.Millisecond)
 				return control() >= 3

@@ -9,6 +9,7 @@ import (
 
 	"github.com/swrproxy/swrproxy/fill"
 	"github.com/swrproxy/swrproxy/internal/redistest"
+	"github.com/swrproxy/swrproxy/internal/testenv"
 )
 
 func TestAFillAfterForgetMakesItsOwnOriginRequest(t *testing.T) {
@@ -19,10 +20,10 @@ func TestAFillAfterForgetMakesItsOwnOriginRequest(t *testing.T) {
 	var first, second *fill.Result
 	var err1, err2 error
 	wg.Go(func() { first, err1 = f.Fill(t.Context(), request("/a")) })
-	waitFor(t, 5*time.Second, "the first origin request", func() bool { return o.hits.Load() == 1 })
+	testenv.WaitFor(t, 5*time.Second, "the first origin request", func() bool { return o.hits.Load() == 1 })
 	f.Forget("/a") // an invalidation landed: what the running fetch brings may be old
 	wg.Go(func() { second, err2 = f.Fill(t.Context(), request("/a")) })
-	waitFor(t, 5*time.Second, "a second origin request after Forget", func() bool { return o.hits.Load() == 2 })
+	testenv.WaitFor(t, 5*time.Second, "a second origin request after Forget", func() bool { return o.hits.Load() == 2 })
 	o.release()
 	wg.Wait()
 
@@ -60,7 +61,7 @@ func TestAPurgeDuringAFetchIsNotUndone(t *testing.T) {
 			var res *fill.Result
 			var err error
 			wg.Go(func() { res, err = f.Fill(ctx, request("/a")) })
-			waitFor(t, 5*time.Second, "the origin request", func() bool { return o.hits.Load() == 1 })
+			testenv.WaitFor(t, 5*time.Second, "the origin request", func() bool { return o.hits.Load() == 1 })
 			if err := s.Delete(ctx, "/a"); err != nil {
 				t.Fatalf("Delete: %v", err)
 			}

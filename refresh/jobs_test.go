@@ -15,6 +15,7 @@ import (
 
 	"github.com/swrproxy/swrproxy/fill"
 	"github.com/swrproxy/swrproxy/httpcache"
+	"github.com/swrproxy/swrproxy/internal/testenv"
 	"github.com/swrproxy/swrproxy/tiers"
 )
 
@@ -204,7 +205,7 @@ func TestQueuedJobsDoNotKeepTheirEntryAlive(t *testing.T) {
 			var wg sync.WaitGroup
 			wg.Go(func() { p.Run(ctx) })
 			defer func() { cancel(); wg.Wait() }()
-			waitFor(t, 5*time.Second, "the job to run", func() bool { return p.Done.Load()+p.Failed.Load() == 1 })
+			testenv.WaitFor(t, 5*time.Second, "the job to run", func() bool { return p.Done.Load()+p.Failed.Load() == 1 })
 			if n := o.hits.Load(); n != 0 {
 				t.Errorf("origin requests = %d, want 0: the entry is gone, there is nothing to revalidate", n)
 			}
@@ -245,7 +246,7 @@ func TestAQueuedRevalidationLooksItsEntryUpWhenItRuns(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Go(func() { p.Run(ctx) })
 	defer func() { cancel(); wg.Wait() }()
-	waitFor(t, 5*time.Second, "both revalidations to run", func() bool { return p.Done.Load()+p.Failed.Load() == 2 })
+	testenv.WaitFor(t, 5*time.Second, "both revalidations to run", func() bool { return p.Done.Load()+p.Failed.Load() == 2 })
 	if n := o.hits.Load(); n != 1 {
 		t.Errorf("origin requests = %d, want 1 (none for the copy renewed before its job ran)", n)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/swrproxy/swrproxy/fill"
+	"github.com/swrproxy/swrproxy/internal/testenv"
 	"github.com/swrproxy/swrproxy/tiers"
 	"github.com/swrproxy/swrproxy/upstream"
 )
@@ -53,7 +54,7 @@ func TestAnUncacheableResponseIsPassedToOneCaller(t *testing.T) {
 		})
 	}
 	waitJoined(t, ctxs...)
-	waitFor(t, 5*time.Second, "the flight's origin request", func() bool { return o.hits.Load() == 1 })
+	testenv.WaitFor(t, 5*time.Second, "the flight's origin request", func() bool { return o.hits.Load() == 1 })
 	o.release()
 	wg.Wait()
 
@@ -210,7 +211,7 @@ func TestABackgroundFillLeavesTheBodyOfTheClientThatLedToIt(t *testing.T) {
 	var res *fill.Result
 	var err error
 	wg.Go(func() { res, err = f.Fill(t.Context(), request("/p")) })
-	waitFor(t, 5*time.Second, "the client's origin request", func() bool { return o.hits.Load() == 1 })
+	testenv.WaitFor(t, 5*time.Second, "the client's origin request", func() bool { return o.hits.Load() == 1 })
 	job := newWaitingCtx(t.Context())
 	var e *tiers.Entry
 	var jobErr error
@@ -251,7 +252,7 @@ func TestAWaiterWithAStaleIfErrorCopyDoesNotAskAFailingOriginAgain(t *testing.T)
 	var leader, waiter *fill.Result
 	var errLeader, errWaiter error
 	wg.Go(func() { leader, errLeader = f.Fill(t.Context(), request("/a")) })
-	waitFor(t, 5*time.Second, "the leader's origin request", func() bool { return o.hits.Load() == 1 })
+	testenv.WaitFor(t, 5*time.Second, "the leader's origin request", func() bool { return o.hits.Load() == 1 })
 	ctx := newWaitingCtx(t.Context())
 	r := request("/a")
 	r.Stale = stale

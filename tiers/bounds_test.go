@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/swrproxy/swrproxy/internal/testenv"
 )
 
 // longKey is a distinct cache key of about n bytes, like a request target near fasthttp's header limit.
@@ -68,7 +70,7 @@ func TestPassMarksAndTombstonesAreWeighedIntoL1(t *testing.T) {
 	}
 	var objects int
 	var weight uint64
-	waitFor(t, 3*time.Second, func() bool { // otter evicts asynchronously
+	testenv.WaitFor(t, 3*time.Second, "L1 to evict down to its byte bound", func() bool { // otter evicts asynchronously
 		s.l1.CleanUp()
 		objects, weight = s.L1Stats()
 		return weight <= max

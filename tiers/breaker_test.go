@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/swrproxy/swrproxy/internal/redistest"
+	"github.com/swrproxy/swrproxy/internal/testenv"
 )
 
 func TestRedisOutageTripsTheBreakerAndRecovers(t *testing.T) {
@@ -84,7 +85,7 @@ func TestRedisOutageTripsTheBreakerAndRecovers(t *testing.T) {
 	}
 
 	srv.Restart()
-	waitFor(t, 10*time.Second, func() bool { return !s.L2Open() })
+	testenv.WaitFor(t, 10*time.Second, "the circuit to close", func() bool { return !s.L2Open() })
 	if o := s.Peek("/during"); o != nil {
 		t.Errorf("Peek after the circuit closed = %+v, want l1 dropped (invalidations may have been missed)", o)
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/swrproxy/swrproxy/internal/redistest"
+	"github.com/swrproxy/swrproxy/internal/testenv"
 )
 
 func TestOnlyOneCallerHoldsTheLock(t *testing.T) {
@@ -117,7 +118,7 @@ func TestALockWhoseHolderDiedExpires(t *testing.T) {
 		t.Errorf("Locked = false while the dead holder's lock lives")
 	}
 	var l *Lock
-	waitFor(t, 3*time.Second, func() bool {
+	testenv.WaitFor(t, 3*time.Second, "the dead lock to expire", func() bool {
 		var ok bool
 		l, ok, _ = s.TryLock(ctx, "/dead", 5*time.Second)
 		return ok

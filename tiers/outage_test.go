@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/swrproxy/swrproxy/internal/redistest"
+	"github.com/swrproxy/swrproxy/internal/testenv"
 )
 
 // calls returns how many times Redis has run the given commands (INFO commandstats names, like
@@ -88,13 +89,13 @@ func TestALockCallSentIntoAStallLeavesNoLockWhenRedisResumes(t *testing.T) {
 				t.Errorf("TryLock with Redis frozen took %v, want about one deadline (250 ms)", took)
 			}
 
-			waitFor(t, 5*time.Second, func() bool { return calls(t, raw, "set", "evalsha", "eval") > lockCalls })
+			testenv.WaitFor(t, 5*time.Second, "the lock call to reach Redis", func() bool { return calls(t, raw, "set", "evalsha", "eval") > lockCalls })
 			if n := calls(t, raw, "set") - sets; n != 0 && !tt.takes {
 				t.Errorf("the lock call sent into a %v stall took the lock when Redis resumed (%d SET)", tt.freeze, n)
 			}
 			// Within about one deadline of Redis resuming, another instance gets the lock.
 			var l2 *Lock
-			waitFor(t, time.Second, func() bool {
+			testenv.WaitFor(t, time.Second, "another instance to get the lock", func() bool {
 				l2, ok, _ = other.TryLock(ctx, "/stalled", 5*time.Second)
 				return ok
 			})
@@ -103,7 +104,7 @@ func TestALockCallSentIntoAStallLeavesNoLockWhenRedisResumes(t *testing.T) {
 				t.Errorf("lock value = %q, want the other instance's token", got)
 			}
 			l2.Unlock()
-			waitFor(t, 5*time.Second, func() bool { return s.releasing.Load() == 0 }) // the background release ended
+			testenv.WaitFor(t, 5*time.Second, "the background release to end", func() bool { return s.releasing.Load() == 0 }) // the background release ended
 		})
 	}
 }
@@ -194,7 +195,7 @@ func TestALockWhoseAnswerWasLostIsReleased(t *testing.T) {
 	}
 	rl.lose.Store(false)
 	start := time.Now()
-	waitFor(t, 3*time.Second, func() bool { return raw.Exists(ctx, lk).Val() == 0 })
+	testenv.WaitFor(t, 3*time.Second, "the lock to be released", func() bool { return raw.Exists(ctx, lk).Val() == 0 })
 	t.Logf("the lock whose answer was lost was released %v after TryLock returned", time.Since(start).Round(time.Millisecond))
 	l, ok, err = other.TryLock(ctx, "/lost", 5*time.Second)
 	if !ok || err != nil {
@@ -227,7 +228,7 @@ func TestUnlockDuringAStallReleasesOnceRedisIsBack(t *testing.T) {
 		t.Errorf("Unlock with the circuit open took %v, want no Redis call", took)
 	}
 	srv.Thaw()
-	waitFor(t, 3*time.Second, func() bool { return raw.Exists(ctx, lk).Val() == 0 })
+	testenv.WaitFor(t, 3*time.Second, "the lock to be released", func() bool { return raw.Exists(ctx, lk).Val() == 0 })
 }
 
 // A lock call that Redis runs after its limit writes nothing, however wrong this instance's idea
@@ -282,7 +283,7 @@ func TestOneStalledCallOpensTheCircuit(t *testing.T) {
 		t.Errorf("TryLock with the circuit open took %v, want no Redis call", took)
 	}
 	srv.Thaw()
-	waitFor(t, 5*time.Second, func() bool { return !s.L2Open() })
+	testenv.WaitFor(t, 5*time.Second, "the circuit to close", func() bool { return !s.L2Open() })
 }
 
 // A slow answer among answers is not a stall: the circuit stays closed.

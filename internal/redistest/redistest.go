@@ -5,7 +5,6 @@ package redistest
 
 import (
 	"context"
-	"net"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/swrproxy/swrproxy/internal/testenv"
 )
 
 // Server is a redis-server child process owned by one test.
@@ -33,7 +33,7 @@ type Server struct {
 // It fails the test with install instructions when redis-server is missing.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
-	s := &Server{tb: tb, dir: tb.TempDir(), Port: FreePort(tb)}
+	s := &Server{tb: tb, dir: tb.TempDir(), Port: testenv.FreePort(tb)}
 	s.Restart()
 	tb.Cleanup(s.Stop)
 	return s
@@ -45,7 +45,7 @@ func Start(tb testing.TB) *Server {
 func StartCluster(tb testing.TB) *Server {
 	tb.Helper()
 	dir := tb.TempDir()
-	s := &Server{tb: tb, dir: dir, Port: FreePort(tb),
+	s := &Server{tb: tb, dir: dir, Port: testenv.FreePort(tb),
 		args: []string{"--cluster-enabled", "yes", "--cluster-config-file", dir + "/nodes.conf"}}
 	s.Restart()
 	tb.Cleanup(s.Stop)
@@ -168,15 +168,4 @@ func (s *Server) Restart() {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func FreePort(tb testing.TB) int {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatalf("find a free port: %v", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }

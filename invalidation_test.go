@@ -1,7 +1,9 @@
 package main
 
+// Invalidation, end to end: purges by key, prefix and tag reach every instance before the reply, soft
+// purges serve stale until renewed, and a successful unsafe request invalidates the GET.
+
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -11,27 +13,8 @@ import (
 	"time"
 
 	"github.com/swrproxy/swrproxy/internal/redistest"
+	"github.com/swrproxy/swrproxy/internal/testenv"
 )
-
-const secret = "3d6f0a6c1e9b4f27a85c02d9e7b1f4a6" // a valid SWR_INVALIDATE_SECRET: 32 random bytes
-
-// postJSON sends an authenticated (unless token is "") POST and decodes a JSON object reply.
-func postJSON(t *testing.T, url, token, body string) (int, map[string]any) {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	res, err := client.Do(req)
-	if err != nil {
-		t.Fatalf("POST %s: %v", url, err)
-	}
-	defer res.Body.Close()
-	var out map[string]any
-	json.NewDecoder(res.Body).Decode(&out)
-	return res.StatusCode, out
-}
 
 // versionedOrigin serves "<path> v<N>" with max-age=60 and the Surrogate-Key of the path's
 // second segment; bump makes every body change.
@@ -46,7 +29,7 @@ func newSlowVersionedOrigin(t *testing.T, delay time.Duration) *versionedOrigin 
 	v := &versionedOrigin{}
 	v.version.Store(1)
 	v.origin = newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(delay)
+		time.Sleep(delay) // a slow origin, when delay is set
 		w.Header().Set("Cache-Control", "max-age=60")
 		if parts := strings.Split(r.URL.Path, "/"); len(parts) > 2 {
 			w.Header().Set("Surrogate-Key", "all "+parts[2])
@@ -57,11 +40,12 @@ func newSlowVersionedOrigin(t *testing.T, delay time.Duration) *versionedOrigin 
 }
 
 func TestInvalidationReachesEveryInstanceBeforeTheReply(t *testing.T) {
+	t.Parallel()
 	rs := redistest.Start(t)
 	o := newSlowVersionedOrigin(t, 150*time.Millisecond) // slow enough that a soft purge shows STALE
 	env := map[string]string{"SWR_REDIS_URL": rs.URL(), "SWR_INVALIDATE_SECRET": secret}
 	insts := []*instance{startProxy(t, o.URL, env), startProxy(t, o.URL, env), startProxy(t, o.URL, env)}
-	waitFor(t, 5*time.Second, "3 live instances", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "3 live instances", func() bool {
 		_, st := getStats(t, insts[0])
 		return st["instances_live"] == float64(3)
 	})
@@ -95,11 +79,11 @@ func TestInvalidationReachesEveryInstanceBeforeTheReply(t *testing.T) {
 						mu.Lock()
 						log = append(log, seen{sent, r.Body, r.Header.Get("X-Cache")})
 						mu.Unlock()
-						time.Sleep(5 * time.Millisecond)
+						time.Sleep(5 * time.Millisecond) // a client polling every 5 ms
 					}
 				})
 			}
-			time.Sleep(100 * time.Millisecond)
+			testenv.WaitFor(t, 5*time.Second, "every poller to have polled twice", func() bool { return polls.Load() >= 12 })
 			o.version.Add(1)
 			newBody := fmt.Sprintf("%s v%d", path, o.version.Load())
 			status, res := postJSON(t, insts[1].URL+"/_swr/invalidate", secret, fmt.Sprintf(`{"keys":[%q],"mode":%q}`, path, mode))
@@ -110,7 +94,7 @@ func TestInvalidationReachesEveryInstanceBeforeTheReply(t *testing.T) {
 			if mode == "clear" && res["cleared"] != float64(1) || mode != "clear" && res["refreshing"] != float64(1) {
 				t.Errorf("reply %v: wrong action for mode %s (auto on a polled key refreshes)", res, mode)
 			}
-			waitFor(t, 5*time.Second, "every instance to serve the new body", func() bool {
+			testenv.WaitFor(t, 5*time.Second, "every instance to serve the new body", func() bool {
 				for _, in := range insts {
 					if get(t, in.URL+path).Body != newBody {
 						return false
@@ -118,7 +102,9 @@ func TestInvalidationReachesEveryInstanceBeforeTheReply(t *testing.T) {
 				}
 				return true
 			})
-			time.Sleep(100 * time.Millisecond)
+			// Keep polling a little: an old body must not come back once the new one is served.
+			more := polls.Load() + 12
+			testenv.WaitFor(t, 5*time.Second, "every poller to poll twice more", func() bool { return polls.Load() >= more })
 			stop.Store(true)
 			wg.Wait()
 			stale := 0
@@ -141,15 +127,8 @@ func TestInvalidationReachesEveryInstanceBeforeTheReply(t *testing.T) {
 	}
 }
 
-func getStats(t *testing.T, in *instance) (int, map[string]any) {
-	t.Helper()
-	r := get(t, in.URL+"/_swr/stats", "Authorization", "Bearer "+secret)
-	var out map[string]any
-	json.Unmarshal([]byte(r.Body), &out)
-	return r.StatusCode, out
-}
-
-func TestPrefixAndTagInvalidation(t *testing.T) {
+func TestPrefixTagAndAllInvalidationsClearOnlyWhatTheySelect(t *testing.T) {
+	t.Parallel()
 	for _, withRedis := range []bool{true, false} {
 		t.Run(fmt.Sprintf("redis=%v", withRedis), func(t *testing.T) {
 			o := newVersionedOrigin(t)
@@ -194,6 +173,7 @@ func TestPrefixAndTagInvalidation(t *testing.T) {
 }
 
 func TestRefreshModeWithoutRedisServesStaleUntilRenewed(t *testing.T) {
+	t.Parallel()
 	o := newVersionedOrigin(t)
 	p := startProxy(t, o.URL, map[string]string{"SWR_INVALIDATE_SECRET": secret})
 	get(t, p.URL+"/soft")
@@ -201,7 +181,7 @@ func TestRefreshModeWithoutRedisServesStaleUntilRenewed(t *testing.T) {
 	if status, res := postJSON(t, p.URL+"/_swr/invalidate", secret, `{"keys":["/soft"],"mode":"refresh"}`); status != 200 || res["refreshing"] != float64(1) {
 		t.Fatalf("refresh: %d %v", status, res)
 	}
-	waitFor(t, 5*time.Second, "the renewed body", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "the renewed body", func() bool {
 		r := get(t, p.URL+"/soft")
 		if r.Body == "/soft v1" && r.Header.Get("X-Cache") != "STALE" {
 			t.Fatalf("old body served as %s after a soft purge", r.Header.Get("X-Cache"))
@@ -213,117 +193,8 @@ func TestRefreshModeWithoutRedisServesStaleUntilRenewed(t *testing.T) {
 	}
 }
 
-func TestPrivateEndpointsRejectBadRequestsAndChangeNothing(t *testing.T) {
-	o := newVersionedOrigin(t)
-	p := startProxy(t, o.URL, map[string]string{"SWR_INVALIDATE_SECRET": secret})
-	get(t, p.URL+"/keep")
-	tests := []struct {
-		name, token, body string
-		status            int
-		msg               string
-	}{
-		{"no token", "", `{"keys":["/keep"]}`, 401, "Bearer"},
-		{"wrong token", "nope", `{"keys":["/keep"]}`, 401, "Bearer"},
-		{"token with the secret as prefix", secret + "x", `{"keys":["/keep"]}`, 401, "Bearer"},
-		{"invalid JSON", secret, `{"keys":`, 400, "invalid JSON"},
-		{"unknown field", secret, `{"key":["/keep"]}`, 400, "unknown field"},
-		{"empty selection", secret, `{"mode":"clear"}`, 400, "empty selection"},
-		{"bad mode", secret, `{"keys":["/keep"],"mode":"nuke"}`, 400, "mode"},
-		{"empty key", secret, `{"keys":[""]}`, 400, "empty"},
-		{"two values", secret, `{"keys":["/keep"]} {}`, 400, "more than one"},
-		{"too big", secret, `{"keys":["` + strings.Repeat("a", 1<<20) + `"]}`, 413, "1 MiB"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			status, res := postJSON(t, p.URL+"/_swr/invalidate", tt.token, tt.body)
-			if status != tt.status || !strings.Contains(fmt.Sprint(res["error"]), tt.msg) {
-				t.Fatalf("got %d %v, want %d with %q", status, res, tt.status, tt.msg)
-			}
-			expect(t, get(t, p.URL+"/keep"), 200, "HIT", "/keep v1")
-		})
-	}
-	for _, path := range []string{"/_swr/stats", "/_swr/keys"} {
-		if r := get(t, p.URL+path); r.StatusCode != 401 {
-			t.Errorf("GET %s without token: %d, want 401", path, r.StatusCode)
-		}
-	}
-	if r := do("PURGE", p.URL+"/keep"); r.StatusCode != 401 {
-		t.Errorf("PURGE without token: %d, want 401", r.StatusCode)
-	}
-	expect(t, get(t, p.URL+"/keep"), 200, "HIT", "/keep v1")
-	if r := do("PURGE", p.URL+"/keep", "Authorization", "Bearer "+secret); r.StatusCode != 200 || !strings.Contains(r.Body, `"cleared":1`) {
-		t.Fatalf("PURGE: %d %s", r.StatusCode, r.Body)
-	}
-	expect(t, get(t, p.URL+"/keep"), 200, "MISS", "/keep v1")
-	if n := o.hits.Load(); n != 2 {
-		t.Errorf("origin hits = %d, want 2 (PURGE requests never reach the origin)", n)
-	}
-}
-
-func TestPrivateEndpointsAre404WithoutASecret(t *testing.T) {
-	o := newVersionedOrigin(t)
-	p := startProxy(t, o.URL, nil)
-	get(t, p.URL+"/keep")
-	for _, r := range []reply{
-		do(http.MethodPost, p.URL+"/_swr/invalidate", "Authorization", "Bearer "),
-		do(http.MethodGet, p.URL+"/_swr/keys"),
-		do(http.MethodGet, p.URL+"/_swr/stats"),
-		do("PURGE", p.URL+"/keep"),
-	} {
-		if r.StatusCode != 404 {
-			t.Errorf("got %d %q, want 404", r.StatusCode, r.Body)
-		}
-	}
-	expect(t, get(t, p.URL+"/keep"), 200, "HIT", "/keep v1")
-}
-
-func TestKeysListingIsPaged(t *testing.T) {
-	o := newVersionedOrigin(t)
-	p := startProxy(t, o.URL, map[string]string{"SWR_INVALIDATE_SECRET": secret, "SWR_REDIS_URL": redistest.Start(t).URL()})
-	for _, path := range []string{"/a/1", "/a/2", "/a/3", "/b/1"} {
-		get(t, p.URL+path)
-	}
-	get(t, p.URL+"/a/1")
-	var got []string
-	after := ""
-	for page := 0; page < 5; page++ {
-		r := get(t, p.URL+"/_swr/keys?prefix=/a/&limit=2&after="+after, "Authorization", "Bearer "+secret)
-		var out struct {
-			Keys []struct {
-				Key   string `json:"key"`
-				Bytes int    `json:"bytes"`
-				Fresh bool   `json:"fresh"`
-				Hits  int64  `json:"hits"`
-			} `json:"keys"`
-			Next string `json:"next"`
-		}
-		if err := json.Unmarshal([]byte(r.Body), &out); err != nil {
-			t.Fatalf("keys: %d %s", r.StatusCode, r.Body)
-		}
-		for _, k := range out.Keys {
-			if !k.Fresh || k.Bytes == 0 {
-				t.Errorf("key %+v: want fresh with a size", k)
-			}
-			if k.Key == "/a/1" && k.Hits < 1 {
-				t.Errorf("/a/1 hits = %d, want ≥ 1", k.Hits)
-			}
-			got = append(got, k.Key)
-		}
-		if out.Next == "" {
-			break
-		}
-		after = out.Next
-	}
-	if strings.Join(got, " ") != "/a/1 /a/2 /a/3" {
-		t.Errorf("listed %q, want /a/1 /a/2 /a/3 over two pages", got)
-	}
-	_, st := getStats(t, p)
-	if st["hits_l1"] != float64(1) || st["misses"] != float64(4) {
-		t.Errorf("stats %v", st)
-	}
-}
-
 func TestAnInvalidationThatCouldNotReachRedisSaysSo(t *testing.T) {
+	t.Parallel()
 	rs := redistest.Start(t)
 	o := newVersionedOrigin(t)
 	p := startProxy(t, o.URL, map[string]string{"SWR_REDIS_URL": rs.URL(), "SWR_INVALIDATE_SECRET": secret})

@@ -1,5 +1,8 @@
 package main
 
+// Redis failing, end to end: down, frozen or holding a corrupt value, Redis never becomes the clients'
+// trouble, and Redis calls are never retried.
+
 import (
 	"context"
 	"fmt"
@@ -12,6 +15,8 @@ import (
 
 	"github.com/swrproxy/swrproxy/config"
 	"github.com/swrproxy/swrproxy/internal/redistest"
+	"github.com/swrproxy/swrproxy/internal/testenv"
+	"github.com/swrproxy/swrproxy/tiers"
 )
 
 // timed is one request and how long its client waited.
@@ -63,6 +68,7 @@ func redisReady(in *instance) bool {
 // including fetch-lock SETs whose callers gave up long ago. Such a lock must not be left behind
 // for nobody: requests of its key would wait for its TTL (5 s) after Redis came back.
 func TestAFrozenRedisNeverMakesRequestsWaitLongerThanOneDeadline(t *testing.T) {
+	// Not parallel: it bounds how long each request waits.
 	const (
 		keys        = 16
 		originDelay = 50 * time.Millisecond
@@ -73,7 +79,7 @@ func TestAFrozenRedisNeverMakesRequestsWaitLongerThanOneDeadline(t *testing.T) {
 	)
 	srv := redistest.Start(t)
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(originDelay)
+		time.Sleep(originDelay) // the origin's own time, part of the bound
 		w.Header().Set("Cache-Control", "max-age=60")
 		w.Header().Set("Vary", "Accept-Language")
 		fmt.Fprintf(w, "%s in %s", r.URL.Path, r.Header.Get("Accept-Language"))
@@ -122,7 +128,7 @@ func TestAFrozenRedisNeverMakesRequestsWaitLongerThanOneDeadline(t *testing.T) {
 
 	// Redis is back: once both instances use it again, every variant of every key, on both.
 	for _, in := range instances {
-		waitFor(t, 10*time.Second, "the instance to use Redis again", func() bool { return redisReady(in) })
+		testenv.WaitFor(t, 10*time.Second, "the instance to use Redis again", func() bool { return redisReady(in) })
 	}
 	for i := range keys {
 		for _, in := range instances {
@@ -159,7 +165,8 @@ func redisConfig(t *testing.T, url string) config.Config {
 // The README promises that Redis calls are not retried: a dead Redis costs a call one refused
 // dial, not five dials 100 ms apart, whatever the client kind.
 func TestRedisCallsFailAtOnceWhenRedisIsDown(t *testing.T) {
-	down := redistest.FreePort(t) // nothing listens there: dials are refused at once
+	// Not parallel: it bounds how long each call takes.
+	down := testenv.FreePort(t) // nothing listens there: dials are refused at once
 	addr := "127.0.0.1:" + strconv.Itoa(down)
 	tests := []struct{ name, url string }{
 		{"url", "redis://" + addr + "/0"},
@@ -189,6 +196,7 @@ func TestRedisCallsFailAtOnceWhenRedisIsDown(t *testing.T) {
 // A stalled Redis costs a call one deadline (250 ms), even when the caller gave none, and the
 // call is sent once: a retry would make Redis run it again when it resumes.
 func TestRedisCallsEndWithinOneDeadlineWhenRedisIsFrozen(t *testing.T) {
+	// Not parallel: it bounds how long each call takes.
 	tests := []struct {
 		name  string
 		start func(testing.TB) *redistest.Server
@@ -220,7 +228,7 @@ func TestRedisCallsEndWithinOneDeadlineWhenRedisIsFrozen(t *testing.T) {
 			// Redis runs what it received during the stall once it resumes: every copy of the INCR.
 			raw := srv.Client()
 			var n int64
-			waitFor(t, 5*time.Second, "Redis to run the INCR sent into the stall", func() bool {
+			testenv.WaitFor(t, 5*time.Second, "Redis to run the INCR sent into the stall", func() bool {
 				n, _ = raw.Get(context.Background(), "swr:test:calls").Int64()
 				return n > 0
 			})
@@ -234,33 +242,56 @@ func TestRedisCallsEndWithinOneDeadlineWhenRedisIsFrozen(t *testing.T) {
 	}
 }
 
-// With redirects and retries off, a Redis Cluster still carries the L2 and the fetch lock: two
-// instances on cluster seeds share one origin request and then the stored entry.
-func TestTwoInstancesShareARedisClusterWithoutRetries(t *testing.T) {
-	srv := redistest.StartCluster(t)
+func TestCorruptL2ValueIsAMissAndIsReplaced(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(200 * time.Millisecond)
 		w.Header().Set("Cache-Control", "max-age=60")
-		fmt.Fprint(w, "shared")
+		fmt.Fprint(w, "fresh from origin")
 	})
-	env := map[string]string{"SWR_REDIS_URL": srv.Addr() + "," + srv.Addr()}
-	instances := []*instance{startProxy(t, o.URL, env), startProxy(t, o.URL, env)}
-	t.Cleanup(client.CloseIdleConnections)
-	var wg sync.WaitGroup
-	replies := make([]reply, 20)
-	for i := range replies {
-		wg.Go(func() { replies[i] = do(http.MethodGet, instances[i%2].URL+"/c") })
+	rdb := rs.Client()
+	ctx := context.Background()
+	if err := rdb.HSet(ctx, tiers.RedisKey("/corrupt"), "v:", "\x01garbage that is not an entry").Err(); err != nil {
+		t.Fatal(err)
 	}
-	wg.Wait()
-	for i, r := range replies {
-		if r.StatusCode != http.StatusOK || r.Body != "shared" {
-			t.Fatalf("request %d: %d %q", i, r.StatusCode, trim(r.Body))
+	p := startProxy(t, o.URL, map[string]string{"SWR_REDIS_URL": rs.URL()})
+	expect(t, get(t, p.URL+"/corrupt"), 200, "MISS", "fresh from origin")
+	v, err := rdb.HGet(ctx, tiers.RedisKey("/corrupt"), "v:").Result()
+	if err != nil || strings.Contains(v, "garbage") {
+		t.Fatalf("L2 value after the fill: %q, %v; want a valid entry", trim(v), err)
+	}
+	q := startProxy(t, o.URL, map[string]string{"SWR_REDIS_URL": rs.URL()})
+	expect(t, get(t, q.URL+"/corrupt"), 200, "HIT", "fresh from origin")
+}
+
+func TestRedisOutageNeverBecomesClientTrouble(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprint(w, "body of "+r.URL.Path)
+	})
+	env := map[string]string{"SWR_REDIS_URL": rs.URL()}
+	a := startProxy(t, o.URL, env)
+	b := startProxy(t, o.URL, env)
+	expect(t, get(t, a.URL+"/warm"), 200, "MISS", "body of /warm")
+
+	rs.Stop()
+	for i := range 20 {
+		expect(t, get(t, a.URL+"/warm"), 200, "HIT", "body of /warm")
+		r := get(t, a.URL+"/cold"+strconv.Itoa(i))
+		if r.StatusCode != 200 || r.Body != "body of /cold"+strconv.Itoa(i) {
+			t.Fatalf("miss during the outage: %d %q", r.StatusCode, trim(r.Body))
 		}
 	}
-	if n := o.hits.Load(); n != 1 {
-		t.Errorf("origin hits = %d, want 1 for 20 concurrent requests over two instances on one cluster", n)
-	}
-	for _, in := range instances {
-		expect(t, get(t, in.URL+"/c"), 200, "HIT", "shared")
-	}
+
+	rs.Restart()
+	// Within seconds the L2 is used again: what B stores, A finds there.
+	testenv.WaitFor(t, 10*time.Second, "L2 to be used again", func() bool {
+		path := "/after-" + strconv.FormatInt(time.Now().UnixNano(), 10)
+		if get(t, b.URL+path).Header.Get("X-Cache") != "MISS" {
+			return false
+		}
+		return get(t, a.URL+path).Header.Get("Cache-Status") == "swrproxy; hit; detail=l2"
+	})
 }

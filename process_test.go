@@ -1,67 +1,58 @@
 package main
 
+// swrproxy as a process: start-up settings and their errors, .env, the access log, and shutdown on
+// SIGTERM or a cancelled context with the in-flight request finished.
+
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/swrproxy/swrproxy/internal/redistest"
+	"github.com/swrproxy/swrproxy/internal/testenv"
 )
 
-func TestMetricsArePrometheusText(t *testing.T) {
+func TestInFlightRequestCompletesOnShutdown(t *testing.T) {
+	t.Parallel()
+	entered, release := make(chan struct{}), make(chan struct{})
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "max-age=60")
-		fmt.Fprint(w, "m")
+		close(entered)
+		<-release // in flight until shutdown is under way
+		fmt.Fprint(w, "finished")
 	})
-	p := startProxy(t, o.URL, map[string]string{"SWR_REDIS_URL": redistest.Start(t).URL()})
-	get(t, p.URL+"/a")
-	get(t, p.URL+"/a")
-	do(http.MethodPost, p.URL+"/a")
-	r := get(t, p.URL+"/_swr/metrics")
-	if r.StatusCode != 200 || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/plain") {
-		t.Fatalf("metrics: %d %s", r.StatusCode, r.Header.Get("Content-Type"))
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(releaseOnce) // before the origin's Close, which waits for the handler
+	p := startProxy(t, o.URL, nil)
+	got := make(chan reply, 1)
+	go func() { got <- do(http.MethodGet, p.URL+"/slow") }()
+	<-entered
+	p.cancel() // what SIGTERM does through signal.NotifyContext
+	testenv.WaitFor(t, 10*time.Second, "the listener to close", func() bool { return !accepting(p.URL) })
+	releaseOnce()
+	r := <-got
+	if r.StatusCode != 200 || r.Body != "finished" {
+		t.Fatalf("in-flight request: %d %q", r.StatusCode, trim(r.Body))
 	}
-	for _, want := range []string{
-		`swrproxy_requests_total{cache="hit",tier="l1"} 1`,
-		`swrproxy_requests_total{cache="miss",tier="origin"} 1`,
-		`swrproxy_requests_total{cache="bypass",tier="origin"} 1`,
-		`swrproxy_origin_requests_total 1`,
-		`swrproxy_origin_request_duration_seconds_count{kind="fill"} 1`,
-		`swrproxy_origin_request_duration_seconds_count{kind="pass"} 1`,
-		`swrproxy_collapsed_total{scope="fleet"} 0`,
-		`swrproxy_refreshes_total{outcome="overflow"} 0`,
-		`swrproxy_invalidation_requests_total 1`,
-		`swrproxy_write_invalidations_total 1`, // the POST cleared /a
-		`swrproxy_refresh_tracked_keys 1`,
-		`swrproxy_refresh_tracked_bytes `,
-		`swrproxy_refresh_queue_bytes `,
-		`swrproxy_refresh_untracked_total 0`,
-		`swrproxy_l1_objects `,
-		`swrproxy_l1_bytes `,
-		`swrproxy_redis_errors_total 0`,
-		`swrproxy_redis_circuit_open 0`,
-		`swrproxy_instances 1`,
-		`go_goroutines `,
-	} {
-		if !strings.Contains(r.Body, want) {
-			t.Errorf("metrics lack %q", want)
-		}
+	if err := <-p.done; err != nil {
+		t.Fatalf("run returned %v, want nil", err)
+	}
+	p.done <- nil // for the cleanup's stop
+	if accepting(p.URL) {
+		t.Error("listener still accepting after shutdown")
 	}
 }
 
 func TestAccessLogHasOneJSONLinePerRequest(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=60")
 		fmt.Fprint(w, "logged")
@@ -97,34 +88,8 @@ func TestAccessLogHasOneJSONLinePerRequest(t *testing.T) {
 	}
 }
 
-// syncBuffer collects a process's or a logger's output; safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
-// buildBinary builds swrproxy once for the tests that run it as a process.
-var buildBinary = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "swrproxy-bin")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "swrproxy")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return bin, nil
-})
-
 func TestBadSettingsStopStartUpNamingTheSetting(t *testing.T) {
+	t.Parallel()
 	bin, err := buildBinary()
 	if err != nil {
 		t.Fatal(err)
@@ -155,6 +120,7 @@ func TestBadSettingsStopStartUpNamingTheSetting(t *testing.T) {
 }
 
 func TestDotEnvIsReadAndTheEnvironmentWins(t *testing.T) {
+	t.Parallel()
 	bin, err := buildBinary()
 	if err != nil {
 		t.Fatal(err)
@@ -171,17 +137,20 @@ func TestDotEnvIsReadAndTheEnvironmentWins(t *testing.T) {
 }
 
 func TestSIGTERMLetsTheInFlightRequestFinishAndExitsZero(t *testing.T) {
+	t.Parallel()
 	bin, err := buildBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	entered := make(chan struct{}, 1)
+	entered, release := make(chan struct{}, 1), make(chan struct{})
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		entered <- struct{}{}
-		time.Sleep(700 * time.Millisecond)
+		<-release // in flight until shutdown is under way
 		fmt.Fprint(w, "completed")
 	})
-	port := redistest.FreePort(t)
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(releaseOnce) // before the origin's Close, which waits for the handler
+	port := testenv.FreePort(t)
 	cmd := exec.Command(bin)
 	cmd.Dir = t.TempDir()
 	var logs syncBuffer
@@ -201,7 +170,7 @@ func TestSIGTERMLetsTheInFlightRequestFinishAndExitsZero(t *testing.T) {
 		}
 	})
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	waitFor(t, 10*time.Second, "swrproxy to listen", func() bool { return do(http.MethodGet, base+"/_swr/healthz").StatusCode == 200 })
+	testenv.WaitFor(t, 10*time.Second, "swrproxy to listen", func() bool { return do(http.MethodGet, base+"/_swr/healthz").StatusCode == 200 })
 
 	got := make(chan reply, 1)
 	go func() { got <- do(http.MethodGet, base+"/slow") }()
@@ -209,6 +178,8 @@ func TestSIGTERMLetsTheInFlightRequestFinishAndExitsZero(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
+	testenv.WaitFor(t, 10*time.Second, "the listener to close", func() bool { return !accepting(base) })
+	releaseOnce()
 	if r := <-got; r.StatusCode != 200 || r.Body != "completed" {
 		t.Errorf("in-flight request got %d %q", r.StatusCode, trim(r.Body))
 	}
@@ -226,6 +197,7 @@ func TestSIGTERMLetsTheInFlightRequestFinishAndExitsZero(t *testing.T) {
 }
 
 func TestAPlaceholderSecretStopsStartUpSayingHowToMakeOne(t *testing.T) {
+	t.Parallel()
 	bin, err := buildBinary()
 	if err != nil {
 		t.Fatal(err)
@@ -244,73 +216,11 @@ func TestAPlaceholderSecretStopsStartUpSayingHowToMakeOne(t *testing.T) {
 	}
 }
 
-func TestTheAdminListenerHasEveryPrivateEndpointAndTheProxyListenerOnlyHealthz(t *testing.T) {
-	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "origin") })
-	p := startProxy(t, o.URL, map[string]string{"SWR_ADMIN_LISTEN": "127.0.0.1:0", "SWR_INVALIDATE_SECRET": secret})
-	auth := []string{"Authorization", "Bearer " + secret}
-	for _, path := range []string{"/_swr/healthz", "/_swr/readyz", "/_swr/metrics", "/_swr/stats", "/_swr/keys"} {
-		if r := get(t, p.Admin+path, auth...); r.StatusCode != 200 {
-			t.Errorf("admin listener GET %s: %d, want 200", path, r.StatusCode)
-		}
-		want := 404
-		if path == "/_swr/healthz" {
-			want = 200 // liveness on every listener
-		}
-		if r := get(t, p.URL+path, auth...); r.StatusCode != want {
-			t.Errorf("proxy listener GET %s: %d, want %d", path, r.StatusCode, want)
-		}
+// accepting reports whether a listener accepts connections at base (http://host:port).
+func accepting(base string) bool {
+	c, err := net.DialTimeout("tcp", strings.TrimPrefix(base, "http://"), time.Second)
+	if err == nil {
+		c.Close()
 	}
-	if r := do("PURGE", p.URL+"/x", auth...); r.StatusCode != http.StatusMethodNotAllowed {
-		t.Errorf("PURGE on the proxy listener: %d, want 405", r.StatusCode)
-	}
-	if r := do("PURGE", p.Admin+"/x", auth...); r.StatusCode != 200 {
-		t.Errorf("PURGE on the admin listener: %d %s, want 200", r.StatusCode, r.Body)
-	}
-	if n := o.hits.Load(); n != 0 {
-		t.Errorf("the origin got %d requests for /_swr/ paths", n)
-	}
-}
-
-func TestReadinessNamesNoInternalAddress(t *testing.T) {
-	// Redis and the origin are both down: the reply says so in generic words.
-	down := redistest.FreePort(t)
-	p := startProxy(t, "http://127.0.0.1:"+strconv.Itoa(down), map[string]string{
-		"SWR_REDIS_URL": "redis://127.0.0.1:" + strconv.Itoa(down) + "/0"})
-	r := get(t, p.URL+"/_swr/readyz")
-	if r.StatusCode != 200 || r.Body != `{"origin":"unreachable","redis":"unreachable","status":"ready"}` {
-		t.Fatalf("readyz: %d %s, want both unreachable and nothing else", r.StatusCode, r.Body)
-	}
-}
-
-// TestMakeFuzzRunsEveryFuzzTarget keeps the Makefile's list in step with the code: every parser of
-// outside bytes has a fuzz target, and `make fuzz` runs each one.
-func TestMakeFuzzRunsEveryFuzzTarget(t *testing.T) {
-	mk, err := os.ReadFile("Makefile")
-	if err != nil {
-		t.Fatal(err)
-	}
-	re := regexp.MustCompile(`(?m)^func (Fuzz\w+)\(`)
-	found := 0
-	err = filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(path, "_test.go") {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		for _, m := range re.FindAllStringSubmatch(string(b), -1) {
-			found++
-			if target := "./" + filepath.Dir(path) + ":" + m[1]; !strings.Contains(string(mk), target) {
-				t.Errorf("%s has %s, which make fuzz does not run (add %s to FUZZ_TARGETS)", path, m[1], target)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if found < 10 {
-		t.Errorf("found %d fuzz targets, expected at least 10", found)
-	}
+	return err == nil
 }

@@ -1,0 +1,102 @@
+package config
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestUpstreamPathBecomesAPrefix(t *testing.T) {
+	tests := []struct{ in, url, path string }{
+		{"http://origin", "http://origin", ""},
+		{"http://origin/", "http://origin", ""},
+		{"HTTPS://Origin:8443//", "https://Origin:8443", ""},
+		{"http://origin/api/", "http://origin/api", "/api"},
+		{"http://origin/a%2Fb/", "http://origin/a%2Fb", "/a/b"},
+		{"http://[::1]:8080/x", "http://[::1]:8080/x", "/x"},
+	}
+	for _, tt := range tests {
+		c := mustLoad(t, map[string]string{"SWR_UPSTREAM": tt.in})
+		if got := c.Upstream.String(); got != tt.url {
+			t.Errorf("%s: Upstream = %q, want %q", tt.in, got, tt.url)
+		}
+		if c.Upstream.Path != tt.path {
+			t.Errorf("%s: Upstream.Path = %q, want %q", tt.in, c.Upstream.Path, tt.path)
+		}
+	}
+}
+
+func TestTrustedProxiesAreIPsOrPrefixes(t *testing.T) {
+	c, err := LoadLookup(lookup(map[string]string{"SWR_UPSTREAM": "http://origin", "SWR_TRUSTED_PROXIES": ""}), nil)
+	if err != nil || len(c.TrustedProxies) != 0 {
+		t.Errorf("empty SWR_TRUSTED_PROXIES: %v, %v; want none trusted", c.TrustedProxies, err)
+	}
+	// IPv4-mapped forms are unmapped, as peers are (security review: they never matched).
+	c, err = LoadLookup(lookup(map[string]string{"SWR_UPSTREAM": "http://origin", "SWR_TRUSTED_PROXIES": "::ffff:10.89.64.10/128, ::ffff:10.0.0.0/104"}), nil)
+	if err != nil || len(c.TrustedProxies) != 2 || c.TrustedProxies[0].String() != "10.89.64.10/32" || c.TrustedProxies[1].String() != "10.0.0.0/8" {
+		t.Errorf("IPv4-mapped prefixes: %v, %v; want 10.89.64.10/32 and 10.0.0.0/8", c.TrustedProxies, err)
+	}
+	for _, v := range []string{"10.0.0.0/33", "localhost", "fe80::1%eth0", "1.2.3", "::ffff:0:0/95"} {
+		_, err := Load(env(map[string]string{"SWR_UPSTREAM": "http://origin", "SWR_TRUSTED_PROXIES": v}), nil)
+		if err == nil || !strings.Contains(err.Error(), "SWR_TRUSTED_PROXIES") {
+			t.Errorf("SWR_TRUSTED_PROXIES=%q: %v, want an error naming the setting", v, err)
+		}
+	}
+}
+
+func TestRedisForms(t *testing.T) {
+	tests := []struct {
+		in    string
+		addrs []string
+	}{
+		{"", nil},
+		{"redis://redis:6379/0", nil},
+		{"redis://redis", nil},
+		{"redis://redis:6379/", nil},
+		{"rediss://user:pw@redis:6380/15", nil},
+		{"redis://redis:6379/0?dial_timeout=3s", nil},
+		{"REDIS://redis:6379/0", nil},
+		{"a:7000", []string{"a:7000"}},
+		{"a:7000,b:7001, c:7002 ", []string{"a:7000", "b:7001", "c:7002"}},
+		{"[::1]:7000,10.0.0.1:7001", []string{"[::1]:7000", "10.0.0.1:7001"}},
+	}
+	for _, tt := range tests {
+		c, err := LoadLookup(lookup(map[string]string{"SWR_UPSTREAM": "http://o", "SWR_REDIS_URL": tt.in}), nil)
+		if err != nil {
+			t.Errorf("%q: %v", tt.in, err)
+			continue
+		}
+		if c.RedisURL != strings.TrimSpace(tt.in) {
+			t.Errorf("%q: RedisURL = %q, want it kept as given", tt.in, c.RedisURL)
+		}
+		if got := c.RedisAddrs(); !slices.Equal(got, tt.addrs) || (got == nil) != (tt.addrs == nil) {
+			t.Errorf("%q: RedisAddrs = %q, want %q", tt.in, got, tt.addrs)
+		}
+	}
+}
+
+func TestAdminListenMustDifferFromListen(t *testing.T) {
+	tests := []struct {
+		listen, admin string
+		ok            bool
+	}{
+		{":8000", "", true},
+		{":8000", ":8001", true},
+		{":8000", ":8000", false},
+		{":8000", "0.0.0.0:8000", false},
+		{"127.0.0.1:8000", ":8000", false},
+		{"127.0.0.1:8000", "127.0.0.2:8000", true},
+		{"127.0.0.1:0", "127.0.0.1:0", true}, // two free ports
+		{"[::1]:9000", "[::1]:9000", false},
+	}
+	for _, tt := range tests {
+		m := map[string]string{"SWR_UPSTREAM": "http://o", "SWR_LISTEN": tt.listen, "SWR_ADMIN_LISTEN": tt.admin}
+		_, err := Load(env(m), nil)
+		if (err == nil) != tt.ok {
+			t.Errorf("listen %q, admin %q: error %v, want ok=%v", tt.listen, tt.admin, err, tt.ok)
+		}
+		if err != nil && (!strings.Contains(err.Error(), "SWR_ADMIN_LISTEN") || !strings.Contains(err.Error(), "SWR_LISTEN=")) {
+			t.Errorf("error %q must name both settings", err)
+		}
+	}
+}

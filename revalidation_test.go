@@ -1,0 +1,109 @@
+package main
+
+// Revalidation with the origin, end to end: 304s renew the stored entry (ETag, Last-Modified, no-cache).
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestRevalidationWith304RenewsTheEntryWithoutABody(t *testing.T) {
+	// Not parallel: its renewed entry is fresh for one second only.
+	var bodies, notModified atomicCounter
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=1")
+		w.Header().Set("ETag", `"v1"`)
+		w.Header().Set("X-Version", fmt.Sprint(bodies.load()+notModified.load()))
+		if r.Header.Get("If-None-Match") == `"v1"` {
+			notModified.add()
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		bodies.add()
+		fmt.Fprint(w, "body v1")
+	})
+	p := startProxy(t, o.URL, map[string]string{"SWR_STALE_WHILE_REVALIDATE": "0", "SWR_REFRESH_WINDOW": "0"})
+	expect(t, get(t, p.URL+"/r"), 200, "MISS", "body v1")
+	time.Sleep(1100 * time.Millisecond) // let max-age=1 run out; no stale window, so the next request revalidates
+	r := get(t, p.URL+"/r")
+	expect(t, r, 200, "MISS", "body v1")
+	if got := r.Header.Get("Cache-Status"); !strings.Contains(got, "fwd-status=304") {
+		t.Errorf("Cache-Status = %q, want a 304 revalidation", got)
+	}
+	if r.Header.Get("X-Version") != "1" {
+		t.Errorf("X-Version = %q: the 304's headers did not update the entry", r.Header.Get("X-Version"))
+	}
+	expect(t, get(t, p.URL+"/r"), 200, "HIT", "body v1")
+	if bodies.load() != 1 || notModified.load() != 1 {
+		t.Errorf("origin sent %d bodies and %d 304s, want 1 and 1", bodies.load(), notModified.load())
+	}
+}
+
+type atomicCounter struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (c *atomicCounter) add() { c.mu.Lock(); c.n++; c.mu.Unlock() }
+
+func (c *atomicCounter) load() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+func TestNoCacheResponsesAreStoredAndRevalidatedEveryTime(t *testing.T) {
+	t.Parallel()
+	var full, notModified atomic.Int64
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache")
+		w.Header().Set("ETag", `"nc1"`)
+		if r.Header.Get("If-None-Match") == `"nc1"` {
+			notModified.Add(1)
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		full.Add(1)
+		fmt.Fprint(w, "revalidate me")
+	})
+	p := startProxy(t, o.URL, nil)
+	for range 3 {
+		if r := get(t, p.URL+"/nc"); r.Body != "revalidate me" {
+			t.Fatalf("body %q", r.Body)
+		}
+	}
+	if full.Load() != 1 || notModified.Load() != 2 {
+		t.Errorf("origin sent %d bodies and %d 304s, want 1 and 2", full.Load(), notModified.Load())
+	}
+}
+
+func TestLastModifiedAloneIsEnoughToRevalidate(t *testing.T) {
+	t.Parallel()
+	var full, notModified atomic.Int64
+	const lm = "Mon, 02 Jan 2006 15:04:05 GMT"
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=1")
+		w.Header().Set("Last-Modified", lm)
+		if r.Header.Get("If-None-Match") == "" && r.Header.Get("If-Modified-Since") == lm {
+			notModified.Add(1)
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		full.Add(1)
+		fmt.Fprint(w, "dated")
+	})
+	p := startProxy(t, o.URL, map[string]string{"SWR_STALE_WHILE_REVALIDATE": "0", "SWR_REFRESH_WINDOW": "0"})
+	get(t, p.URL+"/lm")
+	time.Sleep(1100 * time.Millisecond) // let max-age=1 run out: the time itself is under test
+	if r := get(t, p.URL+"/lm"); r.Body != "dated" {
+		t.Fatalf("body %q", r.Body)
+	}
+	if full.Load() != 1 || notModified.Load() != 1 {
+		t.Errorf("origin sent %d bodies and %d 304s, want 1 and 1", full.Load(), notModified.Load())
+	}
+}

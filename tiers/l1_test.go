@@ -1,0 +1,187 @@
+package tiers
+
+import (
+	"bytes"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/swrproxy/swrproxy/internal/redistest"
+	"github.com/swrproxy/swrproxy/internal/testenv"
+)
+
+func TestCorruptL2VariantIsDroppedAndDeleted(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client()
+	s := newStore(t, rdb)
+	ctx := t.Context()
+	good := encode(testEntry("/c", "good"))
+	tests := []struct {
+		name  string
+		value []byte
+	}{
+		{"garbage", []byte("not an entry")},
+		{"empty", nil},
+		{"another key's entry", encode(testEntry("/other", "swapped"))},
+		{"another codec version", withByte(good, 0, codecVersion+1)},
+		{"a flipped byte", func() []byte { b := bytes.Clone(good); b[len(b)/2] ^= 0x20; return b }()},
+		{"truncated", good[:len(good)-1]},
+	}
+	for _, tt := range tests {
+		key := "/c" // "another key's entry" names /other: a swapped or colliding hash
+		rk := RedisKey(key)
+		rdb.Del(ctx, rk)
+		s.Forget(key)
+		if err := rdb.HSet(ctx, rk, "v:", tt.value).Err(); err != nil {
+			t.Fatalf("%s: HSET: %v", tt.name, err)
+		}
+		o, _, err := s.Get(ctx, key)
+		if err != nil || !isMiss(o) {
+			t.Errorf("%s: Get = %+v, %v; want nothing to serve and no error", tt.name, o, err)
+		}
+		if n, err := rdb.HExists(ctx, rk, "v:").Result(); n || err != nil {
+			t.Errorf("%s: HEXISTS v: = %v, %v; want the corrupt field deleted", tt.name, n, err)
+		}
+	}
+
+	// A corrupt variant next to a good one: the good one is served.
+	rk := RedisKey("/c")
+	rdb.Del(ctx, rk)
+	s.Forget("/c")
+	en := testEntry("/c", "hello")
+	en.Vary, en.VaryValues = []string{"Accept-Language"}, []string{"en"}
+	if err := s.Set(ctx, en); err != nil {
+		t.Fatalf("Set: %v", err)
+	}
+	de := testEntry("/c", "hallo")
+	de.Vary, de.VaryValues = []string{"Accept-Language"}, []string{"de"}
+	rdb.HSet(ctx, rk, variantField(de), "garbage")
+	s.Forget("/c")
+	o, tier, err := s.Get(ctx, "/c")
+	if tier != L2 || err != nil || entryDiff(only(o), en) != "" {
+		t.Errorf("Get with one corrupt variant = %+v, %v, %v; want the good variant alone", o, tier, err)
+	}
+	fields := rdb.HKeys(ctx, rk).Val()
+	slices.Sort(fields)
+	if want := []string{"o", variantField(en)}; !slices.Equal(fields, want) {
+		t.Errorf("hash fields after Get = %q, want only %q", fields, want)
+	}
+}
+
+func TestL1IsBoundedByBytes(t *testing.T) {
+	s := newStoreWith(t, Options{L1MaxBytes: 1 << 20, L1MaxTTL: time.Hour})
+	body := strings.Repeat("x", 100<<10)
+	for i := range 50 {
+		e := testEntry("/big/"+strconv.Itoa(i), body)
+		e.ETag = `"big"`
+		if err := s.Set(t.Context(), e); err != nil {
+			t.Fatalf("Set(%d): %v", i, err)
+		}
+	}
+	var objects int
+	var weight uint64
+	testenv.WaitFor(t, 3*time.Second, "L1 to evict down to its byte bound", func() bool { // otter evicts asynchronously
+		objects, weight = s.L1Stats()
+		return weight <= 1<<20 && objects <= 10
+	})
+	if objects < 1 || weight < 100<<10 {
+		t.Errorf("L1Stats = %d objects, %d bytes; want 1 to 10 objects of 100 KiB", objects, weight)
+	}
+}
+
+func TestL1CopyExpiresAfterL1MaxTTL(t *testing.T) {
+	srv := redistest.Start(t)
+	s := newStoreWith(t, Options{L1MaxBytes: 1 << 20, L1MaxTTL: 200 * time.Millisecond, Redis: srv.Client()})
+	e := testEntry("/t", "fresh for an hour")
+	if err := s.Set(t.Context(), e); err != nil {
+		t.Fatalf("Set: %v", err)
+	}
+	if _, tier, _ := s.Get(t.Context(), "/t"); tier != L1 {
+		t.Fatalf("Get right after Set: tier %v, want l1", tier)
+	}
+	start := time.Now()
+	testenv.WaitFor(t, 3*time.Second, "the L1 copy to expire", func() bool { return s.Peek("/t") == nil })
+	if d := time.Since(start); d < 100*time.Millisecond {
+		t.Errorf("L1 copy dropped after %v, want about 200ms", d)
+	}
+	o, tier, err := s.Get(t.Context(), "/t")
+	if tier != L2 || err != nil || entryDiff(only(o), e) != "" {
+		t.Errorf("Get after L1MaxTTL = %+v, %v, %v; want the entry from l2", o, tier, err)
+	}
+}
+
+// An object promoted from L2 whose variants have all expired must not stay in L1: otter keeps an
+// entry forever when its expiry calculator returns a non-positive duration.
+func TestExpiredL2ObjectIsNotKeptInL1(t *testing.T) {
+	srv := redistest.Start(t)
+	a := newStore(t, srv.Client())
+	b := newStoreWith(t, Options{L1MaxBytes: 1 << 20, L1MaxTTL: 200 * time.Millisecond, Redis: srv.Client()})
+	ctx := t.Context()
+
+	if err := a.Set(ctx, testEntry("/x", "v1")); err != nil { // the hash now lives for hours...
+		t.Fatalf("Set v1: %v", err)
+	}
+	short := testEntry("/x", "v2") // ...and keeps doing so when a short-lived version replaces v1
+	short.Fresh, short.StaleWhileRevalidate, short.StaleIfError = 300*time.Millisecond, 0, 0
+	if err := a.Set(ctx, short); err != nil {
+		t.Fatalf("Set v2: %v", err)
+	}
+	testenv.WaitFor(t, 2*time.Second, "the short entry to expire", func() bool { return time.Now().After(short.Expires()) })
+	o, tier, err := b.Get(ctx, "/x")
+	if e := only(o); tier != L2 || err != nil || e == nil || string(e.Body) != "v2" {
+		t.Fatalf("b.Get = %+v, %v, %v; want the expired v2 from l2", o, tier, err)
+	}
+
+	v3 := testEntry("/x", "v3")
+	if err := a.Set(ctx, v3); err != nil {
+		t.Fatalf("Set v3: %v", err)
+	}
+	testenv.WaitFor(t, 3*time.Second, "the other instance to read the new L2 entry", func() bool {
+		o, _, _ := b.Get(ctx, "/x")
+		e := only(o)
+		return e != nil && string(e.Body) == "v3"
+	})
+}
+
+func TestReloadReplacesTheL1Copy(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := newStore(t, srv.Client()), newStore(t, srv.Client())
+	ctx := t.Context()
+	if err := a.Set(ctx, testEntry("/r", "v1")); err != nil {
+		t.Fatalf("Set: %v", err)
+	}
+	b.Get(ctx, "/r")
+	v2 := testEntry("/r", "v2")
+	if err := a.Set(ctx, v2); err != nil {
+		t.Fatalf("Set v2: %v", err)
+	}
+	if o, _ := b.GetL2(ctx, "/r"); entryDiff(only(o), v2) != "" {
+		t.Errorf("b.GetL2 = %+v, want v2", o)
+	}
+	if e := only(b.Peek("/r")); e == nil || string(e.Body) != "v1" {
+		t.Errorf("b.Peek after GetL2 = %+v, want v1 still: GetL2 must not touch l1", e)
+	}
+	o, err := b.Reload(ctx, "/r")
+	if err != nil || entryDiff(only(o), v2) != "" || b.Peek("/r") != o {
+		t.Errorf("b.Reload = %+v, %v; want v2, now in l1", o, err)
+	}
+	srv.Client().Del(ctx, RedisKey("/r"))
+	if o, err := b.Reload(ctx, "/r"); o != nil || err != nil || b.Peek("/r") != nil {
+		t.Errorf("b.Reload of a key gone from L2 = %+v, %v; want nil, and l1 dropped", o, err)
+	}
+}
+
+func BenchmarkStorePeek(b *testing.B) {
+	s := newStore(b, nil)
+	if err := s.Set(b.Context(), testEntry("/api/prices?pair=ALGO-USD", "body")); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if s.Peek("/api/prices?pair=ALGO-USD") == nil {
+			b.Fatal("miss")
+		}
+	}
+}
