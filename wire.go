@@ -105,7 +105,6 @@ func build(cfg config.Config, log *slog.Logger, rdb redis.UniversalClient) (*sys
 		MaxObjectBytes: cfg.MaxObjectBytes,
 		Timeout:        cfg.UpstreamTimeout,
 		Log:            log,
-		Stats:          &refresh.Stats{},
 		ObserveOrigin:  latency.Observe,
 	}
 	limits := refresh.LimitsFor(cfg.L1MaxBytes) // what refresh keeps outside L1 (README: Memory)
@@ -133,8 +132,8 @@ func build(cfg config.Config, log *slog.Logger, rdb redis.UniversalClient) (*sys
 		TrustedProxies: cfg.TrustedProxies,
 	}
 	src := metrics.Sources{
-		Handler:    handler.Stats.Snapshot,
-		Filler:     filler.Stats.Snapshot,
+		Handler:    handler.Stats,
+		Filler:     filler.Stats,
 		Pool:       pool.Stats,
 		Tracker:    tracker.Stats,
 		Store:      store.Stats,

@@ -33,7 +33,7 @@ func (h *Handler) fill(c *fiber.Ctx, r *fill.Request) error {
 		return h.serveStaleIfError(c, r.Stale)
 	}
 	if err != nil {
-		h.Stats.Errors.Add(1)
+		h.stats.Errors.Add(1)
 		h.Log.Warn("origin failed", "key", r.Key, "err", err)
 		return h.sendError(c, err)
 	}
@@ -76,21 +76,21 @@ func (h *Handler) serveFilled(c *fiber.Ctx, res *fill.Result) error {
 	age := e.CurrentAge(time.Now())
 	switch {
 	case res.Revalidated:
-		h.Stats.Miss.Add(1)
+		h.stats.Miss.Add(1)
 		return h.write(c, e, age, "MISS", csRevalidated)
 	case res.Shared:
-		h.Stats.Miss.Add(1)
+		h.stats.Miss.Add(1)
 		return h.write(c, e, age, "MISS", csCollapsed)
 	case res.NotStored != "":
-		h.Stats.Miss.Add(1)
+		h.stats.Miss.Add(1)
 		return h.write(c, e, age, "MISS", "swrproxy; fwd=miss; detail="+res.NotStored)
 	}
-	h.Stats.Miss.Add(1)
+	h.stats.Miss.Add(1)
 	return h.write(c, e, age, "MISS", csStored)
 }
 
 func (h *Handler) serveStaleIfError(c *fiber.Ctx, e *tiers.Entry) error {
-	h.Stats.Stale.Add(1)
-	h.Stats.StaleIfError.Add(1)
+	h.stats.Stale.Add(1)
+	h.stats.StaleIfError.Add(1)
 	return h.write(c, e, e.CurrentAge(time.Now()), "STALE", csStaleIfError)
 }

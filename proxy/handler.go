@@ -82,13 +82,13 @@ type Handler struct {
 	// PassTTL is how long a URL whose response was not cacheable goes straight to the origin (default 10s).
 	PassTTL time.Duration
 	Log     *slog.Logger
-	Stats   Stats
+	stats   counters
 	// ObserveOrigin, when set, is told how long each pass-through exchange took to its headers.
 	ObserveOrigin func(kind string, d time.Duration)
 }
 
-// Stats counts what the handler served. Read fields with Load.
-type Stats struct {
+// counters count what the handler served; Stats reads them.
+type counters struct {
 	HitL1, HitL2, Miss, Stale, Bypass, NotModified, Errors atomic.Int64
 	StaleIfError                                           atomic.Int64
 	// WriteInvalidations counts the keys cleared after successful unsafe requests (RFC 9111 §4.4).
@@ -150,14 +150,14 @@ func (h *Handler) Serve(c *fiber.Ctx) error {
 	switch {
 	case !invalidated && age < e.Fresh:
 		if tier == tiers.L1 {
-			h.Stats.HitL1.Add(1)
+			h.stats.HitL1.Add(1)
 			return h.write(c, e, age, "HIT", csHitL1)
 		}
-		h.Stats.HitL2.Add(1)
+		h.stats.HitL2.Add(1)
 		return h.write(c, e, age, "HIT", csHitL2)
 	case age < e.Fresh+e.StaleWhileRevalidate || invalidated && age < e.Fresh:
 		// RFC 5861 §3: serve the stale copy now and revalidate in the background.
-		h.Stats.Stale.Add(1)
+		h.stats.Stale.Add(1)
 		h.Refresher.Enqueue(h.newRequest(c, o, e, o.Gen))
 		return h.write(c, e, age, "STALE", csStaleRevalidating)
 	}

@@ -53,7 +53,7 @@ func (h *Handler) passThrough(c *fiber.Ctx, why string) error {
 	if err != nil {
 		upload.close()
 		cancel()
-		h.Stats.Errors.Add(1)
+		h.stats.Errors.Add(1)
 		h.Log.Warn("origin failed", "method", method, "uri", uri, "err", err)
 		return h.sendError(c, err)
 	}
@@ -97,7 +97,7 @@ func (h *Handler) invalidateAfterWrite(c *fiber.Ctx, uri string, rh http.Header)
 		}
 	}
 	// Counted, so that an origin (or a client) ordering many of them is visible in the metrics.
-	h.Stats.WriteInvalidations.Add(int64(len(keys)))
+	h.stats.WriteInvalidations.Add(int64(len(keys)))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	for _, k := range keys {

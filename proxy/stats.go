@@ -12,9 +12,10 @@ type HandlerStats struct {
 	WriteInvalidations int64 // keys cleared after successful unsafe requests (RFC 9111 §4.4)
 }
 
-// Snapshot returns the current counts. Safe for concurrent use; the counts are read one by one,
+// Stats returns the current counts. Safe for concurrent use; the counts are read one by one,
 // so requests served meanwhile may be in some and not yet in others.
-func (s *Stats) Snapshot() HandlerStats {
+func (h *Handler) Stats() HandlerStats {
+	s := &h.stats
 	return HandlerStats{
 		HitL1:              s.HitL1.Load(),
 		HitL2:              s.HitL2.Load(),

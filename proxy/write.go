@@ -38,7 +38,7 @@ func (h *Handler) write(c *fiber.Ctx, e *tiers.Entry, age time.Duration, xcache,
 	notModified := e.Status >= 200 && e.Status < 300 && etag.NotModified(
 		b2s(req.Peek(fiber.HeaderIfNoneMatch)), b2s(req.Peek(fiber.HeaderIfModifiedSince)), e.ETag, e.LastModified)
 	if notModified {
-		h.Stats.NotModified.Add(1)
+		h.stats.NotModified.Add(1)
 		resp.SetStatusCode(fiber.StatusNotModified)
 		for _, f := range e.Header {
 			if isNotModifiedHeader(f.Name) {
@@ -73,7 +73,7 @@ func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // stream relays an origin response without holding its body in memory.
 func (h *Handler) stream(c *fiber.Ctx, p *fill.Pass, cacheStatus string) error {
-	h.Stats.Bypass.Add(1)
+	h.stats.Bypass.Add(1)
 	resp := c.Response()
 	resp.Header.SetNoDefaultContentType(true)
 	resp.SetStatusCode(p.Status)

@@ -76,9 +76,7 @@ func (f *Filler) join(ctx context.Context, flightKey string, r *fill.Request, lo
 		out := *v.Val.(*fill.Result)
 		if v.Shared && !led {
 			out.Shared = true
-			if f.Stats != nil {
-				f.Stats.SharedLocal.Add(1)
-			}
+			f.stats.SharedLocal.Add(1)
 		}
 		return &out, led, nil
 	case <-ctx.Done():
@@ -120,9 +118,7 @@ func (f *Filler) lockOrWait(ctx context.Context, r *fill.Request) (*tiers.Lock, 
 			}
 			wait = min(wait*2, 80*time.Millisecond)
 			if res := f.fromL2(ctx, r, since); res != nil {
-				if f.Stats != nil {
-					f.Stats.SharedRemote.Add(1)
-				}
+				f.stats.SharedRemote.Add(1)
 				return nil, res, nil
 			}
 			if !f.Store.Locked(ctx, r.Key) {

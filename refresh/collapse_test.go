@@ -54,10 +54,10 @@ func TestConcurrentFillsOfAKeyShareOneOriginRequest(t *testing.T) {
 	if shared != n-1 {
 		t.Errorf("%d of %d results are Shared, want %d: every caller but the one whose fetch it was", shared, n, n-1)
 	}
-	if got := f.Stats.SharedLocal.Load(); got != n-1 {
+	if got := f.stats.SharedLocal.Load(); got != n-1 {
 		t.Errorf("Stats.SharedLocal = %d, want %d", got, n-1)
 	}
-	if got := f.Stats.OriginRequests.Load(); got != 1 {
+	if got := f.stats.OriginRequests.Load(); got != 1 {
 		t.Errorf("Stats.OriginRequests = %d, want 1", got)
 	}
 	if got := variant(s, "/a"); got != results[0].Entry {
@@ -107,7 +107,7 @@ func TestFillsOnTwoInstancesShareOneOriginRequest(t *testing.T) {
 			t.Errorf("Fill %d on instance %d returned %+v, want the v1 entry", i, i%2, e)
 		}
 	}
-	a, b := instances[0].Stats.SharedRemote.Load(), instances[1].Stats.SharedRemote.Load()
+	a, b := instances[0].stats.SharedRemote.Load(), instances[1].stats.SharedRemote.Load()
 	if a+b != 1 {
 		t.Errorf("Stats.SharedRemote = %d and %d, want 1 on the instance that waited and 0 on the other", a, b)
 	}
@@ -190,7 +190,7 @@ func TestFillsWithAuthorizationOrAloneAreNotCollapsed(t *testing.T) {
 			if got := o.hits.Load(); got != n {
 				t.Errorf("origin requests = %d, want %d", got, n)
 			}
-			if got := f.Stats.SharedLocal.Load(); got != 0 {
+			if got := f.stats.SharedLocal.Load(); got != 0 {
 				t.Errorf("Stats.SharedLocal = %d, want 0", got)
 			}
 		})

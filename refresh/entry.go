@@ -46,9 +46,7 @@ func (f *Filler) renew(ctx context.Context, r *fill.Request, h http.Header, sent
 		}
 		return nil, fmt.Errorf("refresh: renew %q: %w (%s)", r.Key, errUnstorable304, d.Reason)
 	}
-	if f.Stats != nil {
-		f.Stats.Revalidated.Add(1)
-	}
+	f.stats.Revalidated.Add(1)
 	e := newEntry(r, old.Status, merged, old.Body, d, received)
 	e.OriginETag = old.OriginETag // a tag we computed stays ours, whatever the 304 carried
 	e.Vary, e.VaryValues = old.Vary, old.VaryValues

@@ -45,17 +45,16 @@ type Filler struct {
 	// other instances wait before taking over from a holder that died.
 	LockTTL time.Duration
 	Log     *slog.Logger
-	// Stats, when set, counts what fills do.
-	Stats *Stats
 	// ObserveOrigin, when set, is told how long each origin exchange took to its headers.
 	ObserveOrigin func(kind string, d time.Duration)
 
+	stats  fillCounters // Stats reads them
 	flight singleflight.Group
 	vary   varyMemo
 }
 
-// Stats counts the filler's work. Fields are read with Load.
-type Stats struct {
+// fillCounters count the filler's work.
+type fillCounters struct {
 	OriginRequests atomic.Int64 // requests sent to the origin
 	OriginErrors   atomic.Int64 // origin failures: no response, broken body, 5xx
 	Stored         atomic.Int64 // responses stored
@@ -238,9 +237,7 @@ func (f *Filler) ask(ctx context.Context, r *fill.Request) (resp *http.Response,
 			req.Header.Set("If-Modified-Since", e.LastModified)
 		}
 	}
-	if f.Stats != nil {
-		f.Stats.OriginRequests.Add(1)
-	}
+	f.stats.OriginRequests.Add(1)
 	sent = time.Now()
 	resp, err = f.Origin.Do(ctx, req)
 	if err != nil {
@@ -354,9 +351,7 @@ func prepend(head []byte, body io.ReadCloser) io.ReadCloser {
 }
 
 func (f *Filler) originFailed() {
-	if f.Stats != nil {
-		f.Stats.OriginErrors.Add(1)
-	}
+	f.stats.OriginErrors.Add(1)
 }
 
 // put writes e to the tiers. An invalidation that landed during the fetch wins: e is still
@@ -370,9 +365,7 @@ func (f *Filler) put(ctx context.Context, e *tiers.Entry, res *fill.Result) (*fi
 		f.Log.Warn("cache store failed", "key", e.Key, "err", err)
 		fallthrough
 	default:
-		if f.Stats != nil {
-			f.Stats.Stored.Add(1)
-		}
+		f.stats.Stored.Add(1)
 	}
 	return res, nil
 }

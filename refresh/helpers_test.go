@@ -91,7 +91,6 @@ func newTestFiller(t *testing.T, s *tiers.Store, o *testOrigin) *Filler {
 		Timeout:        5 * time.Second,
 		LockTTL:        2 * time.Second,
 		Log:            slog.New(slog.DiscardHandler),
-		Stats:          &Stats{},
 	}
 }
 

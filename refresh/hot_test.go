@@ -87,7 +87,7 @@ func newRig(t *testing.T, origin Fetcher, window time.Duration) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &Filler{Store: s, Origin: origin, MaxObjectBytes: 8 << 20, Timeout: 5 * time.Second, Log: log, Stats: &Stats{}}
+	f := &Filler{Store: s, Origin: origin, MaxObjectBytes: 8 << 20, Timeout: 5 * time.Second, Log: log}
 	p := NewPool(f, 2, 1000, 5*time.Second, log)
 	tr := &Tracker{Window: window, Pool: p, Filler: f, Store: s, Log: log}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -417,7 +417,7 @@ func TestARefreshAheadJobAFullQueueDroppedIsScheduledAgain(t *testing.T) {
 		o := &memOrigin{cc: "max-age=2, stale-while-revalidate=60", body: []byte("x")}
 		log := slog.New(slog.DiscardHandler)
 		s, _ := tiers.New(tiers.Options{L1MaxBytes: 64 << 20, L1MaxTTL: time.Hour, Log: log})
-		f := &Filler{Store: s, Origin: o, MaxObjectBytes: 8 << 20, Timeout: 5 * time.Second, Log: log, Stats: &Stats{}}
+		f := &Filler{Store: s, Origin: o, MaxObjectBytes: 8 << 20, Timeout: 5 * time.Second, Log: log}
 		p := NewPool(f, 2, 1, 5*time.Second, log) // a queue of one job
 		tr := &Tracker{Window: 5 * time.Minute, Pool: p, Filler: f, Store: s, Log: log}
 		ctx, cancel := context.WithCancel(context.Background())

@@ -77,7 +77,7 @@ func TestAPurgeDuringAFetchIsNotUndone(t *testing.T) {
 			if res.NotStored != "invalidated" {
 				t.Errorf("NotStored = %q, want invalidated", res.NotStored)
 			}
-			if got := f.Stats.Stored.Load(); got != 0 {
+			if got := f.stats.Stored.Load(); got != 0 {
 				t.Errorf("Stats.Stored = %d, want 0", got)
 			}
 			obj, err := s.GetL2(ctx, "/a") // L2, or L1 without Redis

@@ -70,7 +70,7 @@ func TestEnqueueFillsTheRequestInTheBackground(t *testing.T) {
 				if !deadline {
 					t.Error("Fill ran without a deadline, want the pool's timeout")
 				}
-				if got := p.Failed.Load(); got != tt.wantFailed {
+				if got := p.failed.Load(); got != tt.wantFailed {
 					t.Errorf("Failed = %d, want %d", got, tt.wantFailed)
 				}
 			})
@@ -205,7 +205,7 @@ func TestQueuedJobsDoNotKeepTheirEntryAlive(t *testing.T) {
 			var wg sync.WaitGroup
 			wg.Go(func() { p.Run(ctx) })
 			defer func() { cancel(); wg.Wait() }()
-			testenv.WaitFor(t, 5*time.Second, "the job to run", func() bool { return p.Done.Load()+p.Failed.Load() == 1 })
+			testenv.WaitFor(t, 5*time.Second, "the job to run", func() bool { return p.done.Load()+p.failed.Load() == 1 })
 			if n := o.hits.Load(); n != 0 {
 				t.Errorf("origin requests = %d, want 0: the entry is gone, there is nothing to revalidate", n)
 			}
@@ -246,7 +246,7 @@ func TestAQueuedRevalidationLooksItsEntryUpWhenItRuns(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Go(func() { p.Run(ctx) })
 	defer func() { cancel(); wg.Wait() }()
-	testenv.WaitFor(t, 5*time.Second, "both revalidations to run", func() bool { return p.Done.Load()+p.Failed.Load() == 2 })
+	testenv.WaitFor(t, 5*time.Second, "both revalidations to run", func() bool { return p.done.Load()+p.failed.Load() == 2 })
 	if n := o.hits.Load(); n != 1 {
 		t.Errorf("origin requests = %d, want 1 (none for the copy renewed before its job ran)", n)
 	}

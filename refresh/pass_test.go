@@ -162,7 +162,7 @@ func TestAResponseLargerThanMaxObjectBytesIsPassedWhole(t *testing.T) {
 			if err != nil || !bytes.Equal(got, body) {
 				t.Errorf("Pass body: %d bytes, error %v; want the %d bytes sent", len(got), err, len(body))
 			}
-			if s.Peek("/big") != nil || f.Stats.Stored.Load() != 0 {
+			if s.Peek("/big") != nil || f.stats.Stored.Load() != 0 {
 				t.Errorf("a body over MaxObjectBytes was stored")
 			}
 		})

@@ -68,7 +68,7 @@ type Pool struct {
 	wake     chan struct{}
 
 	// Counters, read with Load.
-	Done, Failed, Overflow, Skipped atomic.Int64
+	done, failed, overflow, skipped atomic.Int64
 }
 
 // defaultJobBytes is the queue's byte bound per job slot unless SetMaxBytes says otherwise: about
@@ -107,7 +107,7 @@ func (p *Pool) SetMaxBytes(n int64) {
 }
 
 // Schedule queues j. It reports false, without blocking, when the key is already queued or
-// running, or when the queue is full of sooner jobs (counted in Overflow); the caller keeps
+// running, or when the queue is full of sooner jobs (counted as overflow in Stats); the caller keeps
 // serving what it has. A key queued with a later due time is moved earlier.
 func (p *Pool) Schedule(j Job) bool {
 	added, _ := p.schedule(j)
@@ -127,7 +127,7 @@ func (p *Pool) schedule(j Job) (added, pending bool) {
 			p.deferred[key] = j
 			return true, true
 		}
-		p.Skipped.Add(1)
+		p.skipped.Add(1)
 		return false, ok && !d.Due.After(j.Due)
 	}
 	return p.queueLocked(j)
@@ -137,23 +137,23 @@ func (p *Pool) queueLocked(j Job) (added, pending bool) {
 	key, w := j.ID, j.weight()
 	if it, ok := p.byKey[key]; ok {
 		if !j.Due.Before(it.job.Due) {
-			p.Skipped.Add(1)
+			p.skipped.Add(1)
 			return false, true
 		}
 		p.remove(it) // j replaces it, due sooner (and may weigh more)
 	}
 	if w > p.maxBytes {
-		p.Overflow.Add(1)
+		p.overflow.Add(1)
 		return false, false
 	}
 	for len(p.soon.items) >= p.max || p.bytes+w > p.maxBytes {
 		if len(p.late.items) == 0 || !j.Due.Before(p.late.items[0].job.Due) {
-			p.Overflow.Add(1)
+			p.overflow.Add(1)
 			return false, false
 		}
 		dropped := p.late.items[0].job
 		p.remove(p.late.items[0])
-		p.Overflow.Add(1)
+		p.overflow.Add(1)
 		if dropped.Dropped != nil {
 			dropped.Dropped()
 		}
@@ -282,11 +282,11 @@ func (p *Pool) run(ctx context.Context, j *Job) {
 	jctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	if err := safeRun(jctx, j.Run); err != nil {
-		p.Failed.Add(1)
+		p.failed.Add(1)
 		p.log.Warn("background refresh failed; keeping the stale entry", "key", j.ID, "err", err)
 		return
 	}
-	p.Done.Add(1)
+	p.done.Add(1)
 }
 
 type item struct {

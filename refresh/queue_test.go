@@ -47,7 +47,7 @@ func TestJobsRunInDueOrder(t *testing.T) {
 				if !slices.Equal(at, tt.want) {
 					t.Errorf("jobs ran at %v, want %v", at, tt.want)
 				}
-				if got := p.Done.Load(); got != 3 {
+				if got := p.done.Load(); got != 3 {
 					t.Errorf("Done = %d, want 3", got)
 				}
 			})
@@ -115,7 +115,7 @@ func TestAtMostOneJobPerIDIsQueued(t *testing.T) {
 		if p.Schedule(Job{ID: "k", Due: at(2 * time.Second), Run: log.job("k@2s again")}) {
 			t.Error("Schedule of a queued ID due at the same time = true, want false")
 		}
-		if got := p.Skipped.Load(); got != 2 {
+		if got := p.skipped.Load(); got != 2 {
 			t.Errorf("Skipped = %d, want 2", got)
 		}
 		if !p.Schedule(Job{ID: "k", Due: at(1 * time.Second), Run: log.job("k@1s")}) {
@@ -124,7 +124,7 @@ func TestAtMostOneJobPerIDIsQueued(t *testing.T) {
 		if got := p.Len(); got != 1 {
 			t.Errorf("Len = %d, want 1", got)
 		}
-		if got := p.Skipped.Load(); got != 2 {
+		if got := p.skipped.Load(); got != 2 {
 			t.Errorf("Skipped after moving the job earlier = %d, want 2", got)
 		}
 
@@ -166,7 +166,7 @@ func TestAJobScheduledWhileItsIDRunsIsDeferred(t *testing.T) {
 		if !p.Schedule(Job{ID: "k", Due: at(4 * time.Second), Run: log.job("next@4s")}) {
 			t.Error("Schedule due before the deferred job = false, want true")
 		}
-		if got := p.Skipped.Load(); got != 2 {
+		if got := p.skipped.Load(); got != 2 {
 			t.Errorf("Skipped = %d, want 2", got)
 		}
 		if got := p.Len(); got != 0 {
@@ -207,7 +207,7 @@ func TestAFullQueueKeepsTheSoonestJobs(t *testing.T) {
 		if !schedule(5 * time.Second) {
 			t.Error("Schedule(+5s) into a full queue of later jobs = false, want true")
 		}
-		if got := p.Overflow.Load(); got != 1 {
+		if got := p.overflow.Load(); got != 1 {
 			t.Errorf("Overflow after dropping the latest job = %d, want 1", got)
 		}
 		if p.Queued("20s") {
@@ -216,7 +216,7 @@ func TestAFullQueueKeepsTheSoonestJobs(t *testing.T) {
 		if schedule(30 * time.Second) {
 			t.Error("Schedule(+30s) into a full queue of sooner jobs = true, want false")
 		}
-		if got := p.Overflow.Load(); got != 2 {
+		if got := p.overflow.Load(); got != 2 {
 			t.Errorf("Overflow after refusing a later job = %d, want 2", got)
 		}
 		if got := p.Len(); got != 2 {
@@ -265,7 +265,7 @@ func TestAFullQueueInBytesKeepsTheSoonestJobs(t *testing.T) {
 		if b := p.Bytes(); b > 64<<10 {
 			t.Errorf("queued bytes = %d, want at most 64 KiB", b)
 		}
-		if got := p.Overflow.Load(); got != 3 {
+		if got := p.overflow.Load(); got != 3 {
 			t.Errorf("Overflow = %d, want 3", got)
 		}
 		start(t, p)

@@ -112,7 +112,7 @@ func TestRevalidationRenewsTheStaleEntryOn304(t *testing.T) {
 			if got := variant(s, "/r"); got != e {
 				t.Errorf("store holds %p, want the renewed entry %p", got, e)
 			}
-			if got := f.Stats.Revalidated.Load(); got != 1 {
+			if got := f.stats.Revalidated.Load(); got != 1 {
 				t.Errorf("Stats.Revalidated = %d, want 1", got)
 			}
 
@@ -154,7 +154,7 @@ func TestA304ThatForbidsStorageDeletesTheEntry(t *testing.T) {
 	if variant(s, "/r") != nil {
 		t.Errorf("the entry is still stored after a 304 with no-store")
 	}
-	if got := f.Stats.Revalidated.Load(); got != 0 {
+	if got := f.stats.Revalidated.Load(); got != 0 {
 		t.Errorf("Stats.Revalidated = %d, want 0", got)
 	}
 }

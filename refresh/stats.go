@@ -10,12 +10,9 @@ type FillerStats struct {
 	SharedRemote   int64 // fetches answered by another instance's fetch via Redis
 }
 
-// Snapshot returns the current counts; all zero for a nil s (a Filler without Stats). Safe for
-// concurrent use.
-func (s *Stats) Snapshot() FillerStats {
-	if s == nil {
-		return FillerStats{}
-	}
+// Stats returns the current counts. Safe for concurrent use.
+func (f *Filler) Stats() FillerStats {
+	s := &f.stats
 	return FillerStats{
 		OriginRequests: s.OriginRequests.Load(),
 		OriginErrors:   s.OriginErrors.Load(),
@@ -37,10 +34,10 @@ type PoolStats struct {
 // Stats returns the pool's counts and queue size. Safe for concurrent use.
 func (p *Pool) Stats() PoolStats {
 	return PoolStats{
-		Done:        p.Done.Load(),
-		Failed:      p.Failed.Load(),
-		Skipped:     p.Skipped.Load(),
-		Overflow:    p.Overflow.Load(),
+		Done:        p.done.Load(),
+		Failed:      p.failed.Load(),
+		Skipped:     p.skipped.Load(),
+		Overflow:    p.overflow.Load(),
 		Queued:      p.Len(),
 		QueuedBytes: p.Bytes(),
 	}

@@ -90,7 +90,7 @@ func TestConcurrencyIsBoundedByTheWorkerCount(t *testing.T) {
 				mu.Unlock()
 				close(release)
 				synctest.Wait()
-				if got := p.Done.Load(); got != int64(tt.jobs) {
+				if got := p.done.Load(); got != int64(tt.jobs) {
 					t.Errorf("Done = %d, want %d", got, tt.jobs)
 				}
 				mu.Lock()
@@ -122,13 +122,13 @@ func TestAFailingJobDoesNotStopThePool(t *testing.T) {
 				p.Schedule(Job{ID: "good", Due: time.Now().Add(time.Second), Run: log.job("good")})
 				time.Sleep(2 * time.Second)
 				synctest.Wait()
-				if got := p.Failed.Load(); got != 1 {
+				if got := p.failed.Load(); got != 1 {
 					t.Errorf("Failed = %d, want 1", got)
 				}
 				if runs, _ := log.get(); !slices.Equal(runs, []string{"good"}) {
 					t.Errorf("after the failing job ran %q, want [good]", runs)
 				}
-				if got := p.Done.Load(); got != 1 {
+				if got := p.done.Load(); got != 1 {
 					t.Errorf("Done = %d, want 1", got)
 				}
 				if p.Queued("bad") {
@@ -171,7 +171,7 @@ func TestAJobRunsUnderThePoolTimeout(t *testing.T) {
 		if elapsed != timeout {
 			t.Errorf("job's ctx was done after %v, want %v", elapsed, timeout)
 		}
-		if got := p.Failed.Load(); got != 1 {
+		if got := p.failed.Load(); got != 1 {
 			t.Errorf("Failed = %d, want 1", got)
 		}
 	})
