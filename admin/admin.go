@@ -10,13 +10,13 @@ import (
 	"crypto/subtle"
 	"log/slog"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/swrproxy/swrproxy/httpcache"
 	"github.com/swrproxy/swrproxy/invalidate"
 	"github.com/swrproxy/swrproxy/metrics"
 	"github.com/swrproxy/swrproxy/tiers"
@@ -85,7 +85,7 @@ func (a *Admin) Mount(r fiber.Router) {
 		switch {
 		case string(c.Request().Header.Method()) == "PURGE":
 			return purge(c)
-		case reserved(c.Request().URI().Path()):
+		case httpcache.Reserved(c.Request().URI().Path()):
 			return notFound(c)
 		}
 		return c.Next()
@@ -98,7 +98,7 @@ func (a *Admin) MountPublic(r fiber.Router) {
 	r.Get("/_swr/healthz", a.healthz)
 	r.Use(func(c *fiber.Ctx) error {
 		switch {
-		case reserved(c.Request().URI().Path()):
+		case httpcache.Reserved(c.Request().URI().Path()):
 			return notFound(c)
 		case string(c.Request().Header.Method()) == "PURGE":
 			return c.Status(fiber.StatusMethodNotAllowed).SendString("Method Not Allowed")
@@ -123,14 +123,6 @@ func (a *Admin) protected(h fiber.Handler) fiber.Handler {
 		}
 		return h(c)
 	}
-}
-
-// reserved reports whether a (decoded, normalised) path is under /_swr/, in any letter case:
-// those paths belong to swrproxy and are never forwarded to the origin.
-func reserved(path []byte) bool {
-	const prefix = "/_swr"
-	return len(path) >= len(prefix) && strings.EqualFold(string(path[:len(prefix)]), prefix) &&
-		(len(path) == len(prefix) || path[len(prefix)] == '/')
 }
 
 func notFound(c *fiber.Ctx) error {

@@ -155,3 +155,22 @@ func TestForwardingFieldsAreRecognisedByFamily(t *testing.T) {
 		t.Error("IsCredential of a plain field")
 	}
 }
+
+func TestReservedMatchesThePrefixInAnyCaseAndNothingElse(t *testing.T) {
+	tests := []struct {
+		path string
+		want bool
+	}{
+		{"/_swr", true}, {"/_swr/", true}, {"/_swr/keys", true}, {"/_SWR/keys", true}, {"/_sWr/x/y", true},
+		{"/_swrx", false}, {"/_swr.json", false}, {"/api/_swr/keys", false}, {"/_sw", false}, {"", false},
+		{"/", false}, {"/\x7fswr/", false}, {"/_swR", true}, {"/_sw\x12/", false},
+	}
+	for _, tt := range tests {
+		if got := Reserved([]byte(tt.path)); got != tt.want {
+			t.Errorf("Reserved(%q) = %v, want %v", tt.path, got, tt.want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { Reserved([]byte("/_SWR/keys")) }); n != 0 {
+		t.Errorf("Reserved allocates %v times", n)
+	}
+}

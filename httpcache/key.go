@@ -42,3 +42,14 @@ func DefaultPort(tls bool) string {
 func OriginFailing(status int) bool {
 	return status >= 500 || status == 429 || status == 408
 }
+
+// ReservedPrefix is the path prefix of swrproxy's own endpoints. A path under it, in any letter
+// case, is never looked up in the cache nor forwarded to the origin.
+const ReservedPrefix = "/_swr"
+
+// Reserved reports whether the (decoded, normalised) path is ReservedPrefix or under it
+// ("/_swr", "/_SWR/x"; not "/_swrx"). It does not allocate.
+func Reserved(path []byte) bool {
+	return len(path) >= len(ReservedPrefix) && equalFoldASCII(string(path[:len(ReservedPrefix)]), ReservedPrefix) &&
+		(len(path) == len(ReservedPrefix) || path[len(ReservedPrefix)] == '/')
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/swrproxy/swrproxy/fill"
+	"github.com/swrproxy/swrproxy/httpcache"
 	"github.com/swrproxy/swrproxy/tiers"
 	"github.com/swrproxy/swrproxy/upstream"
 )
@@ -95,18 +96,10 @@ type counters struct {
 	WriteInvalidations atomic.Int64
 }
 
-// reserved reports whether a (decoded, normalised) path is under /_swr/, in any letter case:
-// those paths belong to swrproxy and are never forwarded to the origin.
-func reserved(path []byte) bool {
-	const prefix = "/_swr"
-	return len(path) >= len(prefix) && strings.EqualFold(b2s(path[:len(prefix)]), prefix) &&
-		(len(path) == len(prefix) || path[len(prefix)] == '/')
-}
-
 // Serve handles one request. It never returns an error to Fiber: failures are answered here.
 // (The guard, in front of it, turns a panic into a 500 and settles the request body.)
 func (h *Handler) Serve(c *fiber.Ctx) error {
-	if reserved(c.Request().URI().Path()) {
+	if httpcache.Reserved(c.Request().URI().Path()) {
 		return c.Status(fiber.StatusNotFound).SendString("Not Found")
 	}
 	m := c.Request().Header.Method()
