@@ -175,8 +175,8 @@ func (p *Pool) remove(it *item) {
 	p.bytes -= it.job.weight()
 }
 
-// Queued reports whether key is queued or running.
-func (p *Pool) Queued(key string) bool {
+// queued reports whether key is queued or running.
+func (p *Pool) queued(key string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	_, ok := p.byKey[key]

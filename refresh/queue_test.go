@@ -67,8 +67,8 @@ func TestAJobDueLaterDoesNotRunBeforeItsTime(t *testing.T) {
 		if runs, _ := log.get(); len(runs) != 0 {
 			t.Fatalf("job due at 5s ran before 5s: %q", runs)
 		}
-		if !p.Queued("k") || p.Len() != 1 {
-			t.Errorf("before its time: Queued = %v, Len = %d; want true, 1", p.Queued("k"), p.Len())
+		if !p.queued("k") || p.Len() != 1 {
+			t.Errorf("before its time: queued = %v, Len = %d; want true, 1", p.queued("k"), p.Len())
 		}
 		time.Sleep(time.Millisecond)
 		synctest.Wait()
@@ -76,8 +76,8 @@ func TestAJobDueLaterDoesNotRunBeforeItsTime(t *testing.T) {
 		if !slices.Equal(runs, []string{"k"}) || at[0] != 5*time.Second {
 			t.Errorf("after its time: ran %q at %v, want k at 5s", runs, at)
 		}
-		if p.Queued("k") || p.Len() != 0 {
-			t.Errorf("after it ran: Queued = %v, Len = %d; want false, 0", p.Queued("k"), p.Len())
+		if p.queued("k") || p.Len() != 0 {
+			t.Errorf("after it ran: queued = %v, Len = %d; want false, 0", p.queued("k"), p.Len())
 		}
 	})
 }
@@ -150,8 +150,8 @@ func TestAJobScheduledWhileItsIDRunsIsDeferred(t *testing.T) {
 			return log.job("first")(ctx)
 		}})
 		synctest.Wait()
-		if !p.Queued("k") {
-			t.Fatal("Queued(k) while it runs = false, want true")
+		if !p.queued("k") {
+			t.Fatal("queued(k) while it runs = false, want true")
 		}
 
 		if p.Schedule(Job{ID: "k", Due: at(0), Run: log.job("due now")}) {
@@ -210,7 +210,7 @@ func TestAFullQueueKeepsTheSoonestJobs(t *testing.T) {
 		if got := p.overflow.Load(); got != 1 {
 			t.Errorf("Overflow after dropping the latest job = %d, want 1", got)
 		}
-		if p.Queued("20s") {
+		if p.queued("20s") {
 			t.Error("the +20s job is still queued, want it dropped")
 		}
 		if schedule(30 * time.Second) {
@@ -256,7 +256,7 @@ func TestAFullQueueInBytesKeepsTheSoonestJobs(t *testing.T) {
 		if !schedule(time.Second, 10<<10) {
 			t.Error("Schedule of a sooner job into a queue full in bytes = false, want true (the latest dropped)")
 		}
-		if p.Queued("7s") {
+		if p.queued("7s") {
 			t.Error("the latest job (+7s) is still queued, want it dropped")
 		}
 		if schedule(0, 1<<20) {

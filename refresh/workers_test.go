@@ -131,7 +131,7 @@ func TestAFailingJobDoesNotStopThePool(t *testing.T) {
 				if got := p.done.Load(); got != 1 {
 					t.Errorf("Done = %d, want 1", got)
 				}
-				if p.Queued("bad") {
+				if p.queued("bad") {
 					t.Error("the failed job's ID is still running")
 				}
 				// The ID is free again.

@@ -102,13 +102,13 @@ func (s *Store) L1KeysWithPrefix(prefix string) []string {
 
 // KeyInfo describes one cached key for the keys listing.
 type KeyInfo struct {
-	Key      string   `json:"key"`
-	Variants int      `json:"variants"`
-	Bytes    int      `json:"bytes"`
-	AgeSec   int64    `json:"age_seconds"`
-	TTLSec   int64    `json:"fresh_for_seconds"` // negative once stale
-	Fresh    bool     `json:"fresh"`
-	Tags     []string `json:"tags,omitempty"`
+	Key      string
+	Variants int
+	Bytes    int
+	AgeSec   int64
+	TTLSec   int64 // negative once stale
+	Fresh    bool
+	Tags     []string
 }
 
 // Describe returns what is stored under key (from L1, else L2), or false when nothing is.
