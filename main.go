@@ -1,5 +1,5 @@
 // Command swrproxy is a stale-while-revalidate HTTP caching reverse proxy with an in-process L1
-// (otter) and a Redis L2 shared by every instance. See README.md and ../shared/DESIGN.md.
+// (otter) and a Redis L2 shared by every instance. README.md says what it does, ARCHITECTURE.md where.
 //
 // main reads .env, the environment and the flags into a config, builds the parts (wire.go), runs
 // them under one errgroup and shuts them down in order on SIGINT/SIGTERM. It holds no request logic.
@@ -40,7 +40,7 @@ var (
 	_ proxy.Tracker        = (*refresh.Tracker)(nil)
 	_ proxy.Invalidator    = (*invalidate.Service)(nil)
 	_ invalidate.Store     = (*tiers.Store)(nil)
-	_ invalidate.Refresher = refresher{}
+	_ invalidate.Refresher = (*refresh.Service)(nil)
 	_ admin.Invalidator    = (*invalidate.Service)(nil)
 	_ admin.Store          = (*tiers.Store)(nil)
 	_ admin.Hits           = (*refresh.Tracker)(nil)

@@ -23,17 +23,6 @@ import (
 	"github.com/swrproxy/swrproxy/upstream"
 )
 
-// refresher gives the invalidation service the refresh work it orders.
-type refresher struct {
-	pool    *refresh.Pool
-	filler  *refresh.Filler
-	tracker *refresh.Tracker
-}
-
-func (r refresher) Refresh(e *tiers.Entry, gen uint64) bool { return r.pool.Refresh(e, gen) }
-func (r refresher) Forget(key string)                       { r.filler.Forget(key) }
-func (r refresher) Hot(key string) bool                     { return r.tracker.Hot(key) }
-
 // listening is told the addresses run listens on, once it does (tests use port 0).
 type listening func(proxyAddr, adminAddr string)
 
@@ -74,8 +63,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, ready listeni
 // background loops, and the apps of the listeners (the proxy's, then the admin listener's if any).
 type system struct {
 	store   *tiers.Store
-	pool    *refresh.Pool
-	tracker *refresh.Tracker
+	refresh *refresh.Service
 	inv     *invalidate.Service
 	apps    []*fiber.App
 }
@@ -94,7 +82,7 @@ func build(cfg config.Config, log *slog.Logger, rdb redis.UniversalClient) (*sys
 	}
 	latency := metrics.NewOrigin()
 	origin := upstream.New(cfg.Upstream, cfg.UpstreamTimeout)
-	filler := &refresh.Filler{
+	ref := refresh.New(refresh.Options{
 		Store:  store,
 		Origin: origin,
 		Defaults: httpcache.Defaults{
@@ -104,23 +92,22 @@ func build(cfg config.Config, log *slog.Logger, rdb redis.UniversalClient) (*sys
 		},
 		MaxObjectBytes: cfg.MaxObjectBytes,
 		Timeout:        cfg.UpstreamTimeout,
+		Workers:        cfg.RefreshWorkers,
+		Window:         cfg.RefreshWindow,
+		L1MaxBytes:     cfg.L1MaxBytes,
 		Log:            log,
 		ObserveOrigin:  latency.Observe,
-	}
-	limits := refresh.LimitsFor(cfg.L1MaxBytes) // what refresh keeps outside L1 (README: Memory)
-	pool := refresh.NewPool(filler, cfg.RefreshWorkers, limits.QueueJobs, cfg.UpstreamTimeout, log)
-	pool.SetMaxBytes(limits.QueueBytes)
-	tracker := &refresh.Tracker{Window: cfg.RefreshWindow, MaxBytes: limits.TrackerBytes, Pool: pool, Filler: filler, Store: store, Log: log}
+	})
 	var bus *invalidate.Bus
 	if rdb != nil {
 		bus = invalidate.NewBus(rdb, log)
 	}
-	inv := invalidate.New(store, refresher{pool, filler, tracker}, bus, log)
+	inv := invalidate.New(store, ref, bus, log)
 	handler := &proxy.Handler{
 		Store:         store,
-		Filler:        filler,
-		Refresher:     pool,
-		Tracker:       tracker,
+		Filler:        ref.Filler,
+		Refresher:     ref.Pool,
+		Tracker:       ref.Tracker,
 		Invalidator:   inv,
 		Origin:        origin,
 		KeyHost:       cfg.KeyHost,
@@ -133,9 +120,9 @@ func build(cfg config.Config, log *slog.Logger, rdb redis.UniversalClient) (*sys
 	}
 	src := metrics.Sources{
 		Handler:    handler.Stats,
-		Filler:     filler.Stats,
-		Pool:       pool.Stats,
-		Tracker:    tracker.Stats,
+		Filler:     ref.Filler.Stats,
+		Pool:       ref.Pool.Stats,
+		Tracker:    ref.Tracker.Stats,
 		Store:      store.Stats,
 		Invalidate: inv.Stats,
 	}
@@ -147,13 +134,13 @@ func build(cfg config.Config, log *slog.Logger, rdb redis.UniversalClient) (*sys
 		KeyHost:     cfg.KeyHost,
 		Invalidator: inv,
 		Store:       store,
-		Hits:        tracker,
+		Hits:        ref.Tracker,
 		Redis:       rdb,
 		Upstream:    cfg.Upstream,
 		Metrics:     metrics.New(latency, src),
 		Log:         log,
 	})
-	sys := &system{store: store, pool: pool, tracker: tracker, inv: inv}
+	sys := &system{store: store, refresh: ref, inv: inv}
 	if cfg.AdminListen == "" {
 		sys.apps = []*fiber.App{proxy.NewApp(handler, adm.Mount)}
 	} else {
@@ -185,9 +172,8 @@ func (s *system) serve(ctx context.Context, lns []net.Listener, log *slog.Logger
 			return nil
 		})
 	}
-	loop("refresh pool", s.pool.Run)
+	loop("refresh", s.refresh.Run)
 	loop("tiers", s.store.Run)
-	loop("hot-key tracker", s.tracker.Run)
 	loop("invalidation bus", s.inv.Run)
 	for i, app := range s.apps {
 		g.Go(func() error {
