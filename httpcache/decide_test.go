@@ -3,8 +3,6 @@ package httpcache
 import (
 	"net/http"
 	"reflect"
-	"slices"
-	"strings"
 	"testing"
 	"time"
 )
@@ -360,133 +358,8 @@ func TestDecide(t *testing.T) {
 	}
 }
 
-func TestSourceSaysWhetherTheLifetimeIsHeuristic(t *testing.T) {
-	tests := []struct {
-		s         Source
-		name      string
-		heuristic bool
-	}{
-		{SourceOrigin, "origin", false},
-		{SourceLastModified, "last-modified", true},
-		{SourceDefaultTTL, "default-ttl", true},
-	}
-	for _, tt := range tests {
-		if got := tt.s.String(); got != tt.name {
-			t.Errorf("Source(%d).String() = %q, want %q", tt.s, got, tt.name)
-		}
-		if got := tt.s.Heuristic(); got != tt.heuristic {
-			t.Errorf("%s.Heuristic() = %v, want %v", tt.name, got, tt.heuristic)
-		}
-	}
-}
-
 // fuzzFields are the response fields FuzzDecide sets; each fuzzed string is split on "\n" into
 // field lines, so repeated fields are covered too.
 var fuzzFields = []string{"Cache-Control", "Expires", "Date", "Last-Modified", "Age", "Vary", "Set-Cookie", "Etag"}
 
 var reasons = []string{"status", "no-store", "private", "vary-star", "authorization", "cookie", "set-cookie", "no-freshness"}
-
-// FuzzDecide feeds Decide origin bytes: it must not panic, and whatever the origin sends the
-// Decision keeps its documented bounds and never gives a request with credentials a lifetime
-// the origin did not give explicitly.
-func FuzzDecide(f *testing.F) {
-	for _, tt := range decideTests {
-		d := std
-		if tt.d != nil {
-			d = *tt.d
-		}
-		var v [8]string
-		for i, name := range fuzzFields {
-			v[i] = strings.Join(tt.header.Values(name), "\n")
-		}
-		f.Add(tt.status, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], tt.req.Authorization, tt.req.Cookie,
-			int64(d.TTL), int64(d.StaleWhileRevalidate), int64(d.StaleIfError), int64(tt.delay))
-	}
-	f.Fuzz(func(t *testing.T, status int, cc, expires, date, lastModified, age, vary, setCookie, etag string,
-		auth, cookie bool, ttl, swr, sie, delay int64) {
-		h := http.Header{}
-		for i, v := range []string{cc, expires, date, lastModified, age, vary, setCookie, etag} {
-			if v != "" {
-				h[fuzzFields[i]] = strings.Split(v, "\n")
-			}
-		}
-		req := Req{Authorization: auth, Cookie: cookie}
-		defaults := Defaults{TTL: time.Duration(ttl), StaleWhileRevalidate: time.Duration(swr), StaleIfError: time.Duration(sie)}
-		got := Decide(status, h, req, now.Add(-time.Duration(delay)), now, defaults) // must not panic
-
-		if !got.Store {
-			if !slices.Contains(reasons, got.Reason) {
-				t.Fatalf("Reason %q is not one of the documented %q", got.Reason, reasons)
-			}
-			if !reflect.DeepEqual(got, Decision{Reason: got.Reason}) {
-				t.Fatalf("a Decision not to store sets more than Reason: %+v", got)
-			}
-			return
-		}
-		if got.Reason != "" {
-			t.Fatalf("a stored Decision has Reason %q", got.Reason)
-		}
-		for name, d := range map[string]time.Duration{"Fresh": got.Fresh, "Age": got.Age,
-			"StaleWhileRevalidate": got.StaleWhileRevalidate, "StaleIfError": got.StaleIfError} {
-			if d < 0 || d > maxDelta {
-				t.Fatalf("%s = %v, want within [0, %v]", name, d, maxDelta)
-			}
-		}
-		if !storableStatus(status) {
-			t.Fatalf("status %d stored", status)
-		}
-		parsed := ParseCacheControl(strings.Join(h.Values("Cache-Control"), ", "))
-		if req.Cookie && !cookieAllowed(parsed) {
-			t.Fatalf("a response to a request with Cookie stored without public, s-maxage or max-age: %+v", got)
-		}
-		switch got.Source {
-		case SourceOrigin:
-		case SourceLastModified, SourceDefaultTTL:
-			switch {
-			case req.Authorization:
-				t.Fatalf("a request with Authorization got a %s lifetime", got.Source)
-			case !heuristicallyCacheable(status):
-				t.Fatalf("status %d got a %s lifetime", status, got.Source)
-			case parsed.SMaxAge != Unset || parsed.MaxAge != Unset || len(h.Values("Expires")) > 0:
-				t.Fatalf("a %s lifetime despite explicit freshness (RFC 9111 §4.2.2)", got.Source)
-			case got.Source == SourceLastModified && got.Fresh > heuristicMax:
-				t.Fatalf("heuristic lifetime %v over the cap %v", got.Fresh, heuristicMax)
-			case got.Source == SourceLastModified && got.Fresh%time.Second != 0:
-				t.Fatalf("heuristic lifetime %v is not whole seconds", got.Fresh)
-			case got.Source == SourceDefaultTTL && (req.Cookie || got.Fresh != min(defaults.TTL, maxDelta)):
-				t.Fatalf("default-TTL lifetime %v with TTL %v, Cookie %v", got.Fresh, defaults.TTL, req.Cookie)
-			}
-		default:
-			t.Fatalf("unknown Source %d", got.Source)
-		}
-		if parsed.NoCache && (got.Fresh != 0 || got.StaleWhileRevalidate != 0 || got.StaleIfError != 0) {
-			t.Fatalf("no-cache stored with lifetime or windows: %+v", got)
-		}
-	})
-}
-
-// The hardening issue: requests with Cookie get no heuristic freshness. A stored copy whose
-// lifetime was guessed (and that the origin did not make public) says so, so that a request with
-// Cookie revalidates it instead of taking it as fresh.
-func TestGuessedLifetimesAreNotForCookies(t *testing.T) {
-	lm := map[string][]string{"Date": {now.Format(http.TimeFormat)}, "Last-Modified": {now.Add(-10 * time.Hour).Format(http.TimeFormat)}}
-	tests := []struct {
-		name    string
-		header  http.Header
-		d       Defaults
-		guessed bool
-	}{
-		{"Last-Modified heuristic", lm, Defaults{}, true},
-		{"SWR_DEFAULT_TTL", http.Header{}, Defaults{TTL: time.Minute}, true},
-		{"max-age", http.Header{"Cache-Control": {"max-age=60"}}, Defaults{}, false},
-		{"s-maxage", http.Header{"Cache-Control": {"s-maxage=60"}}, Defaults{}, false},
-		{"Expires", http.Header{"Expires": {now.Add(time.Hour).Format(http.TimeFormat)}, "Date": {now.Format(http.TimeFormat)}}, Defaults{}, false},
-		{"public with the heuristic", http.Header{"Cache-Control": {"public"}, "Date": lm["Date"], "Last-Modified": lm["Last-Modified"]}, Defaults{}, false},
-	}
-	for _, tt := range tests {
-		got := Decide(200, tt.header, Req{}, now, now, tt.d)
-		if !got.Store || got.Guessed != tt.guessed {
-			t.Errorf("%s: Store %v, Guessed %v; want stored, Guessed %v", tt.name, got.Store, got.Guessed, tt.guessed)
-		}
-	}
-}

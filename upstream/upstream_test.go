@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -14,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -132,114 +129,6 @@ func TestTheOriginSeesTheUpstreamHost(t *testing.T) {
 	}
 }
 
-func TestHopByHopResponseFieldsAreRemoved(t *testing.T) {
-	srv := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Add("Connection", "X-Hop-A, x-hop-b")
-		h.Add("Connection", " X-Hop-C ,,")
-		h.Set("X-Hop-A", "1")
-		h.Set("X-Hop-B", "2")
-		h.Set("X-Hop-C", "3")
-		h.Set("Keep-Alive", "timeout=5")
-		h.Set("Proxy-Connection", "keep-alive")
-		h.Set("Proxy-Authenticate", "Basic")
-		h.Set("Te", "trailers")
-		h.Set("Upgrade", "h2c")
-		h.Add("Set-Cookie", "a=1")
-		h.Add("Set-Cookie", "b=2")
-		h.Add("Cache-Control", "max-age=60")
-		h.Add("Cache-Control", "stale-while-revalidate=30")
-		h.Add("Vary", "Accept-Encoding")
-		h.Add("Vary", "Accept-Language")
-		h.Set("X-End", "kept")
-		w.(http.Flusher).Flush() // chunked: Transfer-Encoding too
-		io.WriteString(w, "body")
-	})
-	resp := get(t, newClient(t, srv.URL, 5*time.Second), "/", nil)
-
-	for _, name := range []string{"Connection", "X-Hop-A", "X-Hop-B", "X-Hop-C", "Keep-Alive", "Proxy-Connection",
-		"Proxy-Authenticate", "Te", "Upgrade", "Transfer-Encoding", "Trailer"} {
-		if vs := resp.Header.Values(name); len(vs) > 0 {
-			t.Errorf("hop-by-hop %s = %q reached the caller", name, vs)
-		}
-	}
-	kept := map[string][]string{
-		"Set-Cookie":    {"a=1", "b=2"},
-		"Cache-Control": {"max-age=60", "stale-while-revalidate=30"},
-		"Vary":          {"Accept-Encoding", "Accept-Language"},
-		"X-End":         {"kept"},
-	}
-	for name, want := range kept {
-		if got := resp.Header.Values(name); !slices.Equal(got, want) {
-			t.Errorf("end-to-end %s = %q, want %q", name, got, want)
-		}
-	}
-	if b, err := io.ReadAll(resp.Body); err != nil || string(b) != "body" {
-		t.Errorf("body = %q, %v; want body", b, err)
-	}
-}
-
-func TestRemoveHopByHop(t *testing.T) {
-	tests := []struct {
-		name     string
-		in, want http.Header
-	}{
-		{"nothing to remove",
-			http.Header{"Content-Type": {"text/plain"}, "Set-Cookie": {"a=1", "b=2"}},
-			http.Header{"Content-Type": {"text/plain"}, "Set-Cookie": {"a=1", "b=2"}}},
-		{"standard fields",
-			http.Header{"Connection": {"keep-alive"}, "Keep-Alive": {"timeout=5"}, "Proxy-Connection": {"close"},
-				"Proxy-Authenticate": {"Basic"}, "Proxy-Authorization": {"Basic x"}, "Te": {"trailers"},
-				"Trailer": {"X-T"}, "Transfer-Encoding": {"chunked"}, "Upgrade": {"websocket"}, "Etag": {`"a"`}},
-			http.Header{"Etag": {`"a"`}}},
-		{"fields Connection names, in every line, any case",
-			http.Header{"Connection": {"x-a , X-B", "x-c,,"}, "X-A": {"1"}, "X-B": {"2"}, "X-C": {"3"}, "X-D": {"4"}},
-			http.Header{"X-D": {"4"}}},
-		{"Connection naming an end-to-end field",
-			http.Header{"Connection": {"Cache-Control"}, "Cache-Control": {"no-store"}, "Vary": {"Accept"}},
-			http.Header{"Vary": {"Accept"}}},
-		{"empty", http.Header{}, http.Header{}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			h := tt.in.Clone()
-			RemoveHopByHop(h)
-			if len(h) != len(tt.want) {
-				t.Errorf("RemoveHopByHop(%v) = %v, want %v", tt.in, h, tt.want)
-			}
-			for name, want := range tt.want {
-				if got := h[name]; !slices.Equal(got, want) {
-					t.Errorf("RemoveHopByHop(%v)[%s] = %q, want %q", tt.in, name, got, want)
-				}
-			}
-		})
-	}
-}
-
-func TestIsHopByHop(t *testing.T) {
-	tests := []struct {
-		name string
-		want bool
-	}{
-		{"Connection", true},
-		{"Keep-Alive", true},
-		{"Transfer-Encoding", true},
-		{"transfer-encoding", true},
-		{"Te", true},
-		{"Upgrade", true},
-		{"Proxy-Authorization", true},
-		{"Content-Length", false},
-		{"Cache-Control", false},
-		{"Set-Cookie", false},
-		{"", false},
-	}
-	for _, tt := range tests {
-		if got := IsHopByHop(tt.name); got != tt.want {
-			t.Errorf("IsHopByHop(%q) = %v, want %v", tt.name, got, tt.want)
-		}
-	}
-}
-
 func TestRedirectsAreRelayedNotFollowed(t *testing.T) {
 	var got seen
 	srv := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
@@ -307,77 +196,6 @@ func TestCompressedBodiesPassThroughUntouched(t *testing.T) {
 	}
 }
 
-func TestAnOriginThatNeverAnswersTimesOut(t *testing.T) {
-	stop := make(chan struct{})
-	srv := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-stop:
-		}
-	})
-	t.Cleanup(func() { close(stop) }) // before srv.Close, which waits for handlers
-	tests := []struct {
-		name       string
-		timeout    time.Duration // the client's
-		ctxTimeout time.Duration // the caller's
-	}{
-		// The caller's 10s is a backstop: a client that never times out fails on elapsed, not by hanging.
-		{"client timeout", 200 * time.Millisecond, 10 * time.Second},
-		{"caller deadline", 10 * time.Second, 200 * time.Millisecond},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := newClient(t, srv.URL, tt.timeout)
-			ctx, cancel := context.WithTimeout(t.Context(), tt.ctxTimeout)
-			defer cancel()
-			start := time.Now()
-			resp, err := c.Do(ctx, &Request{Method: http.MethodGet, URI: "/slow"})
-			elapsed := time.Since(start)
-			if resp != nil {
-				resp.Body.Close()
-			}
-			var ue *Error
-			if !errors.As(err, &ue) {
-				t.Fatalf("Do = %v, %v; want an *upstream.Error", resp, err)
-			}
-			if !ue.Timeout() {
-				t.Errorf("Timeout() = false for %v, want true", err)
-			}
-			if ue.Target != srv.URL+"/slow" {
-				t.Errorf("Target = %q, want %q", ue.Target, srv.URL+"/slow")
-			}
-			if elapsed > 5*time.Second {
-				t.Errorf("Do returned after %v, want about 200ms", elapsed)
-			}
-		})
-	}
-}
-
-func TestARefusedConnectionIsNotATimeout(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // nothing listens there now
-
-	c := newClient(t, "http://"+addr, 5*time.Second)
-	resp, err := c.Do(t.Context(), &Request{Method: http.MethodGet, URI: "/"})
-	var ue *Error
-	if !errors.As(err, &ue) {
-		t.Fatalf("Do = %v, %v; want an *upstream.Error", resp, err)
-	}
-	if ue.Timeout() {
-		t.Errorf("Timeout() = true for %v, want false", err)
-	}
-	if !errors.Is(err, syscall.ECONNREFUSED) {
-		t.Errorf("Do error = %v, want it to wrap ECONNREFUSED", err)
-	}
-	if !strings.HasPrefix(err.Error(), "upstream http://"+addr+"/: ") {
-		t.Errorf("Error() = %q, want it to start with the target", err.Error())
-	}
-}
-
 func TestTheRequestBodyIsForwarded(t *testing.T) {
 	type received struct {
 		body   string
@@ -416,69 +234,6 @@ func TestTheRequestBodyIsForwarded(t *testing.T) {
 			if last.body != tt.want.body || last.length != tt.want.length || !slices.Equal(last.te, tt.want.te) {
 				t.Errorf("origin got body %q, length %d, Transfer-Encoding %q; want %q, %d, %q",
 					last.body, last.length, last.te, tt.want.body, tt.want.length, tt.want.te)
-			}
-		})
-	}
-}
-
-func TestIdleTimeoutCutsOnlyAStalledBody(t *testing.T) {
-	const idle = 200 * time.Millisecond
-	stop := make(chan struct{})
-	srv := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		switch r.URL.Path {
-		case "/stall":
-			io.WriteString(w, "first part")
-			w.(http.Flusher).Flush()
-			select { // then nothing, until the client gives up
-			case <-r.Context().Done():
-			case <-stop:
-			}
-		case "/trickle":
-			for i := range 12 { // a byte every 50ms for 600ms: never idle for long
-				if i > 0 {
-					time.Sleep(50 * time.Millisecond)
-				}
-				w.Write([]byte{byte('a' + i)})
-				w.(http.Flusher).Flush()
-			}
-		}
-	})
-	t.Cleanup(func() { close(stop) })
-	c := newClient(t, srv.URL, 5*time.Second)
-
-	tests := []struct {
-		path     string
-		wantBody string
-		wantErr  bool
-	}{
-		{"/stall", "first part", true},
-		{"/trickle", "abcdefghijkl", false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.path, func(t *testing.T) {
-			ctx, cancel := context.WithCancel(t.Context())
-			defer cancel()
-			resp, err := c.Do(ctx, &Request{Method: http.MethodGet, URI: tt.path})
-			if err != nil {
-				t.Fatalf("Do: %v", err)
-			}
-			body := IdleTimeout(resp.Body, idle, cancel)
-			start := time.Now()
-			got, err := io.ReadAll(body)
-			elapsed := time.Since(start)
-			body.Close()
-			if (err != nil) != tt.wantErr {
-				t.Errorf("reading %s: error %v, want error: %v", tt.path, err, tt.wantErr)
-			}
-			if string(got) != tt.wantBody {
-				t.Errorf("read %q from %s, want %q", got, tt.path, tt.wantBody)
-			}
-			if elapsed > 5*time.Second {
-				t.Errorf("reading %s took %v, want well under 5s", tt.path, elapsed)
-			}
-			if ctx.Err() == nil {
-				t.Error("Close did not cancel the request's context")
 			}
 		})
 	}
