@@ -115,3 +115,26 @@ func TestIsHopByHop(t *testing.T) {
 		}
 	}
 }
+
+func TestListsNameFindsAFieldInAConnectionValueInAnyCase(t *testing.T) {
+	tests := []struct {
+		connection, name string
+		want             bool
+	}{
+		{"close", "Close", true},
+		{"keep-alive, X-Secret", "x-secret", true},
+		{" X-A ,\tX-B\t", "X-B", true},
+		{"X-Secrets", "X-Secret", false},
+		{"", "X-A", false},
+		{",,", "X-A", false},
+		{"X-A", "", false},
+	}
+	for _, tt := range tests {
+		if got := ListsName(tt.connection, tt.name); got != tt.want {
+			t.Errorf("ListsName(%q, %q) = %v, want %v", tt.connection, tt.name, got, tt.want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { ListsName("keep-alive, X-Secret", "x-secret") }); n != 0 {
+		t.Errorf("ListsName allocates %v times", n)
+	}
+}

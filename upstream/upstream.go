@@ -18,9 +18,8 @@ import (
 
 // Client sends requests to the origin. It is safe for concurrent use.
 type Client struct {
-	base    *url.URL
-	hc      *http.Client
-	timeout time.Duration
+	base *url.URL
+	hc   *http.Client
 }
 
 // New returns a client of the origin at base (http or https; a path becomes a prefix of every
@@ -45,8 +44,7 @@ func New(base *url.URL, timeout time.Duration) *Client {
 		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
 	}
 	return &Client{
-		base:    base,
-		timeout: timeout,
+		base: base,
 		hc: &http.Client{
 			Transport: tr,
 			// Redirects are the client's business: relay them.
@@ -54,9 +52,6 @@ func New(base *url.URL, timeout time.Duration) *Client {
 		},
 	}
 }
-
-// Timeout is the origin timeout the client was built with.
-func (c *Client) Timeout() time.Duration { return c.timeout }
 
 // Request is one request for the origin, already copied out of the client's request.
 type Request struct {
