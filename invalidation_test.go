@@ -204,6 +204,9 @@ func TestAnInvalidationThatCouldNotReachRedisSaysSo(t *testing.T) {
 	if status != http.StatusServiceUnavailable || !strings.Contains(fmt.Sprint(res["error"]), "retry") {
 		t.Fatalf("got %d %v, want 503 asking to retry", status, res)
 	}
+	if strings.Contains(fmt.Sprint(res), rs.Addr()) {
+		t.Errorf("the reply %v names Redis's address %s; it belongs in the log", res, rs.Addr())
+	}
 	if r, _ := res["result"].(map[string]any); r["complete"] != false {
 		t.Errorf("result %v, want complete=false", res["result"])
 	}

@@ -36,13 +36,14 @@ func (a *Admin) purge(c *fiber.Ctx) error {
 	return a.reply(c, res, err)
 }
 
-// reply answers 200 with the result, or 503 with the result and the problem when part of the
-// invalidation could not be carried out (Redis trouble): the caller should retry.
+// reply answers 200 with the result, or 503 with the result when part of the invalidation could
+// not be carried out (Redis trouble, logged with its reason): the caller should retry.
 func (a *Admin) reply(c *fiber.Ctx, res invalidate.Result, err error) error {
 	if err != nil {
 		a.cfg.Log.Warn("invalidation incomplete", "err", err)
 		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{
-			"error": "invalidation incomplete (retry): " + err.Error(), "result": res,
+			// The reason names Redis's address; it stays in the log.
+			"error": "invalidation incomplete (retry): Redis could not be reached for part of it", "result": res,
 		})
 	}
 	return c.JSON(res)

@@ -335,11 +335,18 @@ func speaksForAll(r *fill.Request) bool { return !r.Cookie && !r.Authorization }
 const maxSharedError = 64 << 10
 
 // shareable reports whether an origin error page may be sent to every request of the flight:
-// nothing marks it private to the request it was fetched for.
+// a 5xx of a request without credentials, that nothing marks private to that request. Not a
+// 429, which an origin gives to one client (its address, its account) and not to the others;
+// not a page with Vary, which says it was chosen by fields in which the waiters may differ
+// (their cookies, their encodings); not an answer to Cookie or Authorization, which may be that
+// user's page. The other waiters of such a flight fetch their own.
 func shareable(r *fill.Request, resp *http.Response) bool {
+	if r.Authorization || r.Cookie || resp.StatusCode < 500 || resp.ContentLength > maxSharedError ||
+		len(resp.Header.Values("Vary")) > 0 || resp.Header.Get("Set-Cookie") != "" {
+		return false
+	}
 	cc := httpcache.ParseCacheControl(strings.Join(resp.Header.Values("Cache-Control"), ", "))
-	return !r.Authorization && !cc.Private && len(cc.PrivateFields) == 0 && resp.Header.Get("Set-Cookie") == "" &&
-		resp.ContentLength <= maxSharedError
+	return !cc.Private && len(cc.PrivateFields) == 0
 }
 
 // prepend returns a body that reads head, then the rest of body; closing it closes body.
