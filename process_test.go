@@ -265,3 +265,76 @@ func TestCommitIsTheRecordedRevisionMarkedDirtyOrUnknown(t *testing.T) {
 		}
 	}
 }
+
+// TestRunningOutOfFileDescriptorsDoesNotEndTheProcess: a client that opens connections until
+// swrproxy has no descriptor left made its accept fail with EMFILE, which fasthttp takes as the
+// end of the listener, and the process exited (security review). Now the listener waits and
+// tries again, and serves once the connections are gone.
+func TestRunningOutOfFileDescriptorsDoesNotEndTheProcess(t *testing.T) {
+	t.Parallel()
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Fatal("prlimit is missing: apt-get install -y util-linux")
+	}
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") })
+	port := testenv.FreePort(t)
+	cmd := exec.Command(prlimit, "--nofile=64:64", bin) // prlimit execs bin: same process
+	cmd.Dir = t.TempDir()
+	var logs syncBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "SWR_UPSTREAM=" + o.URL, "SWR_REDIS_URL=",
+		fmt.Sprintf("SWR_LISTEN=127.0.0.1:%d", port)}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+		}
+	})
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	testenv.WaitFor(t, 10*time.Second, "swrproxy to listen", func() bool { return do(http.MethodGet, base+"/_swr/healthz").StatusCode == 200 })
+
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range 120 { // more than its 64 descriptors; the kernel's backlog takes the rest
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+		if err != nil {
+			break
+		}
+		conns = append(conns, c)
+	}
+	testenv.WaitFor(t, 10*time.Second, "an accept to fail for want of descriptors", func() bool {
+		return strings.Contains(logs.String(), "too many open files")
+	})
+	select {
+	case err := <-exited:
+		t.Fatalf("swrproxy exited (%v) when it ran out of descriptors:\n%s", err, logs.String())
+	default:
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	conns = nil
+	testenv.WaitFor(t, 10*time.Second, "swrproxy to serve again", func() bool {
+		select {
+		case err := <-exited:
+			t.Fatalf("swrproxy exited (%v) after it ran out of descriptors:\n%s", err, logs.String())
+		default:
+		}
+		r := do(http.MethodGet, base+"/x")
+		return r.StatusCode == 200 && r.Body == "ok"
+	})
+}

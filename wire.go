@@ -49,7 +49,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, ready listeni
 			}
 			return fmt.Errorf("listen on %s: %w", addr, err)
 		}
-		lns = append(lns, ln)
+		lns = append(lns, proxy.KeepAccepting(ln, log)) // running out of descriptors must not end the process
 	}
 	proxyAddr, adminAddr := lns[0].Addr().String(), lns[len(lns)-1].Addr().String()
 	if ready != nil {
