@@ -16,6 +16,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/swrproxy/swrproxy/httpcache"
 	"github.com/swrproxy/swrproxy/invalidate"
 	"github.com/swrproxy/swrproxy/metrics"
 	"github.com/swrproxy/swrproxy/proxy"
@@ -270,5 +271,36 @@ func TestThePublicMountHasOnlyHealthzAndRefusesPurge(t *testing.T) {
 	}
 	if got := send(t, app, "GET", "/x", "", ""); got.status != next {
 		t.Errorf("GET /x: %d, want it passed on", got.status)
+	}
+}
+
+// TestPurgeNamesTheKeyTheProxyStoredWithItsHost: with SWR_KEY_HOST, PURGE keys the path by the
+// request's Host as the proxy does (httpcache.AppendKeyHost: lower case, default port dropped),
+// so it clears the entry a lookup of the same URL finds.
+func TestPurgeNamesTheKeyTheProxyStoredWithItsHost(t *testing.T) {
+	a, store := newAdmin(t, secret)
+	a.cfg.KeyHost = true
+	key := httpcache.Key(string(httpcache.AppendKeyHost(nil, []byte("shop.example"), false)), "/p?x=1")
+	if key != "shop.example /p?x=1" {
+		t.Fatalf("key = %q", key)
+	}
+	if err := store.Set(context.Background(), &tiers.Entry{Key: key, Status: 200, Body: []byte("p"), ETag: `"p"`,
+		Stored: time.Now(), Fresh: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest("PURGE", "/p?x=1", nil)
+	req.Host = "SHOP.example:80"
+	req.Header.Set("Authorization", "Bearer "+secret)
+	res, err := newApp(a).Test(req, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(string(b), `"cleared":1`) {
+		t.Errorf("PURGE with Host SHOP.example:80: %d %s, want the entry cleared", res.StatusCode, b)
+	}
+	if o := store.Peek(key); o != nil && len(o.Variants) > 0 {
+		t.Errorf("%q is still cached after PURGE", key)
 	}
 }

@@ -28,8 +28,7 @@ func (a *Admin) invalidate(c *fiber.Ctx) error {
 func (a *Admin) purge(c *fiber.Ctx) error {
 	host := ""
 	if a.cfg.KeyHost {
-		b, _ := httpcache.AppendHost(nil, c.Request().Header.Host(), httpcache.DefaultPort(c.Context().IsTLS()))
-		host = string(b)
+		host = string(httpcache.AppendKeyHost(nil, c.Request().Header.Host(), c.Context().IsTLS()))
 	}
 	key := httpcache.Key(host, string(c.Request().Header.RequestURI()))
 	res, err := a.cfg.Invalidator.Apply(context.Background(), invalidate.Request{Keys: []string{key}, Mode: invalidate.Clear})

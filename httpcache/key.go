@@ -43,6 +43,18 @@ func OriginFailing(status int) bool {
 	return status >= 500 || status == 429 || status == 408
 }
 
+// AppendKeyHost appends to b the host part of the cache key (SWR_KEY_HOST) of a request whose
+// Host field is host, on a TLS connection or not: the host as AppendHost normalises it, or
+// nothing when it is empty or not valid (the request guard refuses those before). Every place
+// that keys a request by its host (lookups, fills, write invalidations, PURGE) uses it, so they
+// all name the same entry.
+func AppendKeyHost(b, host []byte, tls bool) []byte {
+	if kb, ok := AppendHost(b, host, DefaultPort(tls)); ok {
+		return kb
+	}
+	return b
+}
+
 // ReservedPrefix is the path prefix of swrproxy's own endpoints. A path under it, in any letter
 // case, is never looked up in the cache nor forwarded to the origin.
 const ReservedPrefix = "/_swr"

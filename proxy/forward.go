@@ -19,7 +19,7 @@ import (
 // is the validated, normalised Host (the guard refused the request if it is not valid).
 func (h *Handler) appendKey(b []byte, c *fiber.Ctx, uri []byte) []byte {
 	if h.KeyHost {
-		if kb, ok := httpcache.AppendHost(b, c.Request().Header.Host(), defaultPort(c)); ok && len(kb) > len(b) {
+		if kb := httpcache.AppendKeyHost(b, c.Request().Header.Host(), c.Context().IsTLS()); len(kb) > len(b) {
 			b = append(kb, httpcache.KeySeparator)
 		}
 	}
@@ -31,12 +31,8 @@ func (h *Handler) keyHost(c *fiber.Ctx) string {
 	if !h.KeyHost {
 		return ""
 	}
-	b, _ := httpcache.AppendHost(nil, c.Request().Header.Host(), defaultPort(c))
-	return string(b)
+	return string(httpcache.AppendKeyHost(nil, c.Request().Header.Host(), c.Context().IsTLS()))
 }
-
-// defaultPort is the port a Host field may leave out on this connection.
-func defaultPort(c *fiber.Ctx) string { return httpcache.DefaultPort(c.Context().IsTLS()) }
 
 // requestValue is the normalised value of a request field for Vary matching: for a field of the
 // forwarding families, what a fill forwards (forwardedValue: swrproxy's own value, or none);
