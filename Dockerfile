@@ -3,6 +3,8 @@
 # swrproxy image: static binaries on distroless (no shell, no package manager), non-root.
 #
 #   docker build -t swrproxy .                    # the proxy (the last stage, the default)
+#   docker build --build-arg VERSION=$(git describe --tags --always --dirty) -t swrproxy .
+#                                                 # the same, with the version --version prints
 #   docker build --target origin -t swr-origin .  # the demo origin of docker-compose.yml
 #
 # Needs BuildKit for the cache mounts: the default of `docker build` and Compose v2; with the old
@@ -11,6 +13,8 @@
 ARG GO_VERSION=1.26
 
 FROM golang:${GO_VERSION}-bookworm AS build
+# What `swrproxy --version` prints (the context has no .git, so the commit reads "unknown").
+ARG VERSION=dev
 WORKDIR /src
 # Dependencies first: this layer is rebuilt only when go.mod or go.sum change.
 COPY go.mod go.sum ./
@@ -19,7 +23,7 @@ RUN --mount=type=cache,target=/go/pkg/mod \
 COPY . .
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
-    CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/swrproxy . && \
+    CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" -o /out/swrproxy . && \
     CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/healthcheck ./cmd/healthcheck && \
     CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/origin ./examples/origin
 

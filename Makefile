@@ -17,7 +17,7 @@ vet:
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o bin/swrproxy .
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=auto -ldflags "-X main.version=$(VERSION)" -o bin/swrproxy .
 
 # deps installs the Debian packages the tests need, only when a command is missing. The tests
 # start their own redis-server and nginx on free loopback ports: the system services the

@@ -26,6 +26,7 @@ import (
 	"github.com/swrproxy/swrproxy/proxy"
 	"github.com/swrproxy/swrproxy/refresh"
 	"github.com/swrproxy/swrproxy/tiers"
+	"github.com/swrproxy/swrproxy/upstream"
 )
 
 // version is the release swrproxy was built as: make build sets it with
@@ -39,6 +40,8 @@ var (
 	_ proxy.Refresher      = (*refresh.Pool)(nil)
 	_ proxy.Tracker        = (*refresh.Tracker)(nil)
 	_ proxy.Invalidator    = (*invalidate.Service)(nil)
+	_ proxy.Origin         = (*upstream.Client)(nil)
+	_ refresh.Fetcher      = (*upstream.Client)(nil)
 	_ invalidate.Store     = (*tiers.Store)(nil)
 	_ invalidate.Refresher = (*refresh.Service)(nil)
 	_ admin.Invalidator    = (*invalidate.Service)(nil)

@@ -50,7 +50,7 @@ func (a *Admin) keys(c *fiber.Ctx) error {
 		if info, ok := a.cfg.Store.Describe(ctx, k, now); ok {
 			page.Keys = append(page.Keys, keyItem{
 				Key: info.Key, Variants: info.Variants, Bytes: info.Bytes, AgeSec: info.AgeSec,
-				FreshFor: info.TTLSec, Fresh: info.Fresh, Tags: info.Tags, Hits: a.cfg.Hits.Hits(k),
+				FreshFor: info.FreshForSec, Fresh: info.Fresh, Tags: info.Tags, Hits: a.cfg.Hits.Hits(k),
 			})
 		}
 	}

@@ -48,8 +48,8 @@ type Config struct {
 var ErrHelp = flag.ErrHelp
 
 // Load builds a Config from the environment and the command-line arguments (os.Args[1:]).
-// getenv is os.Getenv in production; an empty value counts as unset, so the default applies.
-// Use LoadLookup with os.LookupEnv to let an explicitly empty SWR_REDIS_URL mean "L1 only".
+// An empty value counts as unset, so the default applies. The process uses LoadLookup with
+// os.LookupEnv instead, so that an explicitly empty SWR_REDIS_URL means "L1 only".
 // See LoadLookup for the rest of the contract.
 func Load(getenv func(string) string, args []string) (Config, error) {
 	return LoadLookup(func(key string) (string, bool) {

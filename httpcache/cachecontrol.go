@@ -361,10 +361,10 @@ func trimOWS(s string) string {
 	return s
 }
 
-// isToken reports whether s is a non-empty token (RFC 9110 §5.6.2).
 // IsToken reports whether s is an RFC 9110 §5.6.2 token (a field name, a directive name).
 func IsToken(s string) bool { return isToken(s) }
 
+// isToken reports whether s is a non-empty token (RFC 9110 §5.6.2).
 func isToken(s string) bool {
 	if s == "" {
 		return false

@@ -189,3 +189,10 @@ func varyStar(vals []string) bool {
 	}
 	return false
 }
+
+// OriginFailing reports whether an origin status means the origin is failing rather than
+// answering: 5xx, 429 Too Many Requests or 408 Request Timeout. Stale-if-error stands in for such
+// answers, and a revalidation that gets one keeps the stored entry.
+func OriginFailing(status int) bool {
+	return status >= 500 || status == 429 || status == 408
+}

@@ -115,3 +115,12 @@ func indexByte(b []byte, c byte) int {
 func isHexDigit(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
+
+// DefaultPort is the port a Host field may leave out on a connection (AppendHost drops it): 443
+// over TLS, else 80.
+func DefaultPort(tls bool) string {
+	if tls {
+		return "443"
+	}
+	return "80"
+}

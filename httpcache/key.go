@@ -27,22 +27,6 @@ func SplitKey(key string) (host, uri string) {
 	return "", key
 }
 
-// DefaultPort is the port a Host field may leave out on a connection (AppendHost drops it): 443
-// over TLS, else 80.
-func DefaultPort(tls bool) string {
-	if tls {
-		return "443"
-	}
-	return "80"
-}
-
-// OriginFailing reports whether an origin status means the origin is failing rather than
-// answering: 5xx, 429 Too Many Requests or 408 Request Timeout. Stale-if-error stands in for such
-// answers, and a revalidation that gets one keeps the stored entry.
-func OriginFailing(status int) bool {
-	return status >= 500 || status == 429 || status == 408
-}
-
 // AppendKeyHost appends to b the host part of the cache key (SWR_KEY_HOST) of a request whose
 // Host field is host, on a TLS connection or not: the host as AppendHost normalises it, or
 // nothing when it is empty or not valid (the request guard refuses those before). Every place

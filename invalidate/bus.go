@@ -66,9 +66,6 @@ func NewBus(rdb redis.UniversalClient, log *slog.Logger) *Bus {
 	return &Bus{rdb: rdb, log: log, id: hex.EncodeToString(b[:]), waiters: map[string]*waiter{}}
 }
 
-// ID is this instance's name on the bus.
-func (b *Bus) ID() string { return b.id }
-
 // run subscribes, applies the other instances' messages with drop, acknowledges every message and
 // beats the heartbeat until ctx is cancelled; it returns nil. After a lost subscription is
 // re-established, it drops this instance's whole L1: messages may have been missed meanwhile.

@@ -102,9 +102,9 @@ func decodeRequest(body []byte) (Request, error) {
 	return r, nil
 }
 
-// hostKeys accepts keys and prefixes written "host/path" (as the README showed them before keys
-// got httpcache.KeySeparator) besides the key form "host /path": the first '/' of one that has no
-// separator and does not start with '/' begins the path (a valid host has no '/').
+// hostKeys accepts keys and prefixes written "host/path" besides the key form "host /path"
+// (httpcache.Key): the first '/' of one that has no separator and does not start with '/' begins
+// the path (a valid host has no '/').
 func hostKeys(ks []string) []string {
 	for i, k := range ks {
 		if strings.HasPrefix(k, "/") || strings.IndexByte(k, httpcache.KeySeparator) >= 0 {

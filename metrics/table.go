@@ -97,7 +97,7 @@ var counters = []counter{
 	{"origin_requests", "swrproxy_origin_requests_total", nil, prometheus.CounterValue,
 		"Requests sent to the origin for cacheable keys (fills and refreshes).",
 		func(s *Snapshot) any { return s.Filler.OriginRequests }},
-	{"origin_errors", "swrproxy_origin_errors_total", nil, prometheus.CounterValue, "Origin failures: no response, broken body, or 5xx.",
+	{"origin_errors", "swrproxy_origin_errors_total", nil, prometheus.CounterValue, "Origin failures: no response, broken body, 5xx, 429 or 408.",
 		func(s *Snapshot) any { return s.Filler.OriginErrors }},
 	{"fills_stored", "swrproxy_fills_stored_total", nil, prometheus.CounterValue, "Origin responses stored in the cache.",
 		func(s *Snapshot) any { return s.Filler.Stored }},

@@ -12,8 +12,8 @@ import (
 var Methods = append(append([]string(nil), fiber.DefaultMethods...),
 	"PURGE", "PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "REPORT", "SEARCH")
 
-// config is the Fiber configuration of both listeners.
-func config(log *slog.Logger) fiber.Config {
+// fiberConfig is the Fiber configuration of both listeners.
+func fiberConfig(log *slog.Logger) fiber.Config {
 	return fiber.Config{
 		DisableStartupMessage: true,
 		// /_swr/healthz is one route; /_SWR/healthz or /_swr/healthz/ are not aliases of it.
@@ -50,7 +50,7 @@ func config(log *slog.Logger) fiber.Config {
 // around the fasthttp server's handler. Serve the app with Listener or through Server().Handler;
 // App.Handler() would leave the guard out.
 func NewApp(h *Handler, mount func(fiber.Router)) *fiber.App {
-	app := fiber.New(config(h.Log))
+	app := fiber.New(fiberConfig(h.Log))
 	srv := app.Server()
 	srv.Handler = guard(srv.Handler, h.Log)
 	if h.AccessLog {
@@ -66,7 +66,7 @@ func NewApp(h *Handler, mount func(fiber.Router)) *fiber.App {
 // NewAdminApp returns the app of SWR_ADMIN_LISTEN: the routes mount adds, and 404 for everything
 // else, behind the guard.
 func NewAdminApp(log *slog.Logger, mount func(fiber.Router)) *fiber.App {
-	app := fiber.New(config(log))
+	app := fiber.New(fiberConfig(log))
 	srv := app.Server()
 	srv.Handler = guard(srv.Handler, log)
 	mount(app)

@@ -13,6 +13,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/swrproxy/swrproxy/httpcache"
+	"github.com/swrproxy/swrproxy/invalidate"
 	"github.com/swrproxy/swrproxy/proxy"
 	"github.com/swrproxy/swrproxy/refresh"
 	"github.com/swrproxy/swrproxy/tiers"
@@ -29,16 +30,15 @@ func newHandler(tb testing.TB, origin string) *proxy.Handler {
 	}
 	u, _ := url.Parse(origin)
 	up := upstream.New(u, 5*time.Second)
-	f := &refresh.Filler{Store: store, Origin: up, Defaults: httpcache.Defaults{TTL: time.Minute},
-		MaxObjectBytes: 1 << 20, Timeout: 5 * time.Second, Log: log}
-	pool := refresh.NewPool(f, 2, 100, 5*time.Second, log)
+	ref := refresh.New(refresh.Options{Store: store, Origin: up, Defaults: httpcache.Defaults{TTL: time.Minute},
+		MaxObjectBytes: 1 << 20, Timeout: 5 * time.Second, Workers: 2, Window: 5 * time.Minute,
+		L1MaxBytes: 64 << 20, Log: log})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { pool.Run(ctx); close(done) }()
+	go func() { ref.Run(ctx); close(done) }()
 	tb.Cleanup(func() { cancel(); <-done })
-	// As main wires it: hits touch the hot-key tracker (its Run is not needed for Touch).
-	tracker := &refresh.Tracker{Window: 5 * time.Minute, MaxBytes: 8 << 20, Pool: pool, Filler: f, Store: store, Log: log}
-	return &proxy.Handler{Store: store, Filler: f, Refresher: pool, Tracker: tracker, Origin: up, Timeout: 5 * time.Second, Log: log}
+	return &proxy.Handler{Store: store, Filler: ref.Filler, Refresher: ref.Pool, Tracker: ref.Tracker,
+		Invalidator: invalidate.New(store, ref, nil, log), Origin: up, Timeout: 5 * time.Second, Log: log}
 }
 
 // BenchmarkL1HitThroughFiber measures a fresh L1 hit through the whole Fiber app (routing,

@@ -46,7 +46,7 @@ func (h *Handler) fill(c *fiber.Ctx, r *fill.Request) error {
 	// request must not turn caching off for everyone else), nor for an error (the origin may be
 	// down for a moment).
 	if res.Bypass == "" && !r.Authorization && !r.Cookie && res.Pass.Reason != "" && res.Pass.Status < 400 {
-		h.Store.MarkPass(r.Key, h.passTTL())
+		h.Store.MarkPass(r.Key, passTTL)
 	}
 	return h.stream(c, res.Pass, bypassStatus(res.Bypass, res.Pass))
 }
@@ -61,16 +61,13 @@ func bypassStatus(bypass string, p *fill.Pass) string {
 	return "swrproxy; fwd=miss; detail=" + p.Reason
 }
 
-func (h *Handler) passTTL() time.Duration {
-	if h.PassTTL > 0 {
-		return h.PassTTL
-	}
-	return 10 * time.Second
-}
+// passTTL is how long a URL whose response was not cacheable goes straight to the origin
+// (hit-for-pass), before a request may be collapsed with others again.
+const passTTL = 10 * time.Second
 
 func (h *Handler) serveFilled(c *fiber.Ctx, res *fill.Result) error {
 	e := res.Entry
-	if h.Tracker != nil && res.NotStored == "" {
+	if res.NotStored == "" {
 		h.Tracker.Touch(e.Key, e)
 	}
 	age := e.CurrentAge(time.Now())

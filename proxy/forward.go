@@ -154,7 +154,7 @@ var forwarded = []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Ho
 //
 // A pass-through carries the client's fields as they are, except that the forwarding fields of a
 // peer that is not a trusted proxy are dropped (and swrproxy's own set).
-func (h *Handler) forwardHeader(c *fiber.Ctx, fill bool, vary []string) (hdr, raw http.Header) {
+func (h *Handler) forwardHeader(c *fiber.Ctx, forFill bool, vary []string) (hdr, raw http.Header) {
 	hdr, raw = make(http.Header, 16), make(http.Header, 16)
 	rh := &c.Request().Header
 	trusted := h.trusted(c)
@@ -165,9 +165,9 @@ func (h *Handler) forwardHeader(c *fiber.Ctx, fill bool, vary []string) (hdr, ra
 		switch {
 		case name == "Host", name == "Content-Length":
 			return
-		case httpcache.ForwardingField(name) && (fill || !trusted):
+		case httpcache.ForwardingField(name) && (forFill || !trusted):
 			return
-		case fill && !slices.Contains(fillFields, name) && !slices.Contains(vary, name) && name != "Connection":
+		case forFill && !slices.Contains(fillFields, name) && !slices.Contains(vary, name) && name != "Connection":
 			return
 		}
 		hdr[name] = append(hdr[name], value)
@@ -175,7 +175,7 @@ func (h *Handler) forwardHeader(c *fiber.Ctx, fill bool, vary []string) (hdr, ra
 	for _, n := range upstream.RemoveHopByHop(hdr) {
 		delete(raw, http.CanonicalHeaderKey(n))
 	}
-	if fill {
+	if forFill {
 		for name, vs := range hdr {
 			if len(vs) > 1 || strings.Trim(vs[0], " \t") != vs[0] {
 				hdr[name] = []string{strings.Trim(httpcache.JoinLines(name, vs), " \t")}
@@ -187,7 +187,7 @@ func (h *Handler) forwardHeader(c *fiber.Ctx, fill bool, vary []string) (hdr, ra
 		}
 	}
 	for _, name := range forwarded {
-		if v := h.forwardedValue(c, name, fill); v != "" {
+		if v := h.forwardedValue(c, name, forFill); v != "" {
 			hdr.Set(name, v)
 		} else {
 			hdr.Del(name)
@@ -206,7 +206,7 @@ func (h *Handler) forwardHeader(c *fiber.Ctx, fill bool, vary []string) (hdr, ra
 //   - X-Forwarded-Host: on a fill the keyed host (SWR_KEY_HOST), else none (the host must not
 //     shape an answer when it is not in the key); on a pass-through, a trusted proxy's, else Host.
 //   - X-Real-IP: a trusted proxy's.
-func (h *Handler) forwardedValue(c *fiber.Ctx, name string, fill bool) string {
+func (h *Handler) forwardedValue(c *fiber.Ctx, name string, forFill bool) string {
 	rh := &c.Request().Header
 	trusted := h.trusted(c)
 	prior := func() string {
@@ -222,7 +222,7 @@ func (h *Handler) forwardedValue(c *fiber.Ctx, name string, fill bool) string {
 		switch {
 		case chain == "":
 			return peer
-		case fill:
+		case forFill:
 			last := chain[strings.LastIndexByte(chain, ',')+1:]
 			return strings.TrimSpace(last)
 		}
@@ -236,7 +236,7 @@ func (h *Handler) forwardedValue(c *fiber.Ctx, name string, fill bool) string {
 		}
 		return "http"
 	case "X-Forwarded-Host":
-		if fill {
+		if forFill {
 			return h.keyHost(c)
 		}
 		if v := prior(); v != "" {

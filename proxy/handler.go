@@ -22,8 +22,7 @@ import (
 	"github.com/swrproxy/swrproxy/upstream"
 )
 
-// Store is what the request path uses of the tiers (*tiers.Store): lookups, hit-for-pass marks,
-// and the invalidation of a URL after a successful unsafe request when no Invalidator is set.
+// Store is what the request path uses of the tiers (*tiers.Store): lookups and hit-for-pass marks.
 type Store interface {
 	// Peek returns the object L1 holds for key, or nil; it does not allocate.
 	Peek(key string) *tiers.Object
@@ -31,8 +30,6 @@ type Store interface {
 	Get(ctx context.Context, key string) (*tiers.Object, tiers.Tier, error)
 	// MarkPass sends key's requests straight to the origin for ttl (hit-for-pass).
 	MarkPass(key string, ttl time.Duration)
-	// Delete clears key in every tier.
-	Delete(ctx context.Context, key string) error
 }
 
 // Filler fetches a cacheable key from the origin, collapsed with every other fetch of it. A Pass
@@ -64,13 +61,14 @@ type Invalidator interface {
 	Invalidate(ctx context.Context, key string)
 }
 
-// Handler serves every request outside /_swr/. Set the fields, then use Serve as a Fiber handler.
+// Handler serves every request outside /_swr/. Set the fields (all the interfaces are needed;
+// ObserveOrigin is optional), then use Serve as a Fiber handler.
 type Handler struct {
 	Store       Store
 	Filler      Filler
 	Refresher   Refresher
-	Tracker     Tracker     // optional
-	Invalidator Invalidator // optional; without it only this instance's tiers are cleared
+	Tracker     Tracker
+	Invalidator Invalidator
 	Origin      Origin
 	// KeyHost includes the Host header in the cache key.
 	KeyHost bool
@@ -80,8 +78,6 @@ type Handler struct {
 	AccessLog bool
 	// Timeout bounds how long one client waits on the origin.
 	Timeout time.Duration
-	// PassTTL is how long a URL whose response was not cacheable goes straight to the origin (default 10s).
-	PassTTL time.Duration
 	Log     *slog.Logger
 	stats   counters
 	// ObserveOrigin, when set, is told how long each pass-through exchange took to its headers.
@@ -99,6 +95,8 @@ type counters struct {
 // Serve handles one request. It never returns an error to Fiber: failures are answered here.
 // (The guard, in front of it, turns a panic into a 500 and settles the request body.)
 func (h *Handler) Serve(c *fiber.Ctx) error {
+	// The admin routes, mounted before Serve, answer /_swr/ and PURGE; these two checks make sure
+	// that whatever they leave (or an app mounted without them) never reaches the origin.
 	if httpcache.Reserved(c.Request().URI().Path()) {
 		return c.Status(fiber.StatusNotFound).SendString("Not Found")
 	}
@@ -134,9 +132,7 @@ func (h *Handler) Serve(c *fiber.Ctx) error {
 		// everyone): the Filler asks the origin for this client alone, conditionally.
 		return h.fill(c, h.newRequest(c, o, e, o.Gen))
 	}
-	if h.Tracker != nil {
-		h.Tracker.Touch(e.Key, e)
-	}
+	h.Tracker.Touch(e.Key, e)
 
 	age := e.CurrentAge(now)
 	invalidated := e.Gen < o.Gen

@@ -101,12 +101,6 @@ func (h *Handler) invalidateAfterWrite(c *fiber.Ctx, uri string, rh http.Header)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	for _, k := range keys {
-		if h.Invalidator != nil {
-			h.Invalidator.Invalidate(ctx, k)
-			continue
-		}
-		if err := h.Store.Delete(ctx, k); err != nil {
-			h.Log.Warn("invalidate after write failed", "key", k, "err", err)
-		}
+		h.Invalidator.Invalidate(ctx, k)
 	}
 }

@@ -32,7 +32,9 @@ type Fetcher interface {
 }
 
 // Filler fetches cacheable keys from the origin, once per key across the process and the fleet.
-// Its zero value is not usable; set every exported field. Safe for concurrent use.
+// Its zero value is not usable: refresh.New builds one (tests set the fields: Store, Origin,
+// MaxObjectBytes, Timeout and Log are needed; LockTTL has a default, ObserveOrigin is optional).
+// Safe for concurrent use.
 type Filler struct {
 	Store    *tiers.Store
 	Origin   Fetcher

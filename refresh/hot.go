@@ -23,7 +23,7 @@ import (
 // (for invalidation mode auto).
 //
 // What the tracker keeps is bounded: records of MaxBytes in all (see recordWeight); when full, a
-// new key is not tracked (counted in Untracked) until Run drops the records nobody asked for again.
+// new key is not tracked (counted as untracked in Stats) until Run drops the records nobody asked for again.
 // Its refresh jobs hold the record's ID only and reload the entry from Store when they run.
 type Tracker struct {
 	Window time.Duration
@@ -34,8 +34,8 @@ type Tracker struct {
 	Store    *tiers.Store
 	Log      *slog.Logger
 
-	// Untracked counts the requests for keys the tracker had no room for.
-	Untracked atomic.Int64
+	// untracked counts the requests for keys the tracker had no room for.
+	untracked atomic.Int64
 
 	keys     sync.Map     // id → *hot
 	bytes    atomic.Int64 // sum of the records' weights
@@ -155,7 +155,7 @@ func (t *Tracker) track(id, key string, e *tiers.Entry) *hot {
 	w := recordWeight(id, e.Vary)
 	if t.bytes.Add(w) > t.maxBytes() {
 		t.bytes.Add(-w)
-		t.Untracked.Add(1)
+		t.untracked.Add(1)
 		t.pressure.Store(true)
 		return nil
 	}

@@ -157,12 +157,12 @@ func TestTheTrackerIsBoundedInBytes(t *testing.T) {
 			tr.Touch("/flood/"+strconv.Itoa(i), entry("/flood/"+strconv.Itoa(i)))
 		}
 		n, b := tr.Size()
-		t.Logf("after 10 000 keys: %d records, %d bytes; %d untracked", n, b, tr.Untracked.Load())
+		t.Logf("after 10 000 keys: %d records, %d bytes; %d untracked", n, b, tr.untracked.Load())
 		if b > max {
 			t.Errorf("tracker holds %d bytes, want at most MaxBytes = %d", b, max)
 		}
-		if tr.Untracked.Load() == 0 {
-			t.Error("Untracked = 0 after a flood larger than MaxBytes")
+		if tr.untracked.Load() == 0 {
+			t.Error("untracked = 0 after a flood larger than MaxBytes")
 		}
 		time.Sleep(1100 * time.Millisecond) // one tick of Run
 		synctest.Wait()

@@ -58,8 +58,8 @@ type Entry struct {
 	ReqHeader []Field
 }
 
-// keepForRevalidation is how long an entry with a validator outlives its freshness and stale
-// windows, so that the next request can revalidate it with a 304 instead of a full transfer
+// keepForRevalidation is how long, at least, an entry with a validator is kept after it goes
+// stale (its stale windows may keep it longer), so that the next request can revalidate it with a 304 instead of a full transfer
 // (and a no-cache response is kept at all).
 const keepForRevalidation = 5 * time.Minute
 

@@ -20,7 +20,7 @@ const (
 	idxKeys = KeyPrefix + "{idx}:keys"
 	// idxExp scores the same members by expiry time (Unix ms), to prune idxKeys.
 	idxExp = KeyPrefix + "{idx}:exp"
-	// hotPrefix marks keys that clients asked for recently, on any instance.
+	// hotSuffix marks keys that clients asked for recently, on any instance.
 	hotSuffix = ":hot"
 )
 

@@ -102,13 +102,13 @@ func (s *Store) L1KeysWithPrefix(prefix string) []string {
 
 // KeyInfo describes one cached key for the keys listing.
 type KeyInfo struct {
-	Key      string
-	Variants int
-	Bytes    int
-	AgeSec   int64
-	TTLSec   int64 // negative once stale
-	Fresh    bool
-	Tags     []string
+	Key         string
+	Variants    int
+	Bytes       int
+	AgeSec      int64
+	FreshForSec int64 // negative once stale
+	Fresh       bool
+	Tags        []string
 }
 
 // Describe returns what is stored under key (from L1, else L2), or false when nothing is.
@@ -128,12 +128,12 @@ func (s *Store) Describe(ctx context.Context, key string, now time.Time) (KeyInf
 	}
 	age := e.CurrentAge(now)
 	return KeyInfo{
-		Key:      key,
-		Variants: len(o.Variants),
-		Bytes:    o.Size(),
-		AgeSec:   int64(age / time.Second),
-		TTLSec:   int64((e.Fresh - age) / time.Second),
-		Fresh:    age < e.Fresh && e.Gen >= o.Gen,
-		Tags:     e.Tags,
+		Key:         key,
+		Variants:    len(o.Variants),
+		Bytes:       o.Size(),
+		AgeSec:      int64(age / time.Second),
+		FreshForSec: int64((e.Fresh - age) / time.Second),
+		Fresh:       age < e.Fresh && e.Gen >= o.Gen,
+		Tags:        e.Tags,
 	}, true
 }

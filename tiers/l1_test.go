@@ -1,8 +1,6 @@
 package tiers
 
 import (
-	"bytes"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,64 +9,6 @@ import (
 	"github.com/swrproxy/swrproxy/internal/redistest"
 	"github.com/swrproxy/swrproxy/internal/testenv"
 )
-
-func TestCorruptL2VariantIsDroppedAndDeleted(t *testing.T) {
-	srv := redistest.Start(t)
-	rdb := srv.Client()
-	s := newStore(t, rdb)
-	ctx := t.Context()
-	good := encode(testEntry("/c", "good"))
-	tests := []struct {
-		name  string
-		value []byte
-	}{
-		{"garbage", []byte("not an entry")},
-		{"empty", nil},
-		{"another key's entry", encode(testEntry("/other", "swapped"))},
-		{"another codec version", withByte(good, 0, codecVersion+1)},
-		{"a flipped byte", func() []byte { b := bytes.Clone(good); b[len(b)/2] ^= 0x20; return b }()},
-		{"truncated", good[:len(good)-1]},
-	}
-	for _, tt := range tests {
-		key := "/c" // "another key's entry" names /other: a swapped or colliding hash
-		rk := RedisKey(key)
-		rdb.Del(ctx, rk)
-		s.Forget(key)
-		if err := rdb.HSet(ctx, rk, "v:", tt.value).Err(); err != nil {
-			t.Fatalf("%s: HSET: %v", tt.name, err)
-		}
-		o, _, err := s.Get(ctx, key)
-		if err != nil || !isMiss(o) {
-			t.Errorf("%s: Get = %+v, %v; want nothing to serve and no error", tt.name, o, err)
-		}
-		if n, err := rdb.HExists(ctx, rk, "v:").Result(); n || err != nil {
-			t.Errorf("%s: HEXISTS v: = %v, %v; want the corrupt field deleted", tt.name, n, err)
-		}
-	}
-
-	// A corrupt variant next to a good one: the good one is served.
-	rk := RedisKey("/c")
-	rdb.Del(ctx, rk)
-	s.Forget("/c")
-	en := testEntry("/c", "hello")
-	en.Vary, en.VaryValues = []string{"Accept-Language"}, []string{"en"}
-	if err := s.Set(ctx, en); err != nil {
-		t.Fatalf("Set: %v", err)
-	}
-	de := testEntry("/c", "hallo")
-	de.Vary, de.VaryValues = []string{"Accept-Language"}, []string{"de"}
-	rdb.HSet(ctx, rk, variantField(de), "garbage")
-	s.Forget("/c")
-	o, tier, err := s.Get(ctx, "/c")
-	if tier != L2 || err != nil || entryDiff(only(o), en) != "" {
-		t.Errorf("Get with one corrupt variant = %+v, %v, %v; want the good variant alone", o, tier, err)
-	}
-	fields := rdb.HKeys(ctx, rk).Val()
-	slices.Sort(fields)
-	if want := []string{"o", variantField(en)}; !slices.Equal(fields, want) {
-		t.Errorf("hash fields after Get = %q, want only %q", fields, want)
-	}
-}
 
 func TestL1IsBoundedByBytes(t *testing.T) {
 	s := newStoreWith(t, Options{L1MaxBytes: 1 << 20, L1MaxTTL: time.Hour})

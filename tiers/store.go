@@ -104,8 +104,8 @@ func New(o Options) (*Store, error) {
 	s := &Store{
 		rdb:       o.Redis,
 		l1MaxTTL:  o.L1MaxTTL,
-		timeout:   cmp(o.L2Timeout, 250*time.Millisecond),
-		tombstone: cmp(o.Tombstone, 2*time.Minute),
+		timeout:   orDefault(o.L2Timeout, 250*time.Millisecond),
+		tombstone: orDefault(o.Tombstone, 2*time.Minute),
 		objectMax: o.ObjectMaxBytes,
 		log:       o.Log,
 	}
@@ -162,7 +162,8 @@ func New(o Options) (*Store, error) {
 	return s, nil
 }
 
-func cmp(d, def time.Duration) time.Duration {
+// orDefault returns d, or def when d is not positive.
+func orDefault(d, def time.Duration) time.Duration {
 	if d > 0 {
 		return d
 	}
