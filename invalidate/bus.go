@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -227,7 +228,5 @@ func (b *Bus) Publish(ctx context.Context, m Message, wait time.Duration) (live,
 	}
 }
 
-func formatMs(ms int64) string {
-	b, _ := json.Marshal(ms)
-	return string(b)
-}
+// formatMs writes a Unix time in ms as a sorted-set score bound.
+func formatMs(ms int64) string { return strconv.FormatInt(ms, 10) }

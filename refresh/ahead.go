@@ -84,7 +84,7 @@ func (t *Tracker) refresh(ctx context.Context, h *hot) (next *tiers.Entry, gaveU
 		return nil, true, nil
 	}
 	start := time.Now()
-	e, err := t.Filler.background(ctx, RequestFor(cur, o.Gen))
+	e, err := t.Filler.background(ctx, requestFor(cur, o.Gen))
 	if err != nil {
 		return nil, true, err
 	}

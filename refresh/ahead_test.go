@@ -95,7 +95,7 @@ func TestARequestLateInTheLeadStillRefreshesAhead(t *testing.T) {
 // TestAVariantKeyedOnCredentialsIsNeverRefreshedInTheBackground is issue 7 point 4 for refresh:
 // a response that varies on Cookie, Authorization or Proxy-Authorization is stored under a digest
 // of the credential, which no background request may send (it is not the credential) nor replace
-// by the anonymous answer. So: no refresh-ahead, Pool.Refresh refuses it, and RequestFor carries
+// by the anonymous answer. So: no refresh-ahead, Pool.Refresh refuses it, and requestFor carries
 // no credential. A variant that varies on Accept-Language, asked for in the same way, is the
 // control: its refreshes show that the credential variant's would have run by then.
 func TestAVariantKeyedOnCredentialsIsNeverRefreshedInTheBackground(t *testing.T) {
@@ -119,7 +119,7 @@ func TestAVariantKeyedOnCredentialsIsNeverRefreshedInTheBackground(t *testing.T)
 			s := newTestStore(t, nil)
 			f := newTestFiller(t, s, o)
 			log := slog.New(slog.DiscardHandler)
-			p := NewPool(f, 2, 100, 5*time.Second, log)
+			p := newPool(f, 2, 100, 5*time.Second, log)
 			tr := &Tracker{Window: time.Minute, Pool: p, Filler: f, Store: s, Log: log}
 			ctx, cancel := context.WithCancel(context.Background())
 			var wg sync.WaitGroup
@@ -140,12 +140,12 @@ func TestAVariantKeyedOnCredentialsIsNeverRefreshedInTheBackground(t *testing.T)
 			if p.Refresh(e, s.Peek("/private").Gen) {
 				t.Errorf("Pool.Refresh of a variant keyed on %s = true, want false", field)
 			}
-			req := RequestFor(e, 0)
+			req := requestFor(e, 0)
 			if v := req.Header.Get(field); v != "" {
-				t.Errorf("RequestFor sets %s: %q", field, v)
+				t.Errorf("requestFor sets %s: %q", field, v)
 			}
 			if v := req.Value(field); v != "" || req.Stale != nil {
-				t.Errorf("RequestFor: Value(%s) = %q, Stale = %v; want the anonymous request (\"\", nil)", field, v, req.Stale)
+				t.Errorf("requestFor: Value(%s) = %q, Stale = %v; want the anonymous request (\"\", nil)", field, v, req.Stale)
 			}
 
 			control := func() int {
@@ -190,7 +190,7 @@ func TestARefreshAheadJobAFullQueueDroppedIsScheduledAgain(t *testing.T) {
 		log := slog.New(slog.DiscardHandler)
 		s, _ := tiers.New(tiers.Options{L1MaxBytes: 64 << 20, L1MaxTTL: time.Hour, Log: log})
 		f := &Filler{Store: s, Origin: o, MaxObjectBytes: 8 << 20, Timeout: 5 * time.Second, Log: log}
-		p := NewPool(f, 2, 1, 5*time.Second, log) // a queue of one job
+		p := newPool(f, 2, 1, 5*time.Second, log) // a queue of one job
 		tr := &Tracker{Window: 5 * time.Minute, Pool: p, Filler: f, Store: s, Log: log}
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup

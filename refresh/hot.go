@@ -27,7 +27,7 @@ import (
 // Its refresh jobs hold the record's ID only and reload the entry from Store when they run.
 type Tracker struct {
 	Window time.Duration
-	// MaxBytes bounds the tracker's records; 0 means DefaultTrackerBytes.
+	// MaxBytes bounds the tracker's records; 0 means defaultTrackerBytes.
 	MaxBytes int64
 	Pool     *Pool
 	Filler   *Filler
@@ -43,8 +43,8 @@ type Tracker struct {
 	pressure atomic.Bool // a key found no room: Run drops the records without demand
 }
 
-// DefaultTrackerBytes is a Tracker's MaxBytes when it sets none.
-const DefaultTrackerBytes = 16 << 20
+// defaultTrackerBytes is a Tracker's MaxBytes when it sets none.
+const defaultTrackerBytes = 16 << 20
 
 // hot is what the tracker knows of one key variant.
 type hot struct {
@@ -182,7 +182,7 @@ func (t *Tracker) maxBytes() int64 {
 	if t.MaxBytes > 0 {
 		return t.MaxBytes
 	}
-	return DefaultTrackerBytes
+	return defaultTrackerBytes
 }
 
 // forget drops h from the tracker; a job still queued for it finds nothing and does nothing.

@@ -87,7 +87,7 @@ func newRig(t *testing.T, origin Fetcher, window time.Duration) *rig {
 		t.Fatal(err)
 	}
 	f := &Filler{Store: s, Origin: origin, MaxObjectBytes: 8 << 20, Timeout: 5 * time.Second, Log: log}
-	p := NewPool(f, 2, 1000, 5*time.Second, log)
+	p := newPool(f, 2, 1000, 5*time.Second, log)
 	tr := &Tracker{Window: window, Pool: p, Filler: f, Store: s, Log: log}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

@@ -132,7 +132,7 @@ func (p *Pool) Refresh(e *tiers.Entry, gen uint64) bool {
 		if cur == nil || renewedSince(cur, ref, gen) || httpcache.KeyedOnCredentials(cur.Vary) {
 			return nil
 		}
-		_, err := p.fill.background(ctx, RequestFor(cur, max(gen, curGen)))
+		_, err := p.fill.background(ctx, requestFor(cur, max(gen, curGen)))
 		return err
 	}})
 }

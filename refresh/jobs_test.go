@@ -41,7 +41,7 @@ func TestEnqueueFillsTheRequestInTheBackground(t *testing.T) {
 				var mu sync.Mutex
 				var got []*fill.Request
 				var deadline bool
-				p := NewPool(fillFunc(func(ctx context.Context, r *fill.Request) (*tiers.Entry, error) {
+				p := newPool(fillFunc(func(ctx context.Context, r *fill.Request) (*tiers.Entry, error) {
 					mu.Lock()
 					defer mu.Unlock()
 					got = append(got, r)
@@ -82,7 +82,7 @@ func TestEnqueueQueuesOneRevalidationPerVariant(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var mu sync.Mutex
 		var got []string
-		p := NewPool(fillFunc(func(_ context.Context, r *fill.Request) (*tiers.Entry, error) {
+		p := newPool(fillFunc(func(_ context.Context, r *fill.Request) (*tiers.Entry, error) {
 			mu.Lock()
 			defer mu.Unlock()
 			got = append(got, r.Stale.VaryValues[0])
@@ -113,7 +113,7 @@ func TestRefreshFillsTheEntryUnderItsGeneration(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var mu sync.Mutex
 		var got []*fill.Request
-		p := NewPool(fillFunc(func(_ context.Context, r *fill.Request) (*tiers.Entry, error) {
+		p := newPool(fillFunc(func(_ context.Context, r *fill.Request) (*tiers.Entry, error) {
 			mu.Lock()
 			defer mu.Unlock()
 			got = append(got, r)
@@ -176,7 +176,7 @@ func TestQueuedJobsDoNotKeepTheirEntryAlive(t *testing.T) {
 			o := newTestOrigin(t, false, cacheable)
 			s := newTestStore(t, nil)
 			f := newTestFiller(t, s, o)
-			p := NewPool(f, 1, 100, 5*time.Second, slog.New(slog.DiscardHandler))
+			p := newPool(f, 1, 100, 5*time.Second, slog.New(slog.DiscardHandler))
 			tr := &Tracker{Window: time.Minute, Pool: p, Filler: f, Store: s, Log: slog.New(slog.DiscardHandler)}
 			weakEntry := func() weak.Pointer[tiers.Entry] {
 				e := &tiers.Entry{Key: "/big", Status: 200, Body: make([]byte, 8<<20), ETag: `"v0"`, OriginETag: true,
@@ -219,7 +219,7 @@ func TestAQueuedRevalidationLooksItsEntryUpWhenItRuns(t *testing.T) {
 	o, validators := revalidatingOrigin(t, "max-age=60")
 	s := newTestStore(t, nil)
 	f := newTestFiller(t, s, o)
-	p := NewPool(f, 1, 100, 5*time.Second, slog.New(slog.DiscardHandler))
+	p := newPool(f, 1, 100, 5*time.Second, slog.New(slog.DiscardHandler))
 	revalidate := func(e *tiers.Entry) *fill.Request {
 		return &fill.Request{Key: e.Key, URI: e.Key, Header: http.Header{}, Stale: e, Value: func(string) string { return "" }}
 	}

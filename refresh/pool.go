@@ -71,14 +71,14 @@ type Pool struct {
 	done, failed, overflow, skipped atomic.Int64
 }
 
-// defaultJobBytes is the queue's byte bound per job slot unless SetMaxBytes says otherwise: about
+// defaultJobBytes is the queue's byte bound per job slot unless setMaxBytes says otherwise: about
 // the weight of a revalidation carrying a client's fields.
 const defaultJobBytes = 4 << 10
 
-// NewPool returns a pool of workers with at most queue jobs waiting (and queue×4 KiB of them, see
-// SetMaxBytes); each job gets timeout. fl serves Enqueue and Refresh; when it is a *Filler,
+// newPool returns a pool of workers with at most queue jobs waiting (and queue×4 KiB of them, see
+// setMaxBytes); each job gets timeout. fl serves Enqueue and Refresh; when it is a *Filler,
 // jobs look their entries up in its Store when they run. Call Run to start it.
-func NewPool(fl filler, workers, queue int, timeout time.Duration, log *slog.Logger) *Pool {
+func newPool(fl filler, workers, queue int, timeout time.Duration, log *slog.Logger) *Pool {
 	p := &Pool{
 		fill:     fl,
 		workers:  max(workers, 1),
@@ -99,8 +99,8 @@ func NewPool(fl filler, workers, queue int, timeout time.Duration, log *slog.Log
 	return p
 }
 
-// SetMaxBytes bounds the weight of the queued jobs (at least 64 KiB). Call it before Run.
-func (p *Pool) SetMaxBytes(n int64) {
+// setMaxBytes bounds the weight of the queued jobs (at least 64 KiB). Call it before Run.
+func (p *Pool) setMaxBytes(n int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.maxBytes = max(n, 64<<10)

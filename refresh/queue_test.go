@@ -239,7 +239,7 @@ func TestAFullQueueKeepsTheSoonestJobs(t *testing.T) {
 func TestAFullQueueInBytesKeepsTheSoonestJobs(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := newTestPool(1, 100, time.Minute)
-		p.SetMaxBytes(64 << 10)
+		p.setMaxBytes(64 << 10)
 		log := newRunLog()
 		schedule := func(d time.Duration, size int64) bool {
 			id := d.String()
@@ -308,8 +308,8 @@ func TestQueuedJobWeightCoversItsHeap(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			const n = 10_000
 			s := newTestStore(t, nil)
-			p := NewPool(&Filler{Store: s}, 1, n, time.Minute, slog.New(slog.DiscardHandler))
-			p.SetMaxBytes(1 << 30)
+			p := newPool(&Filler{Store: s}, 1, n, time.Minute, slog.New(slog.DiscardHandler))
+			p.setMaxBytes(1 << 30)
 			tr := &Tracker{Window: time.Minute, MaxBytes: 1 << 30, Pool: p}
 			entries := make([]*tiers.Entry, n)
 			for i := range entries {

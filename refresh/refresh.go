@@ -26,7 +26,7 @@ type Options struct {
 	// Window is how long a key stays hot after a request (SWR_REFRESH_WINDOW); 0 turns
 	// refresh-ahead off.
 	Window time.Duration
-	// L1MaxBytes is the L1 size: the queue and the tracker each get an eighth of it (LimitsFor).
+	// L1MaxBytes is the L1 size: the queue and the tracker each get an eighth of it (limitsFor).
 	L1MaxBytes int64
 	Log        *slog.Logger
 	// ObserveOrigin, when set, is told how long each origin exchange took to its headers.
@@ -54,10 +54,10 @@ func New(o Options) *Service {
 		Log:            o.Log,
 		ObserveOrigin:  o.ObserveOrigin,
 	}
-	limits := LimitsFor(o.L1MaxBytes) // what refresh keeps outside L1 (README: Memory)
-	p := NewPool(f, o.Workers, limits.QueueJobs, o.Timeout, o.Log)
-	p.SetMaxBytes(limits.QueueBytes)
-	t := &Tracker{Window: o.Window, MaxBytes: limits.TrackerBytes, Pool: p, Filler: f, Store: o.Store, Log: o.Log}
+	lim := limitsFor(o.L1MaxBytes) // what refresh keeps outside L1 (README: Memory)
+	p := newPool(f, o.Workers, lim.QueueJobs, o.Timeout, o.Log)
+	p.setMaxBytes(lim.QueueBytes)
+	t := &Tracker{Window: o.Window, MaxBytes: lim.TrackerBytes, Pool: p, Filler: f, Store: o.Store, Log: o.Log}
 	return &Service{Filler: f, Pool: p, Tracker: t}
 }
 

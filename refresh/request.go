@@ -22,14 +22,14 @@ func varyValue(names, values []string) func(string) string {
 	}
 }
 
-// RequestFor builds the background request that refreshes entry e (stored under object
+// requestFor builds the background request that refreshes entry e (stored under object
 // generation gen): its target, the request fields of the fill that e keeps for replay, the values
 // of the headers it varies on, and e's validators. It never sets a credential field (Cookie,
 // Authorization, Proxy-Authorization): a variant keyed on one (httpcache.KeyedOnCredentials)
 // cannot be asked for again, so callers do not refresh it; were they to, the request is the
 // anonymous one (Value "" for credential fields, no Stale), which fills the anonymous variant.
 // The request refers to e only through Stale.
-func RequestFor(e *tiers.Entry, gen uint64) *fill.Request {
+func requestFor(e *tiers.Entry, gen uint64) *fill.Request {
 	host, uri := httpcache.SplitKey(e.Key)
 	hdr := http.Header{}
 	for _, f := range e.ReqHeader {

@@ -15,7 +15,7 @@ import (
 
 // newTestPool returns a pool without a filler, for jobs that bring their own Run.
 func newTestPool(workers, queue int, timeout time.Duration) *Pool {
-	return NewPool(nil, workers, queue, timeout, slog.New(slog.DiscardHandler))
+	return newPool(nil, workers, queue, timeout, slog.New(slog.DiscardHandler))
 }
 
 // start runs p in the bubble until the test ends: its Cleanup cancels Run and waits for it.
