@@ -228,7 +228,7 @@ var directives = [...]struct {
 // lookup returns the directive named name, in any ASCII case.
 func lookup(name string) directive {
 	for _, e := range directives {
-		if equalFoldASCII(name, e.name) {
+		if EqualFoldASCII(name, e.name) {
 			return e.d
 		}
 	}
@@ -332,9 +332,9 @@ func appendFieldNames(dst []string, a arg) ([]string, bool) {
 	return dst, named
 }
 
-// equalFoldASCII reports whether s equals lower (all lower case) in ASCII case folding.
+// EqualFoldASCII reports whether s equals lower (all lower case) in ASCII case folding.
 // Unlike strings.EqualFold it does not fold non-ASCII letters such as 'ſ' (U+017F) to 's'.
-func equalFoldASCII(s, lower string) bool {
+func EqualFoldASCII(s, lower string) bool {
 	if len(s) != len(lower) {
 		return false
 	}

@@ -45,9 +45,9 @@ func NormalizeEncoding(s string) string {
 		coding, params, _ := strings.Cut(item, ";")
 		coding = trimOWS(coding)
 		switch {
-		case equalFoldASCII(coding, "br"):
+		case EqualFoldASCII(coding, "br"):
 			br = br || acceptable(params)
-		case equalFoldASCII(coding, "gzip"), equalFoldASCII(coding, "x-gzip"):
+		case EqualFoldASCII(coding, "gzip"), EqualFoldASCII(coding, "x-gzip"):
 			gzipListed = true
 			gzip = gzip || acceptable(params)
 		case coding == "*":
@@ -68,7 +68,7 @@ func NormalizeEncoding(s string) string {
 func acceptable(params string) bool {
 	for p := range strings.SplitSeq(params, ";") {
 		name, value, _ := strings.Cut(p, "=")
-		if equalFoldASCII(trimOWS(name), "q") {
+		if EqualFoldASCII(trimOWS(name), "q") {
 			return positiveQ(trimOWS(value))
 		}
 	}

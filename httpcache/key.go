@@ -46,6 +46,6 @@ const ReservedPrefix = "/_swr"
 // Reserved reports whether the (decoded, normalised) path is ReservedPrefix or under it
 // ("/_swr", "/_SWR/x"; not "/_swrx"). It does not allocate.
 func Reserved(path []byte) bool {
-	return len(path) >= len(ReservedPrefix) && equalFoldASCII(string(path[:len(ReservedPrefix)]), ReservedPrefix) &&
+	return len(path) >= len(ReservedPrefix) && EqualFoldASCII(string(path[:len(ReservedPrefix)]), ReservedPrefix) &&
 		(len(path) == len(ReservedPrefix) || path[len(ReservedPrefix)] == '/')
 }

@@ -68,18 +68,18 @@ func scanFraming(raw []byte) framing {
 			f.badValue = true
 		}
 		switch {
-		case equalFold(name, "host"):
+		case httpcache.EqualFoldASCII(b2s(name), "host"):
 			f.hosts++
-		case equalFold(name, "content-length"):
+		case httpcache.EqualFoldASCII(b2s(name), "content-length"):
 			f.lengths++
-		case equalFold(name, "transfer-encoding"):
+		case httpcache.EqualFoldASCII(b2s(name), "transfer-encoding"):
 			f.encodings++
-			f.chunkedOnly = f.encodings == 1 && equalFold(value, "chunked")
+			f.chunkedOnly = f.encodings == 1 && httpcache.EqualFoldASCII(b2s(value), "chunked")
 			last := value
 			if i := bytes.LastIndexByte(value, ','); i >= 0 {
 				last = trimOWS(value[i+1:])
 			}
-			f.chunkedLast = equalFold(last, "chunked")
+			f.chunkedLast = httpcache.EqualFoldASCII(b2s(last), "chunked")
 		}
 	}
 	return f
@@ -94,23 +94,6 @@ func hasCTL(b []byte) bool {
 		}
 	}
 	return false
-}
-
-// equalFold reports whether b is s in any letter case (s is lower-case ASCII).
-func equalFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range b {
-		c := b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != s[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func trimOWS(b []byte) []byte {
