@@ -115,16 +115,9 @@ func isConnReset(err error) bool {
 // probe pings Redis every interval while the circuit is open and closes it when Redis answers.
 // It blocks until ctx is cancelled.
 func (b *breaker) probe(ctx context.Context, rdb redis.UniversalClient, interval, timeout time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, interval, func() {
 		if b.allow() {
-			continue
+			return
 		}
 		pctx, cancel := context.WithTimeout(ctx, timeout)
 		err := rdb.Ping(pctx).Err()
@@ -132,6 +125,20 @@ func (b *breaker) probe(ctx context.Context, rdb redis.UniversalClient, interval
 		if err == nil {
 			b.record(nil)
 			b.set(false)
+		}
+	})
+}
+
+// every calls f every interval until ctx is cancelled.
+func every(ctx context.Context, interval time.Duration, f func()) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f()
 		}
 	}
 }

@@ -170,23 +170,13 @@ func orDefault(d, def time.Duration) time.Duration {
 	return def
 }
 
-// Run probes Redis while its circuit is open and prunes the key index. It blocks until ctx is cancelled and returns nil.
+// Run probes Redis while its circuit is open and prunes the key index. It blocks until ctx is
+// cancelled and returns nil.
 func (s *Store) Run(ctx context.Context) error {
 	if s.rdb != nil {
 		var wg sync.WaitGroup
 		defer wg.Wait()
-		wg.Go(func() { // stops with ctx
-			t := time.NewTicker(30 * time.Second)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-					s.prune(ctx)
-				}
-			}
-		})
+		wg.Go(func() { every(ctx, 30*time.Second, func() { s.prune(ctx) }) })
 		s.br.probe(ctx, s.rdb, 500*time.Millisecond, s.timeout)
 	}
 	<-ctx.Done()
