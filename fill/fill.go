@@ -49,7 +49,8 @@ type Result struct {
 	Shared bool
 	// Revalidated reports whether the origin answered 304 and the stale entry was renewed.
 	Revalidated bool
-	// NotStored says why a response was not stored (Decision.Reason, "too-big", "invalidated").
+	// NotStored says why a response was not stored (Decision.Reason, "too-big", "invalidated",
+	// "stale-if-error": an origin failure that would have replaced a copy servable on error).
 	NotStored string
 	// Bypass says why the response was fetched for this request alone, by rule: "authorization"
 	// (RFC 9111 §3.5), or "cookie" (a lifetime swrproxy guessed is not for a request with

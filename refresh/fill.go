@@ -14,7 +14,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -254,7 +253,8 @@ func (f *Filler) ask(ctx context.Context, r *fill.Request) (resp *http.Response,
 }
 
 // answer keeps the origin's response to r: a 304 renews the stale entry, a storable response is
-// stored, and any other is relayed (a small error page read whole, for every waiter).
+// stored (an error with explicit freshness too, unless keepStale keeps the good copy it would
+// replace), and any other is relayed (a small error page read whole, for every waiter).
 func (f *Filler) answer(ctx context.Context, r *fill.Request, resp *http.Response, sent, received time.Time) (*fill.Result, error) {
 	if resp.StatusCode == http.StatusNotModified && r.Stale != nil {
 		resp.Body.Close()
@@ -265,8 +265,11 @@ func (f *Filler) answer(ctx context.Context, r *fill.Request, resp *http.Respons
 		f.originFailed()
 	}
 	d := httpcache.Decide(resp.StatusCode, resp.Header, httpcache.Req{Authorization: r.Authorization, Cookie: r.Cookie}, sent, received, f.Defaults)
-	if d.Store && resp.ContentLength > f.MaxObjectBytes {
+	switch {
+	case d.Store && resp.ContentLength > f.MaxObjectBytes:
 		d.Store, d.Reason = false, "too-big"
+	case d.Store && keepStale(resp.StatusCode, r.Stale, received):
+		d.Store, d.Reason = false, reasonStaleKept
 	}
 	if d.Store {
 		return f.store(ctx, r, resp, d, received)
@@ -312,44 +315,10 @@ func relay(resp *http.Response, body io.ReadCloser, reason string) *fill.Result 
 	return &fill.Result{Pass: p, NotStored: reason}
 }
 
-// relayShared relays an origin error page that every waiter of the flight may send: read whole
-// here when it is small, instead of making each waiter ask a struggling origin again.
-func relayShared(r *fill.Request, resp *http.Response, reason string) (*fill.Result, error) {
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxSharedError+1))
-	if err != nil {
-		resp.Body.Close()
-		return nil, &upstream.Error{Target: r.URI, Err: fmt.Errorf("read error body: %w", err)}
-	}
-	if len(body) > maxSharedError {
-		return relay(resp, prepend(body, resp.Body), reason), nil
-	}
-	resp.Body.Close()
-	p := &fill.Pass{Status: resp.StatusCode, Header: resp.Header, Length: int64(len(body)), Reason: reason, Shared: body}
-	return &fill.Result{Pass: p, NotStored: reason}, nil
-}
-
 // speaksForAll reports whether the origin's answer to r says something about everyone who shares
 // the entry: not when r carried Cookie or Authorization, to which an origin often answers no-store
 // or private for that client alone (any client could otherwise delete a shared entry at will).
 func speaksForAll(r *fill.Request) bool { return !r.Cookie && !r.Authorization }
-
-// maxSharedError bounds the error page that is read once and sent to every waiter.
-const maxSharedError = 64 << 10
-
-// shareable reports whether an origin error page may be sent to every request of the flight:
-// a 5xx of a request without credentials, that nothing marks private to that request. Not a
-// 429, which an origin gives to one client (its address, its account) and not to the others;
-// not a page with Vary, which says it was chosen by fields in which the waiters may differ
-// (their cookies, their encodings); not an answer to Cookie or Authorization, which may be that
-// user's page. The other waiters of such a flight fetch their own.
-func shareable(r *fill.Request, resp *http.Response) bool {
-	if r.Authorization || r.Cookie || resp.StatusCode < 500 || resp.ContentLength > maxSharedError ||
-		len(resp.Header.Values("Vary")) > 0 || resp.Header.Get("Set-Cookie") != "" {
-		return false
-	}
-	cc := httpcache.ParseCacheControl(strings.Join(resp.Header.Values("Cache-Control"), ", "))
-	return !cc.Private && len(cc.PrivateFields) == 0
-}
 
 // prepend returns a body that reads head, then the rest of body; closing it closes body.
 func prepend(head []byte, body io.ReadCloser) io.ReadCloser {

@@ -1,0 +1,169 @@
+package refresh
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/swrproxy/swrproxy/fill"
+	"github.com/swrproxy/swrproxy/internal/testenv"
+	"github.com/swrproxy/swrproxy/tiers"
+)
+
+// failingOrigin answers every request with status, fresh for 30 seconds (RFC 9111 §4.2.1:
+// explicit freshness makes any status storable, RFC 9111 §3), once held requests are released.
+func failingOrigin(t *testing.T, status int) *testOrigin {
+	return newTestOrigin(t, true, func(w http.ResponseWriter, _ *http.Request, _ int64) {
+		w.Header().Set("Cache-Control", "max-age=30")
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(status)
+		io.WriteString(w, "down")
+	})
+}
+
+// A failing origin that gives its error explicit freshness is asked once per lifetime, not once
+// per client: the error is stored and every waiter of the flight gets the stored entry (negative
+// caching, RFC 9111 §3 and §4.2.1). 408 and 429 are storable today; 5xx go the same way once
+// httpcache.Decide stores them (keepStale's table covers 503 without it).
+func TestAFreshOriginErrorIsStoredForTheWholeFlight(t *testing.T) {
+	for _, status := range []int{http.StatusRequestTimeout, http.StatusTooManyRequests} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			o := failingOrigin(t, status)
+			s := newTestStore(t, nil)
+			f := newTestFiller(t, s, o)
+
+			const n = 3
+			res := make([]*fill.Result, n)
+			errs := make([]error, n)
+			var wg sync.WaitGroup
+			wg.Go(func() { res[0], errs[0] = f.Fill(t.Context(), request("/down")) })
+			testenv.WaitFor(t, 5*time.Second, "the leader's origin request", func() bool { return o.hits.Load() == 1 })
+			ctxs := make([]*waitingCtx, n-1)
+			for i := range ctxs {
+				ctxs[i] = newWaitingCtx(t.Context())
+				wg.Go(func() { res[i+1], errs[i+1] = f.Fill(ctxs[i], request("/down")) })
+			}
+			waitJoined(t, ctxs...)
+			o.release()
+			wg.Wait()
+
+			for i := range n {
+				if errs[i] != nil || res[i].Entry == nil || res[i].Pass != nil {
+					t.Fatalf("Fill %d = %+v, %v; want the stored entry", i, res[i], errs[i])
+				}
+				if e := res[i].Entry; e.Status != status || string(e.Body) != "down" {
+					t.Errorf("Fill %d: entry %d %q, want %d %q", i, e.Status, e.Body, status, "down")
+				}
+			}
+			if got := o.hits.Load(); got != 1 {
+				t.Errorf("origin requests = %d, want 1", got)
+			}
+			e := variant(s, "/down")
+			if e == nil || e.Status != status || e.Fresh != 30*time.Second {
+				t.Fatalf("stored %+v, want the %d fresh for 30s", e, status)
+			}
+		})
+	}
+}
+
+// goodCopy is a stored 200 to key that went stale a minute ago and may be served on error for an hour.
+func goodCopy(key string) *tiers.Entry {
+	e := staleEntry(key)
+	e.StaleIfError = time.Hour
+	return e
+}
+
+// A fresh error never replaces a good copy that may still be served on error (RFC 5861 §4;
+// RFC 9111 §4.3.3 lets a cache act as if a 5xx to a validation were no answer): the good copy
+// stays stored, the leader gets the error to drop (proxy serves its stale copy), and a waiter with
+// the same copy gets an error rather than ask the failing origin again.
+func TestAFreshErrorDoesNotReplaceAGoodCopyWithinStaleIfError(t *testing.T) {
+	o := failingOrigin(t, http.StatusTooManyRequests)
+	s := newTestStore(t, nil)
+	f := newTestFiller(t, s, o)
+	good := goodCopy("/down")
+	if err := s.Set(t.Context(), good); err != nil {
+		t.Fatalf("Set(good copy): %v", err)
+	}
+
+	var leader, waiter *fill.Result
+	var errLeader, errWaiter error
+	var wg sync.WaitGroup
+	r := request("/down")
+	r.Stale = good
+	wg.Go(func() { leader, errLeader = f.Fill(t.Context(), r) })
+	testenv.WaitFor(t, 5*time.Second, "the leader's origin request", func() bool { return o.hits.Load() == 1 })
+	ctx := newWaitingCtx(t.Context())
+	rw := request("/down")
+	rw.Stale = good
+	wg.Go(func() { waiter, errWaiter = f.Fill(ctx, rw) })
+	waitJoined(t, ctx)
+	o.release()
+	wg.Wait()
+
+	if errLeader != nil || leader.Entry != nil || leader.Pass == nil || leader.Pass.Status != http.StatusTooManyRequests {
+		t.Fatalf("leader Fill = %+v, %v; want the 429 passed, not stored", leader, errLeader)
+	}
+	if leader.Pass.Body != nil {
+		leader.Pass.Body.Close()
+	}
+	if leader.NotStored != "stale-if-error" {
+		t.Errorf("leader NotStored = %q, want stale-if-error", leader.NotStored)
+	}
+	if waiter != nil || !errors.Is(errWaiter, errFailedForAnother) {
+		t.Errorf("waiter Fill = %+v, %v; want an error wrapping errFailedForAnother", waiter, errWaiter)
+	}
+	if got := variant(s, "/down"); got != good {
+		t.Errorf("store holds %+v, want the good copy", got)
+	}
+	if got := o.hits.Load(); got != 1 {
+		t.Errorf("origin requests = %d, want 1", got)
+	}
+
+	// A background revalidation keeps it too.
+	r = request("/down")
+	r.Stale = good
+	if e, err := f.background(t.Context(), r); e != nil || err != nil {
+		t.Errorf("background = %+v, %v; want nil, nil", e, err)
+	}
+	if got := variant(s, "/down"); got != good {
+		t.Errorf("after the background revalidation the store holds %+v, want the good copy", got)
+	}
+}
+
+// keepStale decides, for a response Decide lets us store, whether the stale copy it would
+// replace stays instead: only for an origin failure (5xx, 429, 408) over a good copy within its
+// stale-if-error window (RFC 5861 §4). A copy past it, or itself an error, gives way, so a
+// failing origin is still asked once per lifetime of its error (RFC 9111 §4.3.3).
+func TestKeepStaleOnlyForAFailureOverAGoodCopyWithinStaleIfError(t *testing.T) {
+	now := time.Now()
+	past := goodCopy("/k")
+	past.StaleIfError = 30 * time.Second // stale for a minute: past its window
+	staleError := goodCopy("/k")
+	staleError.Status = http.StatusServiceUnavailable
+	tests := []struct {
+		name   string
+		status int
+		stale  *tiers.Entry
+		keep   bool
+	}{
+		{"503, no copy", http.StatusServiceUnavailable, nil, false},
+		{"503 over a good copy within stale-if-error", http.StatusServiceUnavailable, goodCopy("/k"), true},
+		{"429 over a good copy within stale-if-error", http.StatusTooManyRequests, goodCopy("/k"), true},
+		{"408 over a good copy within stale-if-error", http.StatusRequestTimeout, goodCopy("/k"), true},
+		{"503 over a good copy past stale-if-error", http.StatusServiceUnavailable, past, false},
+		{"503 over a stale 503", http.StatusServiceUnavailable, staleError, false},
+		{"200 over a good copy", http.StatusOK, goodCopy("/k"), false},
+		{"404 over a good copy", http.StatusNotFound, goodCopy("/k"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := keepStale(tt.status, tt.stale, now); got != tt.keep {
+				t.Errorf("keepStale(%d) = %v, want %v", tt.status, got, tt.keep)
+			}
+		})
+	}
+}
