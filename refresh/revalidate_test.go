@@ -158,3 +158,68 @@ func TestA304ThatForbidsStorageDeletesTheEntry(t *testing.T) {
 		t.Errorf("Stats.Revalidated = %d, want 0", got)
 	}
 }
+
+// A stored response with no-cache and a validator is revalidated before every use (RFC 9111
+// §5.2.2.4), with a conditional request (§4.3.1), and a 304 renews it without a body (§4.3.4):
+// it stays stale at once and is never served stale, even with operator defaults for the stale
+// windows, so proxy hands every use of it to Fill with the copy as r.Stale.
+func TestANoCacheResponseIsRevalidatedConditionallyOnEveryUse(t *testing.T) {
+	const lastModified = "Wed, 21 Oct 2015 07:28:00 GMT"
+	tests := []struct {
+		name, etag, lastModified string
+		wantINM, wantIMS         string // the validators of every revalidation
+	}{
+		{"etag", `"v1"`, "", `"v1"`, ""},
+		{"last-modified", "", lastModified, "", lastModified},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var conditional []string // If-None-Match | If-Modified-Since of each origin request
+			o := newTestOrigin(t, false, func(w http.ResponseWriter, r *http.Request, _ int64) {
+				inm, ims := r.Header.Get("If-None-Match"), r.Header.Get("If-Modified-Since")
+				mu.Lock()
+				conditional = append(conditional, inm+"|"+ims)
+				mu.Unlock()
+				w.Header().Set("Cache-Control", "no-cache")
+				if tt.etag != "" {
+					w.Header().Set("ETag", tt.etag)
+				}
+				if tt.lastModified != "" {
+					w.Header().Set("Last-Modified", tt.lastModified)
+				}
+				if inm != "" && inm == tt.etag || inm == "" && ims != "" && ims == tt.lastModified {
+					w.WriteHeader(http.StatusNotModified)
+					return
+				}
+				io.WriteString(w, "body")
+			})
+			s := newTestStore(t, nil)
+			f := newTestFiller(t, s, o)
+			f.Defaults.StaleWhileRevalidate, f.Defaults.StaleIfError = time.Hour, time.Hour
+
+			res, err := f.Fill(t.Context(), request("/nc"))
+			if err != nil || res.Entry == nil {
+				t.Fatalf("Fill = %+v, %v; want the stored entry", res, err)
+			}
+			for i := range 2 {
+				e := variant(s, "/nc")
+				if e == nil || e.Fresh != 0 || e.StaleWhileRevalidate != 0 || e.StaleIfError != 0 {
+					t.Fatalf("use %d: stored %+v, want an entry stale at once with no stale windows", i, e)
+				}
+				r := request("/nc")
+				r.Stale = e
+				res, err := f.Fill(t.Context(), r)
+				if err != nil || !res.Revalidated || res.Entry == nil || string(res.Entry.Body) != "body" {
+					t.Fatalf("use %d: Fill = %+v, %v; want the copy renewed by a 304", i, res, err)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			want := []string{"|", tt.wantINM + "|" + tt.wantIMS, tt.wantINM + "|" + tt.wantIMS}
+			if !slices.Equal(conditional, want) {
+				t.Errorf("origin requests' If-None-Match|If-Modified-Since = %q, want %q", conditional, want)
+			}
+		})
+	}
+}
