@@ -15,8 +15,9 @@ var (
 	// renew: the origin no longer lets the entry be stored, and the entry was dropped.
 	errUnstorable304 = errors.New("304 made the entry unstorable")
 	// errFailedForAnother is wrapped by the error of a fill that waited on another request's
-	// fetch, which the origin answered with an error that may be private to that request, while
-	// the waiter has a stale copy it may serve instead (stale-if-error).
+	// fetch, which the origin answered with an error (one that may be private to that request, or
+	// one stored for everyone), while the waiter has a good stale copy it may serve instead
+	// (stale-if-error).
 	errFailedForAnother = errors.New("origin failed for the request that led the flight")
 )
 

@@ -81,7 +81,8 @@ func (f *Filler) Forget(key string) {
 // the flight (it may be private to that one), Fill fetches r alone; so it does for a request with
 // Authorization, and for one with Cookie that would get a lifetime swrproxy guessed (Result.Bypass
 // says which rule). The exception is the origin failing with such a response while r.Stale may be
-// served on error (RFC 5861 §4): then Fill returns an error rather than ask a failing origin again.
+// served on error (RFC 5861 §4): then Fill returns an error rather than ask a failing origin again,
+// and so it does when another request's fetch stored an origin failure (see keepStale).
 //
 // Errors are *upstream.Error when the origin failed or this caller's wait on the flight ended;
 // otherwise they say what failed (a panic in the fill, the wait for another instance's fetch, a
@@ -107,6 +108,10 @@ func (f *Filler) Fill(ctx context.Context, r *fill.Request) (*fill.Result, error
 			return nil, fmt.Errorf("refresh: fill %q: %w (status %d)", r.Key, errFailedForAnother, res.Pass.Status)
 		}
 		return f.alone(ctx, r, "")
+	case res.Entry != nil && res.Shared && keepStale(res.Entry.Status, r.Stale, time.Now()):
+		// Another request's fetch stored an origin failure (it had no good copy to keep): r's
+		// good copy may be served in its place (RFC 5861 §4).
+		return nil, fmt.Errorf("refresh: fill %q: %w (status %d, stored)", r.Key, errFailedForAnother, res.Entry.Status)
 	case res.Entry != nil && res.Shared && res.Entry.Guessed && r.Cookie:
 		// Another request's fetch, with a guessed lifetime: not for a request with Cookie.
 		return f.alone(ctx, r, "cookie")

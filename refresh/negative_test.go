@@ -167,3 +167,35 @@ func TestKeepStaleOnlyForAFailureOverAGoodCopyWithinStaleIfError(t *testing.T) {
 		})
 	}
 }
+
+// A waiter with a good copy within stale-if-error whose flight stored an origin failure (its
+// leader had no copy to keep) gets an error, so that proxy serves the waiter's copy (RFC 5861 §4);
+// the leader gets the stored error.
+func TestAWaiterWithAGoodCopyIsNotServedAnErrorTheFlightStored(t *testing.T) {
+	o := failingOrigin(t, http.StatusTooManyRequests)
+	s := newTestStore(t, nil)
+	f := newTestFiller(t, s, o)
+
+	var leader, waiter *fill.Result
+	var errLeader, errWaiter error
+	var wg sync.WaitGroup
+	wg.Go(func() { leader, errLeader = f.Fill(t.Context(), request("/down")) })
+	testenv.WaitFor(t, 5*time.Second, "the leader's origin request", func() bool { return o.hits.Load() == 1 })
+	ctx := newWaitingCtx(t.Context())
+	r := request("/down")
+	r.Stale = goodCopy("/down")
+	wg.Go(func() { waiter, errWaiter = f.Fill(ctx, r) })
+	waitJoined(t, ctx)
+	o.release()
+	wg.Wait()
+
+	if errLeader != nil || leader.Entry == nil || leader.Entry.Status != http.StatusTooManyRequests {
+		t.Fatalf("leader Fill = %+v, %v; want the stored 429", leader, errLeader)
+	}
+	if waiter != nil || !errors.Is(errWaiter, errFailedForAnother) {
+		t.Errorf("waiter Fill = %+v, %v; want an error wrapping errFailedForAnother", waiter, errWaiter)
+	}
+	if got := o.hits.Load(); got != 1 {
+		t.Errorf("origin requests = %d, want 1", got)
+	}
+}
