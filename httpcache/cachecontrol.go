@@ -26,6 +26,9 @@ const maxStaleAny time.Duration = 1 << 62
 // The zero value is not "nothing parsed" (its durations are 0, not Unset): use ParseCacheControl("").
 type CacheControl struct {
 	NoStore, NoCache, Private, Public, MustRevalidate, ProxyRevalidate, NoTransform, Immutable, OnlyIfCached bool
+	// MustUnderstand is must-understand (RFC 9111 §5.2.2.3): store only if the cache understands
+	// the status code, and then despite no-store.
+	MustUnderstand bool
 	// NoCacheFields / PrivateFields are the canonical (textproto.CanonicalMIMEHeaderKey) field names of the qualified
 	// forms no-cache="Set-Cookie, X-Foo" / private="…"; when a qualified form is present the corresponding bool
 	// (NoCache / Private) stays false — qualified forms only forbid sending those fields from cache.
@@ -52,7 +55,7 @@ type CacheControl struct {
 //     directive; both forms may appear together.
 //   - directives that restrict caching (no-store, must-revalidate, proxy-revalidate,
 //     no-transform, only-if-cached) count even with an unexpected argument; directives that
-//     widen it (public, immutable) count only without one.
+//     widen it (public, immutable, must-understand) count only without one.
 //
 // It never panics. Input without quoted-strings is parsed without allocating.
 func ParseCacheControl(s string) CacheControl {
@@ -202,6 +205,7 @@ const (
 	staleIfError
 	maxStale
 	minFresh
+	mustUnderstand
 )
 
 var directives = [...]struct {
@@ -223,6 +227,7 @@ var directives = [...]struct {
 	{"only-if-cached", onlyIfCached},
 	{"max-stale", maxStale},
 	{"min-fresh", minFresh},
+	{"must-understand", mustUnderstand},
 }
 
 // lookup returns the directive named name, in any ASCII case.
@@ -259,6 +264,8 @@ func (cc *CacheControl) apply(name string, a arg) {
 		cc.NoTransform = true
 	case immutable:
 		cc.Immutable = cc.Immutable || !a.present
+	case mustUnderstand:
+		cc.MustUnderstand = cc.MustUnderstand || !a.present
 	case onlyIfCached:
 		cc.OnlyIfCached = true
 	case maxAge:

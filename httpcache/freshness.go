@@ -47,9 +47,10 @@ const (
 // came from, and, when there is none, the reason it is not stored. The sources, first that
 // applies wins (DESIGN.md "Freshness"):
 //
-//  1. the origin: s-maxage, max-age, Expires − Date (RFC 9111 §4.2.1). CDN-Cache-Control
-//     (RFC 9213), when supported, goes first here and, being explicit, counts for requests with
-//     Cookie as max-age does (see cookieAllowed).
+//  1. the origin: s-maxage, max-age, Expires − Date (RFC 9111 §4.2.1), of cc, which is the
+//     governing targeted field's directives when there is one (useExpires is then false:
+//     RFC 9213 §2.2 ignores Expires too). Being explicit, they count for requests with Cookie
+//     (see cookieAllowed).
 //  2. a policy rule's ttl / default_ttl, when policies exist: the operator's explicit word, which
 //     would also count for requests with Cookie.
 //  3. the Last-Modified heuristic (RFC 9111 §4.2.2), for heuristically cacheable statuses only.
@@ -66,13 +67,13 @@ const (
 // unchanged for a month may be kept longer than one changed a minute ago); the fixed TTL only
 // covers responses without a usable Last-Modified. An operator who wants one fixed lifetime
 // whatever Last-Modified says gives it with a policy rule (step 2).
-func lifetime(status int, h http.Header, cc CacheControl, req Req, responseTime time.Time, ttl time.Duration) (time.Duration, Source, string) {
+func lifetime(status int, h http.Header, cc CacheControl, useExpires bool, req Req, responseTime time.Time, ttl time.Duration) (time.Duration, Source, string) {
 	switch {
 	case cc.SMaxAge != Unset:
 		return cc.SMaxAge, SourceOrigin, ""
 	case cc.MaxAge != Unset: // RFC 9111 §5.3: max-age overrides Expires
 		return cc.MaxAge, SourceOrigin, ""
-	case len(h.Values("Expires")) > 0:
+	case useExpires && len(h.Values("Expires")) > 0:
 		return expiresLifetime(h, responseTime), SourceOrigin, ""
 	}
 	// Here: a policy rule (DESIGN.md), once there are policies.
