@@ -377,6 +377,7 @@ func TestDecide(t *testing.T) {
 
 // fuzzFields are the response fields FuzzDecide sets; each fuzzed string is split on "\n" into
 // field lines, so repeated fields are covered too.
-var fuzzFields = []string{"Cache-Control", "Expires", "Date", "Last-Modified", "Age", "Vary", "Set-Cookie", "Etag"}
+var fuzzFields = []string{"Cache-Control", "Expires", "Date", "Last-Modified", "Age", "Vary", "Set-Cookie", "Etag",
+	"Cdn-Cache-Control", "Surrogate-Control"}
 
 var reasons = []string{"status", "no-store", "private", "vary-star", "authorization", "cookie", "set-cookie", "no-freshness"}

@@ -111,7 +111,8 @@ func (p *sfParser) member() (sfMember, bool) {
 	m := sfMember{key: key, kind: sfBoolean, num: 1}
 	if p.eat('=') {
 		if p.peek() == '(' {
-			m.kind, ok = sfInnerList, p.innerList()
+			m = sfMember{key: key, kind: sfInnerList}
+			ok = p.innerList()
 		} else {
 			m, ok = p.bareItem(key)
 		}
