@@ -46,6 +46,9 @@ type CacheControl struct {
 // that are not tokens are ignored. Malformed input is read the conservative way:
 //
 //   - delta-seconds are digits only; a value over 2^31 s is capped at 2^31 s (RFC 9111 §1.2.2).
+//     The quoted form (max-age="60") is read like the token form: senders must not generate it
+//     (RFC 9111 §5.2.1.1), but RFC 9111 §5.2 says recipients ought to accept both forms.
+//     (CDN-Cache-Control is stricter: there a String is not an Integer, see targeted.)
 //   - max-age or s-maxage malformed, without a value, or repeated with different values → 0
 //     (the response is stale; RFC 9111 §4.2.1 allows that reading).
 //   - stale-while-revalidate, stale-if-error, max-stale and min-fresh: a malformed value is
