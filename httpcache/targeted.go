@@ -49,7 +49,7 @@ func unsetCacheControl() CacheControl {
 //   - no-store, no-cache, private, must-revalidate and proxy-revalidate restrict caching: they
 //     count with any value but the Boolean false (?0), and the qualified forms of no-cache and
 //     private act as the unqualified ones.
-//   - public and immutable widen it: they count only as the Boolean true.
+//   - public, immutable and must-understand widen it: they count only as the Boolean true.
 //   - a key given twice keeps its last value (RFC 8941 §4.2.2); unknown keys are ignored.
 func parseCDNCacheControl(s string) (CacheControl, bool) {
 	dict, ok := parseSFDictionary(s)
@@ -75,6 +75,8 @@ func parseCDNCacheControl(s string) (CacheControl, bool) {
 			cc.Public = widens
 		case immutable:
 			cc.Immutable = widens
+		case mustUnderstand:
+			cc.MustUnderstand = widens
 		case maxAge:
 			cc.MaxAge = sfDelta(m)
 		case sMaxAge:

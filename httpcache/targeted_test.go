@@ -101,6 +101,10 @@ func TestDecideCDNCacheControl(t *testing.T) {
 			header("Cache-Control", "public", "CDN-Cache-Control", "max-age=60"), withAuth, Decision{Reason: "authorization"}},
 		{"RFC 9111 §3: a 503 with a CDN-Cache-Control max-age is stored", 503,
 			header("CDN-Cache-Control", "max-age=10"), anonymous, targetedBy(CDNCacheControl, 10*time.Second)},
+		{"RFC 9111 §5.2.2.3: must-understand in CDN-Cache-Control lifts its no-store", 200,
+			header("CDN-Cache-Control", "no-store, must-understand, max-age=60"), anonymous, targetedBy(CDNCacheControl, time.Minute)},
+		{"RFC 9111 §5.2.2.3: must-understand in CDN-Cache-Control refuses a status swrproxy does not understand", 503,
+			header("CDN-Cache-Control", "must-understand, max-age=60"), anonymous, Decision{Reason: "status"}},
 		{"RFC 9213 §2.2: CDN-Cache-Control goes before Surrogate-Control", 200,
 			header("Surrogate-Control", "max-age=300", "CDN-Cache-Control", "max-age=60"), anonymous, targetedBy(CDNCacheControl, time.Minute)},
 	})
