@@ -26,6 +26,9 @@ const maxStaleAny time.Duration = 1 << 62
 // The zero value is not "nothing parsed" (its durations are 0, not Unset): use ParseCacheControl("").
 type CacheControl struct {
 	NoStore, NoCache, Private, Public, MustRevalidate, ProxyRevalidate, NoTransform, Immutable, OnlyIfCached bool
+	// MustUnderstand is must-understand (RFC 9111 §5.2.2.3): store only if the cache understands
+	// the status code, and then despite no-store.
+	MustUnderstand bool
 	// NoCacheFields / PrivateFields are the canonical (textproto.CanonicalMIMEHeaderKey) field names of the qualified
 	// forms no-cache="Set-Cookie, X-Foo" / private="…"; when a qualified form is present the corresponding bool
 	// (NoCache / Private) stays false — qualified forms only forbid sending those fields from cache.
@@ -43,6 +46,9 @@ type CacheControl struct {
 // that are not tokens are ignored. Malformed input is read the conservative way:
 //
 //   - delta-seconds are digits only; a value over 2^31 s is capped at 2^31 s (RFC 9111 §1.2.2).
+//     The quoted form (max-age="60") is read like the token form: senders must not generate it
+//     (RFC 9111 §5.2.1.1), but RFC 9111 §5.2 says recipients ought to accept both forms.
+//     (CDN-Cache-Control is stricter: there a String is not an Integer, see targeted.)
 //   - max-age or s-maxage malformed, without a value, or repeated with different values → 0
 //     (the response is stale; RFC 9111 §4.2.1 allows that reading).
 //   - stale-while-revalidate, stale-if-error, max-stale and min-fresh: a malformed value is
@@ -52,7 +58,7 @@ type CacheControl struct {
 //     directive; both forms may appear together.
 //   - directives that restrict caching (no-store, must-revalidate, proxy-revalidate,
 //     no-transform, only-if-cached) count even with an unexpected argument; directives that
-//     widen it (public, immutable) count only without one.
+//     widen it (public, immutable, must-understand) count only without one.
 //
 // It never panics. Input without quoted-strings is parsed without allocating.
 func ParseCacheControl(s string) CacheControl {
@@ -202,6 +208,7 @@ const (
 	staleIfError
 	maxStale
 	minFresh
+	mustUnderstand
 )
 
 var directives = [...]struct {
@@ -223,6 +230,7 @@ var directives = [...]struct {
 	{"only-if-cached", onlyIfCached},
 	{"max-stale", maxStale},
 	{"min-fresh", minFresh},
+	{"must-understand", mustUnderstand},
 }
 
 // lookup returns the directive named name, in any ASCII case.
@@ -259,6 +267,8 @@ func (cc *CacheControl) apply(name string, a arg) {
 		cc.NoTransform = true
 	case immutable:
 		cc.Immutable = cc.Immutable || !a.present
+	case mustUnderstand:
+		cc.MustUnderstand = cc.MustUnderstand || !a.present
 	case onlyIfCached:
 		cc.OnlyIfCached = true
 	case maxAge:

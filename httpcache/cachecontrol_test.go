@@ -25,7 +25,7 @@ var parseTests = []struct {
 	{"unknown directives are ignored", "x-foo, community=\"UCI\", public, ext=1", "public"},
 
 	// Quoted strings.
-	{"a quoted delta-seconds is accepted", `max-age="60"`, "max-age=60"},
+	{"RFC 9111 §5.2: a quoted delta-seconds is accepted (recipients ought to accept both forms)", `max-age="60"`, "max-age=60"},
 	{"qualified no-cache lists canonical fields and leaves NoCache false", `no-cache="set-cookie, x-foo"`, `no-cache="Set-Cookie,X-Foo"`},
 	{"qualified private lists canonical fields and leaves Private false", `private="authorization", max-age=60`, `private="Authorization", max-age=60`},
 	{"commas inside quotes do not split", `no-cache="A,B", max-age=5`, `no-cache="A,B", max-age=5`},

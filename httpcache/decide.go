@@ -38,6 +38,10 @@ type Decision struct {
 	Age     time.Duration // corrected initial age at response time (RFC 9111 §4.2.3)
 	// StaleWhileRevalidate and StaleIfError are the windows after Fresh ends (RFC 5861); 0 when stale serving is forbidden.
 	StaleWhileRevalidate, StaleIfError time.Duration
+	// Targeted names the targeted field that governed storage and freshness instead of
+	// Cache-Control and Expires (CDNCacheControl or SurrogateControl; RFC 9213 §2.2), or is "".
+	// It concerns swrproxy only: clients still get the origin's Cache-Control.
+	Targeted string
 	// StripHeaders are canonical names to drop before storing (Set-Cookie and the fields of qualified
 	// no-cache/private), sorted; nil when there are none.
 	StripHeaders []string
@@ -67,9 +71,14 @@ type Req struct {
 // Decide applies RFC 9111 §3 and §4.2 to a response to a GET with status and header h (from net/http, so canonical keys;
 // repeated fields are several values), received at responseTime for a request sent at requestTime.
 //
-// The checks run in this order and the first that fails gives Reason: status, no-store,
-// private, vary-star, authorization, cookie, set-cookie, then the freshness lifetime
-// (no-freshness, or authorization / cookie when only the request's credentials stand in the way).
+// The checks run in this order and the first that fails gives Reason: status (not final,
+// 206, 304, or must-understand with a status swrproxy does not understand), no-store (lifted by
+// must-understand with an understood status, RFC 9111 §5.2.2.3), private, vary-star,
+// authorization, cookie, set-cookie, then the freshness lifetime (no-freshness, or
+// authorization / cookie when only the request's credentials stand in the way).
+//
+// A valid, non-empty CDN-Cache-Control, else a Surrogate-Control swrproxy understands, governs
+// instead of Cache-Control and Expires (see targeted; Decision.Targeted names it).
 //
 // The lifetime comes from the origin (s-maxage, max-age, Expires), else the RFC 9111 §4.2.2
 // heuristic (a tenth of the time since Last-Modified, at most a day), else d.TTL; the last two
@@ -83,9 +92,16 @@ func Decide(status int, h http.Header, req Req, requestTime, responseTime time.T
 	if !storableStatus(status) {
 		return Decision{Reason: reasonStatus}
 	}
-	cc := ParseCacheControl(joinValues(h.Values("Cache-Control")))
+	fieldCC := ParseCacheControl(joinValues(h.Values("Cache-Control")))
+	cc, target := targeted(h, fieldCC)
+	if target == "" {
+		cc = fieldCC
+	}
+	understood := understoodStatus(status)
 	switch {
-	case cc.NoStore:
+	case cc.MustUnderstand && !understood:
+		return Decision{Reason: reasonStatus} // RFC 9111 §3, §5.2.2.3
+	case cc.NoStore && !(cc.MustUnderstand && understood):
 		return Decision{Reason: reasonNoStore}
 	case cc.Private:
 		return Decision{Reason: reasonPrivate}
@@ -99,17 +115,18 @@ func Decide(status int, h http.Header, req Req, requestTime, responseTime time.T
 
 	// Fields named by qualified no-cache / private must not be served from cache
 	// (RFC 9111 §5.2.2.4, §5.2.2.7); we simply never store them. Naming Set-Cookie there
-	// is how an origin says the rest of a cookie-setting response is shareable.
+	// is how an origin says the rest of a cookie-setting response is shareable. These come
+	// from Cache-Control even when a targeted field governs: they only remove fields.
 	var strip []string
-	strip = append(strip, cc.NoCacheFields...)
-	strip = append(strip, cc.PrivateFields...)
+	strip = append(strip, fieldCC.NoCacheFields...)
+	strip = append(strip, fieldCC.PrivateFields...)
 	slices.Sort(strip)
 	strip = slices.Compact(strip)
 	if len(h.Values("Set-Cookie")) > 0 && !slices.Contains(strip, "Set-Cookie") {
 		return Decision{Reason: reasonSetCookie}
 	}
 
-	fresh, src, reason := lifetime(status, h, cc, req, responseTime, d.TTL)
+	fresh, src, reason := lifetime(status, h, cc, target == "", req, responseTime, d.TTL)
 	swr, sie := staleWindows(cc, d)
 	if cc.NoCache {
 		// RFC 9111 §5.2.2.4: store, but revalidate before every use. The lifetime does not
@@ -136,36 +153,46 @@ func Decide(status int, h http.Header, req Req, requestTime, responseTime time.T
 		Age:                  initialAge(h, requestTime, responseTime),
 		StaleWhileRevalidate: swr,
 		StaleIfError:         sie,
+		Targeted:             target,
 		StripHeaders:         strip,
 	}
 }
 
 // cookieAllowed reports whether a response to a request with Cookie may be stored: the origin
 // said explicitly that it may be reused, with public, s-maxage or max-age (DESIGN.md "What is
-// never shared"). A valid CDN-Cache-Control (RFC 9213) and a policy rule with a ttl, once they
-// exist, count here too. Without one, a response chosen by the request's cookies would be served
+// never shared"), in Cache-Control or in the targeted field that governs (cc is that field's
+// directives then). A policy rule with a ttl, once they exist, would count here too. Without one, a response chosen by the request's cookies would be served
 // to everyone: Varnish's builtin VCL does not cache requests with Cookie at all; we keep those
 // the origin vouches for.
 func cookieAllowed(cc CacheControl) bool {
 	return cc.Public || cc.SMaxAge != Unset || cc.MaxAge != Unset
 }
 
-// storableStatus reports whether a shared cache may store a response with status at all.
-// 206 needs range assembly and 304 updates a stored response rather than being one;
-// 5xx are never stored so a cache in front of a failing origin does not pin its errors.
+// storableStatus reports whether a shared cache may store a response with status at all: a
+// final status (RFC 9111 §3), but not 206, which needs range assembly to be a complete response,
+// nor 304, which updates a stored response rather than being one. Any other status, 5xx and
+// unknown ones included, is storable; lifetime gives a status that is not heuristically
+// cacheable no lifetime but the origin's explicit one (RFC 9111 §4.2.2), so a 503 is stored
+// only when the origin says for how long.
 func storableStatus(status int) bool {
-	return status >= 200 && status < 500 && status != http.StatusPartialContent && status != http.StatusNotModified
+	return status >= 200 && status != http.StatusPartialContent && status != http.StatusNotModified
 }
 
 // heuristicallyCacheable reports whether status may be given a heuristic freshness
-// lifetime (RFC 9110 §15.1, without 501 which we never store).
+// lifetime (RFC 9110 §15.1; its 206 is never stored, see storableStatus).
 func heuristicallyCacheable(status int) bool {
 	switch status {
-	case 200, 203, 204, 300, 301, 308, 404, 405, 410, 414:
+	case 200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501:
 		return true
 	}
 	return false
 }
+
+// understoodStatus reports whether swrproxy understands and implements the caching
+// requirements of status, for must-understand (RFC 9111 §5.2.2.3): the heuristically
+// cacheable statuses, whose caching RFC 9110 defines. For any other status must-understand
+// forbids storing; 206 and 304 are never stored as responses anyway.
+func understoodStatus(status int) bool { return heuristicallyCacheable(status) }
 
 // joinValues joins repeated field lines as one list (RFC 9110 §5.3), allocating only when there are several.
 func joinValues(vals []string) string {

@@ -18,17 +18,17 @@ func FuzzDecide(f *testing.F) {
 		if tt.d != nil {
 			d = *tt.d
 		}
-		var v [8]string
+		var v [10]string
 		for i, name := range fuzzFields {
 			v[i] = strings.Join(tt.header.Values(name), "\n")
 		}
-		f.Add(tt.status, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], tt.req.Authorization, tt.req.Cookie,
+		f.Add(tt.status, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], tt.req.Authorization, tt.req.Cookie,
 			int64(d.TTL), int64(d.StaleWhileRevalidate), int64(d.StaleIfError), int64(tt.delay))
 	}
-	f.Fuzz(func(t *testing.T, status int, cc, expires, date, lastModified, age, vary, setCookie, etag string,
+	f.Fuzz(func(t *testing.T, status int, cc, expires, date, lastModified, age, vary, setCookie, etag, cdn, surrogate string,
 		auth, cookie bool, ttl, swr, sie, delay int64) {
 		h := http.Header{}
-		for i, v := range []string{cc, expires, date, lastModified, age, vary, setCookie, etag} {
+		for i, v := range []string{cc, expires, date, lastModified, age, vary, setCookie, etag, cdn, surrogate} {
 			if v != "" {
 				h[fuzzFields[i]] = strings.Split(v, "\n")
 			}
@@ -59,6 +59,16 @@ func FuzzDecide(f *testing.F) {
 			t.Fatalf("status %d stored", status)
 		}
 		parsed := ParseCacheControl(strings.Join(h.Values("Cache-Control"), ", "))
+		explicitExpires := len(h.Values("Expires")) > 0
+		if gov, target := targeted(h, parsed); target != "" { // RFC 9213 §2.2: it replaces both
+			parsed, explicitExpires = gov, false
+		}
+		if got.Targeted != "" && got.Targeted != CDNCacheControl && got.Targeted != SurrogateControl {
+			t.Fatalf("Targeted %q", got.Targeted)
+		}
+		if !understoodStatus(status) && parsed.MustUnderstand {
+			t.Fatalf("must-understand stored status %d", status)
+		}
 		if req.Cookie && !cookieAllowed(parsed) {
 			t.Fatalf("a response to a request with Cookie stored without public, s-maxage or max-age: %+v", got)
 		}
@@ -70,7 +80,7 @@ func FuzzDecide(f *testing.F) {
 				t.Fatalf("a request with Authorization got a %s lifetime", got.Source)
 			case !heuristicallyCacheable(status):
 				t.Fatalf("status %d got a %s lifetime", status, got.Source)
-			case parsed.SMaxAge != Unset || parsed.MaxAge != Unset || len(h.Values("Expires")) > 0:
+			case parsed.SMaxAge != Unset || parsed.MaxAge != Unset || explicitExpires:
 				t.Fatalf("a %s lifetime despite explicit freshness (RFC 9111 §4.2.2)", got.Source)
 			case got.Source == SourceLastModified && got.Fresh > heuristicMax:
 				t.Fatalf("heuristic lifetime %v over the cap %v", got.Fresh, heuristicMax)

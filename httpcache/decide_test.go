@@ -68,8 +68,16 @@ var decideTests = []struct {
 	want   Decision
 }{
 	// Status (RFC 9111 §3; RFC 9110 §15.1 heuristically cacheable statuses).
-	{name: "a 500 is never stored", status: 500, header: header("Cache-Control", "max-age=60"), want: Decision{Reason: "status"}},
-	{name: "a 503 is never stored", status: 503, header: header("Cache-Control", "s-maxage=60"), want: Decision{Reason: "status"}},
+	{name: "RFC 9111 §3: a 500 with max-age is stored", status: 500, header: header("Cache-Control", "max-age=60"), want: stored(time.Minute)},
+	{name: "RFC 9111 §3: a 503 with s-maxage is stored", status: 503, header: header("Cache-Control", "s-maxage=60"), want: stored(time.Minute)},
+	{name: "RFC 9111 §4.2.2: a 503 without explicit freshness is not stored", status: 503,
+		header: header("Last-Modified", ago(10*time.Hour)), d: withTTL, want: Decision{Reason: "no-freshness"}},
+	{name: "RFC 9111 §3: a 502 with Expires is stored", status: 502,
+		header: header("Date", httpDate(now), "Expires", httpDate(now.Add(time.Minute))), want: stored(time.Minute)},
+	{name: "RFC 9111 §3: an unknown final status with max-age is stored", status: 599, header: header("Cache-Control", "max-age=60"), want: stored(time.Minute)},
+	{name: "RFC 9110 §15.1: a 501 is heuristically cacheable", status: 501, header: header("Last-Modified", ago(10*time.Hour)), want: heuristic(time.Hour)},
+	{name: "RFC 9111 §3: a 206 is not stored even with must-understand", status: 206,
+		header: header("Cache-Control", "max-age=60, must-understand, no-store"), want: Decision{Reason: "status"}},
 	{name: "a 1xx is never stored", status: 103, header: header("Cache-Control", "max-age=60"), want: Decision{Reason: "status"}},
 	{name: "a 206 is never stored", status: 206, header: header("Cache-Control", "max-age=60"), want: Decision{Reason: "status"}},
 	{name: "a 304 is never stored", status: 304, header: header("Cache-Control", "max-age=60"), want: Decision{Reason: "status"}},
@@ -279,6 +287,12 @@ var decideTests = []struct {
 	{name: "Expires without Date counts from the response time", status: 200,
 		header: header("Expires", httpDate(now.Add(20*time.Second))), want: stored(20 * time.Second)},
 	{name: "an invalid Expires is stale and beats the default TTL", status: 200, header: header("Expires", "0"), d: withTTL, want: stored(0)},
+	{name: "RFC 9110 §5.6.7, RFC 9111 §5.3: an Expires with a one-digit hour is invalid, so stale", status: 200,
+		header: header("Date", httpDate(now), "Expires", now.Add(4*time.Hour).Format("Mon, 02 Jan 2006 3:04:05 GMT")), want: stored(0)},
+	{name: "RFC 9110 §5.6.7: an Expires in UTC rather than GMT is invalid, so stale", status: 200,
+		header: header("Date", httpDate(now), "Expires", now.Add(time.Hour).Format("Mon, 02 Jan 2006 15:04:05 UTC")), want: stored(0)},
+	{name: "RFC 9110 §5.6.7: an asctime Expires is valid", status: 200,
+		header: header("Date", httpDate(now), "Expires", now.Add(time.Hour).Format(time.ANSIC)), want: stored(time.Hour)},
 	{name: "an Expires in the past is stale", status: 200,
 		header: header("Date", httpDate(now), "Expires", httpDate(now.Add(-time.Hour))), want: stored(0)},
 	{name: "differing Expires lines are stale", status: 200,
@@ -335,6 +349,9 @@ var decideTests = []struct {
 		want: Decision{Store: true, Fresh: time.Minute, Age: 4 * time.Second, StaleWhileRevalidate: time.Minute, StaleIfError: time.Hour}},
 	{name: "an invalid Age counts as 0", status: 200, header: header("Cache-Control", "max-age=60", "Age", "-5"), delay: time.Second,
 		want: Decision{Store: true, Fresh: time.Minute, Age: time.Second, StaleWhileRevalidate: time.Minute, StaleIfError: time.Hour}},
+	{name: "RFC 9111 §5.1: a list-based Age uses its first member", status: 200,
+		header: header("Cache-Control", "max-age=60", "Age", "7200, 0"), delay: time.Second,
+		want: Decision{Store: true, Fresh: time.Minute, Age: 7201 * time.Second, StaleWhileRevalidate: time.Minute, StaleIfError: time.Hour}},
 	{name: "a Date in the future gives no apparent age", status: 200,
 		header: header("Cache-Control", "max-age=60", "Date", httpDate(now.Add(time.Hour))), want: stored(time.Minute)},
 	{name: "a huge Age is capped at 2^31 seconds", status: 200, header: header("Cache-Control", "max-age=60", "Age", "99999999999999"),
@@ -360,6 +377,7 @@ func TestDecide(t *testing.T) {
 
 // fuzzFields are the response fields FuzzDecide sets; each fuzzed string is split on "\n" into
 // field lines, so repeated fields are covered too.
-var fuzzFields = []string{"Cache-Control", "Expires", "Date", "Last-Modified", "Age", "Vary", "Set-Cookie", "Etag"}
+var fuzzFields = []string{"Cache-Control", "Expires", "Date", "Last-Modified", "Age", "Vary", "Set-Cookie", "Etag",
+	"Cdn-Cache-Control", "Surrogate-Control"}
 
 var reasons = []string{"status", "no-store", "private", "vary-star", "authorization", "cookie", "set-cookie", "no-freshness"}

@@ -47,9 +47,10 @@ const (
 // came from, and, when there is none, the reason it is not stored. The sources, first that
 // applies wins (DESIGN.md "Freshness"):
 //
-//  1. the origin: s-maxage, max-age, Expires − Date (RFC 9111 §4.2.1). CDN-Cache-Control
-//     (RFC 9213), when supported, goes first here and, being explicit, counts for requests with
-//     Cookie as max-age does (see cookieAllowed).
+//  1. the origin: s-maxage, max-age, Expires − Date (RFC 9111 §4.2.1), of cc, which is the
+//     governing targeted field's directives when there is one (useExpires is then false:
+//     RFC 9213 §2.2 ignores Expires too). Being explicit, they count for requests with Cookie
+//     (see cookieAllowed).
 //  2. a policy rule's ttl / default_ttl, when policies exist: the operator's explicit word, which
 //     would also count for requests with Cookie.
 //  3. the Last-Modified heuristic (RFC 9111 §4.2.2), for heuristically cacheable statuses only.
@@ -66,13 +67,13 @@ const (
 // unchanged for a month may be kept longer than one changed a minute ago); the fixed TTL only
 // covers responses without a usable Last-Modified. An operator who wants one fixed lifetime
 // whatever Last-Modified says gives it with a policy rule (step 2).
-func lifetime(status int, h http.Header, cc CacheControl, req Req, responseTime time.Time, ttl time.Duration) (time.Duration, Source, string) {
+func lifetime(status int, h http.Header, cc CacheControl, useExpires bool, req Req, responseTime time.Time, ttl time.Duration) (time.Duration, Source, string) {
 	switch {
 	case cc.SMaxAge != Unset:
 		return cc.SMaxAge, SourceOrigin, ""
 	case cc.MaxAge != Unset: // RFC 9111 §5.3: max-age overrides Expires
 		return cc.MaxAge, SourceOrigin, ""
-	case len(h.Values("Expires")) > 0:
+	case useExpires && len(h.Values("Expires")) > 0:
 		return expiresLifetime(h, responseTime), SourceOrigin, ""
 	}
 	// Here: a policy rule (DESIGN.md), once there are policies.
@@ -100,7 +101,7 @@ func lifetime(status int, h http.Header, cc CacheControl, req Req, responseTime 
 // lastModifiedLifetime returns the heuristic lifetime of RFC 9111 §4.2.2: a tenth of
 // Date − Last-Modified (the response time when Date is missing or invalid), truncated to whole
 // seconds, at most heuristicMax. It reports false, so that the heuristic does not apply, when
-// Last-Modified is missing, not an HTTP-date, repeated with different values, or later than
+// Last-Modified is missing, not an HTTP-date (parseHTTPDate), repeated with different values, or later than
 // Date: RFC 9110 §8.8.2.1 forbids an origin to send that, so such a value says nothing about how
 // long the resource has been unchanged. A Last-Modified equal to Date gives 0: just changed.
 func lastModifiedLifetime(h http.Header, responseTime time.Time) (time.Duration, bool) {
@@ -113,14 +114,11 @@ func lastModifiedLifetime(h http.Header, responseTime time.Time) (time.Duration,
 			return 0, false
 		}
 	}
-	lm, err := http.ParseTime(vals[0])
-	if err != nil {
+	lm, ok := parseHTTPDate(vals[0], responseTime)
+	if !ok {
 		return 0, false
 	}
-	date := responseTime
-	if t, err := http.ParseTime(h.Get("Date")); err == nil {
-		date = t // both times from the origin's clock: no skew between them
-	}
+	date := originDate(h, responseTime) // both times from the origin's clock: no skew between them
 	if lm.After(date) {
 		return 0, false
 	}
@@ -129,7 +127,7 @@ func lastModifiedLifetime(h http.Header, responseTime time.Time) (time.Duration,
 }
 
 // expiresLifetime returns Expires − Date, using responseTime when Date is missing or invalid.
-// An invalid Expires (such as "0"), differing repeated Expires lines, or a date in the past
+// An invalid Expires (such as "0", or any value parseHTTPDate refuses), differing repeated Expires lines, or a date in the past
 // give 0 (RFC 9111 §5.3, §4.2.1).
 func expiresLifetime(h http.Header, responseTime time.Time) time.Duration {
 	vals := h.Values("Expires")
@@ -138,15 +136,20 @@ func expiresLifetime(h http.Header, responseTime time.Time) time.Duration {
 			return 0
 		}
 	}
-	expires, err := http.ParseTime(vals[0])
-	if err != nil {
+	expires, ok := parseHTTPDate(vals[0], responseTime)
+	if !ok {
 		return 0
 	}
-	date := responseTime
-	if t, err := http.ParseTime(h.Get("Date")); err == nil {
-		date = t
+	return clampDelta(expires.Sub(originDate(h, responseTime)))
+}
+
+// originDate returns the response's Date (RFC 9110 §6.6.1; its first line), or responseTime
+// when Date is missing or not an HTTP-date (parseHTTPDate).
+func originDate(h http.Header, responseTime time.Time) time.Time {
+	if t, ok := parseHTTPDate(h.Get("Date"), responseTime); ok {
+		return t
 	}
-	return clampDelta(expires.Sub(date))
+	return responseTime
 }
 
 // staleWindows returns the stale-while-revalidate and stale-if-error windows (RFC 5861).
@@ -184,9 +187,9 @@ func explicitOr(v, fallback time.Duration) time.Duration {
 // delay (RFC 9111 §4.2.3's corrected_age_value). RFC 9111 also takes the apparent age
 // (responseTime − Date) when larger; like Varnish, we leave it out: Date has a resolution of one
 // second and an origin clock that runs behind would make every response arrive up to its whole
-// lifetime old. An Age that is not delta-seconds counts as 0.
+// lifetime old. An invalid Age counts as 0 (ParseAge).
 func initialAge(h http.Header, requestTime, responseTime time.Time) time.Duration {
-	age, _ := parseDelta(trimOWS(h.Get("Age")))
+	age, _ := ParseAge(h.Values("Age"))
 	delay := clampDelta(responseTime.Sub(requestTime))
 	return min(age+delay, maxDelta) // each term ≤ 2^31 s: no overflow
 }

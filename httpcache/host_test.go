@@ -114,7 +114,7 @@ func TestVaryValueNeverKeepsCredentialsInClear(t *testing.T) {
 	if got := VaryValue("Accept-Encoding", "gzip, br"); got != "br" {
 		t.Errorf("VaryValue(Accept-Encoding) = %q, want br", got)
 	}
-	if got := VaryValue("Accept-Language", "  en, fr "); got != "en, fr" {
+	if got := VaryValue("Accept-Language", "  en, fr "); got != "en,fr" {
 		t.Errorf("VaryValue(Accept-Language) = %q", got)
 	}
 	if !KeyedOnCredentials([]string{"Accept", "Cookie"}) || KeyedOnCredentials([]string{"Accept-Encoding"}) {

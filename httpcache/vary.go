@@ -57,13 +57,31 @@ const credentialDigest = "sha256:"
 
 // VaryValue returns the normalised value that selects a variant for the request field name
 // (canonical) whose field lines are joined in v (RFC 9110 §5.3: several lines are one
-// comma-separated list): Accept-Encoding reduced to the one coding a variant needs
-// (NormalizeEncoding), credentials replaced by a digest so they are never stored or sent
-// anywhere in clear, and the rest trimmed of white space. It allocates only for credentials.
+// comma-separated list). RFC 9111 §4.1 lets a cache normalise values before matching them, in
+// ways that do not change their meaning:
+//
+//   - Accept-Encoding is reduced to the one coding a variant needs (NormalizeEncoding).
+//   - Accept-Language and Accept-Charset, whose language tags and charset names are
+//     case-insensitive (RFC 9110 §12.5.4, §12.5.2), and Accept, whose media types and parameter
+//     names are (RFC 9110 §8.3.1), lose the optional white space around list members and
+//     parameters and the empty members (RFC 9110 §5.6.1), and are lower-cased: all of
+//     Accept-Language and Accept-Charset, the type/subtype and parameter names of Accept (not
+//     parameter values). Members are joined with "," and parameters with ";", as browsers send
+//     them, and keep their order: it does not matter to the meaning, but q-values do, and
+//     reordering would gain few matches. A value with a quoted-string is only trimmed.
+//   - Credentials are replaced by a digest so they are never stored or sent anywhere in clear.
+//   - Any other field is trimmed of white space.
+//
+// It allocates for credentials, and for the three Accept fields only when the value is not
+// already in normal form or is longer than 256 bytes.
 func VaryValue(name, v string) string {
 	switch {
 	case name == "Accept-Encoding":
 		return NormalizeEncoding(v)
+	case name == "Accept-Language", name == "Accept-Charset":
+		return normalizeList(v, false)
+	case name == "Accept":
+		return normalizeList(v, true)
 	case IsCredential(name):
 		v = trimOWS(v)
 		if v == "" {
@@ -73,6 +91,58 @@ func VaryValue(name, v string) string {
 		return credentialDigest + hex.EncodeToString(sum[:16])
 	}
 	return trimOWS(v)
+}
+
+// normalizeList returns the normal form of an Accept, Accept-Language or Accept-Charset value
+// described at VaryValue; media says it is Accept, whose parameter values keep their case.
+func normalizeList(v string, media bool) string {
+	v = trimOWS(v)
+	if strings.IndexByte(v, '"') >= 0 {
+		return v // splitting at commas and semicolons could cut a quoted-string
+	}
+	var arr [256]byte
+	b := arr[:0]
+	for item := range strings.SplitSeq(v, ",") {
+		first := true
+		for part := range strings.SplitSeq(item, ";") {
+			part = trimOWS(part)
+			switch {
+			case part == "":
+				continue
+			case first && len(b) > 0:
+				b = append(b, ',')
+			case !first:
+				b = append(b, ';')
+			}
+			if media && !first {
+				name, value, hasValue := strings.Cut(part, "=")
+				b = appendLower(b, name)
+				if hasValue {
+					b = append(b, '=')
+					b = append(b, value...)
+				}
+			} else {
+				b = appendLower(b, part)
+			}
+			first = false
+		}
+	}
+	if string(b) == v {
+		return v
+	}
+	return string(b)
+}
+
+// appendLower appends s to b with ASCII letters lower-cased.
+func appendLower(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	return b
 }
 
 // KeyedOnCredentials reports whether a variant that varies on names (canonical) is keyed on a
