@@ -128,6 +128,12 @@ func Decide(status int, h http.Header, req Req, requestTime, responseTime time.T
 
 	fresh, src, reason := lifetime(status, h, cc, target == "", req, responseTime, d.TTL)
 	swr, sie := staleWindows(cc, d)
+	if OriginFailing(status) {
+		// A stored error page gets only the stale windows the origin gave it: the operator's
+		// defaults are for good copies, and serving a stale error (while revalidating, or in
+		// place of a newer error) only prolongs the outage for clients.
+		swr, sie = staleWindows(cc, Defaults{})
+	}
 	if cc.NoCache {
 		// RFC 9111 §5.2.2.4: store, but revalidate before every use. The lifetime does not
 		// matter then, only whether RFC 9111 §3 lets us store the response at all: a
@@ -173,9 +179,11 @@ func cookieAllowed(cc CacheControl) bool {
 // nor 304, which updates a stored response rather than being one. Any other status, 5xx and
 // unknown ones included, is storable; lifetime gives a status that is not heuristically
 // cacheable no lifetime but the origin's explicit one (RFC 9111 §4.2.2), so a 503 is stored
-// only when the origin says for how long.
+// only when the origin says for how long. Nor 429: RFC 6585 §4 says a cache MUST NOT store it
+// (a rate limit is one client's; stored, it would turn every client away).
 func storableStatus(status int) bool {
-	return status >= 200 && status != http.StatusPartialContent && status != http.StatusNotModified
+	return status >= 200 && status != http.StatusPartialContent && status != http.StatusNotModified &&
+		status != http.StatusTooManyRequests
 }
 
 // heuristicallyCacheable reports whether status may be given a heuristic freshness

@@ -32,6 +32,9 @@ func stored(fresh time.Duration) Decision {
 	return Decision{Store: true, Fresh: fresh, StaleWhileRevalidate: std.StaleWhileRevalidate, StaleIfError: std.StaleIfError}
 }
 
+// storedError is a stored error page: the origin's lifetime, no default stale windows (Decide).
+func storedError(fresh time.Duration) Decision { return Decision{Store: true, Fresh: fresh} }
+
 // heuristic is stored with a lifetime from the Last-Modified heuristic (RFC 9111 §4.2.2).
 func heuristic(fresh time.Duration) Decision {
 	d := stored(fresh)
@@ -68,16 +71,18 @@ var decideTests = []struct {
 	want   Decision
 }{
 	// Status (RFC 9111 §3; RFC 9110 §15.1 heuristically cacheable statuses).
-	{name: "RFC 9111 §3: a 500 with max-age is stored", status: 500, header: header("Cache-Control", "max-age=60"), want: stored(time.Minute)},
-	{name: "RFC 9111 §3: a 503 with s-maxage is stored", status: 503, header: header("Cache-Control", "s-maxage=60"), want: stored(time.Minute)},
+	{name: "RFC 9111 §3: a 500 with max-age is stored", status: 500, header: header("Cache-Control", "max-age=60"), want: storedError(time.Minute)},
+	{name: "RFC 9111 §3: a 503 with s-maxage is stored", status: 503, header: header("Cache-Control", "s-maxage=60"), want: storedError(time.Minute)},
 	{name: "RFC 9111 §4.2.2: a 503 without explicit freshness is not stored", status: 503,
 		header: header("Last-Modified", ago(10*time.Hour)), d: withTTL, want: Decision{Reason: "no-freshness"}},
 	{name: "RFC 9111 §3: a 502 with Expires is stored", status: 502,
-		header: header("Date", httpDate(now), "Expires", httpDate(now.Add(time.Minute))), want: stored(time.Minute)},
-	{name: "RFC 9111 §3: an unknown final status with max-age is stored", status: 599, header: header("Cache-Control", "max-age=60"), want: stored(time.Minute)},
-	{name: "RFC 9110 §15.1: a 501 is heuristically cacheable", status: 501, header: header("Last-Modified", ago(10*time.Hour)), want: heuristic(time.Hour)},
+		header: header("Date", httpDate(now), "Expires", httpDate(now.Add(time.Minute))), want: storedError(time.Minute)},
+	{name: "RFC 9111 §3: an unknown final status with max-age is stored", status: 599, header: header("Cache-Control", "max-age=60"), want: storedError(time.Minute)},
+	{name: "RFC 9110 §15.1: a 501 is heuristically cacheable", status: 501, header: header("Last-Modified", ago(10*time.Hour)),
+		want: Decision{Store: true, Fresh: time.Hour, Source: SourceLastModified}},
 	{name: "RFC 9111 §3: a 206 is not stored even with must-understand", status: 206,
 		header: header("Cache-Control", "max-age=60, must-understand, no-store"), want: Decision{Reason: "status"}},
+	{name: "RFC 6585 §4: a 429 is never stored, even with max-age", status: 429, header: header("Cache-Control", "max-age=60"), want: Decision{Reason: "status"}},
 	{name: "a 1xx is never stored", status: 103, header: header("Cache-Control", "max-age=60"), want: Decision{Reason: "status"}},
 	{name: "a 206 is never stored", status: 206, header: header("Cache-Control", "max-age=60"), want: Decision{Reason: "status"}},
 	{name: "a 304 is never stored", status: 304, header: header("Cache-Control", "max-age=60"), want: Decision{Reason: "status"}},

@@ -51,3 +51,29 @@ func TestGuessedLifetimesAreNotForCookies(t *testing.T) {
 		}
 	}
 }
+
+// TestAStoredErrorGetsOnlyTheOriginsStaleWindows: negative caching (RFC 9111 §3) stores a 503
+// with explicit freshness, but the SWR_STALE_* defaults (RFC 9111 §4.2.4, configuration) are for
+// good copies: a stale 503 is not served while revalidating nor in place of a newer error,
+// unless the origin asked for it with RFC 5861 directives.
+func TestAStoredErrorGetsOnlyTheOriginsStaleWindows(t *testing.T) {
+	now := time.Now()
+	d := Defaults{StaleWhileRevalidate: time.Minute, StaleIfError: time.Hour}
+	tests := []struct {
+		status       int
+		cacheControl string
+		swr, sie     time.Duration
+	}{
+		{503, "max-age=30", 0, 0},
+		{503, "max-age=30, stale-while-revalidate=5", 5 * time.Second, 0},
+		{408, "max-age=30", 0, 0},
+		{200, "max-age=30", time.Minute, time.Hour},
+	}
+	for _, tt := range tests {
+		got := Decide(tt.status, http.Header{"Cache-Control": {tt.cacheControl}}, Req{}, now, now, d)
+		if !got.Store || got.StaleWhileRevalidate != tt.swr || got.StaleIfError != tt.sie {
+			t.Errorf("%d %q: store %v, windows %v/%v; want stored with %v/%v", tt.status, tt.cacheControl,
+				got.Store, got.StaleWhileRevalidate, got.StaleIfError, tt.swr, tt.sie)
+		}
+	}
+}

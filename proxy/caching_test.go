@@ -196,20 +196,35 @@ func TestAPrivateAnswerToOneClientDoesNotMakeTheURLUncacheable(t *testing.T) {
 	expect(t, p.get(t, "/mixed", "Authorization", "Bearer u2"), 200, "BYPASS", "yours")
 }
 
-func TestFiveHundredsAreNeverCached(t *testing.T) {
+// TestAServerErrorIsStoredOnlyWithExplicitFreshness is negative caching (RFC 9111 §3, §4.2.1): a
+// 503 that says max-age=60 is stored and served while fresh, so a failing origin is asked once
+// per lifetime, not once per client; a 503 without explicit freshness is never stored (no
+// heuristic for it, RFC 9111 §4.2.2).
+func TestAServerErrorIsStoredOnlyWithExplicitFreshness(t *testing.T) {
 	t.Parallel()
-	o := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "max-age=60")
-		w.WriteHeader(http.StatusServiceUnavailable)
-	})
-	p := newTestApp(t, o.URL)
-	for range 3 {
-		if r := p.get(t, "/503"); r.StatusCode != 503 {
-			t.Fatalf("status %d, want 503 relayed", r.StatusCode)
-		}
+	tests := []struct {
+		cacheControl string
+		wantHits     int64
+	}{
+		{"max-age=60", 1},
+		{"", 3},
 	}
-	if n := o.hits.Load(); n != 3 {
-		t.Errorf("origin hits = %d, want 3 (a 503 is never stored)", n)
+	for _, tt := range tests {
+		o := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+			if tt.cacheControl != "" {
+				w.Header().Set("Cache-Control", tt.cacheControl)
+			}
+			w.WriteHeader(http.StatusServiceUnavailable)
+		})
+		p := newTestApp(t, o.URL)
+		for range 3 {
+			if r := p.get(t, "/503"); r.StatusCode != 503 {
+				t.Fatalf("Cache-Control %q: status %d, want the 503", tt.cacheControl, r.StatusCode)
+			}
+		}
+		if n := o.hits.Load(); n != tt.wantHits {
+			t.Errorf("Cache-Control %q: origin hits = %d, want %d", tt.cacheControl, n, tt.wantHits)
+		}
 	}
 }
 
