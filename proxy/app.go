@@ -19,6 +19,8 @@ func fiberConfig(log *slog.Logger) fiber.Config {
 		// /_swr/healthz is one route; /_SWR/healthz or /_swr/healthz/ are not aliases of it.
 		CaseSensitive: true,
 		StrictRouting: true,
+		// Date is swrproxy's to set (date.go): a cached reply keeps its stored Date.
+		DisableDefaultDate: true,
 		// Fiber answers 400 to methods it does not know; these are passed through (PURGE is ours).
 		RequestMethods: Methods,
 		// Uploads are streamed to the origin, not held whole in memory. What a handler leaves

@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 
 	"github.com/swrproxy/swrproxy/etag"
 	"github.com/swrproxy/swrproxy/fill"
@@ -42,13 +43,13 @@ func (h *Handler) write(c *fiber.Ctx, e *tiers.Entry, age time.Duration, xcache,
 		resp.SetStatusCode(fiber.StatusNotModified)
 		for _, f := range e.Header {
 			if isNotModifiedHeader(f.Name) {
-				rh.Add(f.Name, f.Value)
+				addField(rh, f)
 			}
 		}
 	} else {
 		resp.SetStatusCode(e.Status)
 		for _, f := range e.Header {
-			rh.Add(f.Name, f.Value)
+			addField(rh, f)
 		}
 		resp.SetBodyRaw(e.Body)
 	}
@@ -58,6 +59,16 @@ func (h *Handler) write(c *fiber.Ctx, e *tiers.Entry, age time.Duration, xcache,
 	rh.Set("X-Cache", xcache)
 	rh.Set("Cache-Status", cacheStatus)
 	return nil
+}
+
+// addField adds a stored field to the reply; Date goes through setDate, which fasthttp's Add
+// would drop.
+func addField(rh *fasthttp.ResponseHeader, f tiers.Field) {
+	if f.Name == fasthttp.HeaderDate {
+		setDate(rh, unsafe.Slice(unsafe.StringData(f.Value), len(f.Value)))
+		return
+	}
+	rh.Add(f.Name, f.Value)
 }
 
 func isNotModifiedHeader(name string) bool {
@@ -79,6 +90,10 @@ func (h *Handler) stream(c *fiber.Ctx, p *fill.Pass, cacheStatus string) error {
 	resp.SetStatusCode(p.Status)
 	for name, vs := range p.Header {
 		if name == "Content-Length" || name == "Surrogate-Key" || name == "Surrogate-Control" || upstream.IsHopByHop(name) {
+			continue
+		}
+		if name == fasthttp.HeaderDate && len(vs) > 0 {
+			setDate(&resp.Header, []byte(vs[0])) // the origin's (RFC 9110 §6.6.1)
 			continue
 		}
 		for _, v := range vs {
