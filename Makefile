@@ -45,7 +45,7 @@ bench:
 FUZZTIME ?= 30s
 FUZZMINTIME ?= 10s
 FUZZ_TARGETS := \
-	./proxy:FuzzScanFraming \
+	./proxy:FuzzScanFraming ./proxy:FuzzParseRange \
 	./httpcache:FuzzAppendHost ./httpcache:FuzzParseCacheControl ./httpcache:FuzzNormalizeEncoding ./httpcache:FuzzDecide \
 	./etag:FuzzParse ./etag:FuzzNoneMatch ./etag:FuzzNormalize \
 	./tiers:FuzzDecode ./invalidate:FuzzDecodeRequest \

@@ -29,8 +29,9 @@ const (
 	csRevalidated       = "swrproxy; fwd=stale; fwd-status=304; stored"
 )
 
-// write answers from a stored entry: 200 (or the stored status), or 304 when the client's
-// validators match (RFC 9110 §13.2.2; weak comparison). It does not allocate.
+// write answers from a stored entry: 200 (or the stored status), 304 when the client's
+// validators match (RFC 9110 §13.2.2; weak comparison), or, for a Range request on a stored
+// 200, 206 or 416 (ranges.go). Without Range it does not allocate.
 func (h *Handler) write(c *fiber.Ctx, e *tiers.Entry, age time.Duration, xcache, cacheStatus string) error {
 	resp := c.Response()
 	rh := &resp.Header
@@ -46,12 +47,16 @@ func (h *Handler) write(c *fiber.Ctx, e *tiers.Entry, age time.Duration, xcache,
 				addField(rh, f)
 			}
 		}
-	} else {
+	} else if e.Status != fiber.StatusOK {
 		resp.SetStatusCode(e.Status)
 		for _, f := range e.Header {
 			addField(rh, f)
 		}
 		resp.SetBodyRaw(e.Body)
+	} else if r := req.Peek(fiber.HeaderRange); len(r) == 0 || !req.IsGet() {
+		writeOK(resp, e, e.Body)
+	} else {
+		writeRange(resp, e, b2s(r), b2s(req.Peek(fiber.HeaderIfRange)))
 	}
 	rh.Set(fiber.HeaderETag, e.ETag)
 	var buf [20]byte
@@ -59,6 +64,47 @@ func (h *Handler) write(c *fiber.Ctx, e *tiers.Entry, age time.Duration, xcache,
 	rh.Set("X-Cache", xcache)
 	rh.Set("Cache-Status", cacheStatus)
 	return nil
+}
+
+// writeOK sets the stored 200's status and fields, with body (the stored body or a range of it).
+// A cached 200 says it can be ranged (RFC 9110 §14.3): the cache cuts ranges from it, whatever
+// the origin said.
+func writeOK(resp *fasthttp.Response, e *tiers.Entry, body []byte) {
+	resp.SetStatusCode(fiber.StatusOK)
+	for _, f := range e.Header {
+		addField(&resp.Header, f)
+	}
+	resp.Header.Set(fiber.HeaderAcceptRanges, "bytes")
+	resp.SetBodyRaw(body)
+}
+
+// writeRange answers a GET with Range (value rng, If-Range ifRange) from a stored 200: 206 with
+// the one range and its Content-Range (RFC 9110 §14.4, §15.3.7), 416 with Content-Range
+// "bytes */size" when it is unsatisfiable (§15.5.17), else the whole 200.
+func writeRange(resp *fasthttp.Response, e *tiers.Entry, rng, ifRange string) {
+	size := int64(len(e.Body))
+	first, last, answer := parseRange(rng, size)
+	if answer != rangeWhole && !ifRangeHolds(ifRange, e) {
+		answer = rangeWhole // §13.1.5: the client's copy is another one: send it whole
+	}
+	switch answer {
+	case rangeWhole:
+		writeOK(resp, e, e.Body)
+	case rangePartial:
+		writeOK(resp, e, e.Body[first:last+1])
+		resp.SetStatusCode(fiber.StatusPartialContent)
+		resp.Header.SetContentRange(int(first), int(last), int(size))
+	case rangeUnsatisfiable:
+		resp.SetStatusCode(fiber.StatusRequestedRangeNotSatisfiable)
+		var buf [32]byte
+		resp.Header.SetBytesV(fiber.HeaderContentRange, strconv.AppendInt(append(buf[:0], "bytes */"...), size, 10))
+		resp.Header.Set(fiber.HeaderAcceptRanges, "bytes")
+		for _, f := range e.Header {
+			if f.Name == fasthttp.HeaderDate {
+				addField(&resp.Header, f)
+			}
+		}
+	}
 }
 
 // addField adds a stored field to the reply; Date goes through setDate, which fasthttp's Add
