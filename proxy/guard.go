@@ -68,6 +68,8 @@ func guard(next fasthttp.RequestHandler, log *slog.Logger) fasthttp.RequestHandl
 func refuse(h *fasthttp.RequestHeader) (int, string) {
 	f := scanFraming(h.RawHeaders())
 	switch {
+	case !httpcache.IsToken(b2s(h.Method())):
+		return fiber.StatusBadRequest, "the method is not a token" // RFC 9110 §9.1
 	case f.fold:
 		return fiber.StatusBadRequest, "obsolete line folding in a header field"
 	case f.bareCR:
