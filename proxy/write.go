@@ -4,6 +4,8 @@ package proxy
 // the origin.
 
 import (
+	"io"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -160,10 +162,44 @@ func (h *Handler) stream(c *fiber.Ctx, p *fill.Pass, cacheStatus string) error {
 		}
 		return nil
 	}
+	if p.Length < 0 && !c.Request().Header.IsHTTP11() {
+		streamUntilClose(c.Context(), p.Body)
+		return nil
+	}
 	length := int(p.Length)
 	if p.Length < 0 {
 		length = -1
 	}
 	resp.SetBodyStream(p.Body, length)
 	return nil
+}
+
+// streamWriteTimeout bounds each write of a body streamUntilClose relays, as the server's
+// ReadTimeout bounds a client's reads.
+const streamWriteTimeout = 60 * time.Second
+
+// streamUntilClose relays a body of unknown length to an HTTP/1.0 client: RFC 9112 §6.1 forbids
+// Transfer-Encoding in a response to one (it could not read chunks), and fasthttp writes every
+// body of unknown length chunked. So the response is written here, on the hijacked connection
+// (after fasthttp has flushed any reply before it), without Content-Length or
+// Transfer-Encoding, and its end is the connection's close (RFC 9112 §6.3, rule 8).
+func streamUntilClose(ctx *fasthttp.RequestCtx, body io.ReadCloser) {
+	ctx.SetConnectionClose()
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(conn net.Conn) {
+		defer body.Close()
+		w := &deadlineWriter{conn}
+		if _, err := w.Write(ctx.Response.Header.Header()); err != nil {
+			return
+		}
+		io.Copy(w, body) // a failure ends the body early, which the client sees as the close
+	})
+}
+
+// deadlineWriter gives each write to a connection streamWriteTimeout.
+type deadlineWriter struct{ conn net.Conn }
+
+func (w *deadlineWriter) Write(p []byte) (int, error) {
+	w.conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+	return w.conn.Write(p)
 }
