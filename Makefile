@@ -45,8 +45,9 @@ bench:
 FUZZTIME ?= 30s
 FUZZMINTIME ?= 10s
 FUZZ_TARGETS := \
-	./proxy:FuzzScanFraming \
-	./httpcache:FuzzAppendHost ./httpcache:FuzzParseCacheControl ./httpcache:FuzzNormalizeEncoding ./httpcache:FuzzDecide ./httpcache:FuzzParseAge ./httpcache:FuzzParseHTTPDate ./httpcache:FuzzParseSFDictionary ./httpcache:FuzzVaryValue \
+	./proxy:FuzzScanFraming ./proxy:FuzzParseRange \
+	./httpcache:FuzzAppendHost ./httpcache:FuzzParseCacheControl ./httpcache:FuzzNormalizeEncoding ./httpcache:FuzzDecide \
+	./httpcache:FuzzParseAge ./httpcache:FuzzParseHTTPDate ./httpcache:FuzzParseSFDictionary ./httpcache:FuzzVaryValue \
 	./etag:FuzzParse ./etag:FuzzNoneMatch ./etag:FuzzNormalize \
 	./tiers:FuzzDecode ./invalidate:FuzzDecodeRequest \
 	./config:FuzzParseDuration ./config:FuzzParseSize

@@ -6,9 +6,11 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
+	"github.com/valyala/fasthttp"
 )
 
-// Methods are the request methods the app accepts: Fiber's defaults, PURGE, and WebDAV's.
+// Methods are the request methods Fiber routes: its defaults, PURGE, and WebDAV's. Any other
+// method (a token, RFC 9110 §9.1) is passed through by NewApp's app before Fiber sees it.
 var Methods = append(append([]string(nil), fiber.DefaultMethods...),
 	"PURGE", "PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "REPORT", "SEARCH")
 
@@ -19,7 +21,9 @@ func fiberConfig(log *slog.Logger) fiber.Config {
 		// /_swr/healthz is one route; /_SWR/healthz or /_swr/healthz/ are not aliases of it.
 		CaseSensitive: true,
 		StrictRouting: true,
-		// Fiber answers 400 to methods it does not know; these are passed through (PURGE is ours).
+		// Date is swrproxy's to set (date.go): a cached reply keeps its stored Date.
+		DisableDefaultDate: true,
+		// Fiber answers 400 to methods it does not know: NewApp passes the others through itself.
 		RequestMethods: Methods,
 		// Uploads are streamed to the origin, not held whole in memory. What a handler leaves
 		// unread is the guard's business (guard.go).
@@ -52,7 +56,23 @@ func fiberConfig(log *slog.Logger) fiber.Config {
 func NewApp(h *Handler, mount func(fiber.Router)) *fiber.App {
 	app := fiber.New(fiberConfig(h.Log))
 	srv := app.Server()
-	srv.Handler = guard(srv.Handler, h.Log)
+	routed := srv.Handler
+	srv.Handler = guard(func(ctx *fasthttp.RequestCtx) {
+		if knownMethod(ctx.Request.Header.Method()) {
+			routed(ctx)
+			return
+		}
+		// Fiber answers 400 to a method outside RequestMethods, and has no catch-all for one:
+		// any other token is a method too (RFC 9110 §9.1): Serve passes it through (not under
+		// /_swr/) without Fiber's routing.
+		c := app.AcquireCtx(ctx)
+		defer app.ReleaseCtx(c)
+		start := time.Now()
+		_ = h.Serve(c) // never an error: Serve answers failures itself
+		if h.AccessLog {
+			h.logAccess(c, start)
+		}
+	}, h.Log)
 	if h.AccessLog {
 		app.Use(h.accessLog)
 	}
@@ -79,6 +99,12 @@ func NewAdminApp(log *slog.Logger, mount func(fiber.Router)) *fiber.App {
 func (h *Handler) accessLog(c *fiber.Ctx) error {
 	start := time.Now()
 	err := c.Next()
+	h.logAccess(c, start)
+	return err
+}
+
+// logAccess writes the access line of a request that started at start.
+func (h *Handler) logAccess(c *fiber.Ctx, start time.Time) {
 	resp := c.Response()
 	size := len(resp.Body())
 	if resp.IsBodyStream() {
@@ -93,5 +119,14 @@ func (h *Handler) accessLog(c *fiber.Ctx) error {
 		"duration", time.Since(start).Round(time.Microsecond).String(),
 		"remote", c.Context().RemoteIP().String(),
 	)
-	return err
+}
+
+// knownMethod reports whether m is one of Methods, which Fiber routes.
+func knownMethod(m []byte) bool {
+	for _, k := range Methods {
+		if string(m) == k {
+			return true
+		}
+	}
+	return false
 }

@@ -29,7 +29,9 @@ import (
 //     discarded (at most drainMax bytes within drainWait), or, when that does not reach its end,
 //     the reply carries Connection: close so that nothing of it can be read as a request. A
 //     chunked body always ends the connection: fasthttp's chunked reader keeps no end-of-body
-//     state, so reading it again would parse whatever follows as chunks.
+//     state, so reading it again would parse whatever follows as chunks;
+//   - every reply leaves with a Date: its own (stored or the origin's), else the current time
+//     (date.go).
 const (
 	drainMax  = 64 << 10
 	drainWait = time.Second
@@ -44,6 +46,7 @@ func guard(next fasthttp.RequestHandler, log *slog.Logger) fasthttp.RequestHandl
 			ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
 			ctx.SetStatusCode(code)
 			ctx.SetBodyString(utils.StatusMessage(code) + ": " + why + "\n")
+			ensureDate(&ctx.Response.Header, time.Now())
 			return
 		}
 		defer func() {
@@ -55,6 +58,7 @@ func guard(next fasthttp.RequestHandler, log *slog.Logger) fasthttp.RequestHandl
 				ctx.SetBodyString("Internal Server Error")
 			}
 			settleBody(ctx)
+			ensureDate(&ctx.Response.Header, time.Now())
 		}()
 		next(ctx)
 	}
@@ -64,6 +68,8 @@ func guard(next fasthttp.RequestHandler, log *slog.Logger) fasthttp.RequestHandl
 func refuse(h *fasthttp.RequestHeader) (int, string) {
 	f := scanFraming(h.RawHeaders())
 	switch {
+	case !httpcache.IsToken(b2s(h.Method())):
+		return fiber.StatusBadRequest, "the method is not a token" // RFC 9110 §9.1
 	case f.fold:
 		return fiber.StatusBadRequest, "obsolete line folding in a header field"
 	case f.bareCR:

@@ -75,12 +75,15 @@ func (h *Handler) passThrough(c *fiber.Ctx, why string) error {
 	return h.stream(c, &fill.Pass{Status: resp.StatusCode, Header: resp.Header, Body: body, Length: resp.ContentLength}, cs)
 }
 
+// unsafeMethod reports whether a successful m invalidates the URL: every method not known to be
+// safe (RFC 9111 §4.4: "including methods whose safety is unknown"). The safe ones are RFC 9110
+// §9.2.1's and WebDAV's PROPFIND (RFC 4918 §9.1), REPORT (RFC 3253 §3.6) and SEARCH (RFC 5323 §2).
 func unsafeMethod(m string) bool {
 	switch m {
-	case fiber.MethodPost, fiber.MethodPut, fiber.MethodPatch, fiber.MethodDelete:
-		return true
+	case fiber.MethodGet, fiber.MethodHead, fiber.MethodOptions, fiber.MethodTrace, "PROPFIND", "REPORT", "SEARCH":
+		return false
 	}
-	return false
+	return true
 }
 
 // invalidateAfterWrite clears the cached GET of the request URI, and of Location and

@@ -4,12 +4,15 @@ package proxy
 // the origin.
 
 import (
+	"io"
+	"net"
 	"strconv"
 	"strings"
 	"time"
 	"unsafe"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 
 	"github.com/swrproxy/swrproxy/etag"
 	"github.com/swrproxy/swrproxy/fill"
@@ -28,8 +31,9 @@ const (
 	csRevalidated       = "swrproxy; fwd=stale; fwd-status=304; stored"
 )
 
-// write answers from a stored entry: 200 (or the stored status), or 304 when the client's
-// validators match (RFC 9110 §13.2.2; weak comparison). It does not allocate.
+// write answers from a stored entry: 200 (or the stored status), 304 when the client's
+// validators match (RFC 9110 §13.2.2; weak comparison), or, for a Range request on a stored
+// 200, 206 or 416 (ranges.go). Without Range it does not allocate.
 func (h *Handler) write(c *fiber.Ctx, e *tiers.Entry, age time.Duration, xcache, cacheStatus string) error {
 	resp := c.Response()
 	rh := &resp.Header
@@ -42,15 +46,19 @@ func (h *Handler) write(c *fiber.Ctx, e *tiers.Entry, age time.Duration, xcache,
 		resp.SetStatusCode(fiber.StatusNotModified)
 		for _, f := range e.Header {
 			if isNotModifiedHeader(f.Name) {
-				rh.Add(f.Name, f.Value)
+				addField(rh, f)
 			}
 		}
-	} else {
+	} else if e.Status != fiber.StatusOK {
 		resp.SetStatusCode(e.Status)
 		for _, f := range e.Header {
-			rh.Add(f.Name, f.Value)
+			addField(rh, f)
 		}
 		resp.SetBodyRaw(e.Body)
+	} else if r := req.Peek(fiber.HeaderRange); len(r) == 0 || !req.IsGet() {
+		writeOK(resp, e, e.Body)
+	} else {
+		writeRange(resp, e, b2s(r), b2s(req.Peek(fiber.HeaderIfRange)))
 	}
 	rh.Set(fiber.HeaderETag, e.ETag)
 	var buf [20]byte
@@ -58,6 +66,57 @@ func (h *Handler) write(c *fiber.Ctx, e *tiers.Entry, age time.Duration, xcache,
 	rh.Set("X-Cache", xcache)
 	rh.Set("Cache-Status", cacheStatus)
 	return nil
+}
+
+// writeOK sets the stored 200's status and fields, with body (the stored body or a range of it).
+// A cached 200 says it can be ranged (RFC 9110 §14.3): the cache cuts ranges from it, whatever
+// the origin said.
+func writeOK(resp *fasthttp.Response, e *tiers.Entry, body []byte) {
+	resp.SetStatusCode(fiber.StatusOK)
+	for _, f := range e.Header {
+		addField(&resp.Header, f)
+	}
+	resp.Header.Set(fiber.HeaderAcceptRanges, "bytes")
+	resp.SetBodyRaw(body)
+}
+
+// writeRange answers a GET with Range (value rng, If-Range ifRange) from a stored 200: 206 with
+// the one range and its Content-Range (RFC 9110 §14.4, §15.3.7), 416 with Content-Range
+// "bytes */size" when it is unsatisfiable (§15.5.17), else the whole 200.
+func writeRange(resp *fasthttp.Response, e *tiers.Entry, rng, ifRange string) {
+	size := int64(len(e.Body))
+	first, last, answer := parseRange(rng, size)
+	if answer != rangeWhole && !ifRangeHolds(ifRange, e) {
+		answer = rangeWhole // §13.1.5: the client's copy is another one: send it whole
+	}
+	switch answer {
+	case rangeWhole:
+		writeOK(resp, e, e.Body)
+	case rangePartial:
+		writeOK(resp, e, e.Body[first:last+1])
+		resp.SetStatusCode(fiber.StatusPartialContent)
+		resp.Header.SetContentRange(int(first), int(last), int(size))
+	case rangeUnsatisfiable:
+		resp.SetStatusCode(fiber.StatusRequestedRangeNotSatisfiable)
+		var buf [32]byte
+		resp.Header.SetBytesV(fiber.HeaderContentRange, strconv.AppendInt(append(buf[:0], "bytes */"...), size, 10))
+		resp.Header.Set(fiber.HeaderAcceptRanges, "bytes")
+		for _, f := range e.Header {
+			if f.Name == fasthttp.HeaderDate {
+				addField(&resp.Header, f)
+			}
+		}
+	}
+}
+
+// addField adds a stored field to the reply; Date goes through setDate, which fasthttp's Add
+// would drop.
+func addField(rh *fasthttp.ResponseHeader, f tiers.Field) {
+	if f.Name == fasthttp.HeaderDate {
+		setDate(rh, unsafe.Slice(unsafe.StringData(f.Value), len(f.Value)))
+		return
+	}
+	rh.Add(f.Name, f.Value)
 }
 
 func isNotModifiedHeader(name string) bool {
@@ -81,6 +140,10 @@ func (h *Handler) stream(c *fiber.Ctx, p *fill.Pass, cacheStatus string) error {
 		if name == "Content-Length" || name == "Surrogate-Key" || name == "Surrogate-Control" || upstream.IsHopByHop(name) {
 			continue
 		}
+		if name == fasthttp.HeaderDate && len(vs) > 0 {
+			setDate(&resp.Header, []byte(vs[0])) // the origin's (RFC 9110 §6.6.1)
+			continue
+		}
 		for _, v := range vs {
 			resp.Header.Add(name, v)
 		}
@@ -99,10 +162,44 @@ func (h *Handler) stream(c *fiber.Ctx, p *fill.Pass, cacheStatus string) error {
 		}
 		return nil
 	}
+	if p.Length < 0 && !c.Request().Header.IsHTTP11() {
+		streamUntilClose(c.Context(), p.Body)
+		return nil
+	}
 	length := int(p.Length)
 	if p.Length < 0 {
 		length = -1
 	}
 	resp.SetBodyStream(p.Body, length)
 	return nil
+}
+
+// streamWriteTimeout bounds each write of a body streamUntilClose relays, as the server's
+// ReadTimeout bounds a client's reads.
+const streamWriteTimeout = 60 * time.Second
+
+// streamUntilClose relays a body of unknown length to an HTTP/1.0 client: RFC 9112 §6.1 forbids
+// Transfer-Encoding in a response to one (it could not read chunks), and fasthttp writes every
+// body of unknown length chunked. So the response is written here, on the hijacked connection
+// (after fasthttp has flushed any reply before it), without Content-Length or
+// Transfer-Encoding, and its end is the connection's close (RFC 9112 §6.3, rule 8).
+func streamUntilClose(ctx *fasthttp.RequestCtx, body io.ReadCloser) {
+	ctx.SetConnectionClose()
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(conn net.Conn) {
+		defer body.Close()
+		w := &deadlineWriter{conn}
+		if _, err := w.Write(ctx.Response.Header.Header()); err != nil {
+			return
+		}
+		io.Copy(w, body) // a failure ends the body early, which the client sees as the close
+	})
+}
+
+// deadlineWriter gives each write to a connection streamWriteTimeout.
+type deadlineWriter struct{ conn net.Conn }
+
+func (w *deadlineWriter) Write(p []byte) (int, error) {
+	w.conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+	return w.conn.Write(p)
 }
