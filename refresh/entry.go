@@ -36,6 +36,9 @@ func (f *Filler) renew(ctx context.Context, r *fill.Request, h http.Header, sent
 		}
 		merged[name] = vs
 	}
+	if h.Get("Date") == "" {
+		merged.Del("Date") // newEntry dates it when received: the old Date would belie Age 0
+	}
 	d := httpcache.Decide(old.Status, merged, httpcache.Req{Authorization: r.Authorization}, sent, received, f.Defaults)
 	if !d.Store {
 		// The origin no longer lets us keep it: drop the entry, and let this caller fetch anew.
