@@ -1,0 +1,140 @@
+package main
+
+// RFC 9111 end to end: the origin-only profile (no default lifetime, no default stale windows),
+// one swrproxy with a real Redis in front of a real origin whose paths each answer with one rule
+// under test. Every case asks twice and checks whether the second answer was reused.
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/swrproxy/swrproxy/internal/redistest"
+)
+
+func TestTheRFC9111RulesHoldEndToEnd(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	future := time.Now().Add(time.Hour).UTC()
+	lastModified := time.Now().Add(-240 * time.Hour).UTC().Format(http.TimeFormat)
+	tests := []struct {
+		name   string
+		status int
+		header map[string]string
+		req    [2][]string // the two requests' fields
+		reused bool
+		check  func(t *testing.T, second reply)
+	}{
+		{name: "RFC 9213 §2: CDN-Cache-Control governs swrproxy, Cache-Control goes to the client", status: 200,
+			header: map[string]string{"Cache-Control": "no-store", "CDN-Cache-Control": "max-age=60"}, reused: true,
+			check: func(t *testing.T, r reply) {
+				if got := r.Header.Get("Cache-Control"); got != "no-store" {
+					t.Errorf("Cache-Control sent to the client = %q, want the origin's no-store", got)
+				}
+			}},
+		{name: "RFC 9213 §2.1: an invalid CDN-Cache-Control is ignored as a whole", status: 200,
+			header: map[string]string{"Cache-Control": "no-store", "CDN-Cache-Control": "max-age=60, =x"}, reused: false},
+		{name: "Surrogate-Control max-age governs swrproxy and is never sent to clients", status: 200,
+			header: map[string]string{"Cache-Control": "max-age=0", "Surrogate-Control": "max-age=60"}, reused: true,
+			check: func(t *testing.T, r reply) {
+				if got := r.Header.Get("Surrogate-Control"); got != "" {
+					t.Errorf("Surrogate-Control reached the client: %q", got)
+				}
+			}},
+		{name: "RFC 9111 §3: a 503 with explicit freshness is stored (negative caching)", status: 503,
+			header: map[string]string{"Cache-Control": "max-age=60"}, reused: true},
+		{name: "RFC 6585 §4: a 429 is never stored", status: 429,
+			header: map[string]string{"Cache-Control": "max-age=60"}, reused: false},
+		{name: "RFC 9111 §5.3: an Expires in the IMF-fixdate format is honoured", status: 200,
+			header: map[string]string{"Expires": future.Format(http.TimeFormat)}, reused: true},
+		{name: "RFC 9111 §5.3: an Expires that is not an HTTP-date (one-digit hour) means already expired", status: 200,
+			header: map[string]string{"Expires": strings.Replace(future.Format("Mon, 02 Jan 2006 15:04:05 GMT"),
+				future.Format(" 15:"), fmt.Sprintf(" %d:", future.Hour()%10), 1)}, reused: false},
+		{name: "RFC 9111 §5.3: an Expires in another zone than GMT means already expired", status: 200,
+			header: map[string]string{"Expires": strings.Replace(future.Format(http.TimeFormat), "GMT", "UTC", 1)}, reused: false},
+		{name: "RFC 9111 §5.1: an Age list counts by its first member (7200 > max-age)", status: 200,
+			header: map[string]string{"Cache-Control": "max-age=60", "Age": "7200, 0"}, reused: false},
+		{name: "RFC 9111 §5.1: an invalid Age is ignored", status: 200,
+			header: map[string]string{"Cache-Control": "max-age=60", "Age": "1200a"}, reused: true},
+		{name: "RFC 9111 §4.2.2: a 404 gets a heuristic lifetime from Last-Modified", status: 404,
+			header: map[string]string{"Last-Modified": lastModified}, reused: true},
+		{name: "RFC 9111 §4.2.2: a 302 is not heuristically cacheable", status: 302,
+			header: map[string]string{"Last-Modified": lastModified, "Location": "/elsewhere"}, reused: false},
+		{name: "RFC 9111 §4.2.2: no heuristic lifetime for a request with Cookie", status: 200,
+			header: map[string]string{"Last-Modified": lastModified},
+			req:    [2][]string{{"Cookie", "a=1"}, {"Cookie", "a=1"}}, reused: false},
+		{name: "RFC 9111 §5.2.2.3: must-understand with a status swrproxy understands overrides no-store", status: 200,
+			header: map[string]string{"Cache-Control": "max-age=60, no-store, must-understand"}, reused: true},
+		{name: "RFC 9111 §5.2.2.3: must-understand with a status swrproxy does not implement is not stored", status: 299,
+			header: map[string]string{"Cache-Control": "max-age=60, no-store, must-understand"}, reused: false},
+		{name: "RFC 9111 §5.2: a quoted max-age is accepted", status: 200,
+			header: map[string]string{"Cache-Control": `max-age="60"`}, reused: true},
+		{name: "RFC 9111 §5.2: a single-quoted max-age is not a lifetime", status: 200,
+			header: map[string]string{"Cache-Control": `max-age='60'`}, reused: false},
+		{name: "RFC 9111 §4.1: Vary values match after removing white space and folding case", status: 200,
+			header: map[string]string{"Cache-Control": "max-age=60", "Vary": "Accept-Language"},
+			req:    [2][]string{{"Accept-Language", "en-GB, fr;q=0.5"}, {"Accept-Language", "EN-gb,fr;q=0.5"}}, reused: true},
+	}
+	var mu sync.Mutex
+	hits := map[string]int{}
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		var i int
+		fmt.Sscanf(r.URL.Path, "/case/%d", &i)
+		if i < 0 || i >= len(tests) {
+			http.NotFound(w, r)
+			return
+		}
+		mu.Lock()
+		hits[r.URL.Path]++
+		mu.Unlock()
+		for k, v := range tests[i].header {
+			w.Header().Set(k, v)
+		}
+		w.WriteHeader(tests[i].status)
+		fmt.Fprintf(w, "case %d", i)
+	})
+	p := startProxy(t, o.URL, map[string]string{"SWR_REDIS_URL": rs.URL(),
+		"SWR_DEFAULT_TTL": "0", "SWR_STALE_WHILE_REVALIDATE": "0", "SWR_STALE_IF_ERROR": "0"})
+	client := &http.Client{Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := fmt.Sprintf("/case/%d", i)
+			var second reply
+			for n := range 2 {
+				req, _ := http.NewRequest(http.MethodGet, p.URL+path, nil)
+				for j := 0; j+1 < len(tt.req[n]); j += 2 {
+					req.Header.Set(tt.req[n][j], tt.req[n][j+1])
+				}
+				res, err := client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b := make([]byte, 64)
+				k, _ := res.Body.Read(b)
+				res.Body.Close()
+				if res.StatusCode != tt.status || string(b[:k]) != fmt.Sprintf("case %d", i) {
+					t.Fatalf("request %d: %d %q, want the origin's %d", n+1, res.StatusCode, b[:k], tt.status)
+				}
+				second = reply{Response: res}
+			}
+			mu.Lock()
+			got := hits[path]
+			mu.Unlock()
+			want := 2
+			if tt.reused {
+				want = 1
+			}
+			if got != want {
+				t.Errorf("origin requests = %d, want %d (reused: %v); second answer X-Cache %q, Cache-Status %q",
+					got, want, tt.reused, second.Header.Get("X-Cache"), second.Header.Get("Cache-Status"))
+			}
+			if tt.check != nil {
+				tt.check(t, second)
+			}
+		})
+	}
+}
