@@ -179,11 +179,16 @@ func cookieAllowed(cc CacheControl) bool {
 // nor 304, which updates a stored response rather than being one. Any other status, 5xx and
 // unknown ones included, is storable; lifetime gives a status that is not heuristically
 // cacheable no lifetime but the origin's explicit one (RFC 9111 §4.2.2), so a 503 is stored
-// only when the origin says for how long. Nor 429: RFC 6585 §4 says a cache MUST NOT store it
-// (a rate limit is one client's; stored, it would turn every client away).
+// only when the origin says for how long. Nor the statuses of RFC 6585, which are about one
+// request or one client: 429 (§4), 431 (§5) and 511 (§6) MUST NOT be stored, 428 (§3) SHOULD NOT
+// (a rate limit or a captive portal stored would turn every client away).
 func storableStatus(status int) bool {
-	return status >= 200 && status != http.StatusPartialContent && status != http.StatusNotModified &&
-		status != http.StatusTooManyRequests
+	switch status {
+	case http.StatusPartialContent, http.StatusNotModified, http.StatusPreconditionRequired,
+		http.StatusTooManyRequests, http.StatusRequestHeaderFieldsTooLarge, http.StatusNetworkAuthenticationRequired:
+		return false
+	}
+	return status >= 200
 }
 
 // heuristicallyCacheable reports whether status may be given a heuristic freshness

@@ -127,13 +127,15 @@ func parseSurrogateControl(s string) (CacheControl, bool) {
 			}
 		case staleWhileRevalidate:
 			if d, ok := a.delta(); ok {
-				cc.StaleWhileRevalidate, understood = smallest(cc.StaleWhileRevalidate, d), true
+				cc.StaleWhileRevalidate = smallest(cc.StaleWhileRevalidate, d)
 			}
 		case staleIfError:
 			if d, ok := a.delta(); ok {
-				cc.StaleIfError, understood = smallest(cc.StaleIfError, d), true
+				cc.StaleIfError = smallest(cc.StaleIfError, d)
 			}
 		}
 	}
+	// It governs only when it says whether and how long to store (max-age, no-store): stale
+	// directives alone would otherwise wipe out Cache-Control's lifetime.
 	return cc, understood
 }

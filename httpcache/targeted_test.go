@@ -125,6 +125,8 @@ func TestDecideSurrogateControl(t *testing.T) {
 			header("Surrogate-Control", `content="ESI/1.0", max-age=300+60`), anonymous, targetedBy(SurrogateControl, 5*time.Minute)},
 		{"a directive for a named surrogate is not for swrproxy", 200,
 			header("Cache-Control", "max-age=60", "Surrogate-Control", "max-age=300;edge1"), anonymous, stored(time.Minute)},
+		{"a Surrogate-Control with only stale directives does not govern (it says nothing of storing)", 200,
+			header("Cache-Control", "max-age=60", "Surrogate-Control", "stale-if-error=60"), anonymous, stored(time.Minute)},
 		{"a Surrogate-Control with nothing swrproxy understands does not govern", 200,
 			header("Cache-Control", "max-age=60", "Surrogate-Control", `content="ESI/1.0"`), anonymous, stored(time.Minute)},
 		{"a malformed Surrogate-Control max-age is ignored", 200,

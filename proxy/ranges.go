@@ -11,7 +11,6 @@ package proxy
 
 import (
 	"math"
-	"net/http"
 	"strings"
 
 	"github.com/swrproxy/swrproxy/etag"
@@ -130,10 +129,6 @@ func ifRangeHolds(v string, e *tiers.Entry) bool {
 	case e.LastModified == "":
 		return false
 	}
-	t, err := http.ParseTime(v)
-	if err != nil {
-		return false
-	}
-	lm, err := http.ParseTime(e.LastModified)
-	return err == nil && t.Equal(lm)
+	// RFC 9110 §13.1.5: the date must exactly match the stored Last-Modified.
+	return v == e.LastModified
 }

@@ -79,7 +79,7 @@ func TestIfRangeRFC9110Section13_1_5(t *testing.T) {
 		{`"v1", "v2"`, e, false}, // one entity-tag, not a list
 		{`"v1`, e, false},
 		{"Mon, 01 Jan 2024 00:00:00 GMT", e, true},
-		{"Monday, 01-Jan-24 00:00:00 GMT", e, true}, // an obsolete HTTP-date form of the same time
+		{"Monday, 01-Jan-24 00:00:00 GMT", e, false}, // the same time, but not the exact Last-Modified value (§13.1.5: "exactly matches")
 		{"Mon, 01 Jan 2024 00:00:01 GMT", e, false},
 		{"Mon, 01 Jan 2024 00:00:00 GMT", weak, false}, // no Last-Modified
 		{"yesterday", e, false},
