@@ -133,6 +133,14 @@ func Decide(status int, h http.Header, req Req, requestTime, responseTime time.T
 		// defaults are for good copies, and serving a stale error (while revalidating, or in
 		// place of a newer error) only prolongs the outage for clients.
 		swr, sie = staleWindows(cc, Defaults{})
+		if target == "" && status >= 500 {
+			// A client can make an origin fail with a forwarded field the key does not hold
+			// (User-Agent, Accept-*), and many origins put Cache-Control on every response:
+			// the error it caused would be everyone's for the whole max-age. A 5xx's
+			// Cache-Control lifetime is capped; an origin that targets swrproxy with
+			// CDN-Cache-Control or Surrogate-Control has said it means it.
+			fresh = min(fresh, MaxErrorFresh)
+		}
 	}
 	if cc.NoCache {
 		// RFC 9111 §5.2.2.4: store, but revalidate before every use. The lifetime does not
@@ -174,6 +182,9 @@ func cookieAllowed(cc CacheControl) bool {
 	return cc.Public || cc.SMaxAge != Unset || cc.MaxAge != Unset
 }
 
+// MaxErrorFresh caps the freshness that Cache-Control or Expires gives a stored 5xx.
+const MaxErrorFresh = 10 * time.Second
+
 // storableStatus reports whether a shared cache may store a response with status at all: a
 // final status (RFC 9111 §3), but not 206, which needs range assembly to be a complete response,
 // nor 304, which updates a stored response rather than being one. Any other status, 5xx and
@@ -181,10 +192,11 @@ func cookieAllowed(cc CacheControl) bool {
 // cacheable no lifetime but the origin's explicit one (RFC 9111 §4.2.2), so a 503 is stored
 // only when the origin says for how long. Nor the statuses of RFC 6585, which are about one
 // request or one client: 429 (§4), 431 (§5) and 511 (§6) MUST NOT be stored, 428 (§3) SHOULD NOT
-// (a rate limit or a captive portal stored would turn every client away).
+// (a rate limit or a captive portal stored would turn every client away); nor 408, which is
+// about one client's connection (RFC 9110 §15.5.9).
 func storableStatus(status int) bool {
 	switch status {
-	case http.StatusPartialContent, http.StatusNotModified, http.StatusPreconditionRequired,
+	case http.StatusPartialContent, http.StatusNotModified, http.StatusRequestTimeout, http.StatusPreconditionRequired,
 		http.StatusTooManyRequests, http.StatusRequestHeaderFieldsTooLarge, http.StatusNetworkAuthenticationRequired:
 		return false
 	}

@@ -66,7 +66,7 @@ func TestAStoredErrorGetsOnlyTheOriginsStaleWindows(t *testing.T) {
 	}{
 		{503, "max-age=30", 0, 0},
 		{503, "max-age=30, stale-while-revalidate=5", 5 * time.Second, 0},
-		{408, "max-age=30", 0, 0},
+		{502, "max-age=30", 0, 0},
 		{200, "max-age=30", time.Minute, time.Hour},
 	}
 	for _, tt := range tests {

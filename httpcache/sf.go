@@ -26,6 +26,10 @@ type sfMember struct {
 	str  string // a Token as written, or a String's content still escaped
 }
 
+// sfMaxMembers bounds a Dictionary: one with more members is treated as invalid (ignored whole),
+// so an origin's header cannot make parsing quadratic.
+const sfMaxMembers = 64
+
 // sfMaxIntegerDigits is the most digits an sf-integer has (RFC 8941 §3.3.1).
 const sfMaxIntegerDigits = 15
 
@@ -42,7 +46,9 @@ func parseSFDictionary(s string) ([]sfMember, bool) {
 		if !ok {
 			return nil, false
 		}
-		dict = setMember(dict, m)
+		if dict = setMember(dict, m); len(dict) > sfMaxMembers {
+			return nil, false // no real CDN-Cache-Control has that many; keep setMember linear
+		}
 		p.skipOWS()
 		if !p.more() {
 			break

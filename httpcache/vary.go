@@ -64,7 +64,8 @@ const credentialDigest = "sha256:"
 //   - Accept-Language and Accept-Charset, whose language tags and charset names are
 //     case-insensitive (RFC 9110 §12.5.4, §12.5.2), and Accept, whose media types and parameter
 //     names are (RFC 9110 §8.3.1), lose the optional white space around list members and
-//     parameters and the empty members (RFC 9110 §5.6.1), and are lower-cased: all of
+//     parameters and the empty members (RFC 9110 §5.6.1; a value with parameters but no member,
+//     " ;fr", is only trimmed), and are lower-cased: all of
 //     Accept-Language and Accept-Charset, the type/subtype and parameter names of Accept (not
 //     parameter values). Members are joined with "," and parameters with ";", as browsers send
 //     them, and keep their order: it does not matter to the meaning, but q-values do, and
@@ -103,6 +104,14 @@ func normalizeList(v string, media bool) string {
 	var arr [256]byte
 	b := arr[:0]
 	for item := range strings.SplitSeq(v, ",") {
+		if trimOWS(item) == "" {
+			continue // an empty list member (RFC 9110 §5.6.1)
+		}
+		if head, _, _ := strings.Cut(item, ";"); trimOWS(head) == "" {
+			// Parameters without a member (" ;fr"): the origin sees no member there, so
+			// dropping the empty head would make this value equal to one that names "fr".
+			return v
+		}
 		first := true
 		for part := range strings.SplitSeq(item, ";") {
 			part = trimOWS(part)

@@ -1,6 +1,9 @@
 package httpcache
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // TestVaryValueNormalisesNegotiationFields pins the RFC 9111 §4.1 normalisation: values that
 // differ only in optional white space, empty list members or the case of case-insensitive
@@ -60,4 +63,23 @@ func FuzzVaryValue(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestVaryValueDoesNotMergeAValueWithAnEmptyMemberAndParameters: "de, ;fr" names only "de" to
+// the origin (the second member is empty, ";fr" a parameter of nothing), so it must not share
+// the variant of "de,fr" (security review: a client could fill the French visitors' variant).
+func TestVaryValueDoesNotMergeAValueWithAnEmptyMemberAndParameters(t *testing.T) {
+	for _, v := range []string{"de, ;fr", "text/html, ;q=0"} {
+		name := "Accept-Language"
+		if strings.HasPrefix(v, "text/") {
+			name = "Accept"
+		}
+		got := VaryValue(name, v)
+		if got == VaryValue(name, strings.ReplaceAll(v, " ;", "")) {
+			t.Errorf("VaryValue(%s, %q) = %q, the same as without the empty member", name, v, got)
+		}
+	}
+	if got := VaryValue("Accept-Language", "de, , fr"); got != "de,fr" {
+		t.Errorf(`VaryValue("de, , fr") = %q, want "de,fr" (an empty member is nothing)`, got)
+	}
 }

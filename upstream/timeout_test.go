@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -143,5 +144,21 @@ func TestIdleTimeoutCutsOnlyAStalledBody(t *testing.T) {
 				t.Error("Close did not cancel the request's context")
 			}
 		})
+	}
+}
+
+// TestAnOriginHeaderBlockOverTheBoundIsAnError: the header block is read whole, so its size is
+// bounded (MaxResponseHeaderBytes) rather than left to the origin.
+func TestAnOriginHeaderBlockOverTheBoundIsAnError(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		for i := range 40 {
+			w.Header().Set(fmt.Sprintf("X-Big-%d", i), strings.Repeat("x", 32<<10))
+		}
+		w.WriteHeader(200)
+	})
+	c := newClient(t, o.URL, 5*time.Second)
+	if resp, err := c.Do(context.Background(), &Request{Method: "GET", URI: "/"}); err == nil {
+		resp.Body.Close()
+		t.Fatalf("a %d KiB header block was accepted; want an error above %d KiB", 40*32, MaxResponseHeaderBytes>>10)
 	}
 }

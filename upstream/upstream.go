@@ -16,6 +16,9 @@ import (
 	"time"
 )
 
+// MaxResponseHeaderBytes bounds the header block of an origin's response.
+const MaxResponseHeaderBytes = 1 << 20
+
 // Client sends requests to the origin. It is safe for concurrent use.
 type Client struct {
 	base *url.URL
@@ -41,7 +44,10 @@ func New(base *url.URL, timeout time.Duration) *Client {
 		ResponseHeaderTimeout: timeout,
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true, // pass the origin's encoding through untouched
-		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+		// An origin's header block is read whole before anything else; 1 MiB bounds it (Go's
+		// default is 10 MB) while leaving room for large cookies and policies.
+		MaxResponseHeaderBytes: MaxResponseHeaderBytes,
+		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
 	}
 	return &Client{
 		base: base,
