@@ -2,6 +2,14 @@ package httpcache
 
 import "time"
 
+// IsHTTPDate reports whether s is an HTTP-date in one of the three forms parseHTTPDate accepts
+// (RFC 9110 §5.6.7), strictly. A recipient must ignore an If-Modified-Since or If-Unmodified-Since
+// that is not one (RFC 9110 §13.1.3, §13.1.4). It does not allocate.
+func IsHTTPDate(s string) bool {
+	_, ok := parseHTTPDate(s, time.Now())
+	return ok
+}
+
 // parseHTTPDate parses an HTTP-date (RFC 9110 §5.6.7) strictly: IMF-fixdate
 // ("Sun, 06 Nov 1994 08:49:37 GMT"), or one of the obsolete forms a recipient must accept,
 // rfc850-date ("Sunday, 06-Nov-94 08:49:37 GMT") and asctime-date ("Sun Nov  6 08:49:37 1994"),

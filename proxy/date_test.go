@@ -6,9 +6,12 @@ package proxy_test
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/swrproxy/swrproxy/proxy"
 )
 
 // originDate is a Date an origin sent long ago: a reply carrying it was not re-stamped.
@@ -111,6 +114,41 @@ func TestRepliesNotFromTheCacheCarryTheOriginsDateOrACurrentOne(t *testing.T) {
 		r := p.get(t, target)
 		if _, err := http.ParseTime(r.Header.Get("Date")); err != nil {
 			t.Errorf("GET %s: status %d, Date = %q: %v", target, r.StatusCode, r.Header.Get("Date"), err)
+		}
+	}
+}
+
+// TestAnIfModifiedSinceThatIsNotAnHTTPDateIsIgnored: RFC 9110 §13.1.3 says a recipient MUST
+// ignore an If-Modified-Since whose value is not a valid HTTP-date; Go's lenient parser took a
+// one-digit hour, so a malformed date got a 304.
+func TestAnIfModifiedSinceThatIsNotAnHTTPDateIsIgnored(t *testing.T) {
+	const lastModified = "Mon, 01 Jan 2024 10:00:00 GMT"
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Last-Modified", lastModified)
+		w.Write([]byte("body"))
+	}))
+	defer origin.Close()
+	app := proxy.NewApp(newHandler(t, origin.URL), nil)
+	send := func(ims string) int {
+		req := httptest.NewRequest(http.MethodGet, "/ims", nil)
+		if ims != "" {
+			req.Header.Set("If-Modified-Since", ims)
+		}
+		res, err := app.Test(req, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	send("") // fill
+	if got := send("Tue, 02 Jan 2024 10:00:00 GMT"); got != http.StatusNotModified {
+		t.Errorf("a valid later If-Modified-Since: %d, want 304", got)
+	}
+	for _, ims := range []string{"Tue, 02 Jan 2024 1:00:00 GMT", "Tue, 02 Jan 2024 10:00:00 UTC", "Tue,  02 Jan 2024 10:00:00 GMT"} {
+		if got := send(ims); got != http.StatusOK {
+			t.Errorf("If-Modified-Since %q (not an HTTP-date): %d, want 200", ims, got)
 		}
 	}
 }

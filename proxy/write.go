@@ -16,6 +16,7 @@ import (
 
 	"github.com/swrproxy/swrproxy/etag"
 	"github.com/swrproxy/swrproxy/fill"
+	"github.com/swrproxy/swrproxy/httpcache"
 	"github.com/swrproxy/swrproxy/tiers"
 	"github.com/swrproxy/swrproxy/upstream"
 )
@@ -39,8 +40,12 @@ func (h *Handler) write(c *fiber.Ctx, e *tiers.Entry, age time.Duration, xcache,
 	rh := &resp.Header
 	rh.SetNoDefaultContentType(true)
 	req := &c.Request().Header
+	ims := b2s(req.Peek(fiber.HeaderIfModifiedSince))
+	if ims != "" && !httpcache.IsHTTPDate(ims) {
+		ims = "" // RFC 9110 §13.1.3: an If-Modified-Since that is not an HTTP-date is ignored
+	}
 	notModified := e.Status >= 200 && e.Status < 300 && etag.NotModified(
-		b2s(req.Peek(fiber.HeaderIfNoneMatch)), b2s(req.Peek(fiber.HeaderIfModifiedSince)), e.ETag, e.LastModified)
+		b2s(req.Peek(fiber.HeaderIfNoneMatch)), ims, e.ETag, e.LastModified)
 	if notModified {
 		h.stats.NotModified.Add(1)
 		resp.SetStatusCode(fiber.StatusNotModified)
