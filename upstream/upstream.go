@@ -23,6 +23,8 @@ const MaxResponseHeaderBytes = 1 << 20
 type Client struct {
 	base *url.URL
 	hc   *http.Client
+	// dialTimeout and headerTimeout bound doCodings as the transport bounds its exchanges.
+	dialTimeout, headerTimeout time.Duration
 }
 
 // New returns a client of the origin at base (http or https; a path becomes a prefix of every
@@ -50,7 +52,9 @@ func New(base *url.URL, timeout time.Duration) *Client {
 		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
 	}
 	return &Client{
-		base: base,
+		base:          base,
+		dialTimeout:   min(timeout, 10*time.Second),
+		headerTimeout: timeout,
 		hc: &http.Client{
 			Transport: tr,
 			// Redirects are the client's business: relay them.
@@ -145,6 +149,9 @@ func (c *Client) Do(ctx context.Context, r *Request) (*http.Response, error) {
 	}
 	req.Host = c.base.Host
 	resp, err := c.hc.Do(req)
+	if err != nil && errCodings(err) && retryableWithCodings(req) {
+		resp, err = c.doCodings(req) // a transfer coding Go's client does not decode (codings.go)
+	}
 	if err != nil {
 		return nil, &Error{target, unwrapURLError(err)}
 	}

@@ -1,0 +1,163 @@
+package upstream
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"compress/zlib"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// rawOrigin answers every request on its own connection with resp (bytes as written), and
+// counts the requests.
+func rawOrigin(t *testing.T, resp func() []byte) (url string, hits *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	hits = &atomic.Int64{}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					l, err := br.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if l == "\r\n" {
+						break
+					}
+				}
+				hits.Add(1)
+				c.Write(resp())
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String(), hits
+}
+
+func chunk(b []byte) string { return fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(b), b) }
+
+func gzipped(s string) []byte {
+	var b bytes.Buffer
+	w := gzip.NewWriter(&b)
+	io.WriteString(w, s)
+	w.Close()
+	return b.Bytes()
+}
+
+func deflated(s string) []byte {
+	var b bytes.Buffer
+	w := zlib.NewWriter(&b)
+	io.WriteString(w, s)
+	w.Close()
+	return b.Bytes()
+}
+
+// TestTransferCodingsGoDoesNotDecodeAreDecoded: RFC 9112 §6.1 lets an origin apply gzip or
+// deflate as transfer codings, with chunked last; Go's client refuses them, which made every
+// such response a 502. A GET or HEAD is asked again and read by doCodings, which removes the
+// codings (RFC 9112 §6.3 framing: chunked last, else to the close).
+func TestTransferCodingsGoDoesNotDecodeAreDecoded(t *testing.T) {
+	tests := []struct {
+		name string
+		resp string
+	}{
+		{"gzip, chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nCache-Control: max-age=60\r\n\r\n" + chunk(gzipped("hello"))},
+		{"deflate, chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: deflate, chunked\r\n\r\n" + chunk(deflated("hello"))},
+		{"gzip and chunked on two lines", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk(gzipped("hello"))},
+		{"identity, chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk([]byte("hello"))},
+		{"gzip to the close", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 3\r\n\r\n" + string(gzipped("hello"))},
+		{"an interim response first", "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n" + chunk(gzipped("hello"))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u, hits := rawOrigin(t, func() []byte { return []byte(tt.resp) })
+			c := newClient(t, u, 5*time.Second)
+			resp, err := c.Do(context.Background(), &Request{Method: http.MethodGet, URI: "/x", Header: http.Header{}})
+			if err != nil {
+				t.Fatalf("Do: %v", err)
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || string(b) != "hello" || resp.StatusCode != 200 {
+				t.Fatalf("got %d %q (%v), want 200 \"hello\"", resp.StatusCode, b, err)
+			}
+			if resp.Header.Get("Transfer-Encoding") != "" || resp.Header.Get("Content-Length") != "" || resp.ContentLength != -1 {
+				t.Errorf("header %v, length %d: want no Transfer-Encoding or Content-Length, length unknown", resp.Header, resp.ContentLength)
+			}
+			if resp.Header.Get("Link") != "" {
+				t.Errorf("the interim response's Link reached the final response")
+			}
+			if n := hits.Load(); n != 2 {
+				t.Errorf("origin requests = %d, want 2 (Go's client, then doCodings)", n)
+			}
+		})
+	}
+}
+
+func TestTransferCodingsThatCannotBeDecodedStayErrors(t *testing.T) {
+	tests := []struct {
+		name, method, resp string
+	}{
+		{"an unknown coding", http.MethodGet, "HTTP/1.1 200 OK\r\nTransfer-Encoding: compress, chunked\r\n\r\n" + chunk([]byte("x"))},
+		{"chunked twice", http.MethodGet, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n" + chunk([]byte("x"))},
+		{"a broken gzip body", http.MethodGet, "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n" + chunk([]byte("not gzip"))},
+		{"a header block over the bound", http.MethodGet, "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nX-Big: " +
+			strings.Repeat("x", MaxResponseHeaderBytes) + "\r\n\r\n" + chunk(gzipped("x"))},
+		{"a POST is not asked twice", http.MethodPost, "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n" + chunk(gzipped("x"))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u, hits := rawOrigin(t, func() []byte { return []byte(tt.resp) })
+			c := newClient(t, u, 5*time.Second)
+			r := &Request{Method: tt.method, URI: "/x", Header: http.Header{}}
+			if tt.method == http.MethodPost {
+				r.Body, r.ContentLength = strings.NewReader("data"), 4
+			}
+			resp, err := c.Do(context.Background(), r)
+			if err == nil {
+				_, err = io.ReadAll(resp.Body)
+				resp.Body.Close()
+			}
+			if err == nil {
+				t.Fatalf("got %d, want an error", resp.StatusCode)
+			}
+			if tt.method == http.MethodPost && hits.Load() != 1 {
+				t.Errorf("origin requests = %d, want 1: a request with a body is never sent twice", hits.Load())
+			}
+		})
+	}
+}
+
+func TestAHEADWithTransferCodingsHasNoBody(t *testing.T) {
+	u, _ := rawOrigin(t, func() []byte {
+		return []byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nCache-Control: max-age=60\r\n\r\n")
+	})
+	c := newClient(t, u, 5*time.Second)
+	resp, err := c.Do(context.Background(), &Request{Method: http.MethodHead, URI: "/x", Header: http.Header{}})
+	if err != nil {
+		t.Fatalf("Do: %v", err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || len(b) != 0 || resp.StatusCode != 200 || resp.Header.Get("Cache-Control") != "max-age=60" {
+		t.Errorf("HEAD: %d %q %v %v, want 200 with the fields and no body", resp.StatusCode, b, err, resp.Header)
+	}
+}
