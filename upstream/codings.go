@@ -71,9 +71,23 @@ func (c *Client) doCodings(req *http.Request) (*http.Response, error) {
 	if err := out.Write(conn); err != nil {
 		return fail(err)
 	}
-	// The header block is bounded as the client's is; its read by the header timeout.
-	if c.headerTimeout > 0 {
-		conn.SetReadDeadline(time.Now().Add(c.headerTimeout))
+	// The header block is bounded as the client's is, and its wait by the header timeout.
+	resp, err := readCodedResponse(conn, req, c.headerTimeout, closerFunc(func() error { stop(); return conn.Close() }))
+	if err != nil {
+		return fail(err)
+	}
+	return resp, nil
+}
+
+// readCodedResponse reads the response to req from conn (interim responses skipped) and
+// returns it with its transfer codings removed; closing its body calls done. timeout bounds
+// the wait for the header block (0: none).
+func readCodedResponse(conn io.Reader, req *http.Request, timeout time.Duration, done io.Closer) (*http.Response, error) {
+	fail := func(err error) (*http.Response, error) { return nil, err }
+	var err error
+	dl, _ := conn.(interface{ SetReadDeadline(time.Time) error })
+	if dl != nil && timeout > 0 {
+		dl.SetReadDeadline(time.Now().Add(timeout))
 	}
 	lim := &headerLimit{r: conn, n: MaxResponseHeaderBytes}
 	br := bufio.NewReader(lim)
@@ -100,7 +114,9 @@ func (c *Client) doCodings(req *http.Request) (*http.Response, error) {
 			break // interim responses (1xx) are dropped, as Go's client drops them
 		}
 	}
-	conn.SetReadDeadline(time.Time{})
+	if dl != nil {
+		dl.SetReadDeadline(time.Time{})
+	}
 	lim.n = -1 // the body is not bounded here: the callers bound what they keep
 	proto, statusText, _ := strings.Cut(line, " ")
 	resp := &http.Response{
@@ -141,7 +157,7 @@ func (c *Client) doCodings(req *http.Request) (*http.Response, error) {
 	resp.Body = struct {
 		io.Reader
 		io.Closer
-	}{body, closerFunc(func() error { stop(); return conn.Close() })}
+	}{body, done}
 	return resp, nil
 }
 
