@@ -63,6 +63,9 @@ func (c *Client) doCodings(req *http.Request) (*http.Response, error) {
 	fail := func(err error) (*http.Response, error) {
 		stop()
 		conn.Close()
+		if ctx.Err() != nil {
+			err = ctx.Err() // the close above was the cancellation's
+		}
 		return nil, err
 	}
 	out := req.Clone(ctx)
@@ -79,12 +82,14 @@ func (c *Client) doCodings(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
+// maxInterim is how many interim responses readCodedResponse skips before giving up.
+const maxInterim = 8
+
 // readCodedResponse reads the response to req from conn (interim responses skipped) and
 // returns it with its transfer codings removed; closing its body calls done. timeout bounds
-// the wait for the header block (0: none).
+// the wait for the header block and the decoders' headers (0: none).
 func readCodedResponse(conn io.Reader, req *http.Request, timeout time.Duration, done io.Closer) (*http.Response, error) {
 	fail := func(err error) (*http.Response, error) { return nil, err }
-	var err error
 	dl, _ := conn.(interface{ SetReadDeadline(time.Time) error })
 	if dl != nil && timeout > 0 {
 		dl.SetReadDeadline(time.Now().Add(timeout))
@@ -92,38 +97,51 @@ func readCodedResponse(conn io.Reader, req *http.Request, timeout time.Duration,
 	lim := &headerLimit{r: conn, n: MaxResponseHeaderBytes}
 	br := bufio.NewReader(lim)
 	tp := textproto.NewReader(br)
-	var status int
-	var line string
+	var status, minor int
+	var proto, statusText string
 	var h textproto.MIMEHeader
-	for {
-		if line, err = tp.ReadLine(); err != nil {
+	for interim := 0; ; interim++ {
+		line, err := tp.ReadLine()
+		if err != nil {
 			return fail(err)
 		}
-		proto, rest, _ := strings.Cut(line, " ")
-		code, _, _ := strings.Cut(rest, " ")
-		if !strings.HasPrefix(proto, "HTTP/1.") || len(code) != 3 {
+		var code string
+		proto, statusText, _ = strings.Cut(line, " ")
+		statusText = strings.TrimLeft(statusText, " ")
+		code, _, _ = strings.Cut(statusText, " ")
+		major, mi, ok := http.ParseHTTPVersion(proto)
+		if !ok || major != 1 || len(code) != 3 || code[0] < '1' || code[0] > '9' {
 			return fail(fmt.Errorf("malformed status line %q", line))
 		}
-		if status, err = strconv.Atoi(code); err != nil || status < 100 {
+		if status, err = strconv.Atoi(code); err != nil {
 			return fail(fmt.Errorf("malformed status line %q", line))
 		}
+		minor = mi
 		if h, err = tp.ReadMIMEHeader(); err != nil {
 			return fail(err)
+		}
+		switch {
+		case status == http.StatusSwitchingProtocols:
+			return fail(errors.New("101 Switching Protocols to a request that asked for no upgrade"))
+		case status < 200 && interim >= maxInterim:
+			return fail(fmt.Errorf("more than %d interim responses", maxInterim))
 		}
 		if status >= 200 {
 			break // interim responses (1xx) are dropped, as Go's client drops them
 		}
 	}
-	if dl != nil {
-		dl.SetReadDeadline(time.Time{})
-	}
 	lim.n = -1 // the body is not bounded here: the callers bound what they keep
-	proto, statusText, _ := strings.Cut(line, " ")
 	resp := &http.Response{
-		Status: statusText, StatusCode: status, Proto: proto, ProtoMajor: 1, ProtoMinor: int(proto[len(proto)-1] - '0'),
+		Status: statusText, StatusCode: status, Proto: proto, ProtoMajor: 1, ProtoMinor: minor,
 		Header: http.Header(h), Request: req, ContentLength: -1, Close: true,
 	}
 	codings := splitCodings(h.Values("Transfer-Encoding"))
+	if len(codings) == 0 {
+		// Asked again because the first answer had transfer codings, this one has none: its
+		// framing would be Content-Length's, which this reader does not do. Refuse it rather
+		// than read it to the close (bytes past its length would become the body).
+		return fail(errors.New("asked again for its transfer codings, the origin answered without"))
+	}
 	resp.Header.Del("Transfer-Encoding")
 	resp.Header.Del("Content-Length") // RFC 9112 §6.3: Transfer-Encoding overrides it
 	var body io.Reader = br
@@ -153,6 +171,10 @@ func readCodedResponse(conn io.Reader, req *http.Request, timeout time.Duration,
 		default:
 			return fail(fmt.Errorf("unsupported transfer coding %q", codings[i]))
 		}
+	}
+	// The deadline covered the decoders' own headers too (gzip reads its header now).
+	if dl != nil {
+		dl.SetReadDeadline(time.Time{})
 	}
 	resp.Body = struct {
 		io.Reader

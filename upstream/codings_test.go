@@ -121,6 +121,7 @@ func TestTransferCodingsThatCannotBeDecodedStayErrors(t *testing.T) {
 		{"a broken gzip body", http.MethodGet, "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n" + chunk([]byte("not gzip"))},
 		{"a header block over the bound", http.MethodGet, "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nX-Big: " +
 			strings.Repeat("x", MaxResponseHeaderBytes) + "\r\n\r\n" + chunk(gzipped("x"))},
+		{"too many interim responses", http.MethodGet, strings.Repeat("HTTP/1.1 103 Early Hints\r\n\r\n", 9) + "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n" + chunk(gzipped("x"))},
 		{"a POST is not asked twice", http.MethodPost, "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n" + chunk(gzipped("x"))},
 	}
 	for _, tt := range tests {
@@ -143,6 +144,33 @@ func TestTransferCodingsThatCannotBeDecodedStayErrors(t *testing.T) {
 				t.Errorf("origin requests = %d, want 1: a request with a body is never sent twice", hits.Load())
 			}
 		})
+	}
+}
+
+// TestARetryAnsweredWithoutTransferCodingsIsRefused: the origin's second answer frames its body
+// by Content-Length; read to the close, bytes past the length would become the body (security
+// review: "helloSMUGGLED" was stored for everyone).
+// A 101 on the retry (which asked for no upgrade) is refused too: skipped as an interim
+// response, the bytes after it would be read as the answer.
+func TestARetryAnsweredWithoutTransferCodingsIsRefused(t *testing.T) {
+	for _, second := range []string{
+		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloSMUGGLED",
+		"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nSet-Cookie: injected=1\r\n\r\n" + chunk(gzipped("tunnel")),
+	} {
+		var n atomic.Int64
+		u, _ := rawOrigin(t, func() []byte {
+			if n.Add(1) == 1 {
+				return []byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n" + string(gzipped("hello")))
+			}
+			return []byte(second)
+		})
+		c := newClient(t, u, 5*time.Second)
+		resp, err := c.Do(context.Background(), &Request{Method: http.MethodGet, URI: "/x", Header: http.Header{}})
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			t.Errorf("retry answered %q: got %d %q, want an error", second[:30], resp.StatusCode, b)
+		}
 	}
 }
 
