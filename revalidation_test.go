@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/swrproxy/swrproxy/internal/rawhttp"
 )
 
 func TestRevalidationWith304RenewsTheEntryWithoutABody(t *testing.T) {
@@ -105,5 +107,49 @@ func TestLastModifiedAloneIsEnoughToRevalidate(t *testing.T) {
 	}
 	if full.Load() != 1 || notModified.Load() != 1 {
 		t.Errorf("origin sent %d bodies and %d 304s, want 1 and 1", full.Load(), notModified.Load())
+	}
+}
+
+// TestAnIfModifiedSinceThatIsNotAnHTTPDateGetsTheWholeBody: RFC 9110 §13.1.3, a recipient MUST
+// ignore an If-Modified-Since that is not a valid HTTP-date. On raw sockets, straight to swrproxy
+// and through the nginx template: a valid later date gets 304, a one-digit hour, another zone or a
+// doubled space gets the 200.
+func TestAnIfModifiedSinceThatIsNotAnHTTPDateGetsTheWholeBody(t *testing.T) {
+	t.Parallel()
+	const lastModified = "Mon, 01 Jan 2024 10:00:00 GMT"
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Last-Modified", lastModified)
+		fmt.Fprint(w, "body")
+	})
+	p := startProxy(t, o.URL, nil)
+	expect(t, get(t, p.URL+"/ims"), 200, "MISS", "body")
+	tests := []struct {
+		ims    string
+		status int
+	}{
+		{"Tue, 02 Jan 2024 10:00:00 GMT", 304},
+		{"Tue, 02 Jan 2024 1:00:00 GMT", 200},
+		{"Tue, 02 Jan 2024 10:00:00 UTC", 200},
+		{"Tue,  02 Jan 2024 10:00:00 GMT", 200},
+	}
+	var raw strings.Builder
+	for _, tt := range tests {
+		fmt.Fprintf(&raw, "GET /ims HTTP/1.1\r\nHost: x\r\nIf-Modified-Since: %s\r\n\r\n", tt.ims)
+	}
+	n := startNginx(t, strings.TrimPrefix(p.URL, "http://"))
+	for _, via := range []string{strings.TrimPrefix(p.URL, "http://"), strings.TrimPrefix(n, "http://")} {
+		res, err := rawhttp.Exchange(via, raw.String(), 300*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Responses) != len(tests) {
+			t.Fatalf("%s: %d responses to %d requests", via, len(res.Responses), len(tests))
+		}
+		for i, tt := range tests {
+			if got := res.Responses[i].StatusCode; got != tt.status {
+				t.Errorf("%s: If-Modified-Since %q: %d, want %d", via, tt.ims, got, tt.status)
+			}
+		}
 	}
 }
