@@ -16,26 +16,31 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/swrproxy/swrproxy/internal/testenv"
 )
 
 // The tests in this file run the real swrproxy binary (built without -race, whatever the test
 // binary is built with) as a child process, so that its RSS is swrproxy's alone.
 
 // memChild is one swrproxy process on a 127.0.0.1 port.
-type memChild struct {
-	cmd  *exec.Cmd
-	addr string // host:port of the proxy listener
-	logs *syncBuffer
+// child is a swrproxy process the test started.
+type child struct {
+	cmd    *exec.Cmd
+	addr   string // host:port of the proxy listener
+	logs   *syncBuffer
+	exited chan error // receives the exit once
 }
 
 var listeningRE = regexp.MustCompile(`msg=listening proxy=(\S+)`)
 
-// startChild runs bin against upstream with env (SWR_* settings; Redis off unless env sets it)
-// and stops it, by its PID, when the test ends.
-func startChild(t *testing.T, bin, upstream string, env map[string]string) *memChild {
+// startChild runs command (swrproxy's binary, or a wrapper that execs it, such as prlimit)
+// against upstream with env (SWR_* settings; Redis off unless env sets it) on a port of its own
+// choosing, waits until it listens, and stops it, by its PID, when the test ends.
+func startChild(t *testing.T, upstream string, env map[string]string, command ...string) *child {
 	t.Helper()
-	c := &memChild{logs: &syncBuffer{}}
-	c.cmd = exec.Command(bin)
+	c := &child{logs: &syncBuffer{}, exited: make(chan error, 1)}
+	c.cmd = exec.Command(command[0], command[1:]...)
 	c.cmd.Dir = t.TempDir() // no .env there
 	c.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "SWR_UPSTREAM=" + upstream, "SWR_LISTEN=127.0.0.1:0",
 		"SWR_REDIS_URL=", "SWR_LOG_LEVEL=info"}
@@ -46,36 +51,33 @@ func startChild(t *testing.T, bin, upstream string, env map[string]string) *memC
 	if err := c.cmd.Start(); err != nil {
 		t.Fatalf("start swrproxy: %v", err)
 	}
-	exited := make(chan struct{})
-	go func() { c.cmd.Wait(); close(exited) }()
+	done := make(chan struct{})
+	go func() { c.exited <- c.cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
 		c.cmd.Process.Kill() // by PID: this child only
 		select {
-		case <-exited:
+		case <-done:
 		case <-time.After(10 * time.Second):
 			t.Errorf("swrproxy (pid %d) did not exit within 10s of SIGKILL", c.cmd.Process.Pid)
 		}
 	})
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if m := listeningRE.FindStringSubmatch(c.logs.String()); m != nil {
-			c.addr = m[1]
-			return c
-		}
+	testenv.WaitFor(t, 15*time.Second, "swrproxy to listen", func() bool {
 		select {
-		case <-exited:
+		case <-done:
 			t.Fatalf("swrproxy exited before listening:\n%s", c.logs.String())
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("swrproxy did not listen within 15s:\n%s", c.logs.String())
+		m := listeningRE.FindStringSubmatch(c.logs.String())
+		if m != nil {
+			c.addr = m[1]
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return m != nil
+	})
+	return c
 }
 
 // status returns the named fields of /proc/PID/status in bytes (VmRSS, VmHWM).
-func (c *memChild) status(t *testing.T, names ...string) []int64 {
+func (c *child) status(t *testing.T, names ...string) []int64 {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid))
 	if err != nil {
@@ -97,7 +99,7 @@ func (c *memChild) status(t *testing.T, names ...string) []int64 {
 }
 
 // cpu returns the CPU time the child has used (user and system).
-func (c *memChild) cpu(t *testing.T) time.Duration {
+func (c *child) cpu(t *testing.T) time.Duration {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.cmd.Process.Pid))
 	if err != nil {
@@ -111,7 +113,7 @@ func (c *memChild) cpu(t *testing.T) time.Duration {
 }
 
 // metrics returns the child's Prometheus lines that start with one of prefixes.
-func (c *memChild) metrics(t *testing.T, prefixes ...string) string {
+func (c *child) metrics(t *testing.T, prefixes ...string) string {
 	t.Helper()
 	r := get(t, "http://"+c.addr+"/_swr/metrics")
 	var out []string
@@ -242,7 +244,7 @@ func TestMemoryStaysWithinABoundFor200000DistinctKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := sizedOrigin(t, 1<<10, 60)
-	c := startChild(t, bin, o.URL, map[string]string{"SWR_L1_MAX_BYTES": "32MiB"})
+	c := startChild(t, o.URL, map[string]string{"SWR_L1_MAX_BYTES": "32MiB"}, bin)
 	before := c.status(t, "VmRSS")[0]
 
 	start := time.Now()
@@ -271,7 +273,7 @@ func TestMemoryIsNotPinnedByRefreshAheadOfLargeEntries(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := sizedOrigin(t, 256<<10, 60)
-	c := startChild(t, bin, o.URL, map[string]string{"SWR_L1_MAX_BYTES": "4MiB"})
+	c := startChild(t, o.URL, map[string]string{"SWR_L1_MAX_BYTES": "4MiB"}, bin)
 	ok := drive(t, c.addr, 400, 4, 1, func(i int) string { return "/big/" + strconv.Itoa(i) }, time.Now().Add(60*time.Second))
 	if ok != 400 {
 		t.Fatalf("%d of 400 requests answered 200", ok)

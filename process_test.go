@@ -153,27 +153,8 @@ func TestSIGTERMLetsTheInFlightRequestFinishAndExitsZero(t *testing.T) {
 	})
 	releaseOnce := sync.OnceFunc(func() { close(release) })
 	t.Cleanup(releaseOnce) // before the origin's Close, which waits for the handler
-	port := testenv.FreePort(t)
-	cmd := exec.Command(bin)
-	cmd.Dir = t.TempDir()
-	var logs syncBuffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "SWR_UPSTREAM=" + o.URL, "SWR_REDIS_URL=",
-		fmt.Sprintf("SWR_LISTEN=127.0.0.1:%d", port)}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-		}
-	})
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	testenv.WaitFor(t, 10*time.Second, "swrproxy to listen", func() bool { return do(http.MethodGet, base+"/_swr/healthz").StatusCode == 200 })
+	c := startChild(t, o.URL, nil, bin)
+	cmd, base, logs, exited := c.cmd, "http://"+c.addr, c.logs, c.exited
 
 	got := make(chan reply, 1)
 	go func() { got <- do(http.MethodGet, base+"/slow") }()
@@ -281,27 +262,8 @@ func TestRunningOutOfFileDescriptorsDoesNotEndTheProcess(t *testing.T) {
 		t.Fatal("prlimit is missing: apt-get install -y util-linux")
 	}
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") })
-	port := testenv.FreePort(t)
-	cmd := exec.Command(prlimit, "--nofile=64:64", bin) // prlimit execs bin: same process
-	cmd.Dir = t.TempDir()
-	var logs syncBuffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "SWR_UPSTREAM=" + o.URL, "SWR_REDIS_URL=",
-		fmt.Sprintf("SWR_LISTEN=127.0.0.1:%d", port)}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-		}
-	})
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	testenv.WaitFor(t, 10*time.Second, "swrproxy to listen", func() bool { return do(http.MethodGet, base+"/_swr/healthz").StatusCode == 200 })
+	child := startChild(t, o.URL, nil, prlimit, "--nofile=64:64", bin) // prlimit execs bin: same process
+	base, logs, exited := "http://"+child.addr, child.logs, child.exited
 
 	var conns []net.Conn
 	defer func() {
@@ -310,7 +272,7 @@ func TestRunningOutOfFileDescriptorsDoesNotEndTheProcess(t *testing.T) {
 		}
 	}()
 	for range 120 { // more than its 64 descriptors; the kernel's backlog takes the rest
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+		c, err := net.DialTimeout("tcp", child.addr, time.Second)
 		if err != nil {
 			break
 		}
