@@ -5,15 +5,12 @@ package main
 // a streamed body of unknown length reaches such a client delimited by the connection's close.
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -77,40 +74,14 @@ func TestAGzipTransferCodedResponseIsServedAndStored(t *testing.T) {
 	zw := gzip.NewWriter(&zipped)
 	io.WriteString(zw, "hello world")
 	zw.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	var hits atomic.Int64
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					l, err := br.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if l == "\r\n" {
-						break
-					}
-				}
-				hits.Add(1)
-				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nTransfer-Encoding: gzip, chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n",
-					zipped.Len(), zipped.Bytes())
-			}()
-		}
-	}()
-	p := startProxy(t, "http://"+ln.Addr().String(), nil)
+	o := rawhttp.NewOrigin(t, func(int64) []byte {
+		return fmt.Appendf(nil, "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nTransfer-Encoding: gzip, chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n",
+			zipped.Len(), zipped.Bytes())
+	})
+	p := startProxy(t, "http://"+o.Addr, nil)
 	expect(t, get(t, p.URL+"/tc"), 200, "MISS", "hello world")
 	expect(t, get(t, p.URL+"/tc"), 200, "HIT", "hello world")
-	if n := hits.Load(); n != 2 {
+	if n := o.Hits.Load(); n != 2 {
 		t.Errorf("origin requests = %d, want 2 (Go's client refuses the coding, then swrproxy's own read)", n)
 	}
 }

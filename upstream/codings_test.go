@@ -1,55 +1,27 @@
 package upstream
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"compress/zlib"
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/swrproxy/swrproxy/internal/rawhttp"
 )
 
 // rawOrigin answers every request on its own connection with resp (bytes as written), and
 // counts the requests.
 func rawOrigin(t *testing.T, resp func() []byte) (url string, hits *atomic.Int64) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	hits = &atomic.Int64{}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					l, err := br.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if l == "\r\n" {
-						break
-					}
-				}
-				hits.Add(1)
-				c.Write(resp())
-			}()
-		}
-	}()
-	return "http://" + ln.Addr().String(), hits
+	o := rawhttp.NewOrigin(t, func(int64) []byte { return resp() })
+	return "http://" + o.Addr, &o.Hits
 }
 
 func chunk(b []byte) string { return fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(b), b) }
