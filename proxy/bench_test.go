@@ -29,7 +29,10 @@ func newHandler(tb testing.TB, origin string) *proxy.Handler {
 		tb.Fatal(err)
 	}
 	u, _ := url.Parse(origin)
-	up := upstream.New(u, 5*time.Second)
+	up, err := upstream.New(upstream.Options{Backends: []*url.URL{u}, Timeout: 5 * time.Second})
+	if err != nil {
+		tb.Fatal(err)
+	}
 	ref := refresh.New(refresh.Options{Store: store, Origin: up, Defaults: httpcache.Defaults{TTL: time.Minute},
 		MaxObjectBytes: 1 << 20, Timeout: 5 * time.Second, Workers: 2, Window: 5 * time.Minute,
 		L1MaxBytes: 64 << 20, Log: log})

@@ -84,9 +84,13 @@ func newTestFiller(t *testing.T, s *tiers.Store, o *testOrigin) *Filler {
 	if err != nil {
 		t.Fatalf("parse origin URL: %v", err)
 	}
+	origin, err := upstream.New(upstream.Options{Backends: []*url.URL{u}, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatalf("upstream.New: %v", err)
+	}
 	return &Filler{
 		Store:          s,
-		Origin:         upstream.New(u, 5*time.Second),
+		Origin:         origin,
 		MaxObjectBytes: 1 << 20,
 		Timeout:        5 * time.Second,
 		LockTTL:        2 * time.Second,

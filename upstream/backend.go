@@ -6,6 +6,9 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // ParseBackend validates one origin base URL (an item of SWR_UPSTREAM, or the url of a POST to
@@ -69,4 +72,103 @@ func hostPort(u *url.URL) string {
 		port = defaultPort(u.Scheme)
 	}
 	return net.JoinHostPort(u.Hostname(), port)
+}
+
+// Where a backend came from: the environment's SWR_UPSTREAM, or POST /_swr/servers.
+const (
+	SourceEnv = "env"
+	SourceAPI = "api"
+)
+
+// backend is one origin server of the pool with this instance's view of its health. The pool
+// replaces its list of backends on every membership change, keeping the *backend of each URL
+// that stays, so its state and counters survive; a removed backend's in-flight requests finish
+// on it.
+type backend struct {
+	url    *url.URL
+	id     string // url.String(): the backend's identity in the pool and in Redis
+	source string
+	hash   uint64 // of id, for key_hash
+
+	up       atomic.Bool
+	inflight atomic.Int64
+	success  atomic.Uint64 // exchanges that got a response below 500
+	failed   atomic.Uint64 // exchanges without a response, or with a 5xx
+	lat      latencies
+
+	mu     sync.Mutex // guards the fields below
+	since  time.Time  // when the state last changed (or the backend joined)
+	fails  int        // consecutive failures (checks or traffic)
+	passes int        // consecutive passed checks while down
+	check  Check      // the latest health check
+}
+
+func newBackend(u *url.URL, source string, now time.Time) *backend {
+	b := &backend{url: u, id: u.String(), source: source, since: now}
+	b.hash = hashString(b.id)
+	b.up.Store(true) // a backend added is up until its checks say otherwise
+	return b
+}
+
+// Check is the outcome of a backend's latest active health check.
+type Check struct {
+	At       time.Time     `json:"at"`
+	Duration time.Duration `json:"-"`
+	Status   int           `json:"status,omitempty"` // 0: no response
+	Error    string        `json:"error,omitempty"`
+}
+
+// Server is one backend as this instance sees it: the body of GET /_swr/servers.
+type Server struct {
+	URL      string    `json:"url"`
+	State    string    `json:"state"` // "up" or "down"
+	Since    time.Time `json:"since"`
+	Failures int       `json:"failures"` // consecutive
+	InFlight int64     `json:"in_flight"`
+	Success  uint64    `json:"success"`
+	Failed   uint64    `json:"failed"`
+	Latency  Latency   `json:"latency"`
+	Source   string    `json:"source"` // "env" or "api"
+	// LastCheck is the latest active health check; nil before the first.
+	LastCheck *Check `json:"last_check,omitempty"`
+	// CheckMillis is how long LastCheck took.
+	CheckMillis float64 `json:"last_check_ms,omitempty"`
+}
+
+func (b *backend) server(now time.Time) Server {
+	b.mu.Lock()
+	s := Server{URL: b.id, State: "down", Since: b.since, Failures: b.fails, Source: b.source}
+	if !b.check.At.IsZero() {
+		c := b.check
+		s.LastCheck, s.CheckMillis = &c, float64(c.Duration.Microseconds())/1000
+	}
+	b.mu.Unlock()
+	if b.up.Load() {
+		s.State = "up"
+	}
+	s.InFlight, s.Success, s.Failed = b.inflight.Load(), b.success.Load(), b.failed.Load()
+	s.Latency = b.lat.summary(now)
+	return s
+}
+
+// hashString is 64-bit FNV-1a: stable across processes and versions, so every instance maps a
+// key to the same backend.
+func hashString(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
+}
+
+// mix64 is the splitmix64 finaliser: it spreads the combination of a key's and a backend's
+// hashes so that rendezvous scores are independent per backend.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
 }

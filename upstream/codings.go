@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"net/http/httputil"
 	"net/textproto"
 	"strconv"
@@ -41,20 +42,20 @@ func retryableWithCodings(req *http.Request) bool {
 
 // doCodings sends req on a new connection and reads the response, decoding transfer codings Go's
 // client does not. The connection closes with the body.
-func (c *Client) doCodings(req *http.Request) (*http.Response, error) {
+func (c *Client) doCodings(b *url.URL, req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
-	addr := c.base.Host
-	if c.base.Port() == "" {
-		addr = net.JoinHostPort(c.base.Hostname(), map[bool]string{true: "443", false: "80"}[c.base.Scheme == "https"])
-	}
 	d := &net.Dialer{Timeout: c.dialTimeout}
 	var conn net.Conn
 	var err error
-	if c.base.Scheme == "https" {
-		conn, err = (&tls.Dialer{NetDialer: d, Config: &tls.Config{MinVersion: tls.VersionTLS12,
-			ServerName: c.base.Hostname(), NextProtos: []string{"http/1.1"}}}).DialContext(ctx, "tcp", addr)
+	if b.Scheme == "https" {
+		cfg := c.tls.Clone()
+		cfg.NextProtos = []string{"http/1.1"}
+		if cfg.ServerName == "" {
+			cfg.ServerName = b.Hostname()
+		}
+		conn, err = (&tls.Dialer{NetDialer: d, Config: cfg}).DialContext(ctx, "tcp", hostPort(b))
 	} else {
-		conn, err = d.DialContext(ctx, "tcp", addr)
+		conn, err = d.DialContext(ctx, "tcp", hostPort(b))
 	}
 	if err != nil {
 		return nil, err

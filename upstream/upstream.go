@@ -1,10 +1,11 @@
-// Package upstream is swrproxy's client of the origin: one base URL, timeouts, TLS, connection
-// reuse, and the rule that hop-by-hop fields never cross the proxy. It knows nothing of caching.
+// Package upstream is swrproxy's client of the origin: the pool of backends (one or more base
+// URLs, shared by the fleet through Redis), their balancing and health checks, the origin budget,
+// timeouts, TLS, connection reuse, and the rule that hop-by-hop fields never cross the proxy. It
+// knows nothing of caching.
 package upstream
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -18,61 +19,6 @@ import (
 
 // MaxResponseHeaderBytes bounds the header block of an origin's response.
 const MaxResponseHeaderBytes = 1 << 20
-
-// Client sends requests to the origin. It is safe for concurrent use.
-type Client struct {
-	base *url.URL
-	hc   *http.Client
-	// dialTimeout and headerTimeout bound doCodings as the transport bounds its exchanges.
-	dialTimeout, headerTimeout time.Duration
-}
-
-// New returns a client of the origin at base (http or https; a path becomes a prefix of every
-// request target). timeout bounds the dial, the TLS handshake and the wait for the response
-// headers; the caller's context of Do bounds the whole exchange, and IdleTimeout can bound each
-// idle gap of a streamed body instead.
-func New(base *url.URL, timeout time.Duration) *Client {
-	tr := &http.Transport{
-		Proxy: nil, // the origin is reached directly, never through HTTP_PROXY
-		DialContext: (&net.Dialer{
-			Timeout:   min(timeout, 10*time.Second),
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   min(timeout, 10*time.Second),
-		ResponseHeaderTimeout: timeout,
-		ExpectContinueTimeout: time.Second,
-		DisableCompression:    true, // pass the origin's encoding through untouched
-		// An origin's header block is read whole before anything else; 1 MiB bounds it (Go's
-		// default is 10 MB) while leaving room for large cookies and policies.
-		MaxResponseHeaderBytes: MaxResponseHeaderBytes,
-		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
-	}
-	return &Client{
-		base:          base,
-		dialTimeout:   min(timeout, 10*time.Second),
-		headerTimeout: timeout,
-		hc: &http.Client{
-			Transport: tr,
-			// Redirects are the client's business: relay them.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
-	}
-}
-
-// Request is one request for the origin, already copied out of the client's request.
-type Request struct {
-	Method string
-	// URI is the origin-form request target (path and query) as the client sent it.
-	URI    string
-	Header http.Header // end-to-end fields only (see RemoveHopByHop)
-	Body   io.Reader   // nil for none
-	// ContentLength is the body length, -1 when unknown (chunked).
-	ContentLength int64
-}
 
 // Error is an origin failure: no response (connection refused, timeout, TLS) or a broken body.
 type Error struct {
@@ -116,20 +62,20 @@ func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
-// Do sends r and returns the origin's response with its body unread; the caller must close it.
-// ctx bounds the whole exchange, body included.
-func (c *Client) Do(ctx context.Context, r *Request) (*http.Response, error) {
-	target := c.target(r.URI)
+// send sends r to backend b and returns the response with its body unread; the caller must
+// close it. ctx bounds the whole exchange, body included.
+func (c *Client) send(ctx context.Context, b *url.URL, r *Request) (*http.Response, error) {
+	target := targetOf(b, r.URI)
 	if uri := r.URI; !ValidTarget(uri) && !ValidTarget("/"+uri) {
 		return nil, &Error{target, fmt.Errorf("invalid request target %q", r.URI)}
 	}
-	req, err := http.NewRequestWithContext(ctx, r.Method, c.base.Scheme+"://"+c.base.Host+"/", r.Body)
+	req, err := http.NewRequestWithContext(ctx, r.Method, b.Scheme+"://"+b.Host+"/", r.Body)
 	if err != nil {
 		return nil, &Error{target, err}
 	}
 	// Send the target exactly as the client did: parsing it would re-encode the path (%2F would
 	// become a real /, | would become %7C) and change what the origin is asked for.
-	path, query, hasQuery := strings.Cut(strings.TrimPrefix(target, c.base.Scheme+"://"+c.base.Host), "?")
+	path, query, hasQuery := strings.Cut(strings.TrimPrefix(target, b.Scheme+"://"+b.Host), "?")
 	if strings.HasPrefix(path, "//") {
 		// Opaque "//…" would be read as an authority: fall back to the parsed form.
 		if req.URL, err = url.Parse(target); err != nil {
@@ -147,10 +93,13 @@ func (c *Client) Do(ctx context.Context, r *Request) (*http.Response, error) {
 			req.Body = http.NoBody
 		}
 	}
-	req.Host = c.base.Host
+	req.Host = b.Host
+	if c.host != "" {
+		req.Host = c.host
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil && errCodings(err) && retryableWithCodings(req) {
-		resp, err = c.doCodings(req) // a transfer coding Go's client does not decode (codings.go)
+		resp, err = c.doCodings(b, req) // a transfer coding Go's client does not decode (codings.go)
 	}
 	if err != nil {
 		return nil, &Error{target, unwrapURLError(err)}
@@ -167,12 +116,12 @@ func unwrapURLError(err error) error {
 	return err
 }
 
-// target joins the base URL and the client's request target without re-encoding it.
-func (c *Client) target(uri string) string {
+// targetOf joins the base URL b and the client's request target without re-encoding it.
+func targetOf(b *url.URL, uri string) string {
 	if uri == "" || uri[0] != '/' {
 		uri = "/" + uri
 	}
-	return c.base.Scheme + "://" + c.base.Host + strings.TrimSuffix(c.base.EscapedPath(), "/") + uri
+	return b.Scheme + "://" + b.Host + strings.TrimSuffix(b.EscapedPath(), "/") + uri
 }
 
 // hopByHop are the fields that describe one connection, not the message (RFC 9110 §7.6.1).

@@ -31,7 +31,11 @@ func newClient(t *testing.T, base string, timeout time.Duration) *Client {
 	if err != nil {
 		t.Fatalf("parse %q: %v", base, err)
 	}
-	return New(u, timeout)
+	c, err := New(Options{Backends: []*url.URL{u}, Timeout: timeout})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return c
 }
 
 // get sends a GET of uri through c, failing the test on error. The body is closed when the test ends.

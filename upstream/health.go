@@ -1,0 +1,170 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// HealthOptions are the active health checks of every backend (weldr's defaults: every 30 s a
+// GET / that must answer 2xx within 5 s; 3 failures in a row mark a backend down, 2 passes in a
+// row mark it up again).
+type HealthOptions struct {
+	Interval time.Duration // SWR_HEALTH_INTERVAL
+	Path     string        // SWR_HEALTH_PATH, origin-form
+	Timeout  time.Duration // SWR_HEALTH_TIMEOUT
+	Fall     int           // SWR_HEALTH_FALL
+	Rise     int           // SWR_HEALTH_RISE
+}
+
+func (o *HealthOptions) defaults() {
+	if o.Interval <= 0 {
+		o.Interval = 30 * time.Second
+	}
+	if o.Path == "" {
+		o.Path = "/"
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 5 * time.Second
+	}
+	o.Fall, o.Rise = max(o.Fall, 1), max(o.Rise, 1)
+}
+
+// maxCheckBody is how much of a health check's response body is read (so that its connection
+// can be reused); the rest is dropped with the connection.
+const maxCheckBody = 64 << 10
+
+// failure notes a failed check or a failed exchange on real traffic (connection refused, reset,
+// timeout): Fall of them in a row mark b down.
+func (c *Client) failure(b *backend, now time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.fails++
+	b.passes = 0
+	if b.up.Load() && b.fails >= c.health.Fall {
+		b.up.Store(false)
+		b.since = now
+		c.log.Warn("backend down", "backend", b.id, "failures", b.fails)
+	}
+}
+
+// passed notes a passed health check: Rise of them in a row mark a down backend up.
+func (c *Client) passed(b *backend, now time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.fails = 0
+	if b.up.Load() {
+		return
+	}
+	if b.passes++; b.passes >= c.health.Rise {
+		b.up.Store(true)
+		b.since, b.passes = now, 0
+		c.log.Info("backend up", "backend", b.id)
+	}
+}
+
+// answered notes a response on real traffic: the failures of an up backend no longer run in a
+// row. (Only checks bring a down backend back: traffic does not reach it.)
+func (c *Client) answered(b *backend) {
+	b.mu.Lock()
+	if b.up.Load() {
+		b.fails = 0
+	}
+	b.mu.Unlock()
+}
+
+// runHealth checks every backend of the pool, each on its own loop, until ctx is cancelled;
+// loops start and stop with membership changes.
+func (c *Client) runHealth(ctx context.Context) {
+	running := map[*backend]context.CancelFunc{}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		set := c.backends()
+		live := make(map[*backend]bool, len(set))
+		for _, b := range set {
+			live[b] = true
+			if running[b] == nil {
+				bctx, cancel := context.WithCancel(ctx)
+				running[b] = cancel
+				wg.Go(func() { c.checkLoop(bctx, b) })
+			}
+		}
+		for b, cancel := range running {
+			if !live[b] {
+				cancel()
+				delete(running, b)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			for _, cancel := range running {
+				cancel()
+			}
+			return
+		case <-c.changed:
+		}
+	}
+}
+
+// checkLoop checks b every interval; the first check comes after a random part of the interval,
+// so that instances and backends do not all check at once.
+func (c *Client) checkLoop(ctx context.Context, b *backend) {
+	t := time.NewTimer(rand.N(c.health.Interval))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		c.checkOnce(ctx, b)
+		t.Reset(c.health.Interval)
+	}
+}
+
+// checkOnce sends one health check to b and notes its outcome.
+func (c *Client) checkOnce(ctx context.Context, b *backend) {
+	ctx, cancel := context.WithTimeout(ctx, c.health.Timeout)
+	defer cancel()
+	start := time.Now()
+	chk := Check{At: start}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, targetOf(b.url, c.health.Path), nil)
+	if err == nil {
+		req.Host = b.url.Host
+		if c.host != "" {
+			req.Host = c.host
+		}
+		req.Header.Set("User-Agent", "swrproxy-health-check")
+		var resp *http.Response
+		if resp, err = c.hc.Do(req); err == nil {
+			chk.Status = resp.StatusCode
+			_, err = io.Copy(io.Discard, io.LimitReader(resp.Body, maxCheckBody))
+			resp.Body.Close()
+		}
+	}
+	if err := ctx.Err(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return // stopping, or the backend left the pool: not a verdict on it
+	}
+	now := time.Now()
+	chk.Duration = now.Sub(start)
+	ok := err == nil && chk.Status >= 200 && chk.Status < 300
+	if err != nil {
+		chk.Error = unwrapURLError(err).Error()
+	} else if !ok {
+		chk.Error = "status " + strconv.Itoa(chk.Status) + ", want 2xx"
+	}
+	b.mu.Lock()
+	b.check = chk
+	b.mu.Unlock()
+	if ok {
+		c.passed(b, now)
+	} else {
+		c.failure(b, now)
+	}
+}

@@ -1,0 +1,158 @@
+package upstream
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The fleet's pool in Redis: one hash, field = backend URL, value = a JSON member; every change
+// is published on poolChannel so that each instance reloads at once. The hash has no expiry: it
+// is configuration. Deleting it makes the next instance that loads it seed it again from its
+// SWR_UPSTREAM.
+const (
+	poolKey     = "swr:pool:v1"
+	poolChannel = "swr:pool:v1:changed"
+	// poolPoll is how often an instance reloads the pool anyway, in case a message was lost.
+	poolPoll = 5 * time.Second
+	// poolTimeout bounds each Redis call of the pool.
+	poolTimeout = time.Second
+)
+
+// member is one backend of the fleet's pool as Redis holds it.
+type member struct {
+	URL    string    `json:"-"`
+	Source string    `json:"source"`
+	Added  time.Time `json:"added"`
+}
+
+// seedAndLoadScript seeds KEYS[1] with the ARGV pairs (url, member) when it does not exist, and
+// returns the whole hash.
+var seedAndLoadScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1]) end
+end
+return redis.call('HGETALL', KEYS[1])
+`)
+
+// addScript adds ARGV[1] (member ARGV[2]) to KEYS[1], seeded first with the pairs from ARGV[5] if
+// it does not exist, unless it is there (0) or the pool holds ARGV[3] backends (-1); it
+// publishes on ARGV[4] and returns 1 when it added.
+var addScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1]) end
+end
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
+if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then return -1 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PUBLISH', ARGV[4], 'changed')
+return 1
+`)
+
+// removeScript removes ARGV[1] from KEYS[1] unless it is absent (0) or the last one (-1); it
+// publishes on ARGV[2] and returns 1 when it removed.
+var removeScript = redis.NewScript(`
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+if redis.call('HLEN', KEYS[1]) <= 1 then return -1 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('PUBLISH', ARGV[2], 'changed')
+return 1
+`)
+
+// members is the fleet's pool in Redis.
+type members struct {
+	rdb  redis.UniversalClient
+	seed []member // the environment's list
+	log  *slog.Logger
+}
+
+func (m *members) seedArgs() []any {
+	args := make([]any, 0, 2*len(m.seed))
+	now := time.Now().UTC()
+	for _, s := range m.seed {
+		s.Added = now
+		v, _ := json.Marshal(s)
+		args = append(args, s.URL, v)
+	}
+	return args
+}
+
+// load returns the fleet's pool, seeding it with the environment's list when Redis has none.
+func (m *members) load(ctx context.Context) ([]member, error) {
+	ctx, cancel := context.WithTimeout(ctx, poolTimeout)
+	defer cancel()
+	res, err := seedAndLoadScript.Run(ctx, m.rdb, []string{poolKey}, m.seedArgs()...).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrPoolStore, err)
+	}
+	out := make([]member, 0, len(res)/2)
+	for i := 0; i+1 < len(res); i += 2 {
+		mem := member{URL: res[i]}
+		if err := json.Unmarshal([]byte(res[i+1]), &mem); err != nil {
+			m.log.Warn("origin pool: a member in Redis is not JSON; using it as an api backend", "url", res[i], "err", err)
+			mem.Source = SourceAPI
+		}
+		mem.URL = res[i]
+		out = append(out, mem)
+	}
+	return out, nil
+}
+
+func (m *members) add(ctx context.Context, mem member) error {
+	ctx, cancel := context.WithTimeout(ctx, poolTimeout)
+	defer cancel()
+	mem.Added = time.Now().UTC()
+	v, _ := json.Marshal(mem)
+	args := append([]any{mem.URL, v, MaxBackends, poolChannel}, m.seedArgs()...)
+	n, err := addScript.Run(ctx, m.rdb, []string{poolKey}, args...).Int()
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: %v", ErrPoolStore, err)
+	case n == 0:
+		return ErrExists
+	case n < 0:
+		return ErrPoolFull
+	}
+	return nil
+}
+
+func (m *members) remove(ctx context.Context, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, poolTimeout)
+	defer cancel()
+	n, err := removeScript.Run(ctx, m.rdb, []string{poolKey}, id, poolChannel).Int()
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: %v", ErrPoolStore, err)
+	case n == 0:
+		return ErrNotFound
+	case n < 0:
+		return ErrLastBackend
+	}
+	return nil
+}
+
+// watch calls changed on every message of poolChannel and every poolPoll, until ctx is
+// cancelled. go-redis re-subscribes after a lost connection; the poll covers what was missed.
+func (m *members) watch(ctx context.Context, changed func()) {
+	sub := m.rdb.Subscribe(ctx, poolChannel)
+	defer sub.Close()
+	msgs := sub.Channel()
+	t := time.NewTicker(poolPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-msgs:
+			if !ok {
+				return
+			}
+		case <-t.C:
+		}
+		changed()
+	}
+}
