@@ -55,7 +55,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, ready listeni
 	if ready != nil {
 		ready(proxyAddr, adminAddr)
 	}
-	log.Info("listening", "proxy", proxyAddr, "upstream", cfg.Upstream.Redacted())
+	log.Info("listening", "proxy", proxyAddr, "upstream", cfg.Upstreams[0].Redacted())
 	return sys.serve(ctx, lns, log)
 }
 
@@ -81,7 +81,7 @@ func build(cfg config.Config, log *slog.Logger, rdb redis.UniversalClient) (*sys
 		return nil, err
 	}
 	latency := metrics.NewOrigin()
-	origin := upstream.New(cfg.Upstream, cfg.UpstreamTimeout)
+	origin := upstream.New(cfg.Upstreams[0], cfg.UpstreamTimeout)
 	ref := refresh.New(refresh.Options{
 		Store:  store,
 		Origin: origin,
@@ -136,7 +136,7 @@ func build(cfg config.Config, log *slog.Logger, rdb redis.UniversalClient) (*sys
 		Store:       store,
 		Hits:        ref.Tracker,
 		Redis:       rdb,
-		Upstream:    cfg.Upstream,
+		Upstream:    cfg.Upstreams[0],
 		Metrics:     metrics.New(latency, src),
 		Log:         log,
 	})

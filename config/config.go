@@ -23,7 +23,7 @@ import (
 // Config is the validated configuration. Load returns it; the zero value is not usable.
 type Config struct {
 	Listen               string         // SWR_LISTEN: host:port of the proxy listener
-	Upstream             *url.URL       // SWR_UPSTREAM: http or https, host set, path without trailing slash (a prefix), no query
+	Upstreams            []*url.URL     // SWR_UPSTREAM: 1 to 64 distinct backends, each normalised by upstream.ParseBackend
 	RedisURL             string         // SWR_REDIS_URL: redis:// or rediss:// URL, or host:port,… cluster seeds; "" = L1 only
 	L1MaxBytes           int64          // SWR_L1_MAX_BYTES, > 0
 	L1MaxTTL             time.Duration  // SWR_L1_MAX_TTL, > 0
@@ -41,7 +41,33 @@ type Config struct {
 	LogLevel             slog.Level     // SWR_LOG_LEVEL
 	LogFormat            string         // SWR_LOG_FORMAT: "text" or "json"
 	AccessLog            bool           // SWR_ACCESS_LOG
+
+	UpstreamBalance            string        // SWR_UPSTREAM_BALANCE: BalanceRoundRobin, BalanceLeastConn or BalanceKeyHash
+	HealthInterval             time.Duration // SWR_HEALTH_INTERVAL, > 0
+	HealthPath                 string        // SWR_HEALTH_PATH: a request target starting with "/" (upstream.ValidTarget)
+	HealthTimeout              time.Duration // SWR_HEALTH_TIMEOUT, > 0
+	HealthFall                 int           // SWR_HEALTH_FALL, 1..100
+	HealthRise                 int           // SWR_HEALTH_RISE, 1..100
+	OriginMaxConcurrency       int           // SWR_ORIGIN_MAX_CONCURRENCY, 0..100000; 0 = unlimited
+	OriginFleetMaxConcurrency  int           // SWR_ORIGIN_FLEET_MAX_CONCURRENCY, 0..1000000; 0 = unlimited
+	OriginMaxWait              time.Duration // SWR_ORIGIN_MAX_WAIT, > 0
+	UpstreamCAFile             string        // SWR_UPSTREAM_CA_FILE: a PEM bundle trusted besides the system roots; "" = none
+	UpstreamClientCert         string        // SWR_UPSTREAM_CLIENT_CERT: PEM file; set together with UpstreamClientKey
+	UpstreamClientKey          string        // SWR_UPSTREAM_CLIENT_KEY: PEM file; set together with UpstreamClientCert
+	UpstreamServerName         string        // SWR_UPSTREAM_SERVER_NAME: a DNS name or IP address; "" = each backend's host
+	UpstreamInsecureSkipVerify bool          // SWR_UPSTREAM_INSECURE_SKIP_VERIFY
+	UpstreamHost               string        // SWR_UPSTREAM_HOST: a Host field value (httpcache.ValidHost); "" = each backend's host
 }
+
+// The values of SWR_UPSTREAM_BALANCE (Config.UpstreamBalance).
+const (
+	BalanceRoundRobin = "round_robin" // each request to the next healthy backend in turn
+	BalanceLeastConn  = "least_conn"  // to the healthy backend with the fewest requests in flight
+	BalanceKeyHash    = "key_hash"    // the cache key picks the backend, so one key keeps to one backend
+)
+
+// MaxUpstreams is the most backends SWR_UPSTREAM may list.
+const MaxUpstreams = 64
 
 // ErrHelp is wrapped by the error Load returns for -h, -help or --help. That error's text is the
 // usage text: print it to standard output and exit 0.
@@ -61,8 +87,8 @@ func Load(getenv func(string) string, args []string) (Config, error) {
 // LoadLookup is Load with a lookup function such as os.LookupEnv, which tells an unset variable
 // from an empty one. A variable set to the empty string (or, but for the secret, only white space)
 // means "empty" for the settings where empty has a meaning (SWR_REDIS_URL: L1 only;
-// SWR_INVALIDATE_SECRET, SWR_ADMIN_LISTEN, SWR_TRUSTED_PROXIES: off) and "use the default" for
-// the others, so a .env template with blank lines does not break start-up. (A secret of white
+// SWR_INVALIDATE_SECRET, SWR_ADMIN_LISTEN, SWR_TRUSTED_PROXIES, the SWR_UPSTREAM_ TLS files,
+// server name and host: off) and "use the default" for the others, so a .env template with blank lines does not break start-up. (A secret of white
 // space is refused: it would never match.)
 //
 // Every setting also has a flag, --name or --name=value (-name works too), named after the
@@ -138,6 +164,10 @@ func LoadLookup(lookup func(string) (string, bool), args []string) (Config, erro
 	if ok["SWR_LISTEN"] && ok["SWR_ADMIN_LISTEN"] && sameListener(c.Listen, c.AdminListen) {
 		errs = append(errs, fmt.Errorf("config: SWR_ADMIN_LISTEN=%q: the same address as SWR_LISTEN=%q; leave it empty to serve /_swr/ on the proxy listener",
 			c.AdminListen, c.Listen))
+	}
+	if ok["SWR_UPSTREAM_CLIENT_CERT"] && ok["SWR_UPSTREAM_CLIENT_KEY"] && (c.UpstreamClientCert == "") != (c.UpstreamClientKey == "") {
+		errs = append(errs, fmt.Errorf("config: SWR_UPSTREAM_CLIENT_CERT=%q, SWR_UPSTREAM_CLIENT_KEY=%q: a client certificate needs both, set them together or neither",
+			c.UpstreamClientCert, c.UpstreamClientKey))
 	}
 	if len(errs) > 0 {
 		return Config{}, errors.Join(errs...)

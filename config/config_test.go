@@ -47,7 +47,7 @@ func TestDefaultsApplyWhenOnlyUpstreamIsSet(t *testing.T) {
 	got := mustLoad(t, map[string]string{"SWR_UPSTREAM": "http://origin:8080"})
 	want := Config{
 		Listen:               ":8000",
-		Upstream:             mustURL(t, "http://origin:8080"),
+		Upstreams:            []*url.URL{mustURL(t, "http://origin:8080")},
 		RedisURL:             "redis://127.0.0.1:6379/0",
 		L1MaxBytes:           256 << 20,
 		L1MaxTTL:             30 * time.Second,
@@ -61,6 +61,15 @@ func TestDefaultsApplyWhenOnlyUpstreamIsSet(t *testing.T) {
 		TrustedProxies:       []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
 		LogLevel:             slog.LevelInfo,
 		LogFormat:            "text",
+
+		UpstreamBalance:      "round_robin",
+		HealthInterval:       30 * time.Second,
+		HealthPath:           "/",
+		HealthTimeout:        5 * time.Second,
+		HealthFall:           3,
+		HealthRise:           2,
+		OriginMaxConcurrency: 0,
+		OriginMaxWait:        5 * time.Second,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load =\n%+v\nwant\n%+v", got, want)
@@ -73,7 +82,7 @@ func TestDefaultsApplyWhenOnlyUpstreamIsSet(t *testing.T) {
 // allSet sets every setting to a value other than its default.
 var allSet = map[string]string{
 	"SWR_LISTEN":                 "127.0.0.1:9000",
-	"SWR_UPSTREAM":               "https://origin.example:8443/api/v1/",
+	"SWR_UPSTREAM":               "https://origin.example:8443/api/v1/, http://Origin-2:80",
 	"SWR_REDIS_URL":              "rediss://:pw@redis:6380/2",
 	"SWR_L1_MAX_BYTES":           "1.5GiB",
 	"SWR_L1_MAX_TTL":             "10",
@@ -91,6 +100,22 @@ var allSet = map[string]string{
 	"SWR_LOG_LEVEL":              "DEBUG",
 	"SWR_LOG_FORMAT":             "JSON",
 	"SWR_ACCESS_LOG":             "on",
+
+	"SWR_UPSTREAM_BALANCE":              "Key_Hash",
+	"SWR_HEALTH_INTERVAL":               "10",
+	"SWR_HEALTH_PATH":                   "/healthz?deep=1",
+	"SWR_HEALTH_TIMEOUT":                "750ms",
+	"SWR_HEALTH_FALL":                   "1",
+	"SWR_HEALTH_RISE":                   "100",
+	"SWR_ORIGIN_MAX_CONCURRENCY":        "100000",
+	"SWR_ORIGIN_FLEET_MAX_CONCURRENCY":  "1000000",
+	"SWR_ORIGIN_MAX_WAIT":               "250ms",
+	"SWR_UPSTREAM_CA_FILE":              "/etc/swrproxy/ca.pem",
+	"SWR_UPSTREAM_CLIENT_CERT":          "/etc/swrproxy/client.pem",
+	"SWR_UPSTREAM_CLIENT_KEY":           "/etc/swrproxy/client-key.pem",
+	"SWR_UPSTREAM_SERVER_NAME":          "origin.internal",
+	"SWR_UPSTREAM_INSECURE_SKIP_VERIFY": "true",
+	"SWR_UPSTREAM_HOST":                 "www.example.com",
 }
 
 func TestEverySettingIsReadFromTheEnvironment(t *testing.T) {
@@ -100,7 +125,7 @@ func TestEverySettingIsReadFromTheEnvironment(t *testing.T) {
 	got := mustLoad(t, allSet)
 	want := Config{
 		Listen:               "127.0.0.1:9000",
-		Upstream:             mustURL(t, "https://origin.example:8443/api/v1"),
+		Upstreams:            []*url.URL{mustURL(t, "https://origin.example:8443/api/v1"), mustURL(t, "http://origin-2")},
 		RedisURL:             "rediss://:pw@redis:6380/2",
 		L1MaxBytes:           3 << 29,
 		L1MaxTTL:             10 * time.Second,
@@ -119,6 +144,22 @@ func TestEverySettingIsReadFromTheEnvironment(t *testing.T) {
 		LogLevel:  slog.LevelDebug,
 		LogFormat: "json",
 		AccessLog: true,
+
+		UpstreamBalance:            "key_hash",
+		HealthInterval:             10 * time.Second,
+		HealthPath:                 "/healthz?deep=1",
+		HealthTimeout:              750 * time.Millisecond,
+		HealthFall:                 1,
+		HealthRise:                 100,
+		OriginMaxConcurrency:       100000,
+		OriginFleetMaxConcurrency:  1000000,
+		OriginMaxWait:              250 * time.Millisecond,
+		UpstreamCAFile:             "/etc/swrproxy/ca.pem",
+		UpstreamClientCert:         "/etc/swrproxy/client.pem",
+		UpstreamClientKey:          "/etc/swrproxy/client-key.pem",
+		UpstreamServerName:         "origin.internal",
+		UpstreamInsecureSkipVerify: true,
+		UpstreamHost:               "www.example.com",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load =\n%+v\nwant\n%+v", got, want)
@@ -153,8 +194,8 @@ func TestEmptyVariableMeansDefaultButEmptyRedisMeansL1OnlyWithLookup(t *testing.
 
 func TestValuesAreTrimmed(t *testing.T) {
 	c := mustLoad(t, map[string]string{"SWR_UPSTREAM": " http://origin ", "SWR_LOG_LEVEL": " warn\n"})
-	if c.Upstream.String() != "http://origin" || c.LogLevel != slog.LevelWarn {
-		t.Errorf("Upstream, LogLevel = %q, %v", c.Upstream, c.LogLevel)
+	if len(c.Upstreams) != 1 || c.Upstreams[0].String() != "http://origin" || c.LogLevel != slog.LevelWarn {
+		t.Errorf("Upstreams, LogLevel = %v, %v", c.Upstreams, c.LogLevel)
 	}
 }
 

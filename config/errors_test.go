@@ -76,7 +76,7 @@ func TestEveryProblemIsReportedAtOnce(t *testing.T) {
 }
 
 func TestMissingUpstreamIsAnError(t *testing.T) {
-	want := "config: SWR_UPSTREAM is required (the origin base URL, e.g. http://origin:8080)"
+	want := "config: SWR_UPSTREAM is required (the origin base URL, e.g. http://origin:8080, or up to 64 of them comma-separated for a pool)"
 	for _, args := range [][]string{nil, {"--upstream="}} {
 		_, err := Load(env(nil), args)
 		if err == nil || err.Error() != want {
@@ -170,4 +170,40 @@ var badValues = []struct {
 	{"SWR_LOG_LEVEL", "verbose", "debug, info, warn or error"},
 	{"SWR_LOG_FORMAT", "xml", "text or json"},
 	{"SWR_ACCESS_LOG", "2", "boolean"},
+	{"SWR_UPSTREAM", "http://a,", "item 2 is empty"},
+	{"SWR_UPSTREAM", ",http://a", "item 1 is empty"},
+	{"SWR_UPSTREAM", "http://a,,http://b", "item 2 is empty"},
+	{"SWR_UPSTREAM", "http://a, ftp://b", `item 2 "ftp://b": the scheme must be http or https`},
+	{"SWR_UPSTREAM", "http://a,http://A:80/", "items 1 and 2 are the same backend http://a"},
+	{"SWR_UPSTREAM_BALANCE", "random", "round_robin, least_conn or key_hash"},
+	{"SWR_UPSTREAM_BALANCE", "round-robin", "round_robin, least_conn or key_hash"},
+	{"SWR_HEALTH_INTERVAL", "0", "more than 0"},
+	{"SWR_HEALTH_INTERVAL", "often", "duration"},
+	{"SWR_HEALTH_PATH", "healthz", "must start with /"},
+	{"SWR_HEALTH_PATH", "*", "must start with /"},
+	{"SWR_HEALTH_PATH", "/a b", "white space"},
+	{"SWR_HEALTH_PATH", "/a#b", "#"},
+	{"SWR_HEALTH_PATH", "/100%", "hex digits"},
+	{"SWR_HEALTH_TIMEOUT", "0s", "more than 0"},
+	{"SWR_HEALTH_TIMEOUT", "-1s", "negative"},
+	{"SWR_HEALTH_FALL", "0", "1 to 100"},
+	{"SWR_HEALTH_FALL", "101", "1 to 100"},
+	{"SWR_HEALTH_RISE", "0", "1 to 100"},
+	{"SWR_HEALTH_RISE", "two", "1 to 100"},
+	{"SWR_ORIGIN_MAX_CONCURRENCY", "-1", "0 to 100000"},
+	{"SWR_ORIGIN_MAX_CONCURRENCY", "100001", "0 to 100000"},
+	{"SWR_ORIGIN_FLEET_MAX_CONCURRENCY", "1000001", "0 to 1000000"},
+	{"SWR_ORIGIN_FLEET_MAX_CONCURRENCY", "lots", "0 to 1000000"},
+	{"SWR_ORIGIN_MAX_WAIT", "0", "more than 0"},
+	{"SWR_ORIGIN_MAX_WAIT", "forever", "duration"},
+	{"SWR_UPSTREAM_CA_FILE", "/etc/ca\x00.pem", "control characters"},
+	{"SWR_UPSTREAM_CLIENT_CERT", "client\x1b[0m.pem", "control characters"},
+	{"SWR_UPSTREAM_CLIENT_KEY", "key\x7f.pem", "control characters"},
+	{"SWR_UPSTREAM_SERVER_NAME", "origin.internal:443", "without scheme or port"},
+	{"SWR_UPSTREAM_SERVER_NAME", "https://origin.internal", "without scheme or port"},
+	{"SWR_UPSTREAM_SERVER_NAME", "[::1]", "without scheme or port"},
+	{"SWR_UPSTREAM_INSECURE_SKIP_VERIFY", "sure", "boolean"},
+	{"SWR_UPSTREAM_HOST", "www.example.com/", "Host field"},
+	{"SWR_UPSTREAM_HOST", "user@www.example.com", "Host field"},
+	{"SWR_UPSTREAM_HOST", "www.example.com:99999", "Host field"},
 }

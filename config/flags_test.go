@@ -26,8 +26,8 @@ func TestFlagsOverrideTheEnvironment(t *testing.T) {
 		"--redis-url=",
 		"--invalidate-secret", testSecret,
 		"--l1-max-bytes=1MiB")
-	if got, want := c.Upstream.String(), "http://flag-origin:81"; got != want {
-		t.Errorf("Upstream = %q, want %q", got, want)
+	if len(c.Upstreams) != 1 || c.Upstreams[0].String() != "http://flag-origin:81" {
+		t.Errorf("Upstreams = %v, want [http://flag-origin:81]", c.Upstreams)
 	}
 	if c.Listen != ":9000" {
 		t.Errorf("Listen = %q, want :9000", c.Listen)

@@ -11,6 +11,7 @@ import (
 func TestCredentialsAreNeverEchoed(t *testing.T) {
 	tests := []struct{ env, value, secret string }{
 		{"SWR_UPSTREAM", "http://user:hunter2@origin", "hunter2"},
+		{"SWR_UPSTREAM", "http://a, http://user:hunter2@b", "hunter2"},
 		{"SWR_REDIS_URL", "redis://:hunter2@redis/db", "hunter2"},
 		{"SWR_REDIS_URL", "redis://:hun#ter2@redis:6379/0", "ter2"},
 		{"SWR_REDIS_URL", "user:hunter2@a:1", "hunter2"},

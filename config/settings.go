@@ -39,13 +39,14 @@ var Settings = []Setting{
 	{Env: "SWR_LISTEN", Flag: "listen", Default: ":8000", arg: "ADDR",
 		Help: "address of the proxy listener",
 		bind: addrVar(func(c *Config) *string { return &c.Listen })},
-	{Env: "SWR_UPSTREAM", Flag: "upstream", Required: true, arg: "URL", creds: true,
-		Help: "the origin base URL, e.g. http://origin:8080",
-		bind: binding{set: setUpstream, value: func(c Config) slog.Value {
-			if c.Upstream == nil {
-				return slog.StringValue("")
+	{Env: "SWR_UPSTREAM", Flag: "upstream", Required: true, arg: "URLS", creds: true,
+		Help: "the origin base URL, e.g. http://origin:8080, or up to 64 of them comma-separated for a pool",
+		bind: binding{set: setUpstreams, value: func(c Config) slog.Value {
+			parts := make([]string, len(c.Upstreams))
+			for i, u := range c.Upstreams {
+				parts[i] = u.Redacted()
 			}
-			return slog.StringValue(c.Upstream.Redacted())
+			return slog.StringValue(strings.Join(parts, ","))
 		}}},
 	{Env: "SWR_REDIS_URL", Flag: "redis-url", Default: "redis://127.0.0.1:6379/0", arg: "URL", emptyOK: true, creds: true,
 		Help: "L2: redis:// or rediss:// (TLS) URL, or comma-separated host:port seeds of a cluster; empty = L1 only",
@@ -111,6 +112,51 @@ var Settings = []Setting{
 	{Env: "SWR_ACCESS_LOG", Flag: "access-log", Default: "false",
 		Help: "one log line per request (method, path, status, X-Cache, bytes, duration)",
 		bind: boolVar(func(c *Config) *bool { return &c.AccessLog })},
+	{Env: "SWR_UPSTREAM_BALANCE", Flag: "upstream-balance", Default: BalanceRoundRobin, arg: "POLICY",
+		Help: "how a request picks a healthy backend: round_robin, least_conn (fewest in flight) or key_hash (by cache key)",
+		bind: binding{set: setBalance, value: func(c Config) slog.Value { return slog.StringValue(c.UpstreamBalance) }}},
+	{Env: "SWR_HEALTH_INTERVAL", Flag: "health-interval", Default: "30s", arg: "DURATION",
+		Help: "time between two active health checks of each backend",
+		bind: durationVar(func(c *Config) *time.Duration { return &c.HealthInterval }, true)},
+	{Env: "SWR_HEALTH_PATH", Flag: "health-path", Default: "/", arg: "PATH",
+		Help: "request target of the active health check of each backend, after its base path, e.g. /healthz",
+		bind: binding{set: setHealthPath, value: func(c Config) slog.Value { return slog.StringValue(c.HealthPath) }}},
+	{Env: "SWR_HEALTH_TIMEOUT", Flag: "health-timeout", Default: "5s", arg: "DURATION",
+		Help: "a health check that takes longer fails",
+		bind: durationVar(func(c *Config) *time.Duration { return &c.HealthTimeout }, true)},
+	{Env: "SWR_HEALTH_FALL", Flag: "health-fall", Default: "3", arg: "N",
+		Help: "consecutive failed checks that mark a backend down (1 to 100)",
+		bind: intVar(func(c *Config) *int { return &c.HealthFall }, 1, 100)},
+	{Env: "SWR_HEALTH_RISE", Flag: "health-rise", Default: "2", arg: "N",
+		Help: "consecutive passed checks that mark a down backend up again (1 to 100)",
+		bind: intVar(func(c *Config) *int { return &c.HealthRise }, 1, 100)},
+	{Env: "SWR_ORIGIN_MAX_CONCURRENCY", Flag: "origin-max-concurrency", Default: "0", arg: "N",
+		Help: "origin budget of this instance: requests in flight to the backends at once (0 to 100000); 0 = unlimited",
+		bind: intVar(func(c *Config) *int { return &c.OriginMaxConcurrency }, 0, 100000)},
+	{Env: "SWR_ORIGIN_FLEET_MAX_CONCURRENCY", Flag: "origin-fleet-max-concurrency", Default: "0", arg: "N",
+		Help: "origin budget of the whole fleet: requests in flight to the backends from all instances at once (0 to 1000000); 0 = unlimited",
+		bind: intVar(func(c *Config) *int { return &c.OriginFleetMaxConcurrency }, 0, 1000000)},
+	{Env: "SWR_ORIGIN_MAX_WAIT", Flag: "origin-max-wait", Default: "5s", arg: "DURATION",
+		Help: "how long a request waits for a slot of the origin budget before it gets its stale copy, or 503",
+		bind: durationVar(func(c *Config) *time.Duration { return &c.OriginMaxWait }, true)},
+	{Env: "SWR_UPSTREAM_CA_FILE", Flag: "upstream-ca-file", arg: "FILE", emptyOK: true,
+		Help: "PEM bundle of CA certificates trusted for https backends besides the system roots; empty = the system roots only",
+		bind: pathVar(func(c *Config) *string { return &c.UpstreamCAFile })},
+	{Env: "SWR_UPSTREAM_CLIENT_CERT", Flag: "upstream-client-cert", arg: "FILE", emptyOK: true,
+		Help: "PEM certificate (chain) presented to https backends that ask for one (mTLS); needs SWR_UPSTREAM_CLIENT_KEY",
+		bind: pathVar(func(c *Config) *string { return &c.UpstreamClientCert })},
+	{Env: "SWR_UPSTREAM_CLIENT_KEY", Flag: "upstream-client-key", arg: "FILE", emptyOK: true,
+		Help: "PEM private key of SWR_UPSTREAM_CLIENT_CERT",
+		bind: pathVar(func(c *Config) *string { return &c.UpstreamClientKey })},
+	{Env: "SWR_UPSTREAM_SERVER_NAME", Flag: "upstream-server-name", arg: "NAME", emptyOK: true,
+		Help: "name sent as SNI to https backends and that their certificates must match; empty = each backend's host",
+		bind: binding{set: setServerName, value: func(c Config) slog.Value { return slog.StringValue(c.UpstreamServerName) }}},
+	{Env: "SWR_UPSTREAM_INSECURE_SKIP_VERIFY", Flag: "upstream-insecure-skip-verify", Default: "false",
+		Help: "accept any certificate from https backends (no verification at all: for tests, never in production)",
+		bind: boolVar(func(c *Config) *bool { return &c.UpstreamInsecureSkipVerify })},
+	{Env: "SWR_UPSTREAM_HOST", Flag: "upstream-host", arg: "HOST", emptyOK: true,
+		Help: "Host header sent to every backend, e.g. www.example.com; empty = each backend's own host:port",
+		bind: binding{set: setUpstreamHost, value: func(c Config) slog.Value { return slog.StringValue(c.UpstreamHost) }}},
 }
 
 func durationVar(p func(*Config) *time.Duration, positive bool) binding {
@@ -189,6 +235,21 @@ func addrVar(p func(*Config) *string) binding {
 				if _, _, err := splitListen(v); err != nil {
 					return err
 				}
+			}
+			*p(c) = v
+			return nil
+		},
+		value: func(c Config) slog.Value { return slog.StringValue(*p(&c)) },
+	}
+}
+
+// pathVar binds the name of a file that is read later (config does no I/O), or "".
+func pathVar(p func(*Config) *string) binding {
+	return binding{
+		set: func(c *Config, v string) error {
+			// A control character is a broken .env line, never part of a name someone meant.
+			if strings.IndexFunc(v, func(r rune) bool { return r < ' ' || r == 0x7f }) >= 0 {
+				return errors.New("a file name must not contain control characters")
 			}
 			*p(c) = v
 			return nil

@@ -10,6 +10,9 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/swrproxy/swrproxy/httpcache"
+	"github.com/swrproxy/swrproxy/upstream"
 )
 
 // The parsers and checks of the values that are more than a duration, a size, an int or a bool.
@@ -39,32 +42,81 @@ func sameListener(a, b string) bool {
 	return ha == hb || wild(ha) || wild(hb)
 }
 
-func setUpstream(c *Config, v string) error {
-	const eg = " (e.g. http://origin:8080)"
-	u, err := url.Parse(v)
-	switch {
-	case err != nil:
-		return errors.New("not a URL" + eg)
-	case u.Scheme != "http" && u.Scheme != "https":
-		return errors.New("the scheme must be http or https" + eg)
-	case u.Opaque != "" || u.Hostname() == "":
-		return errors.New("the host is missing" + eg)
-	case u.User != nil:
-		return errors.New("credentials in the URL are not supported")
-	case u.RawQuery != "" || u.ForceQuery:
-		return errors.New("must not have a query: the client's query is appended to each request")
-	case u.Fragment != "" || strings.Contains(v, "#"):
-		return errors.New("must not have a fragment")
+// setUpstreams parses a comma-separated list of backend base URLs, each validated and normalised
+// by upstream.ParseBackend, the same check as POST /_swr/servers. A comma inside a base path must
+// be written %2C.
+func setUpstreams(c *Config, v string) error {
+	items := strings.Split(v, ",")
+	if len(items) > MaxUpstreams {
+		return fmt.Errorf("lists %d items, at most %d backends are allowed", len(items), MaxUpstreams)
 	}
-	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return errors.New("the port must be a number from 1 to 65535")
+	out := make([]*url.URL, 0, len(items))
+	seen := make(map[string]int, len(items)) // normalised URL → its item number
+	for i, item := range items {
+		n := i + 1 // the items are numbered from 1, as a person counts them
+		item = strings.TrimSpace(item)
+		if item == "" {
+			return fmt.Errorf("item %d is empty (a doubled, leading or trailing comma?)", n)
+		}
+		u, err := upstream.ParseBackend(item)
+		if err != nil {
+			if len(items) == 1 {
+				return err // the caller has shown the whole value already
+			}
+			return fmt.Errorf("item %d %q: %w", n, redactUserinfo(item), err)
+		}
+		// Two items for one backend would double its share of the traffic and make removing it
+		// by URL ambiguous.
+		if first, dup := seen[u.String()]; dup {
+			return fmt.Errorf("items %d and %d are the same backend %s", first, n, u.Redacted())
+		}
+		seen[u.String()] = n
+		out = append(out, u)
+	}
+	c.Upstreams = out
+	return nil
+}
+
+func setBalance(c *Config, v string) error {
+	switch b := strings.ToLower(v); b {
+	case BalanceRoundRobin, BalanceLeastConn, BalanceKeyHash:
+		c.UpstreamBalance = b
+		return nil
+	}
+	return fmt.Errorf("must be %s, %s or %s", BalanceRoundRobin, BalanceLeastConn, BalanceKeyHash)
+}
+
+func setHealthPath(c *Config, v string) error {
+	if !strings.HasPrefix(v, "/") {
+		return errors.New("must start with / (e.g. /healthz)")
+	}
+	if !upstream.ValidTarget(v) {
+		return errors.New("not a request target that can be sent as it is: no white space, control characters or #, and every % of the path followed by two hex digits")
+	}
+	c.HealthPath = v
+	return nil
+}
+
+// setServerName accepts "" or what a certificate can be issued to: a DNS name or an IP address,
+// without a scheme, port or brackets (a common slip is to paste the backend's URL or host:port).
+func setServerName(c *Config, v string) error {
+	if v != "" {
+		a, err := netip.ParseAddr(v)
+		isIP := err == nil && a.Zone() == ""
+		isName := !strings.ContainsAny(v, ":[") && httpcache.ValidHost([]byte(v))
+		if !isIP && !isName {
+			return errors.New("must be a DNS name or an IP address, without scheme or port (e.g. origin.internal)")
 		}
 	}
-	// The path is a prefix for every proxied path, which starts with "/".
-	u.Path = strings.TrimRight(u.Path, "/")
-	u.RawPath = strings.TrimRight(u.RawPath, "/")
-	c.Upstream = u
+	c.UpstreamServerName = v
+	return nil
+}
+
+func setUpstreamHost(c *Config, v string) error {
+	if v != "" && !httpcache.ValidHost([]byte(v)) {
+		return errors.New("not a Host field value: a host name or IP address and an optional port (e.g. www.example.com or 10.0.0.1:8080)")
+	}
+	c.UpstreamHost = v
 	return nil
 }
 

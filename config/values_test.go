@@ -10,18 +10,22 @@ func TestUpstreamPathBecomesAPrefix(t *testing.T) {
 	tests := []struct{ in, url, path string }{
 		{"http://origin", "http://origin", ""},
 		{"http://origin/", "http://origin", ""},
-		{"HTTPS://Origin:8443//", "https://Origin:8443", ""},
-		{"http://origin/api/", "http://origin/api", "/api"},
+		{"HTTPS://Origin:8443//", "https://origin:8443", ""},   // host lower-cased
+		{"http://origin:80/api/", "http://origin/api", "/api"}, // the default port dropped
+		{"https://origin:443", "https://origin", ""},
 		{"http://origin/a%2Fb/", "http://origin/a%2Fb", "/a/b"},
 		{"http://[::1]:8080/x", "http://[::1]:8080/x", "/x"},
 	}
 	for _, tt := range tests {
 		c := mustLoad(t, map[string]string{"SWR_UPSTREAM": tt.in})
-		if got := c.Upstream.String(); got != tt.url {
-			t.Errorf("%s: Upstream = %q, want %q", tt.in, got, tt.url)
+		if len(c.Upstreams) != 1 {
+			t.Fatalf("%s: Upstreams = %v, want one", tt.in, c.Upstreams)
 		}
-		if c.Upstream.Path != tt.path {
-			t.Errorf("%s: Upstream.Path = %q, want %q", tt.in, c.Upstream.Path, tt.path)
+		if got := c.Upstreams[0].String(); got != tt.url {
+			t.Errorf("%s: Upstreams[0] = %q, want %q", tt.in, got, tt.url)
+		}
+		if c.Upstreams[0].Path != tt.path {
+			t.Errorf("%s: Upstreams[0].Path = %q, want %q", tt.in, c.Upstreams[0].Path, tt.path)
 		}
 	}
 }
