@@ -164,7 +164,7 @@ func TestDockerComposeConfigIsValid(t *testing.T) {
 			t.Errorf("without .env, the container does not get %s=%s (the .env.example value)", k, v)
 		}
 	}
-	env = bytes.Replace(env, []byte("# SWR_UPSTREAM=https://origin.example"), []byte("SWR_UPSTREAM=http://my-origin:8081"), 1)
+	env = bytes.Replace(env, []byte("# SWR_UPSTREAM=https://origin-a.example,https://origin-b.example"), []byte("SWR_UPSTREAM=http://my-origin:8081"), 1)
 	env = append(env, []byte("SWR_REFRESH_WORKERS=3\nSWR_REDIS_URL=redis://127.0.0.1:6379/0\n")...)
 	if err := os.WriteFile(filepath.Join(dir, ".env"), env, 0o600); err != nil {
 		t.Fatal(err)

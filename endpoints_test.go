@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/swrproxy/swrproxy/internal/redistest"
 	"github.com/swrproxy/swrproxy/internal/testenv"
@@ -100,14 +101,18 @@ func TestTheAdminListenerHasEveryPrivateEndpointAndTheProxyListenerOnlyHealthz(t
 
 func TestReadinessNamesNoInternalAddress(t *testing.T) {
 	t.Parallel()
-	// Redis and the origin are both down: the reply says so in generic words.
+	// Redis and the origin are both down: once the health checks say so, the reply says so in
+	// generic words.
 	down := testenv.FreePort(t)
 	p := startProxy(t, "http://127.0.0.1:"+strconv.Itoa(down), map[string]string{
-		"SWR_REDIS_URL": "redis://127.0.0.1:" + strconv.Itoa(down) + "/0"})
-	r := get(t, p.URL+"/_swr/readyz")
-	if r.StatusCode != 200 || r.Body != `{"origin":"unreachable","redis":"unreachable","status":"ready"}` {
-		t.Fatalf("readyz: %d %s, want both unreachable and nothing else", r.StatusCode, r.Body)
-	}
+		"SWR_REDIS_URL":       "redis://127.0.0.1:" + strconv.Itoa(down) + "/0",
+		"SWR_HEALTH_INTERVAL": "50ms", "SWR_HEALTH_FALL": "1"})
+	const want = `{"origin":"unreachable","redis":"unreachable","status":"ready"}`
+	var r reply
+	testenv.WaitFor(t, 10*time.Second, "readyz to say both are unreachable", func() bool {
+		r = get(t, p.URL+"/_swr/readyz")
+		return r.StatusCode == 200 && r.Body == want
+	})
 }
 
 func TestPrivateEndpointsRejectBadRequestsAndChangeNothing(t *testing.T) {

@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -40,6 +43,10 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, ready listeni
 	if err != nil {
 		return err
 	}
+	// The fleet's pool, before the first request (a restarted instance uses what the fleet uses).
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	sys.origin.Sync(sctx)
+	cancel()
 	var lns []net.Listener
 	for _, addr := range []string{cfg.Listen, cfg.AdminListen}[:len(sys.apps)] {
 		ln, err := net.Listen("tcp", addr)
@@ -55,7 +62,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, ready listeni
 	if ready != nil {
 		ready(proxyAddr, adminAddr)
 	}
-	log.Info("listening", "proxy", proxyAddr, "upstream", cfg.Upstreams[0].Redacted())
+	log.Info("listening", "proxy", proxyAddr, "backends", len(sys.origin.Servers()), "healthy", sys.origin.Healthy())
 	return sys.serve(ctx, lns, log)
 }
 
@@ -63,6 +70,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, ready listeni
 // background loops, and the apps of the listeners (the proxy's, then the admin listener's if any).
 type system struct {
 	store   *tiers.Store
+	origin  *upstream.Client
 	refresh *refresh.Service
 	inv     *invalidate.Service
 	apps    []*fiber.App
@@ -81,7 +89,10 @@ func build(cfg config.Config, log *slog.Logger, rdb redis.UniversalClient) (*sys
 		return nil, err
 	}
 	latency := metrics.NewOrigin()
-	origin := upstream.New(cfg.Upstreams[0], cfg.UpstreamTimeout)
+	origin, err := newPool(cfg, log, rdb)
+	if err != nil {
+		return nil, err
+	}
 	ref := refresh.New(refresh.Options{
 		Store:  store,
 		Origin: origin,
@@ -136,11 +147,11 @@ func build(cfg config.Config, log *slog.Logger, rdb redis.UniversalClient) (*sys
 		Store:       store,
 		Hits:        ref.Tracker,
 		Redis:       rdb,
-		Upstream:    cfg.Upstreams[0],
+		Pool:        origin,
 		Metrics:     metrics.New(latency, src),
 		Log:         log,
 	})
-	sys := &system{store: store, refresh: ref, inv: inv}
+	sys := &system{store: store, origin: origin, refresh: ref, inv: inv}
 	if cfg.AdminListen == "" {
 		sys.apps = []*fiber.App{proxy.NewApp(handler, adm.Mount)}
 	} else {
@@ -149,6 +160,57 @@ func build(cfg config.Config, log *slog.Logger, rdb redis.UniversalClient) (*sys
 		sys.apps = []*fiber.App{proxy.NewApp(handler, adm.MountPublic), proxy.NewAdminApp(log, adm.Mount)}
 	}
 	return sys, nil
+}
+
+// newPool builds the origin's pool from the settings, loading the TLS files.
+func newPool(cfg config.Config, log *slog.Logger, rdb redis.UniversalClient) (*upstream.Client, error) {
+	tlsc, err := upstream.TLSConfig(upstream.TLSOptions{
+		CAFile:             cfg.UpstreamCAFile,
+		CertFile:           cfg.UpstreamClientCert,
+		KeyFile:            cfg.UpstreamClientKey,
+		ServerName:         cfg.UpstreamServerName,
+		InsecureSkipVerify: cfg.UpstreamInsecureSkipVerify,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.UpstreamInsecureSkipVerify {
+		log.Warn("SWR_UPSTREAM_INSECURE_SKIP_VERIFY is on: the certificates of https backends are NOT verified; anyone on the path to them can read and change every response. Never use this in production.")
+	}
+	return upstream.New(upstream.Options{
+		Backends: cfg.Upstreams,
+		Timeout:  cfg.UpstreamTimeout,
+		Balance:  cfg.UpstreamBalance,
+		Health: upstream.HealthOptions{
+			Interval: cfg.HealthInterval,
+			Path:     cfg.HealthPath,
+			Timeout:  cfg.HealthTimeout,
+			Fall:     cfg.HealthFall,
+			Rise:     cfg.HealthRise,
+		},
+		TLS:  tlsc,
+		Host: cfg.UpstreamHost,
+		Budget: upstream.BudgetOptions{
+			Local:   cfg.OriginMaxConcurrency,
+			Fleet:   cfg.OriginFleetMaxConcurrency,
+			MaxWait: cfg.OriginMaxWait,
+		},
+		Redis:    rdb,
+		Instance: instanceID(),
+		Log:      log,
+	})
+}
+
+// instanceID names this instance in its view of the pool: the host name (a container's id
+// under Docker) and a random suffix, so that two processes on one host differ.
+func instanceID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "swrproxy"
+	}
+	var b [3]byte
+	rand.Read(b[:])
+	return host + "-" + hex.EncodeToString(b[:])
 }
 
 // serve runs every background loop and listener under one errgroup until ctx is cancelled or one
@@ -173,6 +235,7 @@ func (s *system) serve(ctx context.Context, lns []net.Listener, log *slog.Logger
 		})
 	}
 	loop("refresh", s.refresh.Run)
+	loop("origin pool", s.origin.Run)
 	loop("tiers", s.store.Run)
 	loop("invalidation bus", s.inv.Run)
 	for i, app := range s.apps {

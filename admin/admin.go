@@ -9,7 +9,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"log/slog"
-	"net/url"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -20,6 +19,7 @@ import (
 	"github.com/swrproxy/swrproxy/invalidate"
 	"github.com/swrproxy/swrproxy/metrics"
 	"github.com/swrproxy/swrproxy/tiers"
+	"github.com/swrproxy/swrproxy/upstream"
 )
 
 // Invalidator carries out invalidations (*invalidate.Service).
@@ -40,6 +40,18 @@ type Hits interface {
 	Hits(key string) int64
 }
 
+// Pool is the origin's pool of backends, as this instance sees it and as the whole fleet shares
+// it (*upstream.Client).
+type Pool interface {
+	Servers() []upstream.Server
+	Healthy() int
+	Instance() string
+	Balance() string
+	Stats() upstream.Stats
+	Add(ctx context.Context, raw string) (upstream.Server, error)
+	Remove(ctx context.Context, target string) (string, error)
+}
+
 // Config is what New needs.
 type Config struct {
 	// Secret is SWR_INVALIDATE_SECRET: the Bearer token of the private routes. Empty: they answer 404.
@@ -51,10 +63,10 @@ type Config struct {
 	Hits        Hits
 	// Redis is the L2 client readiness pings; nil without Redis.
 	Redis redis.UniversalClient
-	// Upstream is the origin readiness dials.
-	Upstream *url.URL
-	Metrics  *metrics.Metrics
-	Log      *slog.Logger
+	// Pool is the origin's pool of backends (*upstream.Client).
+	Pool    Pool
+	Metrics *metrics.Metrics
+	Log     *slog.Logger
 }
 
 // Admin serves the /_swr/ routes. Safe for concurrent use.

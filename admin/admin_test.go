@@ -22,6 +22,7 @@ import (
 	"github.com/swrproxy/swrproxy/proxy"
 	"github.com/swrproxy/swrproxy/refresh"
 	"github.com/swrproxy/swrproxy/tiers"
+	"github.com/swrproxy/swrproxy/upstream"
 )
 
 const secret = "0123456789abcdef0123456789abcdef"
@@ -58,6 +59,10 @@ func newAdmin(t *testing.T, secret string) (*Admin, *tiers.Store) {
 	origin := httptest.NewServer(http.NotFoundHandler())
 	t.Cleanup(origin.Close)
 	u, _ := url.Parse(origin.URL)
+	pool, err := upstream.New(upstream.Options{Backends: []*url.URL{u}, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
 	src := metrics.Sources{
 		Handler:    func() proxy.HandlerStats { return proxy.HandlerStats{HitL1: 7} },
 		Filler:     func() refresh.FillerStats { return refresh.FillerStats{} },
@@ -67,7 +72,7 @@ func newAdmin(t *testing.T, secret string) (*Admin, *tiers.Store) {
 		Invalidate: inv.Stats,
 	}
 	return New(Config{
-		Secret: secret, Invalidator: inv, Store: store, Hits: hits{"/a": 3}, Upstream: u,
+		Secret: secret, Invalidator: inv, Store: store, Hits: hits{"/a": 3}, Pool: pool,
 		Metrics: metrics.New(metrics.NewOrigin(), src), Log: quiet,
 	}), store
 }

@@ -2,7 +2,6 @@ package admin
 
 import (
 	"context"
-	"net"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -13,8 +12,9 @@ func (a *Admin) healthz(c *fiber.Ctx) error { return c.SendString("ok\n") }
 
 // readyz answers 200 while the listener serves (Redis or origin trouble degrades service, it does
 // not stop it), with a JSON body saying whether Redis and the origin are reachable: "ok",
-// "unreachable", "recovering" (Redis answers, the circuit is still open) or "disabled". The
-// reason of a failure (a dial error names internal addresses) goes to the log, not the body.
+// "unreachable", "recovering" (Redis answers, the circuit is still open) or "disabled"; the
+// origin is reachable while one backend of the pool is up. The reason of a Redis failure (it
+// names internal addresses) goes to the log, not the body.
 func (a *Admin) readyz(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
@@ -29,21 +29,8 @@ func (a *Admin) readyz(c *fiber.Ctx) error {
 		}
 	}
 	originState := "ok"
-	u := a.cfg.Upstream
-	host := u.Host
-	if u.Port() == "" {
-		port := "80"
-		if u.Scheme == "https" {
-			port = "443"
-		}
-		host = net.JoinHostPort(u.Hostname(), port)
-	}
-	var d net.Dialer
-	if conn, err := d.DialContext(ctx, "tcp", host); err != nil {
-		originState = "unreachable"
-		a.cfg.Log.Warn("readiness: origin unreachable", "err", err)
-	} else {
-		conn.Close()
+	if a.cfg.Pool.Healthy() == 0 {
+		originState = "unreachable" // every backend failed its health checks (see /_swr/servers)
 	}
 	return c.JSON(fiber.Map{"status": "ready", "redis": redisState, "origin": originState})
 }

@@ -42,7 +42,7 @@ type Config struct {
 	LogFormat            string         // SWR_LOG_FORMAT: "text" or "json"
 	AccessLog            bool           // SWR_ACCESS_LOG
 
-	UpstreamBalance            string        // SWR_UPSTREAM_BALANCE: BalanceRoundRobin, BalanceLeastConn or BalanceKeyHash
+	UpstreamBalance            string        // SWR_UPSTREAM_BALANCE: upstream.BalanceRoundRobin, BalanceLeastConn or BalanceKeyHash
 	HealthInterval             time.Duration // SWR_HEALTH_INTERVAL, > 0
 	HealthPath                 string        // SWR_HEALTH_PATH: a request target starting with "/" (upstream.ValidTarget)
 	HealthTimeout              time.Duration // SWR_HEALTH_TIMEOUT, > 0
@@ -58,16 +58,6 @@ type Config struct {
 	UpstreamInsecureSkipVerify bool          // SWR_UPSTREAM_INSECURE_SKIP_VERIFY
 	UpstreamHost               string        // SWR_UPSTREAM_HOST: a Host field value (httpcache.ValidHost); "" = each backend's host
 }
-
-// The values of SWR_UPSTREAM_BALANCE (Config.UpstreamBalance).
-const (
-	BalanceRoundRobin = "round_robin" // each request to the next healthy backend in turn
-	BalanceLeastConn  = "least_conn"  // to the healthy backend with the fewest requests in flight
-	BalanceKeyHash    = "key_hash"    // the cache key picks the backend, so one key keeps to one backend
-)
-
-// MaxUpstreams is the most backends SWR_UPSTREAM may list.
-const MaxUpstreams = 64
 
 // ErrHelp is wrapped by the error Load returns for -h, -help or --help. That error's text is the
 // usage text: print it to standard output and exit 0.

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/swrproxy/swrproxy/upstream"
 )
 
 // The settings of the origin pool: SWR_UPSTREAM as a list, balancing, health checks, the origin
@@ -62,7 +64,7 @@ var poolSettings = []struct {
 	flagWant  any
 }{
 	{"SWR_UPSTREAM_BALANCE", "upstream-balance", func(c Config) any { return c.UpstreamBalance },
-		BalanceRoundRobin, "least_conn", BalanceLeastConn, "KEY_HASH", BalanceKeyHash},
+		upstream.BalanceRoundRobin, "least_conn", upstream.BalanceLeastConn, "KEY_HASH", upstream.BalanceKeyHash},
 	{"SWR_HEALTH_INTERVAL", "health-interval", func(c Config) any { return c.HealthInterval },
 		30 * time.Second, "1m", time.Minute, "2", 2 * time.Second},
 	{"SWR_HEALTH_PATH", "health-path", func(c Config) any { return c.HealthPath },

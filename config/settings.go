@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/swrproxy/swrproxy/upstream"
 )
 
 // Settings: the one list of settings, in DESIGN.md order, and how each binds to its Config field.
@@ -112,7 +114,7 @@ var Settings = []Setting{
 	{Env: "SWR_ACCESS_LOG", Flag: "access-log", Default: "false",
 		Help: "one log line per request (method, path, status, X-Cache, bytes, duration)",
 		bind: boolVar(func(c *Config) *bool { return &c.AccessLog })},
-	{Env: "SWR_UPSTREAM_BALANCE", Flag: "upstream-balance", Default: BalanceRoundRobin, arg: "POLICY",
+	{Env: "SWR_UPSTREAM_BALANCE", Flag: "upstream-balance", Default: upstream.BalanceRoundRobin, arg: "POLICY",
 		Help: "how a request picks a healthy backend: round_robin, least_conn (fewest in flight) or key_hash (by cache key)",
 		bind: binding{set: setBalance, value: func(c Config) slog.Value { return slog.StringValue(c.UpstreamBalance) }}},
 	{Env: "SWR_HEALTH_INTERVAL", Flag: "health-interval", Default: "30s", arg: "DURATION",

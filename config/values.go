@@ -47,8 +47,8 @@ func sameListener(a, b string) bool {
 // be written %2C.
 func setUpstreams(c *Config, v string) error {
 	items := strings.Split(v, ",")
-	if len(items) > MaxUpstreams {
-		return fmt.Errorf("lists %d items, at most %d backends are allowed", len(items), MaxUpstreams)
+	if len(items) > upstream.MaxBackends {
+		return fmt.Errorf("lists %d items, at most %d backends are allowed", len(items), upstream.MaxBackends)
 	}
 	out := make([]*url.URL, 0, len(items))
 	seen := make(map[string]int, len(items)) // normalised URL → its item number
@@ -79,11 +79,11 @@ func setUpstreams(c *Config, v string) error {
 
 func setBalance(c *Config, v string) error {
 	switch b := strings.ToLower(v); b {
-	case BalanceRoundRobin, BalanceLeastConn, BalanceKeyHash:
+	case upstream.BalanceRoundRobin, upstream.BalanceLeastConn, upstream.BalanceKeyHash:
 		c.UpstreamBalance = b
 		return nil
 	}
-	return fmt.Errorf("must be %s, %s or %s", BalanceRoundRobin, BalanceLeastConn, BalanceKeyHash)
+	return fmt.Errorf("must be %s, %s or %s", upstream.BalanceRoundRobin, upstream.BalanceLeastConn, upstream.BalanceKeyHash)
 }
 
 func setHealthPath(c *Config, v string) error {

@@ -90,11 +90,15 @@ type counters struct {
 	StaleIfError                                           atomic.Int64
 	// WriteInvalidations counts the keys cleared after successful unsafe requests (RFC 9111 §4.4).
 	WriteInvalidations atomic.Int64
+	// ClientSuccess and ClientFailed count the answers to clients (weldr's "client" counts):
+	// below 500, or 500 and above.
+	ClientSuccess, ClientFailed atomic.Int64
 }
 
 // Serve handles one request. It never returns an error to Fiber: failures are answered here.
 // (The guard, in front of it, turns a panic into a 500 and settles the request body.)
 func (h *Handler) Serve(c *fiber.Ctx) error {
+	defer h.countAnswer(c)
 	// The admin routes, mounted before Serve, answer /_swr/ and PURGE; these two checks make sure
 	// that whatever they leave (or an app mounted without them) never reaches the origin.
 	if httpcache.Reserved(c.Request().URI().Path()) {
@@ -180,4 +184,13 @@ func genOf(o *tiers.Object) uint64 {
 		return 0
 	}
 	return o.Gen
+}
+
+// countAnswer counts the answer c got in the client counts.
+func (h *Handler) countAnswer(c *fiber.Ctx) {
+	if c.Response().StatusCode() >= 500 {
+		h.stats.ClientFailed.Add(1)
+	} else {
+		h.stats.ClientSuccess.Add(1)
+	}
 }

@@ -10,6 +10,9 @@ type HandlerStats struct {
 	NotModified        int64 // answered 304 from cache
 	Errors             int64 // origin failures that became 502/504 with no stale copy to stand in
 	WriteInvalidations int64 // keys cleared after successful unsafe requests (RFC 9111 §4.4)
+	// ClientSuccess and ClientFailed count the answers to clients (weldr's "client" counts):
+	// status below 500, or 500 and above.
+	ClientSuccess, ClientFailed int64
 }
 
 // Stats returns the current counts. Safe for concurrent use; the counts are read one by one,
@@ -26,5 +29,7 @@ func (h *Handler) Stats() HandlerStats {
 		NotModified:        s.NotModified.Load(),
 		Errors:             s.Errors.Load(),
 		WriteInvalidations: s.WriteInvalidations.Load(),
+		ClientSuccess:      s.ClientSuccess.Load(),
+		ClientFailed:       s.ClientFailed.Load(),
 	}
 }

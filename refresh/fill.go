@@ -229,7 +229,7 @@ func (f *Filler) fetch(ctx context.Context, r *fill.Request, collapse bool) (res
 // ask sends r to the origin, conditional on the validators of r.Stale, and returns the response
 // with when the request was sent and when the response's headers arrived.
 func (f *Filler) ask(ctx context.Context, r *fill.Request) (resp *http.Response, sent, received time.Time, err error) {
-	req := &upstream.Request{Method: http.MethodGet, URI: r.URI, Header: r.Header.Clone()}
+	req := &upstream.Request{Method: http.MethodGet, URI: r.URI, Key: r.Key, Header: r.Header.Clone()}
 	if req.Header == nil {
 		req.Header = http.Header{}
 	}

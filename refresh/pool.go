@@ -11,6 +11,7 @@ import (
 
 	"github.com/swrproxy/swrproxy/fill"
 	"github.com/swrproxy/swrproxy/tiers"
+	"github.com/swrproxy/swrproxy/upstream"
 )
 
 // Job is one background fetch: a stale revalidation (due now), a refresh-ahead (due shortly
@@ -279,7 +280,8 @@ func (p *Pool) run(ctx context.Context, j *Job) {
 		}
 		p.mu.Unlock()
 	}()
-	jctx, cancel := context.WithTimeout(ctx, p.timeout)
+	// Nobody waits for a refresh: its origin requests yield the budget to clients'.
+	jctx, cancel := context.WithTimeout(upstream.Background(ctx), p.timeout)
 	defer cancel()
 	if err := safeRun(jctx, j.Run); err != nil {
 		p.failed.Add(1)

@@ -39,14 +39,17 @@ func (o *HealthOptions) defaults() {
 // can be reused); the rest is dropped with the connection.
 const maxCheckBody = 64 << 10
 
-// failure notes a failed check or a failed exchange on real traffic (connection refused, reset,
-// timeout): Fall of them in a row mark b down.
-func (c *Client) failure(b *backend, now time.Time) {
+// failure notes a failed check, or a failed exchange on real traffic (connection refused, reset,
+// timeout; passive): Fall of them in a row (since the last passed check) mark b down. Traffic
+// alone never takes down the last backend that is up, as nginx never marks a lone server
+// unavailable: that would turn a few failed requests into an outage until the checks bring it
+// back. Its checks still can.
+func (c *Client) failure(b *backend, now time.Time, passive bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.fails++
 	b.passes = 0
-	if b.up.Load() && b.fails >= c.health.Fall {
+	if b.up.Load() && b.fails >= c.health.Fall && !(passive && c.Healthy() <= 1) {
 		b.up.Store(false)
 		b.since = now
 		c.log.Warn("backend down", "backend", b.id, "failures", b.fails)
@@ -165,6 +168,6 @@ func (c *Client) checkOnce(ctx context.Context, b *backend) {
 	if ok {
 		c.passed(b, now)
 	} else {
-		c.failure(b, now)
+		c.failure(b, now, false)
 	}
 }

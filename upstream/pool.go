@@ -237,7 +237,7 @@ func (c *Client) exchange(ctx context.Context, b *backend, r *Request) (*http.Re
 		b.failed.Add(1)
 		c.failed.Add(1)
 		if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			c.failure(b, now) // refused, reset, timed out: not the caller giving up
+			c.failure(b, now, true) // refused, reset, timed out: not the caller giving up
 		}
 		return nil, err
 	}
