@@ -247,7 +247,9 @@ func (f *Filler) ask(ctx context.Context, r *fill.Request) (resp *http.Response,
 	sent = time.Now()
 	resp, err = f.Origin.Do(ctx, req)
 	if err != nil {
-		f.originFailed()
+		if !errors.Is(err, upstream.ErrBudget) { // a full budget is ours, not the origin failing
+			f.originFailed()
+		}
 		return nil, sent, sent, err
 	}
 	received = time.Now()
