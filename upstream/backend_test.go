@@ -59,3 +59,33 @@ func TestHostPortMakesTheDefaultPortExplicit(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseBackend: whatever the bytes (an operator's POST /_swr/servers body, SWR_UPSTREAM),
+// ParseBackend does not panic, and what it accepts is a plain http(s) base URL that is already
+// in its normal form.
+func FuzzParseBackend(f *testing.F) {
+	for _, s := range []string{"http://origin", "HTTPS://Origin:8443//", "http://[::1]:80/x", "http://a:0",
+		"http://user@a", "http://a/?q", "http://a/#f", "http://[fe80::1%25eth0]", "http://a:80/%2F/", "//a", "http:a"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		u, err := ParseBackend(raw)
+		if err != nil {
+			return
+		}
+		if u.Scheme != "http" && u.Scheme != "https" || u.Hostname() == "" || u.User != nil ||
+			u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+			t.Fatalf("ParseBackend(%q) accepted %#v", raw, u)
+		}
+		s := u.String()
+		for i := 0; i < len(s); i++ {
+			if s[i] <= ' ' || s[i] == 0x7f {
+				t.Fatalf("ParseBackend(%q) = %q: a control character or space", raw, s)
+			}
+		}
+		again, err := ParseBackend(s)
+		if err != nil || again.String() != s {
+			t.Fatalf("ParseBackend(%q) = %q, which parses again as %v, %v", raw, s, again, err)
+		}
+	})
+}
