@@ -70,6 +70,8 @@ func newAdmin(t *testing.T, secret string) (*Admin, *tiers.Store) {
 		Tracker:    func() refresh.TrackerStats { return refresh.TrackerStats{} },
 		Store:      store.Stats,
 		Invalidate: inv.Stats,
+		Upstream:   pool.Stats,
+		Servers:    pool.Servers,
 	}
 	return New(Config{
 		Secret: secret, Invalidator: inv, Store: store, Hits: hits{"/a": 3}, Pool: pool,
