@@ -30,7 +30,7 @@ type Snapshot struct {
 type Sources struct {
 	Handler    func() proxy.HandlerStats
 	Filler     func() refresh.FillerStats
-	Pool       func() refresh.PoolStats // the refresh queue's (Pool is refresh's name)
+	Pool       func() refresh.PoolStats // the refresh queue's (refresh.Pool), not the origin pool
 	Tracker    func() refresh.TrackerStats
 	Store      func() tiers.StoreStats
 	Invalidate func() invalidate.Stats
