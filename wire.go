@@ -136,6 +136,8 @@ func build(cfg config.Config, log *slog.Logger, rdb redis.UniversalClient) (*sys
 		Tracker:    ref.Tracker.Stats,
 		Store:      store.Stats,
 		Invalidate: inv.Stats,
+		Upstream:   origin.Stats,
+		Servers:    origin.Servers,
 	}
 	if bus != nil {
 		src.Bus = bus.Stats

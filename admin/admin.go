@@ -1,7 +1,8 @@
 // Package admin owns every /_swr/ route: health, readiness, metrics, stats, the keys listing,
-// invalidation (POST /_swr/invalidate and PURGE <path>), and the 404 of every other path under the
-// reserved prefix. Auth is applied where the routes are registered, through protected, so no
-// private route can forget it. The work behind the routes is the other packages'.
+// invalidation (POST /_swr/invalidate and PURGE <path>), the origin pool (/_swr/servers), and
+// the 404 of every other path under the reserved prefix. Auth is applied where the routes are
+// registered, through protected, so no private route can forget it. The work behind the routes
+// is the other packages'.
 package admin
 
 import (
@@ -91,6 +92,11 @@ func (a *Admin) Mount(r fiber.Router) {
 	r.Post("/_swr/invalidate", a.protected(a.invalidate))
 	r.Get("/_swr/keys", a.protected(a.keys))
 	r.Get("/_swr/stats", a.protected(a.stats))
+	r.Get("/_swr/stats/detail", a.protected(a.statsDetail))
+	r.Get("/_swr/servers", a.protected(a.servers))
+	r.Post("/_swr/servers", a.protected(a.addServer))
+	r.Delete("/_swr/servers", a.protected(a.removeServer))
+	r.Delete("/_swr/servers/:host/:port", a.protected(a.removeServer))
 	// PURGE is not a method Fiber routes; catch it, on any path, before the proxy sees it.
 	purge := a.protected(a.purge)
 	r.Use(func(c *fiber.Ctx) error {

@@ -27,6 +27,9 @@ import (
 
 const secret = "0123456789abcdef0123456789abcdef"
 
+// instance is the id of newAdmin's instance.
+const instance = "swr-test-1"
+
 var quiet = slog.New(slog.DiscardHandler)
 
 // public are the /_swr/ routes anyone may call.
@@ -56,20 +59,29 @@ func newAdmin(t *testing.T, secret string) (*Admin, *tiers.Store) {
 		t.Fatal(err)
 	}
 	inv := invalidate.New(store, noRefresh{}, nil, quiet)
-	origin := httptest.NewServer(http.NotFoundHandler())
+	// The origin answers 500 at /fail, 404 elsewhere: one failed and one successful exchange.
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/fail" {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		http.NotFound(w, r)
+	}))
 	t.Cleanup(origin.Close)
 	u, _ := url.Parse(origin.URL)
-	pool, err := upstream.New(upstream.Options{Backends: []*url.URL{u}, Timeout: 5 * time.Second})
+	pool, err := upstream.New(upstream.Options{Backends: []*url.URL{u}, Timeout: 5 * time.Second, Instance: instance})
 	if err != nil {
 		t.Fatal(err)
 	}
 	src := metrics.Sources{
-		Handler:    func() proxy.HandlerStats { return proxy.HandlerStats{HitL1: 7} },
+		Handler:    func() proxy.HandlerStats { return proxy.HandlerStats{HitL1: 7, ClientSuccess: 5, ClientFailed: 2} },
 		Filler:     func() refresh.FillerStats { return refresh.FillerStats{} },
 		Pool:       func() refresh.PoolStats { return refresh.PoolStats{} },
 		Tracker:    func() refresh.TrackerStats { return refresh.TrackerStats{} },
 		Store:      store.Stats,
 		Invalidate: inv.Stats,
+		Upstream:   pool.Stats,
+		Servers:    pool.Servers,
 	}
 	return New(Config{
 		Secret: secret, Invalidator: inv, Store: store, Hits: hits{"/a": 3}, Pool: pool,
@@ -100,6 +112,12 @@ type reply struct {
 
 func send(t *testing.T, app *fiber.App, method, target, token, body string) reply {
 	t.Helper()
+	return sendTyped(t, app, method, target, token, "", body)
+}
+
+// sendTyped is send with a Content-Type field (none when ctype is "").
+func sendTyped(t *testing.T, app *fiber.App, method, target, token, ctype, body string) reply {
+	t.Helper()
 	var r io.Reader
 	if body != "" && method != fiber.MethodGet && method != fiber.MethodHead {
 		r = strings.NewReader(body) // the guard refuses a GET or HEAD with a body
@@ -107,6 +125,9 @@ func send(t *testing.T, app *fiber.App, method, target, token, body string) repl
 	req := httptest.NewRequest(method, target, r)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
 	}
 	res, err := app.Test(req, -1)
 	if err != nil {
@@ -126,7 +147,8 @@ func private(t *testing.T, app *fiber.App) []fiber.Route {
 			rs = append(rs, r)
 		}
 	}
-	for _, want := range []string{"/_swr/invalidate", "/_swr/keys", "/_swr/stats"} {
+	for _, want := range []string{"/_swr/invalidate", "/_swr/keys", "/_swr/stats", "/_swr/stats/detail", "/_swr/servers",
+		"/_swr/servers/:host/:port"} {
 		if !slices.ContainsFunc(rs, func(r fiber.Route) bool { return r.Path == want }) {
 			t.Fatalf("no route %s among %v", want, rs)
 		}

@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"io"
+	"strconv"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -12,7 +13,7 @@ import (
 
 // invalidate is POST /_swr/invalidate: a JSON selection and mode (invalidate.ParseRequest).
 func (a *Admin) invalidate(c *fiber.Ctx) error {
-	body, status, msg := readBody(c)
+	body, status, msg := readBody(c, invalidate.MaxBody)
 	if status != 0 {
 		return c.Status(status).JSON(fiber.Map{"error": msg})
 	}
@@ -48,30 +49,42 @@ func (a *Admin) reply(c *fiber.Ctx, res invalidate.Result, err error) error {
 	return c.JSON(res)
 }
 
-// readBody reads at most invalidate.MaxBody bytes of the request body; a larger one is a 413. It
-// reads the body stream itself (never fasthttp's Body(), which would read a chunked body of any
-// size into memory); what it leaves unread is discarded by proxy's guard, or the connection closes.
-func readBody(c *fiber.Ctx) ([]byte, int, string) {
-	const max = invalidate.MaxBody
+// readBody reads at most max bytes of the request body; a larger one is a 413 (status and
+// message returned, 0 when the body was read). It reads the body stream itself (never fasthttp's
+// Body(), which would read a chunked body of any size into memory); what it leaves unread is
+// discarded by proxy's guard, or the connection closes.
+func readBody(c *fiber.Ctx, max int) ([]byte, int, string) {
+	tooLarge := "body over " + size(max)
 	s := c.Context().RequestBodyStream()
 	if n := c.Request().Header.ContentLength(); n > max {
 		// Read (a bounded part of) what the client is sending before answering, so that it gets
 		// the 413 rather than a connection reset while it still writes; the connection closes.
 		if s != nil {
-			io.CopyN(io.Discard, s, 4*max)
+			io.CopyN(io.Discard, s, 4*int64(max))
 		}
 		c.Context().SetConnectionClose()
-		return nil, fiber.StatusRequestEntityTooLarge, "body over 1 MiB"
+		return nil, fiber.StatusRequestEntityTooLarge, tooLarge
 	}
 	if s == nil {
 		return nil, 0, "" // no body
 	}
-	b, err := io.ReadAll(io.LimitReader(s, max+1))
+	b, err := io.ReadAll(io.LimitReader(s, int64(max)+1))
 	if err != nil {
 		return nil, fiber.StatusBadRequest, "reading body: " + err.Error()
 	}
 	if len(b) > max {
-		return nil, fiber.StatusRequestEntityTooLarge, "body over 1 MiB"
+		return nil, fiber.StatusRequestEntityTooLarge, tooLarge
 	}
 	return b, 0, ""
+}
+
+// size writes n bytes for a person: "1 MiB", "4 KiB", "100 bytes".
+func size(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return strconv.Itoa(n>>20) + " MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return strconv.Itoa(n>>10) + " KiB"
+	}
+	return strconv.Itoa(n) + " bytes"
 }

@@ -1,7 +1,8 @@
 // Package metrics owns swrproxy's one list of counters: each field of the parts' stats snapshots,
-// named once for the JSON of /_swr/stats and once for the Prometheus exposition of /_swr/metrics.
-// The counters are read at scrape time from the snapshots the parts keep anyway, so the request
-// path pays nothing for them; only the origin latency histogram is observed as it happens.
+// named once for the JSON of /_swr/stats and once for the Prometheus exposition of /_swr/metrics;
+// and the series of each backend of the origin pool, labelled by its URL. The counters are read
+// at scrape time from the snapshots the parts keep anyway, so the request path pays nothing for
+// them; only the origin latency histogram is observed as it happens.
 package metrics
 
 import (
@@ -39,12 +40,12 @@ type Metrics struct {
 	reg *prometheus.Registry
 }
 
-// New returns a registry with the Go and process collectors, origin's histogram and the counters
-// of src.
+// New returns a registry with the Go and process collectors, origin's histogram, the counters
+// of src and the series of each backend of src.Servers.
 func New(origin *Origin, src Sources) *Metrics {
 	m := &Metrics{src: src, reg: prometheus.NewRegistry()}
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		origin.latency, newCollector(src))
+		origin.latency, newCollector(src), backendCollector{src.Servers})
 	return m
 }
 

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"encoding/json"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/swrproxy/swrproxy/proxy"
 	"github.com/swrproxy/swrproxy/refresh"
 	"github.com/swrproxy/swrproxy/tiers"
+	"github.com/swrproxy/swrproxy/upstream"
 )
 
 // Snapshot is every counter of this instance, as the parts reported them at one moment.
@@ -19,19 +21,24 @@ type Snapshot struct {
 	Tracker    refresh.TrackerStats
 	Store      tiers.StoreStats
 	Invalidate invalidate.Stats
+	Upstream   upstream.Stats       // the origin pool's, summed over its backends
 	Bus        *invalidate.BusStats // nil without Redis
 }
 
 // Sources are the parts' snapshot functions (method values such as pool.Stats). Bus is nil
-// without Redis.
+// without Redis; every other one is required.
 type Sources struct {
 	Handler    func() proxy.HandlerStats
 	Filler     func() refresh.FillerStats
-	Pool       func() refresh.PoolStats
+	Pool       func() refresh.PoolStats // the refresh queue's (refresh.Pool), not the origin pool
 	Tracker    func() refresh.TrackerStats
 	Store      func() tiers.StoreStats
 	Invalidate func() invalidate.Stats
-	Bus        func() invalidate.BusStats
+	// Upstream and Servers are the origin pool's (*upstream.Client): its summed counters, and
+	// each backend as this instance sees it, for the series labelled by backend.
+	Upstream func() upstream.Stats
+	Servers  func() []upstream.Server
+	Bus      func() invalidate.BusStats
 }
 
 // Snapshot asks every part for its counters. It blocks for at most one Redis round trip (the
@@ -44,6 +51,7 @@ func (s Sources) Snapshot() Snapshot {
 		Tracker:    s.Tracker(),
 		Store:      s.Store(),
 		Invalidate: s.Invalidate(),
+		Upstream:   s.Upstream(),
 	}
 	if s.Bus != nil {
 		b := s.Bus()
@@ -54,6 +62,8 @@ func (s Sources) Snapshot() Snapshot {
 
 // counter names one field of a Snapshot twice: as a key of /_swr/stats and as a Prometheus series.
 type counter struct {
+	// json is the key in /_swr/stats; "group.name" puts it in the object "group" (weldr's
+	// "client" and "server" counts).
 	json   string
 	metric string
 	labels prometheus.Labels
@@ -68,6 +78,8 @@ const (
 	collapsedHelp = "Requests that got another request's origin fetch instead of their own, by where it ran."
 	refreshesHelp = "Background refresh jobs by outcome (overflow: dropped because the queue was full of sooner jobs)."
 	keysHelp      = "Keys invalidated, by what was done to them."
+	clientHelp    = "Replies to clients by result: success (a status below 500) or failed (500 and above)."
+	upstreamHelp  = "Exchanges with the origin pool's backends by result: success (a response below 500) or failed (none, or a 5xx)."
 )
 
 // counters is the one list of swrproxy's counters: each Snapshot field once, with its name in
@@ -83,6 +95,10 @@ var counters = []counter{
 		func(s *Snapshot) any { return s.Handler.Stale }},
 	{"bypass", "swrproxy_requests_total", prometheus.Labels{"cache": "bypass", "tier": "origin"}, prometheus.CounterValue, requestsHelp,
 		func(s *Snapshot) any { return s.Handler.Bypass }},
+	{"client.success", "swrproxy_client_responses_total", prometheus.Labels{"result": "success"}, prometheus.CounterValue, clientHelp,
+		func(s *Snapshot) any { return s.Handler.ClientSuccess }},
+	{"client.failed", "swrproxy_client_responses_total", prometheus.Labels{"result": "failed"}, prometheus.CounterValue, clientHelp,
+		func(s *Snapshot) any { return s.Handler.ClientFailed }},
 	{"not_modified", "swrproxy_not_modified_total", nil, prometheus.CounterValue, "Replies answered 304 from cache.",
 		func(s *Snapshot) any { return s.Handler.NotModified }},
 	{"stale_if_error", "swrproxy_stale_if_error_total", nil, prometheus.CounterValue, "Stale copies served because the origin failed.",
@@ -147,6 +163,36 @@ var counters = []counter{
 	{"l2_circuit_open", "swrproxy_redis_circuit_open", nil, prometheus.GaugeValue, "1 while the Redis circuit breaker is open (L2 skipped).",
 		func(s *Snapshot) any { return s.Store.L2Open }},
 
+	{"server.success", "swrproxy_upstream_requests_total", prometheus.Labels{"result": "success"}, prometheus.CounterValue, upstreamHelp,
+		func(s *Snapshot) any { return s.Upstream.Success }},
+	{"server.failed", "swrproxy_upstream_requests_total", prometheus.Labels{"result": "failed"}, prometheus.CounterValue, upstreamHelp,
+		func(s *Snapshot) any { return s.Upstream.Failed }},
+	{"upstream_backends", "swrproxy_upstream_backends", nil, prometheus.GaugeValue, "Backends in the origin pool, as this instance sees it.",
+		func(s *Snapshot) any { return s.Upstream.Backends }},
+	{"upstream_backends_up", "swrproxy_upstream_backends_up", nil, prometheus.GaugeValue, "Backends of the origin pool that are up.",
+		func(s *Snapshot) any { return s.Upstream.Up }},
+	{"upstream_unavailable", "swrproxy_upstream_unavailable_total", nil, prometheus.CounterValue,
+		"Origin requests refused at once because no backend was up.",
+		func(s *Snapshot) any { return s.Upstream.Unavailable }},
+	{"upstream_retries", "swrproxy_upstream_retries_total", nil, prometheus.CounterValue,
+		"Origin requests sent to a second backend after the first failed.",
+		func(s *Snapshot) any { return s.Upstream.Retries }},
+	{"origin_budget_in_use", "swrproxy_origin_budget_in_use", nil, prometheus.GaugeValue,
+		"Origin budget slots this instance holds now (SWR_ORIGIN_MAX_CONCURRENCY).",
+		func(s *Snapshot) any { return s.Upstream.Budget.InUse }},
+	{"origin_budget_waits", "swrproxy_origin_budget_waits_total", nil, prometheus.CounterValue,
+		"Origin requests that had to wait for a budget slot.",
+		func(s *Snapshot) any { return s.Upstream.Budget.Waits }},
+	{"origin_budget_timeouts", "swrproxy_origin_budget_timeouts_total", nil, prometheus.CounterValue,
+		"Client origin requests refused because no budget slot came free in time.",
+		func(s *Snapshot) any { return s.Upstream.Budget.Timeouts }},
+	{"origin_budget_yielded", "swrproxy_origin_budget_yielded_total", nil, prometheus.CounterValue,
+		"Background origin requests (refreshes) refused so that clients could go first.",
+		func(s *Snapshot) any { return s.Upstream.Budget.Yielded }},
+	{"origin_budget_fleet_errors", "swrproxy_origin_budget_fleet_errors_total", nil, prometheus.CounterValue,
+		"Redis failures of the fleet's origin budget; each made the fleet cap a local one for a while.",
+		func(s *Snapshot) any { return s.Upstream.Budget.FleetErrors }},
+
 	{"instances_live", "swrproxy_instances", nil, prometheus.GaugeValue, "Live swrproxy instances sharing this Redis, as seen by their heartbeats.",
 		func(s *Snapshot) any {
 			if s.Bus == nil {
@@ -157,13 +203,26 @@ var counters = []counter{
 }
 
 // MarshalJSON encodes s as the object of GET /_swr/stats: one member per counter, under its
-// JSON name; a part that is absent (no Redis: no bus) has no members.
+// JSON name ("group.name": member name of the object group); a part that is absent (no Redis:
+// no bus) has no members.
 func (s Snapshot) MarshalJSON() ([]byte, error) {
 	out := make(map[string]any, len(counters))
 	for _, c := range counters {
-		if v := c.value(&s); v != nil {
-			out[c.json] = v
+		v := c.value(&s)
+		if v == nil {
+			continue
 		}
+		group, name, nested := strings.Cut(c.json, ".")
+		if !nested {
+			out[c.json] = v
+			continue
+		}
+		g, _ := out[group].(map[string]any)
+		if g == nil {
+			g = map[string]any{}
+			out[group] = g
+		}
+		g[name] = v
 	}
 	return json.Marshal(out)
 }

@@ -15,24 +15,34 @@ import (
 	"github.com/swrproxy/swrproxy/proxy"
 	"github.com/swrproxy/swrproxy/refresh"
 	"github.com/swrproxy/swrproxy/tiers"
+	"github.com/swrproxy/swrproxy/upstream"
 )
 
-// leaves returns the settable number and bool fields of *s, named "Part.Field", Bus included.
+// leaves returns the settable number and bool fields of *s, named "Part.Field" (and
+// "Part.Struct.Field" inside a nested struct such as upstream.Stats.Budget), Bus included.
 func leaves(s *Snapshot) map[string]reflect.Value {
 	out := map[string]reflect.Value{}
-	v := reflect.ValueOf(s).Elem()
-	for i := range v.NumField() {
-		part, name := v.Field(i), v.Type().Field(i).Name
-		if part.Kind() == reflect.Pointer {
-			if part.IsNil() {
-				part.Set(reflect.New(part.Type().Elem()))
+	var walk func(prefix string, v reflect.Value)
+	walk = func(prefix string, v reflect.Value) {
+		if v.Kind() == reflect.Pointer {
+			if v.IsNil() {
+				v.Set(reflect.New(v.Type().Elem()))
 			}
-			part = part.Elem()
+			v = v.Elem()
 		}
-		for j := range part.NumField() {
-			out[name+"."+part.Type().Field(j).Name] = part.Field(j)
+		if v.Kind() != reflect.Struct {
+			out[prefix] = v
+			return
+		}
+		for i := range v.NumField() {
+			name := v.Type().Field(i).Name
+			if prefix != "" {
+				name = prefix + "." + name
+			}
+			walk(name, v.Field(i))
 		}
 	}
+	walk("", reflect.ValueOf(s).Elem())
 	return out
 }
 
@@ -86,7 +96,16 @@ func TestEverySnapshotFieldIsNamedByExactlyOneCounter(t *testing.T) {
 func TestEveryCounterHasOneJSONNameAndOnePrometheusSeries(t *testing.T) {
 	jsonNames, series := map[string]bool{}, map[string]bool{}
 	help := map[string]string{}
+	groups := map[string]bool{}
 	for _, c := range counters {
+		if g, _, ok := strings.Cut(c.json, "."); ok {
+			groups[g] = true
+		}
+	}
+	for _, c := range counters {
+		if groups[c.json] {
+			t.Errorf("%s is both a counter and a group of counters in /_swr/stats", c.json)
+		}
 		s := c.metric + fmt.Sprint(c.labels)
 		if jsonNames[c.json] || series[s] {
 			t.Errorf("%s / %s named twice", c.json, s)
@@ -101,17 +120,24 @@ func TestEveryCounterHasOneJSONNameAndOnePrometheusSeries(t *testing.T) {
 
 // The names users, dashboards and the README rely on: /_swr/stats keys and Prometheus series.
 var (
-	wantJSON = []string{"bypass", "collapsed_local", "collapsed_remote", "errors", "fills_stored", "hits_l1", "hits_l2",
+	wantJSON = []string{"bypass", "client.failed", "client.success", "collapsed_local", "collapsed_remote", "errors",
+		"fills_stored", "hits_l1", "hits_l2",
 		"instances_live", "invalidated_cleared", "invalidated_refreshed", "invalidations", "l1_bytes", "l1_objects",
-		"l2_circuit_open", "l2_errors", "misses", "not_modified", "origin_errors", "origin_requests", "refresh_overflow",
+		"l2_circuit_open", "l2_errors", "misses", "not_modified",
+		"origin_budget_fleet_errors", "origin_budget_in_use", "origin_budget_timeouts", "origin_budget_waits",
+		"origin_budget_yielded", "origin_errors", "origin_requests", "refresh_overflow",
 		"refresh_queue", "refresh_queue_bytes", "refresh_tracked_bytes", "refresh_tracked_keys", "refresh_untracked",
-		"refreshes_done", "refreshes_failed", "refreshes_skipped", "revalidated_304", "stale_if_error", "stale_served",
-		"write_invalidations"}
+		"refreshes_done", "refreshes_failed", "refreshes_skipped", "revalidated_304", "server.failed", "server.success",
+		"stale_if_error", "stale_served", "upstream_backends", "upstream_backends_up", "upstream_retries",
+		"upstream_unavailable", "write_invalidations"}
 	wantSeries = []string{
+		`swrproxy_client_responses_total{result="failed"}`, `swrproxy_client_responses_total{result="success"}`,
 		`swrproxy_collapsed_total{scope="fleet"}`, `swrproxy_collapsed_total{scope="instance"}`,
 		`swrproxy_errors_total`, `swrproxy_fills_stored_total`, `swrproxy_instances`,
 		`swrproxy_invalidated_keys_total{mode="clear"}`, `swrproxy_invalidated_keys_total{mode="refresh"}`,
 		`swrproxy_invalidation_requests_total`, `swrproxy_l1_bytes`, `swrproxy_l1_objects`, `swrproxy_not_modified_total`,
+		`swrproxy_origin_budget_fleet_errors_total`, `swrproxy_origin_budget_in_use`, `swrproxy_origin_budget_timeouts_total`,
+		`swrproxy_origin_budget_waits_total`, `swrproxy_origin_budget_yielded_total`,
 		`swrproxy_origin_errors_total`, `swrproxy_origin_requests_total`, `swrproxy_redis_circuit_open`,
 		`swrproxy_redis_errors_total`, `swrproxy_refresh_queue_bytes`, `swrproxy_refresh_queue_jobs`,
 		`swrproxy_refresh_tracked_bytes`, `swrproxy_refresh_tracked_keys`, `swrproxy_refresh_untracked_total`,
@@ -120,7 +146,11 @@ var (
 		`swrproxy_requests_total{cache="bypass",tier="origin"}`, `swrproxy_requests_total{cache="hit",tier="l1"}`,
 		`swrproxy_requests_total{cache="hit",tier="l2"}`, `swrproxy_requests_total{cache="miss",tier="origin"}`,
 		`swrproxy_requests_total{cache="stale",tier="cache"}`, `swrproxy_revalidations_not_modified_total`,
-		`swrproxy_stale_if_error_total`, `swrproxy_write_invalidations_total`}
+		`swrproxy_stale_if_error_total`,
+		`swrproxy_upstream_backends`, `swrproxy_upstream_backends_up`,
+		`swrproxy_upstream_requests_total{result="failed"}`, `swrproxy_upstream_requests_total{result="success"}`,
+		`swrproxy_upstream_retries_total`, `swrproxy_upstream_unavailable_total`,
+		`swrproxy_write_invalidations_total`}
 )
 
 // series is c's Prometheus series as the text format writes it: name{label="value",…}.
@@ -150,7 +180,7 @@ func TestTheNamesAreTheDocumentedOnes(t *testing.T) {
 	}
 }
 
-// sources serves snap as the parts' snapshots (Bus only when snap has one).
+// sources serves snap as the parts' snapshots (Bus only when snap has one), with no backends.
 func sources(snap Snapshot) Sources {
 	src := Sources{
 		Handler:    func() proxy.HandlerStats { return snap.Handler },
@@ -159,11 +189,23 @@ func sources(snap Snapshot) Sources {
 		Tracker:    func() refresh.TrackerStats { return snap.Tracker },
 		Store:      func() tiers.StoreStats { return snap.Store },
 		Invalidate: func() invalidate.Stats { return snap.Invalidate },
+		Upstream:   func() upstream.Stats { return snap.Upstream },
+		Servers:    func() []upstream.Server { return nil },
 	}
 	if snap.Bus != nil {
 		src.Bus = func() invalidate.BusStats { return *snap.Bus }
 	}
 	return src
+}
+
+// member is the value of the counter named name ("group.name" inside the object group) in the
+// /_swr/stats object stats; nil when absent.
+func member(stats map[string]any, name string) any {
+	if g, n, ok := strings.Cut(name, "."); ok {
+		group, _ := stats[g].(map[string]any)
+		return group[n]
+	}
+	return stats[name]
 }
 
 // scrape returns the exposition text and the /_swr/stats object of m.
@@ -187,15 +229,23 @@ func TestStatsJSONAndPrometheusShowTheSameValues(t *testing.T) {
 	text, stats := scrape(t, New(NewOrigin(), sources(snap)))
 	for _, c := range counters {
 		v := c.value(&snap)
-		if got := stats[c.json]; fmt.Sprint(got) != fmt.Sprint(v) {
+		if got := member(stats, c.json); fmt.Sprint(got) != fmt.Sprint(v) {
 			t.Errorf("stats %s = %v, want %v", c.json, got, v)
 		}
 		if line := fmt.Sprintf("\n%s %v\n", series(c), float(v)); !strings.Contains(text, line) {
 			t.Errorf("metrics lack %q", strings.TrimSpace(line))
 		}
 	}
-	if len(stats) != len(counters) {
-		t.Errorf("stats has %d members, want %d", len(stats), len(counters))
+	n := 0
+	for _, v := range stats {
+		if g, ok := v.(map[string]any); ok {
+			n += len(g)
+		} else {
+			n++
+		}
+	}
+	if n != len(counters) {
+		t.Errorf("stats has %d counters, want %d", n, len(counters))
 	}
 }
 
