@@ -418,3 +418,46 @@ func TestKeyHashSendsEachKeyToOneBackendFromEveryInstance(t *testing.T) {
 	}
 	t.Logf("keys per backend: %v", perBackend)
 }
+
+func TestABackendThatAnswersBetweenItsFailuresStaysUp(t *testing.T) {
+	t.Parallel()
+	// Fall failures *in a row* take a backend down: one that resets every other request but
+	// answers the ones between is flaky, not down (its failed requests are retried elsewhere).
+	var requests, answered atomic.Int64
+	flaky := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if isHealthCheck(r) {
+			return
+		}
+		if requests.Add(1)%2 == 1 {
+			c, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				c.Close() // reset: no response at all
+			}
+			return
+		}
+		answered.Add(1)
+		// A new connection for the next request: a reset on a reused one would be retried by
+		// the transport itself, unseen by the pool.
+		w.Header().Set("Connection", "close")
+		w.Header().Set("Cache-Control", "no-store")
+		fmt.Fprint(w, "ok")
+	})
+	steady := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		fmt.Fprint(w, "ok")
+	})
+	var logs syncBuffer
+	// Checks out of the way (the first after a random part of an hour): only traffic judges.
+	p := startProxyLogging(t, flaky.URL+","+steady.URL, healthEnv("SWR_HEALTH_INTERVAL", "1h"), &logs)
+	const n = 40
+	for i := range n {
+		expect(t, get(t, p.URL+"/f/"+strconv.Itoa(i)), 200, "BYPASS", "ok")
+	}
+	t.Logf("flaky: %d requests, %d answered; steady: %d", requests.Load(), answered.Load(), steady.hits.Load())
+	if logged(&logs, "backend down", flaky.URL) {
+		t.Errorf("the flaky backend was marked down, though no %d of its failures came in a row", healthFall)
+	}
+	if got := answered.Load(); got < n/4 {
+		t.Errorf("the flaky backend answered %d of %d requests: it stopped getting traffic after %d requests", got, n, requests.Load())
+	}
+}
