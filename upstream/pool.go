@@ -242,6 +242,7 @@ func (c *Client) exchange(ctx context.Context, b *backend, r *Request) (*http.Re
 		return nil, err
 	}
 	b.lat.observe(now, now.Sub(start))
+	c.answered(b) // any response, a 5xx too, ends a run of failures: only "in a row" takes b down
 	if resp.StatusCode >= 500 {
 		b.failed.Add(1)
 		c.failed.Add(1)
