@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/swrproxy/swrproxy/internal/redistest"
+	"github.com/swrproxy/swrproxy/internal/testenv"
 )
 
 // peakOrigin is an origin that takes a while over each request (health checks aside) and
@@ -233,4 +234,55 @@ func TestPastTheMaxWaitARequestGetsItsStaleCopyOrA503(t *testing.T) {
 	}
 	expect(t, get(t, p.URL+"/cold"), 200, "MISS", "/cold")
 	t.Logf("503 after %v, stale copy after %v (max wait %v)", tookCold.Round(time.Millisecond), tookStale.Round(time.Millisecond), maxWait)
+}
+
+func TestWithEveryBackendDownAFullBudgetDoesNotDelayTheAnswer(t *testing.T) {
+	// Not parallel: it bounds how long each answer takes.
+	// Backends that hang are the outage that fills the budget: their requests hold the slots
+	// until they time out. Once the checks have marked every backend down, a request must not
+	// queue for a slot only to find no backend to use: it is answered at once.
+	const maxWait, timeout = 5 * time.Second, 10 * time.Second
+	release := make(chan struct{})
+	var hung atomic.Bool
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if hung.Load() {
+			<-release // accepts, never answers
+			return
+		}
+		w.Header().Set("Cache-Control", "max-age=0, stale-while-revalidate=0, stale-if-error=600")
+		fmt.Fprint(w, "kept")
+	})
+	p := startProxy(t, o.URL, healthEnv("SWR_ORIGIN_MAX_CONCURRENCY", "1", "SWR_ORIGIN_MAX_WAIT", maxWait.String(),
+		"SWR_UPSTREAM_TIMEOUT", timeout.String(), "SWR_HEALTH_TIMEOUT", "200ms"))
+	t.Cleanup(func() { close(release) }) // first: the shutdowns wait for the hung requests
+
+	expect(t, get(t, p.URL+"/kept"), 200, "MISS", "kept") // stored already stale, within stale-if-error
+	hung.Store(true)
+	holding := make(chan reply, 1)
+	go func() { holding <- do(http.MethodGet, p.URL+"/hangs") }() // takes the only slot, for the timeout
+	testenv.WaitFor(t, 5*time.Second, "readiness to say the origin is unreachable", func() bool {
+		return strings.Contains(do(http.MethodGet, p.URL+"/_swr/readyz").Body, `"origin":"unreachable"`)
+	})
+
+	start := time.Now()
+	r := get(t, p.URL+"/kept")
+	tookStale := time.Since(start)
+	expect(t, r, 200, "STALE", "kept")
+	start = time.Now()
+	r = get(t, p.URL+"/never-seen")
+	tookMiss := time.Since(start)
+	if r.StatusCode != http.StatusServiceUnavailable || r.Header.Get("Retry-After") != "5" {
+		t.Errorf("never-seen key with every backend down: %d Retry-After=%q, want 503 with Retry-After 5 (every backend down)",
+			r.StatusCode, r.Header.Get("Retry-After"))
+	}
+	const bound = 2 * time.Second
+	for _, a := range []struct {
+		what string
+		took time.Duration
+	}{{"the stale copy", tookStale}, {"the 503", tookMiss}} {
+		if a.took > bound {
+			t.Errorf("%s took %v with every backend down and the budget full, want at once (bound %v; SWR_ORIGIN_MAX_WAIT %v)", a.what, a.took, bound, maxWait)
+		}
+	}
+	t.Logf("stale copy in %v, 503 in %v", tookStale.Round(time.Microsecond), tookMiss.Round(time.Microsecond))
 }
