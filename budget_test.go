@@ -286,3 +286,41 @@ func TestWithEveryBackendDownAFullBudgetDoesNotDelayTheAnswer(t *testing.T) {
 	}
 	t.Logf("stale copy in %v, 503 in %v", tookStale.Round(time.Microsecond), tookMiss.Round(time.Microsecond))
 }
+
+func TestPastTheMaxWaitTheFleetsSlotsHeldElsewhereGiveA503(t *testing.T) {
+	// Not parallel: it bounds how long the refused request takes.
+	const maxWait = 200 * time.Millisecond
+	rs := redistest.Start(t)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var releaseOnce sync.Once
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/block" {
+			close(entered)
+			<-release // holds the fleet's only slot
+		}
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprint(w, r.URL.Path)
+	})
+	env := map[string]string{"SWR_REDIS_URL": rs.URL(), "SWR_ORIGIN_FLEET_MAX_CONCURRENCY": "1", "SWR_ORIGIN_MAX_WAIT": maxWait.String()}
+	a, b := startProxy(t, o.URL, env), startProxy(t, o.URL, env)
+	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) }) // first: shutdowns wait for /block
+
+	blocked := make(chan reply, 1)
+	go func() { blocked <- do(http.MethodGet, a.URL+"/block") }()
+	<-entered
+	start := time.Now()
+	r := get(t, b.URL+"/cold")
+	took := time.Since(start)
+	if r.StatusCode != http.StatusServiceUnavailable || r.Header.Get("Retry-After") != "1" {
+		t.Errorf("cold key on B with A holding the fleet's slot: %d Retry-After=%q, want 503 with Retry-After 1", r.StatusCode, r.Header.Get("Retry-After"))
+	}
+	if took < maxWait*3/4 || took > maxWait+2*time.Second {
+		t.Errorf("the 503 came after %v, want after about SWR_ORIGIN_MAX_WAIT (%v)", took, maxWait)
+	}
+	releaseOnce.Do(func() { close(release) })
+	if r := <-blocked; r.StatusCode != 200 {
+		t.Errorf("the request holding the slot: %d", r.StatusCode)
+	}
+	expect(t, get(t, b.URL+"/cold"), 200, "MISS", "/cold") // the slot is free again
+	t.Logf("503 after %v (max wait %v)", took.Round(time.Millisecond), maxWait)
+}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -460,4 +461,53 @@ func TestABackendThatAnswersBetweenItsFailuresStaysUp(t *testing.T) {
 	if got := answered.Load(); got < n/4 {
 		t.Errorf("the flaky backend answered %d of %d requests: it stopped getting traffic after %d requests", got, n, requests.Load())
 	}
+}
+
+func TestKeyHashMovesOnlyTheKeysOfABackendThatGoesDown(t *testing.T) {
+	t.Parallel()
+	const keys = 60
+	var mu sync.Mutex
+	last := map[string]int{} // path → the backend of its latest request
+	origins := make([]*origin, 3)
+	urls := make([]string, len(origins))
+	for i := range origins {
+		origins[i] = newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+			if isHealthCheck(r) {
+				return
+			}
+			mu.Lock()
+			last[r.URL.Path] = i
+			mu.Unlock()
+			w.Header().Set("Cache-Control", "no-store")
+			fmt.Fprint(w, "ok")
+		})
+		urls[i] = origins[i].URL
+	}
+	var logs syncBuffer
+	p := startProxyLogging(t, strings.Join(urls, ","), healthEnv("SWR_UPSTREAM_BALANCE", "key_hash"), &logs)
+	owners := func() map[string]int {
+		for k := range keys {
+			expect(t, get(t, p.URL+"/k/"+strconv.Itoa(k)), 200, "BYPASS", "ok")
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return maps.Clone(last)
+	}
+	before := owners()
+	origins[0].Close() // connections refused
+	testenv.WaitFor(t, 5*time.Second, "the closed backend to be marked down", func() bool { return logged(&logs, "backend down", origins[0].URL) })
+	after := owners()
+	moved := 0
+	for k, was := range before {
+		switch now := after[k]; {
+		case was == 0 && now != 0:
+			moved++
+		case was != 0 && now != was:
+			t.Errorf("%s moved from backend %d to %d, though only backend 0 went down", k, was, now)
+		}
+	}
+	if moved == 0 {
+		t.Errorf("no key of the closed backend moved: did it hold any? owners %v", before)
+	}
+	t.Logf("%d of %d keys moved", moved, keys)
 }

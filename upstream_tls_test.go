@@ -183,3 +183,24 @@ func TestAnUnreadableCAFileStopsStartUpNamingTheSettingAndThePath(t *testing.T) 
 		}
 	}
 }
+
+func TestHealthChecksOfAnHTTPSBackendUseTheTLSSettings(t *testing.T) {
+	t.Parallel()
+	// A check that skipped the CA, the server name or the client certificate would fail the
+	// handshake, never reach the handler, and take the backend down after its fall.
+	set := testcerts.New(t, "origin.test")
+	var checks atomic.Int64
+	srv, _ := tlsOrigin(t, set, true, func(w http.ResponseWriter, r *http.Request) {
+		if isHealthCheck(r) {
+			checks.Add(1)
+		}
+		secure(w, r)
+	})
+	p := startProxy(t, srv.URL, healthEnv("SWR_UPSTREAM_CA_FILE", set.CAFile, "SWR_UPSTREAM_SERVER_NAME", "origin.test",
+		"SWR_UPSTREAM_CLIENT_CERT", set.ClientCertFile, "SWR_UPSTREAM_CLIENT_KEY", set.ClientKeyFile))
+	testenv.WaitFor(t, 5*time.Second, "more passed checks than the fall", func() bool { return checks.Load() > healthFall })
+	if r := get(t, p.URL+"/_swr/readyz"); !strings.Contains(r.Body, `"origin":"ok"`) {
+		t.Errorf("readiness %s, want the origin ok", r.Body)
+	}
+	expect(t, get(t, p.URL+"/c"), 200, "MISS", "secure")
+}
