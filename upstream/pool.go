@@ -195,6 +195,13 @@ func (c *Client) Do(ctx context.Context, r *Request) (*http.Response, error) {
 	if !ValidTarget(r.URI) && !ValidTarget("/"+r.URI) {
 		return nil, &Error{r.URI, fmt.Errorf("invalid request target %q", r.URI)}
 	}
+	// Every backend down: fail at once rather than queue for a slot of the budget only to find
+	// no backend to use. Backends that hang are the outage that fills the budget (their requests
+	// hold the slots until they time out), and then the stale copy must not wait MaxWait.
+	if !c.anyUp() {
+		c.unavailable.Add(1)
+		return nil, &Error{r.URI, ErrAllDown}
+	}
 	release, err := c.budget.acquire(ctx, isBackground(ctx))
 	if err != nil {
 		return nil, &Error{r.URI, err}
@@ -242,6 +249,7 @@ func (c *Client) exchange(ctx context.Context, b *backend, r *Request) (*http.Re
 		return nil, err
 	}
 	b.lat.observe(now, now.Sub(start))
+	c.answered(b) // any response, a 5xx too, ends a run of failures: only "in a row" takes b down
 	if resp.StatusCode >= 500 {
 		b.failed.Add(1)
 		c.failed.Add(1)
@@ -409,6 +417,16 @@ func (c *Client) Instance() string { return c.instance }
 
 // Balance is the balancing policy.
 func (c *Client) Balance() string { return c.balance }
+
+// anyUp reports whether a backend is up; unlike pick, it leaves the round-robin turn alone.
+func (c *Client) anyUp() bool {
+	for _, b := range c.backends() {
+		if b.up.Load() {
+			return true
+		}
+	}
+	return false
+}
 
 // Healthy reports how many backends are up.
 func (c *Client) Healthy() int {
