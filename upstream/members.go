@@ -135,11 +135,19 @@ func (m *members) remove(ctx context.Context, id string) error {
 	return nil
 }
 
-// watch calls changed on every message of poolChannel and every poolPoll, until ctx is
+// watch calls changed once subscribed (a change may have come between the first load and the
+// subscription), then on every message of poolChannel and every poolPoll, until ctx is
 // cancelled. go-redis re-subscribes after a lost connection; the poll covers what was missed.
 func (m *members) watch(ctx context.Context, changed func()) {
 	sub := m.rdb.Subscribe(ctx, poolChannel)
 	defer sub.Close()
+	// Subscribe does not wait for Redis: wait for the confirmation (or give up on it, with Redis
+	// down, and rely on the poll and go-redis's re-subscription).
+	rctx, cancel := context.WithTimeout(ctx, poolTimeout)
+	if _, err := sub.Receive(rctx); err == nil {
+		changed()
+	}
+	cancel()
 	msgs := sub.Channel()
 	t := time.NewTicker(poolPoll)
 	defer t.Stop()
