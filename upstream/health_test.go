@@ -183,6 +183,25 @@ func TestRefusedConnectionsOnTrafficTakeABackendDown(t *testing.T) {
 	}
 }
 
+func TestAnAnswerEndsARunOfPassiveFailures(t *testing.T) {
+	bs := startBackends(t, 2)
+	c := newPool(t, Options{Balance: BalanceKeyHash, Health: HealthOptions{Fall: 2}}, urls(bs...)...)
+	k := keyOn(t, c, bs[0].url)
+	drop := "/drop?on=" + bs[0].name
+	for range 3 {
+		if got := mustFetch(t, c, k, drop); got != bs[1].name { // dropped by a, retried on b
+			t.Fatalf("GET %s answered by %q, want %s", drop, got, bs[1].name)
+		}
+		if got := mustFetch(t, c, k, "/x"); got != bs[0].name {
+			t.Fatalf("GET /x answered by %q, want %s", got, bs[0].name)
+		}
+	}
+	// Three failures, never two in a row.
+	if s := server(t, c, bs[0].url); s.State != "up" || s.Failures != 0 || s.Failed != 3 {
+		t.Errorf("after fail, answer ×3: %+v, want up, no failure in a row, 3 failed", s)
+	}
+}
+
 func TestACallerGivingUpIsNoFailureOfTheBackend(t *testing.T) {
 	stop := make(chan struct{})
 	hang := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
