@@ -44,16 +44,28 @@ const maxCheckBody = 64 << 10
 // alone never takes down the last backend that is up, as nginx never marks a lone server
 // unavailable: that would turn a few failed requests into an outage until the checks bring it
 // back. Its checks still can.
+//
+// The count of backends up and the change it licenses are one step under c.passive: two
+// backends failing on traffic at once would otherwise each count the other up and both go down.
+// (Lock order: b.mu, then c.passive; Healthy takes no lock.)
 func (c *Client) failure(b *backend, now time.Time, passive bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.fails++
 	b.passes = 0
-	if b.up.Load() && b.fails >= c.health.Fall && !(passive && c.Healthy() <= 1) {
-		b.up.Store(false)
-		b.since = now
-		c.log.Warn("backend down", "backend", b.id, "failures", b.fails)
+	if !b.up.Load() || b.fails < c.health.Fall {
+		return
 	}
+	if passive {
+		c.passive.Lock()
+		defer c.passive.Unlock()
+		if c.Healthy() <= 1 {
+			return
+		}
+	}
+	b.up.Store(false)
+	b.since = now
+	c.log.Warn("backend down", "backend", b.id, "failures", b.fails)
 }
 
 // passed notes a passed health check: Rise of them in a row mark a down backend up.

@@ -261,3 +261,31 @@ func TestPassiveFailuresNeverTakeDownTheLastBackendUp(t *testing.T) {
 		t.Errorf("after a failed check of the last backend: %v, want ErrAllDown", err)
 	}
 }
+
+// Two backends failing on traffic at the same moment must not take each other's count of the
+// backends up as a licence: one of them stays up.
+func TestConcurrentPassiveFailuresLeaveOneBackendUp(t *testing.T) {
+	c := newPool(t, Options{Health: HealthOptions{Fall: 1}}, "http://127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3")
+	set := c.backends()
+	for i := range 30000 {
+		for _, b := range set {
+			b.mu.Lock()
+			b.fails = 0
+			b.up.Store(true)
+			b.mu.Unlock()
+		}
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for _, b := range set {
+			wg.Go(func() {
+				<-start
+				c.failure(b, time.Now(), true)
+			})
+		}
+		close(start)
+		wg.Wait()
+		if n := c.Healthy(); n != 1 {
+			t.Fatalf("round %d: %d backends up after each failed once on traffic, want 1", i, n)
+		}
+	}
+}

@@ -79,6 +79,7 @@ type Client struct {
 	log                        *slog.Logger
 
 	mu      sync.Mutex // serialises apply
+	passive sync.Mutex // serialises the passive failures that take a backend down (see failure)
 	set     atomic.Pointer[[]*backend]
 	rr      atomic.Uint64
 	changed chan struct{} // a membership change, for the health loops
