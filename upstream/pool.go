@@ -285,43 +285,45 @@ func (r *releaser) Close() error {
 // pick returns the healthy backend for a request with key under the balancing policy, other
 // than skip; nil when there is none.
 func (c *Client) pick(key string, skip *backend) *backend {
-	set := *c.set.Load()
-	n := len(set)
+	// The candidates, in the pool's order; a stack array, so no allocation per request.
+	var buf [MaxBackends]*backend
+	up := buf[:0]
+	for _, b := range *c.set.Load() {
+		if b != skip && b.up.Load() {
+			up = append(up, b)
+		}
+	}
+	n := len(up)
 	if n == 0 {
 		return nil
 	}
-	var best *backend
 	switch c.balance {
 	case BalanceKeyHash:
 		// Rendezvous hashing: the backend with the highest score for the key. A backend that
 		// leaves (or goes down) moves only its own keys, each to its next-best backend.
 		kh := hashString(key)
-		var top uint64
-		for _, b := range set {
-			if b == skip || !b.up.Load() {
-				continue
-			}
-			if s := mix64(kh ^ b.hash); best == nil || s > top {
+		best, top := up[0], mix64(kh^up[0].hash)
+		for _, b := range up[1:] {
+			if s := mix64(kh ^ b.hash); s > top {
 				best, top = b, s
 			}
 		}
+		return best
 	case BalanceLeastConn:
-		start := int(c.rr.Add(1) % uint64(n)) // ties go round the pool
-		for i := range n {
-			b := set[(start+i)%n]
-			if b != skip && b.up.Load() && (best == nil || b.inflight.Load() < best.inflight.Load()) {
+		// Ties go round the candidates, as round_robin does.
+		start := int(c.rr.Add(1) % uint64(n))
+		best := up[start]
+		for i := 1; i < n; i++ {
+			if b := up[(start+i)%n]; b.inflight.Load() < best.inflight.Load() {
 				best = b
 			}
 		}
-	default:
-		start := int(c.rr.Add(1) % uint64(n))
-		for i := range n {
-			if b := set[(start+i)%n]; b != skip && b.up.Load() {
-				return b
-			}
-		}
+		return best
 	}
-	return best
+	// Round the candidates, not the whole pool: going round the pool and taking the next one
+	// up would hand a down backend's turns to the one after it, which would then take twice
+	// the share of the others.
+	return up[c.rr.Add(1)%uint64(n)]
 }
 
 func (c *Client) backends() []*backend { return *c.set.Load() }

@@ -289,6 +289,30 @@ func TestRoundRobinSpreadsEvenlyOverThreeBackends(t *testing.T) {
 	}
 }
 
+// With a backend down, its share must be spread over the others, not handed to the one after
+// it in the list (which would then take twice the load of the rest).
+func TestTheShareOfADownBackendIsSpreadEvenly(t *testing.T) {
+	for _, balance := range []string{BalanceRoundRobin, BalanceLeastConn} {
+		t.Run(balance, func(t *testing.T) {
+			bs := startBackends(t, 4)
+			c := newPool(t, Options{Balance: balance}, urls(bs...)...)
+			markDown(t, c, c.backends()[1].id) // the second in the pool's order
+			for range 300 {
+				mustFetch(t, c, "", "/x")
+			}
+			for _, b := range bs {
+				n := b.hits.Load()
+				if c.member(b.url).up.Load() && n != 100 {
+					t.Errorf("backend %s (up): %d of 300 requests, want 100", b.name, n)
+				}
+				if !c.member(b.url).up.Load() && n != 0 {
+					t.Errorf("backend %s (down): %d requests, want 0", b.name, n)
+				}
+			}
+		})
+	}
+}
+
 func TestLeastConnPrefersTheBackendWithFewerInFlight(t *testing.T) {
 	bs := startBackends(t, 3)
 	c := newPool(t, Options{Balance: BalanceLeastConn}, urls(bs...)...)
@@ -865,4 +889,14 @@ func TestRunReturnsPromptlyAndLeavesNoGoroutine(t *testing.T) {
 	testenv.WaitFor(t, 2*time.Second, "the goroutines of Run to end", func() bool {
 		return runtime.NumGoroutine() <= before
 	})
+}
+
+func TestPickingABackendDoesNotAllocate(t *testing.T) {
+	for _, balance := range []string{BalanceRoundRobin, BalanceLeastConn, BalanceKeyHash} {
+		c := newPool(t, Options{Balance: balance}, "http://127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3")
+		markDown(t, c, "http://127.0.0.1:2")
+		if n := testing.AllocsPerRun(100, func() { c.pick("/k", nil) }); n != 0 {
+			t.Errorf("%s: pick allocates %v times, want 0", balance, n)
+		}
+	}
 }
