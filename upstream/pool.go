@@ -196,6 +196,11 @@ func (c *Client) Do(ctx context.Context, r *Request) (*http.Response, error) {
 	if !ValidTarget(r.URI) && !ValidTarget("/"+r.URI) {
 		return nil, &Error{r.URI, fmt.Errorf("invalid request target %q", r.URI)}
 	}
+	if c.Healthy() == 0 {
+		// Before the budget: with nothing up, a wait for a slot would be a wait for nothing.
+		c.unavailable.Add(1)
+		return nil, &Error{r.URI, ErrAllDown}
+	}
 	release, err := c.budget.acquire(ctx, isBackground(ctx))
 	if err != nil {
 		return nil, &Error{r.URI, err}

@@ -515,6 +515,25 @@ func TestWhenEveryBackendIsDownDoFailsAtOnce(t *testing.T) {
 	idle(t, c)
 }
 
+// A client that would wait for a budget slot when no backend is up would wait for nothing:
+// with every backend down, Do fails at once even with the budget full.
+func TestWhenEveryBackendIsDownDoDoesNotWaitForTheBudget(t *testing.T) {
+	bs := startBackends(t, 1)
+	c := newPool(t, Options{Budget: BudgetOptions{Local: 1, MaxWait: 2 * time.Second}}, bs[0].url)
+	held := open(t, c, "", "/hold") // the only slot
+	markDown(t, c, bs[0].url)
+	start := time.Now()
+	_, err := fetch(c, &Request{Method: http.MethodGet, URI: "/x"})
+	if elapsed := time.Since(start); elapsed > time.Second {
+		t.Errorf("Do took %v with every backend down, want it at once", elapsed)
+	}
+	if !errors.Is(err, ErrAllDown) {
+		t.Errorf("Do = %v, want ErrAllDown", err)
+	}
+	held.Body.Close()
+	idle(t, c)
+}
+
 func TestAGETWhoseBackendRefusesIsRetriedOnAnother(t *testing.T) {
 	good := startBackend(t, "good")
 	bad := refusing(t)
