@@ -252,19 +252,19 @@ func TestWithRedisGoneThePoolIsKeptAndChangesAreRefused(t *testing.T) {
 	}
 
 	// Redis comes back empty (no persistence): the next load seeds it again, from the
-	// environment's list of whichever instance loads first; the fleet follows.
+	// environment's list of whichever instance loads first (a's Sync, or a watch that
+	// reconnected); the fleet follows.
 	srv.Restart()
 	a.Sync(t.Context())
-	seeded := sorted(bs[0].url, bs[1].url)
-	if got := storedURLs(t, rdb); !slices.Equal(got, seeded) {
-		t.Fatalf("Redis after the restart and a's Sync = %v, want a's environment's list %v", got, seeded)
-	}
-	if got := ids(a); !slices.Equal(got, seeded) {
-		t.Errorf("a's pool = %v, want %v", got, seeded)
-	}
 	b.Sync(t.Context())
-	if got := ids(b); !slices.Equal(got, seeded) {
-		t.Errorf("b's pool = %v, want the fleet's %v", got, seeded)
+	got := storedURLs(t, rdb)
+	if !slices.Equal(got, sorted(bs[0].url, bs[1].url)) && !slices.Equal(got, []string{bs[2].url}) {
+		t.Fatalf("Redis after the restart = %v, want the environment's list of a or b", got)
+	}
+	for _, c := range []*Client{a, b} {
+		if pool := ids(c); !slices.Equal(pool, got) {
+			t.Errorf("instance %s's pool = %v, want the fleet's %v", c.Instance(), pool, got)
+		}
 	}
 }
 
@@ -285,4 +285,58 @@ func TestAnAddToAnEmptyRedisSeedsItFirst(t *testing.T) {
 	if got := ids(a); !slices.Equal(got, want) {
 		t.Errorf("pool = %v, want %v", got, want)
 	}
+}
+
+// A change published before an instance's watch subscribed (between its Sync and its Run, or
+// while its connection to Redis was down) reaches it when the watch begins, not at the next poll.
+func TestAnInstanceCatchesUpWithChangesMadeBeforeItsWatchBegan(t *testing.T) {
+	srv := redistest.Start(t)
+	bs := startBackends(t, 2)
+	a := instance(t, srv, "a", bs[0].url)
+	b := instance(t, srv, "b", bs[0].url)
+	b.Sync(t.Context())
+	if _, err := a.Add(t.Context(), bs[1].url); err != nil { // published to nobody
+		t.Fatal(err)
+	}
+	runPool(t, b)
+	testenv.WaitFor(t, time.Second, "b to load the backend added before its Run", func() bool {
+		return slices.Contains(ids(b), bs[1].url)
+	})
+}
+
+func TestAfterRedisRestartsEmptyTheRunningFleetSeedsItAgainAtOnce(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := client(t, srv)
+	bs := startBackends(t, 3)
+	a := instance(t, srv, "a", bs[0].url, bs[1].url)
+	b := instance(t, srv, "b", bs[0].url, bs[1].url)
+	a.Sync(t.Context())
+	b.Sync(t.Context())
+	if _, err := a.Add(t.Context(), bs[2].url); err != nil {
+		t.Fatal(err)
+	}
+	b.Sync(t.Context())
+	runPool(t, a)
+	runPool(t, b)
+	subscribed(t, rdb, 2)
+
+	srv.Stop()
+	srv.Restart() // empty: no persistence
+	// No Sync: the instances' watches reconnect and load, and the first load seeds the
+	// environment's list (the backend added through the API is gone with Redis's data).
+	seeded := sorted(bs[0].url, bs[1].url)
+	testenv.WaitFor(t, 2*time.Second, "Redis seeded again and both pools following it", func() bool {
+		n, err := rdb.HLen(context.Background(), poolKey).Result()
+		return err == nil && n == 2 && slices.Equal(ids(a), seeded) && slices.Equal(ids(b), seeded)
+	})
+	if got := storedURLs(t, rdb); !slices.Equal(got, seeded) {
+		t.Errorf("Redis = %v, want %v", got, seeded)
+	}
+	subscribed(t, rdb, 2)
+	if _, err := b.Add(t.Context(), bs[2].url); err != nil {
+		t.Fatalf("Add after the restart: %v", err)
+	}
+	testenv.WaitFor(t, time.Second, "a to see the backend added through b after the restart", func() bool {
+		return slices.Contains(ids(a), bs[2].url)
+	})
 }
