@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -523,7 +524,8 @@ func resolve(list []member, target string) (string, error) {
 			return m.URL, nil
 		}
 		if byURL == "" {
-			if u, err := url.Parse(m.URL); err == nil && hostPort(u) == target {
+			// Host names are case-insensitive (RFC 3986 §3.2.2); the list's are lower case.
+			if u, err := url.Parse(m.URL); err == nil && strings.EqualFold(hostPort(u), target) {
 				found = append(found, m.URL)
 			}
 		}

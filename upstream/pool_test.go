@@ -919,3 +919,15 @@ func TestPickingABackendDoesNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+// Host names are case-insensitive (RFC 3986 §3.2.2): DELETE /_swr/servers/Origin/8080 names the
+// backend http://origin:8080.
+func TestRemoveByHostAndPortIgnoresTheHostsCase(t *testing.T) {
+	c := newPool(t, Options{}, "http://origin.example:8080", "https://other.example")
+	if id, err := c.Remove(t.Context(), "Origin.EXAMPLE:8080"); err != nil || id != "http://origin.example:8080" {
+		t.Errorf("Remove(Origin.EXAMPLE:8080) = %q, %v; want http://origin.example:8080", id, err)
+	}
+	if _, err := c.Remove(t.Context(), "Other.Example:80"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Remove(Other.Example:80) = %v, want ErrNotFound (it listens on 443)", err)
+	}
+}
