@@ -218,6 +218,9 @@ func (c *Client) Do(ctx context.Context, r *Request) (*http.Response, error) {
 			c.unavailable.Add(1)
 			return nil, &Error{r.URI, ErrAllDown}
 		}
+		if tried != nil {
+			c.retries.Add(1) // counted once there is a backend to send it to
+		}
 		var resp *http.Response
 		if resp, err = c.exchange(ctx, b, r); err == nil {
 			resp.Body = &releaser{ReadCloser: resp.Body, done: func() { b.inflight.Add(-1); release() }}
@@ -228,7 +231,6 @@ func (c *Client) Do(ctx context.Context, r *Request) (*http.Response, error) {
 			return nil, err
 		}
 		tried = b
-		c.retries.Add(1)
 	}
 }
 

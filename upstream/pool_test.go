@@ -931,3 +931,16 @@ func TestRemoveByHostAndPortIgnoresTheHostsCase(t *testing.T) {
 		t.Errorf("Remove(Other.Example:80) = %v, want ErrNotFound (it listens on 443)", err)
 	}
 }
+
+func TestARetryIsCountedOnlyWhenThereIsAnotherBackendToSendItTo(t *testing.T) {
+	good := startBackend(t, "good")
+	bad := refusing(t)
+	c := newPool(t, Options{Balance: BalanceKeyHash, Health: HealthOptions{Fall: 100}}, good.url, bad)
+	markDown(t, c, good.url)
+	if _, err := fetch(c, &Request{Method: http.MethodGet, URI: "/x"}); err == nil {
+		t.Fatal("GET to the refusing backend, the other down: no error")
+	}
+	if st := c.Stats(); st.Retries != 0 || st.Failed != 1 {
+		t.Errorf("Stats = %+v, want no retry (there was nowhere to send one), 1 failed", st)
+	}
+}
