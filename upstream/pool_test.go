@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swrproxy/swrproxy/internal/redistest"
 	"github.com/swrproxy/swrproxy/internal/testenv"
 )
 
@@ -883,14 +884,18 @@ func TestNewRefusesAnEmptyPoolAndAnUnknownBalance(t *testing.T) {
 
 func TestRunReturnsPromptlyAndLeavesNoGoroutine(t *testing.T) {
 	bs := startBackends(t, 2)
-	c := newPool(t, Options{Health: HealthOptions{Interval: 20 * time.Millisecond}}, urls(bs...)...)
-	before := runtime.NumGoroutine()
+	srv := redistest.Start(t)
+	rdb := client(t, srv)
+	c := newPool(t, Options{Health: HealthOptions{Interval: 20 * time.Millisecond}, Redis: rdb,
+		Budget: BudgetOptions{Fleet: 4}}, urls(bs...)...)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
 	testenv.WaitFor(t, 2*time.Second, "health checks of both backends", func() bool {
 		return bs[0].checks.Load() >= 2 && bs[1].checks.Load() >= 2
 	})
+	subscribed(t, rdb, 1)
+	mustFetch(t, c, "", "/x") // a fleet slot taken and given back
 	// A membership change starts and stops loops.
 	if _, err := c.Remove(t.Context(), bs[1].url); err != nil {
 		t.Fatal(err)
@@ -904,10 +909,26 @@ func TestRunReturnsPromptlyAndLeavesNoGoroutine(t *testing.T) {
 	case <-time.After(time.Second):
 		t.Fatal("Run did not return within 1s of its context's end")
 	}
-	c.hc.CloseIdleConnections() // the transport's, not Run's
 	testenv.WaitFor(t, 2*time.Second, "the goroutines of Run to end", func() bool {
-		return runtime.NumGoroutine() <= before
+		return len(runGoroutines()) == 0
 	})
+}
+
+// runGoroutines are the stacks of the goroutines that Run starts, directly or through go-redis
+// (the pool's subscription), other than the caller's.
+func runGoroutines() []string {
+	buf := make([]byte, 1<<20)
+	var out []string
+	for g := range strings.SplitSeq(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+		if strings.Contains(g, "upstream.Test") || strings.Contains(g, "upstream.runPool") {
+			continue
+		}
+		if strings.Contains(g, "swrproxy/upstream.") || strings.Contains(g, "go-redis/v9.(*channel)") ||
+			strings.Contains(g, "go-redis/v9.(*PubSub)") {
+			out = append(out, g)
+		}
+	}
+	return out
 }
 
 func TestPickingABackendDoesNotAllocate(t *testing.T) {
