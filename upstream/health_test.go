@@ -270,7 +270,7 @@ func TestConcurrentPassiveFailuresLeaveOneBackendUp(t *testing.T) {
 	for i := range 30000 {
 		for _, b := range set {
 			b.mu.Lock()
-			b.fails = 0
+			b.fails, b.trafficFails = 0, 0
 			b.up.Store(true)
 			b.mu.Unlock()
 		}
@@ -287,5 +287,35 @@ func TestConcurrentPassiveFailuresLeaveOneBackendUp(t *testing.T) {
 		if n := c.Healthy(); n != 1 {
 			t.Fatalf("round %d: %d backends up after each failed once on traffic, want 1", i, n)
 		}
+	}
+}
+
+// A backend whose checks fail Fall times in a row is down, however much traffic it answers
+// between them (a health path that reports a broken dependency, a backend answering 503 to
+// everything): answers end a run of failures on traffic, not of checks.
+func TestChecksTakeDownABackendThatStillAnswersTraffic(t *testing.T) {
+	bs := startBackends(t, 2)
+	c := newPool(t, Options{Balance: BalanceKeyHash, Health: HealthOptions{Fall: 3}}, urls(bs...)...)
+	k := keyOn(t, c, bs[0].url)
+	bs[0].sick.Store(true)
+	for _, uri := range []string{"/x", "/500"} {
+		check(t, c, bs[0].url)
+		if got := open(t, c, k, uri); got.Header.Get("X-Backend") != bs[0].name {
+			t.Fatalf("GET %s answered by %q, want %s", uri, got.Header.Get("X-Backend"), bs[0].name)
+		}
+	}
+	check(t, c, bs[0].url)
+	if s := server(t, c, bs[0].url); s.State != "down" || s.Failures != 3 {
+		t.Errorf("after 3 failed checks with answers between: %+v, want down, 3 failures", s)
+	}
+	// And the other way round: a failure on traffic and a failed check make no run together
+	// when an answer came between.
+	c = newPool(t, Options{Balance: BalanceKeyHash, Health: HealthOptions{Fall: 2}}, urls(bs...)...)
+	bs[0].sick.Store(false)
+	mustFetch(t, c, k, "/drop?on="+bs[0].name)
+	mustFetch(t, c, k, "/x")
+	mustFetch(t, c, k, "/drop?on="+bs[0].name)
+	if s := server(t, c, bs[0].url); s.State != "up" || s.Failures != 1 {
+		t.Errorf("drop, answer, drop: %+v, want up, 1 failure in a row", s)
 	}
 }

@@ -251,7 +251,7 @@ func (c *Client) exchange(ctx context.Context, b *backend, r *Request) (*http.Re
 		return nil, err
 	}
 	b.lat.observe(now, now.Sub(start))
-	c.answered(b) // any answer, 5xx too: the backend is reachable, its failures no longer run in a row
+	c.answered(b) // any answer, 5xx too, ends its run of failures on traffic (not its checks')
 	if resp.StatusCode >= 500 {
 		b.failed.Add(1)
 		c.failed.Add(1)
