@@ -96,11 +96,12 @@ type backend struct {
 	failed   atomic.Uint64 // exchanges without a response, or with a 5xx
 	lat      latencies
 
-	mu     sync.Mutex // guards the fields below
-	since  time.Time  // when the state last changed (or the backend joined)
-	fails  int        // consecutive failures (checks or traffic)
-	passes int        // consecutive passed checks while down
-	check  Check      // the latest health check
+	mu           sync.Mutex // guards the fields below
+	since        time.Time  // when the state last changed (or the backend joined)
+	fails        int        // consecutive failed checks
+	trafficFails int        // consecutive failures on traffic, since an answer or a passed check
+	passes       int        // consecutive passed checks while down
+	check        Check      // the latest health check
 }
 
 func newBackend(u *url.URL, source string, now time.Time) *backend {
@@ -137,7 +138,7 @@ type Server struct {
 
 func (b *backend) server(now time.Time) Server {
 	b.mu.Lock()
-	s := Server{URL: b.id, State: "down", Since: b.since, Failures: b.fails, Source: b.source}
+	s := Server{URL: b.id, State: "down", Since: b.since, Failures: max(b.fails, b.trafficFails), Source: b.source}
 	if !b.check.At.IsZero() {
 		c := b.check
 		s.LastCheck, s.CheckMillis = &c, float64(c.Duration.Microseconds())/1000

@@ -40,27 +40,45 @@ func (o *HealthOptions) defaults() {
 const maxCheckBody = 64 << 10
 
 // failure notes a failed check, or a failed exchange on real traffic (connection refused, reset,
-// timeout; passive): Fall of them in a row (since the last passed check) mark b down. Traffic
-// alone never takes down the last backend that is up, as nginx never marks a lone server
-// unavailable: that would turn a few failed requests into an outage until the checks bring it
-// back. Its checks still can.
+// timeout; passive). Fall failed checks in a row mark b down, and so do Fall failures on traffic
+// in a row; the two runs are counted apart, because an answer ends a run on traffic but says
+// nothing of what the checks ask (a health path that reports a broken dependency, a backend
+// answering 503 to everything), and a passed check ends both. Traffic alone never takes down the
+// last backend that is up, as nginx never marks a lone server unavailable: that would turn a few
+// failed requests into an outage until the checks bring it back. Its checks still can.
+//
+// The count of backends up and the change it licenses are one step under c.passive: two
+// backends failing on traffic at once would otherwise each count the other up and both go down.
+// (Lock order: b.mu, then c.passive; Healthy takes no lock.)
 func (c *Client) failure(b *backend, now time.Time, passive bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.fails++
-	b.passes = 0
-	if b.up.Load() && b.fails >= c.health.Fall && !(passive && c.Healthy() <= 1) {
-		b.up.Store(false)
-		b.since = now
-		c.log.Warn("backend down", "backend", b.id, "failures", b.fails)
+	run := &b.fails
+	if passive {
+		run = &b.trafficFails
 	}
+	*run++
+	b.passes = 0
+	if !b.up.Load() || *run < c.health.Fall {
+		return
+	}
+	if passive {
+		c.passive.Lock()
+		defer c.passive.Unlock()
+		if c.Healthy() <= 1 {
+			return
+		}
+	}
+	b.up.Store(false)
+	b.since = now
+	c.log.Warn("backend down", "backend", b.id, "failures", *run, "passive", passive)
 }
 
 // passed notes a passed health check: Rise of them in a row mark a down backend up.
 func (c *Client) passed(b *backend, now time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.fails = 0
+	b.fails, b.trafficFails = 0, 0
 	if b.up.Load() {
 		return
 	}
@@ -71,12 +89,12 @@ func (c *Client) passed(b *backend, now time.Time) {
 	}
 }
 
-// answered notes a response on real traffic: the failures of an up backend no longer run in a
-// row. (Only checks bring a down backend back: traffic does not reach it.)
+// answered notes a response on real traffic: the failures on traffic of an up backend no longer
+// run in a row. (Only checks bring a down backend back: traffic does not reach it.)
 func (c *Client) answered(b *backend) {
 	b.mu.Lock()
 	if b.up.Load() {
-		b.fails = 0
+		b.trafficFails = 0
 	}
 	b.mu.Unlock()
 }

@@ -135,20 +135,16 @@ func (m *members) remove(ctx context.Context, id string) error {
 	return nil
 }
 
-// watch calls changed once subscribed (a change may have come between the first load and the
-// subscription), then on every message of poolChannel and every poolPoll, until ctx is
-// cancelled. go-redis re-subscribes after a lost connection; the poll covers what was missed.
+// watch calls changed on every message of poolChannel, on every (re)subscription to it, and
+// every poolPoll, until ctx is cancelled. go-redis re-subscribes after a lost connection; what
+// was published while this instance was not subscribed (before its first subscription, while
+// its connection was down, or before a restarted Redis came back empty and needs seeding) is
+// loaded as soon as the subscription is confirmed, since any later change is then a message.
+// The poll covers a message lost anyway.
 func (m *members) watch(ctx context.Context, changed func()) {
 	sub := m.rdb.Subscribe(ctx, poolChannel)
 	defer sub.Close()
-	// Subscribe does not wait for Redis: wait for the confirmation (or give up on it, with Redis
-	// down, and rely on the poll and go-redis's re-subscription).
-	rctx, cancel := context.WithTimeout(ctx, poolTimeout)
-	if _, err := sub.Receive(rctx); err == nil {
-		changed()
-	}
-	cancel()
-	msgs := sub.Channel()
+	msgs := sub.ChannelWithSubscriptions() // a *redis.Subscription on each (re)subscription
 	t := time.NewTicker(poolPoll)
 	defer t.Stop()
 	for {

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,6 +80,7 @@ type Client struct {
 	log                        *slog.Logger
 
 	mu      sync.Mutex // serialises apply
+	passive sync.Mutex // serialises the passive failures that take a backend down (see failure)
 	set     atomic.Pointer[[]*backend]
 	rr      atomic.Uint64
 	changed chan struct{} // a membership change, for the health loops
@@ -195,10 +197,8 @@ func (c *Client) Do(ctx context.Context, r *Request) (*http.Response, error) {
 	if !ValidTarget(r.URI) && !ValidTarget("/"+r.URI) {
 		return nil, &Error{r.URI, fmt.Errorf("invalid request target %q", r.URI)}
 	}
-	// Every backend down: fail at once rather than queue for a slot of the budget only to find
-	// no backend to use. Backends that hang are the outage that fills the budget (their requests
-	// hold the slots until they time out), and then the stale copy must not wait MaxWait.
-	if !c.anyUp() {
+	if c.Healthy() == 0 {
+		// Before the budget: with nothing up, a wait for a slot would be a wait for nothing.
 		c.unavailable.Add(1)
 		return nil, &Error{r.URI, ErrAllDown}
 	}
@@ -218,6 +218,9 @@ func (c *Client) Do(ctx context.Context, r *Request) (*http.Response, error) {
 			c.unavailable.Add(1)
 			return nil, &Error{r.URI, ErrAllDown}
 		}
+		if tried != nil {
+			c.retries.Add(1) // counted once there is a backend to send it to
+		}
 		var resp *http.Response
 		if resp, err = c.exchange(ctx, b, r); err == nil {
 			resp.Body = &releaser{ReadCloser: resp.Body, done: func() { b.inflight.Add(-1); release() }}
@@ -228,7 +231,6 @@ func (c *Client) Do(ctx context.Context, r *Request) (*http.Response, error) {
 			return nil, err
 		}
 		tried = b
-		c.retries.Add(1)
 	}
 }
 
@@ -249,7 +251,7 @@ func (c *Client) exchange(ctx context.Context, b *backend, r *Request) (*http.Re
 		return nil, err
 	}
 	b.lat.observe(now, now.Sub(start))
-	c.answered(b) // any response, a 5xx too, ends a run of failures: only "in a row" takes b down
+	c.answered(b) // any answer, 5xx too, ends its run of failures on traffic (not its checks')
 	if resp.StatusCode >= 500 {
 		b.failed.Add(1)
 		c.failed.Add(1)
@@ -291,43 +293,45 @@ func (r *releaser) Close() error {
 // pick returns the healthy backend for a request with key under the balancing policy, other
 // than skip; nil when there is none.
 func (c *Client) pick(key string, skip *backend) *backend {
-	set := *c.set.Load()
-	n := len(set)
+	// The candidates, in the pool's order; a stack array, so no allocation per request.
+	var buf [MaxBackends]*backend
+	up := buf[:0]
+	for _, b := range *c.set.Load() {
+		if b != skip && b.up.Load() {
+			up = append(up, b)
+		}
+	}
+	n := len(up)
 	if n == 0 {
 		return nil
 	}
-	var best *backend
 	switch c.balance {
 	case BalanceKeyHash:
 		// Rendezvous hashing: the backend with the highest score for the key. A backend that
 		// leaves (or goes down) moves only its own keys, each to its next-best backend.
 		kh := hashString(key)
-		var top uint64
-		for _, b := range set {
-			if b == skip || !b.up.Load() {
-				continue
-			}
-			if s := mix64(kh ^ b.hash); best == nil || s > top {
+		best, top := up[0], mix64(kh^up[0].hash)
+		for _, b := range up[1:] {
+			if s := mix64(kh ^ b.hash); s > top {
 				best, top = b, s
 			}
 		}
+		return best
 	case BalanceLeastConn:
-		start := int(c.rr.Add(1) % uint64(n)) // ties go round the pool
-		for i := range n {
-			b := set[(start+i)%n]
-			if b != skip && b.up.Load() && (best == nil || b.inflight.Load() < best.inflight.Load()) {
+		// Ties go round the candidates, as round_robin does.
+		start := int(c.rr.Add(1) % uint64(n))
+		best := up[start]
+		for i := 1; i < n; i++ {
+			if b := up[(start+i)%n]; b.inflight.Load() < best.inflight.Load() {
 				best = b
 			}
 		}
-	default:
-		start := int(c.rr.Add(1) % uint64(n))
-		for i := range n {
-			if b := set[(start+i)%n]; b != skip && b.up.Load() {
-				return b
-			}
-		}
+		return best
 	}
-	return best
+	// Round the candidates, not the whole pool: going round the pool and taking the next one
+	// up would hand a down backend's turns to the one after it, which would then take twice
+	// the share of the others.
+	return up[c.rr.Add(1)%uint64(n)]
 }
 
 func (c *Client) backends() []*backend { return *c.set.Load() }
@@ -417,16 +421,6 @@ func (c *Client) Instance() string { return c.instance }
 
 // Balance is the balancing policy.
 func (c *Client) Balance() string { return c.balance }
-
-// anyUp reports whether a backend is up; unlike pick, it leaves the round-robin turn alone.
-func (c *Client) anyUp() bool {
-	for _, b := range c.backends() {
-		if b.up.Load() {
-			return true
-		}
-	}
-	return false
-}
 
 // Healthy reports how many backends are up.
 func (c *Client) Healthy() int {
@@ -532,7 +526,8 @@ func resolve(list []member, target string) (string, error) {
 			return m.URL, nil
 		}
 		if byURL == "" {
-			if u, err := url.Parse(m.URL); err == nil && hostPort(u) == target {
+			// Host names are case-insensitive (RFC 3986 §3.2.2); the list's are lower case.
+			if u, err := url.Parse(m.URL); err == nil && strings.EqualFold(hostPort(u), target) {
 				found = append(found, m.URL)
 			}
 		}
