@@ -12,8 +12,8 @@ import (
 
 // The fleet's pool in Redis: one hash, field = backend URL, value = a JSON member; every change
 // is published on poolChannel so that each instance reloads at once. The hash has no expiry: it
-// is configuration. Deleting it makes the next instance that loads it seed it again from its
-// SWR_UPSTREAM.
+// is configuration. An instance that finds no hash (Redis is new, or restarted empty, or the
+// hash was deleted) seeds it with the pool it holds.
 const (
 	poolKey     = "swr:pool:v1"
 	poolChannel = "swr:pool:v1:changed"
@@ -66,14 +66,15 @@ return 1
 // members is the fleet's pool in Redis.
 type members struct {
 	rdb  redis.UniversalClient
-	seed []member // the environment's list
+	seed func() []member // what to seed an empty Redis with: the pool this instance holds
 	log  *slog.Logger
 }
 
 func (m *members) seedArgs() []any {
-	args := make([]any, 0, 2*len(m.seed))
+	seed := m.seed()
+	args := make([]any, 0, 2*len(seed))
 	now := time.Now().UTC()
-	for _, s := range m.seed {
+	for _, s := range seed {
 		s.Added = now
 		v, _ := json.Marshal(s)
 		args = append(args, s.URL, v)
@@ -81,7 +82,7 @@ func (m *members) seedArgs() []any {
 	return args
 }
 
-// load returns the fleet's pool, seeding it with the environment's list when Redis has none.
+// load returns the fleet's pool, seeding it with this instance's when Redis has none.
 func (m *members) load(ctx context.Context) ([]member, error) {
 	ctx, cancel := context.WithTimeout(ctx, poolTimeout)
 	defer cancel()

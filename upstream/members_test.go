@@ -251,15 +251,15 @@ func TestWithRedisGoneThePoolIsKeptAndChangesAreRefused(t *testing.T) {
 		}
 	}
 
-	// Redis comes back empty (no persistence): the next load seeds it again, from the
-	// environment's list of whichever instance loads first (a's Sync, or a watch that
-	// reconnected); the fleet follows.
+	// Redis comes back empty (no persistence): the next load seeds it again with the pool of
+	// whichever instance loads first (a's Sync, or a watch that reconnected), which is the
+	// fleet's last one, the backend added through the API included; the fleet follows.
 	srv.Restart()
 	a.Sync(t.Context())
 	b.Sync(t.Context())
 	got := storedURLs(t, rdb)
-	if !slices.Equal(got, sorted(bs[0].url, bs[1].url)) && !slices.Equal(got, []string{bs[2].url}) {
-		t.Fatalf("Redis after the restart = %v, want the environment's list of a or b", got)
+	if !slices.Equal(got, want) {
+		t.Fatalf("Redis after the restart = %v, want the fleet's last pool %v", got, want)
 	}
 	for _, c := range []*Client{a, b} {
 		if pool := ids(c); !slices.Equal(pool, got) {
@@ -322,21 +322,91 @@ func TestAfterRedisRestartsEmptyTheRunningFleetSeedsItAgainAtOnce(t *testing.T) 
 
 	srv.Stop()
 	srv.Restart() // empty: no persistence
-	// No Sync: the instances' watches reconnect and load, and the first load seeds the
-	// environment's list (the backend added through the API is gone with Redis's data).
-	seeded := sorted(bs[0].url, bs[1].url)
+	// No Sync: the instances' watches reconnect and load, and the first load seeds the pool
+	// that instance holds: the backend added through the API survives Redis's data.
+	seeded := sorted(bs[0].url, bs[1].url, bs[2].url)
 	testenv.WaitFor(t, 2*time.Second, "Redis seeded again and both pools following it", func() bool {
 		n, err := rdb.HLen(context.Background(), poolKey).Result()
-		return err == nil && n == 2 && slices.Equal(ids(a), seeded) && slices.Equal(ids(b), seeded)
+		return err == nil && n == 3 && slices.Equal(ids(a), seeded) && slices.Equal(ids(b), seeded)
 	})
 	if got := storedURLs(t, rdb); !slices.Equal(got, seeded) {
 		t.Errorf("Redis = %v, want %v", got, seeded)
 	}
 	subscribed(t, rdb, 2)
-	if _, err := b.Add(t.Context(), bs[2].url); err != nil {
-		t.Fatalf("Add after the restart: %v", err)
+	if _, err := b.Remove(t.Context(), bs[2].url); err != nil {
+		t.Fatalf("Remove after the restart: %v", err)
 	}
-	testenv.WaitFor(t, time.Second, "a to see the backend added through b after the restart", func() bool {
-		return slices.Contains(ids(a), bs[2].url)
+	testenv.WaitFor(t, time.Second, "a to see the backend removed through b after the restart", func() bool {
+		return !slices.Contains(ids(a), bs[2].url)
 	})
+}
+
+// A fleet's pool that lists no valid backend (a hand-edited hash) leaves an instance's pool as it
+// was: it would otherwise answer every request ErrAllDown.
+func TestAFleetPoolWithoutAValidBackendLeavesThePoolAlone(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := client(t, srv)
+	bs := startBackends(t, 1)
+	a := instance(t, srv, "a", bs[0].url)
+	a.Sync(t.Context())
+	if err := rdb.Del(t.Context(), poolKey).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.HSet(t.Context(), poolKey, "ftp://x", `{"source":"api"}`, "not a url", `{}`).Err(); err != nil {
+		t.Fatal(err)
+	}
+	a.Sync(t.Context())
+	if got := ids(a); !slices.Equal(got, []string{bs[0].url}) {
+		t.Fatalf("pool = %v after loading a pool of bad members, want the one it had", got)
+	}
+	mustFetch(t, a, "", "/x")
+}
+
+// An instance that missed an addition (its watch was down) and is asked to add the same backend
+// learns it from the refusal.
+func TestAnAddRefusedAsPresentReloadsThePool(t *testing.T) {
+	srv := redistest.Start(t)
+	bs := startBackends(t, 2)
+	a := instance(t, srv, "a", bs[0].url)
+	b := instance(t, srv, "b", bs[0].url)
+	a.Sync(t.Context())
+	b.Sync(t.Context())
+	if _, err := a.Add(t.Context(), bs[1].url); err != nil {
+		t.Fatal(err)
+	}
+	// b runs no watch: it missed the message.
+	if _, err := b.Add(t.Context(), bs[1].url); !errors.Is(err, ErrExists) {
+		t.Fatalf("b.Add of a present backend: %v, want ErrExists", err)
+	}
+	if !slices.Contains(ids(b), bs[1].url) {
+		t.Errorf("b's pool after ErrExists = %v, want it to list %s", ids(b), bs[1].url)
+	}
+}
+
+// A reload whose load began before another's was applied does not undo it (an Add's reload and
+// the poll's may cross).
+func TestAnOlderReloadDoesNotUndoANewerOne(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := client(t, srv)
+	bs := startBackends(t, 2)
+	a := instance(t, srv, "a", bs[0].url)
+	a.Sync(t.Context())
+	old, err := a.members.load(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := a.loads.Add(1) // the older load: taken before the change
+	v, _ := json.Marshal(member{Source: SourceAPI, Added: time.Now()})
+	if err := rdb.HSet(t.Context(), poolKey, bs[1].url, v).Err(); err != nil {
+		t.Fatal(err)
+	}
+	a.Sync(t.Context()) // the newer load, applied first
+	want := sorted(bs[0].url, bs[1].url)
+	if got := ids(a); !slices.Equal(got, want) {
+		t.Fatalf("pool = %v, want %v", got, want)
+	}
+	a.applyLoaded(seq, old) // the older one arrives late
+	if got := ids(a); !slices.Equal(got, want) {
+		t.Errorf("pool after a late older load = %v, want %v still", got, want)
+	}
 }

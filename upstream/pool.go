@@ -80,6 +80,8 @@ type Client struct {
 	log                        *slog.Logger
 
 	mu      sync.Mutex // serialises apply
+	applied uint64     // the seq of the latest reload applied; guarded by mu
+	loads   atomic.Uint64
 	passive sync.Mutex // serialises the passive failures that take a backend down (see failure)
 	set     atomic.Pointer[[]*backend]
 	rr      atomic.Uint64
@@ -155,10 +157,13 @@ func New(o Options) (*Client, error) {
 		}
 		seed = append(seed, member{URL: n.String(), Source: SourceEnv})
 	}
-	if o.Redis != nil {
-		c.members = &members{rdb: o.Redis, seed: seed, log: o.Log}
-	}
 	c.apply(seed)
+	if o.Redis != nil {
+		// A Redis that holds no pool (new, or restarted empty) is seeded with the pool this
+		// instance holds: the environment's list at first, the fleet's once loaded, so that
+		// backends added through the API survive a Redis restart.
+		c.members = &members{rdb: o.Redis, seed: c.current, log: o.Log}
+	}
 	return c, nil
 }
 
@@ -359,8 +364,19 @@ func (c *Client) update(edit func(cur []member) ([]member, error)) error {
 	return err
 }
 
+// current is the pool this instance holds, as members.
+func (c *Client) current() []member {
+	set := c.backends()
+	ms := make([]member, len(set))
+	for i, b := range set {
+		ms[i] = member{URL: b.id, Source: b.source}
+	}
+	return ms
+}
+
 // applyLocked is apply with c.mu held. The list is kept in URL order, so that every instance
-// goes round it alike.
+// goes round it alike. A list without one valid backend (a hand-edited hash in Redis) leaves
+// the pool as it is; past MaxBackends, the first in URL order are kept.
 func (c *Client) applyLocked(ms []member) {
 	old := map[string]*backend{}
 	if p := c.set.Load(); p != nil {
@@ -395,8 +411,15 @@ func (c *Client) applyLocked(ms []member) {
 		}
 	}
 	slices.SortFunc(next, func(a, b *backend) int { return cmp.Compare(a.id, b.id) })
-	if p := c.set.Load(); p != nil && slices.Equal(*p, next) {
+	if p := c.set.Load(); p != nil && (len(next) == 0 || slices.Equal(*p, next)) {
+		if len(next) == 0 {
+			c.log.Warn("origin pool: the fleet's pool lists no valid backend; keeping this instance's")
+		}
 		return
+	}
+	if len(next) > MaxBackends {
+		c.log.Warn("origin pool: the fleet's pool lists too many backends; using the first", "listed", len(next), "used", MaxBackends)
+		next = next[:MaxBackends]
 	}
 	c.set.Store(&next)
 	select {
@@ -442,7 +465,11 @@ func (c *Client) Add(ctx context.Context, raw string) (Server, error) {
 	}
 	m := member{URL: u.String(), Source: SourceAPI}
 	if c.members != nil {
-		if err := c.members.add(ctx, m); err != nil {
+		err := c.members.add(ctx, m)
+		if errors.Is(err, ErrExists) {
+			c.reload(ctx) // this instance may have missed it
+		}
+		if err != nil {
 			return Server{}, err
 		}
 		c.reload(ctx)
@@ -574,13 +601,27 @@ func (c *Client) Sync(ctx context.Context) {
 	}
 }
 
+// reload loads the fleet's pool and applies it, unless a load that began later was applied
+// meanwhile (an Add's reload and the poll's may cross: the older must not win).
 func (c *Client) reload(ctx context.Context) {
+	seq := c.loads.Add(1)
 	ms, err := c.members.load(ctx)
 	if err != nil {
 		c.log.Warn("origin pool: keeping the last known pool", "err", err)
 		return
 	}
-	c.apply(ms)
+	c.applyLoaded(seq, ms)
+}
+
+// applyLoaded applies ms, the result of the load numbered seq, unless a later one was applied.
+func (c *Client) applyLoaded(seq uint64, ms []member) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if seq < c.applied {
+		return
+	}
+	c.applied = seq
+	c.applyLocked(ms)
 }
 
 // Run runs the health checks, follows the fleet's pool in Redis and renews the budget's leases
