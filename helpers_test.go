@@ -68,7 +68,7 @@ type instance struct {
 }
 
 // startProxy runs swrproxy against upstream with the given settings (SWR_* names; SWR_REDIS_URL
-// defaults to "" = L1 only) and stops it when the test ends.
+// defaults to "" = L1 only, SWR_HEALTH_INTERVAL to 1h) and stops it when the test ends.
 func startProxy(t *testing.T, upstream string, env map[string]string) *instance {
 	t.Helper()
 	return startProxyLogging(t, upstream, env, nil)
@@ -77,7 +77,9 @@ func startProxy(t *testing.T, upstream string, env map[string]string) *instance 
 // startProxyLogging is startProxy with the production logger writing to logs (nil: the test logger).
 func startProxyLogging(t *testing.T, upstream string, env map[string]string, logs io.Writer) *instance {
 	t.Helper()
-	vars := map[string]string{"SWR_UPSTREAM": upstream, "SWR_LISTEN": "127.0.0.1:0", "SWR_REDIS_URL": ""}
+	// Health checks are requests too: tests that count the origin's requests would see them at
+	// random. Tests of the checks set their own interval.
+	vars := map[string]string{"SWR_UPSTREAM": upstream, "SWR_LISTEN": "127.0.0.1:0", "SWR_REDIS_URL": "", "SWR_HEALTH_INTERVAL": "1h"}
 	for k, v := range env {
 		vars[k] = v
 	}

@@ -43,7 +43,7 @@ func startChild(t *testing.T, upstream string, env map[string]string, command ..
 	c.cmd = exec.Command(command[0], command[1:]...)
 	c.cmd.Dir = t.TempDir() // no .env there
 	c.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "SWR_UPSTREAM=" + upstream, "SWR_LISTEN=127.0.0.1:0",
-		"SWR_REDIS_URL=", "SWR_LOG_LEVEL=info"}
+		"SWR_REDIS_URL=", "SWR_LOG_LEVEL=info", "SWR_HEALTH_INTERVAL=1h"} // health checks would add origin requests
 	for k, v := range env {
 		c.cmd.Env = append(c.cmd.Env, k+"="+v)
 	}
