@@ -53,6 +53,9 @@ const maxCheckBody = 64 << 10
 func (c *Client) failure(b *backend, now time.Time, passive bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if passive && !b.up.Load() {
+		return // a request that was in flight when b went down: only checks bring it back
+	}
 	run := &b.fails
 	if passive {
 		run = &b.trafficFails
@@ -71,7 +74,15 @@ func (c *Client) failure(b *backend, now time.Time, passive bool) {
 	}
 	b.up.Store(false)
 	b.since = now
-	c.log.Warn("backend down", "backend", b.id, "failures", *run, "passive", passive)
+	if passive {
+		c.log.Warn("backend down: requests to it failed", "backend", b.id, "failures", *run)
+		return
+	}
+	hint := ""
+	if s := b.check.Status; s >= 300 && s < 500 {
+		hint = "the health check must answer 2xx (redirects are not followed): set SWR_HEALTH_PATH to a path that does"
+	}
+	c.log.Warn("backend down: health checks failed", "backend", b.id, "failures", *run, "last", b.check.Error, "hint", hint)
 }
 
 // passed notes a passed health check: Rise of them in a row mark a down backend up.

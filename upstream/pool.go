@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/tls"
@@ -242,12 +243,27 @@ func (c *Client) Do(ctx context.Context, r *Request) (*http.Response, error) {
 // exchange is one exchange with b, counted in its in-flight requests (until the body is closed,
 // by Do's releaser), its counters and latencies, and its passive health.
 func (c *Client) exchange(ctx context.Context, b *backend, r *Request) (*http.Response, error) {
+	var upload *watchedBody
+	switch r.Body.(type) {
+	case nil, *bytes.Reader, *strings.Reader, *bytes.Buffer:
+		// In memory: reading cannot fail, and net/http can replay it on a stale connection.
+	default:
+		upload = &watchedBody{r: r.Body}
+		sent := *r
+		sent.Body = upload
+		r = &sent
+	}
 	b.inflight.Add(1)
 	start := time.Now()
 	resp, err := c.send(ctx, b.url, r)
 	now := time.Now()
 	if err != nil {
 		b.inflight.Add(-1)
+		if upload != nil && upload.failed.Load() {
+			// The client's upload broke (an aborted or short body): its failure, not the
+			// backend's. Counted against b, it would let anyone take backends down at will.
+			return nil, err
+		}
 		b.failed.Add(1)
 		c.failed.Add(1)
 		if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -635,4 +651,19 @@ func (c *Client) Run(ctx context.Context) error {
 	}
 	wg.Wait()
 	return nil
+}
+
+// watchedBody is a request body that records whether reading it failed (the client's upload
+// broke), as opposed to the backend failing the exchange.
+type watchedBody struct {
+	r      io.Reader
+	failed atomic.Bool // read by the exchange after the transport's goroutine is done with it
+}
+
+func (w *watchedBody) Read(p []byte) (int, error) {
+	n, err := w.r.Read(p)
+	if err != nil && err != io.EOF {
+		w.failed.Store(true)
+	}
+	return n, err
 }

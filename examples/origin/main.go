@@ -158,6 +158,12 @@ func newServer(c config, log *slog.Logger) *server {
 		"ETH-USD":  {base: 3120.25, setAt: start, version: 1},
 	}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	// swrproxy's default health check (SWR_HEALTH_PATH=/) must get a 2xx, or after three checks
+	// the demo's only backend is marked down and every miss is answered 503.
+	s.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		io.WriteString(w, "swrproxy demo origin: GET /api/prices?pair=BTC-USD\n")
+	})
 	s.mux.HandleFunc("GET /api/prices", s.getPrices)
 	s.mux.HandleFunc("POST /admin/edit", s.edit)
 	return s

@@ -255,3 +255,24 @@ func TestParseConfig(t *testing.T) {
 		}
 	}
 }
+
+// swrproxy's default health check is GET /: the demo origin answers it 2xx (else the quick
+// start's only backend would be marked down after three checks).
+func TestTheDefaultHealthCheckPasses(t *testing.T) {
+	ts := newTestServer(t, "", "")
+	for _, path := range []string{"/", "/healthz"} {
+		resp, err := http.Get(ts.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			t.Errorf("GET %s = %d, want 2xx", path, resp.StatusCode)
+		}
+	}
+	if resp, err := http.Get(ts.URL + "/nothing"); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /nothing = %v, %v; want 404 (only / itself)", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+}
