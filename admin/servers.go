@@ -64,7 +64,7 @@ func (a *Admin) statsDetail(c *fiber.Ctx) error {
 // addServer is POST /_swr/servers with {"url": "http://host:port"}: the backend joins the pool
 // of the whole fleet. 201 with the new backend and its Location (where DELETE removes it).
 func (a *Admin) addServer(c *fiber.Ctx) error {
-	if ct := c.Request().Header.ContentType(); len(ct) > 0 && !isJSON(string(ct)) {
+	if ct := c.Request().Header.ContentType(); len(ct) > 0 && !acceptedType(string(ct)) {
 		return c.Status(fiber.StatusUnsupportedMediaType).JSON(fiber.Map{
 			"error": "Content-Type must be application/json (curl: --json, or -H 'Content-Type: application/json')"})
 	}
@@ -131,10 +131,12 @@ func (a *Admin) poolError(c *fiber.Ctx, err error) error {
 	return c.Status(status).JSON(fiber.Map{"error": clip(err.Error())})
 }
 
-// isJSON reports whether the Content-Type ct is application/json (any parameters).
-func isJSON(ct string) bool {
+// acceptedType reports whether the Content-Type ct (any parameters) may label a JSON body.
+func acceptedType(ct string) bool {
 	t, _, err := mime.ParseMediaType(ct)
-	return err == nil && t == "application/json"
+	// The body is JSON whatever the field says; curl -d labels it a form, and is let through so
+	// that the README's curl habits (as for POST /_swr/invalidate) work here too.
+	return err == nil && (t == "application/json" || t == "application/x-www-form-urlencoded")
 }
 
 // serverRequest is the body of POST /_swr/servers.

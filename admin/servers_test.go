@@ -179,7 +179,7 @@ var badBodies = []struct {
 	{"an unknown field", "application/json", `{"url":"http://127.0.0.1:9000","weight":2}`, 400, "unknown field"},
 	{"a body over 4 KiB", "application/json", `{"url":"http://127.0.0.1:9000/` + strings.Repeat("a", 5<<10) + `"}`, 413, "4 KiB"},
 	{"text/plain", "text/plain", `{"url":"http://127.0.0.1:9000"}`, 415, "application/json"},
-	{"a form (curl -d)", "application/x-www-form-urlencoded", `{"url":"http://127.0.0.1:9000"}`, 415, "application/json"},
+	{"a real form", "application/x-www-form-urlencoded", `url=http%3A%2F%2F127.0.0.1%3A9000`, 400, "invalid JSON"},
 	{"a bad Content-Type", "application/", `{"url":"http://127.0.0.1:9000"}`, 415, "application/json"},
 }
 
@@ -408,5 +408,15 @@ func TestStatsCarryTheClientAndServerCountsAndDetailListsEachBackend(t *testing.
 		if !strings.Contains(got.body, "\n"+want+"\n") {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+// curl -d labels its JSON body a form: it is accepted, as POST /_swr/invalidate accepts it.
+func TestPostServersAcceptsCurlsDefaultContentType(t *testing.T) {
+	a, _ := newAdmin(t, secret)
+	app, pool := newApp(a), poolOf(a)
+	got := sendTyped(t, app, "POST", "/_swr/servers", secret, "application/x-www-form-urlencoded", `{"url":"http://127.0.0.1:9000"}`)
+	if got.status != 201 || !slices.Contains(urls(pool), "http://127.0.0.1:9000") {
+		t.Errorf("POST as curl -d sends it: %d %s, want 201 and the backend added", got.status, got.body)
 	}
 }
