@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -410,3 +412,34 @@ func TestAnOlderReloadDoesNotUndoANewerOne(t *testing.T) {
 		t.Errorf("pool after a late older load = %v, want %v still", got, want)
 	}
 }
+
+// An instance whose SWR_UPSTREAM is not the fleet's pool says so at Sync: its list does nothing.
+func TestSyncWarnsWhenTheEnvironmentsListIsNotTheFleets(t *testing.T) {
+	srv := redistest.Start(t)
+	bs := startBackends(t, 2)
+	a := instance(t, srv, "a", bs[0].url)
+	a.Sync(t.Context())
+	var logs syncLog
+	b := newPool(t, Options{Redis: client(t, srv), Instance: "b", Log: slog.New(slog.NewTextHandler(&logs, nil))}, bs[1].url)
+	b.Sync(t.Context())
+	if s := logs.String(); !strings.Contains(s, "SWR_UPSTREAM differs from the fleet's pool") || !strings.Contains(s, bs[0].url) {
+		t.Errorf("b's log after Sync = %q, want a warning naming the fleet's pool", s)
+	}
+	logs.Reset()
+	a.Sync(t.Context())
+	c := newPool(t, Options{Redis: client(t, srv), Instance: "c", Log: slog.New(slog.NewTextHandler(&logs, nil))}, bs[0].url)
+	c.Sync(t.Context())
+	if s := logs.String(); strings.Contains(s, "differs") {
+		t.Errorf("an instance whose list is the fleet's logged %q", s)
+	}
+}
+
+// syncLog is a log destination safe for the pool's goroutines.
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLog) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
+func (l *syncLog) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+func (l *syncLog) Reset()                      { l.mu.Lock(); defer l.mu.Unlock(); l.b.Reset() }

@@ -78,6 +78,7 @@ type Client struct {
 	budget                     *budget
 	members                    *members // nil without Redis
 	instance                   string
+	env                        []string // the environment's list, normalised and in URL order
 	log                        *slog.Logger
 
 	mu      sync.Mutex // serialises apply
@@ -159,6 +160,9 @@ func New(o Options) (*Client, error) {
 		seed = append(seed, member{URL: n.String(), Source: SourceEnv})
 	}
 	c.apply(seed)
+	for _, b := range c.backends() {
+		c.env = append(c.env, b.id)
+	}
 	if o.Redis != nil {
 		// A Redis that holds no pool (new, or restarted empty) is seeded with the pool this
 		// instance holds: the environment's list at first, the fleet's once loaded, so that
@@ -610,10 +614,21 @@ func (c *Client) Stats() Stats {
 }
 
 // Sync loads the fleet's pool from Redis (seeding it with the environment's list when Redis has
-// none). A failure is logged and the current pool kept: Run keeps trying.
+// none). A failure is logged and the current pool kept: Run keeps trying. When the fleet's pool
+// is not the environment's list, it says so: the fleet's wins, and an operator who changed
+// SWR_UPSTREAM should know that it did nothing.
 func (c *Client) Sync(ctx context.Context) {
-	if c.members != nil {
-		c.reload(ctx)
+	if c.members == nil {
+		return
+	}
+	c.reload(ctx)
+	var fleet []string
+	for _, b := range c.backends() {
+		fleet = append(fleet, b.id)
+	}
+	if !slices.Equal(fleet, c.env) {
+		c.log.Warn("SWR_UPSTREAM differs from the fleet's pool in Redis (swr:pool:v1): using the fleet's; change it through /_swr/servers",
+			"SWR_UPSTREAM", strings.Join(c.env, ","), "fleet", strings.Join(fleet, ","))
 	}
 }
 
