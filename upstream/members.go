@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -36,8 +37,15 @@ var seedAndLoadScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then
   for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1]) end
 end
+if redis.call('HLEN', KEYS[1]) > ` + strconv.Itoa(maxLoaded) + ` then
+  return redis.error_reply('the pool hash holds more members than any pool may')
+end
 return redis.call('HGETALL', KEYS[1])
 `)
+
+// maxLoaded bounds what a load reads: a pool hash grown past it (by hand: the API stops at
+// MaxBackends) is refused whole rather than read into every instance's memory.
+const maxLoaded = 4 * MaxBackends
 
 // addScript adds ARGV[1] (member ARGV[2]) to KEYS[1], seeded first with the pairs from ARGV[5] if
 // it does not exist, unless it is there (0) or the pool holds ARGV[3] backends (-1); it

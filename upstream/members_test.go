@@ -443,3 +443,28 @@ type syncLog struct {
 func (l *syncLog) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
 func (l *syncLog) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 func (l *syncLog) Reset()                      { l.mu.Lock(); defer l.mu.Unlock(); l.b.Reset() }
+
+// A pool hash grown far past MaxBackends (written by hand: the API stops at MaxBackends) is not
+// read into memory: the load fails and the pool stays as it was (security review: 30 000
+// members cost 172 MB a reload on every instance).
+func TestAHugePoolHashIsRefusedWhole(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := client(t, srv)
+	bs := startBackends(t, 1)
+	a := instance(t, srv, "a", bs[0].url)
+	a.Sync(t.Context())
+	pairs := []any{}
+	for i := range maxLoaded + 1 {
+		pairs = append(pairs, "http://127.0.0.1:"+strconv.Itoa(20000+i), `{"source":"api"}`)
+	}
+	if err := rdb.HSet(t.Context(), poolKey, pairs...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.members.load(t.Context()); !errors.Is(err, ErrPoolStore) {
+		t.Errorf("load of %d members: %v, want ErrPoolStore", maxLoaded+2, err)
+	}
+	a.Sync(t.Context())
+	if got := ids(a); !slices.Equal(got, []string{bs[0].url}) {
+		t.Errorf("pool = %d backends after a refused load, want the one it had", len(got))
+	}
+}

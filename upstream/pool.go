@@ -233,7 +233,12 @@ func (c *Client) Do(ctx context.Context, r *Request) (*http.Response, error) {
 		}
 		var resp *http.Response
 		if resp, err = c.exchange(ctx, b, r); err == nil {
-			resp.Body = &releaser{ReadCloser: resp.Body, done: func() { b.inflight.Add(-1); release() }}
+			// The budget bounds the origin's work on requests (the stampede after a purge is
+			// one of requests), so a slot is free once the headers are in: a long download or
+			// a stream must not hold it, or a few clients could hold the whole fleet's budget.
+			// The request stays in b's in-flight count until its body is closed.
+			release()
+			resp.Body = &releaser{ReadCloser: resp.Body, done: func() { b.inflight.Add(-1) }}
 			return resp, nil
 		}
 		if tried != nil || !retryable(ctx, r, err) {
@@ -270,8 +275,8 @@ func (c *Client) exchange(ctx context.Context, b *backend, r *Request) (*http.Re
 		}
 		b.failed.Add(1)
 		c.failed.Add(1)
-		if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			c.failure(b, now, true) // refused, reset, timed out: not the caller giving up
+		if ctx.Err() == nil && unreachable(err) {
+			c.failure(b, now, true)
 		}
 		return nil, err
 	}
@@ -405,8 +410,13 @@ func (c *Client) applyLocked(ms []member) {
 		}
 	}
 	now := time.Now()
-	next := make([]*backend, 0, len(ms))
+	ms = slices.SortedFunc(slices.Values(ms), func(a, b member) int { return cmp.Compare(a.URL, b.URL) })
+	next := make([]*backend, 0, min(len(ms), MaxBackends))
 	for _, m := range ms {
+		if len(next) == MaxBackends {
+			c.log.Warn("origin pool: the fleet's pool lists too many backends; using the first", "listed", len(ms), "used", MaxBackends)
+			break
+		}
 		if b, ok := old[m.URL]; ok {
 			if b != nil {
 				next = append(next, b)
@@ -436,10 +446,6 @@ func (c *Client) applyLocked(ms []member) {
 			c.log.Warn("origin pool: the fleet's pool lists no valid backend; keeping this instance's")
 		}
 		return
-	}
-	if len(next) > MaxBackends {
-		c.log.Warn("origin pool: the fleet's pool lists too many backends; using the first", "listed", len(next), "used", MaxBackends)
-		next = next[:MaxBackends]
 	}
 	c.set.Store(&next)
 	select {
@@ -681,4 +687,24 @@ func (w *watchedBody) Read(p []byte) (int, error) {
 		w.failed.Store(true)
 	}
 	return n, err
+}
+
+// unreachable reports whether err shows the backend itself unreachable: the connection could
+// not be made (refused, no route, a dial timeout) or its TLS handshake failed. Those are the
+// passive failures. A failure after the request was written (a reset, an EOF, a timeout waiting
+// for the answer) is not: a request can cause it (a handler that panics, a firewall resetting on
+// a signature, a slow report), and counting it would let any client take backends down at will
+// (security review). A backend that accepts and then hangs is the active checks' to find.
+func unreachable(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	var rh tls.RecordHeaderError
+	var cv *tls.CertificateVerificationError
+	var alert tls.AlertError
+	if errors.As(err, &rh) || errors.As(err, &cv) || errors.As(err, &alert) {
+		return true
+	}
+	return strings.Contains(err.Error(), "TLS handshake timeout")
 }

@@ -9,11 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/textproto"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -176,13 +178,19 @@ type bodyTimeoutReader struct {
 	idle   time.Duration
 	timer  *time.Timer
 	cancel context.CancelFunc
+	once   sync.Once
+	err    error
 }
 
 // IdleTimeout wraps body so that it fails when the origin sends nothing for idle; cancel (which
-// should cancel the request's context) runs when the body is closed or times out.
+// should cancel the request's context) runs when the body is closed or times out. A time-out
+// closes the body too, so that a body nobody reads or closes (its reader gone) still releases
+// what it holds: the connection, the backend's in-flight count.
 func IdleTimeout(body io.ReadCloser, idle time.Duration, cancel context.CancelFunc) io.ReadCloser {
 	r := &bodyTimeoutReader{rc: body, idle: idle, cancel: cancel}
-	r.timer = time.AfterFunc(idle, cancel)
+	// Armed only once r.timer is set: Close reads it.
+	r.timer = time.AfterFunc(time.Duration(math.MaxInt64), func() { r.Close() })
+	r.timer.Reset(idle)
 	return r
 }
 
@@ -195,8 +203,10 @@ func (r *bodyTimeoutReader) Read(p []byte) (int, error) {
 }
 
 func (r *bodyTimeoutReader) Close() error {
-	r.timer.Stop()
-	err := r.rc.Close()
-	r.cancel()
-	return err
+	r.once.Do(func() {
+		r.timer.Stop()
+		r.cancel() // first: a Read in progress ends with the cancellation
+		r.err = r.rc.Close()
+	})
+	return r.err
 }
