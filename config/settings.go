@@ -121,7 +121,7 @@ var Settings = []Setting{
 		Help: "time between two active health checks of each backend",
 		bind: durationVar(func(c *Config) *time.Duration { return &c.HealthInterval }, true)},
 	{Env: "SWR_HEALTH_PATH", Flag: "health-path", Default: "/", arg: "PATH",
-		Help: "request target of the active health check of each backend, after its base path, e.g. /healthz",
+		Help: "request target of the active health check of each backend, after its base path; it must answer 2xx (e.g. /healthz)",
 		bind: binding{set: setHealthPath, value: func(c Config) slog.Value { return slog.StringValue(c.HealthPath) }}},
 	{Env: "SWR_HEALTH_TIMEOUT", Flag: "health-timeout", Default: "5s", arg: "DURATION",
 		Help: "a health check that takes longer fails",

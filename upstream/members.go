@@ -96,7 +96,7 @@ func (m *members) load(ctx context.Context) ([]member, error) {
 	defer cancel()
 	res, err := seedAndLoadScript.Run(ctx, m.rdb, []string{poolKey}, m.seedArgs()...).StringSlice()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrPoolStore, err)
+		return nil, fmt.Errorf("%w: %w", ErrPoolStore, err)
 	}
 	out := make([]member, 0, len(res)/2)
 	for i := 0; i+1 < len(res); i += 2 {
@@ -120,7 +120,7 @@ func (m *members) add(ctx context.Context, mem member) error {
 	n, err := addScript.Run(ctx, m.rdb, []string{poolKey}, args...).Int()
 	switch {
 	case err != nil:
-		return fmt.Errorf("%w: %v", ErrPoolStore, err)
+		return fmt.Errorf("%w: %w", ErrPoolStore, err)
 	case n == 0:
 		return ErrExists
 	case n < 0:
@@ -135,7 +135,7 @@ func (m *members) remove(ctx context.Context, id string) error {
 	n, err := removeScript.Run(ctx, m.rdb, []string{poolKey}, id, poolChannel).Int()
 	switch {
 	case err != nil:
-		return fmt.Errorf("%w: %v", ErrPoolStore, err)
+		return fmt.Errorf("%w: %w", ErrPoolStore, err)
 	case n == 0:
 		return ErrNotFound
 	case n < 0:

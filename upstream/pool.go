@@ -487,7 +487,7 @@ func (c *Client) Healthy() int {
 func (c *Client) Add(ctx context.Context, raw string) (Server, error) {
 	u, err := ParseBackend(raw)
 	if err != nil {
-		return Server{}, fmt.Errorf("%w: %v", ErrBadBackend, err)
+		return Server{}, fmt.Errorf("%w: %w", ErrBadBackend, err)
 	}
 	m := member{URL: u.String(), Source: SourceAPI}
 	if c.members != nil {
