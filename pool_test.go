@@ -148,10 +148,10 @@ func (b *stoppableBackend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprint(w, "ok")
 }
 
-// logged reports whether the text log holds a line with message msg about backend.
+// logged reports whether log has a line whose message starts with msg and that names backend.
 func logged(log *syncBuffer, msg, backend string) bool {
 	for _, line := range strings.Split(log.String(), "\n") {
-		if strings.Contains(line, `msg="`+msg+`"`) && slices.Contains(strings.Fields(line), "backend="+backend) {
+		if strings.Contains(line, `msg="`+msg) && slices.Contains(strings.Fields(line), "backend="+backend) {
 			return true
 		}
 	}
