@@ -258,6 +258,15 @@ func TestNginxGzipsCachedAnswersKeepsTheirValidatorsAndHidesThePrivateEndpoints(
 	if r := do(http.MethodPost, n+"/_swr/invalidate", "Authorization", "Bearer x"); r.StatusCode != http.StatusNotFound {
 		t.Errorf("POST /_swr/invalidate through nginx: %d, want 404", r.StatusCode)
 	}
+	// Nor is the origin pool's management: not listed, added to, nor removed from.
+	for _, m := range []struct{ method, path string }{
+		{http.MethodGet, "/_swr/servers"}, {http.MethodPost, "/_swr/servers"}, {http.MethodGet, "/_swr/stats/detail"},
+		{http.MethodDelete, "/_swr/servers/127.0.0.1/1"}, {http.MethodDelete, "/_swr/servers?url=http://x"}, {http.MethodGet, "/_SWR/servers"},
+	} {
+		if r := do(m.method, n+m.path, "Authorization", "Bearer x"); r.StatusCode != http.StatusNotFound || r.Header.Get("X-Cache") != "" {
+			t.Errorf("%s %s through nginx: %d X-Cache=%q, want nginx's own 404", m.method, m.path, r.StatusCode, r.Header.Get("X-Cache"))
+		}
+	}
 	if r := do("PURGE", n+path, "Authorization", "Bearer x"); r.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("PURGE through nginx: %d, want 405", r.StatusCode)
 	}
