@@ -197,9 +197,10 @@ func newPool(cfg config.Config, log *slog.Logger, rdb redis.UniversalClient) (*u
 			Fleet:   cfg.OriginFleetMaxConcurrency,
 			MaxWait: cfg.OriginMaxWait,
 		},
-		Redis:    rdb,
-		Instance: instanceID(),
-		Log:      log,
+		Redis:      rdb,
+		PoolSecret: cfg.InvalidateSecret,
+		Instance:   instanceID(),
+		Log:        log,
 	})
 }
 

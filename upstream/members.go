@@ -2,6 +2,9 @@ package upstream
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -29,7 +32,20 @@ type member struct {
 	URL    string    `json:"-"`
 	Source string    `json:"source"`
 	Added  time.Time `json:"added"`
+	// Sig is the member's HMAC under the pool's key (see members.sign): a member written into
+	// Redis by anyone without the secret is ignored.
+	Sig string `json:"sig"`
 }
+
+// replaceScript makes KEYS[1] the ARGV pairs (url, member) and publishes on the channel named
+// first: what a load does when every member in Redis is unsigned (written by hand, or under
+// another secret).
+var replaceScript = redis.NewScript(`
+redis.call('DEL', KEYS[1])
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1]) end
+redis.call('PUBLISH', ARGV[1], 'changed')
+return 1
+`)
 
 // seedAndLoadScript seeds KEYS[1] with the ARGV pairs (url, member) when it does not exist, and
 // returns the whole hash.
@@ -75,7 +91,23 @@ return 1
 type members struct {
 	rdb  redis.UniversalClient
 	seed func() []member // what to seed an empty Redis with: the pool this instance holds
+	key  []byte          // HMAC key of the members (from the secret)
 	log  *slog.Logger
+}
+
+// sign returns the member's signature: whoever can write Redis but does not know the secret
+// cannot add a backend (which would get every request, credentials included).
+func (m *members) sign(mem member) string {
+	h := hmac.New(sha256.New, m.key)
+	h.Write([]byte(poolKey + "\x00" + mem.URL + "\x00" + mem.Source))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// encode is mem as Redis holds it, signed.
+func (m *members) encode(mem member) []byte {
+	mem.Sig = m.sign(mem)
+	v, _ := json.Marshal(mem)
+	return v
 }
 
 func (m *members) seedArgs() []any {
@@ -84,8 +116,7 @@ func (m *members) seedArgs() []any {
 	now := time.Now().UTC()
 	for _, s := range seed {
 		s.Added = now
-		v, _ := json.Marshal(s)
-		args = append(args, s.URL, v)
+		args = append(args, s.URL, m.encode(s))
 	}
 	return args
 }
@@ -99,14 +130,28 @@ func (m *members) load(ctx context.Context) ([]member, error) {
 		return nil, fmt.Errorf("%w: %w", ErrPoolStore, err)
 	}
 	out := make([]member, 0, len(res)/2)
+	unsigned := 0
 	for i := 0; i+1 < len(res); i += 2 {
 		mem := member{URL: res[i]}
-		if err := json.Unmarshal([]byte(res[i+1]), &mem); err != nil {
-			m.log.Warn("origin pool: a member in Redis is not JSON; using it as an api backend", "url", res[i], "err", err)
-			mem.Source = SourceAPI
-		}
+		err := json.Unmarshal([]byte(res[i+1]), &mem)
 		mem.URL = res[i]
+		if err != nil || !hmac.Equal([]byte(mem.Sig), []byte(m.sign(mem))) {
+			unsigned++
+			continue
+		}
 		out = append(out, mem)
+	}
+	if unsigned > 0 {
+		m.log.Warn("origin pool: ignoring members of swr:pool:v1 without a valid signature (written without the secret, or under another one)", "ignored", unsigned, "kept", len(out))
+	}
+	if len(out) == 0 && unsigned > 0 {
+		// Nothing the fleet wrote is left (the secret changed, or the hash was written by
+		// hand): the pool this instance holds becomes the fleet's again.
+		args := append([]any{poolChannel}, m.seedArgs()...)
+		if err := replaceScript.Run(ctx, m.rdb, []string{poolKey}, args...).Err(); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrPoolStore, err)
+		}
+		return m.seed(), nil
 	}
 	return out, nil
 }
@@ -115,8 +160,7 @@ func (m *members) add(ctx context.Context, mem member) error {
 	ctx, cancel := context.WithTimeout(ctx, poolTimeout)
 	defer cancel()
 	mem.Added = time.Now().UTC()
-	v, _ := json.Marshal(mem)
-	args := append([]any{mem.URL, v, MaxBackends, poolChannel}, m.seedArgs()...)
+	args := append([]any{mem.URL, m.encode(mem), MaxBackends, poolChannel}, m.seedArgs()...)
 	n, err := addScript.Run(ctx, m.rdb, []string{poolKey}, args...).Int()
 	switch {
 	case err != nil:

@@ -20,7 +20,16 @@ import (
 // instance returns one instance's client of the fleet's pool in srv, its environment's list env.
 func instance(t *testing.T, srv *redistest.Server, name string, env ...string) *Client {
 	t.Helper()
-	return newPool(t, Options{Redis: client(t, srv), Instance: name}, env...)
+	return newPool(t, Options{Redis: client(t, srv), PoolSecret: testPoolSecret, Instance: name}, env...)
+}
+
+// testPoolSecret signs the members of the tests' fleet pools.
+const testPoolSecret = "0123456789abcdef0123456789abcdef"
+
+// signed is a member as an instance with testPoolSecret writes it.
+func signed(url, source string) string {
+	m := &members{key: []byte(testPoolSecret)}
+	return string(m.encode(member{URL: url, Source: source, Added: time.Now()}))
 }
 
 // stored is the fleet's pool in Redis: URL → member.
@@ -193,10 +202,11 @@ func TestAMemberInRedisThatIsNoBackendIsIgnored(t *testing.T) {
 	rdb := client(t, srv)
 	bs := startBackends(t, 2)
 	for k, v := range map[string]string{
-		bs[0].url:           `{"source":"env"}`,
-		bs[1].url:           `not json`,
-		"ftp://x":           `{"source":"api"}`,
-		"HTTP://Upper:8080": `{"source":"api"}`,
+		bs[0].url:                 signed(bs[0].url, SourceEnv),
+		bs[1].url:                 signed(bs[1].url, SourceAPI),
+		"http://127.0.0.1:1/json": `not json`,
+		"ftp://x":                 signed("ftp://x", SourceAPI),
+		"HTTP://Upper:8080":       signed("HTTP://Upper:8080", SourceAPI),
 	} {
 		if err := rdb.HSet(t.Context(), poolKey, k, v).Err(); err != nil {
 			t.Fatal(err)
@@ -208,7 +218,61 @@ func TestAMemberInRedisThatIsNoBackendIsIgnored(t *testing.T) {
 		t.Fatalf("pool = %v, want %v (the bad members left out)", got, want)
 	}
 	if s := server(t, a, bs[1].url); s.Source != SourceAPI {
-		t.Errorf("a member that is not JSON: source %q, want api", s.Source)
+		t.Errorf("a signed api member: source %q, want api", s.Source)
+	}
+}
+
+// A member written into Redis without the secret (by anyone who can write Redis) gets no
+// traffic: it would get every request, credentials included (security review). If nothing the
+// fleet signed is left, the instance's own pool becomes the fleet's again.
+func TestAMemberWrittenIntoRedisWithoutTheSecretIsIgnored(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := client(t, srv)
+	bs := startBackends(t, 2)
+	a := instance(t, srv, "a", bs[0].url)
+	a.Sync(t.Context())
+	forged := (&members{key: []byte("another secret, not the fleet's!")}).encode(member{URL: bs[1].url, Source: SourceAPI})
+	for _, v := range []string{`{"source":"api"}`, string(forged)} {
+		if err := rdb.HSet(t.Context(), poolKey, bs[1].url, v).Err(); err != nil {
+			t.Fatal(err)
+		}
+		a.Sync(t.Context())
+		if got := ids(a); !slices.Equal(got, []string{bs[0].url}) {
+			t.Fatalf("pool after a member %s was written without the secret = %v, want only %s", v, got, bs[0].url)
+		}
+	}
+	for range 4 {
+		mustFetch(t, a, "", "/x")
+	}
+	if n := bs[1].hits.Load(); n != 0 {
+		t.Errorf("the forged backend got %d requests", n)
+	}
+	// Every member forged: the hash becomes this instance's pool again.
+	if err := rdb.Del(t.Context(), poolKey).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.HSet(t.Context(), poolKey, bs[1].url, forged).Err(); err != nil {
+		t.Fatal(err)
+	}
+	a.Sync(t.Context())
+	if got := storedURLs(t, rdb); !slices.Equal(got, []string{bs[0].url}) || !slices.Equal(ids(a), got) {
+		t.Errorf("after a hash of forged members: Redis %v, pool %v; want both %s", got, ids(a), bs[0].url)
+	}
+}
+
+// Without a secret the API that changes the pool is off, and Redis is not read for it either:
+// the pool is the environment's.
+func TestWithoutASecretThePoolIsTheEnvironments(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := client(t, srv)
+	bs := startBackends(t, 2)
+	if err := rdb.HSet(t.Context(), poolKey, bs[1].url, signed(bs[1].url, SourceAPI)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	c := newPool(t, Options{Redis: rdb}, bs[0].url)
+	c.Sync(t.Context())
+	if got := ids(c); !slices.Equal(got, []string{bs[0].url}) {
+		t.Errorf("pool without a secret = %v, want the environment's %s", got, bs[0].url)
 	}
 }
 
@@ -398,8 +462,7 @@ func TestAnOlderReloadDoesNotUndoANewerOne(t *testing.T) {
 		t.Fatal(err)
 	}
 	seq := a.loads.Add(1) // the older load: taken before the change
-	v, _ := json.Marshal(member{Source: SourceAPI, Added: time.Now()})
-	if err := rdb.HSet(t.Context(), poolKey, bs[1].url, v).Err(); err != nil {
+	if err := rdb.HSet(t.Context(), poolKey, bs[1].url, signed(bs[1].url, SourceAPI)).Err(); err != nil {
 		t.Fatal(err)
 	}
 	a.Sync(t.Context()) // the newer load, applied first
@@ -420,14 +483,14 @@ func TestSyncWarnsWhenTheEnvironmentsListIsNotTheFleets(t *testing.T) {
 	a := instance(t, srv, "a", bs[0].url)
 	a.Sync(t.Context())
 	var logs syncLog
-	b := newPool(t, Options{Redis: client(t, srv), Instance: "b", Log: slog.New(slog.NewTextHandler(&logs, nil))}, bs[1].url)
+	b := newPool(t, Options{Redis: client(t, srv), PoolSecret: testPoolSecret, Instance: "b", Log: slog.New(slog.NewTextHandler(&logs, nil))}, bs[1].url)
 	b.Sync(t.Context())
 	if s := logs.String(); !strings.Contains(s, "SWR_UPSTREAM differs from the fleet's pool") || !strings.Contains(s, bs[0].url) {
 		t.Errorf("b's log after Sync = %q, want a warning naming the fleet's pool", s)
 	}
 	logs.Reset()
 	a.Sync(t.Context())
-	c := newPool(t, Options{Redis: client(t, srv), Instance: "c", Log: slog.New(slog.NewTextHandler(&logs, nil))}, bs[0].url)
+	c := newPool(t, Options{Redis: client(t, srv), PoolSecret: testPoolSecret, Instance: "c", Log: slog.New(slog.NewTextHandler(&logs, nil))}, bs[0].url)
 	c.Sync(t.Context())
 	if s := logs.String(); strings.Contains(s, "differs") {
 		t.Errorf("an instance whose list is the fleet's logged %q", s)

@@ -60,10 +60,16 @@ type Options struct {
 	// Host, when set, is the Host field sent to every backend instead of the backend's own.
 	Host   string
 	Budget BudgetOptions
-	// Redis holds the fleet's pool and budget; nil keeps both in this process.
-	Redis    redis.UniversalClient
-	Instance string // this instance's id, shown with its view of the pool
-	Log      *slog.Logger
+	// Redis holds the fleet's budget, and the fleet's pool when PoolSecret is set; nil keeps
+	// both in this process.
+	Redis redis.UniversalClient
+	// PoolSecret (SWR_INVALIDATE_SECRET) signs the members of the fleet's pool in Redis; a
+	// member without a valid signature is ignored, so that writing Redis is not enough to send
+	// traffic somewhere. Empty: the pool is this process's alone (the API that would change it
+	// is off too).
+	PoolSecret string
+	Instance   string // this instance's id, shown with its view of the pool
+	Log        *slog.Logger
 }
 
 // Client sends requests to the origin's pool of backends. It is safe for concurrent use.
@@ -163,11 +169,11 @@ func New(o Options) (*Client, error) {
 	for _, b := range c.backends() {
 		c.env = append(c.env, b.id)
 	}
-	if o.Redis != nil {
+	if o.Redis != nil && o.PoolSecret != "" {
 		// A Redis that holds no pool (new, or restarted empty) is seeded with the pool this
 		// instance holds: the environment's list at first, the fleet's once loaded, so that
 		// backends added through the API survive a Redis restart.
-		c.members = &members{rdb: o.Redis, seed: c.current, log: o.Log}
+		c.members = &members{rdb: o.Redis, seed: c.current, key: []byte(o.PoolSecret), log: o.Log}
 	}
 	return c, nil
 }

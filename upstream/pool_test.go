@@ -887,7 +887,7 @@ func TestRunReturnsPromptlyAndLeavesNoGoroutine(t *testing.T) {
 	bs := startBackends(t, 2)
 	srv := redistest.Start(t)
 	rdb := client(t, srv)
-	c := newPool(t, Options{Health: HealthOptions{Interval: 20 * time.Millisecond}, Redis: rdb,
+	c := newPool(t, Options{Health: HealthOptions{Interval: 20 * time.Millisecond}, Redis: rdb, PoolSecret: testPoolSecret,
 		Budget: BudgetOptions{Fleet: 4}}, urls(bs...)...)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
