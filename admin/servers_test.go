@@ -323,7 +323,7 @@ func TestAnUnreachableRedisIsA503AndChangesNothing(t *testing.T) {
 	// No retries: a refused connection fails at once, not after go-redis's backoffs.
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1, DialerRetries: 1})
 	t.Cleanup(func() { rdb.Close() })
-	pool, err := upstream.New(upstream.Options{Backends: []*url.URL{u}, Timeout: 5 * time.Second, Redis: rdb, Instance: instance})
+	pool, err := upstream.New(upstream.Options{Backends: []*url.URL{u}, Timeout: 5 * time.Second, Redis: rdb, PoolSecret: secret, Instance: instance})
 	if err != nil {
 		t.Fatal(err)
 	}
