@@ -78,12 +78,17 @@ func (c *Client) send(ctx context.Context, b *url.URL, r *Request) (*http.Respon
 	// Send the target exactly as the client did: parsing it would re-encode the path (%2F would
 	// become a real /, | would become %7C) and change what the origin is asked for.
 	path, query, hasQuery := strings.Cut(strings.TrimPrefix(target, b.Scheme+"://"+b.Host), "?")
-	if strings.HasPrefix(path, "//") {
+	switch {
+	case r.URI == "*":
+		// The asterisk form (OPTIONS *, RFC 9112 §3.2.4) is the server's, not a path under the
+		// base URL: sent as "/*" it would ask for a resource named "*".
+		req.URL.Path, req.URL.Opaque, req.URL.RawQuery = "", "*", ""
+	case strings.HasPrefix(path, "//"):
 		// Opaque "//…" would be read as an authority: fall back to the parsed form.
 		if req.URL, err = url.Parse(target); err != nil {
 			return nil, &Error{target, err}
 		}
-	} else {
+	default:
 		req.URL.Path, req.URL.Opaque, req.URL.RawQuery, req.URL.ForceQuery = "", path, query, hasQuery && query == ""
 	}
 	if r.Header != nil {

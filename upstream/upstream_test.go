@@ -242,3 +242,25 @@ func TestTheRequestBodyIsForwarded(t *testing.T) {
 		})
 	}
 }
+
+// OPTIONS * asks the server itself (RFC 9112 §3.2.4): it reaches the origin in the asterisk form,
+// not as a resource named "/*" (nor under the base path).
+func TestTheAsteriskFormIsSentAsIs(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Request-Uri", r.RequestURI)
+	}))
+	srv.Config.DisableGeneralOptionsHandler = true // else net/http answers OPTIONS * itself
+	srv.Start()
+	t.Cleanup(srv.Close)
+	for _, base := range []string{"", "/api"} {
+		c := newClient(t, srv.URL+base, 5*time.Second)
+		resp, err := c.Do(t.Context(), &Request{Method: http.MethodOptions, URI: "*"})
+		if err != nil {
+			t.Fatalf("OPTIONS * (base %q): %v", base, err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("X-Request-Uri"); got != "*" {
+			t.Errorf("OPTIONS * with base %q reached the origin as %q, want *", base, got)
+		}
+	}
+}
