@@ -1,12 +1,9 @@
 package admin
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net"
 	"net/url"
@@ -17,6 +14,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/swrproxy/swrproxy/internal/strictjson"
 	"github.com/swrproxy/swrproxy/upstream"
 )
 
@@ -149,30 +147,13 @@ type serverRequest struct {
 // wrong, for the 400 reply.
 func decodeServer(body []byte) (string, error) {
 	var r serverRequest
-	if err := decodeJSON(body, &r); err != nil {
+	if err := strictjson.Decode(body, &r, `a JSON object such as {"url": "http://host:port"}`); err != nil {
 		return "", err
 	}
 	if r.URL == "" {
 		return "", errors.New(`missing url: send {"url": "http://host:port"}`)
 	}
 	return r.URL, nil
-}
-
-// decodeJSON decodes body, one JSON value, into v as strictly as POST /_swr/invalidate does: an
-// unknown field, a second value or trailing garbage is an error.
-func decodeJSON(body []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		if errors.Is(err, io.EOF) {
-			return errors.New("empty body: send a JSON object")
-		}
-		return fmt.Errorf("invalid JSON: %v", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return errors.New("invalid JSON: more than one value in the body")
-	}
-	return nil
 }
 
 // removeTarget is what a DELETE names for upstream.Client.Remove: "host:port" from the path form

@@ -6,14 +6,12 @@
 package invalidate
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/swrproxy/swrproxy/httpcache"
+	"github.com/swrproxy/swrproxy/internal/strictjson"
 )
 
 // Mode says what an invalidation does to the selected keys.
@@ -60,16 +58,8 @@ func ParseRequest(body []byte, keyHost bool) (Request, error) {
 // the 400 reply; nothing has been changed when it returns one.
 func decodeRequest(body []byte) (Request, error) {
 	var r Request
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&r); err != nil {
-		if errors.Is(err, io.EOF) {
-			return r, errors.New("empty body: send a JSON object such as {\"keys\": [\"/path\"]}")
-		}
-		return r, fmt.Errorf("invalid JSON: %v", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return r, errors.New("invalid JSON: more than one value in the body")
+	if err := strictjson.Decode(body, &r, `a JSON object such as {"keys": ["/path"]}`); err != nil {
+		return r, err
 	}
 	switch r.Mode {
 	case "":
