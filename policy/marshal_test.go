@@ -8,8 +8,22 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// marshal writes r back as a one-rule file from its exported fields, for FuzzParse.
-func marshal(r *Rule) string {
+// marshal writes rules back as a rules file from their exported fields, for FuzzParse.
+func marshal(rules []*Rule) string {
+	seq := &yaml.Node{Kind: yaml.SequenceNode}
+	for _, r := range rules {
+		seq.Content = append(seq.Content, ruleNode(r))
+	}
+	root := &yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{{Kind: yaml.ScalarNode, Value: "rules"}, seq}}
+	out, err := yaml.Marshal(root)
+	if err != nil {
+		panic(err)
+	}
+	return string(out)
+}
+
+// ruleNode is r as a YAML mapping.
+func ruleNode(r *Rule) *yaml.Node {
 	str := func(s string) *yaml.Node {
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s, Style: yaml.DoubleQuotedStyle}
 	}
@@ -99,13 +113,7 @@ func marshal(r *Rule) string {
 	if r.TagTemplates != nil {
 		add(rule, "tags", list(r.TagTemplates))
 	}
-	root := mapping()
-	add(root, "rules", &yaml.Node{Kind: yaml.SequenceNode, Content: []*yaml.Node{rule}})
-	out, err := yaml.Marshal(root)
-	if err != nil {
-		panic(err)
-	}
-	return string(out)
+	return rule
 }
 
 // sameRule reports whether a and b have the same exported fields, apart from their place.
