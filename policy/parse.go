@@ -136,6 +136,9 @@ func (p *parser) kind(n *yaml.Node, field string, want yaml.Kind) bool {
 	if n.Kind == want {
 		return true
 	}
+	if want != yaml.ScalarNode && n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
+		return false // "match:" with nothing after it: an empty mapping (or list), not an error
+	}
 	p.fail(n, field, "is %s, want %s", describe(n), kindName(want))
 	return false
 }
@@ -287,6 +290,12 @@ func (p *parser) match(n *yaml.Node, field string, r *Rule) {
 		switch key {
 		case "methods":
 			m.Methods = p.tokens(v, f, "a method")
+			for j, meth := range m.Methods {
+				if strings.ToUpper(meth) != meth {
+					// Methods are case-sensitive (RFC 9110 §9.1): "get" would never match a GET.
+					p.fail(v.Content[j], fmt.Sprintf("%s[%d]", f, j), "%q is not upper case (methods are case-sensitive; write %q)", meth, strings.ToUpper(meth))
+				}
+			}
 			r.match.methods = m.Methods
 		case "path":
 			m.Path = p.str(v, f)
@@ -373,14 +382,37 @@ func (p *parser) edits(n *yaml.Node, field string) HeaderEdits {
 		switch key {
 		case "set":
 			e.Set = p.pairs(v, f, "a header name", true)
+			for _, h := range e.Set {
+				if framing(h.Name) {
+					p.fail(v, join(f, h.Name), "%s", errFraming)
+				}
+			}
 		case "remove":
 			e.Remove = p.tokens(v, f, "a header name")
+			for j, h := range e.Remove {
+				if framing(h) {
+					p.fail(v.Content[j], fmt.Sprintf("%s[%d]", f, j), "%q %s", h, errFraming)
+				}
+			}
 		default:
 			return false
 		}
 		return true
 	})
 	return e
+}
+
+const errFraming = "may not be edited (it frames the message or belongs to the connection, RFC 9110 §7.6.1)"
+
+// framing reports whether a header decides where a message ends, where it goes, or belongs to
+// one connection: a rule editing one of those could desynchronise the proxy and the origin.
+func framing(name string) bool {
+	switch strings.ToLower(name) {
+	case "content-length", "transfer-encoding", "host", "connection", "keep-alive",
+		"proxy-connection", "te", "trailer", "upgrade":
+		return true
+	}
+	return false
 }
 
 // str returns the scalar n's text, reporting any other kind.

@@ -149,6 +149,9 @@ var badFiles = []struct {
 	{"second document", "rules: []\n---\nrules: []\n", 2, "", "a second YAML document"},
 	{"syntax error", "rules:\n  - ttl: 1s\n\tbad: 1\n", 2, "", "invalid YAML"}, // yaml.v3 reports the line before the tab
 	{"third rule bad", "rules:\n  - {}\n  - {}\n  - match: {query: {\"\": \"*\"}}\n", 4, "rules[2].match.query", "parameter name is empty"},
+	{"lower-case method", "rules:\n  - match:\n      methods:\n        - GET\n        - post\n", 5, "rules[0].match.methods[1]", `"post" is not upper case`},
+	{"set framing header", "rules:\n  - request_headers:\n      set: {Transfer-Encoding: chunked}\n", 3, "rules[0].request_headers.set.Transfer-Encoding", "may not be edited"},
+	{"remove framing header", "rules:\n  - response_headers: {remove: [Server, content-length]}\n", 2, "rules[0].response_headers.remove[1]", `"content-length" may not be edited`},
 	{"too many rules", "rules: [" + strings.Repeat("{},", MaxRules) + "{}]\n", 1, "rules", "more than 1000"},
 }
 
@@ -196,6 +199,13 @@ func TestDurationsAcceptGoSyntaxAndSeconds(t *testing.T) {
 	}
 	if r.Cache != nil || r.RefreshAhead != nil {
 		t.Errorf("absent cache/refresh_ahead = %v %v, want nil", r.Cache, r.RefreshAhead)
+	}
+}
+
+func TestAnEmptyMatchMatchesEverything(t *testing.T) {
+	rules := mustParse(t, "rules:\n  - name: a\n    match:\n  - name: b\n")
+	if got := name(rules.Match(Request{Method: []byte("DELETE"), Path: []byte("/x")})); got != "a" {
+		t.Errorf("Match = %s, want a", got)
 	}
 }
 
