@@ -6,8 +6,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/swrproxy/swrproxy/config"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/swrproxy/swrproxy/config"
 )
 
 // The scalar values of a rules file: strings, lists, tokens, header pairs, durations and booleans,
