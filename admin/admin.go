@@ -48,7 +48,6 @@ type Pool interface {
 	Healthy() int
 	Instance() string
 	Balance() string
-	Stats() upstream.Stats
 	Add(ctx context.Context, raw string) (upstream.Server, error)
 	Remove(ctx context.Context, target string) (string, error)
 }
