@@ -26,7 +26,8 @@ type Decision struct {
 	// Reason, when !Store, is a short token for logs and Cache-Status detail: "status", "no-store",
 	// "private", "vary-star", "authorization" (a request with Authorization and a response that does
 	// not allow sharing it, or gives no explicit lifetime), "cookie" (a request with Cookie and a
-	// response without explicit freshness), "set-cookie", "no-freshness".
+	// response without explicit freshness), "set-cookie", "no-freshness"; swrproxy adds "policy"
+	// (a policy said cache: false) outside Decide.
 	Reason string
 	Fresh  time.Duration // freshness lifetime (RFC 9111 §4.2.1)
 	// Source says where Fresh came from: the origin, the Last-Modified heuristic or SWR_DEFAULT_TTL.
@@ -64,8 +65,11 @@ type Req struct {
 	// Authorization reports whether the request carried Authorization (RFC 9111 §3.5).
 	Authorization bool
 	// Cookie reports whether the request carried Cookie: the response may be personalised, so it
-	// gets no heuristic or default freshness, only the origin's explicit word.
+	// gets no heuristic or default freshness, only the origin's explicit word (or a policy's ttl).
 	Cookie bool
+	// Policy is what the policy that applies to the request says of the response's lifetime and
+	// stale windows (see lifetime and staleWindows); the zero value says nothing.
+	Policy Override
 }
 
 // Decide applies RFC 9111 §3 and §4.2 to a response to a GET with status and header h (from net/http, so canonical keys;
@@ -109,7 +113,7 @@ func Decide(status int, h http.Header, req Req, requestTime, responseTime time.T
 		return Decision{Reason: reasonVaryStar} // RFC 9111 §4.1: a Vary "*" never matches
 	case req.Authorization && !cc.Public && cc.SMaxAge == Unset && !cc.MustRevalidate:
 		return Decision{Reason: reasonAuthorization} // RFC 9111 §3.5
-	case req.Cookie && !cookieAllowed(cc):
+	case req.Cookie && !cookieAllowed(cc) && !req.Policy.lifts(status):
 		return Decision{Reason: reasonCookie}
 	}
 
@@ -127,12 +131,12 @@ func Decide(status int, h http.Header, req Req, requestTime, responseTime time.T
 	}
 
 	fresh, src, reason := lifetime(status, h, cc, target == "", req, responseTime, d.TTL)
-	swr, sie := staleWindows(cc, d)
+	swr, sie := staleWindows(cc, d, req.Policy)
 	if OriginFailing(status) {
 		// A stored error page gets only the stale windows the origin gave it: the operator's
 		// defaults are for good copies, and serving a stale error (while revalidating, or in
 		// place of a newer error) only prolongs the outage for clients.
-		swr, sie = staleWindows(cc, Defaults{})
+		swr, sie = staleWindows(cc, Defaults{}, Override{})
 		if target == "" && status >= 500 {
 			// A client can make an origin fail with a forwarded field the key does not hold
 			// (User-Agent, Accept-*), and many origins put Cache-Control on every response:
@@ -175,7 +179,7 @@ func Decide(status int, h http.Header, req Req, requestTime, responseTime time.T
 // cookieAllowed reports whether a response to a request with Cookie may be stored: the origin
 // said explicitly that it may be reused, with public, s-maxage or max-age (DESIGN.md "What is
 // never shared"), in Cache-Control or in the targeted field that governs (cc is that field's
-// directives then). A policy rule with a ttl, once they exist, would count here too. Without one, a response chosen by the request's cookies would be served
+// directives then). A policy's ttl counts too (Decide checks it beside). Without one, a response chosen by the request's cookies would be served
 // to everyone: Varnish's builtin VCL does not cache requests with Cookie at all; we keep those
 // the origin vouches for.
 func cookieAllowed(cc CacheControl) bool {

@@ -16,11 +16,17 @@ const (
 	SourceLastModified
 	// SourceDefaultTTL is the operator's fixed lifetime (SWR_DEFAULT_TTL).
 	SourceDefaultTTL
+	// SourcePolicy is a policy's ttl or default_ttl (a rule of SWR_POLICY_FILE or a Wasm hook):
+	// the operator's explicit word for the route, which counts for requests with Cookie as the
+	// origin's does.
+	SourcePolicy
 )
 
-// String returns "origin", "last-modified" or "default-ttl".
+// String returns "origin", "last-modified", "default-ttl" or "policy".
 func (s Source) String() string {
 	switch s {
+	case SourcePolicy:
+		return "policy"
 	case SourceLastModified:
 		return "last-modified"
 	case SourceDefaultTTL:
@@ -30,8 +36,20 @@ func (s Source) String() string {
 }
 
 // Heuristic reports whether swrproxy, not the origin, chose the lifetime (RFC 9111 §4.2.2 calls
-// any lifetime the origin did not give heuristic).
-func (s Source) Heuristic() bool { return s != SourceOrigin }
+// any lifetime the origin did not give heuristic). A policy's lifetime is not a guess: the
+// operator stated it for the route.
+func (s Source) Heuristic() bool { return s == SourceLastModified || s == SourceDefaultTTL }
+
+// Override is what a policy says of one response's lifetime and stale windows (DESIGN.md
+// "Policy file": ttl, default_ttl, stale_while_revalidate, stale_if_error); a nil field says
+// nothing. The zero value is no policy.
+type Override struct {
+	TTL, DefaultTTL, StaleWhileRevalidate, StaleIfError *time.Duration
+}
+
+// lifts reports whether o gives a lifetime that replaces the origin's for a response with
+// status: a ttl, for a heuristically cacheable status only (a policy never makes an error last).
+func (o Override) lifts(status int) bool { return o.TTL != nil && heuristicallyCacheable(status) }
 
 // The RFC 9111 §4.2.2 heuristic: a tenth of the time since Last-Modified (the RFC's "typical
 // setting", and the default of Apache httpd's CacheLastModifiedFactor and Traffic Server's
@@ -51,8 +69,11 @@ const (
 //     governing targeted field's directives when there is one (useExpires is then false:
 //     RFC 9213 §2.2 ignores Expires too). Being explicit, they count for requests with Cookie
 //     (see cookieAllowed).
-//  2. a policy rule's ttl / default_ttl, when policies exist: the operator's explicit word, which
-//     would also count for requests with Cookie.
+//  0. a policy's ttl (Override.TTL), for heuristically cacheable statuses: it replaces the
+//     origin's lifetime (not its prohibitions, which Decide checked before: no-store, private,
+//     Set-Cookie, Vary "*", Authorization), and counts for requests with Cookie.
+//  2. a policy's default_ttl, for heuristically cacheable statuses, and like SWR_DEFAULT_TTL
+//     never for requests with Cookie or Authorization (it knows nothing of the response).
 //  3. the Last-Modified heuristic (RFC 9111 §4.2.2), for heuristically cacheable statuses only.
 //  4. Defaults.TTL (SWR_DEFAULT_TTL), for heuristically cacheable statuses only.
 //
@@ -69,6 +90,8 @@ const (
 // whatever Last-Modified says gives it with a policy rule (step 2).
 func lifetime(status int, h http.Header, cc CacheControl, useExpires bool, req Req, responseTime time.Time, ttl time.Duration) (time.Duration, Source, string) {
 	switch {
+	case req.Policy.lifts(status):
+		return clampDelta(*req.Policy.TTL), SourcePolicy, ""
 	case cc.SMaxAge != Unset:
 		return cc.SMaxAge, SourceOrigin, ""
 	case cc.MaxAge != Unset: // RFC 9111 §5.3: max-age overrides Expires
@@ -76,9 +99,11 @@ func lifetime(status int, h http.Header, cc CacheControl, useExpires bool, req R
 	case useExpires && len(h.Values("Expires")) > 0:
 		return expiresLifetime(h, responseTime), SourceOrigin, ""
 	}
-	// Here: a policy rule (DESIGN.md), once there are policies.
 	if !heuristicallyCacheable(status) {
 		return 0, SourceOrigin, reasonNoFreshness // RFC 9111 §4.2.2: no heuristic for other statuses
+	}
+	if d := req.Policy.DefaultTTL; d != nil && !req.Authorization && !req.Cookie {
+		return clampDelta(*d), SourcePolicy, ""
 	}
 	if d, ok := lastModifiedLifetime(h, responseTime); ok {
 		if req.Authorization {
@@ -169,11 +194,24 @@ func originDate(h http.Header, responseTime time.Time) time.Time {
 // this proxy, for every origin that targets shared caches with s-maxage. We take s-maxage
 // as a freshness lifetime only; an origin that wants no stale copies says must-revalidate,
 // proxy-revalidate or stale-while-revalidate=0.
-func staleWindows(cc CacheControl, d Defaults) (swr, sie time.Duration) {
+//
+// A policy's windows (o) replace both the origin's directives and the defaults, except where the
+// origin forbids stale serving altogether (must-revalidate, proxy-revalidate): the operator may
+// lengthen or shorten stale serving for a route, not override an origin that says its stale
+// copies are wrong.
+func staleWindows(cc CacheControl, d Defaults, o Override) (swr, sie time.Duration) {
 	if cc.MustRevalidate || cc.ProxyRevalidate {
 		return 0, 0
 	}
-	return explicitOr(cc.StaleWhileRevalidate, d.StaleWhileRevalidate), explicitOr(cc.StaleIfError, d.StaleIfError)
+	swr = explicitOr(cc.StaleWhileRevalidate, d.StaleWhileRevalidate)
+	sie = explicitOr(cc.StaleIfError, d.StaleIfError)
+	if o.StaleWhileRevalidate != nil {
+		swr = clampDelta(*o.StaleWhileRevalidate)
+	}
+	if o.StaleIfError != nil {
+		sie = clampDelta(*o.StaleIfError)
+	}
+	return swr, sie
 }
 
 func explicitOr(v, fallback time.Duration) time.Duration {
