@@ -255,3 +255,55 @@ func segment(path string, n int) string {
 		path = rest
 	}
 }
+
+// AppendKeyAdd appends to a cache key the line a Wasm hook's key_add gives (see [Rule.AppendKey]
+// for the key's layout): "\nwasm " and the value, percent-encoded as header values are.
+func AppendKeyAdd(dst []byte, v string) []byte {
+	dst = append(dst, "\nwasm "...)
+	return appendValue(dst, []byte(v))
+}
+
+// SplitKeyLines splits the target part of a cache key (after the host, see httpcache.SplitKey)
+// into the target and the lines a rule or a hook added, which start at the first "\n".
+func SplitKeyLines(uri string) (target, lines string) {
+	if i := strings.IndexByte(uri, '\n'); i >= 0 {
+		return uri[:i], uri[i:]
+	}
+	return uri, ""
+}
+
+// KeyFields returns the request headers and cookies recorded in a key's lines (SplitKeyLines),
+// decoded: what a background refresh of the key sends again, so that it asks the origin for the
+// same variant. Absent (empty) values are left out, and so are the lines of a Wasm hook, which
+// name no field.
+func KeyFields(lines string) (header []Pair, cookies []Pair) {
+	for line := range strings.SplitSeq(strings.TrimPrefix(lines, "\n"), "\n") {
+		if rest, ok := strings.CutPrefix(line, "cookie "); ok {
+			if name, v, ok := strings.Cut(rest, "="); ok && v != "" {
+				cookies = append(cookies, Pair{name, unescapeValue(v)})
+			}
+			continue
+		}
+		if name, v, ok := strings.Cut(line, ": "); ok && v != "" && !strings.Contains(name, " ") {
+			header = append(header, Pair{name, unescapeValue(v)})
+		}
+	}
+	return header, cookies
+}
+
+// unescapeValue undoes appendValue's percent-encoding.
+func unescapeValue(v string) string {
+	if !strings.Contains(v, "%") {
+		return v
+	}
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		if v[i] == '%' && i+2 < len(v) && isHex(v[i+1]) && isHex(v[i+2]) {
+			b.WriteByte(unhex(v[i+1])<<4 | unhex(v[i+2]))
+			i += 2
+			continue
+		}
+		b.WriteByte(v[i])
+	}
+	return b.String()
+}

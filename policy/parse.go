@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"regexp"
 	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/swrproxy/swrproxy/httpcache"
 )
 
 // maxErrors bounds how many problems one Parse reports, so a file of garbage gives a readable
@@ -325,9 +328,20 @@ func (p *parser) key(n *yaml.Node, field string, r *Rule) {
 			r.key.sort = k.SortQuery
 		case "include_headers":
 			k.IncludeHeaders = p.tokens(v, f, "a header name")
+			for j, h := range k.IncludeHeaders {
+				if httpcache.IsCredential(http.CanonicalHeaderKey(h)) {
+					// The key is stored in Redis and listed by /_swr/keys: no secret goes in it.
+					p.fail(v.Content[j], fmt.Sprintf("%s[%d]", f, j), "%q carries credentials and may not be part of the cache key (for a cookie, use include_cookies)", h)
+				}
+			}
 			r.key.headers = k.IncludeHeaders
 		case "include_cookies":
 			k.IncludeCookies = p.tokens(v, f, "a cookie name")
+			for j, c := range k.IncludeCookies {
+				if httpcache.IsCredential(c) {
+					p.fail(v.Content[j], fmt.Sprintf("%s[%d]", f, j), "%q looks like a credential (key, token, secret, session, password, auth) and may not be part of the cache key", c)
+				}
+			}
 			r.key.cookies = k.IncludeCookies
 		case "case_insensitive_path":
 			k.CaseInsensitivePath = p.flag(v, f)

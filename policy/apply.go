@@ -1,0 +1,149 @@
+package policy
+
+// What a rule does to the requests and responses it applies to, besides the key.
+
+import (
+	"bytes"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/swrproxy/swrproxy/httpcache"
+)
+
+// Freshness returns what the rule says of a response's lifetime and stale windows, for
+// httpcache.Decide; a nil rule says nothing.
+func (rule *Rule) Freshness() httpcache.Override {
+	if rule == nil {
+		return httpcache.Override{}
+	}
+	return httpcache.Override{TTL: rule.TTL, DefaultTTL: rule.DefaultTTL, StaleWhileRevalidate: rule.StaleWhileRevalidate, StaleIfError: rule.StaleIfError}
+}
+
+// Bypass reports whether the rule says cache: false (the request is passed through, streamed,
+// never stored).
+func (rule *Rule) Bypass() bool { return rule != nil && rule.Cache != nil && !*rule.Cache }
+
+// RefreshesAhead reports whether keys under the rule are refreshed shortly before they go stale
+// when hot (true unless the rule says refresh_ahead: false).
+func (rule *Rule) RefreshesAhead() bool {
+	return rule == nil || rule.RefreshAhead == nil || *rule.RefreshAhead
+}
+
+// EditRequest applies the rule's request actions to the fields h sends to the origin: first
+// strip_cookies or keep_cookies, then request_headers (remove, then set). A nil rule does nothing.
+func (rule *Rule) EditRequest(h http.Header) {
+	if rule == nil {
+		return
+	}
+	switch {
+	case rule.StripCookies:
+		h.Del("Cookie")
+	case rule.KeepCookies != nil:
+		keepCookies(h, rule.KeepCookies)
+	}
+	rule.RequestHeaders.Apply(h)
+}
+
+// EditResponse applies the rule's response_headers to an origin response's fields (before
+// swrproxy decides whether to store it, so that removing Set-Cookie or Cache-Control changes
+// that decision). A nil rule does nothing.
+func (rule *Rule) EditResponse(h http.Header) {
+	if rule != nil {
+		rule.ResponseHeaders.Apply(h)
+	}
+}
+
+// Apply removes the fields of e.Remove, then sets those of e.Set (replacing any value).
+func (e HeaderEdits) Apply(h http.Header) {
+	for _, name := range e.Remove {
+		h.Del(name)
+	}
+	for _, p := range e.Set {
+		h.Set(p.Name, p.Value)
+	}
+}
+
+// FillCookies reduces the Cookie of a cacheable fill's fields h under the rule, after
+// EditRequest: when the rule keys on cookies (key.include_cookies), only those and the ones of
+// keep_cookies are sent, so no other cookie of whichever client filled the entry can shape what
+// everyone with the same keyed values is served. It reports whether h still carries a cookie that
+// is not part of the key, which makes the fill a request with Cookie (httpcache.Req.Cookie).
+func (rule *Rule) FillCookies(h http.Header) (unkeyed bool) {
+	if rule == nil || len(rule.key.cookies) == 0 {
+		return h.Get("Cookie") != ""
+	}
+	keep := rule.key.cookies
+	if len(rule.KeepCookies) > 0 {
+		keep = append(slices.Clone(keep), rule.KeepCookies...)
+	}
+	keepCookies(h, keep)
+	for _, v := range h.Values("Cookie") {
+		for c := range strings.SplitSeq(v, ";") {
+			name, _, _ := strings.Cut(strings.TrimSpace(c), "=")
+			if name != "" && !slices.Contains(rule.key.cookies, name) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// keepCookies rewrites the Cookie field of h (every line of it, as one line) to hold only the
+// cookies named in keep, in their order of arrival; none left removes the field.
+func keepCookies(h http.Header, keep []string) {
+	var kept []string
+	for _, v := range h.Values("Cookie") {
+		for c := range strings.SplitSeq(v, ";") {
+			c = strings.TrimSpace(c)
+			name, _, _ := strings.Cut(c, "=")
+			if name != "" && slices.Contains(keep, name) {
+				kept = append(kept, c)
+			}
+		}
+	}
+	if len(kept) == 0 {
+		h.Del("Cookie")
+		return
+	}
+	h.Set("Cookie", strings.Join(kept, "; "))
+}
+
+// Cookie returns the value of the cookie name in a Cookie field value (RFC 6265 §5.4: "; "
+// separated name=value pairs), or nil when it is absent. It does not allocate.
+func Cookie(field []byte, name string) []byte {
+	for len(field) > 0 {
+		var pair []byte
+		if i := bytes.IndexByte(field, ';'); i >= 0 {
+			pair, field = field[:i], field[i+1:]
+		} else {
+			pair, field = field, nil
+		}
+		for len(pair) > 0 && (pair[0] == ' ' || pair[0] == '\t') {
+			pair = pair[1:]
+		}
+		k, v := cut(pair, '=')
+		if string(k) == name {
+			for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
+				v = v[:len(v)-1]
+			}
+			return v
+		}
+	}
+	return nil
+}
+
+// UsesHost reports whether a rule matches on the host (match.host), which is only sound when the
+// host is part of the cache key (SWR_KEY_HOST): otherwise requests for different hosts share an
+// entry while different rules apply to them.
+func (r *Rules) UsesHost() (*Rule, bool) {
+	if r == nil {
+		return nil, false
+	}
+	for _, rule := range r.rules {
+		if rule.match.host != "" {
+			return rule, true
+		}
+	}
+	return nil, false
+}

@@ -1,0 +1,135 @@
+package policy
+
+import (
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRequestEditsStripOrKeepCookiesThenRemoveThenSet(t *testing.T) {
+	rs := mustParse(t, `
+rules:
+  - match: {path_prefix: /strip/}
+    strip_cookies: true
+    request_headers: {set: {X-Via: swrproxy}, remove: [X-Debug]}
+  - match: {path_prefix: /keep/}
+    keep_cookies: [currency, lang]
+`)
+	strip, keep := rs.All()[0], rs.All()[1]
+	h := http.Header{"Cookie": {"session=s1; currency=EUR", "lang=de"}, "X-Debug": {"1"}, "X-Via": {"client"}}
+	strip.EditRequest(h)
+	if want := (http.Header{"X-Via": {"swrproxy"}}); !reflect.DeepEqual(h, want) {
+		t.Errorf("strip: %v, want %v", h, want)
+	}
+	h = http.Header{"Cookie": {"session=s1; currency=EUR", "lang=de"}}
+	keep.EditRequest(h)
+	if got := h.Values("Cookie"); !reflect.DeepEqual(got, []string{"currency=EUR; lang=de"}) {
+		t.Errorf("keep: Cookie %q", got)
+	}
+	h = http.Header{"Cookie": {"session=s1"}}
+	keep.EditRequest(h)
+	if _, ok := h["Cookie"]; ok {
+		t.Errorf("keep with none of the kept cookies left Cookie %q", h["Cookie"])
+	}
+}
+
+func TestFillCookiesSendsOnlyKeyedCookiesAndSaysWhetherOthersRemain(t *testing.T) {
+	rs := mustParse(t, `
+rules:
+  - match: {path_prefix: /keyed/}
+    key: {include_cookies: [currency]}
+  - match: {path_prefix: /kept/}
+    key: {include_cookies: [currency]}
+    keep_cookies: [ab]
+  - {}
+`)
+	keyed, kept, plain := rs.All()[0], rs.All()[1], rs.All()[2]
+	h := http.Header{"Cookie": {"session=s1; currency=EUR; ab=b"}}
+	if keyed.FillCookies(h) || h.Get("Cookie") != "currency=EUR" {
+		t.Errorf("keyed: unkeyed or Cookie %q", h.Get("Cookie"))
+	}
+	h = http.Header{"Cookie": {"session=s1; currency=EUR; ab=b"}}
+	if !kept.FillCookies(h) || h.Get("Cookie") != "currency=EUR; ab=b" {
+		t.Errorf("kept: Cookie %q, want the keyed and the kept, reported unkeyed", h.Get("Cookie"))
+	}
+	h = http.Header{"Cookie": {"session=s1"}}
+	if !plain.FillCookies(h) || h.Get("Cookie") != "session=s1" {
+		t.Errorf("plain rule: Cookie %q should stay and count", h.Get("Cookie"))
+	}
+	if (*Rule)(nil).FillCookies(http.Header{}) {
+		t.Error("no rule, no Cookie: reported a cookie")
+	}
+}
+
+func TestCookieFindsANameWithoutAllocating(t *testing.T) {
+	field := []byte("a=1;  currency=EUR ; b=")
+	tests := []struct{ name, want string }{{"a", "1"}, {"currency", "EUR"}, {"b", ""}, {"cur", ""}, {"x", ""}}
+	for _, tt := range tests {
+		if got := string(Cookie(field, tt.name)); got != tt.want {
+			t.Errorf("Cookie(%q) = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { Cookie(field, "currency") }); n != 0 {
+		t.Errorf("Cookie allocates %v times", n)
+	}
+}
+
+func TestKeyLinesRoundTripToTheFieldsARefreshSends(t *testing.T) {
+	rs := mustParse(t, `
+rules:
+  - key: {include_headers: [X-Tenant, X-Region], include_cookies: [currency, lang]}
+`)
+	rule := rs.All()[0]
+	hdr := header{"X-Tenant": []byte("a\nb%"), "X-Region": nil}
+	key := rule.AppendKey(nil, []byte("/p"), []byte("q=1"), hdr, func(n string) []byte {
+		if n == "currency" {
+			return []byte("EUR")
+		}
+		return nil
+	})
+	key = AppendKeyAdd(key, "tenant a")
+	target, lines := SplitKeyLines(string(key))
+	if target != "/p?q=1" {
+		t.Fatalf("target %q", target)
+	}
+	header, cookies := KeyFields(lines)
+	if want := []Pair{{"X-Tenant", "a\nb%"}}; !reflect.DeepEqual(header, want) {
+		t.Errorf("header %q, want %q", header, want)
+	}
+	if want := []Pair{{"currency", "EUR"}}; !reflect.DeepEqual(cookies, want) {
+		t.Errorf("cookies %q, want %q", cookies, want)
+	}
+	if strings.Count(string(key), "\n") != 5 {
+		t.Errorf("key %q: a value started a line of its own", key)
+	}
+}
+
+func TestIncludedCredentialsAreRefusedAtLoad(t *testing.T) {
+	for _, src := range []string{
+		"rules:\n  - key: {include_headers: [Authorization]}\n",
+		"rules:\n  - key: {include_headers: [x-api-key]}\n",
+		"rules:\n  - key: {include_cookies: [session_id]}\n",
+	} {
+		_, err := Parse("p.yaml", []byte(src))
+		if err == nil || !strings.Contains(err.Error(), "p.yaml:2:") || !strings.Contains(err.Error(), "key.include_") {
+			t.Errorf("%q: err %v, want the line and the field", src, err)
+		}
+	}
+}
+
+func TestFreshnessCarriesTheRuleDurations(t *testing.T) {
+	rs := mustParse(t, "rules:\n  - {ttl: 2s, stale_if_error: 0s, cache: false, refresh_ahead: false}\n  - {}\n")
+	r := rs.All()[0]
+	o := r.Freshness()
+	if o.TTL == nil || *o.TTL != 2*time.Second || o.StaleIfError == nil || *o.StaleIfError != 0 || o.DefaultTTL != nil {
+		t.Errorf("Freshness %+v", o)
+	}
+	if !r.Bypass() || r.RefreshesAhead() {
+		t.Error("cache: false / refresh_ahead: false not reported")
+	}
+	if other := rs.All()[1]; other.Bypass() || !other.RefreshesAhead() || (*Rule)(nil).Bypass() || !(*Rule)(nil).RefreshesAhead() {
+		t.Error("defaults wrong")
+	}
+}
