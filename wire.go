@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -20,6 +22,7 @@ import (
 	"github.com/swrproxy/swrproxy/httpcache"
 	"github.com/swrproxy/swrproxy/invalidate"
 	"github.com/swrproxy/swrproxy/metrics"
+	"github.com/swrproxy/swrproxy/policy"
 	"github.com/swrproxy/swrproxy/proxy"
 	"github.com/swrproxy/swrproxy/refresh"
 	"github.com/swrproxy/swrproxy/tiers"
@@ -73,6 +76,7 @@ type system struct {
 	origin  *upstream.Client
 	refresh *refresh.Service
 	inv     *invalidate.Service
+	policy  *policy.Holder
 	apps    []*fiber.App
 }
 
@@ -85,6 +89,10 @@ func build(cfg config.Config, log *slog.Logger, rdb redis.UniversalClient) (*sys
 		Tombstone:  cfg.UpstreamTimeout + time.Minute,
 		Log:        log,
 	})
+	if err != nil {
+		return nil, err
+	}
+	pol, err := policy.NewHolder(context.Background(), policy.Source{File: cfg.PolicyFile, KeyHost: cfg.KeyHost}, log)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +121,9 @@ func build(cfg config.Config, log *slog.Logger, rdb redis.UniversalClient) (*sys
 	if rdb != nil {
 		bus = invalidate.NewBus(rdb, log)
 	}
+	ref.Filler.Policy = pol
 	inv := invalidate.New(store, ref, bus, log)
+	inv.KeyLines = func() bool { return pol.Current().KeyLines() }
 	handler := &proxy.Handler{
 		Store:         store,
 		Filler:        ref.Filler,
@@ -122,6 +132,7 @@ func build(cfg config.Config, log *slog.Logger, rdb redis.UniversalClient) (*sys
 		Invalidator:   inv,
 		Origin:        origin,
 		KeyHost:       cfg.KeyHost,
+		Policy:        pol,
 		Timeout:       cfg.UpstreamTimeout,
 		AccessLog:     cfg.AccessLog,
 		Log:           log,
@@ -150,10 +161,11 @@ func build(cfg config.Config, log *slog.Logger, rdb redis.UniversalClient) (*sys
 		Hits:        ref.Tracker,
 		Redis:       rdb,
 		Pool:        origin,
+		Policy:      pol,
 		Metrics:     metrics.New(latency, src),
 		Log:         log,
 	})
-	sys := &system{store: store, origin: origin, refresh: ref, inv: inv}
+	sys := &system{store: store, origin: origin, refresh: ref, inv: inv, policy: pol}
 	if cfg.AdminListen == "" {
 		sys.apps = []*fiber.App{proxy.NewApp(handler, adm.Mount)}
 	} else {
@@ -241,6 +253,7 @@ func (s *system) serve(ctx context.Context, lns []net.Listener, log *slog.Logger
 	loop("origin pool", s.origin.Run)
 	loop("tiers", s.store.Run)
 	loop("invalidation bus", s.inv.Run)
+	loop("policy reload on SIGHUP", s.reloadOnHangup)
 	for i, app := range s.apps {
 		g.Go(func() error {
 			err := app.Listener(lns[i])
@@ -272,4 +285,22 @@ func (s *system) serve(ctx context.Context, lns []net.Listener, log *slog.Logger
 	err := g.Wait()
 	log.Info("stopped")
 	return err
+}
+
+// reloadOnHangup reloads the policy on every SIGHUP until ctx is cancelled (a rejected one is
+// logged by the holder, and the policy in force stays).
+func (s *system) reloadOnHangup(ctx context.Context) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-hup:
+			rctx, cancel := context.WithTimeout(ctx, time.Minute)
+			s.policy.Reload(rctx) //nolint:errcheck // logged and counted by the holder
+			cancel()
+		}
+	}
 }

@@ -64,7 +64,10 @@ type Config struct {
 	// Redis is the L2 client readiness pings; nil without Redis.
 	Redis redis.UniversalClient
 	// Pool is the origin's pool of backends (*upstream.Client).
-	Pool    Pool
+	Pool Pool
+	// Policy is the policy in force (*policy.Holder): GET /_swr/policy, POST /_swr/policy/reload,
+	// and the keys PURGE names.
+	Policy  Policy
 	Metrics *metrics.Metrics
 	Log     *slog.Logger
 }
@@ -96,6 +99,10 @@ func (a *Admin) Mount(r fiber.Router) {
 	r.Post("/_swr/servers", a.protected(a.addServer))
 	r.Delete("/_swr/servers", a.protected(a.removeServer))
 	r.Delete("/_swr/servers/:host/:port", a.protected(a.removeServer))
+	if a.cfg.Policy != nil {
+		r.Get("/_swr/policy", a.protected(a.policyInfo))
+		r.Post("/_swr/policy/reload", a.protected(a.policyReload))
+	}
 	// PURGE is not a method Fiber routes; catch it, on any path, before the proxy sees it.
 	purge := a.protected(a.purge)
 	r.Use(func(c *fiber.Ctx) error {

@@ -31,7 +31,9 @@ func (a *Admin) purge(c *fiber.Ctx) error {
 	if a.cfg.KeyHost {
 		host = string(httpcache.AppendKeyHost(nil, c.Request().Header.Host(), c.Context().IsTLS()))
 	}
-	key := httpcache.Key(host, string(c.Request().Header.RequestURI()))
+	// The key a GET of the target has under the policy (query parameters a rule ignores left out,
+	// and every variant a rule keys on request fields cleared with it).
+	key := httpcache.Key(host, a.policy().Target(c.Request().Header.Host(), string(c.Request().Header.RequestURI())))
 	res, err := a.cfg.Invalidator.Apply(context.Background(), invalidate.Request{Keys: []string{key}, Mode: invalidate.Clear})
 	return a.reply(c, res, err)
 }

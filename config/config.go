@@ -57,6 +57,10 @@ type Config struct {
 	UpstreamServerName         string        // SWR_UPSTREAM_SERVER_NAME: a DNS name or IP address; "" = each backend's host
 	UpstreamInsecureSkipVerify bool          // SWR_UPSTREAM_INSECURE_SKIP_VERIFY
 	UpstreamHost               string        // SWR_UPSTREAM_HOST: a Host field value (httpcache.ValidHost); "" = each backend's host
+	PolicyFile                 string        // SWR_POLICY_FILE: the rules file; "" = none (loaded and checked by policy.NewHolder)
+	PolicyWasm                 string        // SWR_POLICY_WASM: the WebAssembly policy module; "" = none
+	PolicyPool                 int           // SWR_POLICY_POOL, 0..1024: instances of the module; 0 = GOMAXPROCS
+	PolicyTimeout              time.Duration // SWR_POLICY_TIMEOUT, > 0: deadline of one hook call
 }
 
 // ErrHelp is wrapped by the error Load returns for -h, -help or --help. That error's text is the

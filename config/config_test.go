@@ -70,6 +70,7 @@ func TestDefaultsApplyWhenOnlyUpstreamIsSet(t *testing.T) {
 		HealthRise:           2,
 		OriginMaxConcurrency: 0,
 		OriginMaxWait:        5 * time.Second,
+		PolicyTimeout:        5 * time.Millisecond,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load =\n%+v\nwant\n%+v", got, want)
@@ -116,6 +117,10 @@ var allSet = map[string]string{
 	"SWR_UPSTREAM_SERVER_NAME":          "origin.internal",
 	"SWR_UPSTREAM_INSECURE_SKIP_VERIFY": "true",
 	"SWR_UPSTREAM_HOST":                 "www.example.com",
+	"SWR_POLICY_FILE":                   "/etc/swrproxy/policy.yaml",
+	"SWR_POLICY_WASM":                   "/etc/swrproxy/policy.wasm",
+	"SWR_POLICY_POOL":                   "16",
+	"SWR_POLICY_TIMEOUT":                "20ms",
 }
 
 func TestEverySettingIsReadFromTheEnvironment(t *testing.T) {
@@ -160,6 +165,10 @@ func TestEverySettingIsReadFromTheEnvironment(t *testing.T) {
 		UpstreamServerName:         "origin.internal",
 		UpstreamInsecureSkipVerify: true,
 		UpstreamHost:               "www.example.com",
+		PolicyFile:                 "/etc/swrproxy/policy.yaml",
+		PolicyWasm:                 "/etc/swrproxy/policy.wasm",
+		PolicyPool:                 16,
+		PolicyTimeout:              20 * time.Millisecond,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load =\n%+v\nwant\n%+v", got, want)

@@ -159,6 +159,18 @@ var Settings = []Setting{
 	{Env: "SWR_UPSTREAM_HOST", Flag: "upstream-host", arg: "HOST", emptyOK: true,
 		Help: "Host header sent to every backend, e.g. www.example.com; empty = each backend's own host:port",
 		bind: binding{set: setUpstreamHost, value: func(c Config) slog.Value { return slog.StringValue(c.UpstreamHost) }}},
+	{Env: "SWR_POLICY_FILE", Flag: "policy-file", arg: "FILE", emptyOK: true,
+		Help: "YAML rules file (README \"Policies\"); reloaded on SIGHUP and POST /_swr/policy/reload; empty = none",
+		bind: pathVar(func(c *Config) *string { return &c.PolicyFile })},
+	{Env: "SWR_POLICY_WASM", Flag: "policy-wasm", arg: "FILE", emptyOK: true,
+		Help: "WebAssembly policy module with on_request / on_response hooks (README \"Wasm hooks\"); reloaded with the rules; empty = none",
+		bind: pathVar(func(c *Config) *string { return &c.PolicyWasm })},
+	{Env: "SWR_POLICY_POOL", Flag: "policy-pool", Default: "0", arg: "N",
+		Help: "instances of the policy module, each serving one call at a time (0 to 1024); 0 = GOMAXPROCS",
+		bind: intVar(func(c *Config) *int { return &c.PolicyPool }, 0, 1024)},
+	{Env: "SWR_POLICY_TIMEOUT", Flag: "policy-timeout", Default: "5ms", arg: "DURATION",
+		Help: "deadline of one hook call, waiting for a free instance included; a call past it is cut and the request carries on without it",
+		bind: durationVar(func(c *Config) *time.Duration { return &c.PolicyTimeout }, true)},
 }
 
 func durationVar(p func(*Config) *time.Duration, positive bool) binding {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/swrproxy/swrproxy/policy"
 	"github.com/swrproxy/swrproxy/tiers"
 )
 
@@ -33,9 +34,15 @@ type Request struct {
 	// Authorization reports whether the client sent Authorization; such requests are never
 	// collapsed with others.
 	Authorization bool
-	// Cookie reports whether the client sent Cookie: the response gets no heuristic or default
-	// freshness (it may be personalised), only what the origin says explicitly.
+	// Cookie reports whether the fill sends a Cookie the key does not hold (the client's cookies
+	// after the policy's cookie actions): the response gets no heuristic or default freshness (it
+	// may be personalised), only what the origin, or a policy's ttl, says explicitly.
 	Cookie bool
+	// Rule is the policy rule that applies to the request (nil: none). Matched reports that
+	// whoever built the request applied the policy (key, target, request fields); a request
+	// rebuilt from a key by a background job has not, and the Filler matches it itself.
+	Rule    *policy.Rule
+	Matched bool
 }
 
 // Result is what a fill produced.

@@ -21,6 +21,9 @@ func Key(host, uri string) string {
 // SplitKey undoes Key: a key without a host is the target itself; one with a host is the host,
 // KeySeparator and the target.
 func SplitKey(key string) (host, uri string) {
+	if strings.HasPrefix(key, "/") {
+		return "", key // a target (whose policy lines may hold spaces), no host
+	}
 	if h, u, ok := strings.Cut(key, string(KeySeparator)); ok {
 		return h, u
 	}

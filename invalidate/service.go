@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -47,6 +49,10 @@ type Service struct {
 	log       *slog.Logger
 	// ackWait bounds how long Apply waits for the other instances' acknowledgements.
 	ackWait time.Duration
+	// KeyLines, when set, reports whether cache keys may hold lines after the target (the policy
+	// in force keys on request fields: policy.Rule.AppendKey); then a key selects those keys too.
+	// Set it before Run.
+	KeyLines func() bool
 
 	requests, cleared, refreshed atomic.Int64
 }
@@ -182,7 +188,7 @@ func (s *Service) Drop(m Message) {
 		return
 	}
 	keys := append([]string(nil), m.Keys...)
-	for _, p := range m.Prefixes {
+	for _, p := range append(m.Prefixes, s.linePrefixes(m.Keys)...) {
 		keys = append(keys, s.store.L1KeysWithPrefix(p)...)
 	}
 	for _, t := range m.Tags {
@@ -208,7 +214,7 @@ func (s *Service) selectKeys(ctx context.Context, req Request) ([]string, error)
 	}
 	add(req.Keys...)
 	var errs []error
-	prefixes := req.Prefixes
+	prefixes := append(slices.Clone(req.Prefixes), s.linePrefixes(req.Keys)...)
 	if req.All {
 		prefixes = []string{""}
 	}
@@ -237,4 +243,19 @@ func (s *Service) selectKeys(ctx context.Context, req Request) ([]string, error)
 		add(s.store.L1KeysWithTag(t)...)
 	}
 	return keys, errors.Join(errs...)
+}
+
+// linePrefixes returns, when keys may hold lines (KeyLines), the prefix of each key's variants
+// keyed on request fields: a key names its target whatever fields a policy rule adds.
+func (s *Service) linePrefixes(keys []string) []string {
+	if s.KeyLines == nil || !s.KeyLines() {
+		return nil
+	}
+	var out []string
+	for _, k := range keys {
+		if !strings.Contains(k, "\n") {
+			out = append(out, k+"\n")
+		}
+	}
+	return out
 }

@@ -15,17 +15,6 @@ import (
 	"github.com/swrproxy/swrproxy/upstream"
 )
 
-// appendKey appends the cache key of the request to b (see httpcache.Key). With KeyHost the host
-// is the validated, normalised Host (the guard refused the request if it is not valid).
-func (h *Handler) appendKey(b []byte, c *fiber.Ctx, uri []byte) []byte {
-	if h.KeyHost {
-		if kb := httpcache.AppendKeyHost(b, c.Request().Header.Host(), c.Context().IsTLS()); len(kb) > len(b) {
-			b = append(kb, httpcache.KeySeparator)
-		}
-	}
-	return append(b, uri...)
-}
-
 // keyHost is the host part of the request's cache key: "" unless KeyHost.
 func (h *Handler) keyHost(c *fiber.Ctx) string {
 	if !h.KeyHost {
@@ -74,18 +63,25 @@ func inConnection(c *fiber.Ctx, name string) bool {
 // newRequest copies what a fill needs out of the client's request: nothing it returns aliases
 // fasthttp's buffers, so it may outlive the handler. known is what the tiers hold for the key
 // (nil on a first miss): the fields its variants vary on are forwarded too.
-func (h *Handler) newRequest(c *fiber.Ctx, known *tiers.Object, stale *tiers.Entry, gen uint64) *fill.Request {
-	uri := string(c.Request().Header.RequestURI())
+//
+// The policy's rule (rt) builds the key and the target asked for, and edits the fields sent:
+// its request actions, then the cookies a key does not hold are dropped (policy.Rule.FillCookies).
+func (h *Handler) newRequest(c *fiber.Ctx, rt route, known *tiers.Object, stale *tiers.Entry, gen uint64) *fill.Request {
+	key, uri := h.key(c, rt)
 	hdr, raw := h.forwardHeader(c, true, varyNames(known))
+	rt.editRequest(hdr)
+	cookie := rt.rule.FillCookies(hdr)
 	field := func(name string) string { return strings.Trim(httpcache.JoinLines(name, raw[name]), " \t") }
 	return &fill.Request{
-		Key:           httpcache.Key(h.keyHost(c), uri),
+		Key:           key,
 		URI:           uri,
 		Header:        hdr,
 		Stale:         stale,
 		Gen:           gen,
 		Authorization: hdr.Get("Authorization") != "",
-		Cookie:        hdr.Get("Cookie") != "",
+		Cookie:        cookie,
+		Rule:          rt.rule,
+		Matched:       true,
 		// The same normalisation as requestValue, on a copy of the client's own fields, so that
 		// the variant a fill stores is the one the lookup of the same request selects.
 		Value: func(name string) string {

@@ -74,6 +74,8 @@ type Handler struct {
 	KeyHost bool
 	// TrustedProxies are the peers (nginx) whose forwarding fields are believed (SWR_TRUSTED_PROXIES).
 	TrustedProxies []netip.Prefix
+	// Policy, when set, is the policy in force (SWR_POLICY_FILE, the Wasm hooks).
+	Policy Policy
 	// AccessLog logs one line per request (at info level).
 	AccessLog bool
 	// Timeout bounds how long one client waits on the origin.
@@ -110,33 +112,39 @@ func (h *Handler) Serve(c *fiber.Ctx) error {
 		return c.Status(fiber.StatusMethodNotAllowed).SendString("Method Not Allowed")
 	}
 	if string(m) != fiber.MethodGet && string(m) != fiber.MethodHead {
-		return h.passThrough(c, "method")
+		return h.passThrough(c, h.route(c, m), "method")
+	}
+	rt := h.route(c, m)
+	if rt.bypass() {
+		return h.passThrough(c, rt, "request; detail=policy")
 	}
 	if len(c.Request().Header.Peek(fiber.HeaderAuthorization)) > 0 {
 		// RFC 9111 §3.5: a shared cache must not answer an authenticated request from a
 		// response stored for someone else; fetch it for this client only (and store it if
 		// the origin says it is public).
-		return h.fill(c, h.newRequest(c, nil, nil, 0))
+		return h.fill(c, h.newRequest(c, rt, nil, nil, 0))
 	}
 
 	now := time.Now()
-	o, tier := h.lookup(c)
+	o, tier := h.lookup(c, rt)
 	if o != nil && o.Pass {
-		return h.passThrough(c, "pass")
+		return h.passThrough(c, rt, "pass")
 	}
 	var e *tiers.Entry
 	if o != nil {
 		e = o.Variant(func(name string) string { return h.requestValue(c, name) })
 	}
 	if e == nil {
-		return h.fill(c, h.newRequest(c, o, nil, genOf(o)))
+		return h.fill(c, h.newRequest(c, rt, o, nil, genOf(o)))
 	}
 	if e.Guessed && len(c.Request().Header.Peek(fiber.HeaderCookie)) > 0 {
 		// Requests with Cookie get no heuristic freshness (the origin did not say the copy is for
 		// everyone): the Filler asks the origin for this client alone, conditionally.
-		return h.fill(c, h.newRequest(c, o, e, o.Gen))
+		return h.fill(c, h.newRequest(c, rt, o, e, o.Gen))
 	}
-	h.Tracker.Touch(e.Key, e)
+	if rt.rule.RefreshesAhead() {
+		h.Tracker.Touch(e.Key, e)
+	}
 
 	age := e.CurrentAge(now)
 	invalidated := e.Gen < o.Gen
@@ -151,10 +159,10 @@ func (h *Handler) Serve(c *fiber.Ctx) error {
 	case age < e.Fresh+e.StaleWhileRevalidate || invalidated && age < e.Fresh:
 		// RFC 5861 §3: serve the stale copy now and revalidate in the background.
 		h.stats.Stale.Add(1)
-		h.Refresher.Enqueue(h.newRequest(c, o, e, o.Gen))
+		h.Refresher.Enqueue(h.newRequest(c, rt, o, e, o.Gen))
 		return h.write(c, e, age, "STALE", csStaleRevalidating)
 	}
-	return h.fill(c, h.newRequest(c, o, e, o.Gen))
+	return h.fill(c, h.newRequest(c, rt, o, e, o.Gen))
 }
 
 // keyBufs holds the buffers in which lookup builds cache keys: the key goes to Store, an
@@ -164,10 +172,10 @@ var keyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }
 
 // lookup returns what the tiers hold for the request's cache key, and the tier it came from
 // (tiers.Miss for none). An L2 failure is logged and counts as a miss.
-func (h *Handler) lookup(c *fiber.Ctx) (*tiers.Object, tiers.Tier) {
+func (h *Handler) lookup(c *fiber.Ctx, rt route) (*tiers.Object, tiers.Tier) {
 	buf := keyBufs.Get().(*[]byte)
 	defer keyBufs.Put(buf)
-	*buf = h.appendKey((*buf)[:0], c, c.Request().Header.RequestURI())
+	*buf = h.appendKey((*buf)[:0], c, rt, c.Request().Header.RequestURI())
 	key := unsafe.String(unsafe.SliceData(*buf), len(*buf)) // for the lookup only: the buffer is reused
 	if o := h.Store.Peek(key); o != nil {
 		return o, tiers.L1

@@ -15,14 +15,16 @@ import (
 )
 
 // passThrough sends the request to the origin as it is, streaming both bodies, and relays the
-// answer. A successful unsafe request invalidates the cached GET of its URL (RFC 9111 §4.4).
-func (h *Handler) passThrough(c *fiber.Ctx, why string) error {
+// answer. A successful unsafe request invalidates the cached GET of its URL (RFC 9111 §4.4). The
+// policy's rule (rt) edits the request fields and the response fields.
+func (h *Handler) passThrough(c *fiber.Ctx, rt route, why string) error {
 	method := string(c.Request().Header.Method())
 	uri := string(c.Request().Header.RequestURI())
 	if !upstream.ValidTarget(uri) {
 		return badTarget(c)
 	}
 	hdr, _ := h.forwardHeader(c, false, nil)
+	rt.editRequest(hdr)
 	r := &upstream.Request{
 		Method:        method,
 		URI:           uri,
@@ -57,6 +59,7 @@ func (h *Handler) passThrough(c *fiber.Ctx, why string) error {
 		h.Log.Warn("origin failed", "method", method, "uri", uri, "err", err)
 		return h.sendError(c, err)
 	}
+	rt.rule.EditResponse(resp.Header)
 	if upload.unfinished() {
 		// The origin answered before reading the whole upload: what is left of it stays on the
 		// client connection, so that connection ends with this reply.
@@ -90,13 +93,13 @@ func unsafeMethod(m string) bool {
 // Content-Location when they point at the same origin (RFC 9111 §4.4).
 func (h *Handler) invalidateAfterWrite(c *fiber.Ctx, uri string, rh http.Header) {
 	host := h.keyHost(c)
-	keys := []string{httpcache.Key(host, uri)}
+	keys := []string{h.writeKey(c, host, uri)}
 	for _, f := range []string{"Location", "Content-Location"} {
 		// Only a path on this origin: "//other.example/x" and "/\other.example" are other hosts
 		// to a browser, and an absolute URL may name any host.
 		if v := rh.Get(f); strings.HasPrefix(v, "/") && !strings.HasPrefix(v, "//") && !strings.HasPrefix(v, "/\\") &&
 			upstream.ValidTarget(v) {
-			keys = append(keys, httpcache.Key(host, v))
+			keys = append(keys, h.writeKey(c, host, v))
 		}
 	}
 	// Counted, so that an origin (or a client) ordering many of them is visible in the metrics.
@@ -106,4 +109,13 @@ func (h *Handler) invalidateAfterWrite(c *fiber.Ctx, uri string, rh http.Header)
 	for _, k := range keys {
 		h.Invalidator.Invalidate(ctx, k)
 	}
+}
+
+// writeKey is the cache key a write to target invalidates: the key a GET of target has under the
+// policy (policy.Policy.Target).
+func (h *Handler) writeKey(c *fiber.Ctx, host, target string) string {
+	if h.Policy == nil {
+		return httpcache.Key(host, target)
+	}
+	return httpcache.Key(host, h.Policy.Current().Target(c.Request().Header.Host(), target))
 }

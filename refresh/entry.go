@@ -21,7 +21,11 @@ import (
 // updated with those of the 304, freshness restarts, the body stays. The revalidating request's
 // Cookie does not matter here: the body was judged shareable when it was stored, and a 304 only
 // confirms it.
-func (f *Filler) renew(ctx context.Context, r *fill.Request, h http.Header, sent, received time.Time) (*fill.Result, error) {
+//
+// The policy's verdict (v, from judge, which edited h) applies as to a full response; the
+// entry keeps its tags unless the 304 sends Surrogate-Key anew (RFC 9111 §4.3.4 updates only
+// the fields the 304 carries, and the stored entry does not keep Surrogate-Key among them).
+func (f *Filler) renew(ctx context.Context, r *fill.Request, h http.Header, v verdict, sent, received time.Time) (*fill.Result, error) {
 	old := r.Stale
 	merged := http.Header{}
 	for _, fl := range old.Header {
@@ -39,7 +43,10 @@ func (f *Filler) renew(ctx context.Context, r *fill.Request, h http.Header, sent
 	if h.Get("Date") == "" {
 		merged.Del("Date") // newEntry dates it when received: the old Date would belie Age 0
 	}
-	d := httpcache.Decide(old.Status, merged, httpcache.Req{Authorization: r.Authorization}, sent, received, f.Defaults)
+	d := httpcache.Decide(old.Status, merged, httpcache.Req{Authorization: r.Authorization, Policy: v.freshness}, sent, received, f.Defaults)
+	if d.Store && v.noStore {
+		d.Store, d.Reason = false, reasonPolicy
+	}
 	if !d.Store {
 		// The origin no longer lets us keep it: drop the entry, and let this caller fetch anew.
 		if speaksForAll(r) {
@@ -53,6 +60,10 @@ func (f *Filler) renew(ctx context.Context, r *fill.Request, h http.Header, sent
 	e := newEntry(r, old.Status, merged, old.Body, d, received)
 	e.OriginETag = old.OriginETag // a tag we computed stays ours, whatever the 304 carried
 	e.Vary, e.VaryValues = old.Vary, old.VaryValues
+	if len(h.Values("Surrogate-Key")) == 0 {
+		e.Tags = slices.Clone(old.Tags)
+	}
+	e.Tags = addTags(e.Tags, v.tags)
 	return f.put(ctx, e, &fill.Result{Entry: e, Revalidated: true})
 }
 

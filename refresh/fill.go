@@ -48,6 +48,8 @@ type Filler struct {
 	Log     *slog.Logger
 	// ObserveOrigin, when set, is told how long each origin exchange took to its headers.
 	ObserveOrigin func(kind string, d time.Duration)
+	// Policy, when set, is the policy in force (SWR_POLICY_FILE, the Wasm hooks).
+	Policy Policy
 
 	stats  fillCounters // Stats reads them
 	flight singleflight.Group
@@ -135,6 +137,7 @@ func (f *Filler) alone(ctx context.Context, r *fill.Request, bypass string) (*fi
 // It returns the entry the fill brought (not stored if an invalidation landed meanwhile), nil
 // for a response that may not be stored.
 func (f *Filler) background(ctx context.Context, r *fill.Request) (*tiers.Entry, error) {
+	r = f.route(r)
 	res, led, err := f.load(ctx, r, true)
 	if err != nil {
 		return nil, err
@@ -263,23 +266,26 @@ func (f *Filler) ask(ctx context.Context, r *fill.Request) (resp *http.Response,
 // stored (an error with explicit freshness too, unless keepStale keeps the good copy it would
 // replace), and any other is relayed (a small error page read whole, for every waiter).
 func (f *Filler) answer(ctx context.Context, r *fill.Request, resp *http.Response, sent, received time.Time) (*fill.Result, error) {
+	v := f.judge(r, resp.Header)
 	if resp.StatusCode == http.StatusNotModified && r.Stale != nil {
 		resp.Body.Close()
-		return f.renew(ctx, r, resp.Header, sent, received)
+		return f.renew(ctx, r, resp.Header, v, sent, received)
 	}
 	failing := httpcache.OriginFailing(resp.StatusCode)
 	if failing {
 		f.originFailed()
 	}
-	d := httpcache.Decide(resp.StatusCode, resp.Header, httpcache.Req{Authorization: r.Authorization, Cookie: r.Cookie}, sent, received, f.Defaults)
+	d := httpcache.Decide(resp.StatusCode, resp.Header, httpcache.Req{Authorization: r.Authorization, Cookie: r.Cookie, Policy: v.freshness}, sent, received, f.Defaults)
 	switch {
+	case d.Store && v.noStore:
+		d.Store, d.Reason = false, reasonPolicy
 	case d.Store && resp.ContentLength > f.MaxObjectBytes:
 		d.Store, d.Reason = false, "too-big"
 	case d.Store && keepStale(resp.StatusCode, r.Stale, received):
 		d.Store, d.Reason = false, reasonStaleKept
 	}
 	if d.Store {
-		return f.store(ctx, r, resp, d, received)
+		return f.store(ctx, r, resp, d, v.tags, received)
 	}
 	if failing && shareable(r, resp) {
 		return relayShared(r, resp, d.Reason)
@@ -297,7 +303,7 @@ func (f *Filler) answer(ctx context.Context, r *fill.Request, resp *http.Respons
 
 // store reads the body of a storable response and stores the entry. A body cut short is an
 // error (never stored, nor served as if whole); one larger than MaxObjectBytes is relayed.
-func (f *Filler) store(ctx context.Context, r *fill.Request, resp *http.Response, d httpcache.Decision, received time.Time) (*fill.Result, error) {
+func (f *Filler) store(ctx context.Context, r *fill.Request, resp *http.Response, d httpcache.Decision, tags []string, received time.Time) (*fill.Result, error) {
 	body, err := io.ReadAll(io.LimitReader(resp.Body, f.MaxObjectBytes+1))
 	if err == nil && resp.ContentLength >= 0 && int64(len(body)) != resp.ContentLength {
 		err = fmt.Errorf("body of %d bytes, Content-Length %d", len(body), resp.ContentLength)
@@ -312,6 +318,7 @@ func (f *Filler) store(ctx context.Context, r *fill.Request, resp *http.Response
 	}
 	resp.Body.Close()
 	e := newEntry(r, resp.StatusCode, resp.Header, body, d, received)
+	e.Tags = addTags(e.Tags, tags)
 	return f.put(ctx, e, &fill.Result{Entry: e})
 }
 

@@ -4,9 +4,11 @@ package refresh
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/swrproxy/swrproxy/fill"
 	"github.com/swrproxy/swrproxy/httpcache"
+	"github.com/swrproxy/swrproxy/policy"
 	"github.com/swrproxy/swrproxy/tiers"
 )
 
@@ -28,14 +30,29 @@ func varyValue(names, values []string) func(string) string {
 // Authorization, Proxy-Authorization): a variant keyed on one (httpcache.KeyedOnCredentials)
 // cannot be asked for again, so callers do not refresh it; were they to, the request is the
 // anonymous one (Value "" for credential fields, no Stale), which fills the anonymous variant.
-// The request refers to e only through Stale.
+// The request refers to e only through Stale. The target and the keyed fields come from the key
+// (see policy.KeyFields); the Filler applies the policy to it when it runs (Matched is false).
 func requestFor(e *tiers.Entry, gen uint64) *fill.Request {
 	host, uri := httpcache.SplitKey(e.Key)
+	uri, lines := policy.SplitKeyLines(uri)
 	hdr := http.Header{}
 	for _, f := range e.ReqHeader {
 		if !httpcache.IsCredential(f.Name) {
 			hdr.Add(f.Name, f.Value)
 		}
+	}
+	// The fields and cookies a policy rule keyed the entry on: the key holds them, so asking
+	// with them again fetches the same variant (and tells no secret: credentials are never keyed).
+	keyed, cookies := policy.KeyFields(lines)
+	for _, p := range keyed {
+		hdr.Set(p.Name, p.Value)
+	}
+	if len(cookies) > 0 {
+		pairs := make([]string, len(cookies))
+		for i, c := range cookies {
+			pairs[i] = c.Name + "=" + c.Value
+		}
+		hdr.Set("Cookie", strings.Join(pairs, "; "))
 	}
 	names, values := e.Vary, e.VaryValues
 	creds := httpcache.KeyedOnCredentials(names)

@@ -1,0 +1,182 @@
+package policy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Source says where a policy is loaded from: the settings SWR_POLICY_FILE and SWR_POLICY_WASM
+// (with SWR_POLICY_POOL and SWR_POLICY_TIMEOUT), and whether the host is in the cache key
+// (SWR_KEY_HOST), without which a rule may not match on the host.
+type Source struct {
+	File    string // rules file; "" for none
+	KeyHost bool
+}
+
+// Policy is one loaded policy: immutable, safe for concurrent use.
+type Policy struct {
+	Rules    *Rules    // nil without a rules file
+	FileHash string    // hex SHA-256 of the rules file; "" without one
+	Loaded   time.Time // when it was loaded
+
+	keyLines bool // some rule keys on request fields
+}
+
+// KeyLines reports whether the policy may add lines to cache keys (a rule with
+// key.include_headers or key.include_cookies): then invalidating a key must clear the keys
+// that extend it too.
+func (p *Policy) KeyLines() bool { return p != nil && p.keyLines }
+
+// Target returns the target part of the cache key of a GET of target (path and query as a
+// client wrote it) under the rule that would apply to it, matched on the path, the query and the
+// host only: what PURGE and the invalidation after a write (RFC 9111 §4.4) name. The lines of the
+// fields a rule keys on are left out; invalidating the target clears those keys too (KeyLines).
+func (p *Policy) Target(host []byte, target string) string {
+	path, query, _ := strings.Cut(target, "?")
+	rule := p.Match(Request{Method: []byte("GET"), Host: host, Path: []byte(path), Query: []byte(query)})
+	if rule == nil {
+		return target
+	}
+	t, _ := SplitKeyLines(string(rule.AppendKey(nil, []byte(path), []byte(query), nil, nil)))
+	return t
+}
+
+// Holder holds the policy in force and replaces it, atomically, on Reload. Requests read it with
+// Current, which costs one atomic load; one that got a policy keeps using it to its end, so a
+// reload never changes the policy under a request in flight.
+type Holder struct {
+	src Source
+	log *slog.Logger
+	cur atomic.Pointer[Policy]
+	mu  sync.Mutex // one load at a time
+
+	reloads, failures atomic.Int64
+	lastErr           atomic.Pointer[string]
+}
+
+// NewHolder loads the policy of src; the error (the file, its line and field) stops start-up.
+func NewHolder(ctx context.Context, src Source, log *slog.Logger) (*Holder, error) {
+	h := &Holder{src: src, log: log}
+	p, err := h.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h.cur.Store(p)
+	return h, nil
+}
+
+// Current returns the policy in force; nil for a nil Holder. (*Policy)(nil) is no policy: its
+// methods answer as if nothing were configured.
+func (h *Holder) Current() *Policy {
+	if h == nil {
+		return nil
+	}
+	return h.cur.Load()
+}
+
+// Match returns the rule of the policy that applies to req, or nil.
+func (p *Policy) Match(req Request) *Rule {
+	if p == nil {
+		return nil
+	}
+	return p.Rules.Match(req)
+}
+
+// Reload loads the policy again from its source and puts it in force. When loading fails the
+// policy in force stays, the failure is logged and counted, and the error says why.
+func (h *Holder) Reload(ctx context.Context) (*Policy, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	p, err := h.load(ctx)
+	if err != nil {
+		h.failures.Add(1)
+		msg := err.Error()
+		h.lastErr.Store(&msg)
+		h.log.Error("policy reload rejected; the policy in force stays", "err", err)
+		return nil, err
+	}
+	h.cur.Swap(p)
+	h.reloads.Add(1)
+	h.lastErr.Store(nil)
+	h.log.Info("policy reloaded", "file", h.src.File, "rules", p.Rules.Len(), "file_hash", short(p.FileHash))
+	return p, nil
+}
+
+// load reads and compiles everything the source names.
+func (h *Holder) load(ctx context.Context) (*Policy, error) {
+	p := &Policy{Loaded: time.Now()}
+	if h.src.File != "" {
+		data, err := os.ReadFile(h.src.File)
+		if err != nil {
+			return nil, fmt.Errorf("policy: %w", err)
+		}
+		rules, err := Parse(h.src.File, data)
+		if err != nil {
+			return nil, err
+		}
+		if rule, ok := rules.UsesHost(); ok && !h.src.KeyHost {
+			return nil, &Error{File: h.src.File, Line: rule.Line, Field: fmt.Sprintf("rules[%d].match.host", rule.Index),
+				Msg: "needs SWR_KEY_HOST=true: without the host in the cache key, requests for different hosts share entries while different rules apply to them"}
+		}
+		sum := sha256.Sum256(data)
+		p.Rules, p.FileHash = rules, hex.EncodeToString(sum[:])
+		for _, r := range rules.rules {
+			p.keyLines = p.keyLines || len(r.key.headers) > 0 || len(r.key.cookies) > 0
+		}
+	}
+	return p, nil
+}
+
+// Info is what GET /_swr/policy shows.
+type Info struct {
+	File      string    `json:"file,omitempty"`
+	FileHash  string    `json:"file_hash,omitempty"`
+	Rules     []string  `json:"rules"` // names (or "rules[i]" for a rule without one), in file order
+	Loaded    time.Time `json:"loaded_at"`
+	Reloads   int64     `json:"reloads"`              // successful reloads since start
+	Failures  int64     `json:"reload_failures"`      // rejected reloads since start
+	LastError string    `json:"last_error,omitempty"` // why the last reload was rejected, if it was
+}
+
+// Info describes the policy in force.
+func (h *Holder) Info() Info {
+	p := h.Current()
+	in := Info{File: h.src.File, Reloads: h.reloads.Load(), Failures: h.failures.Load(), Rules: []string{}}
+	if e := h.lastErr.Load(); e != nil {
+		in.LastError = *e
+	}
+	if p == nil {
+		return in
+	}
+	in.FileHash, in.Loaded = p.FileHash, p.Loaded
+	for _, r := range p.Rules.All() {
+		in.Rules = append(in.Rules, r.Label())
+	}
+	return in
+}
+
+// Label is the rule's name, or "rules[i]" when it has none: how logs and /_swr/policy name it.
+func (rule *Rule) Label() string {
+	if rule.Name != "" {
+		return rule.Name
+	}
+	return fmt.Sprintf("rules[%d]", rule.Index)
+}
+
+// Len returns the number of rules (0 for nil).
+func (r *Rules) Len() int {
+	if r == nil {
+		return 0
+	}
+	return len(r.rules)
+}
+
+func short(hash string) string { return hash[:min(len(hash), 12)] }

@@ -1,0 +1,80 @@
+package proxy
+
+// The policy (SWR_POLICY_FILE and the Wasm hooks) on the request path: which rule applies, the
+// key it builds, and the request fields it edits.
+
+import (
+	"bytes"
+	"net/http"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/swrproxy/swrproxy/httpcache"
+	"github.com/swrproxy/swrproxy/policy"
+)
+
+// Policy gives the policy in force (*policy.Holder); a nil one is no policy.
+type Policy interface {
+	Current() *policy.Policy
+}
+
+// route is what the policy says of one request.
+type route struct {
+	rule *policy.Rule // the rule that applies; nil for none
+}
+
+// route matches the request, with method m, against the policy in force. It does not allocate.
+func (h *Handler) route(c *fiber.Ctx, m []byte) route {
+	if h.Policy == nil {
+		return route{}
+	}
+	p := h.Policy.Current()
+	if p == nil {
+		return route{}
+	}
+	uri := c.Request().URI()
+	return route{rule: p.Match(policy.Request{
+		Method: m,
+		Host:   c.Request().Header.Host(),
+		Path:   uri.Path(),
+		Query:  uri.QueryString(),
+		Header: &c.Request().Header,
+	})}
+}
+
+// bypass reports whether the policy says the request is not cached (cache: false).
+func (rt route) bypass() bool { return rt.rule.Bypass() }
+
+// appendKey appends the cache key of the request to b (see httpcache.Key): the host when KeyHost
+// is on (the validated, normalised Host: the guard refused the request if it is not valid), then
+// the target (uri) as the rule builds it (policy.Rule.AppendKey; without a rule, as it came).
+func (h *Handler) appendKey(b []byte, c *fiber.Ctx, rt route, uri []byte) []byte {
+	if h.KeyHost {
+		if kb := httpcache.AppendKeyHost(b, c.Request().Header.Host(), c.Context().IsTLS()); len(kb) > len(b) {
+			b = append(kb, httpcache.KeySeparator)
+		}
+	}
+	if rt.rule == nil {
+		return append(b, uri...)
+	}
+	path, query := uri, []byte(nil)
+	if i := bytes.IndexByte(uri, '?'); i >= 0 {
+		path, query = uri[:i], uri[i+1:]
+	}
+	rh := &c.Request().Header
+	return rt.rule.AppendKey(b, path, query, rh, func(name string) []byte { return policy.Cookie(rh.Peek(fiber.HeaderCookie), name) })
+}
+
+// key returns the request's cache key and the target a fill asks the origin for: the key's
+// target part, which differs from the client's when the rule leaves query parameters out of the
+// key, sorts them or folds the path (the parameters a key ignores never reach the origin on a
+// cacheable fill, so they cannot shape what everyone sharing the entry is served).
+func (h *Handler) key(c *fiber.Ctx, rt route) (key, target string) {
+	key = string(h.appendKey(nil, c, rt, c.Request().Header.RequestURI()))
+	_, uri := httpcache.SplitKey(key)
+	target, _ = policy.SplitKeyLines(uri)
+	return key, target
+}
+
+// editRequest applies the policy's request actions to the fields sent to the origin.
+func (rt route) editRequest(hdr http.Header) { rt.rule.EditRequest(hdr) }

@@ -1,0 +1,92 @@
+package refresh
+
+// The policy (SWR_POLICY_FILE, the Wasm hooks) on the fill path: the rule of a request rebuilt
+// from a key, and what the rule says of the origin's response.
+
+import (
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/swrproxy/swrproxy/fill"
+	"github.com/swrproxy/swrproxy/httpcache"
+	"github.com/swrproxy/swrproxy/policy"
+)
+
+// Policy gives the policy in force (*policy.Holder).
+type Policy interface {
+	Current() *policy.Policy
+}
+
+// reasonPolicy is why a response a policy says not to cache is not stored.
+const reasonPolicy = "policy"
+
+// route applies the policy in force to a request a background job rebuilt from a key (one the
+// proxy built from a client's request is Matched already): the rule that matches it, as the
+// proxy would match a GET of the key's target, and the rule's request actions. A rule that
+// matches on a request field the key does not record (SWR_KEY_HOST, key.include_headers, or the
+// fields every fill forwards) does not see it here.
+func (f *Filler) route(r *fill.Request) *fill.Request {
+	if r.Matched || f.Policy == nil {
+		return r
+	}
+	p := f.Policy.Current()
+	if p == nil {
+		return r
+	}
+	host, uri := httpcache.SplitKey(r.Key)
+	target, _ := policy.SplitKeyLines(uri)
+	path, query, _ := strings.Cut(target, "?")
+	if dec, err := url.PathUnescape(path); err == nil {
+		path = dec // as fasthttp's URI().Path(), which the proxy matches, decodes it
+	}
+	rule := p.Match(policy.Request{Method: []byte(http.MethodGet), Host: []byte(host), Path: []byte(path), Query: []byte(query), Header: fields(r.Header)})
+	out := *r
+	out.Rule, out.Matched = rule, true
+	if rule != nil {
+		out.Header = r.Header.Clone()
+		rule.EditRequest(out.Header)
+		out.Cookie = rule.FillCookies(out.Header)
+	}
+	return &out
+}
+
+// fields adapts http.Header to policy.Fields.
+type fields http.Header
+
+func (h fields) Peek(name string) []byte {
+	if v := http.Header(h).Get(name); v != "" {
+		return []byte(v)
+	}
+	return nil
+}
+
+// verdict is what the policy says of one origin response.
+type verdict struct {
+	freshness httpcache.Override
+	noStore   bool     // cache: false
+	tags      []string // added to the entry's Surrogate-Key tags
+}
+
+// judge applies the policy to the origin's response to r: the rule's response_headers edit h
+// (before Decide, so that removing Set-Cookie or Cache-Control changes what is stored), and the
+// verdict says what the rule says of freshness and tags.
+func (f *Filler) judge(r *fill.Request, h http.Header) verdict {
+	rule := r.Rule
+	rule.EditResponse(h)
+	_, uri := httpcache.SplitKey(r.Key)
+	target, _ := policy.SplitKeyLines(uri)
+	path, _, _ := strings.Cut(target, "?")
+	return verdict{freshness: rule.Freshness(), noStore: rule.Bypass(), tags: rule.Tags(path)}
+}
+
+// addTags appends to tags those of extra it does not hold.
+func addTags(tags, extra []string) []string {
+	for _, t := range extra {
+		if !slices.Contains(tags, t) {
+			tags = append(tags, t)
+		}
+	}
+	return tags
+}
