@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 
 	"github.com/swrproxy/swrproxy/httpcache"
 	"github.com/swrproxy/swrproxy/invalidate"
+	"github.com/swrproxy/swrproxy/policy"
 	"github.com/swrproxy/swrproxy/proxy"
 	"github.com/swrproxy/swrproxy/refresh"
 	"github.com/swrproxy/swrproxy/tiers"
@@ -44,11 +47,45 @@ func newHandler(tb testing.TB, origin string) *proxy.Handler {
 		Invalidator: invalidate.New(store, ref, nil, log), Origin: up, Timeout: 5 * time.Second, Log: log}
 }
 
+// benchRules is a realistic rules file: the request benchmarked matches its fifth rule, after
+// four that each fail on a different condition, and that rule rebuilds the key (ignored and
+// sorted parameters, a keyed header).
+const benchRules = `
+rules:
+  - name: private
+    match: {path_prefix: /account/}
+    cache: false
+  - name: static
+    match: {path: "/static/**", methods: [GET, HEAD]}
+    ttl: 1h
+    tags: ["static-{2}"]
+  - name: tenant-dashboards
+    match: {path_prefix: /dash/, header: {X-Tenant: "*"}}
+    key: {include_headers: [X-Tenant]}
+  - name: orders
+    match: {path: "/api/orders/*", query: {book: "*"}}
+    ttl: 500ms
+  - name: prices
+    match: {path: "/api/prices*", methods: [GET, HEAD]}
+    ttl: 1h
+    stale_while_revalidate: 30s
+    key: {ignore_query: ["utm_*", "_"], sort_query: true, include_headers: [X-Region]}
+    response_headers: {set: {X-Frame-Options: DENY}, remove: [Server]}
+    tags: ["prices", "pair-{2}"]
+  - name: rest
+    default_ttl: 5s
+`
+
 // BenchmarkL1HitThroughFiber measures a fresh L1 hit through the whole Fiber app (routing,
-// handler, headers, body), without the network.
+// handler, headers, body), without the network: without a policy, and with benchRules.
 func BenchmarkL1HitThroughFiber(b *testing.B) {
-	for _, conditional := range []bool{false, true} {
-		b.Run(fmt.Sprintf("if-none-match=%v", conditional), func(b *testing.B) {
+	for _, tt := range []struct {
+		name        string
+		rules       string
+		conditional bool
+	}{{"policy=none", "", false}, {"policy=none/if-none-match", "", true}, {"policy=rules", benchRules, false}, {"policy=rules/if-none-match", benchRules, true}} {
+		conditional := tt.conditional
+		b.Run(tt.name, func(b *testing.B) {
 			origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Cache-Control", "max-age=3600")
 				w.Header().Set("Content-Type", "application/json")
@@ -56,14 +93,19 @@ func BenchmarkL1HitThroughFiber(b *testing.B) {
 			}))
 			defer origin.Close()
 			h := newHandler(b, origin.URL)
+			if tt.rules != "" {
+				h.Policy = loadPolicy(b, tt.rules)
+			}
 			app := proxy.NewApp(h, nil)
 			app.Handler()                 // builds the routes
 			serve := app.Server().Handler // with the guard, as a listener serves it
 
 			var ctx fasthttp.RequestCtx
 			ctx.Request.Header.SetMethod(fasthttp.MethodGet)
-			ctx.Request.SetRequestURI("/api/prices?pair=ALGO-USD")
+			ctx.Request.SetRequestURI("/api/prices?pair=ALGO-USD&utm_source=feed&_=1700000000")
 			ctx.Request.Header.SetHost("prices.example")
+			ctx.Request.Header.Set("X-Region", "eu")
+			ctx.Request.Header.Set("User-Agent", "poller/1.0")
 			serve(&ctx) // the miss that fills the entry
 			if got := string(ctx.Response.Header.Peek("X-Cache")); got != "MISS" {
 				b.Fatalf("first request X-Cache = %q", got)
@@ -84,4 +126,18 @@ func BenchmarkL1HitThroughFiber(b *testing.B) {
 			}
 		})
 	}
+}
+
+// loadPolicy loads rules (a rules file's text) as SWR_POLICY_FILE would.
+func loadPolicy(tb testing.TB, rules string) *policy.Holder {
+	tb.Helper()
+	file := filepath.Join(tb.TempDir(), "policy.yaml")
+	if err := os.WriteFile(file, []byte(rules), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	h, err := policy.NewHolder(context.Background(), policy.Source{File: file}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return h
 }
