@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -8,9 +11,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/swrproxy/swrproxy/config"
 	"github.com/swrproxy/swrproxy/internal/redistest"
+	"github.com/swrproxy/swrproxy/internal/testenv"
 )
 
 // writePolicy writes a rules file for SWR_POLICY_FILE and returns its path.
@@ -179,3 +186,153 @@ rules:
 	expect(t, get(t, b.URL+"/assets/42/logo.png"), 200, "HIT", "/assets/42/logo.png")
 }
 
+func TestPolicyReloadSwapsAtomicallyAndABrokenFileKeepsTheOldPolicy(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=0")
+		w.Write([]byte("v"))
+	})
+	file := writePolicy(t, "rules:\n  - name: one\n    response_headers: {set: {X-Policy: one}}\n    cache: false\n")
+	in := startProxy(t, o.URL, map[string]string{"SWR_INVALIDATE_SECRET": secret, "SWR_POLICY_FILE": file})
+	if r := get(t, in.URL+"/x"); r.Header.Get("X-Policy") != "one" {
+		t.Fatalf("X-Policy %q before reload", r.Header.Get("X-Policy"))
+	}
+	info := func() map[string]any {
+		r := get(t, in.URL+"/_swr/policy", "Authorization", "Bearer "+secret)
+		var out map[string]any
+		if err := json.Unmarshal([]byte(r.Body), &out); err != nil || r.StatusCode != 200 {
+			t.Fatalf("GET /_swr/policy: %d %s", r.StatusCode, r.Body)
+		}
+		return out
+	}
+	before := info()
+	if before["file"] != file || len(before["file_hash"].(string)) != 64 || fmt.Sprint(before["rules"]) != "[one]" {
+		t.Errorf("GET /_swr/policy = %v", before)
+	}
+
+	// Requests keep flowing while the file changes and is reloaded many times: each gets one
+	// whole policy or the other, and every one succeeds.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var failed, mixed atomic.Int64
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				r := do(http.MethodGet, in.URL+"/x")
+				switch {
+				case r.StatusCode != 200:
+					failed.Add(1)
+				case r.Header.Get("X-Policy") != "one" && r.Header.Get("X-Policy") != "two":
+					mixed.Add(1)
+				}
+			}
+		})
+	}
+	for i := range 10 {
+		name := []string{"one", "two"}[i%2]
+		os.WriteFile(file, []byte("rules:\n  - name: "+name+"\n    response_headers: {set: {X-Policy: "+name+"}}\n    cache: false\n"), 0o600)
+		if status, out := postJSON(t, in.URL+"/_swr/policy/reload", secret, ""); status != 200 {
+			t.Fatalf("reload: %d %v", status, out)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if failed.Load() > 0 || mixed.Load() > 0 {
+		t.Errorf("during reloads: %d failed, %d without a whole policy", failed.Load(), mixed.Load())
+	}
+	if r := get(t, in.URL+"/x"); r.Header.Get("X-Policy") != "two" {
+		t.Errorf("after the last reload X-Policy %q, want two", r.Header.Get("X-Policy"))
+	}
+
+	// A broken file is rejected with its line and field; the policy in force stays.
+	os.WriteFile(file, []byte("rules:\n  - name: three\n    ttl: soon\n"), 0o600)
+	status, out := postJSON(t, in.URL+"/_swr/policy/reload", secret, "")
+	if msg, _ := out["error"].(string); status != 422 || !strings.Contains(msg, file+":3:") || !strings.Contains(msg, "rules[0].ttl") {
+		t.Errorf("reload of a broken file: %d %v", status, out)
+	}
+	if r := get(t, in.URL+"/x"); r.Header.Get("X-Policy") != "two" {
+		t.Errorf("after a rejected reload X-Policy %q, want two", r.Header.Get("X-Policy"))
+	}
+	after := info()
+	if after["reloads"] != float64(10) || after["reload_failures"] != float64(1) || !strings.Contains(fmt.Sprint(after["last_error"]), "ttl") {
+		t.Errorf("GET /_swr/policy after a rejected reload = %v", after)
+	}
+	// Without the Bearer token the reload is refused.
+	if status, _ := postJSON(t, in.URL+"/_swr/policy/reload", "", ""); status != 401 {
+		t.Errorf("reload without a token: %d, want 401", status)
+	}
+}
+
+func TestPolicyReloadsOnSIGHUP(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("v")) })
+	file := writePolicy(t, "rules:\n  - {cache: false, response_headers: {set: {X-Policy: one}}}\n")
+	in := startProxy(t, o.URL, map[string]string{"SWR_POLICY_FILE": file})
+	os.WriteFile(file, []byte("rules:\n  - {cache: false, response_headers: {set: {X-Policy: two}}}\n"), 0o600)
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 10*time.Second, "the policy reloaded on SIGHUP", func() bool {
+		return get(t, in.URL+"/x").Header.Get("X-Policy") == "two"
+	})
+}
+
+func TestABadPolicyFileStopsStartUpNamingTheFileLineAndField(t *testing.T) {
+	file := writePolicy(t, "rules:\n  - match: {path: /a}\n    key: {ignore_query: [utm_*], sort_query: maybe}\n")
+	cfg, err := config.LoadLookup(func(k string) (string, bool) {
+		v, ok := map[string]string{"SWR_UPSTREAM": "http://127.0.0.1:1", "SWR_REDIS_URL": "", "SWR_LISTEN": "127.0.0.1:0", "SWR_POLICY_FILE": file}[k]
+		return v, ok
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = run(context.Background(), cfg, testLogger(t), nil)
+	if err == nil || !strings.Contains(err.Error(), file+":3:") || !strings.Contains(err.Error(), "rules[0].key.sort_query") {
+		t.Fatalf("run = %v, want the file, line 3 and rules[0].key.sort_query", err)
+	}
+	// A host rule without the host in the key.
+	os.WriteFile(file, []byte("rules:\n  - match: {host: a.example}\n    ttl: 1s\n"), 0o600)
+	err = run(context.Background(), cfg, testLogger(t), nil)
+	if err == nil || !strings.Contains(err.Error(), "SWR_KEY_HOST") || !strings.Contains(err.Error(), file+":2:") {
+		t.Fatalf("run = %v, want a host rule refused without SWR_KEY_HOST", err)
+	}
+}
+
+func TestPolicyKeyedHeaderVariantsAreRefreshedAndInvalidatedTogether(t *testing.T) {
+	var regions sync.Map
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		regions.Store(r.Header.Get("X-Region")+"|"+r.Header.Get("Cookie"), true)
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Write([]byte("region " + r.Header.Get("X-Region") + " " + r.Header.Get("Cookie")))
+	})
+	in := startProxy(t, o.URL, map[string]string{"SWR_REDIS_URL": redistest.Start(t).URL(), "SWR_INVALIDATE_SECRET": secret, "SWR_POLICY_FILE": writePolicy(t, `
+rules:
+  - match: {path_prefix: /dash}
+    key: {include_headers: [X-Region], include_cookies: [currency]}
+`)})
+	expect(t, get(t, in.URL+"/dash", "X-Region", "eu", "Cookie", "session=s1; currency=EUR"), 200, "MISS", "region eu currency=EUR")
+	expect(t, get(t, in.URL+"/dash", "X-Region", "us", "Cookie", "currency=USD"), 200, "MISS", "region us currency=USD")
+	expect(t, get(t, in.URL+"/dash", "X-Region", "eu", "Cookie", "currency=EUR; session=s2"), 200, "HIT", "region eu currency=EUR")
+	if _, ok := regions.Load("eu|session=s1; currency=EUR"); ok {
+		t.Error("the origin saw a cookie the key does not hold")
+	}
+	// A refresh (mode refresh) asks again with the keyed values, for each variant.
+	status, out := postJSON(t, in.URL+"/_swr/invalidate", secret, `{"keys":["/dash"],"mode":"refresh"}`)
+	if status != 200 || out["matched"] != float64(2) {
+		t.Fatalf("refresh by key: %d %v, want both variants matched", status, out)
+	}
+	testenv.WaitFor(t, 10*time.Second, "both variants refreshed", func() bool { return o.hits.Load() == 4 })
+	for _, k := range []string{"eu|currency=EUR", "us|currency=USD"} {
+		if _, ok := regions.Load(k); !ok {
+			t.Errorf("no origin request with %s", k)
+		}
+	}
+	// Clearing the key clears every variant.
+	if status, out := postJSON(t, in.URL+"/_swr/invalidate", secret, `{"keys":["/dash"],"mode":"clear"}`); status != 200 || out["cleared"] != float64(2) {
+		t.Fatalf("clear by key: %d %v", status, out)
+	}
+	expect(t, get(t, in.URL+"/dash", "X-Region", "us", "Cookie", "currency=USD"), 200, "MISS", "region us currency=USD")
+}

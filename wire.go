@@ -46,6 +46,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, ready listeni
 	if err != nil {
 		return err
 	}
+	defer signal.Stop(sys.hup)
 	// The fleet's pool, before the first request (a restarted instance uses what the fleet uses).
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	sys.origin.Sync(sctx)
@@ -77,6 +78,7 @@ type system struct {
 	refresh *refresh.Service
 	inv     *invalidate.Service
 	policy  *policy.Holder
+	hup     chan os.Signal // SIGHUP, from build until serve returns
 	apps    []*fiber.App
 }
 
@@ -165,7 +167,10 @@ func build(cfg config.Config, log *slog.Logger, rdb redis.UniversalClient) (*sys
 		Metrics:     metrics.New(latency, src),
 		Log:         log,
 	})
-	sys := &system{store: store, origin: origin, refresh: ref, inv: inv, policy: pol}
+	sys := &system{store: store, origin: origin, refresh: ref, inv: inv, policy: pol, hup: make(chan os.Signal, 1)}
+	// Before any listener serves: a SIGHUP from then on reloads the policy (one that came
+	// before Notify would end the process, as SIGHUP does by default).
+	signal.Notify(sys.hup, syscall.SIGHUP)
 	if cfg.AdminListen == "" {
 		sys.apps = []*fiber.App{proxy.NewApp(handler, adm.Mount)}
 	} else {
@@ -290,14 +295,11 @@ func (s *system) serve(ctx context.Context, lns []net.Listener, log *slog.Logger
 // reloadOnHangup reloads the policy on every SIGHUP until ctx is cancelled (a rejected one is
 // logged by the holder, and the policy in force stays).
 func (s *system) reloadOnHangup(ctx context.Context) error {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-hup:
+		case <-s.hup:
 			rctx, cancel := context.WithTimeout(ctx, time.Minute)
 			s.policy.Reload(rctx) //nolint:errcheck // logged and counted by the holder
 			cancel()

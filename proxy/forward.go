@@ -68,7 +68,7 @@ func inConnection(c *fiber.Ctx, name string) bool {
 // its request actions, then the cookies a key does not hold are dropped (policy.Rule.FillCookies).
 func (h *Handler) newRequest(c *fiber.Ctx, rt route, known *tiers.Object, stale *tiers.Entry, gen uint64) *fill.Request {
 	key, uri := h.key(c, rt)
-	hdr, raw := h.forwardHeader(c, true, varyNames(known))
+	hdr, raw := h.forwardHeader(c, true, append(varyNames(known), rt.keyed()...))
 	rt.editRequest(hdr)
 	cookie := rt.rule.FillCookies(hdr)
 	field := func(name string) string { return strings.Trim(httpcache.JoinLines(name, raw[name]), " \t") }

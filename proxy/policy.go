@@ -76,5 +76,18 @@ func (h *Handler) key(c *fiber.Ctx, rt route) (key, target string) {
 	return key, target
 }
 
+// keyed returns the canonical names of the request fields the rule keys on: a fill forwards
+// them, as it forwards the fields the key's variants vary on.
+func (rt route) keyed() []string {
+	if rt.rule == nil || len(rt.rule.Key.IncludeHeaders) == 0 {
+		return nil
+	}
+	names := make([]string, len(rt.rule.Key.IncludeHeaders))
+	for i, n := range rt.rule.Key.IncludeHeaders {
+		names[i] = http.CanonicalHeaderKey(n)
+	}
+	return names
+}
+
 // editRequest applies the policy's request actions to the fields sent to the origin.
 func (rt route) editRequest(hdr http.Header) { rt.rule.EditRequest(hdr) }
