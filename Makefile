@@ -50,7 +50,7 @@ FUZZ_TARGETS := \
 	./httpcache:FuzzParseAge ./httpcache:FuzzParseHTTPDate ./httpcache:FuzzParseSFDictionary ./httpcache:FuzzVaryValue \
 	./etag:FuzzParse ./etag:FuzzNoneMatch ./etag:FuzzNormalize \
 	./tiers:FuzzDecode ./invalidate:FuzzDecodeRequest ./upstream:FuzzReadCodedResponse ./upstream:FuzzParseBackend \
-	./admin:FuzzDecodeServer ./admin:FuzzHostPort ./policy:FuzzParse \
+	./admin:FuzzDecodeServer ./admin:FuzzHostPort ./policy:FuzzParse ./policy:FuzzAppendKey \
 	./config:FuzzParseDuration ./config:FuzzParseSize
 
 fuzz:
