@@ -261,6 +261,13 @@ func TestPolicyReloadSwapsAtomicallyAndABrokenFileKeepsTheOldPolicy(t *testing.T
 	if after["reloads"] != float64(10) || after["reload_failures"] != float64(1) || !strings.Contains(fmt.Sprint(after["last_error"]), "ttl") {
 		t.Errorf("GET /_swr/policy after a rejected reload = %v", after)
 	}
+	m := get(t, in.URL+"/_swr/metrics").Body
+	for _, want := range []string{`swrproxy_policy_reloads_total{result="ok"} 10`, `swrproxy_policy_reloads_total{result="rejected"} 1`,
+		`swrproxy_policy_errors_total{hook="on_response",reason="timeout"} 0`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/_swr/metrics lacks %s", want)
+		}
+	}
 	// Without the Bearer token the reload is refused.
 	if status, _ := postJSON(t, in.URL+"/_swr/policy/reload", "", ""); status != 401 {
 		t.Errorf("reload without a token: %d, want 401", status)

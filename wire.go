@@ -151,6 +151,7 @@ func build(cfg config.Config, log *slog.Logger, rdb redis.UniversalClient) (*sys
 		Invalidate: inv.Stats,
 		Upstream:   origin.Stats,
 		Servers:    origin.Servers,
+		Policy:     pol.Stats,
 	}
 	if bus != nil {
 		src.Bus = bus.Stats

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/swrproxy/swrproxy/invalidate"
+	"github.com/swrproxy/swrproxy/policy"
 	"github.com/swrproxy/swrproxy/proxy"
 	"github.com/swrproxy/swrproxy/refresh"
 	"github.com/swrproxy/swrproxy/tiers"
@@ -39,6 +40,8 @@ type Sources struct {
 	Upstream func() upstream.Stats
 	Servers  func() []upstream.Server
 	Bus      func() invalidate.BusStats
+	// Policy is the policy holder's counters (reloads, hook errors); nil: no series.
+	Policy func() policy.Stats
 }
 
 // Snapshot asks every part for its counters. It blocks for at most one Redis round trip (the

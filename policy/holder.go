@@ -60,6 +60,7 @@ type Holder struct {
 
 	reloads, failures atomic.Int64
 	lastErr           atomic.Pointer[string]
+	errors            hookErrors
 }
 
 // NewHolder loads the policy of src; the error (the file, its line and field) stops start-up.
