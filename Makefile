@@ -6,7 +6,7 @@ SHELL := /bin/bash
 GO ?= go
 APT_PACKAGES := redis-server nginx docker-compose
 
-.PHONY: test deps vet bench build fuzz
+.PHONY: test deps vet bench build fuzz policy-example
 
 test: $(if $(SKIP_DEPS),,deps) vet
 	$(GO) test -race -count=1 ./...
@@ -50,8 +50,12 @@ FUZZ_TARGETS := \
 	./httpcache:FuzzParseAge ./httpcache:FuzzParseHTTPDate ./httpcache:FuzzParseSFDictionary ./httpcache:FuzzVaryValue \
 	./etag:FuzzParse ./etag:FuzzNoneMatch ./etag:FuzzNormalize \
 	./tiers:FuzzDecode ./invalidate:FuzzDecodeRequest ./upstream:FuzzReadCodedResponse ./upstream:FuzzParseBackend \
-	./admin:FuzzDecodeServer ./admin:FuzzHostPort ./policy:FuzzParse ./policy:FuzzAppendKey \
+	./admin:FuzzDecodeServer ./admin:FuzzHostPort ./policy:FuzzParse ./policy:FuzzAppendKey ./policy/wasm:FuzzDecodeRequestOut ./policy/wasm:FuzzDecodeResponseOut \
 	./config:FuzzParseDuration ./config:FuzzParseSize
+
+# The example WebAssembly policy module (README "Wasm hooks"): a WASI reactor built from Go.
+policy-example:
+	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o examples/policy/policy.wasm ./examples/policy
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
