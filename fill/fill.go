@@ -43,6 +43,9 @@ type Request struct {
 	// rebuilt from a key by a background job has not, and the Filler matches it itself.
 	Rule    *policy.Rule
 	Matched bool
+	// Policy is the policy the request was matched under, whose on_response hook judges the
+	// origin's answer (nil: none, or not Matched yet).
+	Policy *policy.Policy
 }
 
 // Result is what a fill produced.

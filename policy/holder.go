@@ -11,21 +11,32 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/swrproxy/swrproxy/policy/wasm"
 )
 
 // Source says where a policy is loaded from: the settings SWR_POLICY_FILE and SWR_POLICY_WASM
 // (with SWR_POLICY_POOL and SWR_POLICY_TIMEOUT), and whether the host is in the cache key
 // (SWR_KEY_HOST), without which a rule may not match on the host.
 type Source struct {
-	File    string // rules file; "" for none
+	File    string       // rules file; "" for none
+	Module  string       // WebAssembly module; "" for none
+	Wasm    wasm.Options // the module's pool, deadline and memory cap
 	KeyHost bool
+	// Grace is how long a replaced module stays open for the requests that still use it (a fill
+	// calls on_response when the origin answers); default one minute.
+	Grace time.Duration
 }
 
 // Policy is one loaded policy: immutable, safe for concurrent use.
 type Policy struct {
-	Rules    *Rules    // nil without a rules file
-	FileHash string    // hex SHA-256 of the rules file; "" without one
-	Loaded   time.Time // when it was loaded
+	Rules      *Rules       // nil without a rules file
+	FileHash   string       // hex SHA-256 of the rules file; "" without one
+	Module     *wasm.Module // nil without a module
+	ModuleHash string       // hex SHA-256 of the module; "" without one
+	Loaded     time.Time    // when it was loaded
+
+	holder *Holder // counts the hooks' failures
 
 	keyLines bool // some rule keys on request fields
 }
@@ -33,7 +44,7 @@ type Policy struct {
 // KeyLines reports whether the policy may add lines to cache keys (a rule with
 // key.include_headers or key.include_cookies): then invalidating a key must clear the keys
 // that extend it too.
-func (p *Policy) KeyLines() bool { return p != nil && p.keyLines }
+func (p *Policy) KeyLines() bool { return p != nil && (p.keyLines || p.Module.Has(wasm.OnRequest)) }
 
 // Target returns the target part of the cache key of a GET of target (path and query as a
 // client wrote it) under the rule that would apply to it, matched on the path, the query and the
@@ -104,16 +115,26 @@ func (h *Holder) Reload(ctx context.Context) (*Policy, error) {
 		h.log.Error("policy reload rejected; the policy in force stays", "err", err)
 		return nil, err
 	}
-	h.cur.Swap(p)
+	old := h.cur.Swap(p)
+	if old != nil && old.Module != nil {
+		// Requests that got the old policy may still call its hooks (a fill calls on_response
+		// when the origin answers): close its module once they are done with it.
+		grace := h.src.Grace
+		if grace <= 0 {
+			grace = time.Minute
+		}
+		time.AfterFunc(grace, func() { old.Module.Close(context.Background()) })
+	}
 	h.reloads.Add(1)
 	h.lastErr.Store(nil)
-	h.log.Info("policy reloaded", "file", h.src.File, "rules", p.Rules.Len(), "file_hash", short(p.FileHash))
+	h.log.Info("policy reloaded", "file", h.src.File, "rules", p.Rules.Len(), "file_hash", short(p.FileHash),
+		"module", h.src.Module, "module_hash", short(p.ModuleHash))
 	return p, nil
 }
 
 // load reads and compiles everything the source names.
 func (h *Holder) load(ctx context.Context) (*Policy, error) {
-	p := &Policy{Loaded: time.Now()}
+	p := &Policy{Loaded: time.Now(), holder: h}
 	if h.src.File != "" {
 		data, err := os.ReadFile(h.src.File)
 		if err != nil {
@@ -133,31 +154,46 @@ func (h *Holder) load(ctx context.Context) (*Policy, error) {
 			p.keyLines = p.keyLines || len(r.key.headers) > 0 || len(r.key.cookies) > 0
 		}
 	}
+	if h.src.Module != "" {
+		m, err := wasm.Load(ctx, h.src.Module, h.src.Wasm)
+		if err != nil {
+			return nil, err
+		}
+		p.Module, p.ModuleHash = m, m.Hash()
+	}
 	return p, nil
 }
 
 // Info is what GET /_swr/policy shows.
 type Info struct {
-	File      string    `json:"file,omitempty"`
-	FileHash  string    `json:"file_hash,omitempty"`
-	Rules     []string  `json:"rules"` // names (or "rules[i]" for a rule without one), in file order
-	Loaded    time.Time `json:"loaded_at"`
-	Reloads   int64     `json:"reloads"`              // successful reloads since start
-	Failures  int64     `json:"reload_failures"`      // rejected reloads since start
-	LastError string    `json:"last_error,omitempty"` // why the last reload was rejected, if it was
+	File       string    `json:"file,omitempty"`
+	FileHash   string    `json:"file_hash,omitempty"`
+	Rules      []string  `json:"rules"` // names (or "rules[i]" for a rule without one), in file order
+	Module     string    `json:"module,omitempty"`
+	ModuleHash string    `json:"module_hash,omitempty"`
+	Hooks      []string  `json:"hooks"` // the hooks the module exports
+	Loaded     time.Time `json:"loaded_at"`
+	Reloads    int64     `json:"reloads"`              // successful reloads since start
+	Failures   int64     `json:"reload_failures"`      // rejected reloads since start
+	LastError  string    `json:"last_error,omitempty"` // why the last reload was rejected, if it was
 }
 
 // Info describes the policy in force.
 func (h *Holder) Info() Info {
 	p := h.Current()
-	in := Info{File: h.src.File, Reloads: h.reloads.Load(), Failures: h.failures.Load(), Rules: []string{}}
+	in := Info{File: h.src.File, Module: h.src.Module, Reloads: h.reloads.Load(), Failures: h.failures.Load(), Rules: []string{}, Hooks: []string{}}
 	if e := h.lastErr.Load(); e != nil {
 		in.LastError = *e
 	}
 	if p == nil {
 		return in
 	}
-	in.FileHash, in.Loaded = p.FileHash, p.Loaded
+	in.FileHash, in.ModuleHash, in.Loaded = p.FileHash, p.ModuleHash, p.Loaded
+	for _, hk := range []wasm.Hook{wasm.OnRequest, wasm.OnResponse} {
+		if p.Module.Has(hk) {
+			in.Hooks = append(in.Hooks, string(hk))
+		}
+	}
 	for _, r := range p.Rules.All() {
 		in.Rules = append(in.Rules, r.Label())
 	}

@@ -1,16 +1,18 @@
 package proxy
 
-// The policy (SWR_POLICY_FILE and the Wasm hooks) on the request path: which rule applies, the
-// key it builds, and the request fields it edits.
+// The policy (SWR_POLICY_FILE and the Wasm hooks) on the request path: which rule applies, what
+// the on_request hook says, the key they build, and the request fields they edit.
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/swrproxy/swrproxy/httpcache"
 	"github.com/swrproxy/swrproxy/policy"
+	"github.com/swrproxy/swrproxy/policy/wasm"
 )
 
 // Policy gives the policy in force (*policy.Holder); a nil one is no policy.
@@ -20,10 +22,13 @@ type Policy interface {
 
 // route is what the policy says of one request.
 type route struct {
-	rule *policy.Rule // the rule that applies; nil for none
+	policy *policy.Policy   // the policy in force when the request came; nil for none
+	rule   *policy.Rule     // the rule that applies; nil for none
+	hook   *wasm.RequestOut // what on_request answered; nil without one (or when it failed)
 }
 
-// route matches the request, with method m, against the policy in force. It does not allocate.
+// route matches the request, with method m, against the policy in force and calls its
+// on_request hook. Without a hook it does not allocate.
 func (h *Handler) route(c *fiber.Ctx, m []byte) route {
 	if h.Policy == nil {
 		return route{}
@@ -33,42 +38,54 @@ func (h *Handler) route(c *fiber.Ctx, m []byte) route {
 		return route{}
 	}
 	uri := c.Request().URI()
-	return route{rule: p.Match(policy.Request{
-		Method: m,
-		Host:   c.Request().Header.Host(),
-		Path:   uri.Path(),
-		Query:  uri.QueryString(),
-		Header: &c.Request().Header,
-	})}
+	rh := &c.Request().Header
+	rt := route{policy: p, rule: p.Match(policy.Request{Method: m, Host: rh.Host(), Path: uri.Path(), Query: uri.QueryString(), Header: rh})}
+	if p.HasRequestHook() {
+		out, ok := p.OnRequest(context.Background(), &wasm.RequestIn{Method: m, Host: rh.Host(), Path: uri.Path(), Query: uri.QueryString(), Header: rh})
+		if ok {
+			rt.hook = &out
+		}
+	}
+	return rt
 }
 
-// bypass reports whether the policy says the request is not cached (cache: false).
-func (rt route) bypass() bool { return rt.rule.Bypass() }
+// bypass reports whether the policy says the request is not cached (cache: false, or the hook's
+// bypass).
+func (rt route) bypass() bool { return rt.rule.Bypass() || rt.hook != nil && rt.hook.Bypass }
 
 // appendKey appends the cache key of the request to b (see httpcache.Key): the host when KeyHost
 // is on (the validated, normalised Host: the guard refused the request if it is not valid), then
-// the target (uri) as the rule builds it (policy.Rule.AppendKey; without a rule, as it came).
+// the target (uri, or the hook's key) as the rule builds it (policy.Rule.AppendKey; without a
+// rule, as it came), then the hook's key_add.
 func (h *Handler) appendKey(b []byte, c *fiber.Ctx, rt route, uri []byte) []byte {
 	if h.KeyHost {
 		if kb := httpcache.AppendKeyHost(b, c.Request().Header.Host(), c.Context().IsTLS()); len(kb) > len(b) {
 			b = append(kb, httpcache.KeySeparator)
 		}
 	}
-	if rt.rule == nil {
+	if rt.rule == nil && rt.hook == nil {
 		return append(b, uri...)
+	}
+	if rt.hook != nil && rt.hook.HasKey {
+		uri = []byte(rt.hook.Key)
 	}
 	path, query := uri, []byte(nil)
 	if i := bytes.IndexByte(uri, '?'); i >= 0 {
 		path, query = uri[:i], uri[i+1:]
 	}
 	rh := &c.Request().Header
-	return rt.rule.AppendKey(b, path, query, rh, func(name string) []byte { return policy.Cookie(rh.Peek(fiber.HeaderCookie), name) })
+	b = rt.rule.AppendKey(b, path, query, rh, func(name string) []byte { return policy.Cookie(rh.Peek(fiber.HeaderCookie), name) })
+	if rt.hook != nil && rt.hook.KeyAdd != "" {
+		b = policy.AppendKeyAdd(b, rt.hook.KeyAdd)
+	}
+	return b
 }
 
 // key returns the request's cache key and the target a fill asks the origin for: the key's
 // target part, which differs from the client's when the rule leaves query parameters out of the
-// key, sorts them or folds the path (the parameters a key ignores never reach the origin on a
-// cacheable fill, so they cannot shape what everyone sharing the entry is served).
+// key, sorts them or folds the path, or the hook sets the key (the parameters a key ignores never
+// reach the origin on a cacheable fill, so they cannot shape what everyone sharing the entry is
+// served).
 func (h *Handler) key(c *fiber.Ctx, rt route) (key, target string) {
 	key = string(h.appendKey(nil, c, rt, c.Request().Header.RequestURI()))
 	_, uri := httpcache.SplitKey(key)
@@ -89,5 +106,11 @@ func (rt route) keyed() []string {
 	return names
 }
 
-// editRequest applies the policy's request actions to the fields sent to the origin.
-func (rt route) editRequest(hdr http.Header) { rt.rule.EditRequest(hdr) }
+// editRequest applies the policy's request actions to the fields sent to the origin: the rule's,
+// then the hook's.
+func (rt route) editRequest(hdr http.Header) {
+	rt.rule.EditRequest(hdr)
+	if rt.hook != nil {
+		policy.EditFields(hdr, rt.hook.Set, rt.hook.Remove)
+	}
+}

@@ -1,0 +1,69 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/swrproxy/swrproxy/policy/wasm"
+)
+
+// HasRequestHook reports whether the policy's module exports on_request.
+func (p *Policy) HasRequestHook() bool { return p != nil && p.Module.Has(wasm.OnRequest) }
+
+// HasResponseHook reports whether the policy's module exports on_response.
+func (p *Policy) HasResponseHook() bool { return p != nil && p.Module.Has(wasm.OnResponse) }
+
+// OnRequest calls the module's on_request hook. A failure (timeout, trap, bad output, no free
+// instance) is counted and logged, and reported as ok false: the request goes on as if there
+// were no hook.
+func (p *Policy) OnRequest(ctx context.Context, in *wasm.RequestIn) (out wasm.RequestOut, ok bool) {
+	if !p.HasRequestHook() {
+		return out, false
+	}
+	out, err := p.Module.Request(ctx, in)
+	return out, p.settle(wasm.OnRequest, err)
+}
+
+// OnResponse calls the module's on_response hook, as OnRequest does on_request.
+func (p *Policy) OnResponse(ctx context.Context, in *wasm.ResponseIn) (out wasm.ResponseOut, ok bool) {
+	if !p.HasResponseHook() {
+		return out, false
+	}
+	out, err := p.Module.Response(ctx, in)
+	return out, p.settle(wasm.OnResponse, err)
+}
+
+// settle counts and logs a hook's failure; it reports whether the call succeeded.
+func (p *Policy) settle(hook wasm.Hook, err error) bool {
+	if err == nil {
+		return true
+	}
+	reason := wasm.ReasonTrap
+	var we *wasm.Error
+	if errors.As(err, &we) {
+		reason = we.Reason
+	}
+	if p.holder != nil {
+		p.holder.errors.add(string(hook), reason)
+		// One message for every failure: the log handler rate-limits repeats of it.
+		p.holder.log.Warn("policy hook failed; going on without it", "hook", string(hook), "reason", reason, "err", err)
+	}
+	return false
+}
+
+// EditFields applies a hook's field edits to h: remove, then set. Fields that frame the message or
+// belong to one connection (Content-Length, Transfer-Encoding, Host, Connection, …) are left
+// alone, as the rules file refuses to edit them.
+func EditFields(h http.Header, set [][2]string, remove []string) {
+	for _, n := range remove {
+		if !framing(n) {
+			h.Del(n)
+		}
+	}
+	for _, kv := range set {
+		if !framing(kv[0]) {
+			h.Set(kv[0], kv[1])
+		}
+	}
+}
