@@ -23,6 +23,7 @@ import (
 	"github.com/swrproxy/swrproxy/invalidate"
 	"github.com/swrproxy/swrproxy/metrics"
 	"github.com/swrproxy/swrproxy/policy"
+	"github.com/swrproxy/swrproxy/policy/wasm"
 	"github.com/swrproxy/swrproxy/proxy"
 	"github.com/swrproxy/swrproxy/refresh"
 	"github.com/swrproxy/swrproxy/tiers"
@@ -94,7 +95,11 @@ func build(cfg config.Config, log *slog.Logger, rdb redis.UniversalClient) (*sys
 	if err != nil {
 		return nil, err
 	}
-	pol, err := policy.NewHolder(context.Background(), policy.Source{File: cfg.PolicyFile, KeyHost: cfg.KeyHost}, log)
+	pol, err := policy.NewHolder(context.Background(), policy.Source{
+		File: cfg.PolicyFile, Module: cfg.PolicyWasm, KeyHost: cfg.KeyHost,
+		Wasm:  wasm.Options{Pool: cfg.PolicyPool, Timeout: cfg.PolicyTimeout},
+		Grace: cfg.UpstreamTimeout + time.Minute,
+	}, log)
 	if err != nil {
 		return nil, err
 	}

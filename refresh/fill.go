@@ -266,7 +266,11 @@ func (f *Filler) ask(ctx context.Context, r *fill.Request) (resp *http.Response,
 // stored (an error with explicit freshness too, unless keepStale keeps the good copy it would
 // replace), and any other is relayed (a small error page read whole, for every waiter).
 func (f *Filler) answer(ctx context.Context, r *fill.Request, resp *http.Response, sent, received time.Time) (*fill.Result, error) {
-	v := f.judge(r, resp.Header)
+	status := resp.StatusCode
+	if status == http.StatusNotModified && r.Stale != nil {
+		status = r.Stale.Status // a revalidation is judged as the response it renews
+	}
+	v := judge(ctx, r, status, resp.Header)
 	if resp.StatusCode == http.StatusNotModified && r.Stale != nil {
 		resp.Body.Close()
 		return f.renew(ctx, r, resp.Header, v, sent, received)

@@ -4,14 +4,17 @@ package refresh
 // from a key, and what the rule says of the origin's response.
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/swrproxy/swrproxy/fill"
 	"github.com/swrproxy/swrproxy/httpcache"
 	"github.com/swrproxy/swrproxy/policy"
+	"github.com/swrproxy/swrproxy/policy/wasm"
 )
 
 // Policy gives the policy in force (*policy.Holder).
@@ -43,7 +46,7 @@ func (f *Filler) route(r *fill.Request) *fill.Request {
 	}
 	rule := p.Match(policy.Request{Method: []byte(http.MethodGet), Host: []byte(host), Path: []byte(path), Query: []byte(query), Header: fields(r.Header)})
 	out := *r
-	out.Rule, out.Matched = rule, true
+	out.Rule, out.Matched, out.Policy = rule, true, p
 	if rule != nil {
 		out.Header = r.Header.Clone()
 		rule.EditRequest(out.Header)
@@ -69,16 +72,37 @@ type verdict struct {
 	tags      []string // added to the entry's Surrogate-Key tags
 }
 
-// judge applies the policy to the origin's response to r: the rule's response_headers edit h
-// (before Decide, so that removing Set-Cookie or Cache-Control changes what is stored), and the
-// verdict says what the rule says of freshness and tags.
-func (f *Filler) judge(r *fill.Request, h http.Header) verdict {
+// judge applies the policy to the origin's response to r, editing h (before Decide, so that
+// removing Set-Cookie or Cache-Control changes what is stored): first the rule's
+// response_headers, then the on_response hook (which sees the edited fields) with its field
+// edits. The verdict is what they say of freshness, storage and tags, the hook's word over the
+// rule's; a hook that fails is left out.
+func judge(ctx context.Context, r *fill.Request, status int, h http.Header) verdict {
 	rule := r.Rule
 	rule.EditResponse(h)
-	_, uri := httpcache.SplitKey(r.Key)
+	host, uri := httpcache.SplitKey(r.Key)
 	target, _ := policy.SplitKeyLines(uri)
-	path, _, _ := strings.Cut(target, "?")
-	return verdict{freshness: rule.Freshness(), noStore: rule.Bypass(), tags: rule.Tags(path)}
+	path, query, _ := strings.Cut(target, "?")
+	v := verdict{freshness: rule.Freshness(), noStore: rule.Bypass(), tags: rule.Tags(path)}
+	if !r.Policy.HasResponseHook() {
+		return v
+	}
+	out, ok := r.Policy.OnResponse(ctx, &wasm.ResponseIn{Status: status, Method: []byte(http.MethodGet), Host: []byte(host),
+		Path: []byte(path), Query: []byte(query), Header: wasm.HTTPHeader(h)})
+	if !ok {
+		return v
+	}
+	policy.EditFields(h, out.Set, out.Remove)
+	for _, o := range []struct{ from, to **time.Duration }{
+		{&out.TTL, &v.freshness.TTL}, {&out.StaleWhileRevalidate, &v.freshness.StaleWhileRevalidate}, {&out.StaleIfError, &v.freshness.StaleIfError},
+	} {
+		if *o.from != nil {
+			*o.to = *o.from
+		}
+	}
+	v.noStore = v.noStore || out.NoStore
+	v.tags = addTags(v.tags, out.Tags)
+	return v
 }
 
 // addTags appends to tags those of extra it does not hold.
