@@ -15,8 +15,10 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/swrproxy/swrproxy/httpcache"
+	"github.com/swrproxy/swrproxy/internal/wasmtest"
 	"github.com/swrproxy/swrproxy/invalidate"
 	"github.com/swrproxy/swrproxy/policy"
+	"github.com/swrproxy/swrproxy/policy/wasm"
 	"github.com/swrproxy/swrproxy/proxy"
 	"github.com/swrproxy/swrproxy/refresh"
 	"github.com/swrproxy/swrproxy/tiers"
@@ -82,8 +84,11 @@ func BenchmarkL1HitThroughFiber(b *testing.B) {
 	for _, tt := range []struct {
 		name        string
 		rules       string
+		module      string // a Wasm policy module's package: its on_request runs on every hit
 		conditional bool
-	}{{"policy=none", "", false}, {"policy=none/if-none-match", "", true}, {"policy=rules", benchRules, false}, {"policy=rules/if-none-match", benchRules, true}} {
+	}{{"policy=none", "", "", false}, {"policy=none/if-none-match", "", "", true},
+		{"policy=rules", benchRules, "", false}, {"policy=rules/if-none-match", benchRules, "", true},
+		{"policy=rules+wasm-on_request", benchRules, "../examples/policy", false}} {
 		conditional := tt.conditional
 		b.Run(tt.name, func(b *testing.B) {
 			origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -94,7 +99,7 @@ func BenchmarkL1HitThroughFiber(b *testing.B) {
 			defer origin.Close()
 			h := newHandler(b, origin.URL)
 			if tt.rules != "" {
-				h.Policy = loadPolicy(b, tt.rules)
+				h.Policy = loadPolicy(b, tt.rules, tt.module)
 			}
 			app := proxy.NewApp(h, nil)
 			app.Handler()                 // builds the routes
@@ -128,14 +133,19 @@ func BenchmarkL1HitThroughFiber(b *testing.B) {
 	}
 }
 
-// loadPolicy loads rules (a rules file's text) as SWR_POLICY_FILE would.
-func loadPolicy(tb testing.TB, rules string) *policy.Holder {
+// loadPolicy loads rules (a rules file's text) as SWR_POLICY_FILE would, and the module built
+// from the package module ("" for none) as SWR_POLICY_WASM would.
+func loadPolicy(tb testing.TB, rules, module string) *policy.Holder {
 	tb.Helper()
 	file := filepath.Join(tb.TempDir(), "policy.yaml")
 	if err := os.WriteFile(file, []byte(rules), 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	h, err := policy.NewHolder(context.Background(), policy.Source{File: file}, slog.New(slog.DiscardHandler))
+	src := policy.Source{File: file, Wasm: wasm.Options{Timeout: 5 * time.Second, Cache: wasmtest.Cache}}
+	if module != "" {
+		src.Module = wasmtest.File(tb, module)
+	}
+	h, err := policy.NewHolder(context.Background(), src, slog.New(slog.DiscardHandler))
 	if err != nil {
 		tb.Fatal(err)
 	}

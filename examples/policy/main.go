@@ -5,7 +5,7 @@
 //	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o policy.wasm ./examples/policy
 //
 // (or make policy-example). on_request: under /api/prices, the X-Region request field joins the
-// cache key; X-Bypass: 1 bypasses the cache; every origin request gets X-Policy: example.
+// cache key and is sent to the origin; X-Bypass: 1 bypasses the cache; every origin request gets X-Policy: example.
 // on_response: a 200 under /api/prices is fresh for 2 s, tagged "prices" and answered with
 // X-Policy: example; anything under /private/ is not stored.
 package main
@@ -72,10 +72,14 @@ func onRequest(ptr, n uint32) uint64 {
 	if !ok {
 		return 0
 	}
-	out := map[string]any{"set_headers": map[string]string{"X-Policy": "example"}}
+	set := map[string]string{"X-Policy": "example"}
+	out := map[string]any{"set_headers": set}
 	if strings.HasPrefix(r.Path, "/api/prices") {
 		if region := r.header("X-Region"); region != "" {
+			// Keyed, so also sent: a cacheable fill forwards only the fields swrproxy knows to
+			// be part of the key, and a key_add names none.
 			out["key_add"] = "region=" + region
+			set["X-Region"] = region
 		}
 	}
 	if r.header("X-Bypass") == "1" {

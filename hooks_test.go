@@ -1,0 +1,89 @@
+package main
+
+import (
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/swrproxy/swrproxy/internal/testenv"
+	"github.com/swrproxy/swrproxy/internal/wasmtest"
+)
+
+// The example module of examples/policy, end to end: on_request adds X-Policy towards the origin
+// and keys /api/prices on X-Region; on_response makes a 200 there fresh for 2 s (over the
+// origin's max-age=0), tags it and adds X-Policy for the client.
+func TestTheExampleWasmPolicyChangesTheTTLAndAddsAField(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Header.Get("X-Policy")+"/"+r.Header.Get("X-Region"))
+		mu.Unlock()
+		w.Header().Set("Cache-Control", "max-age=0")
+		w.Write([]byte("price " + r.Header.Get("X-Region")))
+	})
+	in := startProxy(t, o.URL, map[string]string{"SWR_POLICY_WASM": wasmtest.File(t, "examples/policy"), "SWR_POLICY_TIMEOUT": "5s",
+		"SWR_INVALIDATE_SECRET": secret})
+	r := get(t, in.URL+"/api/prices", "X-Region", "eu")
+	expect(t, r, 200, "MISS", "price eu")
+	if r.Header.Get("X-Policy") != "example" {
+		t.Errorf("reply fields %v, want X-Policy: example from on_response", r.Header)
+	}
+	expect(t, get(t, in.URL+"/api/prices", "X-Region", "eu"), 200, "HIT", "price eu")
+	expect(t, get(t, in.URL+"/api/prices", "X-Region", "us"), 200, "MISS", "price us") // key_add: its own entry
+	mu.Lock()
+	if strings.Join(seen, ",") != "example/eu,example/us" {
+		t.Errorf("the origin saw X-Policy/X-Region %q", seen)
+	}
+	mu.Unlock()
+	info := get(t, in.URL+"/_swr/policy", "Authorization", "Bearer "+secret).Body
+	if !strings.Contains(info, `"hooks":["on_request","on_response"]`) || !strings.Contains(info, `"module_hash":"`) {
+		t.Errorf("GET /_swr/policy = %s", info)
+	}
+	// X-Bypass: 1 makes on_request bypass the cache.
+	expect(t, get(t, in.URL+"/api/prices", "X-Region", "eu", "X-Bypass", "1"), 200, "BYPASS", "price eu")
+}
+
+// A module that loops is cut at SWR_POLICY_TIMEOUT, one that traps is stopped, and either way the
+// request is answered as without the hook; the failures are counted by hook and reason.
+func TestAFailingWasmHookNeverFailsTheRequest(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Write([]byte("ok " + r.URL.Path))
+	})
+	module := wasmtest.File(t, "policy/wasm/testdata/faulty")
+	in := startProxy(t, o.URL, map[string]string{"SWR_POLICY_WASM": module, "SWR_POLICY_TIMEOUT": "500ms", "SWR_POLICY_POOL": "1",
+		"SWR_POLICY_FILE": writePolicy(t, "rules:\n  - {response_headers: {set: {X-Rules: kept}}}\n"), "SWR_INVALIDATE_SECRET": secret})
+	for _, p := range []string{"/loop", "/panic", "/garbage"} {
+		r := get(t, in.URL+p)
+		expect(t, r, 200, "MISS", "ok "+p)
+		if r.Header.Get("X-Rules") != "kept" {
+			t.Errorf("%s: the rules file's edit is missing: %v", p, r.Header)
+		}
+	}
+	// The replaced instance serves the next call: X-Faulty: no reaches the origin's request
+	// (invisible here), and the request is answered.
+	testenv.WaitFor(t, 30*time.Second, "a working instance again", func() bool {
+		return get(t, in.URL+"/fine").StatusCode == 200
+	})
+	m := get(t, in.URL+"/_swr/metrics").Body
+	for _, want := range []string{`swrproxy_policy_errors_total{hook="on_request",reason="timeout"} 1`,
+		`swrproxy_policy_errors_total{hook="on_request",reason="trap"} 1`, `swrproxy_policy_errors_total{hook="on_request",reason="bad_output"} 1`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/_swr/metrics lacks %s", want)
+		}
+	}
+
+	// A broken module is rejected on reload; the one in force stays.
+	os.WriteFile(module, []byte("not wasm"), 0o600)
+	status, out := postJSON(t, in.URL+"/_swr/policy/reload", secret, "")
+	if msg, _ := out["error"].(string); status != 422 || !strings.Contains(msg, module) {
+		t.Errorf("reload of a broken module: %d %v", status, out)
+	}
+	if r := get(t, in.URL+"/panic2"); r.StatusCode != 200 {
+		t.Errorf("after a rejected reload: %d", r.StatusCode)
+	}
+}
