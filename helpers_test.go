@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/swrproxy/swrproxy/config"
+	"github.com/swrproxy/swrproxy/internal/wasmtest"
 )
 
 // TestMain runs up to 4 parallel tests at once however few CPUs there are (unless -parallel is
@@ -35,6 +36,7 @@ func TestMain(m *testing.M) {
 	if !given && runtime.GOMAXPROCS(0) < 4 {
 		flag.Set("test.parallel", "4")
 	}
+	wasmCache = wasmtest.Cache // before any test starts an instance
 	code := m.Run()
 	if binDir != "" {
 		os.RemoveAll(binDir)

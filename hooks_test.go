@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"os"
 	"strings"
@@ -10,7 +11,21 @@ import (
 
 	"github.com/swrproxy/swrproxy/internal/testenv"
 	"github.com/swrproxy/swrproxy/internal/wasmtest"
+	"github.com/swrproxy/swrproxy/policy/wasm"
 )
+
+// wasmModule builds the module of the package dir into a file for SWR_POLICY_WASM and compiles it
+// once into the tests' compilation cache, so that swrproxy's own load is quick.
+func wasmModule(t *testing.T, dir string) string {
+	t.Helper()
+	file := wasmtest.File(t, dir)
+	m, err := wasm.Load(context.Background(), file, wasm.Options{Pool: 1, Cache: wasmtest.Cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Close(context.Background())
+	return file
+}
 
 // The example module of examples/policy, end to end: on_request adds X-Policy towards the origin
 // and keys /api/prices on X-Region; on_response makes a 200 there fresh for 2 s (over the
@@ -25,7 +40,7 @@ func TestTheExampleWasmPolicyChangesTheTTLAndAddsAField(t *testing.T) {
 		w.Header().Set("Cache-Control", "max-age=0")
 		w.Write([]byte("price " + r.Header.Get("X-Region")))
 	})
-	in := startProxy(t, o.URL, map[string]string{"SWR_POLICY_WASM": wasmtest.File(t, "examples/policy"), "SWR_POLICY_TIMEOUT": "5s",
+	in := startProxy(t, o.URL, map[string]string{"SWR_POLICY_WASM": wasmModule(t, "examples/policy"), "SWR_POLICY_TIMEOUT": "5s",
 		"SWR_INVALIDATE_SECRET": secret})
 	r := get(t, in.URL+"/api/prices", "X-Region", "eu")
 	expect(t, r, 200, "MISS", "price eu")
@@ -54,7 +69,7 @@ func TestAFailingWasmHookNeverFailsTheRequest(t *testing.T) {
 		w.Header().Set("Cache-Control", "max-age=60")
 		w.Write([]byte("ok " + r.URL.Path))
 	})
-	module := wasmtest.File(t, "policy/wasm/testdata/faulty")
+	module := wasmModule(t, "policy/wasm/testdata/faulty")
 	in := startProxy(t, o.URL, map[string]string{"SWR_POLICY_WASM": module, "SWR_POLICY_TIMEOUT": "500ms", "SWR_POLICY_POOL": "1",
 		"SWR_POLICY_FILE": writePolicy(t, "rules:\n  - {response_headers: {set: {X-Rules: kept}}}\n"), "SWR_INVALIDATE_SECRET": secret})
 	for _, p := range []string{"/loop", "/panic", "/garbage"} {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/redis/go-redis/v9"
+	"github.com/tetratelabs/wazero"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/swrproxy/swrproxy/admin"
@@ -97,7 +98,7 @@ func build(cfg config.Config, log *slog.Logger, rdb redis.UniversalClient) (*sys
 	}
 	pol, err := policy.NewHolder(context.Background(), policy.Source{
 		File: cfg.PolicyFile, Module: cfg.PolicyWasm, KeyHost: cfg.KeyHost,
-		Wasm:  wasm.Options{Pool: cfg.PolicyPool, Timeout: cfg.PolicyTimeout},
+		Wasm:  wasm.Options{Pool: cfg.PolicyPool, Timeout: cfg.PolicyTimeout, Cache: wasmCache},
 		Grace: cfg.UpstreamTimeout + time.Minute,
 	}, log)
 	if err != nil {
@@ -312,3 +313,8 @@ func (s *system) reloadOnHangup(ctx context.Context) error {
 		}
 	}
 }
+
+// wasmCache keeps compiled policy modules between loads when set: the tests set it (compiling a
+// Go module under the race detector takes tens of seconds); swrproxy itself leaves it nil, so
+// reloads of ever new modules do not accumulate compiled code.
+var wasmCache wazero.CompilationCache
