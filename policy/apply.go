@@ -64,29 +64,41 @@ func (e HeaderEdits) Apply(h http.Header) {
 	}
 }
 
-// FillCookies reduces the Cookie of a cacheable fill's fields h under the rule, after
-// EditRequest: when the rule keys on cookies (key.include_cookies), only those and the ones of
-// keep_cookies are sent, so no other cookie of whichever client filled the entry can shape what
-// everyone with the same keyed values is served. It reports whether h still carries a cookie that
-// is not part of the key, which makes the fill a request with Cookie (httpcache.Req.Cookie).
-func (rule *Rule) FillCookies(h http.Header) (unkeyed bool) {
+// FillCookies sets the Cookie of a cacheable fill's fields h under the rule, after EditRequest.
+// When the rule keys on cookies (key.include_cookies), the fill sends exactly the keyed cookies,
+// each once with the value keyed gives (the one the key records: a client's duplicate or second
+// Cookie line cannot reach the origin behind the key's back, and strip_cookies or keep_cookies do
+// not remove them), followed by the cookies keep_cookies kept; any other cookie of whichever
+// client filled the entry is dropped, so it cannot shape what everyone with the same keyed values
+// is served. It reports whether h carries a cookie that is not part of the key, which makes the
+// fill a request with Cookie (httpcache.Req.Cookie).
+func (rule *Rule) FillCookies(h http.Header, keyed func(name string) []byte) (unkeyed bool) {
 	if rule == nil || len(rule.key.cookies) == 0 {
 		return h.Get("Cookie") != ""
 	}
-	keep := rule.key.cookies
-	if len(rule.KeepCookies) > 0 {
-		keep = append(slices.Clone(keep), rule.KeepCookies...)
+	var pairs []string
+	for _, name := range rule.key.cookies {
+		if v := keyed(name); v != nil {
+			pairs = append(pairs, name+"="+string(v))
+		}
 	}
-	keepCookies(h, keep)
-	for _, v := range h.Values("Cookie") {
-		for c := range strings.SplitSeq(v, ";") {
-			name, _, _ := strings.Cut(strings.TrimSpace(c), "=")
-			if name != "" && !slices.Contains(rule.key.cookies, name) {
-				return true
+	if len(rule.KeepCookies) > 0 {
+		for _, v := range h.Values("Cookie") {
+			for c := range strings.SplitSeq(v, ";") {
+				c = strings.TrimSpace(c)
+				name, _, _ := strings.Cut(c, "=")
+				if name != "" && !slices.Contains(rule.key.cookies, name) && slices.Contains(rule.KeepCookies, name) {
+					pairs, unkeyed = append(pairs, c), true
+				}
 			}
 		}
 	}
-	return false
+	if len(pairs) == 0 {
+		h.Del("Cookie")
+	} else {
+		h.Set("Cookie", strings.Join(pairs, "; "))
+	}
+	return unkeyed
 }
 
 // keepCookies rewrites the Cookie field of h (every line of it, as one line) to hold only the

@@ -46,19 +46,28 @@ rules:
   - {}
 `)
 	keyed, kept, plain := rs.All()[0], rs.All()[1], rs.All()[2]
-	h := http.Header{"Cookie": {"session=s1; currency=EUR; ab=b"}}
-	if keyed.FillCookies(h) || h.Get("Cookie") != "currency=EUR" {
-		t.Errorf("keyed: unkeyed or Cookie %q", h.Get("Cookie"))
+	// the keyed values are the key's (the first occurrence): a duplicate never reaches the origin
+	first := func(name string) []byte { return Cookie([]byte("currency=EUR; currency=USD"), name) }
+	h := http.Header{"Cookie": {"session=s1; currency=EUR; ab=b; currency=USD"}}
+	keyed.EditRequest(h)
+	if keyed.FillCookies(h, first) || h.Get("Cookie") != "currency=EUR" {
+		t.Errorf("keyed: unkeyed or Cookie %q, want currency=EUR alone", h.Get("Cookie"))
 	}
 	h = http.Header{"Cookie": {"session=s1; currency=EUR; ab=b"}}
-	if !kept.FillCookies(h) || h.Get("Cookie") != "currency=EUR; ab=b" {
+	kept.EditRequest(h) // keep_cookies: [ab] must not drop the keyed cookie
+	if !kept.FillCookies(h, first) || h.Get("Cookie") != "currency=EUR; ab=b" {
 		t.Errorf("kept: Cookie %q, want the keyed and the kept, reported unkeyed", h.Get("Cookie"))
 	}
+	h = http.Header{"Cookie": {"session=s1; ab=b"}}
+	none := func(string) []byte { return nil }
+	if keyed.FillCookies(h, none) || h.Get("Cookie") != "" {
+		t.Errorf("keyed cookie absent: Cookie %q, want none", h.Get("Cookie"))
+	}
 	h = http.Header{"Cookie": {"session=s1"}}
-	if !plain.FillCookies(h) || h.Get("Cookie") != "session=s1" {
+	if !plain.FillCookies(h, none) || h.Get("Cookie") != "session=s1" {
 		t.Errorf("plain rule: Cookie %q should stay and count", h.Get("Cookie"))
 	}
-	if (*Rule)(nil).FillCookies(http.Header{}) {
+	if (*Rule)(nil).FillCookies(http.Header{}, none) {
 		t.Error("no rule, no Cookie: reported a cookie")
 	}
 }

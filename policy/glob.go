@@ -20,6 +20,17 @@ type glob struct {
 	sep  int  // the byte "*" does not cross, or -1 when "*" and "**" are the same
 	lit  bool // no stars: matching is a plain comparison
 	star bool // some op is a star (a state with an empty transition)
+	fold bool // ASCII letters match in either case (foldCase)
+}
+
+// foldCase makes g match ASCII letters in either case: a rule with key.case_insensitive_path
+// keys "/API/x" and "/api/x" alike, so it must match them alike (or another rule could fill the
+// entry it shares).
+func (g *glob) foldCase() {
+	g.fold = true
+	for i := range g.ops {
+		g.ops[i].c = lower(g.ops[i].c)
+	}
 }
 
 // globOp is one state of a glob: a literal byte to consume, or a star that loops on itself.
@@ -88,14 +99,20 @@ func (g *glob) closure(s *stateSet) {
 
 // match reports whether the whole of s matches g.
 func (g *glob) match(s []byte) bool {
-	if g.lit {
+	if g.lit && !g.fold {
 		return len(s) == len(g.ops) && string(s) == g.src
+	}
+	if g.lit {
+		return len(s) == len(g.ops) && hasPrefixFold(s, g.src)
 	}
 	var cur stateSet
 	cur.add(0)
 	g.closure(&cur)
 	n := len(g.ops)
 	for _, c := range s {
+		if g.fold {
+			c = lower(c)
+		}
 		var next stateSet
 		any := false
 		for w, set := range cur {

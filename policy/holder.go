@@ -48,11 +48,16 @@ func (p *Policy) KeyLines() bool { return p != nil && (p.keyLines || p.Module.Ha
 
 // Target returns the target part of the cache key of a GET of target (path and query as a
 // client wrote it) under the rule that would apply to it, matched on the path, the query and the
-// host only: what PURGE and the invalidation after a write (RFC 9111 §4.4) name. The lines of the
+// host only (the path decoded, as the proxy matches it): what PURGE and the invalidation after a
+// write (RFC 9111 §4.4) name. The lines of the
 // fields a rule keys on are left out; invalidating the target clears those keys too (KeyLines).
 func (p *Policy) Target(host []byte, target string) string {
 	path, query, _ := strings.Cut(target, "?")
-	rule := p.Match(Request{Method: []byte("GET"), Host: host, Path: []byte(path), Query: []byte(query)})
+	dec, ok := DecodePath(path)
+	if !ok {
+		return target // the proxy never stores such a path under a rule (AmbiguousPath)
+	}
+	rule := p.Match(Request{Method: []byte("GET"), Host: host, Path: []byte(dec), Query: []byte(query)})
 	if rule == nil {
 		return target
 	}

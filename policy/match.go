@@ -26,6 +26,7 @@ type matcher struct {
 	path    *glob
 	prefix  string
 	host    string // lower case, no port
+	fold    bool   // the path (prefix and glob) matches in either letter case (key.case_insensitive_path)
 	header  []Pair
 	query   []Pair
 }
@@ -51,7 +52,7 @@ func (m *matcher) matches(req *Request) bool {
 	if len(m.methods) > 0 && !methodIn(req.Method, m.methods) {
 		return false
 	}
-	if m.prefix != "" && !bytes.HasPrefix(req.Path, []byte(m.prefix)) {
+	if m.prefix != "" && !(bytes.HasPrefix(req.Path, []byte(m.prefix)) || m.fold && hasPrefixFold(req.Path, m.prefix)) {
 		return false
 	}
 	if m.path != nil && !m.path.match(req.Path) {
@@ -97,6 +98,19 @@ func hostIs(host []byte, want string) bool {
 	}
 	for i := range len(host) {
 		if lower(host[i]) != want[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// hasPrefixFold reports whether s starts with prefix, ASCII letters compared in either case.
+func hasPrefixFold(s []byte, prefix string) bool {
+	if len(s) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		if lower(s[i]) != lower(prefix[i]) {
 			return false
 		}
 	}

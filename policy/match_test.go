@@ -88,6 +88,7 @@ func TestExactHeaderAndQueryValues(t *testing.T) {
     match:
       header: {X-Tenant: acme}
       query: {currency: "EUR €", v: "*"}
+    key: {include_headers: [X-Tenant]}
 `)
 	tests := []struct {
 		tenant, target string
@@ -150,7 +151,7 @@ func TestPathStarStopsAtSlashAndDoubleStarDoesNot(t *testing.T) {
 func TestFasthttpRequestHeaderIsFields(t *testing.T) {
 	var h fasthttp.RequestHeader
 	h.Set("X-Tenant", "acme")
-	rules := mustParse(t, "rules:\n  - match: {header: {x-tenant: acme}}\n")
+	rules := mustParse(t, "rules:\n  - match: {header: {x-tenant: acme}}\n    key: {include_headers: [X-Tenant]}\n")
 	if rules.Match(Request{Path: []byte("/"), Header: &h}) == nil {
 		t.Error("a fasthttp header did not match (Peek should ignore case)")
 	}

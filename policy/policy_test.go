@@ -152,6 +152,16 @@ var badFiles = []struct {
 	{"lower-case method", "rules:\n  - match:\n      methods:\n        - GET\n        - post\n", 5, "rules[0].match.methods[1]", `"post" is not upper case`},
 	{"set framing header", "rules:\n  - request_headers:\n      set: {Transfer-Encoding: chunked}\n", 3, "rules[0].request_headers.set.Transfer-Encoding", "may not be edited"},
 	{"remove framing header", "rules:\n  - response_headers: {remove: [Server, content-length]}\n", 2, "rules[0].response_headers.remove[1]", `"content-length" may not be edited`},
+	{"GET without HEAD", "rules:\n  - match: {methods: [GET]}\n", 2, "rules[0].match.methods", "lists GET without HEAD"},
+	{"HEAD without GET", "rules:\n  - match:\n      methods: [HEAD, POST]\n    ttl: 1s\n", 3, "rules[0].match.methods", "lists HEAD without GET"},
+	{"match header not keyed", "rules:\n  - match:\n      header: {X-Beta: \"1\"}\n    key: {include_headers: [X-Other]}\n", 3, "rules[0].match.header.X-Beta", "is not in key.include_headers"},
+	{"match query ignored", "rules:\n  - match:\n      query: {debug: \"1\"}\n    key: {ignore_query: [\"deb*\"]}\n", 3, "rules[0].match.query.debug", "left out of the key"},
+	{"keyed forwarding field", "rules:\n  - key: {include_headers: [X-Region, x-forwarded-host]}\n", 2, "rules[0].key.include_headers[1]", "is a forwarding field"},
+	{"keyed hop-by-hop field", "rules:\n  - key: {include_headers: [connection]}\n", 2, "rules[0].key.include_headers[0]", "belongs to the connection"},
+	{"keyed host", "rules:\n  - key: {include_headers: [Host]}\n", 2, "rules[0].key.include_headers[0]", "keyed by SWR_KEY_HOST"},
+	{"keyed anti-forgery field", "rules:\n  - key: {include_headers: [X-XSRF-Check]}\n", 2, "rules[0].key.include_headers[0]", "carries credentials"},
+	{"keyed session cookie", "rules:\n  - key: {include_cookies: [currency, PHPSESSID]}\n", 2, "rules[0].key.include_cookies[1]", "looks like a credential"},
+	{"keyed jwt cookie", "rules:\n  - key: {include_cookies: [my_jwt]}\n", 2, "rules[0].key.include_cookies[0]", "looks like a credential"},
 	{"too many rules", "rules: [" + strings.Repeat("{},", MaxRules) + "{}]\n", 1, "rules", "more than 1000"},
 }
 

@@ -38,7 +38,7 @@ func (h *Handler) fill(c *fiber.Ctx, r *fill.Request) error {
 		return h.sendError(c, err)
 	}
 	if res.Pass == nil {
-		return h.serveFilled(c, res)
+		return h.serveFilled(c, r, res)
 	}
 	// Hit-for-pass: the URL's responses are not cacheable, so for a while its requests go
 	// straight to the origin instead of queueing behind one another's fetch. Not from a request
@@ -65,9 +65,9 @@ func bypassStatus(bypass string, p *fill.Pass) string {
 // (hit-for-pass), before a request may be collapsed with others again.
 const passTTL = 10 * time.Second
 
-func (h *Handler) serveFilled(c *fiber.Ctx, res *fill.Result) error {
+func (h *Handler) serveFilled(c *fiber.Ctx, r *fill.Request, res *fill.Result) error {
 	e := res.Entry
-	if res.NotStored == "" {
+	if res.NotStored == "" && r.Rule.RefreshesAhead() {
 		h.Tracker.Touch(e.Key, e)
 	}
 	age := e.CurrentAge(time.Now())

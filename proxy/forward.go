@@ -65,12 +65,13 @@ func inConnection(c *fiber.Ctx, name string) bool {
 // (nil on a first miss): the fields its variants vary on are forwarded too.
 //
 // The policy's rule (rt) builds the key and the target asked for, and edits the fields sent:
-// its request actions, then the cookies a key does not hold are dropped (policy.Rule.FillCookies).
+// its request actions, then the Cookie is reduced to the keyed cookies, as the key records them,
+// and the kept ones (policy.Rule.FillCookies).
 func (h *Handler) newRequest(c *fiber.Ctx, rt route, known *tiers.Object, stale *tiers.Entry, gen uint64) *fill.Request {
 	key, uri := h.key(c, rt)
 	hdr, raw := h.forwardHeader(c, true, append(varyNames(known), rt.keyed()...))
 	rt.editRequest(hdr)
-	cookie := rt.rule.FillCookies(hdr)
+	cookie := rt.rule.FillCookies(hdr, func(name string) []byte { return keyedCookie(c, name) })
 	field := func(name string) string { return strings.Trim(httpcache.JoinLines(name, raw[name]), " \t") }
 	return &fill.Request{
 		Key:           key,
@@ -176,6 +177,9 @@ func (h *Handler) forwardHeader(c *fiber.Ctx, forFill bool, vary []string) (hdr,
 		for name, vs := range hdr {
 			if len(vs) > 1 || strings.Trim(vs[0], " \t") != vs[0] {
 				hdr[name] = []string{strings.Trim(httpcache.JoinLines(name, vs), " \t")}
+			}
+			if hdr[name][0] == "" {
+				delete(hdr, name) // an empty field is absent to the key and the variants: so to the origin
 			}
 		}
 		hdr.Del("Accept-Encoding")

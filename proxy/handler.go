@@ -115,6 +115,9 @@ func (h *Handler) Serve(c *fiber.Ctx) error {
 		return h.passThrough(c, h.route(c, m), "method")
 	}
 	rt := h.route(c, m)
+	if rt.ambiguous {
+		return h.passThrough(c, rt, "request; detail=policy-path")
+	}
 	if rt.bypass() {
 		return h.passThrough(c, rt, "request; detail=policy")
 	}

@@ -25,6 +25,10 @@ type route struct {
 	policy *policy.Policy   // the policy in force when the request came; nil for none
 	rule   *policy.Rule     // the rule that applies; nil for none
 	hook   *wasm.RequestOut // what on_request answered; nil without one (or when it failed)
+	// ambiguous: the raw path is one origins resolve in different ways (policy.AmbiguousPath), so
+	// the rule matched on the decoded path may not be the origin's route: the request is passed
+	// through, never stored.
+	ambiguous bool
 }
 
 // route matches the request, with method m, against the policy in force and calls its
@@ -39,7 +43,14 @@ func (h *Handler) route(c *fiber.Ctx, m []byte) route {
 	}
 	uri := c.Request().URI()
 	rh := &c.Request().Header
-	rt := route{policy: p, rule: p.Match(policy.Request{Method: m, Host: rh.Host(), Path: uri.Path(), Query: uri.QueryString(), Header: rh})}
+	rt := route{policy: p, rule: p.Match(policy.Request{Method: m, Host: rh.Host(), Path: uri.Path(), Query: uri.QueryString(), Header: keyedFields{c}})}
+	if p.Rules.Len() > 0 || p.HasRequestHook() {
+		target := rh.RequestURI()
+		if i := bytes.IndexByte(target, '?'); i >= 0 {
+			target = target[:i]
+		}
+		rt.ambiguous = policy.AmbiguousPath(target)
+	}
 	if p.HasRequestHook() {
 		out, ok := p.OnRequest(context.Background(), &wasm.RequestIn{Method: m, Host: rh.Host(), Path: uri.Path(), Query: uri.QueryString(), Header: rh})
 		if ok {
@@ -73,8 +84,7 @@ func (h *Handler) appendKey(b []byte, c *fiber.Ctx, rt route, uri []byte) []byte
 	if i := bytes.IndexByte(uri, '?'); i >= 0 {
 		path, query = uri[:i], uri[i+1:]
 	}
-	rh := &c.Request().Header
-	b = rt.rule.AppendKey(b, path, query, rh, func(name string) []byte { return policy.Cookie(rh.Peek(fiber.HeaderCookie), name) })
+	b = rt.rule.AppendKey(b, path, query, keyedFields{c}, func(name string) []byte { return keyedCookie(c, name) })
 	if rt.hook != nil && rt.hook.KeyAdd != "" {
 		b = policy.AppendKeyAdd(b, rt.hook.KeyAdd)
 	}
@@ -113,4 +123,42 @@ func (rt route) editRequest(hdr http.Header) {
 	if rt.hook != nil {
 		policy.EditFields(hdr, rt.hook.Set, rt.hook.Remove)
 	}
+}
+
+// keyedFields gives the rules (match.header, key.include_headers) a request field's value as a
+// fill forwards it (forwardHeader), so that what a key records is exactly what the origin is
+// asked with: every line of the field joined (RFC 9110 §5.3) and trimmed, and none when the
+// request's Connection names the field (hop-by-hop: never forwarded). It allocates only for a
+// field sent on several lines.
+type keyedFields struct{ c *fiber.Ctx }
+
+func (f keyedFields) Peek(name string) []byte {
+	rh := &f.c.Request().Header
+	v := rh.Peek(name)
+	if v == nil || inConnection(f.c, name) {
+		return nil
+	}
+	if vs := rh.PeekAll(name); len(vs) > 1 {
+		lines := make([]string, len(vs))
+		for i, l := range vs {
+			lines[i] = string(l)
+		}
+		return bytes.Trim([]byte(httpcache.JoinLines(name, lines)), " \t")
+	}
+	return bytes.Trim(v, " \t")
+}
+
+// keyedCookie is the value of the cookie name that the key records and a fill forwards
+// (policy.Rule.FillCookies): its first occurrence over every Cookie line, none when Connection
+// names Cookie. It does not allocate.
+func keyedCookie(c *fiber.Ctx, name string) []byte {
+	if inConnection(c, fiber.HeaderCookie) {
+		return nil
+	}
+	for _, line := range c.Request().Header.PeekAll(fiber.HeaderCookie) {
+		if v := policy.Cookie(line, name); v != nil {
+			return v
+		}
+	}
+	return nil
 }

@@ -6,7 +6,6 @@ package refresh
 import (
 	"context"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -41,16 +40,19 @@ func (f *Filler) route(r *fill.Request) *fill.Request {
 	host, uri := httpcache.SplitKey(r.Key)
 	target, _ := policy.SplitKeyLines(uri)
 	path, query, _ := strings.Cut(target, "?")
-	if dec, err := url.PathUnescape(path); err == nil {
-		path = dec // as fasthttp's URI().Path(), which the proxy matches, decodes it
+	dec, ok := policy.DecodePath(path) // as fasthttp's URI().Path(), which the proxy matches, decodes it
+	if !ok {
+		return r // stored before the policy: the proxy passes such a path through while one is in force
 	}
-	rule := p.Match(policy.Request{Method: []byte(http.MethodGet), Host: []byte(host), Path: []byte(path), Query: []byte(query), Header: fields(r.Header)})
+	rule := p.Match(policy.Request{Method: []byte(http.MethodGet), Host: []byte(host), Path: []byte(dec), Query: []byte(query), Header: fields(r.Header)})
 	out := *r
 	out.Rule, out.Matched, out.Policy = rule, true, p
 	if rule != nil {
+		// the keyed cookies come from the key's lines (requestFor), before the rule's edits
+		jar := []byte(httpcache.JoinLines("Cookie", r.Header.Values("Cookie")))
 		out.Header = r.Header.Clone()
 		rule.EditRequest(out.Header)
-		out.Cookie = rule.FillCookies(out.Header)
+		out.Cookie = rule.FillCookies(out.Header, func(name string) []byte { return policy.Cookie(jar, name) })
 	}
 	return &out
 }
