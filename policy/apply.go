@@ -101,6 +101,44 @@ func (rule *Rule) FillCookies(h http.Header, keyed func(name string) []byte) (un
 	return unkeyed
 }
 
+// UnkeyedCookies reports what FillCookies would, for a request whose Cookie field has the lines
+// given (as they came, before EditRequest): whether its fill would carry a cookie that is not part
+// of the key. It does not allocate (the hit path asks it of entries with heuristic freshness).
+func (rule *Rule) UnkeyedCookies(lines [][]byte) bool {
+	if rule == nil || !rule.StripCookies && rule.KeepCookies == nil && len(rule.key.cookies) == 0 {
+		for _, line := range lines {
+			if len(line) > 0 {
+				return true // sent as it came
+			}
+		}
+		return false
+	}
+	if rule.StripCookies || rule.KeepCookies == nil {
+		return false // only the keyed ones are sent
+	}
+	for _, line := range lines {
+		for len(line) > 0 {
+			var pair []byte
+			pair, line = cut(line, ';')
+			name, _ := cut(bytes.TrimLeft(pair, " \t"), '=')
+			if name = bytes.TrimRight(name, " \t"); !hasName(rule.key.cookies, name) && hasName(rule.KeepCookies, name) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// hasName reports whether list holds name. It does not allocate.
+func hasName(list []string, name []byte) bool {
+	for _, s := range list {
+		if s == string(name) {
+			return true
+		}
+	}
+	return false
+}
+
 // keepCookies rewrites the Cookie field of h (every line of it, as one line) to hold only the
 // cookies named in keep, in their order of arrival; none left removes the field.
 func keepCookies(h http.Header, keep []string) {

@@ -142,3 +142,48 @@ func TestFreshnessCarriesTheRuleDurations(t *testing.T) {
 		t.Error("defaults wrong")
 	}
 }
+
+func TestUnkeyedCookiesSaysWhatFillCookiesWould(t *testing.T) {
+	rs := mustParse(t, `
+rules:
+  - match: {path_prefix: /strip/}
+    strip_cookies: true
+    key: {include_cookies: [currency]}
+  - match: {path_prefix: /keyed/}
+    key: {include_cookies: [currency]}
+  - match: {path_prefix: /kept/}
+    key: {include_cookies: [currency]}
+    keep_cookies: [ab]
+  - match: {path_prefix: /keep/}
+    keep_cookies: [ab]
+  - {}
+`)
+	var none *Rule
+	tests := []struct {
+		rule   *Rule
+		cookie string
+	}{
+		{none, "session=1"}, {none, ""},
+		{rs.All()[0], "session=1; currency=EUR"}, {rs.All()[1], "session=1; currency=EUR"}, {rs.All()[1], "currency=EUR"},
+		{rs.All()[2], "session=1; currency=EUR"}, {rs.All()[2], "ab=1"}, {rs.All()[3], "ab=1; x=2"}, {rs.All()[3], "x=2"},
+		{rs.All()[4], "x=2"}, {rs.All()[4], " ; "},
+	}
+	for _, tt := range tests {
+		h := http.Header{}
+		var lines [][]byte
+		if tt.cookie != "" {
+			h.Set("Cookie", tt.cookie)
+			lines = [][]byte{[]byte(tt.cookie)}
+		}
+		tt.rule.EditRequest(h)
+		want := tt.rule.FillCookies(h, func(name string) []byte { return Cookie([]byte(tt.cookie), name) })
+		if got := tt.rule.UnkeyedCookies(lines); got != want {
+			t.Errorf("rule %v, Cookie %q: UnkeyedCookies = %v, FillCookies = %v", tt.rule, tt.cookie, got, want)
+		}
+	}
+	lines := [][]byte{[]byte("a=1; currency=EUR"), []byte("b=2")}
+	kept := rs.All()[2]
+	if n := testing.AllocsPerRun(100, func() { kept.UnkeyedCookies(lines) }); n != 0 {
+		t.Errorf("UnkeyedCookies allocates %v times", n)
+	}
+}

@@ -140,9 +140,10 @@ func (h *Handler) Serve(c *fiber.Ctx) error {
 	if e == nil {
 		return h.fill(c, h.newRequest(c, rt, o, nil, genOf(o)))
 	}
-	if e.Guessed && len(c.Request().Header.Peek(fiber.HeaderCookie)) > 0 {
+	if e.Guessed && rt.rule.UnkeyedCookies(c.Request().Header.PeekAll(fiber.HeaderCookie)) {
 		// Requests with Cookie get no heuristic freshness (the origin did not say the copy is for
-		// everyone): the Filler asks the origin for this client alone, conditionally.
+		// everyone): the Filler asks the origin for this client alone, conditionally. The cookies
+		// counted are those the fill would send (a rule may strip them, or key on them).
 		return h.fill(c, h.newRequest(c, rt, o, e, o.Gen))
 	}
 	if rt.rule.RefreshesAhead() {
