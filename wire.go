@@ -131,7 +131,6 @@ func build(cfg config.Config, log *slog.Logger, rdb redis.UniversalClient) (*sys
 	}
 	ref.Filler.Policy = pol
 	inv := invalidate.New(store, ref, bus, log)
-	inv.KeyLines = func() bool { return pol.Current().KeyLines() }
 	handler := &proxy.Handler{
 		Store:         store,
 		Filler:        ref.Filler,

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"slices"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -27,6 +25,10 @@ type Store interface {
 	KeysWithTag(ctx context.Context, tag string) ([]string, error)
 	L1KeysWithPrefix(prefix string) []string
 	L1KeysWithTag(tag string) []string
+	// Variants and L1Variants list the keys that extend a key with lines (a policy rule's keyed
+	// request fields): an index lookup in each tier, never a scan.
+	Variants(ctx context.Context, key string) ([]string, error)
+	L1Variants(key string) []string
 }
 
 // Refresher does the refresh work an invalidation orders.
@@ -49,10 +51,6 @@ type Service struct {
 	log       *slog.Logger
 	// ackWait bounds how long Apply waits for the other instances' acknowledgements.
 	ackWait time.Duration
-	// KeyLines, when set, reports whether cache keys may hold lines after the target (the policy
-	// in force keys on request fields: policy.Rule.AppendKey); then a key selects those keys too.
-	// Set it before Run.
-	KeyLines func() bool
 
 	requests, cleared, refreshed atomic.Int64
 }
@@ -188,7 +186,10 @@ func (s *Service) Drop(m Message) {
 		return
 	}
 	keys := append([]string(nil), m.Keys...)
-	for _, p := range append(m.Prefixes, s.linePrefixes(m.Keys)...) {
+	for _, k := range m.Keys {
+		keys = append(keys, s.store.L1Variants(k)...)
+	}
+	for _, p := range m.Prefixes {
 		keys = append(keys, s.store.L1KeysWithPrefix(p)...)
 	}
 	for _, t := range m.Tags {
@@ -214,7 +215,16 @@ func (s *Service) selectKeys(ctx context.Context, req Request) ([]string, error)
 	}
 	add(req.Keys...)
 	var errs []error
-	prefixes := append(slices.Clone(req.Prefixes), s.linePrefixes(req.Keys)...)
+	for _, k := range req.Keys {
+		// A key names its target whatever fields a policy rule keys on (its keyed variants),
+		// whichever policy the instance that stored them had.
+		ks, err := s.store.Variants(ctx, k)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		add(ks...)
+	}
+	prefixes := req.Prefixes
 	if req.All {
 		prefixes = []string{""}
 	}
@@ -245,17 +255,3 @@ func (s *Service) selectKeys(ctx context.Context, req Request) ([]string, error)
 	return keys, errors.Join(errs...)
 }
 
-// linePrefixes returns, when keys may hold lines (KeyLines), the prefix of each key's variants
-// keyed on request fields: a key names its target whatever fields a policy rule adds.
-func (s *Service) linePrefixes(keys []string) []string {
-	if s.KeyLines == nil || !s.KeyLines() {
-		return nil
-	}
-	var out []string
-	for _, k := range keys {
-		if !strings.Contains(k, "\n") {
-			out = append(out, k+"\n")
-		}
-	}
-	return out
-}

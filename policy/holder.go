@@ -37,20 +37,14 @@ type Policy struct {
 	Loaded     time.Time    // when it was loaded
 
 	holder *Holder // counts the hooks' failures
-
-	keyLines bool // some rule keys on request fields
 }
-
-// KeyLines reports whether the policy may add lines to cache keys (a rule with
-// key.include_headers or key.include_cookies): then invalidating a key must clear the keys
-// that extend it too.
-func (p *Policy) KeyLines() bool { return p != nil && (p.keyLines || p.Module.Has(wasm.OnRequest)) }
 
 // Target returns the target part of the cache key of a GET of target (path and query as a
 // client wrote it) under the rule that would apply to it, matched on the path, the query and the
 // host only (the path decoded, as the proxy matches it): what PURGE and the invalidation after a
 // write (RFC 9111 §4.4) name. The lines of the
-// fields a rule keys on are left out; invalidating the target clears those keys too (KeyLines).
+// fields a rule keys on are left out; invalidating the target clears those keys too
+// (tiers.Store.Variants).
 func (p *Policy) Target(host []byte, target string) string {
 	path, query, _ := strings.Cut(target, "?")
 	dec, ok := DecodePath(path)
@@ -155,9 +149,6 @@ func (h *Holder) load(ctx context.Context) (*Policy, error) {
 		}
 		sum := sha256.Sum256(data)
 		p.Rules, p.FileHash = rules, hex.EncodeToString(sum[:])
-		for _, r := range rules.rules {
-			p.keyLines = p.keyLines || len(r.key.headers) > 0 || len(r.key.cookies) > 0
-		}
 	}
 	if h.src.Module != "" {
 		m, err := wasm.Load(ctx, h.src.Module, h.src.Wasm)

@@ -48,7 +48,7 @@ return 1
 // see Forget). In-flight fetches of the key can no longer store their result.
 func (s *Store) Delete(ctx context.Context, key string) error {
 	s.fences.Set(key, time.Now().UnixNano())
-	s.l1.Compute(key, func(old *Object, found bool) (*Object, otter.ComputeOp) {
+	s.l1.Compute(key, s.indexed(key, func(old *Object, found bool) (*Object, otter.ComputeOp) {
 		var gen uint64
 		if found {
 			gen = old.Gen
@@ -56,7 +56,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		t := newObject(key, gen+1, nil)
 		t.expires = time.Now().Add(s.tombstone)
 		return t, otter.WriteOp
-	})
+	}))
 	if s.rdb == nil {
 		return nil
 	}
@@ -124,10 +124,10 @@ func (s *Store) MarkPass(key string, ttl time.Duration) {
 	o := newObject(key, 0, nil)
 	o.Pass = true
 	o.expires = time.Now().Add(ttl)
-	s.l1.Compute(key, func(old *Object, found bool) (*Object, otter.ComputeOp) {
+	s.l1.Compute(key, s.indexed(key, func(old *Object, found bool) (*Object, otter.ComputeOp) {
 		if found && (len(old.Variants) > 0 || old.Gen > 0) {
 			return old, otter.CancelOp // a stored response or a recent invalidation wins
 		}
 		return o, otter.WriteOp
-	})
+	}))
 }

@@ -78,7 +78,7 @@ func (s *Store) Set(ctx context.Context, e *Entry) error {
 		}
 	}
 	stale := false
-	s.l1.Compute(e.Key, func(old *Object, found bool) (*Object, otter.ComputeOp) {
+	s.l1.Compute(e.Key, s.indexed(e.Key, func(old *Object, found bool) (*Object, otter.ComputeOp) {
 		if !found {
 			return newObject(e.Key, e.Gen, []*Entry{e}), otter.WriteOp
 		}
@@ -90,7 +90,7 @@ func (s *Store) Set(ctx context.Context, e *Entry) error {
 			return old, otter.CancelOp
 		}
 		return old.with(e, now, s.objectMax), otter.WriteOp
-	})
+	}))
 	if stale {
 		return ErrStale
 	}

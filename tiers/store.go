@@ -91,6 +91,8 @@ type Store struct {
 	fences    *otter.Cache[string, int64]
 	fenceAll  atomic.Int64
 	fenceLost atomic.Int64
+
+	variants variantIndex // the L1 keys with lines, by their base (variants.go)
 }
 
 // New returns a Store. It does not contact Redis.
@@ -133,6 +135,7 @@ func New(o Options) (*Store, error) {
 		Weigher: func(_ string, o *Object) uint32 {
 			return uint32(min(o.size, 1<<31))
 		},
+		OnAtomicDeletion: s.unindex,
 		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[string, *Object]) time.Duration {
 			// otter never expires an entry created with a non-positive duration: expire it at once.
 			return max(min(s.l1MaxTTL, time.Until(e.Value.expires)), 1)
@@ -230,7 +233,7 @@ func (s *Store) promote(key string, o *Object, start time.Time) {
 	if all := max(s.fenceAll.Load(), s.fenceLost.Load()); all >= start.UnixNano() {
 		return
 	}
-	s.l1.Set(key, o)
+	s.l1.Compute(key, s.indexed(key, func(*Object, bool) (*Object, otter.ComputeOp) { return o, otter.WriteOp }))
 }
 
 // GetL2 reads the object under key from Redis only, bypassing (and not touching) L1.
