@@ -16,17 +16,21 @@ const (
 	SourceLastModified
 	// SourceDefaultTTL is the operator's fixed lifetime (SWR_DEFAULT_TTL).
 	SourceDefaultTTL
-	// SourcePolicy is a policy's ttl or default_ttl (a rule of SWR_POLICY_FILE or a Wasm hook):
-	// the operator's explicit word for the route, which counts for requests with Cookie as the
-	// origin's does.
+	// SourcePolicy is a policy's ttl (a rule of SWR_POLICY_FILE or a Wasm hook): the operator's
+	// explicit word for the route, which counts for requests with Cookie as the origin's does.
 	SourcePolicy
+	// SourcePolicyDefault is a policy's default_ttl: the route's lifetime when the origin gives
+	// none, a guess like SWR_DEFAULT_TTL (never for requests with Cookie or Authorization).
+	SourcePolicyDefault
 )
 
-// String returns "origin", "last-modified", "default-ttl" or "policy".
+// String returns "origin", "last-modified", "default-ttl", "policy" or "policy-default".
 func (s Source) String() string {
 	switch s {
 	case SourcePolicy:
 		return "policy"
+	case SourcePolicyDefault:
+		return "policy-default"
 	case SourceLastModified:
 		return "last-modified"
 	case SourceDefaultTTL:
@@ -37,8 +41,11 @@ func (s Source) String() string {
 
 // Heuristic reports whether swrproxy, not the origin, chose the lifetime (RFC 9111 §4.2.2 calls
 // any lifetime the origin did not give heuristic). A policy's lifetime is not a guess: the
-// operator stated it for the route.
-func (s Source) Heuristic() bool { return s == SourceLastModified || s == SourceDefaultTTL }
+// operator stated it for the route, except a default_ttl, which stands in for the origin's word
+// as SWR_DEFAULT_TTL does.
+func (s Source) Heuristic() bool {
+	return s == SourceLastModified || s == SourceDefaultTTL || s == SourcePolicyDefault
+}
 
 // Override is what a policy says of one response's lifetime and stale windows (DESIGN.md
 // "Policy file": ttl, default_ttl, stale_while_revalidate, stale_if_error); a nil field says
@@ -103,7 +110,7 @@ func lifetime(status int, h http.Header, cc CacheControl, useExpires bool, req R
 		return 0, SourceOrigin, reasonNoFreshness // RFC 9111 §4.2.2: no heuristic for other statuses
 	}
 	if d := req.Policy.DefaultTTL; d != nil && !req.Authorization && !req.Cookie {
-		return clampDelta(*d), SourcePolicy, ""
+		return clampDelta(*d), SourcePolicyDefault, ""
 	}
 	if d, ok := lastModifiedLifetime(h, responseTime); ok {
 		if req.Authorization {

@@ -33,8 +33,8 @@ func TestPolicyOverridesFreshnessButNotProhibitions(t *testing.T) {
 		{"ttl never makes a 5xx last", 503, nil, Req{Policy: ttl2s}, -1, 0, 0, 0},
 		{"ttl leaves a 5xx's own lifetime capped", 500, []string{"Cache-Control", "max-age=60"}, Req{Policy: ttl2s}, MaxErrorFresh, SourceOrigin, 0, 0},
 		{"default_ttl yields to max-age", 200, []string{"Cache-Control", "max-age=600"}, Req{Policy: dflt}, 600 * time.Second, SourceOrigin, time.Minute, time.Hour},
-		{"default_ttl when the origin says nothing", 200, nil, Req{Policy: dflt}, 10 * time.Second, SourcePolicy, time.Minute, time.Hour},
-		{"default_ttl goes before the Last-Modified heuristic", 200, []string{"Last-Modified", ago(100 * time.Hour)}, Req{Policy: dflt}, 10 * time.Second, SourcePolicy, time.Minute, time.Hour},
+		{"default_ttl when the origin says nothing", 200, nil, Req{Policy: dflt}, 10 * time.Second, SourcePolicyDefault, time.Minute, time.Hour},
+		{"default_ttl goes before the Last-Modified heuristic", 200, []string{"Last-Modified", ago(100 * time.Hour)}, Req{Policy: dflt}, 10 * time.Second, SourcePolicyDefault, time.Minute, time.Hour},
 		{"default_ttl is not for requests with Cookie", 200, nil, Req{Cookie: true, Policy: dflt}, -1, 0, 0, 0},
 		{"policy windows beat the origin's and the defaults", 200, []string{"Cache-Control", "max-age=60, stale-while-revalidate=600"}, Req{Policy: windows}, time.Minute, SourceOrigin, 5 * time.Second, 0},
 		{"must-revalidate still forbids stale serving", 200, []string{"Cache-Control", "max-age=60, must-revalidate"}, Req{Policy: windows}, time.Minute, SourceOrigin, 0, 0},
@@ -52,8 +52,8 @@ func TestPolicyOverridesFreshnessButNotProhibitions(t *testing.T) {
 			if !d.Store || d.Fresh != tt.want || d.Source != tt.source || d.StaleWhileRevalidate != tt.swr || d.StaleIfError != tt.sie {
 				t.Fatalf("got %+v (source %s), want fresh %v from %s, windows %v/%v", d, d.Source, tt.want, tt.source, tt.swr, tt.sie)
 			}
-			if d.Guessed {
-				t.Fatalf("a policy's lifetime is not a guess: %+v", d)
+			if d.Guessed != (tt.source == SourcePolicyDefault) {
+				t.Fatalf("Guessed = %v: a ttl is the operator's word, a default_ttl a guess like SWR_DEFAULT_TTL (served to no request with Cookie): %+v", d.Guessed, d)
 			}
 		})
 	}

@@ -293,3 +293,47 @@ func TestRedisDownMakesTheInvalidationIncomplete(t *testing.T) {
 		t.Error("this instance still holds /a in L1")
 	}
 }
+
+func TestAKeyClearsItsKeyedVariantsInBothTiersOnEveryInstance(t *testing.T) {
+	srv := redistest.Start(t)
+	var stores [2]*tiers.Store
+	var services [2]*Service
+	for i := range services {
+		c := srv.Client()
+		stores[i] = newStore(t, c)
+		services[i] = New(stores[i], &refresher{}, NewBus(c, quiet), quiet)
+		start(t, services[i].Run)
+	}
+	testenv.WaitFor(t, 5*time.Second, "both heartbeats", func() bool { return services[0].bus.Live(context.Background()) == 2 })
+	const eu, us = "/a\nX-Region: eu", "/a\nX-Region: us"
+	put(t, stores[0], eu)
+	put(t, stores[1], us)
+	put(t, stores[0], "/ab\nX-Region: eu")
+	for _, k := range []string{eu, us} {
+		for i, st := range stores {
+			if !cached(t, st, k) || st.Peek(k) == nil {
+				t.Fatalf("instance %d does not hold %q in L1", i, k)
+			}
+		}
+	}
+	res, err := services[1].Apply(context.Background(), Request{Keys: []string{"/a"}, Mode: Clear})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Matched != 2 || res.Cleared != 2 || !res.Complete {
+		t.Errorf("result %+v, want both keyed variants of /a matched and cleared", res)
+	}
+	for i, st := range stores {
+		for _, k := range []string{eu, us} {
+			if o := st.Peek(k); o != nil && len(o.Variants) > 0 {
+				t.Errorf("instance %d still holds %q in L1", i, k)
+			}
+			if cached(t, st, k) {
+				t.Errorf("instance %d still reads %q", i, k)
+			}
+		}
+	}
+	if !cached(t, stores[0], "/ab\nX-Region: eu") {
+		t.Error("/ab's variant was cleared by /a")
+	}
+}

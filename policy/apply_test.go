@@ -187,3 +187,26 @@ rules:
 		t.Errorf("UnkeyedCookies allocates %v times", n)
 	}
 }
+
+func TestATTLRuleThatForwardsCookiesIsWarnedAbout(t *testing.T) {
+	rs := mustParse(t, `
+rules:
+  - match: {path_prefix: /a/}
+    ttl: 1s
+  - match: {path_prefix: /b/}
+    ttl: 1s
+    strip_cookies: true
+  - match: {path_prefix: /c/}
+    ttl: 1s
+    key: {include_cookies: [currency]}
+  - match: {path_prefix: /d/}
+    ttl: 1s
+    keep_cookies: []
+  - match: {path_prefix: /e/}
+    default_ttl: 1s
+`)
+	w := rs.Warnings()
+	if len(w) != 1 || !strings.Contains(w[0], "rules.yaml:3: rules[0].ttl: responses to requests with cookies are stored and shared") {
+		t.Errorf("warnings %q, want one for rules[0] at line 3", w)
+	}
+}

@@ -147,6 +147,9 @@ func (h *Holder) load(ctx context.Context) (*Policy, error) {
 			return nil, &Error{File: h.src.File, Line: rule.Line, Field: fmt.Sprintf("rules[%d].match.host", rule.Index),
 				Msg: "needs SWR_KEY_HOST=true: without the host in the cache key, requests for different hosts share entries while different rules apply to them"}
 		}
+		for _, w := range rules.Warnings() {
+			h.log.Warn("policy: " + w)
+		}
 		sum := sha256.Sum256(data)
 		p.Rules, p.FileHash = rules, hex.EncodeToString(sum[:])
 	}

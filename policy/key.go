@@ -27,8 +27,9 @@ const sortStack = 64
 //	path ["?" query] {"\n" header-name ": " value} {"\ncookie " name "=" value}
 //
 // where path is lower-cased (ASCII) under key.case_insensitive_path; query keeps the raw
-// parameters except those whose decoded name matches a key.ignore_query glob, ordered by their
-// bytes under key.sort_query (so "?b=1&a=2" and "?a=2&b=1" share a key), else in request order;
+// parameters except those whose decoded name matches a key.ignore_query glob, ordered by name
+// under key.sort_query (so "?b=1&a=2" and "?a=2&b=1" share a key; a repeated name keeps its
+// order), else in request order;
 // one line follows for each of key.include_headers and key.include_cookies, in file order, with
 // an empty value when absent and control bytes and "%" percent-encoded, so no value can forge
 // another line. header or cookie may be nil (every value absent). A nil rule appends path and
@@ -95,8 +96,12 @@ func (k *keyPlan) appendQuery(dst, raw []byte) []byte {
 		i = end + 1
 	}
 	if k.sort {
+		// by name only, stable: a repeated parameter keeps its order ("a=2&a=1" is not "a=1&a=2"
+		// to most origins)
 		slices.SortStableFunc(spans, func(a, b span) int {
-			return bytes.Compare(raw[a.start:a.end], raw[b.start:b.end])
+			an, _ := cut(raw[a.start:a.end], '=')
+			bn, _ := cut(raw[b.start:b.end], '=')
+			return bytes.Compare(an, bn)
 		})
 	}
 	for i, s := range spans {

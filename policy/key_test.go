@@ -32,7 +32,7 @@ func TestIgnoredAndSortedQueryGiveOneKey(t *testing.T) {
 		t.Errorf("keys %q and %q, want both %q", a, b, "/p?pair=A")
 	}
 	tests := []struct{ target, want string }{
-		{"/p?b=2&a=1&a=0", "/p?a=0&a=1&b=2"},
+		{"/p?b=2&a=1&a=0", "/p?a=1&a=0&b=2"}, // by name; a repeated one keeps its order
 		{"/p?utm_source=x&_=1", "/p"},
 		{"/p?utm%5Fsource=x&u=1", "/p?u=1"}, // names are compared decoded
 		{"/p?__=1&_x=2", "/p?__=1&_x=2"},    // "_" is exact, not a prefix
@@ -70,6 +70,18 @@ func TestSortingManyParametersStillSorts(t *testing.T) {
 	slices.Reverse(params)
 	if got := key(t, r, "/?"+strings.Join(params, "&"), nil, nil); got != "/?"+strings.Join(want, "&") {
 		t.Errorf("key = %q", got)
+	}
+}
+
+func TestSortingOrdersByNameAndKeepsARepeatedParametersOrder(t *testing.T) {
+	r := mustParse(t, "rules:\n  - key: {sort_query: true}\n").All()[0]
+	for _, q := range []string{"b=1&a=2&a=1", "a=2&b=1&a=1", "a=2&a=1&b=1"} {
+		if got := key(t, r, "/?"+q, nil, nil); got != "/?a=2&a=1&b=1" {
+			t.Errorf("?%s: key %q, want /?a=2&a=1&b=1", q, got)
+		}
+	}
+	if got := key(t, r, "/?a=1&a=2", nil, nil); got != "/?a=1&a=2" {
+		t.Errorf("?a=1&a=2: key %q, want the order kept", got)
 	}
 }
 

@@ -23,7 +23,10 @@
 // a small automaton (no regexp), and query strings are read in place.
 package policy
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Limits on what a rules file may hold, so a mistaken or hostile file cannot make loading or
 // matching expensive.
@@ -36,6 +39,25 @@ const (
 type Rules struct {
 	file  string
 	rules []*Rule
+}
+
+// Warnings returns what is allowed in the rules but probably not meant, one line each with the
+// file, line and field (the holder logs them at every load).
+func (r *Rules) Warnings() []string {
+	if r == nil {
+		return nil
+	}
+	var out []string
+	for _, rule := range r.rules {
+		// A ttl is the operator's explicit word, which lets a response to a request with Cookie
+		// be stored and shared (as the origin's max-age does): say so when the rule lets cookies
+		// reach the origin without keying on them.
+		if rule.TTL != nil && !rule.Bypass() && !rule.StripCookies && len(rule.key.cookies) == 0 && (rule.KeepCookies == nil || len(rule.KeepCookies) > 0) {
+			out = append(out, fmt.Sprintf("%s:%d: rules[%d].ttl: responses to requests with cookies are stored and shared for the ttl, and the cookies reach the origin; "+
+				"if the origin's answer depends on them, add strip_cookies: true or key.include_cookies", r.file, rule.Line, rule.Index))
+		}
+	}
+	return out
 }
 
 // File returns the name the rules were parsed under (the path given to Load).
