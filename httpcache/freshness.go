@@ -72,29 +72,30 @@ const (
 // came from, and, when there is none, the reason it is not stored. The sources, first that
 // applies wins (DESIGN.md "Freshness"):
 //
-//  1. the origin: s-maxage, max-age, Expires − Date (RFC 9111 §4.2.1), of cc, which is the
+//  1. a policy's ttl (Override.TTL), for heuristically cacheable statuses: it replaces the
+//     origin's lifetime (not its prohibitions, which Decide checked before: no-store, private,
+//     Set-Cookie, Vary "*", Authorization), and counts for requests with Cookie.
+//  2. the origin: s-maxage, max-age, Expires − Date (RFC 9111 §4.2.1), of cc, which is the
 //     governing targeted field's directives when there is one (useExpires is then false:
 //     RFC 9213 §2.2 ignores Expires too). Being explicit, they count for requests with Cookie
 //     (see cookieAllowed).
-//  0. a policy's ttl (Override.TTL), for heuristically cacheable statuses: it replaces the
-//     origin's lifetime (not its prohibitions, which Decide checked before: no-store, private,
-//     Set-Cookie, Vary "*", Authorization), and counts for requests with Cookie.
-//  2. a policy's default_ttl, for heuristically cacheable statuses, and like SWR_DEFAULT_TTL
-//     never for requests with Cookie or Authorization (it knows nothing of the response).
-//  3. the Last-Modified heuristic (RFC 9111 §4.2.2), for heuristically cacheable statuses only.
-//  4. Defaults.TTL (SWR_DEFAULT_TTL), for heuristically cacheable statuses only.
+//  3. a policy's default_ttl, for heuristically cacheable statuses, and like SWR_DEFAULT_TTL
+//     never for requests with Cookie or Authorization (it knows nothing of the response): a
+//     guess (SourcePolicyDefault).
+//  4. the Last-Modified heuristic (RFC 9111 §4.2.2), for heuristically cacheable statuses only.
+//  5. Defaults.TTL (SWR_DEFAULT_TTL), for heuristically cacheable statuses only.
 //
-// Requests with Authorization get neither 3 nor 4: their response was allowed at all only
+// Requests with Authorization get none of 3 to 5: their response was allowed at all only
 // because it says public, s-maxage or must-revalidate (RFC 9111 §3.5), and a lifetime the origin
-// did not give is a guess we do not make about one user's data. Requests with Cookie get 3 only
+// did not give is a guess we do not make about one user's data. Requests with Cookie get 4 only
 // when the response says public (which RFC 9111 §4.2.2 names as what makes a response
 // heuristically cacheable; cookieAllowed let nothing else through without an explicit lifetime),
-// and never 4: SWR_DEFAULT_TTL is a blanket guess that knows nothing of the response.
+// and never 3 or 5: blanket guesses that know nothing of the response.
 //
 // The heuristic goes before SWR_DEFAULT_TTL because it is measured on the resource (a page
 // unchanged for a month may be kept longer than one changed a minute ago); the fixed TTL only
 // covers responses without a usable Last-Modified. An operator who wants one fixed lifetime
-// whatever Last-Modified says gives it with a policy rule (step 2).
+// whatever Last-Modified says gives it with a policy rule's ttl (step 1).
 func lifetime(status int, h http.Header, cc CacheControl, useExpires bool, req Req, responseTime time.Time, ttl time.Duration) (time.Duration, Source, string) {
 	switch {
 	case req.Policy.lifts(status):

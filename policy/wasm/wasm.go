@@ -4,7 +4,7 @@
 // then replaced). Nothing a module does fails a request: every failure is an *Error whose Reason
 // the caller counts, and the caller carries on without the hook.
 //
-// The ABI, language-neutral, is in ABI.md (and the README's "Wasm hooks").
+// The ABI, language-neutral, is in the README's "Wasm hooks".
 package wasm
 
 import (
