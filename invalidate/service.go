@@ -254,4 +254,3 @@ func (s *Service) selectKeys(ctx context.Context, req Request) ([]string, error)
 	}
 	return keys, errors.Join(errs...)
 }
-
