@@ -67,12 +67,15 @@ rules:
 	expect(t, get(t, in.URL+"/api/prices?pair=A&utm_source=x&_=1"), 200, "MISS", "pair A")
 	expect(t, get(t, in.URL+"/api/prices?_=2&pair=A"), 200, "HIT", "pair A")
 	expect(t, get(t, in.URL+"/api/prices?utm_medium=mail&pair=A&_=3"), 200, "HIT", "pair A")
-	if n := o.hits.Load(); n != 1 {
-		t.Errorf("origin hit %d times, want 1", n)
+	// two kept parameters, in either order, share one entry too
+	expect(t, get(t, in.URL+"/api/prices?z=1&pair=B&utm_x=1"), 200, "MISS", "pair B")
+	expect(t, get(t, in.URL+"/api/prices?pair=B&z=1"), 200, "HIT", "pair B")
+	if n := o.hits.Load(); n != 2 {
+		t.Errorf("origin hit %d times, want 2 (one per entry)", n)
 	}
 	targets.Range(func(k, _ any) bool {
-		if k != "/api/prices?pair=A" {
-			t.Errorf("origin was asked for %q, want only the key's target /api/prices?pair=A", k)
+		if k != "/api/prices?pair=A" && k != "/api/prices?pair=B&z=1" {
+			t.Errorf("origin was asked for %q, want only the keys' targets /api/prices?pair=A and ?pair=B&z=1", k)
 		}
 		return true
 	})
@@ -189,9 +192,15 @@ rules:
 func TestPolicyReloadSwapsAtomicallyAndABrokenFileKeepsTheOldPolicy(t *testing.T) {
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=0")
+		w.Header().Set("X-Seen", r.Header.Get("X-Want")) // what the request's policy sent
 		w.Write([]byte("v"))
 	})
-	file := writePolicy(t, "rules:\n  - name: one\n    response_headers: {set: {X-Policy: one}}\n    cache: false\n")
+	// Each policy edits both the request (X-Want, echoed as X-Seen) and the response (X-Policy):
+	// a request that used one policy from start to end has X-Seen == X-Policy.
+	rules := func(name string) string {
+		return "rules:\n  - name: " + name + "\n    request_headers: {set: {X-Want: " + name + "}}\n    response_headers: {set: {X-Policy: " + name + "}}\n    cache: false\n"
+	}
+	file := writePolicy(t, rules("one"))
 	in := startProxy(t, o.URL, map[string]string{"SWR_INVALIDATE_SECRET": secret, "SWR_POLICY_FILE": file})
 	if r := get(t, in.URL+"/x"); r.Header.Get("X-Policy") != "one" {
 		t.Fatalf("X-Policy %q before reload", r.Header.Get("X-Policy"))
@@ -226,7 +235,7 @@ func TestPolicyReloadSwapsAtomicallyAndABrokenFileKeepsTheOldPolicy(t *testing.T
 				switch {
 				case r.StatusCode != 200:
 					failed.Add(1)
-				case r.Header.Get("X-Policy") != "one" && r.Header.Get("X-Policy") != "two":
+				case r.Header.Get("X-Policy") != "one" && r.Header.Get("X-Policy") != "two", r.Header.Get("X-Seen") != r.Header.Get("X-Policy"):
 					mixed.Add(1)
 				}
 			}
@@ -234,7 +243,7 @@ func TestPolicyReloadSwapsAtomicallyAndABrokenFileKeepsTheOldPolicy(t *testing.T
 	}
 	for i := range 10 {
 		name := []string{"one", "two"}[i%2]
-		os.WriteFile(file, []byte("rules:\n  - name: "+name+"\n    response_headers: {set: {X-Policy: "+name+"}}\n    cache: false\n"), 0o600)
+		os.WriteFile(file, []byte(rules(name)), 0o600)
 		if status, out := postJSON(t, in.URL+"/_swr/policy/reload", secret, ""); status != 200 {
 			t.Fatalf("reload: %d %v", status, out)
 		}

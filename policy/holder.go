@@ -55,8 +55,7 @@ func (p *Policy) Target(host []byte, target string) string {
 	if rule == nil {
 		return target
 	}
-	t, _ := SplitKeyLines(string(rule.AppendKey(nil, []byte(path), []byte(query), nil, nil)))
-	return t
+	return ParseKey(string(rule.AppendKey(nil, []byte(path), []byte(query), nil, nil))).Target
 }
 
 // Holder holds the policy in force and replaces it, atomically, on Reload. Requests read it with

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/swrproxy/swrproxy/httpcache"
 )
 
 // keyPlan is a rule's compiled key options.
@@ -266,6 +268,24 @@ func segment(path string, n int) string {
 func AppendKeyAdd(dst []byte, v string) []byte {
 	dst = append(dst, "\nwasm "...)
 	return appendValue(dst, []byte(v))
+}
+
+// KeyParts are the parts of a cache key: httpcache.Key's host and target, the target extended by
+// the lines a rule or a hook added (Rule.AppendKey, AppendKeyAdd).
+type KeyParts struct {
+	Host        string // "" when the key has none (SWR_KEY_HOST off)
+	Target      string // path and query: what a fill asks the origin for
+	Path, Query string // Target split at its first "?" (Query without it)
+	Lines       string // from the first "\n" on; "" when the key has none (KeyFields reads them)
+}
+
+// ParseKey splits a cache key into its parts. It is the one reader of the key's layout outside
+// the code that builds it: the proxy, refreshes, the hooks and invalidations all use it.
+func ParseKey(key string) KeyParts {
+	host, uri := httpcache.SplitKey(key)
+	target, lines := SplitKeyLines(uri)
+	path, query, _ := strings.Cut(target, "?")
+	return KeyParts{Host: host, Target: target, Path: path, Query: query, Lines: lines}
 }
 
 // SplitKeyLines splits the target part of a cache key (after the host, see httpcache.SplitKey)

@@ -297,3 +297,19 @@ func checkParse(t *testing.T, src string) {
 		r.Tags("/a/b")
 	}
 }
+
+func TestParseKeySplitsHostTargetAndLines(t *testing.T) {
+	tests := []struct {
+		key  string
+		want KeyParts
+	}{
+		{"/a?b=1", KeyParts{Target: "/a?b=1", Path: "/a", Query: "b=1"}},
+		{"example.com /a?b=1\nX-Region: e u\ncookie c=1", KeyParts{Host: "example.com", Target: "/a?b=1", Path: "/a", Query: "b=1", Lines: "\nX-Region: e u\ncookie c=1"}},
+		{"/a\nX-Tenant: a b", KeyParts{Target: "/a", Path: "/a", Lines: "\nX-Tenant: a b"}}, // a line's space is not the host's
+	}
+	for _, tt := range tests {
+		if got := ParseKey(tt.key); got != tt.want {
+			t.Errorf("ParseKey(%q) = %+v, want %+v", tt.key, got, tt.want)
+		}
+	}
+}

@@ -98,9 +98,7 @@ func (h *Handler) appendKey(b []byte, c *fiber.Ctx, rt route, uri []byte) []byte
 // served).
 func (h *Handler) key(c *fiber.Ctx, rt route) (key, target string) {
 	key = string(h.appendKey(nil, c, rt, c.Request().Header.RequestURI()))
-	_, uri := httpcache.SplitKey(key)
-	target, _ = policy.SplitKeyLines(uri)
-	return key, target
+	return key, policy.ParseKey(key).Target
 }
 
 // keyed returns the canonical names of the request fields the rule keys on: a fill forwards

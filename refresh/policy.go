@@ -7,7 +7,6 @@ import (
 	"context"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/swrproxy/swrproxy/fill"
@@ -37,14 +36,12 @@ func (f *Filler) route(r *fill.Request) *fill.Request {
 	if p == nil {
 		return r
 	}
-	host, uri := httpcache.SplitKey(r.Key)
-	target, _ := policy.SplitKeyLines(uri)
-	path, query, _ := strings.Cut(target, "?")
-	dec, ok := policy.DecodePath(path) // as fasthttp's URI().Path(), which the proxy matches, decodes it
+	k := policy.ParseKey(r.Key)
+	dec, ok := policy.DecodePath(k.Path) // as fasthttp's URI().Path(), which the proxy matches, decodes it
 	if !ok {
 		return r // stored before the policy: the proxy passes such a path through while one is in force
 	}
-	rule := p.Match(policy.Request{Method: []byte(http.MethodGet), Host: []byte(host), Path: []byte(dec), Query: []byte(query), Header: fields(r.Header)})
+	rule := p.Match(policy.Request{Method: []byte(http.MethodGet), Host: []byte(k.Host), Path: []byte(dec), Query: []byte(k.Query), Header: fields(r.Header)})
 	out := *r
 	out.Rule, out.Matched, out.Policy = rule, true, p
 	if rule != nil {
@@ -82,15 +79,13 @@ type verdict struct {
 func judge(ctx context.Context, r *fill.Request, status int, h http.Header) verdict {
 	rule := r.Rule
 	rule.EditResponse(h)
-	host, uri := httpcache.SplitKey(r.Key)
-	target, _ := policy.SplitKeyLines(uri)
-	path, query, _ := strings.Cut(target, "?")
-	v := verdict{freshness: rule.Freshness(), noStore: rule.Bypass(), tags: rule.Tags(path)}
+	k := policy.ParseKey(r.Key)
+	v := verdict{freshness: rule.Freshness(), noStore: rule.Bypass(), tags: rule.Tags(k.Path)}
 	if !r.Policy.HasResponseHook() {
 		return v
 	}
-	out, ok := r.Policy.OnResponse(ctx, &wasm.ResponseIn{Status: status, Method: []byte(http.MethodGet), Host: []byte(host),
-		Path: []byte(path), Query: []byte(query), Header: wasm.HTTPHeader(h)})
+	out, ok := r.Policy.OnResponse(ctx, &wasm.ResponseIn{Status: status, Method: []byte(http.MethodGet), Host: []byte(k.Host),
+		Path: []byte(k.Path), Query: []byte(k.Query), Header: wasm.HTTPHeader(h)})
 	if !ok {
 		return v
 	}

@@ -27,14 +27,15 @@ func varyValue(names, values []string) func(string) string {
 // requestFor builds the background request that refreshes entry e (stored under object
 // generation gen): its target, the request fields of the fill that e keeps for replay, the values
 // of the headers it varies on, and e's validators. It never sets a credential field (Cookie,
-// Authorization, Proxy-Authorization): a variant keyed on one (httpcache.KeyedOnCredentials)
+// Authorization, Proxy-Authorization), except the cookies a policy rule keys on, which the key
+// holds (include_cookies refuses credential-like names): a variant keyed on one (httpcache.KeyedOnCredentials)
 // cannot be asked for again, so callers do not refresh it; were they to, the request is the
 // anonymous one (Value "" for credential fields, no Stale), which fills the anonymous variant.
 // The request refers to e only through Stale. The target and the keyed fields come from the key
 // (see policy.KeyFields); the Filler applies the policy to it when it runs (Matched is false).
 func requestFor(e *tiers.Entry, gen uint64) *fill.Request {
-	host, uri := httpcache.SplitKey(e.Key)
-	uri, lines := policy.SplitKeyLines(uri)
+	k := policy.ParseKey(e.Key)
+	host, uri, lines := k.Host, k.Target, k.Lines
 	hdr := http.Header{}
 	for _, f := range e.ReqHeader {
 		if !httpcache.IsCredential(f.Name) {
