@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/valyala/fasthttp"
 )
 
 // FuzzAppendKey feeds client bytes (path, query, a header value, a Cookie field) through the
@@ -45,6 +47,38 @@ rules:
 		}
 		if c := Cookie(cookie, "currency"); len(c) > 0 && (len(cookies) != 1 || cookies[0].Value != string(c)) {
 			t.Fatalf("cookies %q, want currency %q", cookies, c)
+		}
+	})
+}
+
+// FuzzDecodePath checks the one normalisation rules rely on: for a raw path AmbiguousPath lets
+// through, DecodePath (refreshes, PURGE) gives what fasthttp's URI().Path() gives the proxy, and
+// that path has no dot segment or empty segment that an origin could resolve otherwise.
+func FuzzDecodePath(f *testing.F) {
+	for _, s := range []string{"/", "/a%20b", "/a/..%2Fb", "/a/./b", "/%2e%2e/x", "//x", "/a\\b", "/a%zz", "/caf%C3%A9", "/a;b=1/c", "/a+b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		if !strings.HasPrefix(raw, "/") || strings.ContainsAny(raw, "?#") || strings.IndexFunc(raw, func(r rune) bool { return r <= 0x20 || r == 0x7f }) >= 0 {
+			return // not an origin-form path the request guard lets through
+		}
+		dec, ok := DecodePath(raw)
+		if AmbiguousPath([]byte(raw)) {
+			if ok {
+				t.Fatalf("DecodePath(%q) ok for an ambiguous path", raw)
+			}
+			return
+		}
+		if !ok {
+			t.Fatalf("DecodePath(%q) refused a path AmbiguousPath accepts", raw)
+		}
+		var req fasthttp.Request // how the proxy's request URI is decoded and normalised
+		req.SetRequestURI(raw)
+		if got := string(req.URI().Path()); got != dec {
+			t.Fatalf("raw %q: fasthttp decodes %q, DecodePath %q", raw, got, dec)
+		}
+		if strings.Contains(dec, "/./") || strings.Contains(dec, "/../") || strings.HasSuffix(dec, "/.") || strings.HasSuffix(dec, "/..") {
+			t.Fatalf("raw %q decodes to %q, which holds a dot segment", raw, dec)
 		}
 	})
 }
