@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"path"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -68,11 +70,13 @@ func TestPolicyKeyedFieldsReachTheOriginExactlyAsTheKeyRecordsThem(t *testing.T)
 	}
 }
 
-// ambiguousOrigin routes on the raw path, as many frameworks do (an encoded "/" is part of a
-// segment): /account/… is the account of the session cookie.
+// ambiguousOrigin routes as Tomcat and many frameworks do: on the raw path (an encoded "/" is part
+// of a segment), with path parameters (";…") cut off each segment and dot segments resolved:
+// /account/… is the account of the session cookie.
 func ambiguousOrigin(t *testing.T) *origin {
+	params := regexp.MustCompile(`;[^/]*`)
 	return newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.EscapedPath(), "/account/") {
+		if route := path.Clean(params.ReplaceAllString(r.URL.EscapedPath(), "")); strings.HasPrefix(route, "/account/") || route == "/account" {
 			if c, err := r.Cookie("session"); err == nil {
 				fmt.Fprintf(w, "account of %s", c.Value)
 				return
@@ -95,6 +99,8 @@ func TestPolicyRulesNeverStoreAPathOriginsResolveDifferently(t *testing.T) {
 		"/account/me/%2E%2E/%2E%2E/static/style.css",
 		"/account/me%2F..%2F..%2Fstatic/x.css",
 		"/account/me/..%5C..%5Cstatic/x.css",
+		"/static/..;/account/me", // Tomcat's "..;" is ".."
+		"/static/x.css/..;/..;/..;/account/me",
 	} {
 		for _, addr := range []string{direct, via} {
 			// the victim, lured to the URL

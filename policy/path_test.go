@@ -26,6 +26,14 @@ func TestAmbiguousPathsAreThoseServersResolveDifferently(t *testing.T) {
 		{"/a%00b", true},
 		{"/a%zzb", true}, // a "%" that starts no escape
 		{"/a%2", true},
+		{"/account/me;.css", true}, // a path parameter: many origins route it to /account/me
+		{"/account/me%3B.css", true},
+		{"/account/me%3F.css", true}, // an encoded "?" or "#" ends the path for an origin that decodes first
+		{"/account/me%23.css", true},
+		{"/static/..%252F..%252Faccount", true}, // double encoding
+		{"/a%0Ab", true},
+		{"/a%7Fb", true},
+		{"/caf%C3%A9", false},
 	}
 	for _, tt := range tests {
 		if got := AmbiguousPath([]byte(tt.path)); got != tt.want {
