@@ -72,7 +72,7 @@ func TestAFailingWasmHookNeverFailsTheRequest(t *testing.T) {
 	module := wasmModule(t, "policy/wasm/testdata/faulty")
 	in := startProxy(t, o.URL, map[string]string{"SWR_POLICY_WASM": module, "SWR_POLICY_TIMEOUT": "500ms", "SWR_POLICY_POOL": "1",
 		"SWR_POLICY_FILE": writePolicy(t, "rules:\n  - {response_headers: {set: {X-Rules: kept}}}\n"), "SWR_INVALIDATE_SECRET": secret})
-	for _, p := range []string{"/loop", "/panic", "/garbage"} {
+	for _, p := range []string{"/loop", "/panic", "/garbage", "/badkey"} {
 		r := get(t, in.URL+p)
 		expect(t, r, 200, "MISS", "ok "+p)
 		if r.Header.Get("X-Rules") != "kept" {
@@ -86,7 +86,7 @@ func TestAFailingWasmHookNeverFailsTheRequest(t *testing.T) {
 	})
 	m := get(t, in.URL+"/_swr/metrics").Body
 	for _, want := range []string{`swrproxy_policy_errors_total{hook="on_request",reason="timeout"} 1`,
-		`swrproxy_policy_errors_total{hook="on_request",reason="trap"} 1`, `swrproxy_policy_errors_total{hook="on_request",reason="bad_output"} 1`} {
+		`swrproxy_policy_errors_total{hook="on_request",reason="trap"} 1`, `swrproxy_policy_errors_total{hook="on_request",reason="bad_output"} 2`} {
 		if !strings.Contains(m, want) {
 			t.Errorf("/_swr/metrics lacks %s", want)
 		}
@@ -100,5 +100,40 @@ func TestAFailingWasmHookNeverFailsTheRequest(t *testing.T) {
 	}
 	if r := get(t, in.URL+"/panic2"); r.StatusCode != 200 {
 		t.Errorf("after a rejected reload: %d", r.StatusCode)
+	}
+}
+
+func TestARefreshSendsTheFieldsTheHookSetOnTheFill(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Header.Get("X-Policy")+"/"+r.Header.Get("X-Region"))
+		mu.Unlock()
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Write([]byte("price " + r.Header.Get("X-Region")))
+	})
+	in := startProxy(t, o.URL, map[string]string{"SWR_POLICY_WASM": wasmModule(t, "examples/policy"), "SWR_POLICY_TIMEOUT": "5s",
+		"SWR_INVALIDATE_SECRET": secret})
+	expect(t, get(t, in.URL+"/api/prices", "X-Region", "eu"), 200, "MISS", "price eu")
+	// Two refreshes in a row: the refreshed entry keeps the fields for the next one too.
+	for i := 2; i <= 3; i++ {
+		if status, out := postJSON(t, in.URL+"/_swr/invalidate", secret, `{"keys":["/api/prices"],"mode":"refresh"}`); status != 200 || out["refreshing"] != float64(1) {
+			t.Fatalf("invalidate: %d %v", status, out)
+		}
+		testenv.WaitFor(t, 10*time.Second, "the refresh", func() bool { return o.hits.Load() >= int64(i) })
+		testenv.WaitFor(t, 10*time.Second, "the refreshed entry", func() bool {
+			return get(t, in.URL+"/api/prices", "X-Region", "eu").Header.Get("X-Cache") == "HIT"
+		})
+	}
+	if r := get(t, in.URL+"/api/prices", "X-Region", "eu"); r.Body != "price eu" {
+		t.Errorf("after refreshes, a client with X-Region: eu is served %s %q; want \"price eu\"", r.Header.Get("X-Cache"), r.Body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, s := range seen {
+		if s != "example/eu" {
+			t.Errorf("the origin saw %q (X-Policy/X-Region) among %q: every request must carry the hook's fields", s, seen)
+		}
 	}
 }

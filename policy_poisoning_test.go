@@ -134,3 +134,29 @@ func TestPolicyRulesNeverStoreAPathOriginsResolveDifferently(t *testing.T) {
 		t.Errorf("/static/style.css: %s %q, want a HIT", r.Header.Get("X-Cache"), r.Body)
 	}
 }
+
+func TestPolicyAFoldingRuleNeverStoresWhatAnEarlierRuleBypasses(t *testing.T) {
+	t.Parallel()
+	o := ambiguousOrigin(t) // routes case-sensitively: /account/ is the cookie's account
+	p := startProxy(t, o.URL, map[string]string{"SWR_POLICY_FILE": writePolicy(t, `
+rules:
+  - match: {path_prefix: /account/}
+    cache: false
+  - key: {case_insensitive_path: true}
+    ttl: 60s
+`)})
+	v := get(t, p.URL+"/ACCOUNT/me", "Cookie", "session=alice")
+	if !strings.Contains(v.Header.Get("Cache-Status"), "detail=policy-path") {
+		t.Errorf("/ACCOUNT/me: Cache-Status %q, want a pass-through (the folding rule would key it as /account/me)", v.Header.Get("Cache-Status"))
+	}
+	for _, path := range []string{"/Account/me", "/account/me", "/ACCOUNT/me"} {
+		if r := get(t, p.URL+path); strings.Contains(r.Body, "alice") {
+			t.Errorf("%s: the attacker read %q (%s)", path, r.Body, r.Header.Get("X-Cache"))
+		}
+	}
+	// A path only the folding rule owns is still folded and shared.
+	get(t, p.URL+"/Static/App.css")
+	if r := get(t, p.URL+"/static/app.css"); r.Header.Get("X-Cache") != "HIT" {
+		t.Errorf("/static/app.css after /Static/App.css: %s, want a HIT of the folded key", r.Header.Get("X-Cache"))
+	}
+}

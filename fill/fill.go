@@ -43,6 +43,10 @@ type Request struct {
 	// rebuilt from a key by a background job has not, and the Filler matches it itself.
 	Rule    *policy.Rule
 	Matched bool
+	// Replay names further request fields the stored entry keeps for its background refreshes,
+	// besides the negotiation fields: those the Wasm on_request hook set, which a refresh (that
+	// does not call the hook again) must send as the fill did.
+	Replay []string
 	// Policy is the policy the request was matched under, whose on_response hook judges the
 	// origin's answer (nil: none, or not Matched yet).
 	Policy *policy.Policy

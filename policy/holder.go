@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -91,6 +92,39 @@ func (h *Holder) Current() *Policy {
 	}
 	return h.cur.Load()
 }
+
+// Route returns the rule of the policy that applies to req (Match), and reports whether no rule
+// can be matched to it safely, so that the request must be passed through, never stored: its raw
+// path (rawPath, as the client wrote it, before "?") is one origins resolve in different ways
+// (AmbiguousPath), or the rule keys the path in either case (key.case_insensitive_path) while
+// the path as keyed, lower-cased, would take another rule (a cache: false rule for /account/
+// must not be dodged by /ACCOUNT/ reaching a later folding rule, which would store it as
+// /account/). It does not allocate once its pooled buffers have grown.
+func (p *Policy) Route(req Request, rawPath []byte) (rule *Rule, ambiguous bool) {
+	if p == nil || p.Rules.Len() == 0 && !p.HasRequestHook() {
+		return nil, false
+	}
+	rule = p.Rules.Match(req)
+	if AmbiguousPath(rawPath) {
+		return rule, true
+	}
+	if rule == nil || !rule.key.fold || !bytes.ContainsFunc(req.Path, func(r rune) bool { return 'A' <= r && r <= 'Z' }) {
+		return rule, false
+	}
+	buf := lowerBufs.Get().(*[]byte)
+	defer lowerBufs.Put(buf)
+	low := (*buf)[:0]
+	for _, c := range req.Path {
+		low = append(low, lower(c))
+	}
+	*buf = low
+	req.Path = low
+	return rule, p.Rules.Match(req) != rule
+}
+
+// lowerBufs hold the lower-cased paths of Route (matching lets the request escape, so a buffer
+// on the stack would not stay there).
+var lowerBufs = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
 
 // Match returns the rule of the policy that applies to req, or nil.
 func (p *Policy) Match(req Request) *Rule {

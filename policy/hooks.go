@@ -3,9 +3,12 @@ package policy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/swrproxy/swrproxy/policy/wasm"
+	"github.com/swrproxy/swrproxy/upstream"
 )
 
 // HasRequestHook reports whether the policy's module exports on_request.
@@ -22,6 +25,14 @@ func (p *Policy) OnRequest(ctx context.Context, in *wasm.RequestIn) (out wasm.Re
 		return out, false
 	}
 	out, err := p.Module.Request(ctx, in)
+	if err == nil && out.HasKey {
+		// The key's target is what a fill asks the origin for: one the proxy would refuse, or
+		// one origins resolve in different ways, is a bad answer, not a 400 for the client.
+		path, _, _ := strings.Cut(out.Key, "?")
+		if !upstream.ValidTarget(out.Key) || AmbiguousPath([]byte(path)) {
+			err = &wasm.Error{Hook: wasm.OnRequest, Reason: wasm.ReasonBadOutput, Err: fmt.Errorf("key %q is not a valid, unambiguous request target", out.Key)}
+		}
+	}
 	return out, p.settle(wasm.OnRequest, err)
 }
 

@@ -93,6 +93,9 @@ func hostIs(host []byte, want string) bool {
 	if i := bytes.LastIndexByte(host, ':'); i >= 0 && bytes.IndexByte(host[i:], ']') < 0 {
 		host = host[:i]
 	}
+	if n := len(host); n > 1 && host[n-1] == '.' {
+		host = host[:n-1] // "shop.example." is keyed as "shop.example" (httpcache.AppendKeyHost): match it so
+	}
 	if len(host) != len(want) {
 		return false
 	}

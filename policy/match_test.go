@@ -156,3 +156,15 @@ func TestFasthttpRequestHeaderIsFields(t *testing.T) {
 		t.Error("a fasthttp header did not match (Peek should ignore case)")
 	}
 }
+
+func TestAHostRuleMatchesTheHostAsItIsKeyed(t *testing.T) {
+	rules := mustParse(t, "rules:\n  - match: {host: shop.example}\n")
+	for _, host := range []string{"shop.example", "Shop.Example:8080", "shop.example.", "shop.example.:80"} {
+		if rules.Match(Request{Method: []byte("GET"), Host: []byte(host), Path: []byte("/")}) == nil {
+			t.Errorf("Host %q did not match host: shop.example (it is keyed as shop.example)", host)
+		}
+	}
+	if rules.Match(Request{Method: []byte("GET"), Host: []byte("shop.example.."), Path: []byte("/")}) != nil {
+		t.Error("shop.example.. matched")
+	}
+}

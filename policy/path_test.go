@@ -95,3 +95,38 @@ rules:
     cache: false
 `)
 }
+
+func TestRouteRefusesAPathAFoldingRuleWouldKeyAsAnotherRules(t *testing.T) {
+	p := &Policy{Rules: mustParse(t, `
+rules:
+  - match: {path_prefix: /account/}
+    cache: false
+  - match: {path_prefix: /api/}
+    ttl: 1s
+  - key: {case_insensitive_path: true}
+    ttl: 60s
+`)}
+	req := func(path string) Request { return Request{Method: []byte("GET"), Path: []byte(path)} }
+	tests := []struct {
+		path      string
+		rule      int // -1: none
+		ambiguous bool
+	}{
+		{"/account/me", 0, false},
+		{"/ACCOUNT/me", 2, true}, // keyed /account/me by rule 2, which rule 0 owns
+		{"/Api/x", 2, true},      // keyed /api/x, rule 1's
+		{"/Home", 2, false},      // keyed /home: rule 2's either way
+		{"/home", 2, false},
+		{"/a/../account/me", 2, true},
+	}
+	for _, tt := range tests {
+		rule, ambiguous := p.Route(req(tt.path), []byte(tt.path))
+		if rule == nil || rule.Index != tt.rule || ambiguous != tt.ambiguous {
+			t.Errorf("Route(%s) = rule %v, ambiguous %v; want rule %d, %v", tt.path, rule, ambiguous, tt.rule, tt.ambiguous)
+		}
+	}
+	r := req("/Home/Page")
+	if n := testing.AllocsPerRun(100, func() { p.Route(r, r.Path) }); n != 0 {
+		t.Errorf("Route of a mixed-case path allocates %v times", n)
+	}
+}

@@ -83,6 +83,7 @@ func (h *Handler) newRequest(c *fiber.Ctx, rt route, known *tiers.Object, stale 
 		Cookie:        cookie,
 		Rule:          rt.rule,
 		Matched:       true,
+		Replay:        rt.replay(),
 		Policy:        rt.policy,
 		// The same normalisation as requestValue, on a copy of the client's own fields, so that
 		// the variant a fill stores is the one the lookup of the same request selects.

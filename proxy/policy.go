@@ -25,9 +25,9 @@ type route struct {
 	policy *policy.Policy   // the policy in force when the request came; nil for none
 	rule   *policy.Rule     // the rule that applies; nil for none
 	hook   *wasm.RequestOut // what on_request answered; nil without one (or when it failed)
-	// ambiguous: the raw path is one origins resolve in different ways (policy.AmbiguousPath), so
-	// the rule matched on the decoded path may not be the origin's route: the request is passed
-	// through, never stored.
+	// ambiguous: no rule can be matched to the request safely (policy.Policy.Route: a path origins
+	// resolve in different ways, or one a folding rule would key as another rule's): the request
+	// is passed through, never stored.
 	ambiguous bool
 }
 
@@ -43,14 +43,12 @@ func (h *Handler) route(c *fiber.Ctx, m []byte) route {
 	}
 	uri := c.Request().URI()
 	rh := &c.Request().Header
-	rt := route{policy: p, rule: p.Match(policy.Request{Method: m, Host: rh.Host(), Path: uri.Path(), Query: uri.QueryString(), Header: keyedFields{c}})}
-	if p.Rules.Len() > 0 || p.HasRequestHook() {
-		target := rh.RequestURI()
-		if i := bytes.IndexByte(target, '?'); i >= 0 {
-			target = target[:i]
-		}
-		rt.ambiguous = policy.AmbiguousPath(target)
+	raw := rh.RequestURI()
+	if i := bytes.IndexByte(raw, '?'); i >= 0 {
+		raw = raw[:i]
 	}
+	rt := route{policy: p}
+	rt.rule, rt.ambiguous = p.Route(policy.Request{Method: m, Host: rh.Host(), Path: uri.Path(), Query: uri.QueryString(), Header: keyedFields{c}}, raw)
 	if p.HasRequestHook() {
 		out, ok := p.OnRequest(context.Background(), &wasm.RequestIn{Method: m, Host: rh.Host(), Path: uri.Path(), Query: uri.QueryString(), Header: rh})
 		if ok {
@@ -110,6 +108,19 @@ func (rt route) keyed() []string {
 	names := make([]string, len(rt.rule.Key.IncludeHeaders))
 	for i, n := range rt.rule.Key.IncludeHeaders {
 		names[i] = http.CanonicalHeaderKey(n)
+	}
+	return names
+}
+
+// replay returns the canonical names of the request fields the on_request hook set: the entry
+// keeps their values for its background refreshes, which do not call the hook again.
+func (rt route) replay() []string {
+	if rt.hook == nil || len(rt.hook.Set) == 0 {
+		return nil
+	}
+	names := make([]string, len(rt.hook.Set))
+	for i, kv := range rt.hook.Set {
+		names[i] = http.CanonicalHeaderKey(kv[0])
 	}
 	return names
 }

@@ -88,7 +88,7 @@ func newEntry(r *fill.Request, status int, h http.Header, body []byte, d httpcac
 		tag = etag.Compute(body)
 	}
 	e.ETag, e.OriginETag = tag, ok
-	e.ReqHeader = replayHeader(r.Header)
+	e.ReqHeader = replayHeader(r.Header, r.Replay)
 	names, _ := httpcache.VaryNames(h.Values("Vary"))
 	if len(names) > 0 {
 		// The variant is what the origin was asked: the values the fill forwarded (a field it
@@ -127,10 +127,13 @@ const maxReplay = 2 << 10
 // that shape an answer for everyone (content negotiation, user agent, scheme and, when keyed, host;
 // the Vary'd fields are added from the entry itself). An allowlist: custom credentials, tokens,
 // referers and trace ids of the client that happened to fill the entry are never kept or replayed.
-func replayHeader(h http.Header) []tiers.Field {
+func replayHeader(h http.Header, extra []string) []tiers.Field {
 	var out []tiers.Field
 	size := 0
-	for _, name := range replayFields {
+	for i, name := range append(replayFields[:len(replayFields):len(replayFields)], extra...) {
+		if i >= len(replayFields) && (httpcache.IsCredential(name) || slices.Contains(replayFields, name)) {
+			continue // never kept (entries are stored in Redis), or kept already
+		}
 		for _, v := range h[name] {
 			if size += len(name) + len(v); size > maxReplay {
 				return out

@@ -107,7 +107,10 @@ func (p *Pool) Enqueue(r *fill.Request) bool {
 // requestSize is what a queued request holds, in bytes: its target and forwarded fields (Enqueue
 // drops what reads the client's other fields).
 func requestSize(r *fill.Request) int64 {
-	n := int64(288 + len(r.Key) + len(r.URI)) // the struct (its policy fields included) and its closures
+	n := int64(312 + len(r.Key) + len(r.URI)) // the struct (its policy fields included) and its closures
+	for _, name := range r.Replay {
+		n += int64(len(name) + 16)
+	}
 	for name, vs := range r.Header {
 		for _, v := range vs {
 			n += int64(len(name) + len(v) + 64) // the strings, the map entry and the value slice

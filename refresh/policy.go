@@ -75,18 +75,22 @@ type verdict struct {
 // removing Set-Cookie or Cache-Control changes what is stored): first the rule's
 // response_headers, then the on_response hook (which sees the edited fields) with its field
 // edits. The verdict is what they say of freshness, storage and tags, the hook's word over the
-// rule's; a hook that fails is left out.
+// rule's; when the hook fails the response is not stored.
 func judge(ctx context.Context, r *fill.Request, status int, h http.Header) verdict {
 	rule := r.Rule
 	rule.EditResponse(h)
 	k := policy.ParseKey(r.Key)
-	v := verdict{freshness: rule.Freshness(), noStore: rule.Bypass(), tags: rule.Tags(k.Path)}
+	path, _ := policy.DecodePath(k.Path) // as the rules and on_request see it: {N} is a decoded segment
+	v := verdict{freshness: rule.Freshness(), noStore: rule.Bypass(), tags: rule.Tags(path)}
 	if !r.Policy.HasResponseHook() {
 		return v
 	}
 	out, ok := r.Policy.OnResponse(ctx, &wasm.ResponseIn{Status: status, Method: []byte(http.MethodGet), Host: []byte(k.Host),
-		Path: []byte(k.Path), Query: []byte(k.Query), Header: wasm.HTTPHeader(h)})
+		Path: []byte(path), Query: []byte(k.Query), Header: wasm.HTTPHeader(h)})
 	if !ok {
+		// The hook might have said cache: false (a private answer): without its word the
+		// response is served to the request that fetched it and not stored.
+		v.noStore = true
 		return v
 	}
 	policy.EditFields(h, out.Set, out.Remove)

@@ -4,6 +4,7 @@ package refresh
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/swrproxy/swrproxy/fill"
@@ -37,9 +38,13 @@ func requestFor(e *tiers.Entry, gen uint64) *fill.Request {
 	k := policy.ParseKey(e.Key)
 	host, uri, lines := k.Host, k.Target, k.Lines
 	hdr := http.Header{}
+	var replay []string // the fields beyond replayFields (a hook's): kept again by the refreshed entry
 	for _, f := range e.ReqHeader {
 		if !httpcache.IsCredential(f.Name) {
 			hdr.Add(f.Name, f.Value)
+			if !slices.Contains(replayFields, f.Name) && !slices.Contains(replay, f.Name) {
+				replay = append(replay, f.Name)
+			}
 		}
 	}
 	// The fields and cookies a policy rule keyed the entry on: the key holds them, so asking
@@ -73,7 +78,7 @@ func requestFor(e *tiers.Entry, gen uint64) *fill.Request {
 	if host != "" {
 		hdr.Set("X-Forwarded-Host", host)
 	}
-	r := &fill.Request{Key: e.Key, URI: uri, Header: hdr, Value: varyValue(names, values), Stale: e, Gen: gen}
+	r := &fill.Request{Key: e.Key, URI: uri, Header: hdr, Value: varyValue(names, values), Stale: e, Gen: gen, Replay: replay}
 	if creds {
 		r.Stale = nil
 	}

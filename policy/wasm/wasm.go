@@ -27,7 +27,7 @@ import (
 // Options bound a module's instances.
 type Options struct {
 	Pool        int           // instances kept; <= 0 means runtime.GOMAXPROCS(0)
-	Timeout     time.Duration // deadline of one call, waiting for an instance included; <= 0 means 5ms
+	Timeout     time.Duration // deadline to get a free instance, and then of the call; <= 0 means 5ms
 	MemoryLimit uint32        // bytes of guest memory per instance; 0 means 64 MiB (rounded up to 64 KiB pages)
 	// Cache, when set, keeps compiled code between Compile calls of the same bytes (tests share
 	// one: compiling a Go module under the race detector takes tens of seconds). nil: none, so
@@ -240,14 +240,19 @@ func (m *Module) call(ctx context.Context, h Hook, input []byte) ([]byte, error)
 	}
 	m.inflight.Add(1)
 	defer m.inflight.Done()
-	ctx, cancel := context.WithTimeout(ctx, m.o.Timeout)
-	defer cancel()
+	// Two deadlines of Timeout each: one to get a free instance (else busy), and one for the call
+	// itself, which starts when the instance is ours, so that a call that waited is not cut short
+	// and a healthy instance is not closed for the time others kept the pool busy.
+	wait, cancelWait := context.WithTimeout(ctx, m.o.Timeout)
+	defer cancelWait()
 	var in *instance
 	select {
 	case in = <-m.pool:
-	case <-ctx.Done():
+	case <-wait.Done():
 		return nil, &Error{Hook: h, Reason: ReasonBusy, Err: errors.New("no free instance before the deadline")}
 	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.o.Timeout)
+	defer cancel()
 	out, reason, err := in.run(ctx, h, input)
 	if reason == ReasonTimeout || reason == ReasonTrap {
 		// The instance is closed (timeout) or in an unknown state (trap): never reuse it.

@@ -60,6 +60,8 @@ func onRequest(ptr, n uint32) uint64 {
 		return 0xfffffff0<<32 | 64
 	case "/unknown":
 		return out([]byte(`{"bypass":true,"surprise":1}`))
+	case "/badkey":
+		return out([]byte(`{"key":"/x%zz"}`)) // decodes, but is no target the proxy would send
 	}
 	return out([]byte(`{"set_headers":{"X-Faulty":"no"}}`))
 }
