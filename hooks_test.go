@@ -137,3 +137,17 @@ func TestARefreshSendsTheFieldsTheHookSetOnTheFill(t *testing.T) {
 		}
 	}
 }
+
+func TestOnResponseSeesTheDecodedPathSoAnEncodedPrivatePathIsNotStored(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Write([]byte("private page"))
+	})
+	in := startProxy(t, o.URL, map[string]string{"SWR_POLICY_WASM": wasmModule(t, "examples/policy"), "SWR_POLICY_TIMEOUT": "5s"})
+	for _, path := range []string{"/private/x", "/%70rivate/y", "/priv%61te/z"} {
+		get(t, in.URL+path)
+		if r := get(t, in.URL+path); r.Header.Get("X-Cache") == "HIT" {
+			t.Errorf("%s was stored: the example's on_response says cache: false under /private/", path)
+		}
+	}
+}

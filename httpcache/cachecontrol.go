@@ -374,6 +374,28 @@ func trimOWS(s string) string {
 // IsToken reports whether s is an RFC 9110 §5.6.2 token (a field name, a directive name).
 func IsToken(s string) bool { return isToken(s) }
 
+// IsFieldValue reports whether s may be sent as a field value (RFC 9110 §5.5): no control
+// character other than tab, so an edit cannot inject a field line.
+func IsFieldValue(s string) bool {
+	for i := range len(s) {
+		if c := s[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// FramingField reports whether a field decides where a message ends or where it goes, or belongs
+// to one connection: a policy that edited one could desynchronise the proxy and the origin.
+func FramingField(name string) bool {
+	switch strings.ToLower(name) {
+	case "content-length", "transfer-encoding", "host", "connection", "keep-alive",
+		"proxy-connection", "te", "trailer", "upgrade":
+		return true
+	}
+	return false
+}
+
 // isToken reports whether s is a non-empty token (RFC 9110 §5.6.2).
 func isToken(s string) bool {
 	if s == "" {

@@ -5,7 +5,6 @@ package policy
 import (
 	"bytes"
 	"net/http"
-	"slices"
 	"strings"
 
 	"github.com/swrproxy/swrproxy/httpcache"
@@ -84,13 +83,12 @@ func (rule *Rule) FillCookies(h http.Header, keyed func(name string) []byte) (un
 	}
 	if len(rule.KeepCookies) > 0 {
 		for _, v := range h.Values("Cookie") {
-			for c := range strings.SplitSeq(v, ";") {
-				c = strings.TrimSpace(c)
-				name, _, _ := strings.Cut(c, "=")
-				if name != "" && !slices.Contains(rule.key.cookies, name) && slices.Contains(rule.KeepCookies, name) {
-					pairs, unkeyed = append(pairs, c), true
+			cookiePairs([]byte(v), func(name, _, pair []byte) bool {
+				if !hasName(rule.key.cookies, name) && hasName(rule.KeepCookies, name) {
+					pairs, unkeyed = append(pairs, string(pair)), true
 				}
-			}
+				return true
+			})
 		}
 	}
 	if len(pairs) == 0 {
@@ -116,14 +114,14 @@ func (rule *Rule) UnkeyedCookies(lines [][]byte) bool {
 	if rule.StripCookies || rule.KeepCookies == nil {
 		return false // only the keyed ones are sent
 	}
+	unkeyed := false
 	for _, line := range lines {
-		for len(line) > 0 {
-			var pair []byte
-			pair, line = cut(line, ';')
-			name, _ := cut(bytes.TrimLeft(pair, " \t"), '=')
-			if name = bytes.TrimRight(name, " \t"); !hasName(rule.key.cookies, name) && hasName(rule.KeepCookies, name) {
-				return true
-			}
+		cookiePairs(line, func(name, _, _ []byte) bool {
+			unkeyed = !hasName(rule.key.cookies, name) && hasName(rule.KeepCookies, name)
+			return !unkeyed
+		})
+		if unkeyed {
+			return true
 		}
 	}
 	return false
@@ -144,13 +142,12 @@ func hasName(list []string, name []byte) bool {
 func keepCookies(h http.Header, keep []string) {
 	var kept []string
 	for _, v := range h.Values("Cookie") {
-		for c := range strings.SplitSeq(v, ";") {
-			c = strings.TrimSpace(c)
-			name, _, _ := strings.Cut(c, "=")
-			if name != "" && slices.Contains(keep, name) {
-				kept = append(kept, c)
+		cookiePairs([]byte(v), func(name, _, pair []byte) bool {
+			if hasName(keep, name) {
+				kept = append(kept, string(pair))
 			}
-		}
+			return true
+		})
 	}
 	if len(kept) == 0 {
 		h.Del("Cookie")
@@ -159,39 +156,54 @@ func keepCookies(h http.Header, keep []string) {
 	h.Set("Cookie", strings.Join(kept, "; "))
 }
 
-// Cookie returns the value of the cookie name in a Cookie field value (RFC 6265 §5.4: "; "
-// separated name=value pairs), or nil when it is absent. It does not allocate.
+// Cookie returns the value of the cookie name in a Cookie field value, its first occurrence, or
+// nil when it is absent or empty (a key records both alike, and a fill sends neither). It does
+// not allocate.
 func Cookie(field []byte, name string) []byte {
-	for len(field) > 0 {
-		var pair []byte
-		if i := bytes.IndexByte(field, ';'); i >= 0 {
-			pair, field = field[:i], field[i+1:]
-		} else {
-			pair, field = field, nil
+	var found []byte
+	cookiePairs(field, func(n, v, _ []byte) bool {
+		if string(n) == name {
+			found = v
+			return false
 		}
-		for len(pair) > 0 && (pair[0] == ' ' || pair[0] == '\t') {
-			pair = pair[1:]
-		}
-		k, v := cut(pair, '=')
-		if string(k) == name {
-			for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
-				v = v[:len(v)-1]
-			}
-			return v
-		}
-	}
-	return nil
+		return true
+	})
+	return found
 }
 
-// UsesHost reports whether a rule matches on the host (match.host), which is only sound when the
-// host is part of the cache key (SWR_KEY_HOST): otherwise requests for different hosts share an
-// entry while different rules apply to them.
+// cookiePairs calls f with each cookie of a Cookie field value in order (RFC 6265 §5.4: pairs
+// separated by ";"): its name and value, each trimmed of spaces and tabs, and the pair as
+// written, trimmed; empty pairs and pairs without a name are skipped. f returns false to stop.
+// It is the one reader of Cookie fields in this package, so the key, the fill and the checks of
+// what a fill sends always agree. It does not allocate.
+func cookiePairs(field []byte, f func(name, value, pair []byte) bool) {
+	for len(field) > 0 {
+		var pair []byte
+		pair, field = cut(field, ';')
+		pair = bytes.Trim(pair, " \t")
+		name, value := cut(pair, '=')
+		if name = bytes.TrimRight(name, " \t"); len(name) == 0 {
+			continue
+		}
+		if value = bytes.TrimLeft(value, " \t"); len(value) == 0 {
+			value = nil
+		}
+		if !f(name, value, pair) {
+			return
+		}
+	}
+}
+
+// UsesHost reports whether a rule that stores responses matches on the host (match.host), which
+// is only sound when the host is part of the cache key (SWR_KEY_HOST): otherwise requests for
+// different hosts share an entry while different rules apply to them. A cache: false rule
+// stores nothing, so it may.
 func (r *Rules) UsesHost() (*Rule, bool) {
 	if r == nil {
 		return nil, false
 	}
 	for _, rule := range r.rules {
-		if rule.match.host != "" {
+		if rule.match.host != "" && !rule.Bypass() {
 			return rule, true
 		}
 	}

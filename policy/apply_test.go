@@ -204,9 +204,46 @@ rules:
     keep_cookies: []
   - match: {path_prefix: /e/}
     default_ttl: 1s
+  - match: {path_prefix: /f/}
+    ttl: 1s
+    key: {include_cookies: [currency]}
+    keep_cookies: [ab]
 `)
 	w := rs.Warnings()
-	if len(w) != 1 || !strings.Contains(w[0], "rules.yaml:3: rules[0].ttl: responses to requests with cookies are stored and shared") {
-		t.Errorf("warnings %q, want one for rules[0] at line 3", w)
+	if len(w) != 2 || !strings.Contains(w[0], "rules.yaml:3: rules[0].ttl: responses to requests with cookies are stored and shared") ||
+		!strings.Contains(w[1], "rules[5].ttl") {
+		t.Errorf("warnings %q, want one for rules[0] at line 3 and one for rules[5] (its kept cookies are not keyed)", w)
+	}
+}
+
+func TestOnlyAStoringHostRuleNeedsTheHostInTheKey(t *testing.T) {
+	if _, uses := mustParse(t, "rules:\n  - {match: {host: a.example}, cache: false}\n").UsesHost(); uses {
+		t.Error("a cache: false host rule was said to need SWR_KEY_HOST")
+	}
+	if rule, uses := mustParse(t, "rules:\n  - {}\n  - {match: {host: a.example}, ttl: 1s}\n").UsesHost(); !uses || rule.Index != 1 {
+		t.Errorf("UsesHost = %v, %v; want rules[1]", rule, uses)
+	}
+}
+
+func TestCookieReadersAgreeOnSpacingAndEmptyValues(t *testing.T) {
+	rs := mustParse(t, `
+rules:
+  - key: {include_cookies: [c]}
+    keep_cookies: [a]
+`)
+	rule := rs.All()[0]
+	for _, field := range []string{"a =1; c= x ", " a=1 ;c=x", "c=x; a=1", "a=; c=x", "a; c=x", "c=; a=1", "c; a=1"} {
+		h := http.Header{"Cookie": {field}}
+		rule.EditRequest(h)
+		fill := rule.FillCookies(h, func(name string) []byte { return Cookie([]byte(field), name) })
+		if check := rule.UnkeyedCookies([][]byte{[]byte(field)}); check != fill {
+			t.Errorf("Cookie %q: UnkeyedCookies %v, FillCookies %v (sent %q)", field, check, fill, h.Get("Cookie"))
+		}
+		if v := Cookie([]byte(field), "c"); string(v) != "x" && !strings.HasPrefix(field, "c=;") && !strings.HasPrefix(field, "c;") {
+			t.Errorf("Cookie(%q, c) = %q, want x", field, v)
+		}
+	}
+	if v := Cookie([]byte("c=; a=1"), "c"); v != nil {
+		t.Errorf("an empty cookie is %q, want absent (nil)", v)
 	}
 }

@@ -43,9 +43,9 @@ type Policy struct {
 // Target returns the target part of the cache key of a GET of target (path and query as a
 // client wrote it) under the rule that would apply to it, matched on the path, the query and the
 // host only (the path decoded, as the proxy matches it): what PURGE and the invalidation after a
-// write (RFC 9111 §4.4) name. The lines of the
-// fields a rule keys on are left out; invalidating the target clears those keys too
-// (tiers.Store.Variants).
+// write (RFC 9111 §4.4) name. A rule with a match.header condition is not seen here (no request
+// fields), nor is a hook's key. The lines of the fields a rule keys on are left out;
+// invalidating the target clears those keys too (tiers.Store.Variants).
 func (p *Policy) Target(host []byte, target string) string {
 	path, query, _ := strings.Cut(target, "?")
 	dec, ok := DecodePath(path)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/swrproxy/swrproxy/httpcache"
 	"github.com/swrproxy/swrproxy/policy/wasm"
 	"github.com/swrproxy/swrproxy/upstream"
 )
@@ -68,12 +69,12 @@ func (p *Policy) settle(hook wasm.Hook, err error) bool {
 // alone, as the rules file refuses to edit them.
 func EditFields(h http.Header, set [][2]string, remove []string) {
 	for _, n := range remove {
-		if !framing(n) {
+		if !httpcache.FramingField(n) {
 			h.Del(n)
 		}
 	}
 	for _, kv := range set {
-		if !framing(kv[0]) {
+		if !httpcache.FramingField(kv[0]) {
 			h.Set(kv[0], kv[1])
 		}
 	}

@@ -14,8 +14,8 @@ type Fields interface {
 // retained, so they may alias fasthttp's reused buffers.
 type Request struct {
 	Method []byte // e.g. "GET"
-	Host   []byte // the Host header or URI host, with or without ":port"
-	Path   []byte // the path as the proxy keys it (fasthttp's URI().Path(): decoded, normalised)
+	Host   []byte // the Host header or URI host, with or without ":port" and a trailing dot
+	Path   []byte // the decoded path (fasthttp's URI().Path(), DecodePath); the key holds the raw one
 	Query  []byte // the raw query string, without "?"
 	Header Fields // may be nil: then no header condition holds
 }

@@ -148,7 +148,7 @@ func TestPathStarStopsAtSlashAndDoubleStarDoesNot(t *testing.T) {
 	}
 }
 
-func TestFasthttpRequestHeaderIsFields(t *testing.T) {
+func TestHeaderConditionsMatchNamesInAnyLetterCase(t *testing.T) {
 	var h fasthttp.RequestHeader
 	h.Set("X-Tenant", "acme")
 	rules := mustParse(t, "rules:\n  - match: {header: {x-tenant: acme}}\n    key: {include_headers: [X-Tenant]}\n")

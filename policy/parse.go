@@ -74,7 +74,6 @@ func Parse(name string, data []byte) (*Rules, error) {
 		return nil, &Error{File: name, Msg: fmt.Sprintf("file is larger than %d bytes", MaxFileSize)}
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true) // no effect on a Node, kept for any typed decoding added later
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
@@ -316,8 +315,8 @@ func (p *parser) match(n *yaml.Node, field string, r *Rule) {
 			r.match.methods = m.Methods
 		case "path":
 			m.Path = p.str(v, f)
-			if !strings.HasPrefix(m.Path, "/") && !strings.HasPrefix(m.Path, "*") {
-				p.fail(v, f, "%q does not start with \"/\" (it is matched against the whole path)", m.Path)
+			if !strings.HasPrefix(m.Path, "/") && !strings.HasPrefix(m.Path, "**") {
+				p.fail(v, f, "%q does not start with \"/\" or \"**\" (it is matched against the whole path, which starts with \"/\")", m.Path)
 				return true
 			}
 			g, err := compileGlob(m.Path, '/')
@@ -410,14 +409,14 @@ func (p *parser) edits(n *yaml.Node, field string) HeaderEdits {
 		case "set":
 			e.Set = p.pairs(v, f, "a header name", true)
 			for _, h := range e.Set {
-				if framing(h.Name) {
+				if httpcache.FramingField(h.Name) {
 					p.fail(v, join(f, h.Name), "%s", errFraming)
 				}
 			}
 		case "remove":
 			e.Remove = p.tokens(v, f, "a header name")
 			for j, h := range e.Remove {
-				if framing(h) {
+				if httpcache.FramingField(h) {
 					p.fail(v.Content[j], fmt.Sprintf("%s[%d]", f, j), "%q %s", h, errFraming)
 				}
 			}

@@ -52,7 +52,7 @@ func (r *Rules) Warnings() []string {
 		// A ttl is the operator's explicit word, which lets a response to a request with Cookie
 		// be stored and shared (as the origin's max-age does): say so when the rule lets cookies
 		// reach the origin without keying on them.
-		if rule.TTL != nil && !rule.Bypass() && !rule.StripCookies && len(rule.key.cookies) == 0 && (rule.KeepCookies == nil || len(rule.KeepCookies) > 0) {
+		if rule.TTL != nil && !rule.Bypass() && rule.forwardsUnkeyedCookies() {
 			out = append(out, fmt.Sprintf("%s:%d: rules[%d].ttl: responses to requests with cookies are stored and shared for the ttl, and the cookies reach the origin; "+
 				"if the origin's answer depends on them, add strip_cookies: true or key.include_cookies", r.file, rule.Line, rule.Index))
 		}
@@ -92,7 +92,7 @@ type Rule struct {
 	Key Key // how the cache key is built
 
 	RequestHeaders  HeaderEdits // applied to the request sent to the origin
-	ResponseHeaders HeaderEdits // applied to the response sent to the client
+	ResponseHeaders HeaderEdits // applied to the origin's response, before it is stored or streamed
 	StripCookies    bool        // drop the Cookie header before the origin sees it
 	KeepCookies     []string    // drop every cookie but these (exclusive with StripCookies)
 
@@ -131,4 +131,17 @@ type Key struct {
 type HeaderEdits struct {
 	Set    []Pair   // in file order
 	Remove []string // header names
+}
+
+// forwardsUnkeyedCookies reports whether a fill under the rule may send a cookie the key does
+// not hold: keep_cookies names some, or the rule neither strips cookies nor keys on them (then
+// every cookie is sent).
+func (rule *Rule) forwardsUnkeyedCookies() bool {
+	switch {
+	case rule.StripCookies:
+		return false
+	case rule.KeepCookies != nil:
+		return len(rule.KeepCookies) > 0
+	}
+	return len(rule.key.cookies) == 0
 }

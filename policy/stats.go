@@ -1,16 +1,21 @@
 package policy
 
-import "sync/atomic"
+import (
+	"sync/atomic"
 
-// Hook names and the reasons a hook call fails, the label values of
-// swrproxy_policy_errors_total{hook,reason}. They are the wasm package's, listed here so that
-// every series exists (at 0) from the start.
-var (
-	Hooks   = []string{"on_request", "on_response"}
-	Reasons = []string{"timeout", "trap", "bad_output", "busy", "instantiate"}
+	"github.com/swrproxy/swrproxy/policy/wasm"
 )
 
-// hookErrors counts failed hook calls by hook and reason (Hooks × Reasons, in that order).
+// Hook names and the reasons a hook call fails, the label values of
+// swrproxy_policy_errors_total{hook,reason}: the wasm package's, listed so that every series
+// exists (at 0) from the start.
+var (
+	Hooks   = []string{string(wasm.OnRequest), string(wasm.OnResponse)}
+	Reasons = []string{wasm.ReasonTimeout, wasm.ReasonTrap, wasm.ReasonBadOutput, wasm.ReasonBusy, wasm.ReasonInstantiate}
+)
+
+// hookErrors counts failed hook calls by hook and reason (Hooks × Reasons, in that order); a
+// reason not in Reasons counts as a trap.
 type hookErrors [2 * 5]atomic.Int64
 
 func (e *hookErrors) add(hook, reason string) {
@@ -21,6 +26,9 @@ func (e *hookErrors) add(hook, reason string) {
 				return
 			}
 		}
+	}
+	if reason != wasm.ReasonTrap {
+		e.add(hook, wasm.ReasonTrap)
 	}
 }
 

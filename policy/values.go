@@ -9,6 +9,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/swrproxy/swrproxy/config"
+	"github.com/swrproxy/swrproxy/httpcache"
 )
 
 // The scalar values of a rules file: strings, lists, tokens, header pairs, durations and booleans,
@@ -49,17 +50,6 @@ func describe(n *yaml.Node) string {
 
 const errFraming = "may not be edited (it frames the message or belongs to the connection, RFC 9110 §7.6.1)"
 
-// framing reports whether a header decides where a message ends, where it goes, or belongs to
-// one connection: a rule editing one of those could desynchronise the proxy and the origin.
-func framing(name string) bool {
-	switch strings.ToLower(name) {
-	case "content-length", "transfer-encoding", "host", "connection", "keep-alive",
-		"proxy-connection", "te", "trailer", "upgrade":
-		return true
-	}
-	return false
-}
-
 // str returns the scalar n's text, reporting any other kind.
 func (p *parser) str(n *yaml.Node, field string) string {
 	if !p.kind(n, field, yaml.ScalarNode) {
@@ -82,7 +72,7 @@ func (p *parser) tokens(n *yaml.Node, field, what string) []string {
 	for j, tn := range p.list(n, field) {
 		tf := fmt.Sprintf("%s[%d]", field, j)
 		s := p.str(tn, tf)
-		if tn.Kind == yaml.ScalarNode && !isToken(s) {
+		if tn.Kind == yaml.ScalarNode && !httpcache.IsToken(s) {
 			p.fail(tn, tf, "%q is not %s (an RFC 9110 token)", s, what)
 			continue
 		}
@@ -98,12 +88,12 @@ func (p *parser) pairs(n *yaml.Node, field, what string, set bool) []Pair {
 	var out []Pair
 	p.mapping(n, field, func(key string, v *yaml.Node) bool {
 		f := join(field, key)
-		if what != "" && !isToken(key) {
+		if what != "" && !httpcache.IsToken(key) {
 			p.fail(n, f, "%q is not %s (an RFC 9110 token)", key, what)
 			return true
 		}
 		val := p.str(v, f)
-		if v.Kind == yaml.ScalarNode && !isFieldValue(val) {
+		if v.Kind == yaml.ScalarNode && !httpcache.IsFieldValue(val) {
 			p.fail(v, f, "%q is not a header value (control characters are not allowed)", val)
 			return true
 		}
@@ -151,32 +141,4 @@ func (p *parser) boolean(n *yaml.Node, field string) *bool {
 func (p *parser) flag(n *yaml.Node, field string) bool {
 	b := p.boolean(n, field)
 	return b != nil && *b
-}
-
-// isToken reports whether s is an RFC 9110 §5.6.2 token.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := range len(s) {
-		c := s[i]
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' {
-			continue
-		}
-		if !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
-			return false
-		}
-	}
-	return true
-}
-
-// isFieldValue reports whether s may be sent as a header value (RFC 9110 §5.5): no control
-// characters other than tab, so a rule cannot inject a header line.
-func isFieldValue(s string) bool {
-	for i := range len(s) {
-		if c := s[i]; c < 0x20 && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
 }

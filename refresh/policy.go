@@ -25,9 +25,10 @@ const reasonPolicy = "policy"
 
 // route applies the policy in force to a request a background job rebuilt from a key (one the
 // proxy built from a client's request is Matched already): the rule that matches it, as the
-// proxy would match a GET of the key's target, and the rule's request actions. A rule that
-// matches on a request field the key does not record (SWR_KEY_HOST, key.include_headers, or the
-// fields every fill forwards) does not see it here.
+// proxy would match a GET of the key's target, and the rule's request actions. The rebuilt
+// request carries only what the key records (the host under SWR_KEY_HOST, the keyed fields and
+// cookies) and the fields the entry keeps for replay, so a match.header condition sees those alone
+// (the load refuses match.header fields that are not keyed).
 func (f *Filler) route(r *fill.Request) *fill.Request {
 	if r.Matched || f.Policy == nil {
 		return r

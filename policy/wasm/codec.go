@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/swrproxy/swrproxy/httpcache"
 )
 
 // Header is what a hook sees of a message's fields. *fasthttp.RequestHeader and
@@ -296,42 +298,41 @@ func DecodeResponseOut(b []byte) (ResponseOut, error) {
 	return out, nil
 }
 
-// edits checks header edits: valid token names, field values without CR, LF or NUL.
+// edits checks header edits as the rules file checks its own: names that are tokens of at most
+// 256 bytes and no framing field (httpcache.FramingField), values without control characters
+// other than tab.
 func edits(set map[string]string, remove []string) ([][2]string, []string, error) {
 	if len(set) > maxEdits || len(remove) > maxEdits {
 		return nil, nil, fmt.Errorf("more than %d header edits", maxEdits)
 	}
 	var out [][2]string
 	for n, v := range set {
-		if !token(n) {
-			return nil, nil, fmt.Errorf("set_headers: %q is not a field name", trunc(n))
+		if err := editable("set_headers", n); err != nil {
+			return nil, nil, err
 		}
-		if len(v) > maxFieldSize || strings.ContainsAny(v, "\r\n\x00") {
-			return nil, nil, fmt.Errorf("set_headers: the value of %s holds CR, LF or NUL, or is over %d bytes", n, maxFieldSize)
+		if len(v) > maxFieldSize || !httpcache.IsFieldValue(v) {
+			return nil, nil, fmt.Errorf("set_headers: the value of %s holds a control character, or is over %d bytes", n, maxFieldSize)
 		}
 		out = append(out, [2]string{n, v})
 	}
 	slices.SortFunc(out, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
 	for _, n := range remove {
-		if !token(n) {
-			return nil, nil, fmt.Errorf("remove_headers: %q is not a field name", trunc(n))
+		if err := editable("remove_headers", n); err != nil {
+			return nil, nil, err
 		}
 	}
 	return out, remove, nil
 }
 
-// token reports whether s is an RFC 9110 token of at most 256 bytes.
-func token(s string) bool {
-	if s == "" || len(s) > 256 {
-		return false
+// editable checks one edited field's name.
+func editable(what, name string) error {
+	switch {
+	case len(name) > 256 || !httpcache.IsToken(name):
+		return fmt.Errorf("%s: %q is not a field name", what, trunc(name))
+	case httpcache.FramingField(name):
+		return fmt.Errorf("%s: %s frames the message and may not be edited", what, name)
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= 0x20 || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
-			return false
-		}
-	}
-	return true
+	return nil
 }
 
 func trunc(s string) string {
