@@ -70,6 +70,17 @@ type Config struct {
 	Policy  Policy
 	Metrics *metrics.Metrics
 	Log     *slog.Logger
+	// Password is SWR_ADMIN_PASSWORD, the admin page's login; empty: the page takes Secret.
+	Password string
+	// Warmer fills this instance's L1 from the fleet's hot set in L2 (*tiers.Store), for at most
+	// WarmBytes: POST /_swr/populate. nil or WarmBytes 0: populate answers 404.
+	Warmer    Warmer
+	WarmBytes int64
+}
+
+// Warmer warms L1 from the fleet's hot set in L2 (*tiers.Store).
+type Warmer interface {
+	Warm(ctx context.Context, maxBytes int64) (keys int, bytes int64, err error)
 }
 
 // Admin serves the /_swr/ routes. Safe for concurrent use.
@@ -99,6 +110,7 @@ func (a *Admin) Mount(r fiber.Router) {
 	r.Post("/_swr/servers", a.protected(a.addServer))
 	r.Delete("/_swr/servers", a.protected(a.removeServer))
 	r.Delete("/_swr/servers/:host/:port", a.protected(a.removeServer))
+	r.Post("/_swr/populate", a.protected(a.populate))
 	if a.cfg.Policy != nil {
 		r.Get("/_swr/policy", a.protected(a.policyInfo))
 		r.Post("/_swr/policy/reload", a.protected(a.policyReload))
