@@ -50,7 +50,7 @@ FUZZ_TARGETS := \
 	./httpcache:FuzzParseAge ./httpcache:FuzzParseHTTPDate ./httpcache:FuzzParseSFDictionary ./httpcache:FuzzVaryValue \
 	./etag:FuzzParse ./etag:FuzzNoneMatch ./etag:FuzzNormalize \
 	./tiers:FuzzDecode ./invalidate:FuzzDecodeRequest ./upstream:FuzzReadCodedResponse ./upstream:FuzzParseBackend \
-	./admin:FuzzDecodeServer ./admin:FuzzHostPort ./policy:FuzzParse ./policy:FuzzAppendKey ./policy:FuzzDecodePath ./policy/wasm:FuzzDecodeRequestOut ./policy/wasm:FuzzDecodeResponseOut \
+	./admin:FuzzDecodeServer ./admin:FuzzHostPort ./admin:FuzzSessionCookie ./policy:FuzzParse ./policy:FuzzAppendKey ./policy:FuzzDecodePath ./policy/wasm:FuzzDecodeRequestOut ./policy/wasm:FuzzDecodeResponseOut \
 	./config:FuzzParseDuration ./config:FuzzParseSize
 
 # The example WebAssembly policy module (README "Wasm hooks"): a WASI reactor built from Go.

@@ -80,6 +80,7 @@ type system struct {
 	refresh *refresh.Service
 	inv     *invalidate.Service
 	policy  *policy.Holder
+	admin   *admin.Admin
 	hup     chan os.Signal // SIGHUP, from build until serve returns
 	apps    []*fiber.App
 }
@@ -173,7 +174,7 @@ func build(cfg config.Config, log *slog.Logger, rdb redis.UniversalClient) (*sys
 		Metrics:     metrics.New(latency, src),
 		Log:         log,
 	})
-	sys := &system{store: store, origin: origin, refresh: ref, inv: inv, policy: pol, hup: make(chan os.Signal, 1)}
+	sys := &system{store: store, origin: origin, refresh: ref, inv: inv, policy: pol, admin: adm, hup: make(chan os.Signal, 1)}
 	// Before any listener serves: a SIGHUP from then on reloads the policy (one that came
 	// before Notify would end the process, as SIGHUP does by default).
 	signal.Notify(sys.hup, syscall.SIGHUP)
@@ -265,6 +266,7 @@ func (s *system) serve(ctx context.Context, lns []net.Listener, log *slog.Logger
 	loop("tiers", s.store.Run)
 	loop("invalidation bus", s.inv.Run)
 	loop("policy reload on SIGHUP", s.reloadOnHangup)
+	loop("admin dashboard", s.admin.Run)
 	for i, app := range s.apps {
 		g.Go(func() error {
 			err := app.Listener(lns[i])

@@ -34,6 +34,9 @@ type Store interface {
 	L2Open() bool
 	KeysWithPrefix(ctx context.Context, prefix, after string, limit int) ([]string, bool, error)
 	Describe(ctx context.Context, key string, now time.Time) (tiers.KeyInfo, bool)
+	// Peek and GetL2 read one key's object, for its detail (GET /_swr/key).
+	Peek(key string) *tiers.Object
+	GetL2(ctx context.Context, key string) (*tiers.Object, error)
 }
 
 // Hits counts the requests this instance served from cache per key (*refresh.Tracker).
@@ -87,11 +90,21 @@ type Warmer interface {
 type Admin struct {
 	cfg  Config
 	want [sha256.Size]byte // digest of the Authorization field that admits a request
+	sess *sessions         // the admin page's; nil without a secret
+	dash *dashboard        // what the page's dashboard shows (dashboard.go)
 }
 
 // New returns the routes over cfg; Mount or MountPublic adds them to an app.
 func New(cfg Config) *Admin {
-	return &Admin{cfg: cfg, want: sha256.Sum256([]byte("Bearer " + cfg.Secret))}
+	a := &Admin{cfg: cfg, want: sha256.Sum256([]byte("Bearer " + cfg.Secret)), dash: newDashboard(cfg)}
+	if cfg.Secret != "" {
+		password := cfg.Password
+		if password == "" {
+			password = cfg.Secret
+		}
+		a.sess = newSessions(password)
+	}
+	return a
 }
 
 // Mount adds every /_swr/ route to r, and PURGE on any path. Register it before the proxy's
@@ -104,6 +117,7 @@ func (a *Admin) Mount(r fiber.Router) {
 
 	r.Post("/_swr/invalidate", a.protected(a.invalidate))
 	r.Get("/_swr/keys", a.protected(a.keys))
+	r.Get("/_swr/key", a.protected(a.keyDetail))
 	r.Get("/_swr/stats", a.protected(a.stats))
 	r.Get("/_swr/stats/detail", a.protected(a.statsDetail))
 	r.Get("/_swr/servers", a.protected(a.servers))
@@ -111,6 +125,7 @@ func (a *Admin) Mount(r fiber.Router) {
 	r.Delete("/_swr/servers", a.protected(a.removeServer))
 	r.Delete("/_swr/servers/:host/:port", a.protected(a.removeServer))
 	r.Post("/_swr/populate", a.protected(a.populate))
+	a.mountUI(r)
 	if a.cfg.Policy != nil {
 		r.Get("/_swr/policy", a.protected(a.policyInfo))
 		r.Post("/_swr/policy/reload", a.protected(a.policyReload))
@@ -145,20 +160,39 @@ func (a *Admin) MountPublic(r fiber.Router) {
 
 // protected wraps h so that it answers 404 (no secret set) or 401 (no token or a wrong one)
 // before h runs; every private route is registered through it, so none can forget the check.
-// It compares SHA-256 digests in constant time, so neither the secret's content nor its length
-// leaks through timing.
+// It admits the Bearer token, or the admin page's session cookie, with the session's CSRF token
+// in X-CSRF-Token on every method but GET and HEAD (else 403). It compares SHA-256 digests in
+// constant time, so neither the secret's content nor its length leaks through timing.
 func (a *Admin) protected(h fiber.Handler) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		if a.cfg.Secret == "" {
 			return notFound(c)
 		}
 		got := sha256.Sum256(c.Request().Header.Peek(fiber.HeaderAuthorization))
-		if subtle.ConstantTimeCompare(got[:], a.want[:]) != 1 {
-			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="swrproxy"`)
-			return c.Status(fiber.StatusUnauthorized).JSON(fiber.Map{"error": "missing or wrong Bearer token"})
+		if subtle.ConstantTimeCompare(got[:], a.want[:]) == 1 {
+			return h(c)
 		}
-		return h(c)
+		if id, ok := a.session(c); ok {
+			if m := c.Method(); m != fiber.MethodGet && m != fiber.MethodHead && !equal(c.Get("X-CSRF-Token"), a.sess.csrf(id)) {
+				return c.Status(fiber.StatusForbidden).JSON(fiber.Map{"error": "missing or wrong CSRF token (X-CSRF-Token)"})
+			}
+			return h(c)
+		}
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="swrproxy"`)
+		return c.Status(fiber.StatusUnauthorized).JSON(fiber.Map{"error": "missing or wrong Bearer token"})
 	}
+}
+
+// session returns the id of the request's valid admin-page session.
+func (a *Admin) session(c *fiber.Ctx) (string, bool) {
+	if a.sess == nil {
+		return "", false
+	}
+	v := c.Cookies(sessionCookie)
+	if v == "" {
+		return "", false
+	}
+	return a.sess.valid(v, time.Now())
 }
 
 func notFound(c *fiber.Ctx) error {
