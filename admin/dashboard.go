@@ -16,8 +16,8 @@ import (
 const (
 	sampleEvery = 5 * time.Second
 	seriesLen   = int(15 * time.Minute / sampleEvery) // 180 points
-	fleetKey    = "swr:v1:fleet"                     // hash: instance → its latest fleetEntry
-	fleetStale  = 3 * sampleEvery                    // an entry older than this is a gone instance
+	fleetKey    = "swr:v1:fleet"                      // hash: instance → its latest fleetEntry
+	fleetStale  = 3 * sampleEvery                     // an entry older than this is a gone instance
 )
 
 // point is one sample of the series.
