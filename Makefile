@@ -27,6 +27,7 @@ deps:
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
 	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		echo "make deps: installing$$missing from Debian packages (SKIP_DEPS=1 skips this)"; \
 		SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
