@@ -53,6 +53,15 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, ready listeni
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	sys.origin.Sync(sctx)
 	cancel()
+	// Warm start: the fleet's hot keys from L2 into L1 before the listeners open, so that the
+	// first requests for them are L1 hits (bounded in bytes and time; the origin is never asked).
+	if rdb != nil && cfg.WarmBytes > 0 {
+		wctx, cancel := context.WithTimeout(ctx, admin.WarmLimit)
+		start := time.Now()
+		keys, bytes, err := sys.store.Warm(wctx, min(cfg.WarmBytes, cfg.L1MaxBytes))
+		cancel()
+		log.Info("warm start", "keys", keys, "bytes", bytes, "took", time.Since(start).Round(time.Millisecond), "err", err)
+	}
 	var lns []net.Listener
 	for _, addr := range []string{cfg.Listen, cfg.AdminListen}[:len(sys.apps)] {
 		ln, err := net.Listen("tcp", addr)
@@ -173,6 +182,9 @@ func build(cfg config.Config, log *slog.Logger, rdb redis.UniversalClient) (*sys
 		Policy:      pol,
 		Metrics:     metrics.New(latency, src),
 		Log:         log,
+		Password:    cfg.AdminPassword,
+		Warmer:      store,
+		WarmBytes:   min(cfg.WarmBytes, cfg.L1MaxBytes),
 	})
 	sys := &system{store: store, origin: origin, refresh: ref, inv: inv, policy: pol, admin: adm, hup: make(chan os.Signal, 1)}
 	// Before any listener serves: a SIGHUP from then on reloads the policy (one that came

@@ -11,12 +11,14 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/swrproxy/swrproxy/tiers"
 )
 
 const (
 	sampleEvery = 5 * time.Second
 	seriesLen   = int(15 * time.Minute / sampleEvery) // 180 points
-	fleetKey    = "swr:v1:fleet"                      // hash: instance → its latest fleetEntry
+	fleetKey    = tiers.KeyPrefix + "fleet"           // hash: instance → its latest fleetEntry
 	fleetStale  = 3 * sampleEvery                     // an entry older than this is a gone instance
 )
 

@@ -7,9 +7,9 @@ import (
 	"github.com/gofiber/fiber/v2"
 )
 
-// warmLimit bounds one warm-up, at start and on demand: it reads L2 only, so it is quick when
+// WarmLimit bounds one warm-up, at start and on demand: it reads L2 only, so it is quick when
 // Redis is, and never holds up an instance for long when Redis is slow.
-const warmLimit = 10 * time.Second
+const WarmLimit = 10 * time.Second
 
 // populate is POST /_swr/populate: warm this instance's L1 from the fleet's hot set in L2 (as a
 // starting instance does), without asking the origin. 200 with what was loaded; 404 when warm
@@ -18,7 +18,7 @@ func (a *Admin) populate(c *fiber.Ctx) error {
 	if a.cfg.Warmer == nil || a.cfg.WarmBytes <= 0 {
 		return c.Status(fiber.StatusNotFound).JSON(fiber.Map{"error": "warm start is off (it needs Redis and SWR_WARM_BYTES > 0)"})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), warmLimit)
+	ctx, cancel := context.WithTimeout(context.Background(), WarmLimit)
 	defer cancel()
 	start := time.Now()
 	keys, bytes, err := a.cfg.Warmer.Warm(ctx, a.cfg.WarmBytes)

@@ -35,6 +35,8 @@ type Config struct {
 	MaxObjectBytes       int64          // SWR_MAX_OBJECT_BYTES, > 0 and < 4GiB
 	UpstreamTimeout      time.Duration  // SWR_UPSTREAM_TIMEOUT, > 0
 	InvalidateSecret     string         // SWR_INVALIDATE_SECRET: "" disables the private endpoints
+	AdminPassword        string         // SWR_ADMIN_PASSWORD: the admin page's login; "" = InvalidateSecret
+	WarmBytes            int64          // SWR_WARM_BYTES, >= 0: warm start's budget (0 = off), at most L1MaxBytes
 	AdminListen          string         // SWR_ADMIN_LISTEN: host:port, or "" for the proxy listener
 	KeyHost              bool           // SWR_KEY_HOST
 	TrustedProxies       []netip.Prefix // SWR_TRUSTED_PROXIES: peers whose forwarding fields are believed

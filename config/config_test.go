@@ -71,6 +71,7 @@ func TestDefaultsApplyWhenOnlyUpstreamIsSet(t *testing.T) {
 		OriginMaxConcurrency: 0,
 		OriginMaxWait:        5 * time.Second,
 		PolicyTimeout:        5 * time.Millisecond,
+		WarmBytes:            64 << 20,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load =\n%+v\nwant\n%+v", got, want)
@@ -121,6 +122,8 @@ var allSet = map[string]string{
 	"SWR_POLICY_WASM":                   "/etc/swrproxy/policy.wasm",
 	"SWR_POLICY_POOL":                   "16",
 	"SWR_POLICY_TIMEOUT":                "20ms",
+	"SWR_ADMIN_PASSWORD":                "correct horse battery",
+	"SWR_WARM_BYTES":                    "16MiB",
 }
 
 func TestEverySettingIsReadFromTheEnvironment(t *testing.T) {
@@ -169,6 +172,8 @@ func TestEverySettingIsReadFromTheEnvironment(t *testing.T) {
 		PolicyWasm:                 "/etc/swrproxy/policy.wasm",
 		PolicyPool:                 16,
 		PolicyTimeout:              20 * time.Millisecond,
+		AdminPassword:              "correct horse battery",
+		WarmBytes:                  16 << 20,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load =\n%+v\nwant\n%+v", got, want)

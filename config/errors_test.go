@@ -202,6 +202,7 @@ var badValues = []struct {
 	{"SWR_POLICY_POOL", "-1", "0 to 1024"},
 	{"SWR_POLICY_TIMEOUT", "0", "more than 0"},
 	{"SWR_POLICY_TIMEOUT", "soon", "duration"},
+	{"SWR_WARM_BYTES", "lots", "size"},
 	{"SWR_UPSTREAM_CA_FILE", "/etc/ca\x00.pem", "control characters"},
 	{"SWR_UPSTREAM_CLIENT_CERT", "client\x1b[0m.pem", "control characters"},
 	{"SWR_UPSTREAM_CLIENT_KEY", "key\x7f.pem", "control characters"},
@@ -212,4 +213,13 @@ var badValues = []struct {
 	{"SWR_UPSTREAM_HOST", "www.example.com/", "Host field"},
 	{"SWR_UPSTREAM_HOST", "user@www.example.com", "Host field"},
 	{"SWR_UPSTREAM_HOST", "www.example.com:99999", "Host field"},
+}
+
+func TestABadAdminPasswordStopsStartUpWithoutShowingIt(t *testing.T) {
+	for _, v := range []string{"short", "long enough\x01but"} {
+		_, err := Load(env(map[string]string{"SWR_UPSTREAM": "http://origin", "SWR_ADMIN_PASSWORD": v}), nil)
+		if err == nil || !strings.Contains(err.Error(), "SWR_ADMIN_PASSWORD (value hidden)") || strings.Contains(err.Error(), v) {
+			t.Errorf("SWR_ADMIN_PASSWORD=%q: %v", v, err)
+		}
+	}
 }

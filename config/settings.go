@@ -171,6 +171,37 @@ var Settings = []Setting{
 	{Env: "SWR_POLICY_TIMEOUT", Flag: "policy-timeout", Default: "5ms", arg: "DURATION",
 		Help: "deadline of one hook call, waiting for a free instance included; a call past it is cut and the request carries on without it",
 		bind: durationVar(func(c *Config) *time.Duration { return &c.PolicyTimeout }, true)},
+	{Env: "SWR_ADMIN_PASSWORD", Flag: "admin-password", arg: "PASSWORD", emptyOK: true, secret: true,
+		Help: "login password of the admin page (/_swr/ui/), at least 12 characters; empty = the invalidation secret",
+		bind: binding{set: setAdminPassword, value: func(c Config) slog.Value {
+			if c.AdminPassword == "" {
+				return slog.StringValue("")
+			}
+			return slog.StringValue("***")
+		}}},
+	{Env: "SWR_WARM_BYTES", Flag: "warm-bytes", Default: "64MiB", arg: "SIZE",
+		Help: "how much of the fleet's hot set a starting instance (and POST /_swr/populate) loads from Redis into L1, at most SWR_L1_MAX_BYTES; 0 = no warm start",
+		bind: binding{set: func(c *Config, v string) error {
+			n, err := ParseSize(v)
+			if err != nil {
+				return err
+			}
+			c.WarmBytes = n
+			return nil
+		}, value: func(c Config) slog.Value { return slog.Int64Value(c.WarmBytes) }}},
+}
+
+// setAdminPassword checks SWR_ADMIN_PASSWORD: typed by people, so not held to weakSecret's
+// standard, but long enough that the login's rate limit makes guessing hopeless.
+func setAdminPassword(c *Config, v string) error {
+	if strings.IndexFunc(v, func(r rune) bool { return r < ' ' || r == 0x7f }) >= 0 {
+		return errors.New("must not contain control characters")
+	}
+	if v != "" && len([]rune(v)) < 12 {
+		return errors.New("must be at least 12 characters")
+	}
+	c.AdminPassword = v
+	return nil
 }
 
 func durationVar(p func(*Config) *time.Duration, positive bool) binding {

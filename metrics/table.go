@@ -165,6 +165,12 @@ var counters = []counter{
 		func(s *Snapshot) any { return s.Store.L2Errors }},
 	{"l2_circuit_open", "swrproxy_redis_circuit_open", nil, prometheus.GaugeValue, "1 while the Redis circuit breaker is open (L2 skipped).",
 		func(s *Snapshot) any { return s.Store.L2Open }},
+	{"warm_keys", "swrproxy_warm_keys_total", nil, prometheus.CounterValue, "Keys copied from the fleet's hot set in L2 into L1 (warm start, POST /_swr/populate).",
+		func(s *Snapshot) any { return s.Store.WarmKeys }},
+	{"warm_bytes", "swrproxy_warm_bytes_total", nil, prometheus.CounterValue, "Bytes copied from the fleet's hot set in L2 into L1.",
+		func(s *Snapshot) any { return s.Store.WarmBytes }},
+	{"warm_last_seconds", "swrproxy_warm_last_duration_seconds", nil, prometheus.GaugeValue, "How long the last warm-up took.",
+		func(s *Snapshot) any { return s.Store.WarmSeconds }},
 
 	{"server.success", "swrproxy_upstream_requests_total", prometheus.Labels{"result": "success"}, prometheus.CounterValue, upstreamHelp,
 		func(s *Snapshot) any { return s.Upstream.Success }},
@@ -239,6 +245,8 @@ func float(v any) float64 {
 		return float64(v)
 	case uint64:
 		return float64(v)
+	case float64:
+		return v
 	case bool:
 		if v {
 			return 1

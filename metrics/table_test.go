@@ -60,6 +60,8 @@ func numbered() Snapshot {
 			f.SetInt(int64(i + 1))
 		case reflect.Uint64:
 			f.SetUint(uint64(i + 1))
+		case reflect.Float64:
+			f.SetFloat(float64(i + 1))
 		default:
 			panic(n + ": a snapshot field of a kind the table cannot export")
 		}
@@ -129,7 +131,7 @@ var (
 		"refresh_queue", "refresh_queue_bytes", "refresh_tracked_bytes", "refresh_tracked_keys", "refresh_untracked",
 		"refreshes_done", "refreshes_failed", "refreshes_skipped", "revalidated_304", "server.failed", "server.success",
 		"stale_if_error", "stale_served", "upstream_backends", "upstream_backends_up", "upstream_retries",
-		"upstream_unavailable", "write_invalidations"}
+		"upstream_unavailable", "warm_bytes", "warm_keys", "warm_last_seconds", "write_invalidations"}
 	wantSeries = []string{
 		`swrproxy_client_responses_total{result="failed"}`, `swrproxy_client_responses_total{result="success"}`,
 		`swrproxy_collapsed_total{scope="fleet"}`, `swrproxy_collapsed_total{scope="instance"}`,
@@ -150,6 +152,7 @@ var (
 		`swrproxy_upstream_backends`, `swrproxy_upstream_backends_up`,
 		`swrproxy_upstream_requests_total{result="failed"}`, `swrproxy_upstream_requests_total{result="success"}`,
 		`swrproxy_upstream_retries_total`, `swrproxy_upstream_unavailable_total`,
+		`swrproxy_warm_bytes_total`, `swrproxy_warm_keys_total`, `swrproxy_warm_last_duration_seconds`,
 		`swrproxy_write_invalidations_total`}
 )
 

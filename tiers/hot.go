@@ -12,7 +12,8 @@ import (
 // invalidation mode auto).
 
 // MarkHot records in Redis that clients asked for keys within the last window, so that any
-// instance can tell hot keys from cold ones (invalidation mode auto).
+// instance can tell hot keys from cold ones (invalidation mode auto), and adds them to the
+// fleet's hot set, which starting instances warm their L1 from (Warm).
 func (s *Store) MarkHot(ctx context.Context, keys []string, window time.Duration) error {
 	if s.rdb == nil || len(keys) == 0 {
 		return nil
@@ -24,9 +25,16 @@ func (s *Store) MarkHot(ctx context.Context, keys []string, window time.Duration
 	defer cancel()
 	sent := time.Now()
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, k := range keys {
+		now := float64(time.Now().UnixMilli())
+		members := make([]redis.Z, len(keys))
+		for i, k := range keys {
 			p.Set(ctx, RedisKey(k)+hotSuffix, "1", window)
+			members[i] = redis.Z{Score: now, Member: k}
 		}
+		// The fleet's hot set (warm.go): the newest HotSetMax keys asked for, on any instance.
+		p.ZAdd(ctx, hotSet, members...)
+		p.ZRemRangeByRank(ctx, hotSet, 0, -HotSetMax-1)
+		p.PExpire(ctx, hotSet, max(window, time.Hour))
 		return nil
 	})
 	s.observe(sent, err)

@@ -93,6 +93,8 @@ type Store struct {
 	fenceLost atomic.Int64
 
 	variants variantIndex // the L1 keys with lines, by their base (variants.go)
+
+	warmKeys, warmBytes, warmNanos atomic.Int64 // what Warm loaded, and how long the last took
 }
 
 // New returns a Store. It does not contact Redis.
@@ -261,8 +263,14 @@ func (s *Store) getL2(ctx context.Context, key string) (*Object, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tiers: l2 get %q: %w", key, err)
 	}
+	return s.objectOf(ctx, key, rk, m), nil
+}
+
+// objectOf decodes the L2 hash m of key (Redis key rk): corrupt variants are dropped, and
+// deleted from Redis. It returns nil for a miss.
+func (s *Store) objectOf(ctx context.Context, key, rk string, m map[string]string) *Object {
 	if len(m) == 0 {
-		return nil, nil
+		return nil
 	}
 	gen, _ := strconv.ParseUint(m["g"], 10, 64)
 	var vs []*Entry
@@ -287,14 +295,14 @@ func (s *Store) getL2(ctx context.Context, key string) (*Object, error) {
 		s.observe(sent, s.rdb.HDel(ctx, rk, bad...).Err())
 	}
 	if len(vs) == 0 && gen == 0 {
-		return nil, nil // nothing usable and no generation to remember: a miss
+		return nil // nothing usable and no generation to remember: a miss
 	}
 	o := newObject(key, gen, vs)
 	if len(vs) == 0 {
 		// A generation-only object (a tombstone): remember the generation briefly.
 		o.expires = time.Now().Add(s.l1MaxTTL)
 	}
-	return o, nil
+	return o
 }
 
 // observe notes the outcome of one Redis call sent at sent, for the breaker and the error count.

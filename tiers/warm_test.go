@@ -1,0 +1,83 @@
+package tiers
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/swrproxy/swrproxy/internal/redistest"
+)
+
+func TestWarmLoadsTheFleetsHotKeysNewestFirstWithinTheBudget(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	a, b := newStore(t, srv.Client()), newStore(t, srv.Client())
+	for i := range 50 {
+		k := fmt.Sprintf("/k%02d", i)
+		if err := a.Set(ctx, testEntry(k, "body of "+k)); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.MarkHot(ctx, []string{k}, time.Minute); err != nil { // one at a time: /k49 is the newest (ties sort by key, the same way)
+			t.Fatal(err)
+		}
+	}
+	size := int64(a.Peek("/k00").Size())
+	keys, bytes, err := b.Warm(ctx, 10*size)
+	if err != nil || keys != 10 || bytes != 10*size {
+		t.Fatalf("Warm = %d keys, %d bytes, %v; want 10 keys of %d bytes", keys, bytes, err, size)
+	}
+	for i := range 50 {
+		k := fmt.Sprintf("/k%02d", i)
+		if got, want := b.Peek(k) != nil, i >= 40; got != want {
+			t.Errorf("%s in L1 = %v, want %v (the ten newest)", k, got, want)
+		}
+	}
+	// Keys already in L1 are skipped; the budget counts what is loaded.
+	keys, _, err = b.Warm(ctx, 5*size)
+	if err != nil || keys != 5 || b.Peek("/k39") == nil || b.Peek("/k34") != nil {
+		t.Errorf("second Warm = %d keys, %v; want the next five newest", keys, err)
+	}
+	if st := b.Stats(); st.WarmKeys != 15 || st.WarmBytes != 15*size {
+		t.Errorf("stats %+v, want 15 keys warmed", st)
+	}
+}
+
+func TestWarmSkipsWhatIsGoneAndNeverNeedsRedis(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	a, b := newStore(t, srv.Client()), newStore(t, srv.Client())
+	a.Set(ctx, testEntry("/live", "x"))
+	a.MarkHot(ctx, []string{"/live", "/never-stored"}, time.Minute)
+	a.Delete(ctx, "/live")
+	if keys, _, err := b.Warm(ctx, 1<<20); keys != 0 || err != nil || b.Peek("/live") != nil {
+		t.Errorf("Warm after a delete: %d keys, %v", keys, err)
+	}
+	if keys, bytes, err := newStore(t, nil).Warm(ctx, 1<<20); keys != 0 || bytes != 0 || err != nil {
+		t.Errorf("Warm without Redis = %d, %d, %v", keys, bytes, err)
+	}
+	srv.Stop()
+	if _, _, err := b.Warm(ctx, 1<<20); err == nil {
+		t.Error("Warm with Redis down reported no error")
+	}
+}
+
+// Many distinct keys asked for leave at most HotSetMax in the hot set.
+func TestTheHotSetIsBounded(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	s := newStore(t, srv.Client())
+	keys := make([]string, 0, 1000)
+	for i := range HotSetMax + 5000 {
+		keys = append(keys, fmt.Sprintf("/many/%d", i))
+		if len(keys) == cap(keys) {
+			if err := s.MarkHot(ctx, keys, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			keys = keys[:0]
+		}
+	}
+	if n := srv.Client().ZCard(ctx, hotSet).Val(); n != HotSetMax {
+		t.Errorf("hot set holds %d keys, want %d", n, HotSetMax)
+	}
+}
