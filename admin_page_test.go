@@ -63,6 +63,15 @@ func TestTheAdminPageLogsInShowsAKeyAndPurgesIt(t *testing.T) {
 	in := startProxy(t, o.URL, map[string]string{"SWR_INVALIDATE_SECRET": secret, "SWR_ADMIN_LISTEN": "127.0.0.1:0"})
 	expect(t, get(t, in.URL+"/api/item"), 200, "MISS", "")
 	expect(t, get(t, in.URL+"/api/item"), 200, "HIT", "")
+	// The page lives on the admin listener only: neither the proxy listener nor nginx serves it.
+	via := startNginx(t, strings.TrimPrefix(in.URL, "http://"))
+	for _, base := range []string{in.URL, via} {
+		for _, path := range []string{"/_swr/ui/", "/_swr/ui/login", "/_swr/ui/app.js"} {
+			if r := get(t, base+path); r.StatusCode != 404 {
+				t.Errorf("%s%s: %d, want 404 (the admin listener alone serves the page)", base, path, r.StatusCode)
+			}
+		}
+	}
 	ctx := browse(t)
 
 	// A wrong secret is refused with a message; the right one opens the dashboard.
@@ -117,6 +126,17 @@ func TestTheAdminPageLogsInShowsAKeyAndPurgesIt(t *testing.T) {
 	}
 	if r := get(t, in.URL+"/api/item"); r.Header.Get("X-Cache") != "HIT" {
 		t.Errorf("the refused POST changed the cache: %s", r.Header.Get("X-Cache"))
+	}
+
+	// Readable on a phone: at 390 px nothing is wider than the screen.
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844), chromedp.Navigate(in.Admin+"/_swr/ui/"), chromedp.WaitVisible("#chart")); err != nil {
+		t.Fatalf("the page at 390 px: %v", err)
+	}
+	if wide, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth`)); err != nil || wide > 390 {
+		t.Errorf("at 390 px the page is %d px wide (%v): it scrolls sideways", wide, err)
+	}
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 1000)); err != nil {
+		t.Fatal(err)
 	}
 
 	// A screenshot of the dashboard, not blank. SWR_UPDATE_SCREENSHOT=1 also writes the README's.
