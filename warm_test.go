@@ -58,6 +58,10 @@ func TestAnInstanceStartedLaterServesTheFleetsHotKeysFromL1AtOnce(t *testing.T) 
 	if status, _ := postJSON(t, off.URL+"/_swr/populate", secret, ""); status != 404 {
 		t.Errorf("populate with SWR_WARM_BYTES=0: %d, want 404", status)
 	}
+	noRedis := startProxy(t, o.URL, map[string]string{"SWR_INVALIDATE_SECRET": secret})
+	if status, _ := postJSON(t, noRedis.URL+"/_swr/populate", secret, ""); status != 404 {
+		t.Errorf("populate without Redis: %d, want 404 (no fleet hot set)", status)
+	}
 	if r := get(t, off.URL+"/items/1"); r.Header.Get("Cache-Status") == "" || strings.Contains(r.Header.Get("Cache-Status"), "detail=l1") {
 		t.Errorf("an instance without warm start served /items/1 from L1: %q", r.Header.Get("Cache-Status"))
 	}

@@ -183,7 +183,7 @@ func build(cfg config.Config, log *slog.Logger, rdb redis.UniversalClient) (*sys
 		Metrics:     metrics.New(latency, src),
 		Log:         log,
 		Password:    cfg.AdminPassword,
-		Warmer:      store,
+		Warmer:      warmer(rdb, store),
 		WarmBytes:   min(cfg.WarmBytes, cfg.L1MaxBytes),
 	})
 	sys := &system{store: store, origin: origin, refresh: ref, inv: inv, policy: pol, admin: adm, hup: make(chan os.Signal, 1)}
@@ -331,3 +331,12 @@ func (s *system) reloadOnHangup(ctx context.Context) error {
 // Go module under the race detector takes tens of seconds); swrproxy itself leaves it nil, so
 // reloads of ever new modules do not accumulate compiled code.
 var wasmCache wazero.CompilationCache
+
+// warmer is what POST /_swr/populate warms from: the store, with Redis (without, there is no
+// fleet hot set, and populate answers 404).
+func warmer(rdb redis.UniversalClient, store *tiers.Store) admin.Warmer {
+	if rdb == nil {
+		return nil
+	}
+	return store
+}

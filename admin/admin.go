@@ -1,7 +1,9 @@
-// Package admin owns every /_swr/ route: health, readiness, metrics, stats, the keys listing,
-// invalidation (POST /_swr/invalidate and PURGE <path>), the origin pool (/_swr/servers), and
-// the 404 of every other path under the reserved prefix. Auth is applied where the routes are
-// registered, through protected, so no private route can forget it. The work behind the routes
+// Package admin owns every /_swr/ route: health, readiness, metrics, stats, the keys listing and
+// one key's detail, invalidation (POST /_swr/invalidate and PURGE <path>), the origin pool
+// (/_swr/servers), the policy, warm-up (POST /_swr/populate), the admin page (/_swr/ui/, its
+// login and dashboard data), and the 404 of every other path under the reserved prefix. Auth is
+// applied where the routes are registered, through protected (Bearer token, or the page's
+// session with its CSRF token), so no private route can forget it. The work behind the routes
 // is the other packages'.
 package admin
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/swrproxy/swrproxy/tiers"
 )
@@ -24,9 +25,12 @@ const (
 
 // point is one sample of the series.
 type point struct {
-	T        int64   `json:"t"` // unix seconds
-	RPS      float64 `json:"rps"`
-	HitRatio float64 `json:"hit_ratio"` // of the answers in the interval that could come from cache
+	T   int64   `json:"t"` // unix seconds
+	RPS float64 `json:"rps"`
+	// HitRatio is, of the cacheable lookups in the interval (served from cache fresh or stale,
+	// missed, or failed with no copy; passed-through requests left out), the share served from
+	// cache; 0 for an idle interval.
+	HitRatio float64 `json:"hit_ratio"`
 }
 
 // fleetEntry is what each instance publishes of itself.
@@ -53,8 +57,8 @@ type dashboard struct {
 // totals are the counts a point is the difference of.
 type totals struct {
 	at            time.Time
-	answers, hits int64 // answers to clients; of those that could come from cache, served from it
-	lookups       int64
+	answers, hits int64 // answers to clients; lookups served from cache (fresh or stale)
+	lookups       int64 // cacheable lookups: hits, misses and origin failures (bypass left out)
 }
 
 func newDashboard(cfg Config) *dashboard {
@@ -67,7 +71,7 @@ func (d *dashboard) totals(now time.Time) totals {
 	}
 	h := d.cfg.Metrics.Snapshot().Handler
 	hits := h.HitL1 + h.HitL2 + h.Stale
-	return totals{at: now, answers: h.ClientSuccess + h.ClientFailed, hits: hits, lookups: hits + h.Miss + h.Bypass + h.Errors}
+	return totals{at: now, answers: h.ClientSuccess + h.ClientFailed, hits: hits, lookups: hits + h.Miss + h.Errors}
 }
 
 // sample adds the point for the interval since the previous sample.
@@ -131,7 +135,12 @@ func (d *dashboard) publish(ctx context.Context, now time.Time) {
 	b, _ := json.Marshal(d.self(now))
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	if err := d.cfg.Redis.HSet(ctx, fleetKey, d.instance(), b).Err(); err != nil {
+	_, err := d.cfg.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, fleetKey, d.instance(), b)
+		p.PExpire(ctx, fleetKey, 10*fleetStale) // gone with the last instance, as every key swrproxy writes
+		return nil
+	})
+	if err != nil {
 		d.cfg.Log.Debug("publishing the fleet entry failed", "err", err)
 	}
 }

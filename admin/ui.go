@@ -127,7 +127,8 @@ func (a *Admin) showLogin(c *fiber.Ctx, status int, msg string) error {
 	return a.render(c, status, "login.html", struct{ CSRF, Error string }{a.sess.loginToken(n), msg})
 }
 
-// clientAddr is the peer's address (the admin listener is reached directly, not through nginx).
+// clientAddr is the peer's address: the admin listener is reached directly (nginx hides /_swr/);
+// without SWR_ADMIN_LISTEN, every client behind one proxy shares it (README).
 func clientAddr(c *fiber.Ctx) netip.Addr {
 	addr, _ := netip.AddrFromSlice(c.Context().RemoteIP())
 	return addr.Unmap()

@@ -14,6 +14,11 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/swrproxy/swrproxy/internal/redistest"
+	"github.com/swrproxy/swrproxy/invalidate"
+	"github.com/swrproxy/swrproxy/metrics"
+	"github.com/swrproxy/swrproxy/proxy"
+	"github.com/swrproxy/swrproxy/refresh"
+	"github.com/swrproxy/swrproxy/tiers"
 	"github.com/swrproxy/swrproxy/upstream"
 )
 
@@ -294,4 +299,26 @@ func FuzzSessionCookie(f *testing.F) {
 			t.Fatalf("valid(%q) accepted a cookie this key did not sign", v)
 		}
 	})
+}
+
+func TestTheDashboardsRateAndHitRatioLeavePassThroughsOut(t *testing.T) {
+	a, _ := newAdmin(t, secret)
+	var h proxy.HandlerStats
+	a.dash.cfg.Metrics = metrics.New(metrics.NewOrigin(), metrics.Sources{
+		Handler: func() proxy.HandlerStats { return h }, Filler: func() refresh.FillerStats { return refresh.FillerStats{} },
+		Pool: func() refresh.PoolStats { return refresh.PoolStats{} }, Tracker: func() refresh.TrackerStats { return refresh.TrackerStats{} },
+		Store: a.cfg.Store.(*tiers.Store).Stats, Invalidate: func() invalidate.Stats { return invalidate.Stats{} },
+		Upstream: func() upstream.Stats { return upstream.Stats{} }, Servers: func() []upstream.Server { return nil },
+	})
+	start := time.Now()
+	a.dash.sample(start)
+	// 10 s: 60 answers: 30 L1 hits, 10 stale, 10 misses, 10 passed through.
+	h = proxy.HandlerStats{HitL1: 30, Stale: 10, Miss: 10, Bypass: 10, ClientSuccess: 60}
+	p := a.dash.sample(start.Add(10 * time.Second))
+	if p.RPS != 6 || p.HitRatio != 0.8 {
+		t.Errorf("point %+v, want 6 req/s and a hit ratio of 0.8 (40 of 50 cacheable lookups)", p)
+	}
+	if p := a.dash.sample(start.Add(20 * time.Second)); p.RPS != 0 || p.HitRatio != 0 {
+		t.Errorf("an idle interval: %+v", p)
+	}
 }

@@ -22,7 +22,8 @@ const hotSet = KeyPrefix + "{idx}:hot"
 const warmPage = 200
 
 // Warm copies the objects of the fleet's hot set, newest first, from L2 into L1, without asking
-// the origin, until they weigh maxBytes (as L1 weighs them) or ctx is done. Keys already in L1,
+// the origin, as long as they fit in maxBytes (as L1 weighs them; one that does not fit is
+// skipped) and ctx is not done. Keys already in L1,
 // and objects without a variant still alive, are skipped; corrupt variants are dropped (and
 // deleted) as on any L2 read; an invalidation that lands meanwhile wins (the promotion fences).
 // It returns what it loaded; without Redis it loads nothing. An error (Redis failing, or ctx
@@ -54,7 +55,7 @@ func (s *Store) Warm(ctx context.Context, maxBytes int64) (keys int, bytes int64
 				continue
 			}
 			if bytes+int64(o.Size()) > maxBytes {
-				return keys, bytes, nil
+				continue // a smaller one further down may still fit
 			}
 			s.promote(names[i], o, start)
 			if s.Peek(names[i]) != nil {
