@@ -44,6 +44,9 @@ func (s *Store) Warm(ctx context.Context, maxBytes int64) (keys int, bytes int64
 		}
 		names, objs, err := s.warmRead(ctx, offset)
 		if err != nil {
+			if ctx.Err() != nil {
+				err = ctx.Err() // the time limit, whatever the client made of it
+			}
 			if errors.Is(err, context.DeadlineExceeded) && keys > 0 {
 				return keys, bytes, nil // the time limit: what fitted in it
 			}
@@ -72,12 +75,19 @@ func (s *Store) Warm(ctx context.Context, maxBytes int64) (keys int, bytes int64
 
 // warmRead reads one page of the hot set, newest first, and the objects of its keys, in two
 // round trips.
-func (s *Store) warmRead(ctx context.Context, offset int64) ([]string, []*Object, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout*4)
+func (s *Store) warmRead(parent context.Context, offset int64) ([]string, []*Object, error) {
+	ctx, cancel := context.WithTimeout(parent, s.timeout*4)
 	defer cancel()
+	// The warm-up's own time limit ending a call says nothing of Redis: only the calls' own
+	// deadlines and errors count for the circuit.
+	observe := func(sent time.Time, err error) {
+		if parent.Err() == nil {
+			s.observe(sent, err)
+		}
+	}
 	sent := time.Now()
 	names, err := s.rdb.ZRevRange(ctx, hotSet, offset, offset+warmPage-1).Result()
-	s.observe(sent, err)
+	observe(sent, err)
 	if err != nil || len(names) == 0 {
 		return nil, nil, err
 	}
@@ -89,7 +99,7 @@ func (s *Store) warmRead(ctx context.Context, offset int64) ([]string, []*Object
 		}
 		return nil
 	})
-	s.observe(sent, err)
+	observe(sent, err)
 	if err != nil {
 		return nil, nil, err
 	}

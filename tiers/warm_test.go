@@ -2,6 +2,7 @@ package tiers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -102,5 +103,43 @@ func BenchmarkWarm(b *testing.B) {
 		if n, _, err := w.Warm(ctx, 1<<30); n != len(keys) || err != nil {
 			b.Fatalf("warmed %d, %v", n, err)
 		}
+	}
+}
+
+func TestWarmEndsWithItsDeadlineAgainstAStalledRedisWithoutBlamingIt(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	a := newStore(t, srv.Client())
+	a.Set(ctx, testEntry("/s", "x"))
+	a.MarkHot(ctx, []string{"/s"}, time.Minute)
+	s := newStore(t, outageClient(t, srv))
+	srv.Freeze()
+	defer srv.Thaw()
+	wctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	began := time.Now()
+	keys, _, err := s.Warm(wctx, 1<<20)
+	if keys != 0 || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Warm against a stalled Redis = %d keys, %v; want 0 and the deadline", keys, err)
+	}
+	if took := time.Since(began); took > 2*time.Second {
+		t.Errorf("Warm with a 100 ms limit took %v", took)
+	}
+	if s.L2Open() || s.L2Errors() != 0 {
+		t.Error("the warm-up's own time limit counted against Redis")
+	}
+}
+
+func TestWarmNeverStoresAKeyInvalidatedAfterItsReadBegan(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	a, s := newStore(t, srv.Client()), newStore(t, srv.Client())
+	a.Set(ctx, testEntry("/f", "old"))
+	o, _ := s.GetL2(ctx, "/f")
+	start := time.Now()
+	s.Forget("/f") // an invalidation message lands after the warm-up's read began
+	s.promote("/f", o, start)
+	if s.Peek("/f") != nil {
+		t.Error("a copy read before the invalidation was stored")
 	}
 }
