@@ -12,6 +12,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -94,6 +95,8 @@ type Admin struct {
 	want [sha256.Size]byte // digest of the Authorization field that admits a request
 	sess *sessions         // the admin page's; nil without a secret
 	dash *dashboard        // what the page's dashboard shows (dashboard.go)
+
+	warming sync.Mutex // one POST /_swr/populate at a time
 }
 
 // New returns the routes over cfg; Mount or MountPublic adds them to an app.
@@ -104,7 +107,7 @@ func New(cfg Config) *Admin {
 		if password == "" {
 			password = cfg.Secret
 		}
-		a.sess = newSessions(password)
+		a.sess = newSessions(cfg.Secret, password)
 	}
 	return a
 }
@@ -170,6 +173,9 @@ func (a *Admin) protected(h fiber.Handler) fiber.Handler {
 		if a.cfg.Secret == "" {
 			return notFound(c)
 		}
+		// Private answers are for their requester alone: no cache on the way keeps them.
+		c.Set(fiber.HeaderCacheControl, "no-store")
+		c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
 		got := sha256.Sum256(c.Request().Header.Peek(fiber.HeaderAuthorization))
 		if subtle.ConstantTimeCompare(got[:], a.want[:]) == 1 {
 			return h(c)

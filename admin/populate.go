@@ -18,6 +18,10 @@ func (a *Admin) populate(c *fiber.Ctx) error {
 	if a.cfg.Warmer == nil || a.cfg.WarmBytes <= 0 {
 		return c.Status(fiber.StatusNotFound).JSON(fiber.Map{"error": "warm start is off (it needs Redis and SWR_WARM_BYTES > 0)"})
 	}
+	if !a.warming.TryLock() {
+		return c.Status(fiber.StatusConflict).JSON(fiber.Map{"error": "a warm-up is running on this instance"})
+	}
+	defer a.warming.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), WarmLimit)
 	defer cancel()
 	start := time.Now()

@@ -27,7 +27,7 @@ const (
 
 	loginFailures   = 5           // wrong passwords per client address and window
 	loginWindow     = time.Minute // before the count starts again
-	loginClientsMax = 10000       // client addresses remembered; beyond, new ones are refused
+	loginClientsMax = 10000       // client addresses remembered; beyond, the oldest is forgotten
 	revokedMax      = 10000       // logouts remembered
 )
 
@@ -48,10 +48,17 @@ type attempts struct {
 	since    time.Time
 }
 
-func newSessions(password string) *sessions {
-	mac := hmac.New(sha256.New, []byte(password))
-	mac.Write([]byte("swrproxy admin session v1"))
-	return &sessions{key: mac.Sum(nil), pass: sha256.Sum256([]byte(password)),
+// newSessions keys the sessions and tokens with the invalidation secret (random, at least 32
+// bytes: start-up refuses a weak one) and the password's digest, never with the password alone:
+// the login form's token and the cookies are MACs anyone can obtain, and a key derived from a
+// password people type would let them test guesses offline, past the rate limit. Changing
+// either ends every session.
+func newSessions(secret, password string) *sessions {
+	pass := sha256.Sum256([]byte(password))
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte("swrproxy admin session v2\x00"))
+	mac.Write(pass[:])
+	return &sessions{key: mac.Sum(nil), pass: pass,
 		revoked: map[string]time.Time{}, clients: map[netip.Addr]*attempts{}}
 }
 
@@ -128,42 +135,54 @@ func (s *sessions) password(p string) bool {
 }
 
 // allow reports whether the client at addr may try a password now: fewer than loginFailures
-// wrong ones within loginWindow. While loginClientsMax addresses are being counted, a new
-// address is refused (an attacker with many addresses cannot grow the table without bound).
+// wrong ones within loginWindow (IPv6 addresses count by their /64, which one client holds
+// whole). The table holds loginClientsMax addresses; when it is full, the oldest count makes
+// room, so many addresses cannot lock everyone out.
 func (s *sessions) allow(addr netip.Addr, now time.Time) bool {
+	addr = clientKey(addr)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a := s.clients[addr]
 	switch {
-	case a != nil && now.Sub(a.since) >= loginWindow:
+	case a == nil:
+		return true
+	case now.Sub(a.since) >= loginWindow:
 		delete(s.clients, addr)
 		return true
-	case a != nil:
-		return a.failures < loginFailures
-	case len(s.clients) >= loginClientsMax:
-		for k, v := range s.clients {
-			if now.Sub(v.since) >= loginWindow {
-				delete(s.clients, k)
-			}
-		}
-		return len(s.clients) < loginClientsMax
 	}
-	return true
+	return a.failures < loginFailures
 }
 
 // failed counts a wrong password from addr.
 func (s *sessions) failed(addr netip.Addr, now time.Time) {
+	addr = clientKey(addr)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a := s.clients[addr]
 	if a == nil || now.Sub(a.since) >= loginWindow {
-		if len(s.clients) >= loginClientsMax {
-			return
+		if a == nil && len(s.clients) >= loginClientsMax {
+			var oldest netip.Addr
+			var at time.Time
+			for k, v := range s.clients {
+				if at.IsZero() || v.since.Before(at) {
+					oldest, at = k, v.since
+				}
+			}
+			delete(s.clients, oldest)
 		}
 		a = &attempts{since: now}
 		s.clients[addr] = a
 	}
 	a.failures++
+}
+
+// clientKey is what the login limit counts by: an IPv4 address, or an IPv6 address's /64.
+func clientKey(addr netip.Addr) netip.Addr {
+	if addr.Is6() && !addr.Is4In6() {
+		p, _ := addr.Prefix(64)
+		return p.Addr()
+	}
+	return addr
 }
 
 // nonce returns 16 random bytes, base64url.

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
@@ -184,7 +185,7 @@ func TestStateChangesWithTheSessionNeedItsCSRFToken(t *testing.T) {
 func TestForgedOrExpiredSessionsAreRefused(t *testing.T) {
 	a, _ := newAdmin(t, secret)
 	b := newBrowser(t, newApp(a))
-	other := newSessions("another secret")
+	other := newSessions("another secret of enough length for a key", secret)
 	for name, v := range map[string]string{
 		"expired":        a.sess.issue(time.Now().Add(-sessionTTL - time.Second)),
 		"another key":    other.issue(time.Now()),
@@ -288,7 +289,7 @@ func TestTheFleetListsEveryLiveInstanceThroughRedis(t *testing.T) {
 }
 
 func FuzzSessionCookie(f *testing.F) {
-	s := newSessions(secret)
+	s := newSessions(secret, secret)
 	now := time.Unix(1_800_000_000, 0)
 	f.Add(s.issue(now))
 	f.Add("a.b")
@@ -320,5 +321,36 @@ func TestTheDashboardsRateAndHitRatioLeavePassThroughsOut(t *testing.T) {
 	}
 	if p := a.dash.sample(start.Add(20 * time.Second)); p.RPS != 0 || p.HitRatio != 0 {
 		t.Errorf("an idle interval: %+v", p)
+	}
+}
+
+func TestTheLoginTokensAreNoOracleOfThePasswordAlone(t *testing.T) {
+	a := newSessions(secret, "a typed password")
+	b := newSessions(secret+"x", "a typed password")
+	if a.loginToken("n") == b.loginToken("n") || a.csrf("id") == b.csrf("id") {
+		t.Error("tokens depend on the password alone: anyone with one could test password guesses offline")
+	}
+}
+
+func TestManyAddressesCannotLockTheRightPasswordOut(t *testing.T) {
+	s := newSessions(secret, secret)
+	now := time.Now()
+	for i := range loginClientsMax + 50 {
+		addr := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		s.failed(addr, now)
+	}
+	if len(s.clients) > loginClientsMax {
+		t.Errorf("the table holds %d addresses, more than %d", len(s.clients), loginClientsMax)
+	}
+	if !s.allow(netip.MustParseAddr("192.0.2.1"), now) {
+		t.Error("a new address was refused once the table was full")
+	}
+	// An IPv6 client counts by its /64: other addresses in it share its count.
+	v6 := netip.MustParseAddr("2001:db8::1")
+	for range loginFailures {
+		s.failed(v6, now)
+	}
+	if s.allow(netip.MustParseAddr("2001:db8::ffff"), now) {
+		t.Error("another address of the same /64 got fresh attempts")
 	}
 }

@@ -143,3 +143,28 @@ func TestWarmNeverStoresAKeyInvalidatedAfterItsReadBegan(t *testing.T) {
 		t.Error("a copy read before the invalidation was stored")
 	}
 }
+
+// Large objects are sized before they are read: a budget smaller than a page of them loads what
+// fits, reads no page whole, and leaves the circuit closed.
+func TestWarmSizesLargeObjectsBeforeReadingThem(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	a := newStore(t, srv.Client())
+	big := strings.Repeat("x", 512<<10)
+	var keys []string
+	for i := range 40 {
+		k := fmt.Sprintf("/big/%d", i)
+		a.Set(ctx, testEntry(k, big))
+		keys = append(keys, k)
+	}
+	a.MarkHot(ctx, keys, time.Minute)
+	b := newStore(t, outageClient(t, srv))
+	weight := int64(a.Peek(keys[0]).Size())
+	n, bytes, err := b.Warm(ctx, 3*weight)
+	if err != nil || n != 3 || bytes > 3*weight {
+		t.Errorf("Warm(3 objects' weight) of 40 objects of 512 KiB = %d keys, %d bytes, %v; want 3", n, bytes, err)
+	}
+	if b.L2Open() || b.L2Errors() != 0 {
+		t.Error("the warm-up opened the circuit or counted errors")
+	}
+}
