@@ -82,12 +82,7 @@ var Settings = []Setting{
 		bind: durationVar(func(c *Config) *time.Duration { return &c.UpstreamTimeout }, true)},
 	{Env: "SWR_INVALIDATE_SECRET", Flag: "invalidate-secret", arg: "TOKEN", emptyOK: true, secret: true,
 		Help: "Bearer token of the private endpoints, at least 32 bytes (openssl rand -hex 32); empty disables them (404)",
-		bind: binding{set: setSecret, value: func(c Config) slog.Value {
-			if c.InvalidateSecret == "" {
-				return slog.StringValue("")
-			}
-			return slog.StringValue("***")
-		}}},
+		bind: secretVar(setSecret, func(c Config) string { return c.InvalidateSecret })},
 	{Env: "SWR_ADMIN_LISTEN", Flag: "admin-listen", arg: "ADDR", emptyOK: true,
 		Help: "optional separate listener for /_swr/*; empty = the proxy listener",
 		bind: addrVar(func(c *Config) *string { return &c.AdminListen })},
@@ -173,12 +168,7 @@ var Settings = []Setting{
 		bind: durationVar(func(c *Config) *time.Duration { return &c.PolicyTimeout }, true)},
 	{Env: "SWR_ADMIN_PASSWORD", Flag: "admin-password", arg: "PASSWORD", emptyOK: true, secret: true,
 		Help: "login password of the admin page (/_swr/ui/), at least 12 characters; empty = the invalidation secret",
-		bind: binding{set: setAdminPassword, value: func(c Config) slog.Value {
-			if c.AdminPassword == "" {
-				return slog.StringValue("")
-			}
-			return slog.StringValue("***")
-		}}},
+		bind: secretVar(setAdminPassword, func(c Config) string { return c.AdminPassword })},
 	{Env: "SWR_WARM_BYTES", Flag: "warm-bytes", Default: "64MiB", arg: "SIZE",
 		Help: "how much of the fleet's hot set a starting instance (and POST /_swr/populate) loads from Redis into L1, at most SWR_L1_MAX_BYTES; 0 = no warm start",
 		bind: binding{set: func(c *Config, v string) error {
@@ -189,6 +179,16 @@ var Settings = []Setting{
 			c.WarmBytes = n
 			return nil
 		}, value: func(c Config) slog.Value { return slog.Int64Value(c.WarmBytes) }}},
+}
+
+// secretVar binds a secret setting: the start-up log shows "***" for it (or "" when empty).
+func secretVar(set func(*Config, string) error, get func(Config) string) binding {
+	return binding{set: set, value: func(c Config) slog.Value {
+		if get(c) == "" {
+			return slog.StringValue("")
+		}
+		return slog.StringValue("***")
+	}}
 }
 
 // setAdminPassword checks SWR_ADMIN_PASSWORD: typed by people, so not held to weakSecret's
