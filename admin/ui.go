@@ -158,7 +158,7 @@ func (a *Admin) login(c *fiber.Ctx) error {
 	if !a.sess.password(form.Get("secret")) {
 		a.sess.failed(addr, now)
 		a.cfg.Log.Warn("admin page login refused", "client", addr.String())
-		return a.showLogin(c, fiber.StatusUnauthorized, "Wrong secret.")
+		return a.showLogin(c, fiber.StatusUnauthorized, "Wrong secret or password.")
 	}
 	a.cookie(c, loginCookie, "", -1)
 	a.cookie(c, sessionCookie, a.sess.issue(now), sessionTTL)

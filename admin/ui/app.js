@@ -113,8 +113,10 @@ function drawChart(points) {
 
 async function refreshDashboard() {
   let r;
-  try { r = await api("GET", "/_swr/ui/api/dashboard"); } catch (_) { return; }
-  if (r.status !== 200 || !r.data) return;
+  const failed = (why) => { $("#updated").textContent = "update failed (" + why + ") at " + new Date().toLocaleTimeString(); };
+  try { r = await api("GET", "/_swr/ui/api/dashboard"); } catch (e) { failed(e.message || "network"); return; }
+  if (r.status !== 200 || !r.data) { failed("status " + r.status); return; }
+  if (r.status === 200) banner("");
   const d = r.data, c = d.counters || {};
   const points = (d.series && d.series.points) || [];
   const last = points[points.length - 1];
@@ -230,7 +232,7 @@ function showResult(status, data) {
     p.textContent = data.mode + ": matched " + data.matched + ", cleared " + data.cleared + ", refreshing " + data.refreshing +
       "; " + data.acknowledged + "/" + data.instances + " instances acknowledged" + (data.complete ? "" : " (incomplete)");
   } else {
-    p.textContent = "warmed " + num(data.keys) + " keys, " + bytes(data.bytes) + " in " + data.duration_ms + " ms";
+    p.textContent = "warmed " + num(data.keys) + (data.keys === 1 ? " key, " : " keys, ") + bytes(data.bytes) + " in " + data.duration_ms + " ms";
   }
 }
 
