@@ -45,8 +45,13 @@ func (s *Store) Warm(ctx context.Context, maxBytes int64) (keys int, bytes int64
 		n, k, b, err := s.warmPage(ctx, offset, maxBytes-bytes, start)
 		keys, bytes = keys+k, bytes+b
 		if err != nil {
-			if ctx.Err() != nil {
-				err = ctx.Err() // the time limit, whatever the client made of it
+			if dl, ok := ctx.Deadline(); ctx.Err() != nil || ok && !time.Now().Before(dl) {
+				// the time limit, whatever the client made of it (its connection deadline can
+				// fire a moment before the context's own timer)
+				err = context.DeadlineExceeded
+				if ctx.Err() != nil {
+					err = ctx.Err()
+				}
 			}
 			if errors.Is(err, context.DeadlineExceeded) && keys > 0 {
 				return keys, bytes, nil // the time limit: what fitted in it
