@@ -58,7 +58,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, ready listeni
 	if rdb != nil && cfg.WarmBytes > 0 {
 		wctx, cancel := context.WithTimeout(ctx, admin.WarmLimit)
 		start := time.Now()
-		keys, bytes, err := sys.store.Warm(wctx, min(cfg.WarmBytes, cfg.L1MaxBytes))
+		keys, bytes, err := sys.store.Warm(wctx, warmBudget(cfg))
 		cancel()
 		log.Info("warm start", "keys", keys, "bytes", bytes, "took", time.Since(start).Round(time.Millisecond), "err", err)
 	}
@@ -184,7 +184,7 @@ func build(cfg config.Config, log *slog.Logger, rdb redis.UniversalClient) (*sys
 		Log:         log,
 		Password:    cfg.AdminPassword,
 		Warmer:      warmer(rdb, store),
-		WarmBytes:   min(cfg.WarmBytes, cfg.L1MaxBytes),
+		WarmBytes:   warmBudget(cfg),
 	})
 	sys := &system{store: store, origin: origin, refresh: ref, inv: inv, policy: pol, admin: adm, hup: make(chan os.Signal, 1)}
 	// Before any listener serves: a SIGHUP from then on reloads the policy (one that came
@@ -331,6 +331,9 @@ func (s *system) reloadOnHangup(ctx context.Context) error {
 // Go module under the race detector takes tens of seconds); swrproxy itself leaves it nil, so
 // reloads of ever new modules do not accumulate compiled code.
 var wasmCache wazero.CompilationCache
+
+// warmBudget is how much a warm-up loads: SWR_WARM_BYTES, at most the whole L1.
+func warmBudget(cfg config.Config) int64 { return min(cfg.WarmBytes, cfg.L1MaxBytes) }
 
 // warmer is what POST /_swr/populate warms from: the store, with Redis (without, there is no
 // fleet hot set, and populate answers 404).

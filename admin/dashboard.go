@@ -199,9 +199,10 @@ func (a *Admin) dashboardJSON(c *fiber.Ctx) error {
 	counters := fiber.Map{}
 	if a.cfg.Metrics != nil {
 		s := a.cfg.Metrics.Snapshot()
-		counters = fiber.Map{"hits_l1": s.Handler.HitL1, "hits_l2": s.Handler.HitL2, "misses": s.Handler.Miss, "stale": s.Handler.Stale,
+		// under the names /_swr/stats gives them (metrics' table)
+		counters = fiber.Map{"hits_l1": s.Handler.HitL1, "hits_l2": s.Handler.HitL2, "misses": s.Handler.Miss, "stale_served": s.Handler.Stale,
 			"origin_requests": s.Filler.OriginRequests, "origin_errors": s.Filler.OriginErrors, "refresh_queue": s.Pool.Queued,
-			"passes": s.Handler.Bypass}
+			"bypass": s.Handler.Bypass}
 	}
 	circuit := "closed"
 	if a.cfg.Store != nil && a.cfg.Store.L2Open() {

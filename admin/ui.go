@@ -32,19 +32,25 @@ const loginBody = 4 << 10
 
 // mountUI adds the page's routes (when a secret is set: the page logs in with it).
 func (a *Admin) mountUI(r fiber.Router) {
-	r.Get("/_swr/ui", func(c *fiber.Ctx) error {
+	r.Get("/_swr/ui", a.pageRoute(func(c *fiber.Ctx) error { return a.redirect(c, "/_swr/ui/") }))
+	r.Get("/_swr/ui/", a.pageRoute(a.page))
+	r.Get("/_swr/ui/login", a.pageRoute(a.loginForm))
+	r.Post("/_swr/ui/login", a.pageRoute(a.login))
+	r.Post("/_swr/ui/logout", a.pageRoute(a.logout))
+	r.Get("/_swr/ui/app.js", a.pageRoute(a.asset("ui/app.js")))
+	r.Get("/_swr/ui/app.css", a.pageRoute(a.asset("ui/app.css")))
+	r.Get("/_swr/ui/api/dashboard", a.protected(a.dashboardJSON))
+}
+
+// pageRoute wraps the page's own routes (gated by the session and its tokens, not the Bearer
+// token): like every private route, they answer 404 while no secret is set.
+func (a *Admin) pageRoute(h fiber.Handler) fiber.Handler {
+	return func(c *fiber.Ctx) error {
 		if a.sess == nil {
 			return notFound(c)
 		}
-		return a.redirect(c, "/_swr/ui/")
-	})
-	r.Get("/_swr/ui/", a.page)
-	r.Get("/_swr/ui/login", a.loginForm)
-	r.Post("/_swr/ui/login", a.login)
-	r.Post("/_swr/ui/logout", a.logout)
-	r.Get("/_swr/ui/app.js", a.asset("ui/app.js"))
-	r.Get("/_swr/ui/app.css", a.asset("ui/app.css"))
-	r.Get("/_swr/ui/api/dashboard", a.protected(a.dashboardJSON))
+		return h(c)
+	}
 }
 
 // uiHeaders are set on every page and asset.
@@ -69,9 +75,6 @@ func (a *Admin) asset(name string) fiber.Handler {
 	}
 	ctype := mime.TypeByExtension(path.Ext(name))
 	return func(c *fiber.Ctx) error {
-		if a.sess == nil {
-			return notFound(c)
-		}
 		uiHeaders(c)
 		c.Set(fiber.HeaderContentType, ctype)
 		return c.Send(b)
@@ -91,9 +94,6 @@ func (a *Admin) render(c *fiber.Ctx, status int, name string, data any) error {
 
 // page is GET /_swr/ui/: the dashboard for a session, else the login form.
 func (a *Admin) page(c *fiber.Ctx) error {
-	if a.sess == nil {
-		return notFound(c)
-	}
 	id, ok := a.session(c)
 	if !ok {
 		return a.redirect(c, "/_swr/ui/login")
@@ -115,9 +115,6 @@ func (a *Admin) cookie(c *fiber.Ctx, name, value string, maxAge time.Duration) {
 // loginForm is GET /_swr/ui/login: the form, with an anti-forgery token bound to a nonce
 // cookie, so that no other site can log a browser in (login CSRF).
 func (a *Admin) loginForm(c *fiber.Ctx) error {
-	if a.sess == nil {
-		return notFound(c)
-	}
 	return a.showLogin(c, fiber.StatusOK, "")
 }
 
@@ -136,9 +133,6 @@ func clientAddr(c *fiber.Ctx) netip.Addr {
 
 // login is POST /_swr/ui/login with the form fields secret and csrf.
 func (a *Admin) login(c *fiber.Ctx) error {
-	if a.sess == nil {
-		return notFound(c)
-	}
 	body, status, msg := readBody(c, loginBody)
 	if status != 0 {
 		return c.Status(status).SendString(msg)
@@ -168,9 +162,6 @@ func (a *Admin) login(c *fiber.Ctx) error {
 
 // logout is POST /_swr/ui/logout with the session's CSRF token (form field csrf or X-CSRF-Token).
 func (a *Admin) logout(c *fiber.Ctx) error {
-	if a.sess == nil {
-		return notFound(c)
-	}
 	id, ok := a.session(c)
 	if !ok {
 		return a.redirect(c, "/_swr/ui/login")

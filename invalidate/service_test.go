@@ -232,7 +232,10 @@ func TestPrefixesTagsAndAllSelectTheirKeys(t *testing.T) {
 	}
 }
 
-func TestEveryInstanceDropsItsL1CopyBeforeTheReply(t *testing.T) {
+// twoInstances starts two services, each with its store and bus, on one real redis-server, and
+// waits until each sees the other's heartbeat.
+func twoInstances(t *testing.T) ([2]*tiers.Store, [2]*Service) {
+	t.Helper()
 	srv := redistest.Start(t)
 	var stores [2]*tiers.Store
 	var services [2]*Service
@@ -243,6 +246,11 @@ func TestEveryInstanceDropsItsL1CopyBeforeTheReply(t *testing.T) {
 		start(t, services[i].Run)
 	}
 	testenv.WaitFor(t, 5*time.Second, "both heartbeats", func() bool { return services[0].bus.Live(context.Background()) == 2 })
+	return stores, services
+}
+
+func TestEveryInstanceDropsItsL1CopyBeforeTheReply(t *testing.T) {
+	stores, services := twoInstances(t)
 	put(t, stores[0], "/a")
 	if !cached(t, stores[1], "/a") { // promoted into instance 1's L1
 		t.Fatal("instance 1 does not see /a")
@@ -295,16 +303,7 @@ func TestRedisDownMakesTheInvalidationIncomplete(t *testing.T) {
 }
 
 func TestAKeyClearsItsKeyedVariantsInBothTiersOnEveryInstance(t *testing.T) {
-	srv := redistest.Start(t)
-	var stores [2]*tiers.Store
-	var services [2]*Service
-	for i := range services {
-		c := srv.Client()
-		stores[i] = newStore(t, c)
-		services[i] = New(stores[i], &refresher{}, NewBus(c, quiet), quiet)
-		start(t, services[i].Run)
-	}
-	testenv.WaitFor(t, 5*time.Second, "both heartbeats", func() bool { return services[0].bus.Live(context.Background()) == 2 })
+	stores, services := twoInstances(t)
 	const eu, us = "/a\nX-Region: eu", "/a\nX-Region: us"
 	put(t, stores[0], eu)
 	put(t, stores[1], us)

@@ -124,7 +124,7 @@ async function refreshDashboard() {
   $("#c-ratio").textContent = last ? pct(last.hit_ratio) : "—";
   $("#c-hits").textContent = num(c.hits_l1) + " / " + num(c.hits_l2);
   $("#c-misses").textContent = num(c.misses);
-  $("#c-stale").textContent = num(c.stale);
+  $("#c-stale").textContent = num(c.stale_served);
   $("#c-origin").textContent = num(c.origin_requests);
   $("#c-errors").textContent = num(c.origin_errors);
   $("#c-queue").textContent = num(c.refresh_queue);
