@@ -138,3 +138,62 @@ func TestTheRFC9111RulesHoldEndToEnd(t *testing.T) {
 		})
 	}
 }
+
+// RFC 9111 §4.3.4 end to end: a 304 updates the stored response with the fields it carries and
+// keeps the others (Surrogate-Control among them, though clients never see it); a 304 whose
+// fields forbid storing still confirms the body, which the revalidating client gets (not a 502)
+// before the entry is dropped. Each path is stored already stale (Age equals its lifetime), so
+// the second request revalidates at once.
+func TestA304RenewsWithTheStoredFieldsAndAnUnstorable304StillAnswers(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	var mu sync.Mutex
+	asked := map[string]int{}
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		asked[r.URL.Path]++
+		mu.Unlock()
+		w.Header().Set("ETag", `"v1"`)
+		if r.Header.Get("If-None-Match") == `"v1"` {
+			w.Header().Set("Cache-Control", "no-store") // and no Surrogate-Control
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		if r.URL.Path == "/unstorable" {
+			w.Header().Set("Cache-Control", "max-age=60")
+		} else {
+			w.Header().Set("Cache-Control", "no-store")
+			w.Header().Set("Surrogate-Control", "max-age=60")
+		}
+		w.Header().Set("Age", "60")
+		fmt.Fprint(w, "body of "+r.URL.Path)
+	})
+	p := startProxy(t, o.URL, map[string]string{"SWR_REDIS_URL": rs.URL(),
+		"SWR_STALE_WHILE_REVALIDATE": "0", "SWR_STALE_IF_ERROR": "0", "SWR_REFRESH_WINDOW": "0"})
+
+	expect(t, get(t, p.URL+"/surrogate"), 200, "MISS", "body of /surrogate")
+	r := get(t, p.URL+"/surrogate")
+	expect(t, r, 200, "MISS", "body of /surrogate")
+	if got := r.Header.Get("Cache-Status"); !strings.Contains(got, "fwd-status=304") {
+		t.Errorf("second answer Cache-Status = %q, want a 304 revalidation", got)
+	}
+	r = get(t, p.URL+"/surrogate")
+	expect(t, r, 200, "HIT", "body of /surrogate")
+	if got := r.Header.Get("Surrogate-Control"); got != "" {
+		t.Errorf("Surrogate-Control reached the client: %q", got)
+	}
+
+	expect(t, get(t, p.URL+"/unstorable"), 200, "MISS", "body of /unstorable")
+	r = get(t, p.URL+"/unstorable")
+	expect(t, r, 200, "BYPASS", "body of /unstorable") // relayed, not stored
+	if got := r.Header.Get("Cache-Control"); got != "no-store" {
+		t.Errorf("the confirmed body's Cache-Control = %q, want the 304's no-store", got)
+	}
+	expect(t, get(t, p.URL+"/unstorable"), 200, "BYPASS", "body of /unstorable") // dropped, and passed for a while
+
+	mu.Lock()
+	defer mu.Unlock()
+	if asked["/surrogate"] != 2 || asked["/unstorable"] != 3 {
+		t.Errorf("origin requests = %v, want /surrogate 2 (fill, 304) and /unstorable 3 (fill, 304, fill)", asked)
+	}
+}

@@ -34,7 +34,7 @@ func (h *Handler) sendError(c *fiber.Ctx, err error) error {
 // status is the only error → status code mapping of the request path: 503 when the origin could
 // not be asked (upstream.ErrUnavailable), 504 for a timeout (an origin exchange, or a fill's wait
 // for another instance's fetch, that ran out of time), 502 for any other failure (the origin's,
-// or a fill's own: a panic, an unstorable 304).
+// or a fill's own: a panic).
 func status(err error) int {
 	var t interface{ Timeout() bool } // *upstream.Error, and the fill errors that can time out
 	switch {

@@ -115,13 +115,16 @@ func writeRange(resp *fasthttp.Response, e *tiers.Entry, rng, ifRange string) {
 }
 
 // addField adds a stored field to the reply; Date goes through setDate, which fasthttp's Add
-// would drop.
+// would drop. Surrogate-Control is stored for the cache's own use and is never sent on (it is
+// meant for surrogates, W3C Edge Architecture 1.0).
 func addField(rh *fasthttp.ResponseHeader, f tiers.Field) {
-	if f.Name == fasthttp.HeaderDate {
+	switch f.Name {
+	case fasthttp.HeaderDate:
 		setDate(rh, unsafe.Slice(unsafe.StringData(f.Value), len(f.Value)))
-		return
+	case httpcache.SurrogateControl:
+	default:
+		rh.Add(f.Name, f.Value)
 	}
-	rh.Add(f.Name, f.Value)
 }
 
 func isNotModifiedHeader(name string) bool {

@@ -3,8 +3,9 @@ package refresh
 // The entries a fill stores: built from an origin response, or renewed by a 304.
 
 import (
+	"bytes"
 	"context"
-	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -48,13 +49,18 @@ func (f *Filler) renew(ctx context.Context, r *fill.Request, h http.Header, v ve
 		d.Store, d.Reason = false, reasonPolicy
 	}
 	if !d.Store {
-		// The origin no longer lets us keep it: drop the entry, and let this caller fetch anew.
+		// The origin no longer lets us keep it, but it did confirm the body: this request gets
+		// the stored body with the 304's fields (RFC 9111 §4.3.4), relayed as an unstorable
+		// response is, and the entry is dropped.
 		if speaksForAll(r) {
 			if err := f.Store.Delete(ctx, r.Key); err != nil {
 				f.Log.Warn("cache delete failed", "key", r.Key, "err", err)
 			}
 		}
-		return nil, fmt.Errorf("refresh: renew %q: %w (%s)", r.Key, errUnstorable304, d.Reason)
+		merged.Del("Surrogate-Control")
+		p := &fill.Pass{Status: old.Status, Header: merged, Body: io.NopCloser(bytes.NewReader(old.Body)),
+			Length: int64(len(old.Body)), Reason: d.Reason}
+		return &fill.Result{Pass: p, NotStored: d.Reason}, nil
 	}
 	f.stats.Revalidated.Add(1)
 	e := newEntry(r, old.Status, merged, old.Body, d, received)
@@ -148,11 +154,12 @@ func replayHeader(h http.Header, extra []string) []tiers.Field {
 var replayFields = append(slices.Clone(httpcache.NegotiationFields), "X-Forwarded-Host", "X-Forwarded-Proto")
 
 // skipStored reports whether a response field is not stored with the entry: ones the proxy sets
-// itself on every reply, framing fields, and the surrogate fields meant for caches only.
+// itself on every reply, framing fields, and Surrogate-Key (kept as the entry's tags).
+// Surrogate-Control is stored, so that a 304 that does not repeat it renews the entry under the
+// same instructions (RFC 9111 §4.3.4), and is never written to clients (proxy's addField).
 func skipStored(name string) bool {
 	switch name {
-	case "Age", "Etag", "Content-Length",
-		"Surrogate-Key", "Surrogate-Control", "X-Cache", "Cache-Status":
+	case "Age", "Etag", "Content-Length", "Surrogate-Key", "X-Cache", "Cache-Status":
 		return true
 	}
 	return upstream.IsHopByHop(name)

@@ -11,9 +11,6 @@ var (
 	// errPanic is wrapped by the error of a fill that panicked: one bad response must not take
 	// the process down.
 	errPanic = errors.New("panic")
-	// errUnstorable304 is wrapped by the error of a revalidation whose 304 left nothing to
-	// renew: the origin no longer lets the entry be stored, and the entry was dropped.
-	errUnstorable304 = errors.New("304 made the entry unstorable")
 	// errFailedForAnother is wrapped by the error of a fill that waited on another request's
 	// fetch, which the origin answered with an error (one that may be private to that request, or
 	// one stored for everyone), while the waiter has a good stale copy it may serve instead

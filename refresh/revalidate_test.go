@@ -1,7 +1,6 @@
 package refresh
 
 import (
-	"errors"
 	"io"
 	"net/http"
 	"slices"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/swrproxy/swrproxy/tiers"
-	"github.com/swrproxy/swrproxy/upstream"
 )
 
 // staleEntry is a stored response to key that went stale a minute ago, with validators.
@@ -132,7 +130,9 @@ func TestRevalidationRenewsTheStaleEntryOn304(t *testing.T) {
 	}
 }
 
-func TestA304ThatForbidsStorageDeletesTheEntry(t *testing.T) {
+// RFC 9111 §4.3.4: a 304 confirms the stored body even when its fields forbid storing it: the
+// revalidating request gets that body with the 304's fields (not a 502), and the entry is gone.
+func TestA304ThatForbidsStorageServesTheBodyOnceAndDeletesTheEntry(t *testing.T) {
 	o, _ := revalidatingOrigin(t, "no-store")
 	s := newTestStore(t, nil)
 	f := newTestFiller(t, s, o)
@@ -144,18 +144,68 @@ func TestA304ThatForbidsStorageDeletesTheEntry(t *testing.T) {
 	r.Stale = old
 
 	res, err := f.Fill(t.Context(), r)
-	var ue *upstream.Error
-	if !errors.Is(err, errUnstorable304) || errors.As(err, &ue) {
-		t.Fatalf("Fill = %+v, %v; want an error wrapping errUnstorable304, not an *upstream.Error (the origin did not fail)", res, err)
+	if err != nil || res.Pass == nil || res.Entry != nil {
+		t.Fatalf("Fill = %+v, %v; want a Pass of the confirmed body", res, err)
 	}
-	if timesOut(err) {
-		t.Error("the error says it is a timeout (a client would get 504), want 502 as before")
+	body, _ := io.ReadAll(res.Pass.Body)
+	res.Pass.Body.Close()
+	if res.Pass.Status != http.StatusOK || string(body) != "old body" || res.Pass.Length != int64(len(body)) {
+		t.Errorf("Pass = %d, %q (length %d); want the stored 200 and its body", res.Pass.Status, body, res.Pass.Length)
+	}
+	if got := res.Pass.Header.Get("Cache-Control"); got != "no-store" {
+		t.Errorf("Pass Cache-Control = %q, want the 304's no-store", got)
+	}
+	if got := res.Pass.Header.Values("X-Kept"); !slices.Equal(got, []string{"a", "b"}) {
+		t.Errorf("Pass X-Kept = %q, want the stored fields [a b]", got)
+	}
+	if res.NotStored != "no-store" {
+		t.Errorf("NotStored = %q, want no-store", res.NotStored)
 	}
 	if variant(s, "/r") != nil {
 		t.Errorf("the entry is still stored after a 304 with no-store")
 	}
 	if got := f.stats.Revalidated.Load(); got != 0 {
 		t.Errorf("Stats.Revalidated = %d, want 0", got)
+	}
+}
+
+// Surrogate-Control is stored with the entry (never sent to clients): a 304 that does not repeat
+// it renews the entry under the same instructions, as RFC 9111 §4.3.4 keeps every stored field
+// the 304 does not replace. Before, the entry forgot it and fell back to Cache-Control: no-store
+// deleted the entry and failed the request.
+func TestA304KeepsTheStoredSurrogateControl(t *testing.T) {
+	o := newTestOrigin(t, false, func(w http.ResponseWriter, r *http.Request, _ int64) {
+		w.Header().Set("Cache-Control", "no-store")
+		if r.Header.Get("If-None-Match") == `"v1"` {
+			w.WriteHeader(http.StatusNotModified) // no Surrogate-Control on the 304
+			return
+		}
+		w.Header().Set("Surrogate-Control", "max-age=90")
+		w.Header().Set("ETag", `"v1"`)
+		io.WriteString(w, "body")
+	})
+	s := newTestStore(t, nil)
+	f := newTestFiller(t, s, o)
+	res, err := f.Fill(t.Context(), request("/s"))
+	if err != nil || res.Entry == nil {
+		t.Fatalf("first Fill = %+v, %v; want an entry stored under Surrogate-Control", res, err)
+	}
+	first := res.Entry
+	if got := fieldValues(first, "Surrogate-Control"); !slices.Equal(got, []string{"max-age=90"}) {
+		t.Fatalf("stored Surrogate-Control = %q, want [max-age=90]", got)
+	}
+	first.Stored = first.Stored.Add(-time.Hour) // let it go stale
+	r := request("/s")
+	r.Stale = first
+	res, err = f.Fill(t.Context(), r)
+	if err != nil || res.Entry == nil || !res.Revalidated {
+		t.Fatalf("revalidating Fill = %+v, %v; want the entry renewed by the 304", res, err)
+	}
+	if res.Entry.Fresh != 90*time.Second {
+		t.Errorf("renewed Fresh = %v, want 1m30s from the stored Surrogate-Control", res.Entry.Fresh)
+	}
+	if variant(s, "/s") != res.Entry {
+		t.Error("the renewed entry is not the stored one")
 	}
 }
 
