@@ -197,3 +197,43 @@ func TestA304RenewsWithTheStoredFieldsAndAnUnstorable304StillAnswers(t *testing.
 		t.Errorf("origin requests = %v, want /surrogate 2 (fill, 304) and /unstorable 3 (fill, 304, fill)", asked)
 	}
 }
+
+// RFC 9111 §4.2.1 with RFC 5861 §4: an origin error with explicit freshness does not replace a
+// good copy that may be served on error, and the origin is asked once for that error's lifetime,
+// not once per client: the requests meanwhile get the good copy without an origin request.
+func TestAFreshErrorOverAGoodCopyIsAskedOncePerItsLifetime(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	var mu sync.Mutex
+	asked := 0
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		asked++
+		n := asked
+		mu.Unlock()
+		if n == 1 {
+			w.Header().Set("Cache-Control", "max-age=60, stale-if-error=3600")
+			w.Header().Set("Age", "60") // stored stale: the next request revalidates
+			fmt.Fprint(w, "good")
+			return
+		}
+		w.Header().Set("Cache-Control", "max-age=10")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprint(w, "down")
+	})
+	p := startProxy(t, o.URL, map[string]string{"SWR_REDIS_URL": rs.URL(),
+		"SWR_STALE_WHILE_REVALIDATE": "0", "SWR_REFRESH_WINDOW": "0"})
+	expect(t, get(t, p.URL+"/k"), 200, "MISS", "good")
+	for i := range 4 {
+		r := get(t, p.URL+"/k")
+		expect(t, r, 200, "STALE", "good")
+		if got := r.Header.Get("Cache-Status"); got != "swrproxy; fwd=stale; detail=stale-if-error" {
+			t.Errorf("request %d: Cache-Status = %q, want the good copy served on error", i+2, got)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if asked != 2 {
+		t.Errorf("origin requests = %d, want 2 (the fill, then one 503 for its 10 s)", asked)
+	}
+}

@@ -16,6 +16,10 @@ var (
 	// one stored for everyone), while the waiter has a good stale copy it may serve instead
 	// (stale-if-error).
 	errFailedForAnother = errors.New("origin failed for the request that led the flight")
+	// errStillFailing is wrapped by the error of a fill not sent: the origin's last answer for
+	// the key was an error with a lifetime that has not ended, and the caller has a good stale
+	// copy it may serve instead (see failingMarks).
+	errStillFailing = errors.New("the origin's last error for the key is still fresh")
 )
 
 // waitError is the error of a fill whose context ended while it waited for another instance's

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/swrproxy/swrproxy/fill"
@@ -28,7 +29,13 @@ const reasonStaleKept = "stale-if-error"
 // an error with explicit freshness included, is stored: a failing origin is then asked once per
 // lifetime of its error, not once per client (RFC 9111 §3, §4.2.1).
 func keepStale(status int, stale *tiers.Entry, now time.Time) bool {
-	return httpcache.OriginFailing(status) && stale != nil && !httpcache.OriginFailing(stale.Status) && stale.UsableOnError(now)
+	return httpcache.OriginFailing(status) && goodOnError(stale, now)
+}
+
+// goodOnError reports whether stale is a good copy (not itself a failure) that may be served on
+// error at now.
+func goodOnError(stale *tiers.Entry, now time.Time) bool {
+	return stale != nil && !httpcache.OriginFailing(stale.Status) && stale.UsableOnError(now)
 }
 
 // relayShared relays an origin error page that every waiter of the flight may send: read whole
@@ -63,4 +70,61 @@ func shareable(r *fill.Request, resp *http.Response) bool {
 	}
 	cc := httpcache.ParseCacheControl(strings.Join(resp.Header.Values("Cache-Control"), ", "))
 	return !cc.Private && len(cc.PrivateFields) == 0
+}
+
+// failingMarks remember, per key, until when an origin error stands that the origin declared
+// fresh (explicit freshness) but that was not stored because a good copy may be served in its
+// place (keepStale). Until then a fill with such a copy does not ask the origin again: it is
+// asked once per lifetime of its error (RFC 9111 §4.2.1), as when the error is stored. Bounded
+// in count; a key's mark goes with an invalidation (Forget).
+type failingMarks struct {
+	mu    sync.Mutex
+	until map[string]time.Time
+}
+
+// maxFailingMarks bounds the keys remembered as failing (about 1 MiB at most); past it, expired
+// marks are dropped and then arbitrary ones (a forgotten mark only means one more origin request).
+const maxFailingMarks = 10_000
+
+func (m *failingMarks) mark(key string, until time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.until == nil {
+		m.until = map[string]time.Time{}
+	}
+	if _, ok := m.until[key]; !ok && len(m.until) >= maxFailingMarks {
+		// Full: drop the expired marks, then arbitrary ones down to three quarters, so that
+		// the sweep runs once per quarter of the bound, not once per new key.
+		now := time.Now()
+		for k, t := range m.until {
+			if !t.After(now) {
+				delete(m.until, k)
+			}
+		}
+		for k := range m.until {
+			if len(m.until) < maxFailingMarks*3/4 {
+				break
+			}
+			delete(m.until, k)
+		}
+	}
+	m.until[key] = until
+}
+
+// holds reports whether key's origin error still stands at now.
+func (m *failingMarks) holds(key string, now time.Time) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.until[key]
+	if ok && !t.After(now) {
+		delete(m.until, key)
+		return false
+	}
+	return ok
+}
+
+func (m *failingMarks) forget(key string) {
+	m.mu.Lock()
+	delete(m.until, key)
+	m.mu.Unlock()
 }

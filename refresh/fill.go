@@ -52,8 +52,9 @@ type Filler struct {
 	Policy Policy
 
 	stats  fillCounters // Stats reads them
-	flight singleflight.Group
-	vary   varyMemo
+	flight  singleflight.Group
+	vary    varyMemo
+	failing failingMarks
 }
 
 // fillCounters count the filler's work.
@@ -69,6 +70,7 @@ type fillCounters struct {
 // Forget makes the next Fill of key start a new fetch instead of joining one in flight: an
 // invalidation landed, so what the running fetch brings may be old.
 func (f *Filler) Forget(key string) {
+	f.failing.forget(key)
 	f.flight.Forget(key)
 	f.flight.Forget(key + cookieFlight)
 }
@@ -155,7 +157,13 @@ func streams(res *fill.Result) bool { return res != nil && res.Pass != nil && re
 // varied on lately. When the response varies on fields in which r differs from the request
 // fetched, it fills r's own variant, once. led reports whether the result was fetched for r (r
 // led its flight or went alone), so that a Pass in it is r's.
+//
+// When the origin's last answer for the key was an error it declared fresh, and r has a good
+// copy to serve on error, the origin is not asked again before that error's lifetime ends.
 func (f *Filler) load(ctx context.Context, r *fill.Request, collapse bool) (res *fill.Result, led bool, err error) {
+	if now := time.Now(); goodOnError(r.Stale, now) && f.failing.holds(r.Key, now) {
+		return nil, false, fmt.Errorf("refresh: fill %q: %w", r.Key, errStillFailing)
+	}
 	r = withVary(r, f.vary.names(r.Key)) // what the key's responses varied on lately, if the request lacks it
 	res, led, err = f.fill(ctx, r, r.Key, collapse)
 	if err == nil && res.Entry != nil {
@@ -287,6 +295,9 @@ func (f *Filler) answer(ctx context.Context, r *fill.Request, resp *http.Respons
 		d.Store, d.Reason = false, "too-big"
 	case d.Store && keepStale(resp.StatusCode, r.Stale, received):
 		d.Store, d.Reason = false, reasonStaleKept
+		if d.Fresh > 0 {
+			f.failing.mark(r.Key, received.Add(d.Fresh))
+		}
 	}
 	if d.Store {
 		return f.store(ctx, r, resp, d, v.tags, received)

@@ -2,6 +2,7 @@ package refresh
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"sync"
@@ -128,14 +129,61 @@ func TestAFreshErrorDoesNotReplaceAGoodCopyWithinStaleIfError(t *testing.T) {
 		t.Errorf("origin requests = %d, want 1", got)
 	}
 
-	// A background revalidation keeps it too.
-	r = request("/down")
-	r.Stale = good
-	if e, err := f.background(t.Context(), r); e != nil || err != nil {
-		t.Errorf("background = %+v, %v; want nil, nil", e, err)
+	// The 503 said it stands for MaxErrorFresh: until then a fill with the good copy, a client's
+	// or a background revalidation, does not ask the origin again (proxy serves the copy).
+	for _, bg := range []bool{false, true} {
+		r = request("/down")
+		r.Stale = good
+		var err error
+		if bg {
+			var e *tiers.Entry
+			e, err = f.background(t.Context(), r)
+			if e != nil {
+				t.Errorf("background brought %+v, want nothing", e)
+			}
+		} else {
+			_, err = f.Fill(t.Context(), r)
+		}
+		if !errors.Is(err, errStillFailing) {
+			t.Errorf("fill (background %v) = %v, want errStillFailing", bg, err)
+		}
 	}
 	if got := variant(s, "/down"); got != good {
-		t.Errorf("after the background revalidation the store holds %+v, want the good copy", got)
+		t.Errorf("the store holds %+v, want the good copy", got)
+	}
+	if got := o.hits.Load(); got != 1 {
+		t.Errorf("origin requests = %d, want 1 for the lifetime of its error", got)
+	}
+	// Without a copy to serve, the origin is asked: the mark only spares a good copy's users.
+	go o.release()
+	res, err := f.Fill(t.Context(), request("/down"))
+	if err != nil || res.Entry == nil || res.Entry.Status != http.StatusServiceUnavailable {
+		t.Errorf("Fill without a copy = %+v, %v; want the 503 stored", res, err)
+	}
+	// An invalidation forgets the mark.
+	f.Forget("/down")
+	if f.failing.holds("/down", time.Now()) {
+		t.Error("the failing mark outlived Forget")
+	}
+}
+
+// The failing marks end with their error's lifetime and stay bounded whatever the key count.
+func TestFailingMarksExpireAndAreBounded(t *testing.T) {
+	var m failingMarks
+	now := time.Now()
+	m.mark("/gone", now.Add(-time.Millisecond))
+	m.mark("/on", now.Add(time.Minute))
+	if m.holds("/gone", now) || !m.holds("/on", now) {
+		t.Errorf("holds(/gone, /on) = %v, %v; want false, true", m.holds("/gone", now), m.holds("/on", now))
+	}
+	for i := range 3 * maxFailingMarks {
+		m.mark(fmt.Sprintf("/k%d", i), now.Add(time.Minute))
+	}
+	if n := len(m.until); n > maxFailingMarks {
+		t.Errorf("%d marks kept, want at most %d", n, maxFailingMarks)
+	}
+	if !m.holds(fmt.Sprintf("/k%d", 3*maxFailingMarks-1), now) {
+		t.Error("the newest mark was dropped")
 	}
 }
 
