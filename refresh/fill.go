@@ -51,7 +51,7 @@ type Filler struct {
 	// Policy, when set, is the policy in force (SWR_POLICY_FILE, the Wasm hooks).
 	Policy Policy
 
-	stats  fillCounters // Stats reads them
+	stats   fillCounters // Stats reads them
 	flight  singleflight.Group
 	vary    varyMemo
 	failing failingMarks
