@@ -112,3 +112,25 @@ func attr(c Config, key string) string {
 	}
 	return "(missing)"
 }
+
+// The admin password opens every private route through the login: a placeholder or a word a
+// guesser tries first stops start-up, naming the setting but not the value.
+func TestAPlaceholderAdminPasswordStopsStartUp(t *testing.T) {
+	for _, v := range []string{"change-me-please", "password1234", "aaaaaaaaaaaa", "abcabcabcabc",
+		"Secret-Admin-2026", "qwertyuiop12", "112211221122", "letmein-letmein", "short-pass"} {
+		_, err := LoadLookup(lookup(map[string]string{"SWR_UPSTREAM": "http://origin", "SWR_ADMIN_PASSWORD": v}), nil)
+		if err == nil {
+			t.Errorf("SWR_ADMIN_PASSWORD=%q accepted", v)
+			continue
+		}
+		if msg := err.Error(); !strings.Contains(msg, "SWR_ADMIN_PASSWORD") || strings.Contains(msg, v) {
+			t.Errorf("SWR_ADMIN_PASSWORD=%q: error %q must name the setting without echoing the value", v, msg)
+		}
+	}
+	for _, v := range []string{"correct horse battery", "ZGk3vP0x+q1LmW9a", "Überwald-Ankh-Morpork"} {
+		c, err := LoadLookup(lookup(map[string]string{"SWR_UPSTREAM": "http://origin", "SWR_ADMIN_PASSWORD": v}), nil)
+		if err != nil || c.AdminPassword != v {
+			t.Errorf("SWR_ADMIN_PASSWORD=%q: %q, %v; want it accepted", v, c.AdminPassword, err)
+		}
+	}
+}

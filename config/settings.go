@@ -192,15 +192,43 @@ func secretVar(set func(*Config, string) error, get func(Config) string) binding
 }
 
 // setAdminPassword checks SWR_ADMIN_PASSWORD: typed by people, so not held to weakSecret's
-// standard, but long enough that the login's rate limit makes guessing hopeless.
+// entropy standard, but long enough that the login's rate limit makes guessing hopeless, and
+// never a placeholder or a word list entry a guesser tries first: it opens every private route.
 func setAdminPassword(c *Config, v string) error {
 	if strings.IndexFunc(v, func(r rune) bool { return r < ' ' || r == 0x7f }) >= 0 {
 		return errors.New("must not contain control characters")
 	}
-	if v != "" && len([]rune(v)) < 12 {
-		return errors.New("must be at least 12 characters")
+	if v != "" {
+		if err := weakPassword(v); err != nil {
+			return err
+		}
 	}
 	c.AdminPassword = v
+	return nil
+}
+
+const makePassword = "choose a passphrase of several words, or make one with `openssl rand -base64 18`"
+
+// weakPassword refuses an admin password shorter than 12 characters, one containing a
+// placeholder or a common word (the list weakSecret uses), one that repeats itself, and one of
+// fewer than 6 distinct characters.
+func weakPassword(v string) error {
+	if len([]rune(v)) < 12 {
+		return errors.New("must be at least 12 characters: " + makePassword)
+	}
+	lower := strings.ToLower(v)
+	for _, p := range placeholders {
+		if strings.Contains(lower, p) {
+			return errors.New("is a placeholder or a common word: " + makePassword)
+		}
+	}
+	distinct := map[rune]bool{}
+	for _, r := range lower {
+		distinct[r] = true
+	}
+	if period(v) <= len(v)/2 || len(distinct) < 6 {
+		return errors.New("has too little variety: " + makePassword)
+	}
 	return nil
 }
 
