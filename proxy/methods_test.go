@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/swrproxy/swrproxy/proxy"
 )
 
 func TestUnknownMethodsArePassedThroughRFC9110Section9_1(t *testing.T) {
@@ -42,7 +44,7 @@ func TestMethodsNotKnownToBeSafeInvalidateRFC9111Section4_4(t *testing.T) {
 	var version atomic.Int64
 	o := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet {
-			if r.URL.Query().Has("fail") {
+			if r.Header.Get("X-Fail") != "" {
 				w.WriteHeader(http.StatusConflict)
 				return
 			}
@@ -69,10 +71,11 @@ func TestMethodsNotKnownToBeSafeInvalidateRFC9111Section4_4(t *testing.T) {
 		path := "/item-" + strings.ToLower(tt.method)
 		first := p.get(t, path)
 		expect(t, p.get(t, path), 200, "HIT", first.Body)
-		// An error status invalidates nothing.
-		if r := p.do(t, tt.method, path+"?fail", nil); r.StatusCode != http.StatusConflict {
-			t.Fatalf("%s ?fail: %d", tt.method, r.StatusCode)
+		// An error status invalidates nothing: the same URL is still a hit.
+		if r := p.do(t, tt.method, path, nil, "X-Fail", "1"); r.StatusCode != http.StatusConflict {
+			t.Fatalf("%s answered with an error: %d", tt.method, r.StatusCode)
 		}
+		expect(t, p.get(t, path), 200, "HIT", first.Body)
 		if r := p.do(t, tt.method, path, nil); r.StatusCode != 200 {
 			t.Fatalf("%s: %d", tt.method, r.StatusCode)
 		}
@@ -82,6 +85,60 @@ func TestMethodsNotKnownToBeSafeInvalidateRFC9111Section4_4(t *testing.T) {
 			t.Errorf("after a successful %s the GET is %s, want a MISS", tt.method, r.Header.Get("X-Cache"))
 		case !tt.invalidate && r.Header.Get("X-Cache") != "HIT":
 			t.Errorf("after a successful %s the GET is %s, want a HIT", tt.method, r.Header.Get("X-Cache"))
+		}
+	}
+}
+
+// RFC 9111 §4.4: a successful write also invalidates the URIs in its Location and
+// Content-Location, but only paths on this origin: another host's URI ("//evil/b", "/\\evil/b",
+// an absolute URL) invalidates nothing, so an origin's redirect cannot be used to wipe keys
+// elsewhere. Each key invalidated is counted.
+func TestAWriteInvalidatesItsLocationOnlyOnThisOrigin(t *testing.T) {
+	t.Parallel()
+	o := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			if v := r.Header.Get("X-Location"); v != "" {
+				w.Header().Set("Location", v)
+			}
+			if v := r.Header.Get("X-Content-Location"); v != "" {
+				w.Header().Set("Content-Location", v)
+			}
+			w.WriteHeader(http.StatusCreated)
+			return
+		}
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprint(w, r.URL.Path)
+	})
+	h := newHandler(t, o.URL)
+	p := testApp{proxy.NewApp(h, nil)}
+	tests := []struct {
+		field, value string
+		clears       bool
+	}{
+		{"X-Location", "/b", true},
+		{"X-Content-Location", "/b", true},
+		{"X-Location", "//evil/b", false},
+		{"X-Location", "/\\evil/b", false},
+		{"X-Location", "http://evil/b", false},
+		{"X-Content-Location", "https://evil/b", false},
+		{"X-Location", "b", false}, // relative to the target, not a path: left alone
+	}
+	for _, tt := range tests {
+		p.get(t, "/b")
+		expect(t, p.get(t, "/b"), 200, "HIT", "/b")
+		before := h.Stats().WriteInvalidations
+		if r := p.do(t, http.MethodPost, "/a", nil, tt.field, tt.value); r.StatusCode != http.StatusCreated {
+			t.Fatalf("POST /a: %d", r.StatusCode)
+		}
+		want, count := "HIT", int64(1) // the POST's own target /a
+		if tt.clears {
+			want, count = "MISS", 2
+		}
+		if r := p.get(t, "/b"); r.Header.Get("X-Cache") != want {
+			t.Errorf("%s: %s: the GET of /b is %s, want %s", tt.field[2:], tt.value, r.Header.Get("X-Cache"), want)
+		}
+		if got := h.Stats().WriteInvalidations - before; got != count {
+			t.Errorf("%s: %s: %d write invalidations counted, want %d", tt.field[2:], tt.value, got, count)
 		}
 	}
 }
