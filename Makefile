@@ -46,12 +46,12 @@ bench:
 FUZZTIME ?= 30s
 FUZZMINTIME ?= 10s
 FUZZ_TARGETS := \
-	./proxy:FuzzScanFraming ./proxy:FuzzParseRange \
+	./proxy:FuzzScanFraming ./proxy:FuzzParseRange ./proxy:FuzzABodyNeverRunsAsARequest \
 	./httpcache:FuzzAppendHost ./httpcache:FuzzParseCacheControl ./httpcache:FuzzNormalizeEncoding ./httpcache:FuzzDecide \
 	./httpcache:FuzzParseAge ./httpcache:FuzzParseHTTPDate ./httpcache:FuzzParseSFDictionary ./httpcache:FuzzVaryValue \
 	./etag:FuzzParse ./etag:FuzzNoneMatch ./etag:FuzzNormalize \
 	./tiers:FuzzDecode ./invalidate:FuzzDecodeRequest ./upstream:FuzzReadCodedResponse ./upstream:FuzzParseBackend \
-	./admin:FuzzDecodeServer ./admin:FuzzHostPort ./admin:FuzzSessionCookie ./policy:FuzzParse ./policy:FuzzAppendKey ./policy:FuzzDecodePath ./policy/wasm:FuzzDecodeRequestOut ./policy/wasm:FuzzDecodeResponseOut \
+	./admin:FuzzDecodeServer ./admin:FuzzHostPort ./admin:FuzzSessionCookie ./admin:FuzzLoginForm ./policy:FuzzParse ./policy:FuzzAppendKey ./policy:FuzzDecodePath ./policy/wasm:FuzzDecodeRequestOut ./policy/wasm:FuzzDecodeResponseOut \
 	./config:FuzzParseDuration ./config:FuzzParseSize
 
 # The example WebAssembly policy module (README "Wasm hooks"): a WASI reactor built from Go.

@@ -52,7 +52,7 @@ func (noRefresh) Hot(string) bool                   { return false }
 
 // newAdmin returns the routes over a real L1-only store holding /a, a real invalidation service
 // and real metrics, with secret as the token (empty: private routes disabled).
-func newAdmin(t *testing.T, secret string) (*Admin, *tiers.Store) {
+func newAdmin(t testing.TB, secret string) (*Admin, *tiers.Store) {
 	t.Helper()
 	store, err := tiers.New(tiers.Options{L1MaxBytes: 1 << 20, L1MaxTTL: time.Minute, Log: quiet})
 	if err != nil {

@@ -1,8 +1,12 @@
 package admin
 
 import (
+	"bytes"
 	"encoding/json"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -62,6 +66,43 @@ func FuzzHostPort(f *testing.F) {
 		}
 		if utf8.ValidString(host) && !utf8.ValidString(hp) {
 			t.Errorf("hostPort(%q, %q) = %q: invalid UTF-8 from valid", host, port, hp)
+		}
+	})
+}
+
+// FuzzLoginForm: the login's form parser never panics, and a session is issued only for a form
+// whose csrf field is the token of the request's nonce cookie and whose secret is the right one.
+// The rate limit is lifted for each input, so that every one reaches the password check.
+func FuzzLoginForm(f *testing.F) {
+	a, _ := newAdmin(f, secret)
+	app := newApp(a)
+	const nonce = "fuzz-nonce"
+	token := a.sess.loginToken(nonce)
+	f.Add([]byte(url.Values{"secret": {secret}, "csrf": {token}}.Encode()))
+	f.Add([]byte("secret=" + secret + "&csrf=" + token + "&secret=x"))
+	f.Add([]byte("csrf=" + token + "&secret=%zz"))
+	f.Add([]byte("secret=" + secret + ";csrf=" + token))
+	f.Add([]byte(strings.Repeat("a=b&", 2000)))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		a.sess.mu.Lock()
+		clear(a.sess.clients)
+		a.sess.mu.Unlock()
+		req := httptest.NewRequest("POST", "/_swr/ui/login", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.AddCookie(&http.Cookie{Name: loginCookie, Value: nonce})
+		res, err := app.Test(req, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		issued := false
+		for _, c := range res.Cookies() {
+			issued = issued || c.Name == sessionCookie && c.Value != ""
+		}
+		form, perr := url.ParseQuery(string(body))
+		valid := perr == nil && form.Get("csrf") == token && form.Get("secret") == secret
+		if issued != valid {
+			t.Fatalf("body %q: session issued %v (status %d), want %v", body, issued, res.StatusCode, valid)
 		}
 	})
 }

@@ -44,7 +44,7 @@ func (o *pathCounter) count(path string) int {
 }
 
 // serveApp runs app on a loopback listener until the test ends and returns its address.
-func serveApp(t *testing.T, app *fiber.App) string {
+func serveApp(t testing.TB, app *fiber.App) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
