@@ -203,6 +203,40 @@ func TestKeysWithTheHostAreUnambiguous(t *testing.T) {
 	}
 }
 
+// A refresh of a key that holds the host (SWR_KEY_HOST) splits it as lookups build it: the
+// origin is asked for that host's target, never for a path made of the host's tail.
+func TestARefreshOfAHostKeyedEntryAsksForItsOwnHostAndTarget(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var asked []string // X-Forwarded-Host and request target of each origin request
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		asked = append(asked, r.Header.Get("X-Forwarded-Host")+" "+r.URL.RequestURI())
+		mu.Unlock()
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprint(w, "body")
+	})
+	p := startProxy(t, o.URL, map[string]string{"SWR_KEY_HOST": "true", "SWR_INVALIDATE_SECRET": secret})
+	addr := strings.TrimPrefix(p.URL, "http://")
+	res, err := rawhttp.Exchange(addr, "GET /evil/x?a=1 HTTP/1.1\r\nHost: Victim.COM.:80\r\n\r\n", 300*time.Millisecond)
+	if err != nil || len(res.Responses) != 1 || res.Responses[0].StatusCode != 200 {
+		t.Fatalf("GET: %v %q", err, res.Bodies())
+	}
+	if code, body := postJSON(t, p.URL+"/_swr/invalidate", secret, `{"keys":["victim.com /evil/x?a=1"],"mode":"refresh"}`); code != 200 {
+		t.Fatalf("refresh: %d %v", code, body)
+	}
+	testenv.WaitFor(t, 5*time.Second, "the refresh's origin request", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(asked) == 2
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if want := "victim.com /evil/x?a=1"; asked[0] != want || asked[1] != want {
+		t.Errorf("origin asked %q, want the fill and the refresh both for %q", asked, want)
+	}
+}
+
 func TestCredentialsAResponseVariesOnAreNeverStoredNorReplayed(t *testing.T) {
 	// Not parallel: its entries are fresh for one second only.
 	rs := redistest.Start(t)
