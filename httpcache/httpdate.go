@@ -154,3 +154,16 @@ func digits(s string) (int, bool) {
 	}
 	return n, s != ""
 }
+
+// StrongLastModified reports whether lastModified is a strong validator of a response dated date
+// (RFC 9110 §8.8.2.2): both are HTTP-dates and date is at least one second after lastModified,
+// so the representation cannot have changed twice within the second Last-Modified names. Only a
+// strong validator may make an If-Range date hold (§13.1.5).
+func StrongLastModified(lastModified, date string) bool {
+	lm, ok := parseHTTPDate(lastModified, time.Now())
+	if !ok {
+		return false
+	}
+	d, ok := parseHTTPDate(date, time.Now())
+	return ok && d.Sub(lm) >= time.Second
+}

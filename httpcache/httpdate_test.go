@@ -83,3 +83,22 @@ func FuzzParseHTTPDate(f *testing.F) {
 		}
 	})
 }
+
+func TestStrongLastModifiedNeedsADateASecondLaterRFC9110Section8_8_2_2(t *testing.T) {
+	const lm = "Mon, 01 Jan 2024 00:00:00 GMT"
+	for _, tt := range []struct {
+		lastModified, date string
+		want               bool
+	}{
+		{lm, "Mon, 01 Jan 2024 00:00:01 GMT", true},
+		{lm, "Tue, 02 Jan 2024 00:00:00 GMT", true},
+		{lm, lm, false},
+		{lm, "Sun, 31 Dec 2023 23:59:59 GMT", false}, // dated before it was modified
+		{lm, "", false},
+		{"yesterday", "Tue, 02 Jan 2024 00:00:00 GMT", false},
+	} {
+		if got := StrongLastModified(tt.lastModified, tt.date); got != tt.want {
+			t.Errorf("StrongLastModified(%q, %q) = %v, want %v", tt.lastModified, tt.date, got, tt.want)
+		}
+	}
+}

@@ -117,7 +117,8 @@ func parseDigits(s string) (int64, bool) {
 // ifRangeHolds reports whether a request's If-Range value (RFC 9110 §13.1.5) lets its Range
 // apply to e: "" (no If-Range), an entity-tag strongly equal to e's (a weak tag on either side
 // never matches), or an HTTP-date equal to e's Last-Modified. Anything else means the client's
-// copy is not e: it gets the whole 200.
+// copy is not e: it gets the whole 200. A Last-Modified that is not a strong validator (its
+// response's Date less than a second later) never matches.
 func ifRangeHolds(v string, e *tiers.Entry) bool {
 	v = strings.Trim(v, " \t")
 	switch {
@@ -129,6 +130,17 @@ func ifRangeHolds(v string, e *tiers.Entry) bool {
 	case e.LastModified == "":
 		return false
 	}
-	// RFC 9110 §13.1.5: the date must exactly match the stored Last-Modified.
-	return v == e.LastModified
+	// RFC 9110 §13.1.5: the date must exactly match the stored Last-Modified, and that must be
+	// a strong validator (§8.8.2.2: at least a second older than the response's Date).
+	return v == e.LastModified && httpcache.StrongLastModified(e.LastModified, storedDate(e))
+}
+
+// storedDate is the Date field stored with e.
+func storedDate(e *tiers.Entry) string {
+	for _, f := range e.Header {
+		if f.Name == "Date" {
+			return f.Value
+		}
+	}
+	return ""
 }

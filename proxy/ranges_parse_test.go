@@ -62,8 +62,11 @@ func TestParseRangeRFC9110Section14(t *testing.T) {
 }
 
 func TestIfRangeRFC9110Section13_1_5(t *testing.T) {
-	e := &tiers.Entry{ETag: `"v1"`, LastModified: "Mon, 01 Jan 2024 00:00:00 GMT"}
+	e := &tiers.Entry{ETag: `"v1"`, LastModified: "Mon, 01 Jan 2024 00:00:00 GMT",
+		Header: []tiers.Field{{Name: "Date", Value: "Tue, 02 Jan 2024 00:00:00 GMT"}}}
 	weak := &tiers.Entry{ETag: `W/"v1"`}
+	sameSecond := &tiers.Entry{ETag: `"v1"`, LastModified: "Mon, 01 Jan 2024 00:00:00 GMT",
+		Header: []tiers.Field{{Name: "Date", Value: "Mon, 01 Jan 2024 00:00:00 GMT"}}}
 	tests := []struct {
 		v    string
 		e    *tiers.Entry
@@ -81,7 +84,8 @@ func TestIfRangeRFC9110Section13_1_5(t *testing.T) {
 		{"Mon, 01 Jan 2024 00:00:00 GMT", e, true},
 		{"Monday, 01-Jan-24 00:00:00 GMT", e, false}, // the same time, but not the exact Last-Modified value (§13.1.5: "exactly matches")
 		{"Mon, 01 Jan 2024 00:00:01 GMT", e, false},
-		{"Mon, 01 Jan 2024 00:00:00 GMT", weak, false}, // no Last-Modified
+		{"Mon, 01 Jan 2024 00:00:00 GMT", weak, false},       // no Last-Modified
+		{"Mon, 01 Jan 2024 00:00:00 GMT", sameSecond, false}, // a weak Last-Modified (§8.8.2.2)
 		{"yesterday", e, false},
 	}
 	for _, tt := range tests {

@@ -125,3 +125,26 @@ func TestOnlyGETOfAStored200IsRangedRFC9110Section14_2(t *testing.T) {
 		t.Errorf("a stored 404 says Accept-Ranges %q Content-Range %q", r.Header.Get("Accept-Ranges"), r.Header.Get("Content-Range"))
 	}
 }
+
+// RFC 9110 §13.1.5: an If-Range date holds only when the stored Last-Modified is a strong
+// validator (§8.8.2.2): a response whose Date is the same second as its Last-Modified may have
+// changed within that second, so the client's copy might not be this one: the whole 200.
+func TestIfRangeWithAWeakLastModifiedGetsTheWholeBodyRFC9110Section13_1_5(t *testing.T) {
+	t.Parallel()
+	const stamp = "Mon, 01 Jan 2024 00:00:00 GMT"
+	o := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=3600")
+		w.Header().Set("Last-Modified", stamp)
+		if r.URL.Path == "/weak" {
+			w.Header().Set("Date", stamp) // modified in the second it was sent
+		}
+		fmt.Fprint(w, rangeBody)
+	})
+	p := newTestApp(t, o.URL)
+	for path, want := range map[string]int{"/weak": 200, "/strong": 206} {
+		p.get(t, path)
+		if r := p.get(t, path, "Range", "bytes=0-0", "If-Range", stamp); r.StatusCode != want {
+			t.Errorf("%s: If-Range with its Last-Modified: %d, want %d", path, r.StatusCode, want)
+		}
+	}
+}
