@@ -1,10 +1,11 @@
-# make test: everything CI runs. It first installs what Go does not fetch (redis-server, nginx
-# and docker-compose, from Debian packages) when a command is missing, saying what, without
-# starting their system services; SKIP_DEPS=1 skips that step (make deps runs it alone). Then it
-# vets and runs every test with -race.
+# make test: everything CI runs. It first installs what Go does not fetch (APT_PACKAGES:
+# redis-server, nginx, docker-compose and chromium, for the admin page's browser test, from Debian
+# packages) when a command is missing, saying what, without starting their system services;
+# SKIP_DEPS=1 skips that step (make deps runs it alone). Then it vets and runs every test with -race.
 SHELL := /bin/bash
 GO ?= go
-APT_PACKAGES := redis-server nginx docker-compose
+# Each package installs the command of its name (nginx's in /usr/sbin, outside a user's PATH).
+APT_PACKAGES := redis-server nginx docker-compose chromium
 
 .PHONY: test deps vet bench build fuzz policy-example
 
@@ -24,10 +25,9 @@ build:
 # packages would start (on :6379 and :80) are kept from starting (policy-rc.d, for the install).
 deps:
 	@missing=""; \
-	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
-	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
-	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
-	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	for p in $(APT_PACKAGES); do \
+		command -v $$p >/dev/null || [ -x /usr/sbin/$$p ] || missing="$$missing $$p"; \
+	done; \
 	if [ -n "$$missing" ]; then \
 		echo "make deps: installing$$missing from Debian packages (SKIP_DEPS=1 skips this)"; \
 		SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \

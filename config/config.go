@@ -3,8 +3,8 @@
 // the setting and the bad value. It does no I/O: main loads .env (godotenv) first and passes in
 // the environment and os.Args[1:].
 //
-// Settings is the one list of settings, in DESIGN.md order; both the environment and the flags
-// are read through it.
+// Settings is the one list of settings, in the order of the README's "Configuration" table; both
+// the environment and the flags are read through it.
 package config
 
 import (

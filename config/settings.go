@@ -11,7 +11,8 @@ import (
 	"github.com/swrproxy/swrproxy/upstream"
 )
 
-// Settings: the one list of settings, in DESIGN.md order, and how each binds to its Config field.
+// Settings: the one list of settings, in the order of the README's "Configuration" table, and
+// how each binds to its Config field.
 
 // Setting describes one setting. Settings lists them all; treat it as read-only.
 type Setting struct {
@@ -35,7 +36,7 @@ type binding struct {
 	isBool bool
 }
 
-// Settings lists every setting in DESIGN.md order. Load reads each from its environment variable
+// Settings lists every setting in the order of the README's "Configuration" table. Load reads each from its environment variable
 // and its flag; README and usage texts can list them from here.
 var Settings = []Setting{
 	{Env: "SWR_LISTEN", Flag: "listen", Default: ":8000", arg: "ADDR",

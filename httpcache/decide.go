@@ -91,7 +91,8 @@ type Req struct {
 // Cookie is stored at all only when the origin says public, s-maxage or max-age: a response to
 // it may be personalised without saying so (web cache deception). Expires alone does not
 // count: it is HTTP/1.0's way to give a lifetime, not to say the response is the same for
-// everyone, and DESIGN.md names only the Cache-Control directives. See lifetime.
+// everyone, and the README ("What is shared, and what is never stored") names only the
+// Cache-Control directives. See lifetime.
 func Decide(status int, h http.Header, req Req, requestTime, responseTime time.Time, d Defaults) Decision {
 	if !storableStatus(status) {
 		return Decision{Reason: reasonStatus}
@@ -177,8 +178,8 @@ func Decide(status int, h http.Header, req Req, requestTime, responseTime time.T
 }
 
 // cookieAllowed reports whether a response to a request with Cookie may be stored: the origin
-// said explicitly that it may be reused, with public, s-maxage or max-age (DESIGN.md "What is
-// never shared"), in Cache-Control or in the targeted field that governs (cc is that field's
+// said explicitly that it may be reused, with public, s-maxage or max-age (README "What is
+// shared, and what is never stored"), in Cache-Control or in the targeted field that governs (cc is that field's
 // directives then). A policy's ttl counts too (Decide checks it beside). Without one, a response chosen by the request's cookies would be served
 // to everyone: Varnish's builtin VCL does not cache requests with Cookie at all; we keep those
 // the origin vouches for.

@@ -198,7 +198,7 @@ var decideTests = []struct {
 		d: withTTL, want: Decision{Reason: "vary-star"}},
 	{name: "a Vary without star is stored", status: 200, header: header("Vary", "Accept-Encoding"), d: withTTL, want: byTTL(time.Minute)},
 
-	// Cookie: stored only when the origin says public, s-maxage or max-age (DESIGN.md "What is never shared").
+	// Cookie: stored only when the origin says public, s-maxage or max-age (README "What is shared, and what is never stored").
 	{name: "a Cookie request without Cache-Control is not stored", status: 200, header: header(), req: withCookie, d: withTTL,
 		want: Decision{Reason: "cookie"}},
 	{name: "a Cookie request without Cache-Control is not stored with the default TTL off", status: 200, header: header(), req: withCookie,

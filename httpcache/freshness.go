@@ -47,8 +47,8 @@ func (s Source) Heuristic() bool {
 	return s == SourceLastModified || s == SourceDefaultTTL || s == SourcePolicyDefault
 }
 
-// Override is what a policy says of one response's lifetime and stale windows (DESIGN.md
-// "Policy file": ttl, default_ttl, stale_while_revalidate, stale_if_error); a nil field says
+// Override is what a policy says of one response's lifetime and stale windows (README
+// "Policies", "What each action does": ttl, default_ttl, stale_while_revalidate, stale_if_error); a nil field says
 // nothing. The zero value is no policy.
 type Override struct {
 	TTL, DefaultTTL, StaleWhileRevalidate, StaleIfError *time.Duration
@@ -70,7 +70,8 @@ const (
 
 // lifetime returns the freshness lifetime of a response that passed the storage checks, where it
 // came from, and, when there is none, the reason it is not stored. The sources, first that
-// applies wins (DESIGN.md "Freshness"):
+// applies wins (README "How it works", the Freshness paragraph; a policy's ttl and default_ttl:
+// "Policies", "What each action does"):
 //
 //  1. a policy's ttl (Override.TTL), for heuristically cacheable statuses: it replaces the
 //     origin's lifetime (not its prohibitions, which Decide checked before: no-store, private,

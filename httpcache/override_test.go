@@ -7,7 +7,7 @@ import (
 
 func dur(d time.Duration) *time.Duration { return &d }
 
-// A policy's ttl, default_ttl and stale windows (DESIGN.md "Policy file") against the origin's word.
+// A policy's ttl, default_ttl and stale windows (README "Policies", "What each action does") against the origin's word.
 func TestPolicyOverridesFreshnessButNotProhibitions(t *testing.T) {
 	ttl2s := Override{TTL: dur(2 * time.Second)}
 	dflt := Override{DefaultTTL: dur(10 * time.Second)}

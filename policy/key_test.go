@@ -55,7 +55,7 @@ func TestWithoutKeyOptionsTheQueryIsKeptAsSent(t *testing.T) {
 		}
 	}
 	if got := key(t, r, "/x?a=1", nil, nil); got == key(t, r, "/x?a=2", nil, nil) {
-		t.Error("two queries share a key") // DESIGN.md pitfall: the key is path and query
+		t.Error("two queries share a key") // README "How it works", Key: path and query
 	}
 }
 

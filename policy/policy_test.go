@@ -11,7 +11,8 @@ import (
 	"time"
 )
 
-// designExample is the example from DESIGN.md, "Policy file", verbatim.
+// designExample is a rules file that uses every field of a rule the README's "Policies" table
+// lists (keep_cookies aside: it excludes strip_cookies), each once.
 const designExample = `rules:                       # ordered; the first rule whose match holds applies
   - name: prices             # optional; shown in logs and /_swr/policy
     match:                   # every given condition must hold; an empty match matches all
