@@ -36,6 +36,12 @@ func TestPolicyOverridesFreshnessButNotProhibitions(t *testing.T) {
 		{"default_ttl when the origin says nothing", 200, nil, Req{Policy: dflt}, 10 * time.Second, SourcePolicyDefault, time.Minute, time.Hour},
 		{"default_ttl goes before the Last-Modified heuristic", 200, []string{"Last-Modified", ago(100 * time.Hour)}, Req{Policy: dflt}, 10 * time.Second, SourcePolicyDefault, time.Minute, time.Hour},
 		{"default_ttl is not for requests with Cookie", 200, nil, Req{Cookie: true, Policy: dflt}, -1, 0, 0, 0},
+		// The targeted fields (RFC 9213) govern the origin's word; a policy's ttl still comes first,
+		// and the governing field's prohibitions still hold.
+		{"ttl beats CDN-Cache-Control", 200, []string{"CDN-Cache-Control", "max-age=600"}, Req{Policy: ttl2s}, 2 * time.Second, SourcePolicy, time.Minute, time.Hour},
+		{"ttl beats Surrogate-Control", 200, []string{"Surrogate-Control", "max-age=600"}, Req{Policy: ttl2s}, 2 * time.Second, SourcePolicy, time.Minute, time.Hour},
+		{"ttl does not lift CDN-Cache-Control no-store", 200, []string{"Cache-Control", "max-age=60", "CDN-Cache-Control", "no-store"}, Req{Policy: ttl2s}, -1, 0, 0, 0},
+		{"default_ttl yields to CDN-Cache-Control", 200, []string{"CDN-Cache-Control", "max-age=600"}, Req{Policy: dflt}, 600 * time.Second, SourceOrigin, time.Minute, time.Hour},
 		{"policy windows beat the origin's and the defaults", 200, []string{"Cache-Control", "max-age=60, stale-while-revalidate=600"}, Req{Policy: windows}, time.Minute, SourceOrigin, 5 * time.Second, 0},
 		{"must-revalidate still forbids stale serving", 200, []string{"Cache-Control", "max-age=60, must-revalidate"}, Req{Policy: windows}, time.Minute, SourceOrigin, 0, 0},
 	}
