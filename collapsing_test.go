@@ -128,7 +128,7 @@ func TestConcurrentRequestsShareOneOriginErrorPage(t *testing.T) {
 // instances on cluster seeds share one origin request and then the stored entry.
 func TestTwoInstancesShareARedisClusterWithoutRetries(t *testing.T) {
 	t.Parallel()
-	srv := redistest.StartCluster(t)
+	srv := redistest.StartClusterNode(t)
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(200 * time.Millisecond) // a slow origin: the requests overlap
 		w.Header().Set("Cache-Control", "max-age=60")

@@ -204,7 +204,7 @@ func TestRedisCallsEndWithinOneDeadlineWhenRedisIsFrozen(t *testing.T) {
 		url   func(*redistest.Server) string
 	}{
 		{"url", redistest.Start, (*redistest.Server).URL},
-		{"cluster seeds", redistest.StartCluster, func(s *redistest.Server) string { return s.Addr() + "," + s.Addr() }},
+		{"cluster seeds", redistest.StartClusterNode, func(s *redistest.Server) string { return s.Addr() + "," + s.Addr() }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

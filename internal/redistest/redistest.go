@@ -19,10 +19,13 @@ import (
 
 // Server is a redis-server child process owned by one test.
 type Server struct {
-	tb   testing.TB
-	dir  string
-	args []string // extra redis-server arguments
-	Port int
+	tb       testing.TB
+	dir      string
+	args     []string // extra redis-server arguments
+	conf     string   // a config file to start with (a sentinel's, which it rewrites), or ""
+	username string   // the ACL user the readiness PING authenticates as, or ""
+	password string
+	Port     int
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -39,10 +42,10 @@ func Start(tb testing.TB) *Server {
 	return s
 }
 
-// StartCluster starts a one-node Redis Cluster on a free 127.0.0.1 port (every slot on that one
-// master): enough for cluster clients, their routing and a test that freezes the node. Stopped
-// when the test ends, like Start.
-func StartCluster(tb testing.TB) *Server {
+// StartClusterNode starts a one-node Redis Cluster on a free 127.0.0.1 port (every slot on that
+// one master): enough for cluster clients, their routing and a test that freezes the node.
+// Stopped when the test ends, like Start. StartCluster starts a real one.
+func StartClusterNode(tb testing.TB) *Server {
 	tb.Helper()
 	dir := tb.TempDir()
 	s := &Server{tb: tb, dir: dir, Port: testenv.FreePort(tb),
@@ -143,9 +146,13 @@ func (s *Server) Restart() {
 		s.mu.Unlock()
 		return
 	}
-	args := append([]string{"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", s.dir, "--loglevel", "warning"}, s.args...)
-	cmd := exec.Command(bin, args...)
+	args := []string{"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1", "--dir", s.dir, "--loglevel", "warning"}
+	if s.conf != "" {
+		args = append([]string{s.conf}, args...) // a sentinel: it takes no persistence settings
+	} else {
+		args = append(args, "--save", "", "--appendonly", "no")
+	}
+	cmd := exec.Command(bin, append(args, s.args...)...)
 	if err := cmd.Start(); err != nil {
 		s.mu.Unlock()
 		s.tb.Fatalf("start redis-server: %v", err)
@@ -153,7 +160,7 @@ func (s *Server) Restart() {
 	s.cmd = cmd
 	s.mu.Unlock()
 
-	rdb := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1})
+	rdb := redis.NewClient(&redis.Options{Addr: s.Addr(), Username: s.username, Password: s.password, MaxRetries: -1})
 	defer rdb.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
