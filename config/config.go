@@ -18,13 +18,17 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/swrproxy/swrproxy/internal/redisconn"
 )
 
 // Config is the validated configuration. Load returns it; the zero value is not usable.
 type Config struct {
 	Listen               string         // SWR_LISTEN: host:port of the proxy listener
 	Upstreams            []*url.URL     // SWR_UPSTREAM: 1 to 64 distinct backends, each normalised by upstream.ParseBackend
-	RedisURL             string         // SWR_REDIS_URL: redis:// or rediss:// URL, or host:port,… cluster seeds; "" = L1 only
+	RedisURL             string         // SWR_REDIS_URL: see redisconn.Parse; "" = L1 only
+	RedisMasterName      string         // SWR_REDIS_MASTER_NAME: Sentinel's name of the primary; "" = no Sentinel
+	RedisCAFile          string         // SWR_REDIS_CA_FILE: a PEM bundle trusted for rediss:// besides the system roots
 	L1MaxBytes           int64          // SWR_L1_MAX_BYTES, > 0
 	L1MaxTTL             time.Duration  // SWR_L1_MAX_TTL, > 0
 	DefaultTTL           time.Duration  // SWR_DEFAULT_TTL, ≥ 0
@@ -165,6 +169,11 @@ func LoadLookup(lookup func(string) (string, bool), args []string) (Config, erro
 		errs = append(errs, fmt.Errorf("config: SWR_UPSTREAM_CLIENT_CERT=%q, SWR_UPSTREAM_CLIENT_KEY=%q: a client certificate needs both, set them together or neither",
 			c.UpstreamClientCert, c.UpstreamClientKey))
 	}
+	if ok["SWR_REDIS_URL"] && ok["SWR_REDIS_MASTER_NAME"] {
+		if _, err := redisconn.Parse(c.RedisURL, c.RedisMasterName); err != nil {
+			errs = append(errs, fmt.Errorf("config: SWR_REDIS_URL=%q, SWR_REDIS_MASTER_NAME=%q: %w", redactRedis(c.RedisURL), c.RedisMasterName, err))
+		}
+	}
 	if len(errs) > 0 {
 		return Config{}, errors.Join(errs...)
 	}
@@ -281,9 +290,9 @@ func (c Config) String() string {
 	return strings.Join(parts, " ")
 }
 
-// RedisAddrs returns the host:port seeds when RedisURL is the cluster form ("h1:6379,h2:6379"),
-// and nil when it is a redis:// or rediss:// URL (use redis.ParseURL) or empty (no L2).
-func (c Config) RedisAddrs() []string {
-	addrs, _ := parseRedis(c.RedisURL)
-	return addrs
+// Redis returns where the L2 lives (SWR_REDIS_URL with SWR_REDIS_MASTER_NAME); Kind None when
+// SWR_REDIS_URL is empty.
+func (c Config) Redis() redisconn.Target {
+	t, _ := redisconn.Parse(c.RedisURL, c.RedisMasterName) // checked by LoadLookup
+	return t
 }

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/swrproxy/swrproxy/internal/redisconn"
 )
 
 // env returns a getenv over m, as main's os.Getenv.
@@ -76,8 +78,8 @@ func TestDefaultsApplyWhenOnlyUpstreamIsSet(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load =\n%+v\nwant\n%+v", got, want)
 	}
-	if got.RedisAddrs() != nil {
-		t.Errorf("RedisAddrs = %q, want nil for the URL form", got.RedisAddrs())
+	if r := got.Redis(); r.Kind != redisconn.Single || r.Addrs[0] != "127.0.0.1:6379" {
+		t.Errorf("Redis() = %v, want the single server on 127.0.0.1:6379", r)
 	}
 }
 
@@ -86,6 +88,8 @@ var allSet = map[string]string{
 	"SWR_LISTEN":                 "127.0.0.1:9000",
 	"SWR_UPSTREAM":               "https://origin.example:8443/api/v1/, http://Origin-2:80",
 	"SWR_REDIS_URL":              "rediss://:pw@redis:6380/2",
+	"SWR_REDIS_MASTER_NAME":      "primary",
+	"SWR_REDIS_CA_FILE":          "/etc/swrproxy/redis-ca.pem",
 	"SWR_L1_MAX_BYTES":           "1.5GiB",
 	"SWR_L1_MAX_TTL":             "10",
 	"SWR_DEFAULT_TTL":            "45s",
@@ -135,6 +139,8 @@ func TestEverySettingIsReadFromTheEnvironment(t *testing.T) {
 		Listen:               "127.0.0.1:9000",
 		Upstreams:            []*url.URL{mustURL(t, "https://origin.example:8443/api/v1"), mustURL(t, "http://origin-2")},
 		RedisURL:             "rediss://:pw@redis:6380/2",
+		RedisMasterName:      "primary",
+		RedisCAFile:          "/etc/swrproxy/redis-ca.pem",
 		L1MaxBytes:           3 << 29,
 		L1MaxTTL:             10 * time.Second,
 		DefaultTTL:           45 * time.Second,
@@ -192,7 +198,7 @@ func TestEmptyVariableMeansDefaultButEmptyRedisMeansL1OnlyWithLookup(t *testing.
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.RedisURL != "" || c.RedisAddrs() != nil {
+	if c.RedisURL != "" || c.Redis().Kind != redisconn.None {
 		t.Errorf("LoadLookup: RedisURL = %q, want empty (L1 only)", c.RedisURL)
 	}
 	if c.DefaultTTL != 0 || c.Listen != ":8000" {

@@ -52,8 +52,20 @@ var Settings = []Setting{
 			return slog.StringValue(strings.Join(parts, ","))
 		}}},
 	{Env: "SWR_REDIS_URL", Flag: "redis-url", Default: "redis://127.0.0.1:6379/0", arg: "URL", emptyOK: true, creds: true,
-		Help: "L2: redis:// or rediss:// (TLS) URL, or comma-separated host:port seeds of a cluster; empty = L1 only",
+		Help: "L2: redis:// or rediss:// (TLS) URL, comma-separated host:port seeds of a Redis Cluster, or redis[s]://[user:pass@]h1:6379?addr=h2:6379&addr=… (a cluster's seeds, or the sentinels with SWR_REDIS_MASTER_NAME); empty = L1 only",
 		bind: binding{set: setRedis, value: func(c Config) slog.Value { return slog.StringValue(redactRedis(c.RedisURL)) }}},
+	{Env: "SWR_REDIS_MASTER_NAME", Flag: "redis-master-name", arg: "NAME", emptyOK: true,
+		Help: "Sentinel: the monitored master's name; SWR_REDIS_URL then lists the sentinels (port 26379 by default), its credentials being the data nodes'",
+		bind: binding{set: func(c *Config, v string) error {
+			if strings.IndexFunc(v, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+				return errors.New("must not contain white space or control characters")
+			}
+			c.RedisMasterName = v
+			return nil
+		}, value: func(c Config) slog.Value { return slog.StringValue(c.RedisMasterName) }}},
+	{Env: "SWR_REDIS_CA_FILE", Flag: "redis-ca-file", arg: "FILE", emptyOK: true,
+		Help: "PEM bundle of CA certificates trusted for rediss:// besides the system roots; empty = the system roots only",
+		bind: pathVar(func(c *Config) *string { return &c.RedisCAFile })},
 	{Env: "SWR_L1_MAX_BYTES", Flag: "l1-max-bytes", Default: "256MiB", arg: "SIZE",
 		Help: "L1 capacity, weighed by entry size",
 		bind: sizeVar(func(c *Config) *int64 { return &c.L1MaxBytes }, 0)},

@@ -13,6 +13,8 @@ import (
 
 	"github.com/swrproxy/swrproxy/httpcache"
 	"github.com/swrproxy/swrproxy/upstream"
+
+	"github.com/swrproxy/swrproxy/internal/redisconn"
 )
 
 // The parsers and checks of the values that are more than a duration, a size, an int or a bool.
@@ -121,61 +123,14 @@ func setUpstreamHost(c *Config, v string) error {
 }
 
 func setRedis(c *Config, v string) error {
-	if _, err := parseRedis(v); err != nil {
+	if _, err := redisconn.Parse(v, ""); err != nil {
 		return err
 	}
 	c.RedisURL = v
 	return nil
 }
 
-// parseRedis validates a SWR_REDIS_URL value and returns the cluster seeds for the host:port form,
-// nil for "" and for the URL form. Errors never contain the value (it may hold a password).
-func parseRedis(v string) ([]string, error) {
-	if v == "" {
-		return nil, nil
-	}
-	if strings.Contains(v, "://") {
-		const eg = " (e.g. redis://redis:6379/0)"
-		u, err := url.Parse(v)
-		switch {
-		case err != nil:
-			return nil, errors.New("not a URL" + eg)
-		case u.Scheme != "redis" && u.Scheme != "rediss":
-			return nil, errors.New("the scheme must be redis:// or rediss:// (TLS)" + eg)
-		case u.Opaque != "" || u.Hostname() == "":
-			return nil, errors.New("the host is missing" + eg)
-		case u.Fragment != "" || strings.Contains(v, "#"):
-			return nil, errors.New("must not have a fragment" + eg)
-		}
-		if p := u.Port(); p != "" {
-			if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-				return nil, errors.New("the port must be a number from 1 to 65535")
-			}
-		}
-		if db := strings.TrimPrefix(u.Path, "/"); db != "" {
-			if n, err := strconv.Atoi(db); err != nil || n < 0 || !isDigits(db) {
-				return nil, errors.New("the path must be a database number like /0" + eg)
-			}
-		}
-		return nil, nil
-	}
-	parts := strings.Split(v, ",")
-	addrs := make([]string, 0, len(parts))
-	for _, a := range parts {
-		a = strings.TrimSpace(a)
-		host, ps, err := net.SplitHostPort(a)
-		if err != nil || host == "" || strings.ContainsAny(host, "@/?#, \t") {
-			return nil, errors.New("not a redis:// or rediss:// URL, nor a comma-separated list of cluster host:port seeds")
-		}
-		if n, err := strconv.Atoi(ps); err != nil || n < 1 || n > 65535 || !isDigits(ps) {
-			return nil, fmt.Errorf("seed %q: the port must be a number from 1 to 65535", a)
-		}
-		addrs = append(addrs, a)
-	}
-	return addrs, nil
-}
-
-// redactRedis masks the password of a redis:// URL as url.URL.Redacted does. The cluster form has
+// redactRedis masks the password of a redis:// URL as url.URL.Redacted does. The bare form has
 // no credentials.
 func redactRedis(v string) string {
 	if !strings.Contains(v, "://") {

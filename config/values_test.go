@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/swrproxy/swrproxy/internal/redisconn"
 )
 
 func TestUpstreamPathBecomesAPrefix(t *testing.T) {
@@ -48,24 +50,30 @@ func TestTrustedProxiesAreIPsOrPrefixes(t *testing.T) {
 	}
 }
 
+// The SWR_REDIS_URL forms (redisconn.Parse has the details) and what they name, with
+// SWR_REDIS_MASTER_NAME turning the addresses into sentinels.
 func TestRedisForms(t *testing.T) {
 	tests := []struct {
-		in    string
-		addrs []string
+		in, master string
+		kind       redisconn.Kind
+		addrs      []string
 	}{
-		{"", nil},
-		{"redis://redis:6379/0", nil},
-		{"redis://redis", nil},
-		{"redis://redis:6379/", nil},
-		{"rediss://user:pw@redis:6380/15", nil},
-		{"redis://redis:6379/0?dial_timeout=3s", nil},
-		{"REDIS://redis:6379/0", nil},
-		{"a:7000", []string{"a:7000"}},
-		{"a:7000,b:7001, c:7002 ", []string{"a:7000", "b:7001", "c:7002"}},
-		{"[::1]:7000,10.0.0.1:7001", []string{"[::1]:7000", "10.0.0.1:7001"}},
+		{"", "", redisconn.None, nil},
+		{"redis://redis:6379/0", "", redisconn.Single, []string{"redis:6379"}},
+		{"redis://redis", "", redisconn.Single, []string{"redis:6379"}},
+		{"redis://redis:6379/", "", redisconn.Single, []string{"redis:6379"}},
+		{"rediss://user:pw@redis:6380/15", "", redisconn.Single, []string{"redis:6380"}},
+		{"REDIS://redis:6379/0", "", redisconn.Single, []string{"redis:6379"}},
+		{"a:7000", "", redisconn.Single, []string{"a:7000"}},
+		{"a:7000,b:7001, c:7002 ", "", redisconn.Cluster, []string{"a:7000", "b:7001", "c:7002"}},
+		{"[::1]:7000,10.0.0.1:7001", "", redisconn.Cluster, []string{"[::1]:7000", "10.0.0.1:7001"}},
+		{"redis://u:p@h1:6379?addr=h2:6379&addr=h3:6379", "", redisconn.Cluster, []string{"h1:6379", "h2:6379", "h3:6379"}},
+		{"rediss://h1?addr=h2:6380", "", redisconn.Cluster, []string{"h1:6379", "h2:6380"}},
+		{"s1:26379,s2:26379", "mymaster", redisconn.Sentinel, []string{"s1:26379", "s2:26379"}},
+		{"redis://u:p@s1?addr=s2:26380", "mymaster", redisconn.Sentinel, []string{"s1:26379", "s2:26380"}},
 	}
 	for _, tt := range tests {
-		c, err := LoadLookup(lookup(map[string]string{"SWR_UPSTREAM": "http://o", "SWR_REDIS_URL": tt.in}), nil)
+		c, err := LoadLookup(lookup(map[string]string{"SWR_UPSTREAM": "http://o", "SWR_REDIS_URL": tt.in, "SWR_REDIS_MASTER_NAME": tt.master}), nil)
 		if err != nil {
 			t.Errorf("%q: %v", tt.in, err)
 			continue
@@ -73,9 +81,14 @@ func TestRedisForms(t *testing.T) {
 		if c.RedisURL != strings.TrimSpace(tt.in) {
 			t.Errorf("%q: RedisURL = %q, want it kept as given", tt.in, c.RedisURL)
 		}
-		if got := c.RedisAddrs(); !slices.Equal(got, tt.addrs) || (got == nil) != (tt.addrs == nil) {
-			t.Errorf("%q: RedisAddrs = %q, want %q", tt.in, got, tt.addrs)
+		if r := c.Redis(); r.Kind != tt.kind || !slices.Equal(r.Addrs, tt.addrs) || r.MasterName != tt.master {
+			t.Errorf("%q (master %q): %v %q, want %v %q", tt.in, tt.master, r.Kind, r.Addrs, tt.kind, tt.addrs)
 		}
+	}
+	// A master name without sentinels stops start-up, naming both settings.
+	_, err := LoadLookup(lookup(map[string]string{"SWR_UPSTREAM": "http://o", "SWR_REDIS_URL": "", "SWR_REDIS_MASTER_NAME": "m"}), nil)
+	if err == nil || !strings.Contains(err.Error(), "SWR_REDIS_MASTER_NAME") || !strings.Contains(err.Error(), "SWR_REDIS_URL") {
+		t.Errorf("a master name without SWR_REDIS_URL: %v, want an error naming both", err)
 	}
 }
 

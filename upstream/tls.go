@@ -2,12 +2,9 @@ package upstream
 
 import (
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
+
+	"github.com/swrproxy/swrproxy/internal/certpool"
 )
 
 // TLSOptions are the settings of TLS towards backends (SWR_UPSTREAM_CA_FILE,
@@ -38,7 +35,10 @@ func TLSConfig(o TLSOptions) (*tls.Config, error) {
 		InsecureSkipVerify: o.InsecureSkipVerify,
 	}
 	if o.CAFile != "" {
-		roots, err := caPool(o.CAFile)
+		roots, err := certpool.Load("SWR_UPSTREAM_CA_FILE", o.CAFile)
+		if err != nil {
+			err = fmt.Errorf("upstream: %w", err)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -54,43 +54,6 @@ func TLSConfig(o TLSOptions) (*tls.Config, error) {
 	return cfg, nil
 }
 
-// caPool returns the system roots (or, if they cannot be loaded, an empty pool) plus every
-// certificate of the PEM file at path.
-func caPool(path string) (*x509.CertPool, error) {
-	data, err := readFile("SWR_UPSTREAM_CA_FILE", path)
-	if err != nil {
-		return nil, err
-	}
-	pool, err := x509.SystemCertPool() // a copy: adding to it leaves the process's roots alone
-	if err != nil {
-		pool = x509.NewCertPool()
-	}
-	n := 0
-	for rest := data; ; {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		n++
-		// Unlike CertPool.AppendCertsFromPEM, a broken certificate is an error: skipping it
-		// would leave the backend it was meant for unverifiable, found out only at the first
-		// request.
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("upstream: SWR_UPSTREAM_CA_FILE=%q: certificate %d: %w", path, n, err)
-		}
-		pool.AddCert(c)
-	}
-	if n == 0 {
-		return nil, fmt.Errorf("upstream: SWR_UPSTREAM_CA_FILE=%q: holds no PEM certificate (-----BEGIN CERTIFICATE-----)", path)
-	}
-	return pool, nil
-}
-
 // clientCert loads the client certificate and key. crypto/tls's errors say what is wrong with
 // the PEM without quoting it, so the key cannot leak into a log.
 func clientCert(certFile, keyFile string) (tls.Certificate, error) {
@@ -98,11 +61,11 @@ func clientCert(certFile, keyFile string) (tls.Certificate, error) {
 		return tls.Certificate{}, fmt.Errorf("upstream: SWR_UPSTREAM_CLIENT_CERT=%q, SWR_UPSTREAM_CLIENT_KEY=%q: a client certificate needs both",
 			certFile, keyFile)
 	}
-	certPEM, err := readFile("SWR_UPSTREAM_CLIENT_CERT", certFile)
+	certPEM, err := upstreamFile("SWR_UPSTREAM_CLIENT_CERT", certFile)
 	if err != nil {
 		return tls.Certificate{}, err
 	}
-	keyPEM, err := readFile("SWR_UPSTREAM_CLIENT_KEY", keyFile)
+	keyPEM, err := upstreamFile("SWR_UPSTREAM_CLIENT_KEY", keyFile)
 	if err != nil {
 		return tls.Certificate{}, err
 	}
@@ -113,16 +76,11 @@ func clientCert(certFile, keyFile string) (tls.Certificate, error) {
 	return cert, nil
 }
 
-// readFile reads the file that setting names. The error gives the path once: os's own error
-// already contains it.
-func readFile(setting, path string) ([]byte, error) {
-	data, err := os.ReadFile(path)
+// upstreamFile reads a file a TLS setting names.
+func upstreamFile(setting, path string) ([]byte, error) {
+	data, err := certpool.ReadFile(setting, path)
 	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = fmt.Errorf("%s: %w", pe.Op, pe.Err)
-		}
-		return nil, fmt.Errorf("upstream: %s=%q: %w", setting, path, err)
+		return nil, fmt.Errorf("upstream: %w", err)
 	}
 	return data, nil
 }
