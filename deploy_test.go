@@ -339,19 +339,18 @@ func startDemoOrigin(t *testing.T, addr, adminURL, secret string) {
 		cmd.Process.Kill()
 		<-exited
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for do(http.MethodGet, "http://"+addr+"/healthz").StatusCode != http.StatusOK {
+	testenv.WaitFor(t, 10*time.Second, "the demo origin to answer /healthz", func() bool {
+		if do(http.MethodGet, "http://"+addr+"/healthz").StatusCode == http.StatusOK {
+			return true
+		}
 		select {
 		case err := <-exited:
 			exited <- err
 			t.Fatalf("the demo origin exited at start: %v\n%s", err, &output)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the demo origin did not answer /healthz within 10s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return false
+	})
 }
 
 // TestTheDemoOriginsEditShowsUpThroughNginx is what a new user does after `docker compose up`, on loopback: the

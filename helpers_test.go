@@ -15,6 +15,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -266,3 +268,40 @@ var buildBinary = sync.OnceValues(func() (string, error) {
 	}
 	return bin, nil
 })
+
+// The health checks of these tests: fast enough that a test sees a backend fall and rise in a
+// fraction of a second.
+const (
+	healthEvery = 50 * time.Millisecond
+	healthFall  = 2
+	healthRise  = 2
+)
+
+// healthEnv is the settings of fast health checks, plus the pairs in more ("SWR_X", "v", …).
+func healthEnv(more ...string) map[string]string {
+	env := map[string]string{
+		"SWR_HEALTH_INTERVAL": healthEvery.String(),
+		"SWR_HEALTH_FALL":     strconv.Itoa(healthFall),
+		"SWR_HEALTH_RISE":     strconv.Itoa(healthRise),
+		"SWR_HEALTH_TIMEOUT":  "1s",
+	}
+	for i := 0; i+1 < len(more); i += 2 {
+		env[more[i]] = more[i+1]
+	}
+	return env
+}
+
+// isHealthCheck reports whether r is one of swrproxy's health checks rather than traffic.
+func isHealthCheck(r *http.Request) bool {
+	return r.Header.Get("User-Agent") == "swrproxy-health-check"
+}
+
+// logged reports whether log has a line whose message starts with msg and that names backend.
+func logged(log *syncBuffer, msg, backend string) bool {
+	for _, line := range strings.Split(log.String(), "\n") {
+		if strings.Contains(line, `msg="`+msg) && slices.Contains(strings.Fields(line), "backend="+backend) {
+			return true
+		}
+	}
+	return false
+}

@@ -130,24 +130,29 @@ http {
 		b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
 		return string(b)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	listening := false
+	defer func() {
+		if !listening { // nginx exited or WaitFor timed out: nginx's own words say why
+			t.Logf("nginx error log:\n%s", errorLog())
+		}
+	}()
+	testenv.WaitFor(t, 10*time.Second, "nginx to listen on "+addr, func() bool {
 		select {
 		case err := <-exited:
 			exited <- err // for the cleanup
-			t.Fatalf("nginx exited at start: %v\n%s%s", err, &output, errorLog())
+			// The deferred log adds nginx's error log.
+			t.Fatalf("nginx exited at start: %v\n%s", err, &output)
 		default:
 		}
 		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return "http://" + addr
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx did not listen on %s within 10s\n%s", addr, errorLog())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		c.Close()
+		return true
+	})
+	listening = true
+	return "http://" + addr
 }
 
 func gunzipBody(t *testing.T, r reply) string {

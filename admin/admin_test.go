@@ -4,11 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"maps"
-	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -18,19 +15,9 @@ import (
 
 	"github.com/swrproxy/swrproxy/httpcache"
 	"github.com/swrproxy/swrproxy/invalidate"
-	"github.com/swrproxy/swrproxy/metrics"
 	"github.com/swrproxy/swrproxy/proxy"
-	"github.com/swrproxy/swrproxy/refresh"
 	"github.com/swrproxy/swrproxy/tiers"
-	"github.com/swrproxy/swrproxy/upstream"
 )
-
-const secret = "0123456789abcdef0123456789abcdef"
-
-// instance is the id of newAdmin's instance.
-const instance = "swr-test-1"
-
-var quiet = slog.New(slog.DiscardHandler)
 
 // public are the /_swr/ routes anyone may call.
 var public = []string{"/_swr/healthz", "/_swr/readyz", "/_swr/metrics"}
@@ -39,63 +26,6 @@ var public = []string{"/_swr/healthz", "/_swr/readyz", "/_swr/metrics"}
 // the session and its tokens rather than the Bearer token (ui_test.go); like every private
 // route they answer 404 without a secret.
 var pageRoutes = []string{"/_swr/ui", "/_swr/ui/", "/_swr/ui/login", "/_swr/ui/logout", "/_swr/ui/app.js", "/_swr/ui/app.css"}
-
-type hits map[string]int64
-
-func (h hits) Hits(key string) int64 { return h[key] }
-
-type noRefresh struct{}
-
-func (noRefresh) Refresh(*tiers.Entry, uint64) bool { return false }
-func (noRefresh) Forget(string)                     {}
-func (noRefresh) Hot(string) bool                   { return false }
-
-// newAdmin returns the routes over a real L1-only store holding /a, a real invalidation service
-// and real metrics, with secret as the token (empty: private routes disabled).
-func newAdmin(t testing.TB, secret string) (*Admin, *tiers.Store) {
-	t.Helper()
-	store, err := tiers.New(tiers.Options{L1MaxBytes: 1 << 20, L1MaxTTL: time.Minute, Log: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = store.Set(context.Background(), &tiers.Entry{Key: "/a", Status: 200, Body: []byte("a"), ETag: `"a"`,
-		Tags: []string{"t"}, Stored: time.Now(), Fresh: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	inv := invalidate.New(store, noRefresh{}, nil, quiet)
-	// The origin answers 500 at /fail, 404 elsewhere: one failed and one successful exchange.
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/fail" {
-			w.WriteHeader(http.StatusInternalServerError)
-			return
-		}
-		http.NotFound(w, r)
-	}))
-	t.Cleanup(origin.Close)
-	u, _ := url.Parse(origin.URL)
-	pool, err := upstream.New(upstream.Options{Backends: []*url.URL{u}, Timeout: 5 * time.Second, Instance: instance})
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := metrics.Sources{
-		Handler:    func() proxy.HandlerStats { return proxy.HandlerStats{HitL1: 7, ClientSuccess: 5, ClientFailed: 2} },
-		Filler:     func() refresh.FillerStats { return refresh.FillerStats{} },
-		Pool:       func() refresh.PoolStats { return refresh.PoolStats{} },
-		Tracker:    func() refresh.TrackerStats { return refresh.TrackerStats{} },
-		Store:      store.Stats,
-		Invalidate: inv.Stats,
-		Upstream:   pool.Stats,
-		Servers:    pool.Servers,
-	}
-	return New(Config{
-		Secret: secret, Invalidator: inv, Store: store, Hits: hits{"/a": 3}, Pool: pool,
-		Metrics: metrics.New(metrics.NewOrigin(), src), Log: quiet,
-	}), store
-}
-
-// newApp is the admin listener's app (the production Fiber config and guard) over a.
-func newApp(a *Admin) *fiber.App { return proxy.NewAdminApp(quiet, a.Mount) }
 
 // next marks requests that got past the admin routes to the handler registered after them.
 const next = 299
@@ -107,40 +37,6 @@ func withNext(mount func(fiber.Router)) *fiber.App {
 	mount(app)
 	app.Use(func(c *fiber.Ctx) error { return c.SendStatus(next) })
 	return app
-}
-
-type reply struct {
-	status int
-	header http.Header
-	body   string
-}
-
-func send(t *testing.T, app *fiber.App, method, target, token, body string) reply {
-	t.Helper()
-	return sendTyped(t, app, method, target, token, "", body)
-}
-
-// sendTyped is send with a Content-Type field (none when ctype is "").
-func sendTyped(t *testing.T, app *fiber.App, method, target, token, ctype, body string) reply {
-	t.Helper()
-	var r io.Reader
-	if body != "" && method != fiber.MethodGet && method != fiber.MethodHead {
-		r = strings.NewReader(body) // the guard refuses a GET or HEAD with a body
-	}
-	req := httptest.NewRequest(method, target, r)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
-	}
-	res, err := app.Test(req, -1)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, target, err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return reply{res.StatusCode, res.Header, string(b)}
 }
 
 // private lists the routes under /_swr/ that the app registered, other than the public ones.

@@ -10,29 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/swrproxy/swrproxy/internal/rawhttp"
-)
-
-// serve runs the admin listener's app over a on a loopback listener until the test ends and
-// returns its address: these tests write bytes that no HTTP client would.
-func serve(t *testing.T, a *Admin) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	app := newApp(a)
-	done := make(chan struct{})
-	go func() { app.Listener(ln); close(done) }()
-	t.Cleanup(func() { app.Shutdown(); <-done })
-	return ln.Addr().String()
-}
-
-const (
-	auth        = "Authorization: Bearer " + secret + "\r\n"
-	listServers = "GET /_swr/servers HTTP/1.1\r\nHost: x\r\n" + auth + "\r\n"
-	healthz     = "GET /_swr/healthz HTTP/1.1\r\nHost: x\r\n\r\n"
 )
 
 // rawPost is an authorised POST /_swr/servers of body, framed by Content-Length.
@@ -44,23 +21,6 @@ func rawPost(body string) string {
 // rawDelete is an authorised DELETE of target, without a body.
 func rawDelete(target string) string {
 	return "DELETE " + target + " HTTP/1.1\r\nHost: x\r\n" + auth + "\r\n"
-}
-
-func exchange(t *testing.T, addr, raw string) rawhttp.Result {
-	t.Helper()
-	res, err := rawhttp.Exchange(addr, raw, 300*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res
-}
-
-func statuses(res rawhttp.Result) []int {
-	var out []int
-	for _, r := range res.Responses {
-		out = append(out, r.StatusCode)
-	}
-	return out
 }
 
 func TestARawPostAddsTheBackendAndTheConnectionServesTheNextRequest(t *testing.T) {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,39 +14,6 @@ import (
 	"testing"
 	"time"
 )
-
-// newOrigin starts a real httptest origin serving h until the test ends.
-func newOrigin(t *testing.T, h http.HandlerFunc) *httptest.Server {
-	t.Helper()
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return srv
-}
-
-// newClient returns a client of base (the origin's URL plus an optional path).
-func newClient(t *testing.T, base string, timeout time.Duration) *Client {
-	t.Helper()
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("parse %q: %v", base, err)
-	}
-	c, err := New(Options{Backends: []*url.URL{u}, Timeout: timeout})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return c
-}
-
-// get sends a GET of uri through c, failing the test on error. The body is closed when the test ends.
-func get(t *testing.T, c *Client, uri string, h http.Header) *http.Response {
-	t.Helper()
-	resp, err := c.Do(t.Context(), &Request{Method: http.MethodGet, URI: uri, Header: h})
-	if err != nil {
-		t.Fatalf("Do(GET %s): %v", uri, err)
-	}
-	t.Cleanup(func() { resp.Body.Close() })
-	return resp
-}
 
 // seen records what the origin received, for the test goroutine to read.
 type seen struct {

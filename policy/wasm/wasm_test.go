@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swrproxy/swrproxy/internal/testenv"
 	"github.com/swrproxy/swrproxy/internal/wasmtest"
 )
 
@@ -92,13 +93,10 @@ func TestAFaultyModuleFailsTheCallNeverTheHost(t *testing.T) {
 			}
 			// The next call gets a working instance (the replacement, once instantiated).
 			var out RequestOut
-			deadline := time.Now().Add(30 * time.Second)
-			for {
+			testenv.WaitFor(t, 30*time.Second, "an instance that is not busy after "+tt.path, func() bool {
 				out, err = m.Request(t.Context(), &RequestIn{Method: []byte("GET"), Path: []byte("/ok")})
-				if err == nil || reason(err) != ReasonBusy || time.Now().After(deadline) {
-					break
-				}
-			}
+				return err == nil || reason(err) != ReasonBusy
+			})
 			if err != nil || len(out.Set) != 1 || out.Set[0][1] != "no" {
 				t.Fatalf("after %s: %+v, %v", tt.path, out, err)
 			}

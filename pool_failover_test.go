@@ -1,19 +1,17 @@
 package main
 
-// The origin's pool, end to end: round robin reaches every backend; a backend that stops is taken
-// out by every instance within its health checks' fall while its requests are retried on the
-// others (no client sees an error), and gets traffic again only after its rise; with every
-// backend down the answer comes at once (the stale copy, or 503 with Retry-After); key_hash sends
-// each key to one backend, the same from every instance.
+// The origin's pool failing over, end to end: round robin reaches every backend; a backend that
+// stops is taken out by every instance within its health checks' fall while its requests are
+// retried on the others (no client sees an error), and gets traffic again only after its rise;
+// with every backend down the answer comes at once (the stale copy, or 503 with Retry-After).
+// key_hash: pool_keyhash_test.go.
 
 import (
 	"fmt"
 	"io"
 	"log"
-	"maps"
 	"net"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,33 +22,6 @@ import (
 	"github.com/swrproxy/swrproxy/internal/redistest"
 	"github.com/swrproxy/swrproxy/internal/testenv"
 )
-
-// The health checks of these tests: fast enough that a test sees a backend fall and rise in a
-// fraction of a second.
-const (
-	healthEvery = 50 * time.Millisecond
-	healthFall  = 2
-	healthRise  = 2
-)
-
-// healthEnv is the settings of fast health checks, plus the pairs in more ("SWR_X", "v", …).
-func healthEnv(more ...string) map[string]string {
-	env := map[string]string{
-		"SWR_HEALTH_INTERVAL": healthEvery.String(),
-		"SWR_HEALTH_FALL":     strconv.Itoa(healthFall),
-		"SWR_HEALTH_RISE":     strconv.Itoa(healthRise),
-		"SWR_HEALTH_TIMEOUT":  "1s",
-	}
-	for i := 0; i+1 < len(more); i += 2 {
-		env[more[i]] = more[i+1]
-	}
-	return env
-}
-
-// isHealthCheck reports whether r is one of swrproxy's health checks rather than traffic.
-func isHealthCheck(r *http.Request) bool {
-	return r.Header.Get("User-Agent") == "swrproxy-health-check"
-}
 
 // fleetNames name the instances of a fleet test: instance i's traffic is under /<name>/ and its
 // health checks ask /health/<name>, so that a backend can tell who sent each request.
@@ -146,16 +117,6 @@ func (b *stoppableBackend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=60")
 	}
 	fmt.Fprint(w, "ok")
-}
-
-// logged reports whether log has a line whose message starts with msg and that names backend.
-func logged(log *syncBuffer, msg, backend string) bool {
-	for _, line := range strings.Split(log.String(), "\n") {
-		if strings.Contains(line, `msg="`+msg) && slices.Contains(strings.Fields(line), "backend="+backend) {
-			return true
-		}
-	}
-	return false
 }
 
 // trafficLoad keeps clients busy on every instance until stopped: each request a new key,
@@ -349,77 +310,6 @@ func TestWithEveryBackendDownAStaleCopyOrA503ComesAtOnce(t *testing.T) {
 	t.Logf("stale copy in %v, 503 in %v", tookStale.Round(time.Microsecond), tookMiss.Round(time.Microsecond))
 }
 
-func TestKeyHashSendsEachKeyToOneBackendFromEveryInstance(t *testing.T) {
-	t.Parallel()
-	rs := redistest.Start(t)
-	const keys = 90
-	var mu sync.Mutex
-	seen := map[string][]int{} // path → the backend of each request for it
-	origins := make([]*origin, 3)
-	urls := make([]string, len(origins))
-	for i := range origins {
-		origins[i] = newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-			if isHealthCheck(r) {
-				return
-			}
-			mu.Lock()
-			seen[r.URL.Path] = append(seen[r.URL.Path], i)
-			mu.Unlock()
-			w.Header().Set("Cache-Control", "no-store") // every request reaches a backend
-			fmt.Fprint(w, "ok")
-		})
-		urls[i] = origins[i].URL
-	}
-	env := map[string]string{"SWR_REDIS_URL": rs.URL(), "SWR_UPSTREAM_BALANCE": "key_hash"}
-	insts := []*instance{startProxy(t, strings.Join(urls, ","), env), startProxy(t, strings.Join(urls, ","), env)}
-
-	paths := make(chan string)
-	var wg sync.WaitGroup
-	var failures atomic.Int64
-	for range 8 {
-		wg.Go(func() {
-			for p := range paths {
-				for _, in := range insts {
-					if r := do(http.MethodGet, in.URL+p); r.StatusCode != http.StatusOK {
-						failures.Add(1)
-					}
-				}
-			}
-		})
-	}
-	for k := range keys {
-		paths <- "/k/" + strconv.Itoa(k)
-	}
-	close(paths)
-	wg.Wait()
-	if n := failures.Load(); n > 0 {
-		t.Fatalf("%d requests failed", n)
-	}
-
-	perBackend := make([]int, len(origins))
-	for k := range keys {
-		p := "/k/" + strconv.Itoa(k)
-		got := seen[p]
-		if len(got) != len(insts) {
-			t.Errorf("%s reached the backends %d times, want once from each of %d instances", p, len(got), len(insts))
-			continue
-		}
-		for _, b := range got[1:] {
-			if b != got[0] {
-				t.Errorf("%s reached backends %v, want one backend from every instance", p, got)
-				break
-			}
-		}
-		perBackend[got[0]]++
-	}
-	for i, n := range perBackend {
-		if n == 0 {
-			t.Errorf("backend %d got none of the %d keys (keys per backend: %v)", i, keys, perBackend)
-		}
-	}
-	t.Logf("keys per backend: %v", perBackend)
-}
-
 func TestABackendThatAnswersBetweenItsFailuresStaysUp(t *testing.T) {
 	t.Parallel()
 	// Fall failures *in a row* take a backend down: one that resets every other request but
@@ -461,53 +351,4 @@ func TestABackendThatAnswersBetweenItsFailuresStaysUp(t *testing.T) {
 	if got := answered.Load(); got < n/4 {
 		t.Errorf("the flaky backend answered %d of %d requests: it stopped getting traffic after %d requests", got, n, requests.Load())
 	}
-}
-
-func TestKeyHashMovesOnlyTheKeysOfABackendThatGoesDown(t *testing.T) {
-	t.Parallel()
-	const keys = 60
-	var mu sync.Mutex
-	last := map[string]int{} // path → the backend of its latest request
-	origins := make([]*origin, 3)
-	urls := make([]string, len(origins))
-	for i := range origins {
-		origins[i] = newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-			if isHealthCheck(r) {
-				return
-			}
-			mu.Lock()
-			last[r.URL.Path] = i
-			mu.Unlock()
-			w.Header().Set("Cache-Control", "no-store")
-			fmt.Fprint(w, "ok")
-		})
-		urls[i] = origins[i].URL
-	}
-	var logs syncBuffer
-	p := startProxyLogging(t, strings.Join(urls, ","), healthEnv("SWR_UPSTREAM_BALANCE", "key_hash"), &logs)
-	owners := func() map[string]int {
-		for k := range keys {
-			expect(t, get(t, p.URL+"/k/"+strconv.Itoa(k)), 200, "BYPASS", "ok")
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		return maps.Clone(last)
-	}
-	before := owners()
-	origins[0].Close() // connections refused
-	testenv.WaitFor(t, 5*time.Second, "the closed backend to be marked down", func() bool { return logged(&logs, "backend down", origins[0].URL) })
-	after := owners()
-	moved := 0
-	for k, was := range before {
-		switch now := after[k]; {
-		case was == 0 && now != 0:
-			moved++
-		case was != 0 && now != was:
-			t.Errorf("%s moved from backend %d to %d, though only backend 0 went down", k, was, now)
-		}
-	}
-	if moved == 0 {
-		t.Errorf("no key of the closed backend moved: did it hold any? owners %v", before)
-	}
-	t.Logf("%d of %d keys moved", moved, keys)
 }
