@@ -252,10 +252,21 @@ func TestMemoryStaysWithinABoundFor200000DistinctKeys(t *testing.T) {
 	if ok != keys {
 		t.Fatalf("%d of %d requests answered 200", ok, keys)
 	}
+	// Then demand: 2 000 keys asked three times, so that later requests are hits of copies
+	// asked for since they were stored, which arms refresh-ahead jobs: the tracker and the queue
+	// fill up too, within their bounds. (L1's admission policy keeps a key asked for once out of
+	// a full L1: the repeats are what lets these in.)
+	const hot, rounds = 2_000, 3
+	if ok := drive(t, c.addr, rounds*hot, 16, 16, func(i int) string { return "/hot/" + strconv.Itoa(i%hot) }, time.Now().Add(60*time.Second)); ok != rounds*hot {
+		t.Fatalf("%d of %d requests answered 200", ok, rounds*hot)
+	}
 	st := c.status(t, "VmRSS", "VmHWM")
-	t.Logf("%d distinct keys in %v (swrproxy used %v of CPU; %d origin requests): RSS %d MiB before, %d MiB after, peak %d MiB (bound %d MiB); %s",
-		keys, took.Round(time.Millisecond), c.cpu(t), o.hits.Load(), before>>20, st[0]>>20, st[1]>>20, bound>>20,
-		c.metrics(t, "swrproxy_l1_bytes", "swrproxy_refresh_queue_jobs", "swrproxy_refreshes_total"))
+	m := c.metrics(t, "swrproxy_l1_bytes", "swrproxy_refresh_queue_jobs", "swrproxy_refresh_tracked_keys", "swrproxy_refreshes_total")
+	t.Logf("%d distinct keys in %v, then %d asked three times (swrproxy used %v of CPU; %d origin requests): RSS %d MiB before, %d MiB after, peak %d MiB (bound %d MiB); %s",
+		keys, took.Round(time.Millisecond), hot, c.cpu(t), o.hits.Load(), before>>20, st[0]>>20, st[1]>>20, bound>>20, m)
+	if !regexp.MustCompile(`(^|; )swrproxy_refresh_queue_jobs [1-9]`).MatchString(m) {
+		t.Errorf("no refresh-ahead job queued after %d keys were asked for %d times: the test did not exercise the queue", hot, rounds)
+	}
 	if st[1] > bound {
 		t.Errorf("peak RSS %d MiB for %d keys with a %d MiB L1, want at most %d MiB", st[1]>>20, keys, l1>>20, bound>>20)
 	}
