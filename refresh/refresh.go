@@ -31,6 +31,8 @@ type Options struct {
 	Log        *slog.Logger
 	// ObserveOrigin, when set, is told how long each origin exchange took to its headers.
 	ObserveOrigin func(kind string, d time.Duration)
+	// Policy, when set, is the policy in force (SWR_POLICY_FILE, the Wasm hooks).
+	Policy Policy
 }
 
 // Service is the refresh side, built whole: the Filler that proxy's misses call, the Pool that
@@ -53,6 +55,7 @@ func New(o Options) *Service {
 		Timeout:        o.Timeout,
 		Log:            o.Log,
 		ObserveOrigin:  o.ObserveOrigin,
+		Policy:         o.Policy,
 	}
 	lim := limitsFor(o.L1MaxBytes) // what refresh keeps outside L1 (README: Memory)
 	p := newPool(f, o.Workers, lim.QueueJobs, o.Timeout, o.Log)
