@@ -19,6 +19,7 @@ import (
 	"github.com/swrproxy/swrproxy/httpcache"
 	"github.com/swrproxy/swrproxy/invalidate"
 	"github.com/swrproxy/swrproxy/metrics"
+	"github.com/swrproxy/swrproxy/policy"
 	"github.com/swrproxy/swrproxy/proxy"
 	"github.com/swrproxy/swrproxy/refresh"
 	"github.com/swrproxy/swrproxy/tiers"
@@ -87,6 +88,11 @@ func newAdmin(t *testing.T, secret string) (*Admin, *tiers.Store) {
 		Invalidate: inv.Stats,
 		Upstream:   pool.Stats,
 		Servers:    pool.Servers,
+		Policy: func() policy.Stats {
+			var s policy.Stats
+			s.Reloads, s.Failures, s.Errors[0][0] = 2, 1, 4
+			return s
+		},
 	}
 	return New(Config{
 		Secret: secret, Invalidator: inv, Store: store, Hits: hits{"/a": 3}, Pool: pool,
@@ -229,6 +235,12 @@ func TestTheTokenOpensStatsKeysInvalidateAndPurge(t *testing.T) {
 	var stats map[string]any
 	if err := json.Unmarshal([]byte(got.body), &stats); got.status != 200 || err != nil || stats["hits_l1"] != float64(7) || stats["l1_objects"] != float64(1) {
 		t.Errorf("stats: %d %s", got.status, got.body)
+	}
+	// The policy's counters, as metrics' table names them.
+	perr, _ := stats["policy_errors"].(map[string]any)
+	if stats["policy_reloads"] != float64(2) || stats["policy_reload_failures"] != float64(1) ||
+		perr["on_request_timeout"] != float64(4) || perr["on_response_busy"] != float64(0) {
+		t.Errorf("stats lack the policy's counters: %s", got.body)
 	}
 
 	got = send(t, app, "GET", "/_swr/keys?prefix=/&limit=1", secret, "")
