@@ -239,7 +239,9 @@ func TestALockCallRunAfterItsLimitTakesNothing(t *testing.T) {
 	s := newStore(t, srv.Client())
 	ctx := t.Context()
 	warmClock(t, s)
-	s.clock.off.Add(-10_000) // this instance believes the server's clock is 10 s behind
+	now := time.Now()
+	server, _ := s.clock.At(now)
+	s.clock.Sample(now, server-10_000) // this instance believes the server's clock is 10 s behind
 	lk := RedisKey("/late") + lockSuffix
 
 	l, ok, err := s.TryLock(ctx, "/late", 5*time.Second)

@@ -15,6 +15,8 @@ import (
 
 	"github.com/maypok86/otter/v2"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/swrproxy/swrproxy/internal/redisclock"
 )
 
 // Tier says where a lookup found its object.
@@ -81,7 +83,7 @@ type Store struct {
 	// clock estimates Redis server time for lock calls; releasing counts background releases
 	// of locks, releaseGate lets one of them at a time ask Redis while the circuit is open
 	// (see lock.go).
-	clock       serverClock
+	clock       redisclock.Clock
 	releasing   atomic.Int64
 	releaseGate atomic.Bool
 
