@@ -168,7 +168,7 @@ func (f *Filler) load(ctx context.Context, r *fill.Request, collapse bool) (res 
 	// fetch we joined filled another request's variant, or ours went without a field the origin
 	// turned out to vary on (a fill forwards only the fields it knows to be keyed). Fetch ours,
 	// with those fields, collapsed with the requests that want the same variant. Once.
-	return f.fill(ctx, withVary(r, res.Entry.Vary), r.Key+"\x00"+variantID(res.Entry.Vary, r.Value), collapse)
+	return f.fill(ctx, withVary(r, res.Entry.Vary), r.Key+"\x00"+tiers.VariantID(res.Entry.Vary, r.Value), collapse)
 }
 
 // fill is one fetch of r: collapsed under flightKey, or alone (without collapse, and for a request

@@ -257,3 +257,21 @@ func TestTheVariantsOfOneURLAreBoundedInBytes(t *testing.T) {
 		t.Errorf("another instance does not find the newest variant in L2: %v", err)
 	}
 }
+
+func TestAStoredVariantHasTheIDOfTheRequestsItServes(t *testing.T) {
+	e := &Entry{Vary: []string{"Accept-Encoding", "X-Region"}, VaryValues: []string{"gzip", "eu"}}
+	req := map[string]string{"Accept-Encoding": "gzip", "X-Region": "eu"}
+	value := func(n string) string { return req[n] }
+	if !e.Matches(value) || e.VariantID() != VariantID(e.Vary, value) {
+		t.Errorf("Entry.VariantID %q, VariantID of a request it serves %q", e.VariantID(), VariantID(e.Vary, value))
+	}
+	// Another value, or the same values under other names, is another variant.
+	other := &Entry{Vary: []string{"Accept-Encoding", "X-Region"}, VaryValues: []string{"gzip", "us"}}
+	renamed := &Entry{Vary: []string{"Accept-Language", "X-Region"}, VaryValues: []string{"gzip", "eu"}}
+	if e.VariantID() == other.VariantID() || e.VariantID() == renamed.VariantID() {
+		t.Errorf("distinct variants share an ID: %q %q %q", e.VariantID(), other.VariantID(), renamed.VariantID())
+	}
+	if id := (&Entry{}).VariantID(); id != "" {
+		t.Errorf("a response that varies on nothing has the ID %q, want \"\"", id)
+	}
+}
