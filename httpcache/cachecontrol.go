@@ -385,13 +385,23 @@ func IsFieldValue(s string) bool {
 	return true
 }
 
-// FramingField reports whether a field decides where a message ends or where it goes, or belongs
-// to one connection: a policy that edited one could desynchronise the proxy and the origin.
+// ConnectionFields are the fields that belong to one connection, not to the message (RFC 9110
+// §7.6.1), in canonical form: the one list of them. upstream.RemoveHopByHop removes them (and the
+// proxy authentication fields, hop-by-hop too) from what goes to and comes from the origin;
+// FramingField and the policy's key checks refuse them. Do not modify.
+var ConnectionFields = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// FramingField reports whether a field (any letter case) decides where a message ends or where
+// it goes, or belongs to one connection: a policy that edited one could desynchronise the proxy
+// and the origin.
 func FramingField(name string) bool {
-	switch strings.ToLower(name) {
-	case "content-length", "transfer-encoding", "host", "connection", "keep-alive",
-		"proxy-connection", "te", "trailer", "upgrade":
+	if strings.EqualFold(name, "Content-Length") || strings.EqualFold(name, "Host") {
 		return true
+	}
+	for _, f := range ConnectionFields {
+		if strings.EqualFold(name, f) {
+			return true
+		}
 	}
 	return false
 }

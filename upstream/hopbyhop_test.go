@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/swrproxy/swrproxy/httpcache"
 )
 
 func TestHopByHopResponseFieldsAreRemoved(t *testing.T) {
@@ -136,5 +138,13 @@ func TestListsNameFindsAFieldInAConnectionValueInAnyCase(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { ListsName("keep-alive, X-Secret", "x-secret") }); n != 0 {
 		t.Errorf("ListsName allocates %v times", n)
+	}
+}
+
+func TestEveryConnectionFieldIsHopByHop(t *testing.T) {
+	for _, name := range httpcache.ConnectionFields {
+		if !IsHopByHop(name) {
+			t.Errorf("IsHopByHop(%q) = false", name)
+		}
 	}
 }

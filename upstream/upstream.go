@@ -14,9 +14,12 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/swrproxy/swrproxy/httpcache"
 )
 
 // MaxResponseHeaderBytes bounds the header block of an origin's response.
@@ -131,11 +134,9 @@ func targetOf(b *url.URL, uri string) string {
 	return b.Scheme + "://" + b.Host + strings.TrimSuffix(b.EscapedPath(), "/") + uri
 }
 
-// hopByHop are the fields that describe one connection, not the message (RFC 9110 §7.6.1).
-var hopByHop = []string{
-	"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
-	"Te", "Trailer", "Transfer-Encoding", "Upgrade",
-}
+// hopByHop are the fields that describe one hop, not the message (RFC 9110 §7.6.1): those of
+// the connection, and the proxy authentication fields (§11.7).
+var hopByHop = slices.Concat(httpcache.ConnectionFields, []string{"Proxy-Authenticate", "Proxy-Authorization"})
 
 // RemoveHopByHop deletes from h the hop-by-hop fields and those that Connection names (RFC 9110
 // §7.6.1), in requests to the origin and in its responses alike, and returns the names
