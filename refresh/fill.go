@@ -35,7 +35,7 @@ type Fetcher interface {
 // MaxObjectBytes, Timeout and Log are needed; LockTTL has a default, ObserveOrigin is optional).
 // Safe for concurrent use.
 type Filler struct {
-	Store    *tiers.Store
+	Store    Store
 	Origin   Fetcher
 	Defaults httpcache.Defaults
 	// MaxObjectBytes bounds a stored body; larger responses are streamed to the one client that asked.

@@ -11,9 +11,21 @@ import (
 	"github.com/swrproxy/swrproxy/tiers"
 )
 
+// Store is what refresh needs of the cache (*tiers.Store): entries to read, store and delete,
+// the cross-instance fetch lock, and the fleet's hot set.
+type Store interface {
+	Get(ctx context.Context, key string) (*tiers.Object, tiers.Tier, error)
+	Reload(ctx context.Context, key string) (*tiers.Object, error)
+	Set(ctx context.Context, e *tiers.Entry) error
+	Delete(ctx context.Context, key string) error
+	TryLock(ctx context.Context, key string, ttl time.Duration) (*tiers.Lock, bool, error)
+	Locked(ctx context.Context, key string) bool
+	MarkHot(ctx context.Context, keys []string, window time.Duration) error
+}
+
 // Options is what New builds the refresh side from.
 type Options struct {
-	Store  *tiers.Store
+	Store  Store
 	Origin Fetcher
 	// Defaults are the lifetimes a response gets when it names none (SWR_DEFAULT_TTL, …).
 	Defaults httpcache.Defaults
