@@ -106,13 +106,13 @@ func newApp(a *Admin) *fiber.App { return proxy.NewAdminApp(quiet, a.Mount) }
 // next marks requests that got past the admin routes to the handler registered after them.
 const next = 299
 
-// withNext is an app with the production routing rules (case-sensitive, strict), mount, then a
-// handler answering next.
+// withNext is an app with the production Fiber configuration and guard (proxy.NewAdminApp's):
+// mount, then a handler answering next, which stands for the proxy's handler.
 func withNext(mount func(fiber.Router)) *fiber.App {
-	app := fiber.New(fiber.Config{CaseSensitive: true, StrictRouting: true, RequestMethods: proxy.Methods})
-	mount(app)
-	app.Use(func(c *fiber.Ctx) error { return c.SendStatus(next) })
-	return app
+	return proxy.NewAdminApp(quiet, func(r fiber.Router) {
+		mount(r)
+		r.Use(func(c *fiber.Ctx) error { return c.SendStatus(next) })
+	})
 }
 
 type reply struct {

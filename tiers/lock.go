@@ -12,7 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// The cross-instance fetch lock: one Redis string per key, RedisKey(key)+lockSuffix, holding the
+// The cross-instance fetch lock: one Redis string per key, redisKey(key)+lockSuffix, holding the
 // token of its holder, with a TTL that the holder renews while its fetch runs.
 //
 // A lock call that gets no answer (a timeout, a broken connection) has an unknown outcome, and a
@@ -115,7 +115,7 @@ func (s *Store) TryLock(ctx context.Context, key string, ttl time.Duration) (*Lo
 	if !s.br.allow() {
 		return nil, true, ErrL2Unavailable
 	}
-	lk := RedisKey(key) + lockSuffix
+	lk := redisKey(key) + lockSuffix
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	deadline, _ := ctx.Deadline()
@@ -248,5 +248,5 @@ func known(err error) bool {
 
 // Locked reports whether some instance holds the fetch lock of key. Errors read as false.
 func (s *Store) Locked(ctx context.Context, key string) bool {
-	return s.exists(ctx, RedisKey(key)+lockSuffix)
+	return s.exists(ctx, redisKey(key)+lockSuffix)
 }

@@ -258,7 +258,7 @@ func (s *Store) getL2(ctx context.Context, key string) (*Object, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	rk := RedisKey(key)
+	rk := redisKey(key)
 	sent := time.Now()
 	m, err := s.rdb.HGetAll(ctx, rk).Result()
 	s.observe(sent, err)
@@ -320,9 +320,9 @@ func (s *Store) observe(sent time.Time, err error) {
 	}
 }
 
-// RedisKey is the Redis key of a cache key: a hash, so no client text reaches key names, in a
+// redisKey is the Redis key of a cache key: a hash, so no client text reaches key names, in a
 // {hash tag} so that the object and its lock share a cluster slot.
-func RedisKey(key string) string {
+func redisKey(key string) string {
 	sum := sha256.Sum256([]byte(key))
 	return KeyPrefix + "{" + hex.EncodeToString(sum[:16]) + "}"
 }
