@@ -23,6 +23,7 @@ import (
 	"github.com/swrproxy/swrproxy/config"
 	"github.com/swrproxy/swrproxy/internal/ratelog"
 	"github.com/swrproxy/swrproxy/invalidate"
+	"github.com/swrproxy/swrproxy/policy"
 	"github.com/swrproxy/swrproxy/proxy"
 	"github.com/swrproxy/swrproxy/refresh"
 	"github.com/swrproxy/swrproxy/tiers"
@@ -41,12 +42,18 @@ var (
 	_ proxy.Tracker        = (*refresh.Tracker)(nil)
 	_ proxy.Invalidator    = (*invalidate.Service)(nil)
 	_ proxy.Origin         = (*upstream.Client)(nil)
+	_ proxy.Policy         = (*policy.Holder)(nil)
+	_ refresh.Store        = (*tiers.Store)(nil)
 	_ refresh.Fetcher      = (*upstream.Client)(nil)
+	_ refresh.Policy       = (*policy.Holder)(nil)
 	_ invalidate.Store     = (*tiers.Store)(nil)
 	_ invalidate.Refresher = (*refresh.Service)(nil)
 	_ admin.Invalidator    = (*invalidate.Service)(nil)
 	_ admin.Store          = (*tiers.Store)(nil)
 	_ admin.Hits           = (*refresh.Tracker)(nil)
+	_ admin.Pool           = (*upstream.Client)(nil)
+	_ admin.Warmer         = (*tiers.Store)(nil)
+	_ admin.Policy         = (*policy.Holder)(nil)
 )
 
 func main() { os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr)) }

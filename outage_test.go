@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/swrproxy/swrproxy/config"
 	"github.com/swrproxy/swrproxy/internal/redistest"
 	"github.com/swrproxy/swrproxy/internal/testenv"
@@ -252,17 +254,34 @@ func TestCorruptL2ValueIsAMissAndIsReplaced(t *testing.T) {
 	})
 	rdb := rs.Client()
 	ctx := context.Background()
-	if err := rdb.HSet(ctx, tiers.RedisKey("/corrupt"), "v:", "\x01garbage that is not an entry").Err(); err != nil {
+	env := map[string]string{"SWR_REDIS_URL": rs.URL()}
+	// The key's hash in L2, as a first instance stores it, then corrupted (a broken writer, a
+	// bad disk): instances that start after it have only L2 to go by.
+	first := startProxy(t, o.URL, env)
+	expect(t, get(t, first.URL+"/corrupt"), 200, "MISS", "fresh from origin")
+	rk := objectHash(t, rdb)
+	if err := rdb.HSet(ctx, rk, "v:", "\x01garbage that is not an entry").Err(); err != nil {
 		t.Fatal(err)
 	}
-	p := startProxy(t, o.URL, map[string]string{"SWR_REDIS_URL": rs.URL()})
+	p := startProxy(t, o.URL, env)
 	expect(t, get(t, p.URL+"/corrupt"), 200, "MISS", "fresh from origin")
-	v, err := rdb.HGet(ctx, tiers.RedisKey("/corrupt"), "v:").Result()
+	v, err := rdb.HGet(ctx, rk, "v:").Result()
 	if err != nil || strings.Contains(v, "garbage") {
 		t.Fatalf("L2 value after the fill: %q, %v; want a valid entry", trim(v), err)
 	}
-	q := startProxy(t, o.URL, map[string]string{"SWR_REDIS_URL": rs.URL()})
+	q := startProxy(t, o.URL, env)
 	expect(t, get(t, q.URL+"/corrupt"), 200, "HIT", "fresh from origin")
+}
+
+// objectHash returns the Redis key of the one object stored in rdb: the hash under
+// tiers.KeyPrefix whose name is a {hash tag} alone (its lock and hot marker add a suffix).
+func objectHash(t *testing.T, rdb *redis.Client) string {
+	t.Helper()
+	keys, err := rdb.Keys(context.Background(), tiers.KeyPrefix+"{*}").Result()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("object hashes in Redis: %q, %v; want one", keys, err)
+	}
+	return keys[0]
 }
 
 func TestRedisOutageNeverBecomesClientTrouble(t *testing.T) {

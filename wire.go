@@ -134,12 +134,12 @@ func build(cfg config.Config, log *slog.Logger, rdb redis.UniversalClient) (*sys
 		L1MaxBytes:     cfg.L1MaxBytes,
 		Log:            log,
 		ObserveOrigin:  latency.Observe,
+		Policy:         pol,
 	})
 	var bus *invalidate.Bus
 	if rdb != nil {
 		bus = invalidate.NewBus(rdb, log)
 	}
-	ref.Filler.Policy = pol
 	inv := invalidate.New(store, ref, bus, log)
 	handler := &proxy.Handler{
 		Store:         store,
@@ -167,9 +167,7 @@ func build(cfg config.Config, log *slog.Logger, rdb redis.UniversalClient) (*sys
 		Upstream:   origin.Stats,
 		Servers:    origin.Servers,
 		Policy:     pol.Stats,
-	}
-	if bus != nil {
-		src.Bus = bus.Stats
+		Bus:        busStats(bus),
 	}
 	adm := admin.New(admin.Config{
 		Secret:      cfg.InvalidateSecret,
@@ -325,6 +323,15 @@ func (s *system) reloadOnHangup(ctx context.Context) error {
 			cancel()
 		}
 	}
+}
+
+// busStats is the invalidation bus's snapshot function, nil without a bus (without Redis):
+// metrics then leaves the bus's rows out.
+func busStats(bus *invalidate.Bus) func() invalidate.BusStats {
+	if bus == nil {
+		return nil
+	}
+	return bus.Stats
 }
 
 // wasmCache keeps compiled policy modules between loads when set: the tests set it (compiling a

@@ -30,13 +30,13 @@ var pageRoutes = []string{"/_swr/ui", "/_swr/ui/", "/_swr/ui/login", "/_swr/ui/l
 // next marks requests that got past the admin routes to the handler registered after them.
 const next = 299
 
-// withNext is an app with the production routing rules (case-sensitive, strict), mount, then a
-// handler answering next.
+// withNext is an app with the production Fiber configuration and guard (proxy.NewAdminApp's):
+// mount, then a handler answering next, which stands for the proxy's handler.
 func withNext(mount func(fiber.Router)) *fiber.App {
-	app := fiber.New(fiber.Config{CaseSensitive: true, StrictRouting: true, RequestMethods: proxy.Methods})
-	mount(app)
-	app.Use(func(c *fiber.Ctx) error { return c.SendStatus(next) })
-	return app
+	return proxy.NewAdminApp(quiet, func(r fiber.Router) {
+		mount(r)
+		r.Use(func(c *fiber.Ctx) error { return c.SendStatus(next) })
+	})
 }
 
 // private lists the routes under /_swr/ that the app registered, other than the public ones.
@@ -125,6 +125,12 @@ func TestTheTokenOpensStatsKeysInvalidateAndPurge(t *testing.T) {
 	var stats map[string]any
 	if err := json.Unmarshal([]byte(got.body), &stats); got.status != 200 || err != nil || stats["hits_l1"] != float64(7) || stats["l1_objects"] != float64(1) {
 		t.Errorf("stats: %d %s", got.status, got.body)
+	}
+	// The policy's counters, as metrics' table names them.
+	perr, _ := stats["policy_errors"].(map[string]any)
+	if stats["policy_reloads"] != float64(2) || stats["policy_reload_failures"] != float64(1) ||
+		perr["on_request_timeout"] != float64(4) || perr["on_response_busy"] != float64(0) {
+		t.Errorf("stats lack the policy's counters: %s", got.body)
 	}
 
 	got = send(t, app, "GET", "/_swr/keys?prefix=/&limit=1", secret, "")

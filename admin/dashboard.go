@@ -193,16 +193,22 @@ func (a *Admin) Run(ctx context.Context) error {
 	}
 }
 
+// dashboardCounters are the counters the dashboard's cards show, by their names in /_swr/stats
+// (metrics' table gives their values, so the page and the endpoint cannot disagree).
+var dashboardCounters = []string{"hits_l1", "hits_l2", "misses", "stale_served", "bypass",
+	"origin_requests", "origin_errors", "refresh_queue"}
+
 // dashboardJSON is GET /_swr/ui/api/dashboard.
 func (a *Admin) dashboardJSON(c *fiber.Ctx) error {
 	now := time.Now()
 	counters := fiber.Map{}
 	if a.cfg.Metrics != nil {
 		s := a.cfg.Metrics.Snapshot()
-		// under the names /_swr/stats gives them (metrics' table)
-		counters = fiber.Map{"hits_l1": s.Handler.HitL1, "hits_l2": s.Handler.HitL2, "misses": s.Handler.Miss, "stale_served": s.Handler.Stale,
-			"origin_requests": s.Filler.OriginRequests, "origin_errors": s.Filler.OriginErrors, "refresh_queue": s.Pool.Queued,
-			"bypass": s.Handler.Bypass}
+		for _, name := range dashboardCounters {
+			if v, ok := s.Value(name); ok {
+				counters[name] = v
+			}
+		}
 	}
 	circuit := "closed"
 	if a.cfg.Store != nil && a.cfg.Store.L2Open() {

@@ -18,6 +18,7 @@ import (
 	"github.com/swrproxy/swrproxy/internal/rawhttp"
 	"github.com/swrproxy/swrproxy/invalidate"
 	"github.com/swrproxy/swrproxy/metrics"
+	"github.com/swrproxy/swrproxy/policy"
 	"github.com/swrproxy/swrproxy/proxy"
 	"github.com/swrproxy/swrproxy/refresh"
 	"github.com/swrproxy/swrproxy/tiers"
@@ -78,6 +79,11 @@ func newAdmin(t testing.TB, secret string) (*Admin, *tiers.Store) {
 		Invalidate: inv.Stats,
 		Upstream:   pool.Stats,
 		Servers:    pool.Servers,
+		Policy: func() policy.Stats {
+			var s policy.Stats
+			s.Reloads, s.Failures, s.Errors[0][0] = 2, 1, 4
+			return s
+		},
 	}
 	return New(Config{
 		Secret: secret, Invalidator: inv, Store: store, Hits: hits{"/a": 3}, Pool: pool,

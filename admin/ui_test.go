@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -321,6 +322,34 @@ func TestTheDashboardsRateAndHitRatioLeavePassThroughsOut(t *testing.T) {
 	}
 	if p := a.dash.sample(start.Add(20 * time.Second)); p.RPS != 0 || p.HitRatio != 0 {
 		t.Errorf("an idle interval: %+v", p)
+	}
+}
+
+func TestTheDashboardsCountersAreTheStatsOnesUnderTheirNames(t *testing.T) {
+	a, _ := newAdmin(t, secret)
+	app := fiber.New()
+	app.Get("/dashboard", a.dashboardJSON)
+	res, err := app.Test(httptest.NewRequest("GET", "/dashboard", nil), -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var dash struct{ Counters map[string]any }
+	if err := json.NewDecoder(res.Body).Decode(&dash); err != nil {
+		t.Fatal(err)
+	}
+	stats := send(t, newApp(a), "GET", "/_swr/stats", secret, "")
+	var want map[string]any
+	if err := json.Unmarshal([]byte(stats.body), &want); err != nil {
+		t.Fatal(err)
+	}
+	if len(dash.Counters) != len(dashboardCounters) || dash.Counters["hits_l1"] != float64(7) {
+		t.Errorf("dashboard counters %v, want the %d of %q", dash.Counters, len(dashboardCounters), dashboardCounters)
+	}
+	for name, v := range dash.Counters {
+		if want[name] != v {
+			t.Errorf("dashboard %s = %v, /_swr/stats %v", name, v, want[name])
+		}
 	}
 }
 

@@ -22,7 +22,7 @@ import (
 	"github.com/swrproxy/swrproxy/internal/redisconn"
 )
 
-// Config is the validated configuration. Load returns it; the zero value is not usable.
+// Config is the validated configuration. LoadLookup returns it; the zero value is not usable.
 type Config struct {
 	Listen               string         // SWR_LISTEN: host:port of the proxy listener
 	Upstreams            []*url.URL     // SWR_UPSTREAM: 1 to 64 distinct backends, each normalised by upstream.ParseBackend
@@ -69,23 +69,13 @@ type Config struct {
 	PolicyTimeout              time.Duration // SWR_POLICY_TIMEOUT, > 0: deadline of one hook call
 }
 
-// ErrHelp is wrapped by the error Load returns for -h, -help or --help. That error's text is the
+// ErrHelp is wrapped by the error LoadLookup returns for -h, -help or --help. That error's text is the
 // usage text: print it to standard output and exit 0.
 var ErrHelp = flag.ErrHelp
 
-// Load builds a Config from the environment and the command-line arguments (os.Args[1:]).
-// An empty value counts as unset, so the default applies. The process uses LoadLookup with
-// os.LookupEnv instead, so that an explicitly empty SWR_REDIS_URL means "L1 only".
-// See LoadLookup for the rest of the contract.
-func Load(getenv func(string) string, args []string) (Config, error) {
-	return LoadLookup(func(key string) (string, bool) {
-		v := getenv(key)
-		return v, v != ""
-	}, args)
-}
-
-// LoadLookup is Load with a lookup function such as os.LookupEnv, which tells an unset variable
-// from an empty one. A variable set to the empty string (or, but for the secret, only white space)
+// LoadLookup builds a Config from the environment, read with a lookup function such as
+// os.LookupEnv (which tells an unset variable from an empty one), and the command-line arguments
+// (os.Args[1:]). A variable set to the empty string (or, but for the secret, only white space)
 // means "empty" for the settings where empty has a meaning (SWR_REDIS_URL: L1 only;
 // SWR_INVALIDATE_SECRET, SWR_ADMIN_LISTEN, SWR_TRUSTED_PROXIES, the SWR_UPSTREAM_ TLS files,
 // server name and host: off) and "use the default" for the others, so a .env template with blank lines does not break start-up. (A secret of white
@@ -211,7 +201,7 @@ func flagError(err error) error {
 	return fmt.Errorf("config: %s (see --help)", msg)
 }
 
-// flagValue records a flag's raw text; Load validates it with the environment's values, so one
+// flagValue records a flag's raw text; LoadLookup validates it with the environment's values, so one
 // run reports every bad value instead of stopping at the first bad flag.
 type flagValue struct {
 	v      string
@@ -228,7 +218,7 @@ func (f *flagValue) Set(v string) error {
 
 func (f *flagValue) IsBoolFlag() bool { return f.isBool }
 
-// ErrVersion is what Load returns for --version: print the version to standard output and exit 0.
+// ErrVersion is what LoadLookup returns for --version: print the version to standard output and exit 0.
 var ErrVersion = errors.New("config: --version")
 
 // helpError is the answer to --help: its text is the usage.

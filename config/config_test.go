@@ -11,9 +11,18 @@ import (
 	"github.com/swrproxy/swrproxy/internal/redisconn"
 )
 
-// env returns a getenv over m, as main's os.Getenv.
+// env returns a getenv over m, as os.Getenv.
 func env(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
+}
+
+// load is LoadLookup over getenv, an empty value counting as unset (so that a test's map need
+// not tell the two apart).
+func load(getenv func(string) string, args []string) (Config, error) {
+	return LoadLookup(func(key string) (string, bool) {
+		v := getenv(key)
+		return v, v != ""
+	}, args)
 }
 
 // lookup returns a LookupEnv over m, as main's os.LookupEnv.
@@ -35,7 +44,7 @@ func mustURL(t *testing.T, s string) *url.URL {
 
 func mustLoad(t *testing.T, m map[string]string, args ...string) Config {
 	t.Helper()
-	c, err := Load(env(m), args)
+	c, err := load(env(m), args)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}

@@ -11,7 +11,7 @@ func TestBadValueErrorNamesTheVariableAndTheValue(t *testing.T) {
 	for _, tt := range badValues {
 		t.Run(tt.env+"="+tt.value, func(t *testing.T) {
 			m := map[string]string{"SWR_UPSTREAM": "http://origin", tt.env: tt.value}
-			_, err := Load(env(m), nil)
+			_, err := load(env(m), nil)
 			if err == nil {
 				t.Fatal("Load succeeded, want an error")
 			}
@@ -30,7 +30,7 @@ func TestBadValueErrorNamesTheVariableAndTheValue(t *testing.T) {
 }
 
 func TestBadFlagValueErrorNamesTheFlag(t *testing.T) {
-	_, err := Load(env(map[string]string{"SWR_UPSTREAM": "http://origin"}), []string{"--default-ttl=ten"})
+	_, err := load(env(map[string]string{"SWR_UPSTREAM": "http://origin"}), []string{"--default-ttl=ten"})
 	want := `config: SWR_DEFAULT_TTL="ten" (from --default-ttl): not a duration (use Go syntax like 90s or 5m, or a number of seconds)`
 	if err == nil || err.Error() != want {
 		t.Errorf("Load error = %v, want %s", err, want)
@@ -38,7 +38,7 @@ func TestBadFlagValueErrorNamesTheFlag(t *testing.T) {
 }
 
 func TestEnvironmentErrorMatchesTheContract(t *testing.T) {
-	_, err := Load(env(map[string]string{"SWR_UPSTREAM": "http://origin", "SWR_DEFAULT_TTL": "ten"}), nil)
+	_, err := load(env(map[string]string{"SWR_UPSTREAM": "http://origin", "SWR_DEFAULT_TTL": "ten"}), nil)
 	want := `config: SWR_DEFAULT_TTL="ten": not a duration (use Go syntax like 90s or 5m, or a number of seconds)`
 	if err == nil || err.Error() != want {
 		t.Errorf("Load error = %v, want %s", err, want)
@@ -51,7 +51,7 @@ func TestEveryProblemIsReportedAtOnce(t *testing.T) {
 		"SWR_REFRESH_WORKERS": "0",
 		"SWR_LOG_FORMAT":      "xml",
 	}
-	_, err := Load(env(m), []string{"--listen", "nowhere"})
+	_, err := load(env(m), []string{"--listen", "nowhere"})
 	if err == nil {
 		t.Fatal("Load succeeded, want errors")
 	}
@@ -78,22 +78,22 @@ func TestEveryProblemIsReportedAtOnce(t *testing.T) {
 func TestMissingUpstreamIsAnError(t *testing.T) {
 	want := "config: SWR_UPSTREAM is required (the origin base URL, e.g. http://origin:8080, or up to 64 of them comma-separated for a pool)"
 	for _, args := range [][]string{nil, {"--upstream="}} {
-		_, err := Load(env(nil), args)
+		_, err := load(env(nil), args)
 		if err == nil || err.Error() != want {
-			t.Errorf("Load(%q) error = %v, want %s", args, err, want)
+			t.Errorf("load(%q) error = %v, want %s", args, err, want)
 		}
 	}
 }
 
 func TestUnknownFlagIsAnError(t *testing.T) {
-	_, err := Load(env(map[string]string{"SWR_UPSTREAM": "http://o"}), []string{"--upstrem=http://o"})
+	_, err := load(env(map[string]string{"SWR_UPSTREAM": "http://o"}), []string{"--upstrem=http://o"})
 	if err == nil || !strings.Contains(err.Error(), "unknown flag --upstrem") || errors.Is(err, ErrHelp) {
 		t.Errorf("Load error = %v, want one naming the unknown flag", err)
 	}
 }
 
 func TestFlagWithoutValueIsAnError(t *testing.T) {
-	_, err := Load(env(map[string]string{"SWR_UPSTREAM": "http://o"}), []string{"--listen"})
+	_, err := load(env(map[string]string{"SWR_UPSTREAM": "http://o"}), []string{"--listen"})
 	if err == nil || !strings.Contains(err.Error(), "--listen needs a value") {
 		t.Errorf("Load error = %v, want one naming the flag", err)
 	}
@@ -109,9 +109,9 @@ func TestPositionalArgumentIsAnError(t *testing.T) {
 		{[]string{"--", "x"}, `unexpected argument "x"`},
 	}
 	for _, tt := range tests {
-		_, err := Load(env(map[string]string{"SWR_UPSTREAM": "http://o"}), tt.args)
+		_, err := load(env(map[string]string{"SWR_UPSTREAM": "http://o"}), tt.args)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("Load(%q) error = %v, want it to contain %q", tt.args, err, tt.want)
+			t.Errorf("load(%q) error = %v, want it to contain %q", tt.args, err, tt.want)
 		}
 	}
 }
@@ -221,7 +221,7 @@ var badValues = []struct {
 
 func TestABadAdminPasswordStopsStartUpWithoutShowingIt(t *testing.T) {
 	for _, v := range []string{"short", "long enough\x01but"} {
-		_, err := Load(env(map[string]string{"SWR_UPSTREAM": "http://origin", "SWR_ADMIN_PASSWORD": v}), nil)
+		_, err := load(env(map[string]string{"SWR_UPSTREAM": "http://origin", "SWR_ADMIN_PASSWORD": v}), nil)
 		if err == nil || !strings.Contains(err.Error(), "SWR_ADMIN_PASSWORD (value hidden)") || strings.Contains(err.Error(), v) {
 			t.Errorf("SWR_ADMIN_PASSWORD=%q: %v", v, err)
 		}

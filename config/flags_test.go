@@ -71,12 +71,12 @@ func TestFlagNamesAreTheVariablesInKebabCase(t *testing.T) {
 
 func TestHelpListsEveryFlag(t *testing.T) {
 	for _, arg := range []string{"-h", "--help", "-help"} {
-		_, err := Load(env(nil), []string{arg})
+		_, err := load(env(nil), []string{arg})
 		if !errors.Is(err, ErrHelp) {
-			t.Fatalf("Load(%s) error = %v, want ErrHelp", arg, err)
+			t.Fatalf("load(%s) error = %v, want ErrHelp", arg, err)
 		}
 		if err.Error() != Usage() {
-			t.Errorf("Load(%s) error text is not the usage", arg)
+			t.Errorf("load(%s) error text is not the usage", arg)
 		}
 	}
 	u := Usage()
@@ -97,7 +97,7 @@ func TestHelpListsEveryFlag(t *testing.T) {
 }
 
 func TestVersionFlagIsAnswerNotAnError(t *testing.T) {
-	_, err := Load(env(map[string]string{}), []string{"--version"})
+	_, err := load(env(map[string]string{}), []string{"--version"})
 	if !errors.Is(err, ErrVersion) {
 		t.Fatalf("--version: %v, want ErrVersion (even without SWR_UPSTREAM)", err)
 	}

@@ -39,7 +39,7 @@ func TestUpstreamAcceptsAtMost64Backends(t *testing.T) {
 	if c := mustLoad(t, map[string]string{"SWR_UPSTREAM": list(64)}); len(c.Upstreams) != 64 {
 		t.Errorf("64 backends: Upstreams has %d", len(c.Upstreams))
 	}
-	_, err := Load(env(map[string]string{"SWR_UPSTREAM": list(65)}), nil)
+	_, err := load(env(map[string]string{"SWR_UPSTREAM": list(65)}), nil)
 	if err == nil || !strings.HasPrefix(err.Error(), "config: SWR_UPSTREAM=") || !strings.Contains(err.Error(), "lists 65 items, at most 64 backends") {
 		t.Errorf("65 backends: error %v, want one naming SWR_UPSTREAM and the limit", err)
 	}

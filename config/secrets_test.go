@@ -21,7 +21,7 @@ func TestCredentialsAreNeverEchoed(t *testing.T) {
 	}
 	for _, tt := range tests {
 		m := map[string]string{"SWR_UPSTREAM": "http://origin", tt.env: tt.value}
-		_, err := Load(env(m), nil)
+		_, err := load(env(m), nil)
 		if err == nil {
 			t.Errorf("%s=%q: Load succeeded, want an error", tt.env, tt.value)
 			continue
@@ -48,7 +48,7 @@ func TestAWeakInvalidationSecretStopsStartUp(t *testing.T) {
 		"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx1234567", "${SWR_INVALIDATE_SECRET}aaaaaaaaaaaaaaaaaaaaaaaa",
 		"ch\u0430nge-me-to-a-long-random-string", // with a Cyrillic а
 	} {
-		_, err := Load(env(map[string]string{"SWR_UPSTREAM": "http://origin", "SWR_INVALIDATE_SECRET": v}), nil)
+		_, err := load(env(map[string]string{"SWR_UPSTREAM": "http://origin", "SWR_INVALIDATE_SECRET": v}), nil)
 		if err == nil {
 			t.Errorf("SWR_INVALIDATE_SECRET=%q accepted", v)
 			continue

@@ -20,7 +20,7 @@ type Setting struct {
 	Flag     string // command-line flag without dashes, e.g. "listen"
 	Default  string // the value used when neither the environment nor a flag sets it
 	Help     string // what it means, one line
-	Required bool   // no default: Load fails when it is not set
+	Required bool   // no default: LoadLookup fails when it is not set
 
 	arg     string // placeholder for the value in the usage text
 	emptyOK bool   // an explicitly empty value means "off" instead of "use the default"
@@ -36,7 +36,7 @@ type binding struct {
 	isBool bool
 }
 
-// Settings lists every setting in the order of the README's "Configuration" table. Load reads each from its environment variable
+// Settings lists every setting in the order of the README's "Configuration" table. LoadLookup reads each from its environment variable
 // and its flag; README and usage texts can list them from here.
 var Settings = []Setting{
 	{Env: "SWR_LISTEN", Flag: "listen", Default: ":8000", arg: "ADDR",
@@ -313,7 +313,7 @@ func boolVar(p func(*Config) *bool) binding {
 }
 
 // addrVar binds a listen address: host:port with a numeric port (0 picks a free one), or ""
-// when the setting allows it (Load only passes "" for such settings).
+// when the setting allows it (LoadLookup only passes "" for such settings).
 func addrVar(p func(*Config) *string) binding {
 	return binding{
 		set: func(c *Config, v string) error {

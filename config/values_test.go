@@ -43,7 +43,7 @@ func TestTrustedProxiesAreIPsOrPrefixes(t *testing.T) {
 		t.Errorf("IPv4-mapped prefixes: %v, %v; want 10.89.64.10/32 and 10.0.0.0/8", c.TrustedProxies, err)
 	}
 	for _, v := range []string{"10.0.0.0/33", "localhost", "fe80::1%eth0", "1.2.3", "::ffff:0:0/95"} {
-		_, err := Load(env(map[string]string{"SWR_UPSTREAM": "http://origin", "SWR_TRUSTED_PROXIES": v}), nil)
+		_, err := load(env(map[string]string{"SWR_UPSTREAM": "http://origin", "SWR_TRUSTED_PROXIES": v}), nil)
 		if err == nil || !strings.Contains(err.Error(), "SWR_TRUSTED_PROXIES") {
 			t.Errorf("SWR_TRUSTED_PROXIES=%q: %v, want an error naming the setting", v, err)
 		}
@@ -108,7 +108,7 @@ func TestAdminListenMustDifferFromListen(t *testing.T) {
 	}
 	for _, tt := range tests {
 		m := map[string]string{"SWR_UPSTREAM": "http://o", "SWR_LISTEN": tt.listen, "SWR_ADMIN_LISTEN": tt.admin}
-		_, err := Load(env(m), nil)
+		_, err := load(env(m), nil)
 		if (err == nil) != tt.ok {
 			t.Errorf("listen %q, admin %q: error %v, want ok=%v", tt.listen, tt.admin, err, tt.ok)
 		}

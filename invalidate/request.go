@@ -104,7 +104,7 @@ func hostKeys(ks []string) []string {
 		if !ok {
 			continue
 		}
-		if h, ok := httpcache.AppendHost(nil, []byte(host), httpcache.DefaultPort(false)); ok {
+		if h := httpcache.AppendKeyHost(nil, []byte(host), false); len(h) > 0 {
 			host = string(h) // the key's spelling of the host: lower case, no default port
 		}
 		ks[i] = httpcache.Key(host, "/"+path)

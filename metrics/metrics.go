@@ -45,7 +45,7 @@ type Metrics struct {
 func New(origin *Origin, src Sources) *Metrics {
 	m := &Metrics{src: src, reg: prometheus.NewRegistry()}
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		origin.latency, newCollector(src), backendCollector{src.Servers}, policyCollector{src.Policy})
+		origin.latency, newCollector(src), backendCollector{src.Servers})
 	return m
 }
 

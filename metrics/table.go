@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +25,7 @@ type Snapshot struct {
 	Invalidate invalidate.Stats
 	Upstream   upstream.Stats       // the origin pool's, summed over its backends
 	Bus        *invalidate.BusStats // nil without Redis
+	Policy     *policy.Stats        // nil when Sources.Policy is
 }
 
 // Sources are the parts' snapshot functions (method values such as pool.Stats). Bus is nil
@@ -40,7 +42,7 @@ type Sources struct {
 	Upstream func() upstream.Stats
 	Servers  func() []upstream.Server
 	Bus      func() invalidate.BusStats
-	// Policy is the policy holder's counters (reloads, hook errors); nil: no series.
+	// Policy is the policy holder's counters (reloads, hook errors); nil: no such counters.
 	Policy func() policy.Stats
 }
 
@@ -59,6 +61,10 @@ func (s Sources) Snapshot() Snapshot {
 	if s.Bus != nil {
 		b := s.Bus()
 		snap.Bus = &b
+	}
+	if s.Policy != nil {
+		p := s.Policy()
+		snap.Policy = &p
 	}
 	return snap
 }
@@ -83,11 +89,14 @@ const (
 	keysHelp      = "Keys invalidated, by what was done to them."
 	clientHelp    = "Replies to clients by result: success (a status below 500) or failed (500 and above)."
 	upstreamHelp  = "Exchanges with the origin pool's backends by result: success (a response below 500) or failed (none, or a 5xx)."
+	reloadsHelp   = "Policy reloads (SIGHUP, POST /_swr/policy/reload) by result: ok, or rejected (the policy in force stayed)."
+	hookHelp      = "WebAssembly hook calls that failed, by hook and reason (timeout, trap, bad_output, busy, instantiate); the request went on with the rules file's and the default behaviour."
 )
 
 // counters is the one list of swrproxy's counters: each Snapshot field once, with its name in
-// the JSON of /_swr/stats and in the Prometheus exposition (the README documents both).
-var counters = []counter{
+// the JSON of /_swr/stats and in the Prometheus exposition (the README documents both). The
+// policy's hook errors, one row per hook and reason, are generated (policyErrors).
+var counters = slices.Concat([]counter{
 	{"hits_l1", "swrproxy_requests_total", prometheus.Labels{"cache": "hit", "tier": "l1"}, prometheus.CounterValue, requestsHelp,
 		func(s *Snapshot) any { return s.Handler.HitL1 }},
 	{"hits_l2", "swrproxy_requests_total", prometheus.Labels{"cache": "hit", "tier": "l2"}, prometheus.CounterValue, requestsHelp,
@@ -209,6 +218,61 @@ var counters = []counter{
 			}
 			return s.Bus.Live
 		}},
+
+	{"policy_reloads", "swrproxy_policy_reloads_total", prometheus.Labels{"result": "ok"}, prometheus.CounterValue, reloadsHelp,
+		func(s *Snapshot) any {
+			if s.Policy == nil {
+				return nil
+			}
+			return s.Policy.Reloads
+		}},
+	{"policy_reload_failures", "swrproxy_policy_reloads_total", prometheus.Labels{"result": "rejected"}, prometheus.CounterValue, reloadsHelp,
+		func(s *Snapshot) any {
+			if s.Policy == nil {
+				return nil
+			}
+			return s.Policy.Failures
+		}},
+}, policyErrors())
+
+// policyErrors is a row per hook and reason of policy.Stats.Errors: "policy_errors.<hook>_<reason>"
+// in /_swr/stats, swrproxy_policy_errors_total{hook,reason} in Prometheus.
+func policyErrors() []counter {
+	var out []counter
+	for i, hook := range policy.Hooks {
+		for j, reason := range policy.Reasons {
+			out = append(out, counter{"policy_errors." + hook + "_" + reason, "swrproxy_policy_errors_total",
+				prometheus.Labels{"hook": hook, "reason": reason}, prometheus.CounterValue, hookHelp,
+				func(s *Snapshot) any {
+					if s.Policy == nil {
+						return nil
+					}
+					return s.Policy.Errors[i][j]
+				}})
+		}
+	}
+	return out
+}
+
+// byJSON indexes counters by their JSON name.
+var byJSON = func() map[string]*counter {
+	m := make(map[string]*counter, len(counters))
+	for i := range counters {
+		m[counters[i].json] = &counters[i]
+	}
+	return m
+}()
+
+// Value returns the counter of s named name in /_swr/stats ("group.name" for a member of the
+// object group) and reports whether s has it: an unknown name, or one of a part that is absent
+// (no Redis: no bus), has none.
+func (s *Snapshot) Value(name string) (any, bool) {
+	c, ok := byJSON[name]
+	if !ok {
+		return nil, false
+	}
+	v := c.value(s)
+	return v, v != nil
 }
 
 // MarshalJSON encodes s as the object of GET /_swr/stats: one member per counter, under its

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/swrproxy/swrproxy/invalidate"
+	"github.com/swrproxy/swrproxy/policy"
 	"github.com/swrproxy/swrproxy/proxy"
 	"github.com/swrproxy/swrproxy/refresh"
 	"github.com/swrproxy/swrproxy/tiers"
@@ -19,7 +20,8 @@ import (
 )
 
 // leaves returns the settable number and bool fields of *s, named "Part.Field" (and
-// "Part.Struct.Field" inside a nested struct such as upstream.Stats.Budget), Bus included.
+// "Part.Struct.Field" inside a nested struct such as upstream.Stats.Budget, "Part.Field[i][j]"
+// inside an array such as policy.Stats.Errors), Bus and Policy included.
 func leaves(s *Snapshot) map[string]reflect.Value {
 	out := map[string]reflect.Value{}
 	var walk func(prefix string, v reflect.Value)
@@ -29,6 +31,12 @@ func leaves(s *Snapshot) map[string]reflect.Value {
 				v.Set(reflect.New(v.Type().Elem()))
 			}
 			v = v.Elem()
+		}
+		if v.Kind() == reflect.Array {
+			for i := range v.Len() {
+				walk(fmt.Sprintf("%s[%d]", prefix, i), v.Index(i))
+			}
+			return
 		}
 		if v.Kind() != reflect.Struct {
 			out[prefix] = v
@@ -127,7 +135,12 @@ var (
 		"instances_live", "invalidated_cleared", "invalidated_refreshed", "invalidations", "l1_bytes", "l1_objects",
 		"l2_circuit_open", "l2_errors", "misses", "not_modified",
 		"origin_budget_fleet_errors", "origin_budget_in_use", "origin_budget_timeouts", "origin_budget_waits",
-		"origin_budget_yielded", "origin_errors", "origin_requests", "refresh_overflow",
+		"origin_budget_yielded", "origin_errors", "origin_requests",
+		"policy_errors.on_request_bad_output", "policy_errors.on_request_busy", "policy_errors.on_request_instantiate",
+		"policy_errors.on_request_timeout", "policy_errors.on_request_trap",
+		"policy_errors.on_response_bad_output", "policy_errors.on_response_busy", "policy_errors.on_response_instantiate",
+		"policy_errors.on_response_timeout", "policy_errors.on_response_trap",
+		"policy_reload_failures", "policy_reloads", "refresh_overflow",
 		"refresh_queue", "refresh_queue_bytes", "refresh_tracked_bytes", "refresh_tracked_keys", "refresh_untracked",
 		"refreshes_done", "refreshes_failed", "refreshes_skipped", "revalidated_304", "server.failed", "server.success",
 		"stale_if_error", "stale_served", "upstream_backends", "upstream_backends_up", "upstream_retries",
@@ -140,7 +153,15 @@ var (
 		`swrproxy_invalidation_requests_total`, `swrproxy_l1_bytes`, `swrproxy_l1_objects`, `swrproxy_not_modified_total`,
 		`swrproxy_origin_budget_fleet_errors_total`, `swrproxy_origin_budget_in_use`, `swrproxy_origin_budget_timeouts_total`,
 		`swrproxy_origin_budget_waits_total`, `swrproxy_origin_budget_yielded_total`,
-		`swrproxy_origin_errors_total`, `swrproxy_origin_requests_total`, `swrproxy_redis_circuit_open`,
+		`swrproxy_origin_errors_total`, `swrproxy_origin_requests_total`,
+		`swrproxy_policy_errors_total{hook="on_request",reason="bad_output"}`, `swrproxy_policy_errors_total{hook="on_request",reason="busy"}`,
+		`swrproxy_policy_errors_total{hook="on_request",reason="instantiate"}`, `swrproxy_policy_errors_total{hook="on_request",reason="timeout"}`,
+		`swrproxy_policy_errors_total{hook="on_request",reason="trap"}`,
+		`swrproxy_policy_errors_total{hook="on_response",reason="bad_output"}`, `swrproxy_policy_errors_total{hook="on_response",reason="busy"}`,
+		`swrproxy_policy_errors_total{hook="on_response",reason="instantiate"}`, `swrproxy_policy_errors_total{hook="on_response",reason="timeout"}`,
+		`swrproxy_policy_errors_total{hook="on_response",reason="trap"}`,
+		`swrproxy_policy_reloads_total{result="ok"}`, `swrproxy_policy_reloads_total{result="rejected"}`,
+		`swrproxy_redis_circuit_open`,
 		`swrproxy_redis_errors_total`, `swrproxy_refresh_queue_bytes`, `swrproxy_refresh_queue_jobs`,
 		`swrproxy_refresh_tracked_bytes`, `swrproxy_refresh_tracked_keys`, `swrproxy_refresh_untracked_total`,
 		`swrproxy_refreshes_total{outcome="done"}`, `swrproxy_refreshes_total{outcome="failed"}`,
@@ -183,7 +204,8 @@ func TestTheNamesAreTheDocumentedOnes(t *testing.T) {
 	}
 }
 
-// sources serves snap as the parts' snapshots (Bus only when snap has one), with no backends.
+// sources serves snap as the parts' snapshots (Bus and Policy only when snap has them), with no
+// backends.
 func sources(snap Snapshot) Sources {
 	src := Sources{
 		Handler:    func() proxy.HandlerStats { return snap.Handler },
@@ -197,6 +219,9 @@ func sources(snap Snapshot) Sources {
 	}
 	if snap.Bus != nil {
 		src.Bus = func() invalidate.BusStats { return *snap.Bus }
+	}
+	if snap.Policy != nil {
+		src.Policy = func() policy.Stats { return *snap.Policy }
 	}
 	return src
 }
@@ -264,6 +289,36 @@ func TestWithoutABusNeitherSaysHowManyInstancesLive(t *testing.T) {
 	}
 	if !strings.Contains(text, "\nswrproxy_l1_objects ") || !strings.Contains(text, "\ngo_goroutines ") {
 		t.Error("metrics lack the other series")
+	}
+}
+
+func TestWithoutAPolicyNeitherShowsItsCounters(t *testing.T) {
+	snap := numbered()
+	snap.Policy = nil
+	text, stats := scrape(t, New(NewOrigin(), sources(snap)))
+	for name := range stats {
+		if strings.HasPrefix(name, "policy_") {
+			t.Errorf("stats has %s without a policy", name)
+		}
+	}
+	if strings.Contains(text, "\nswrproxy_policy_") {
+		t.Error("metrics have swrproxy_policy_ series without a policy")
+	}
+}
+
+func TestEveryCounterCanBeReadByItsJSONName(t *testing.T) {
+	snap := numbered()
+	for _, c := range counters {
+		if v, ok := snap.Value(c.json); !ok || v != c.value(&snap) {
+			t.Errorf("Value(%q) = %v, %v; want %v", c.json, v, ok, c.value(&snap))
+		}
+	}
+	if _, ok := snap.Value("no_such_counter"); ok {
+		t.Error("Value of an unknown name reports ok")
+	}
+	snap.Bus = nil
+	if _, ok := snap.Value("instances_live"); ok {
+		t.Error("Value of instances_live reports ok without a bus")
 	}
 }
 

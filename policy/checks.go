@@ -74,9 +74,10 @@ func unkeyable(name string) string {
 	return ""
 }
 
-var connectionFields = []string{"Connection", "Keep-Alive", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
-	"Proxy-Connection", "Content-Length", "Expect", "If-None-Match", "If-Modified-Since", "If-Match",
-	"If-Unmodified-Since", "If-Range", "Range", "Cache-Control", "Pragma"}
+// connectionFields are the fields of the connection (httpcache.ConnectionFields) and of the
+// message's framing and conditions, which a fill sets itself.
+var connectionFields = slices.Concat(httpcache.ConnectionFields, []string{"Content-Length", "Expect", "If-None-Match",
+	"If-Modified-Since", "If-Match", "If-Unmodified-Since", "If-Range", "Range", "Cache-Control", "Pragma"})
 
 // credential reports whether a field or cookie name looks like it carries a credential: those of
 // httpcache.IsCredential, and the names session cookies and anti-forgery tokens go by.

@@ -1,6 +1,11 @@
 package policy
 
-import "bytes"
+import (
+	"bytes"
+	"strings"
+
+	"github.com/swrproxy/swrproxy/httpcache"
+)
 
 // Fields looks up a request header by name; Peek returns nil (or an empty slice) when the
 // header is absent. Names are given as written in the rules file, so Peek should compare them
@@ -25,7 +30,7 @@ type matcher struct {
 	methods []string
 	path    *glob
 	prefix  string
-	host    string // lower case, no port
+	host    string // ruleHost's form: lower case, no trailing dot, no port
 	fold    bool   // the path (prefix and glob) matches in either letter case (key.case_insensitive_path)
 	header  []Pair
 	query   []Pair
@@ -87,24 +92,37 @@ func methodIn(method []byte, methods []string) bool {
 	return false
 }
 
-// hostIs reports whether host, without any ":port", equals want (lower case) ignoring ASCII case.
-// A bracketed IPv6 literal keeps its brackets.
+// hostIs reports whether host, a Host field value, names want (a ruleHost) on any port: both in
+// the form the cache key gives a host (httpcache.AppendHost: lower case, no trailing dot), so
+// that a rule matches every spelling of the host its entries are keyed by. A host AppendHost
+// refuses matches nothing. It does not allocate.
 func hostIs(host []byte, want string) bool {
+	var buf [maxHost]byte
+	h, ok := httpcache.AppendHost(buf[:0], host, "")
+	return ok && string(withoutPort(h)) == want
+}
+
+// maxHost is room for any host AppendHost accepts (255 bytes of name, brackets and a port).
+const maxHost = 255 + 2 + 6
+
+// withoutPort returns host (AppendHost's form) without its ":port", if any; a bracketed IPv6
+// literal keeps its brackets.
+func withoutPort(host []byte) []byte {
 	if i := bytes.LastIndexByte(host, ':'); i >= 0 && bytes.IndexByte(host[i:], ']') < 0 {
-		host = host[:i]
+		return host[:i]
 	}
-	if n := len(host); n > 1 && host[n-1] == '.' {
-		host = host[:n-1] // "shop.example." is keyed as "shop.example" (httpcache.AppendKeyHost): match it so
+	return host
+}
+
+// ruleHost is the host of a rule's match.host as hostIs compares it (httpcache.AppendHost's
+// form: "Shop.Example." is "shop.example"), and false when s is not a host name alone: empty,
+// with a port (or an empty one), a scheme or a path.
+func ruleHost(s string) (string, bool) {
+	h, ok := httpcache.AppendHost(nil, []byte(s), "")
+	if !ok || strings.HasSuffix(s, ":") || len(withoutPort(h)) != len(h) {
+		return "", false
 	}
-	if len(host) != len(want) {
-		return false
-	}
-	for i := range len(host) {
-		if lower(host[i]) != want[i] {
-			return false
-		}
-	}
-	return true
+	return string(h), true
 }
 
 // hasPrefixFold reports whether s starts with prefix, ASCII letters compared in either case.

@@ -168,3 +168,23 @@ func TestAHostRuleMatchesTheHostAsItIsKeyed(t *testing.T) {
 		t.Error("shop.example.. matched")
 	}
 }
+
+// A rule's host is normalised as the key's is: written with a trailing dot or capitals, it
+// still names the host its entries are keyed by.
+func TestAHostRuleIsNormalisedAsTheKeyHost(t *testing.T) {
+	for _, rule := range []string{"shop.example.", "Shop.Example.", "SHOP.EXAMPLE"} {
+		rules := mustParse(t, "rules:\n  - match: {host: \""+rule+"\"}\n")
+		for _, host := range []string{"shop.example", "Shop.Example:8080", "shop.example."} {
+			if rules.Match(Request{Method: []byte("GET"), Host: []byte(host), Path: []byte("/")}) == nil {
+				t.Errorf("Host %q did not match host: %q", host, rule)
+			}
+		}
+		if rules.Match(Request{Method: []byte("GET"), Host: []byte("www.shop.example"), Path: []byte("/")}) != nil {
+			t.Errorf("www.shop.example matched host: %q", rule)
+		}
+	}
+	ipv6 := mustParse(t, "rules:\n  - match: {host: \"[2001:DB8::1]\"}\n")
+	if ipv6.Match(Request{Method: []byte("GET"), Host: []byte("[2001:db8::1]:8080"), Path: []byte("/")}) == nil {
+		t.Error("[2001:db8::1]:8080 did not match host: [2001:DB8::1]")
+	}
+}

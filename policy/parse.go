@@ -290,10 +290,11 @@ func (p *parser) match(n *yaml.Node, field string, r *Rule) {
 			r.match.prefix = m.PathPrefix
 		case "host":
 			m.Host = p.str(v, f)
-			if m.Host == "" || strings.ContainsAny(m.Host, " \t/:*?#@") && !strings.HasPrefix(m.Host, "[") {
+			h, ok := ruleHost(m.Host)
+			if !ok {
 				p.fail(v, f, "%q is not a host name (no port, scheme or path)", m.Host)
 			}
-			r.match.host = strings.ToLower(m.Host)
+			r.match.host = h
 		case "header":
 			m.Header = p.pairs(v, f, "a header name", false)
 			r.match.header = m.Header

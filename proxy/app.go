@@ -9,9 +9,9 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// Methods are the request methods Fiber routes: its defaults, PURGE, and WebDAV's. Any other
+// methods are the request methods Fiber routes: its defaults, PURGE, and WebDAV's. Any other
 // method (a token, RFC 9110 §9.1) is passed through by NewApp's app before Fiber sees it.
-var Methods = append(append([]string(nil), fiber.DefaultMethods...),
+var methods = append(append([]string(nil), fiber.DefaultMethods...),
 	"PURGE", "PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "REPORT", "SEARCH")
 
 // fiberConfig is the Fiber configuration of both listeners.
@@ -24,7 +24,7 @@ func fiberConfig(log *slog.Logger) fiber.Config {
 		// Date is swrproxy's to set (date.go): a cached reply keeps its stored Date.
 		DisableDefaultDate: true,
 		// Fiber answers 400 to methods it does not know: NewApp passes the others through itself.
-		RequestMethods: Methods,
+		RequestMethods: methods,
 		// Uploads are streamed to the origin, not held whole in memory. What a handler leaves
 		// unread is the guard's business (guard.go).
 		StreamRequestBody: true,
@@ -121,9 +121,9 @@ func (h *Handler) logAccess(c *fiber.Ctx, start time.Time) {
 	)
 }
 
-// knownMethod reports whether m is one of Methods, which Fiber routes.
+// knownMethod reports whether m is one of methods, which Fiber routes.
 func knownMethod(m []byte) bool {
-	for _, k := range Methods {
+	for _, k := range methods {
 		if string(m) == k {
 			return true
 		}

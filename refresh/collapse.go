@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -45,17 +44,6 @@ func withVary(r *fill.Request, names []string) *fill.Request {
 	r2 := *r
 	r2.Header = hdr
 	return &r2
-}
-
-func variantID(names []string, value func(string) string) string {
-	var b strings.Builder
-	for _, n := range names {
-		b.WriteString(n)
-		b.WriteByte(0)
-		b.WriteString(value(n))
-		b.WriteByte(0)
-	}
-	return b.String()
 }
 
 // join fetches r collapsed under flightKey with every concurrent join of it (taking the

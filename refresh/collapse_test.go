@@ -13,6 +13,7 @@ import (
 	"github.com/swrproxy/swrproxy/fill"
 	"github.com/swrproxy/swrproxy/internal/redistest"
 	"github.com/swrproxy/swrproxy/internal/testenv"
+	"github.com/swrproxy/swrproxy/tiers"
 	"github.com/swrproxy/swrproxy/upstream"
 )
 
@@ -75,10 +76,8 @@ func TestFillsOnTwoInstancesShareOneOriginRequest(t *testing.T) {
 		}
 		cacheable(w, r, n)
 	})
-	instances := []*Filler{
-		newTestFiller(t, newTestStore(t, srv.Client()), o),
-		newTestFiller(t, newTestStore(t, srv.Client()), o),
-	}
+	stores := []*tiers.Store{newTestStore(t, srv.Client()), newTestStore(t, srv.Client())}
+	instances := []*Filler{newTestFiller(t, stores[0], o), newTestFiller(t, stores[1], o)}
 
 	const perInstance = 3
 	type result struct {
@@ -112,7 +111,7 @@ func TestFillsOnTwoInstancesShareOneOriginRequest(t *testing.T) {
 		t.Errorf("Stats.SharedRemote = %d and %d, want 1 on the instance that waited and 0 on the other", a, b)
 	}
 	for i, f := range instances {
-		if e := variant(f.Store, "/a"); e == nil || string(e.Body) != "v1" {
+		if e := variant(stores[i], "/a"); e == nil || string(e.Body) != "v1" {
 			t.Errorf("instance %d L1 holds %+v, want the v1 entry", i, e)
 		}
 		if f.Store.Locked(t.Context(), "/a") {

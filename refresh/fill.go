@@ -35,7 +35,7 @@ type Fetcher interface {
 // MaxObjectBytes, Timeout and Log are needed; LockTTL has a default, ObserveOrigin is optional).
 // Safe for concurrent use.
 type Filler struct {
-	Store    *tiers.Store
+	Store    Store
 	Origin   Fetcher
 	Defaults httpcache.Defaults
 	// MaxObjectBytes bounds a stored body; larger responses are streamed to the one client that asked.
@@ -176,7 +176,7 @@ func (f *Filler) load(ctx context.Context, r *fill.Request, collapse bool) (res 
 	// fetch we joined filled another request's variant, or ours went without a field the origin
 	// turned out to vary on (a fill forwards only the fields it knows to be keyed). Fetch ours,
 	// with those fields, collapsed with the requests that want the same variant. Once.
-	return f.fill(ctx, withVary(r, res.Entry.Vary), r.Key+"\x00"+variantID(res.Entry.Vary, r.Value), collapse)
+	return f.fill(ctx, withVary(r, res.Entry.Vary), r.Key+"\x00"+tiers.VariantID(res.Entry.Vary, r.Value), collapse)
 }
 
 // fill is one fetch of r: collapsed under flightKey, or alone (without collapse, and for a request

@@ -31,7 +31,7 @@ type Tracker struct {
 	MaxBytes int64
 	Pool     *Pool
 	Filler   *Filler
-	Store    *tiers.Store
+	Store    Store
 	Log      *slog.Logger
 
 	// untracked counts the requests for keys the tracker had no room for.

@@ -52,7 +52,7 @@ type filler interface {
 // L1 has evicted.
 type Pool struct {
 	fill    filler
-	store   *tiers.Store // where jobs look their entries up; nil when fill is not a *Filler
+	store   Store // where jobs look their entries up; nil when fill is not a *Filler
 	workers int
 	max     int
 	timeout time.Duration

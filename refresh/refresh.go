@@ -11,9 +11,21 @@ import (
 	"github.com/swrproxy/swrproxy/tiers"
 )
 
+// Store is what refresh needs of the cache (*tiers.Store): entries to read, store and delete,
+// the cross-instance fetch lock, and the fleet's hot set.
+type Store interface {
+	Get(ctx context.Context, key string) (*tiers.Object, tiers.Tier, error)
+	Reload(ctx context.Context, key string) (*tiers.Object, error)
+	Set(ctx context.Context, e *tiers.Entry) error
+	Delete(ctx context.Context, key string) error
+	TryLock(ctx context.Context, key string, ttl time.Duration) (*tiers.Lock, bool, error)
+	Locked(ctx context.Context, key string) bool
+	MarkHot(ctx context.Context, keys []string, window time.Duration) error
+}
+
 // Options is what New builds the refresh side from.
 type Options struct {
-	Store  *tiers.Store
+	Store  Store
 	Origin Fetcher
 	// Defaults are the lifetimes a response gets when it names none (SWR_DEFAULT_TTL, …).
 	Defaults httpcache.Defaults
@@ -31,6 +43,8 @@ type Options struct {
 	Log        *slog.Logger
 	// ObserveOrigin, when set, is told how long each origin exchange took to its headers.
 	ObserveOrigin func(kind string, d time.Duration)
+	// Policy, when set, is the policy in force (SWR_POLICY_FILE, the Wasm hooks).
+	Policy Policy
 }
 
 // Service is the refresh side, built whole: the Filler that proxy's misses call, the Pool that
@@ -53,6 +67,7 @@ func New(o Options) *Service {
 		Timeout:        o.Timeout,
 		Log:            o.Log,
 		ObserveOrigin:  o.ObserveOrigin,
+		Policy:         o.Policy,
 	}
 	lim := limitsFor(o.L1MaxBytes) // what refresh keeps outside L1 (README: Memory)
 	p := newPool(f, o.Workers, lim.QueueJobs, o.Timeout, o.Log)

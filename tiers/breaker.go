@@ -15,6 +15,9 @@ import (
 // ErrL2Unavailable is returned, at once and without touching the network, while the Redis circuit is open.
 var ErrL2Unavailable = errors.New("tiers: l2 unavailable (circuit open)")
 
+// epoch anchors the monotonic nanoseconds of breaker.answered.
+var epoch = time.Now()
+
 // breaker is the Redis circuit breaker. After tripAfter consecutive transport failures it opens:
 // every L2 call fails fast with ErrL2Unavailable, so a dead Redis costs requests nothing. It also
 // opens at once when a call got no answer for a whole deadline while Redis answered nothing else

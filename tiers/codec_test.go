@@ -338,7 +338,7 @@ func TestCorruptL2VariantIsDroppedAndDeleted(t *testing.T) {
 	}
 	for _, tt := range tests {
 		key := "/c" // "another key's entry" names /other: a swapped or colliding hash
-		rk := RedisKey(key)
+		rk := redisKey(key)
 		rdb.Del(ctx, rk)
 		s.Forget(key)
 		if err := rdb.HSet(ctx, rk, "v:", tt.value).Err(); err != nil {
@@ -354,7 +354,7 @@ func TestCorruptL2VariantIsDroppedAndDeleted(t *testing.T) {
 	}
 
 	// A corrupt variant next to a good one: the good one is served.
-	rk := RedisKey("/c")
+	rk := redisKey("/c")
 	rdb.Del(ctx, rk)
 	s.Forget("/c")
 	en := testEntry("/c", "hello")

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"slices"
 	"strings"
 	"time"
 )
@@ -117,9 +118,29 @@ func (e *Entry) Size() int {
 	return n
 }
 
-// VariantID names e among the variants of its key: its vary values joined by NUL bytes, "" for
-// a response that varies on nothing. Refresh jobs and the hot-key tracker key their work by it.
-func (e *Entry) VariantID() string { return strings.Join(e.VaryValues, "\x00") }
+// VariantID names e among the variants of its key: VariantID of its vary names and values, ""
+// for a response that varies on nothing. Refresh jobs and the hot-key tracker key their work by it.
+func (e *Entry) VariantID() string {
+	return VariantID(e.Vary, func(name string) string { return e.VaryValues[slices.Index(e.Vary, name)] })
+}
+
+// VariantID names, among the variants of a key, the one for a request whose values of the fields
+// names (a response's Vary) value gives, normalised as at fill time: each name and value
+// followed by a NUL byte (neither holds one), "" for no names. A stored variant's
+// Entry.VariantID is the same name; the refetch of a variant collapses under it.
+func VariantID(names []string, value func(name string) string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	for _, n := range names {
+		b.WriteString(n)
+		b.WriteByte(0)
+		b.WriteString(value(n))
+		b.WriteByte(0)
+	}
+	return b.String()
+}
 
 // Matches reports whether the entry is the variant for a request whose header values are given by
 // value (called with each name of e.Vary; it returns the normalised value, as at fill time).

@@ -50,11 +50,11 @@ func TestDeleteRefusesAFetchThatBeganBefore(t *testing.T) {
 			t.Errorf("%s.Peek after the refused Set = %+v, want nothing to serve", name, o)
 		}
 	}
-	m, err := rdb.HGetAll(ctx, RedisKey("/p")).Result()
+	m, err := rdb.HGetAll(ctx, redisKey("/p")).Result()
 	if err != nil || len(m) != 1 || m["g"] != strconv.FormatUint(began+1, 10) {
 		t.Errorf("HGETALL after refused Sets = %q, %v; want only the generation %d", m, err, began+1)
 	}
-	if ttl := rdb.PTTL(ctx, RedisKey("/p")).Val(); ttl <= 0 || ttl > 2*time.Minute {
+	if ttl := rdb.PTTL(ctx, redisKey("/p")).Val(); ttl <= 0 || ttl > 2*time.Minute {
 		t.Errorf("tombstone PTTL = %v, want (0, 2m]: it must expire", ttl)
 	}
 
@@ -98,7 +98,7 @@ func TestAGenerationOutlivesItsExpiredHash(t *testing.T) {
 		t.Fatalf("Get after MarkStale = %+v, %v", o, err)
 	}
 	began := o.Gen // ...under which a refresh begins;
-	testenv.WaitFor(t, 3*time.Second, "the expired hash to leave Redis", func() bool { return rdb.Exists(ctx, RedisKey("/g")).Val() == 0 })
+	testenv.WaitFor(t, 3*time.Second, "the expired hash to leave Redis", func() bool { return rdb.Exists(ctx, redisKey("/g")).Val() == 0 })
 	v1 := testEntry("/g", "v1") // it finishes after the hash expired.
 	v1.Gen = began
 	if err := a.Set(ctx, v1); err != nil {
@@ -199,7 +199,7 @@ func TestMarkStaleKeepsTheEntryButBumpsTheGeneration(t *testing.T) {
 	if found, err := a.MarkStale(ctx, "/never-stored"); found || err != nil {
 		t.Errorf("MarkStale(unknown key) = %v, %v; want false, nil", found, err)
 	}
-	if n := srv.Client().Exists(ctx, RedisKey("/never-stored")).Val(); n != 0 {
+	if n := srv.Client().Exists(ctx, redisKey("/never-stored")).Val(); n != 0 {
 		t.Errorf("MarkStale(unknown key) created it in Redis")
 	}
 }
@@ -221,7 +221,7 @@ func TestASoftPurgeKeepsTheGenerationAsLongAsAClear(t *testing.T) {
 	if _, err := s.MarkStale(ctx, "/p"); err != nil {
 		t.Fatal(err)
 	}
-	if ttl := rdb.PTTL(ctx, RedisKey("/p")).Val(); ttl < 59*time.Second {
+	if ttl := rdb.PTTL(ctx, redisKey("/p")).Val(); ttl < 59*time.Second {
 		t.Fatalf("after a soft purge the hash lives %v, want at least the tombstone (1m): its generation would expire with it", ttl)
 	}
 }

@@ -28,7 +28,7 @@ func (s *Store) MarkHot(ctx context.Context, keys []string, window time.Duration
 		now := float64(time.Now().UnixMilli())
 		members := make([]redis.Z, len(keys))
 		for i, k := range keys {
-			p.Set(ctx, RedisKey(k)+hotSuffix, "1", window)
+			p.Set(ctx, redisKey(k)+hotSuffix, "1", window)
 			members[i] = redis.Z{Score: now, Member: k}
 		}
 		// The fleet's hot set (warm.go): the newest HotSetMax keys asked for, on any instance.
@@ -47,5 +47,5 @@ func (s *Store) MarkHot(ctx context.Context, keys []string, window time.Duration
 // IsHot reports whether some instance recorded a request for key within its refresh window.
 // Errors read as false.
 func (s *Store) IsHot(ctx context.Context, key string) bool {
-	return s.exists(ctx, RedisKey(key)+hotSuffix)
+	return s.exists(ctx, redisKey(key)+hotSuffix)
 }

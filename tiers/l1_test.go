@@ -107,7 +107,7 @@ func TestReloadReplacesTheL1Copy(t *testing.T) {
 	if err != nil || entryDiff(only(o), v2) != "" || b.Peek("/r") != o {
 		t.Errorf("b.Reload = %+v, %v; want v2, now in l1", o, err)
 	}
-	srv.Client().Del(ctx, RedisKey("/r"))
+	srv.Client().Del(ctx, redisKey("/r"))
 	if o, err := b.Reload(ctx, "/r"); o != nil || err != nil || b.Peek("/r") != nil {
 		t.Errorf("b.Reload of a key gone from L2 = %+v, %v; want nil, and l1 dropped", o, err)
 	}

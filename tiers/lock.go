@@ -7,13 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// The cross-instance fetch lock: one Redis string per key, RedisKey(key)+lockSuffix, holding the
+// The cross-instance fetch lock: one Redis string per key, redisKey(key)+lockSuffix, holding the
 // token of its holder, with a TTL that the holder renews while its fetch runs.
 //
 // A lock call that gets no answer (a timeout, a broken connection) has an unknown outcome, and a
@@ -22,7 +21,7 @@ import (
 // it, so every fill of the key would wait for its TTL. Two rules make that impossible:
 //
 //   - lockScript takes the lock only if it runs before a limit, a Redis server time (see
-//     serverClock) just past the moment the caller stops waiting for the answer; run later,
+//     redisclock) just past the moment the caller stops waiting for the answer; run later,
 //     it writes nothing.
 //   - after an unknown outcome, release deletes the token in the background until Redis
 //     answers a release that ran after that limit. Redis runs scripts one at a time, so at that
@@ -33,7 +32,7 @@ import (
 const lockSuffix = ":lock"
 
 const (
-	// lockSlack is added to the caller's deadline to make a lock call's limit. serverClock errs
+	// lockSlack is added to the caller's deadline to make a lock call's limit. The clock errs
 	// late already; the slack covers the skew between the nodes of a cluster and small clock
 	// steps. A call run after the limit only fails to collapse its fill; the slack makes a
 	// release run that much longer.
@@ -77,33 +76,6 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[
 return 0
 `)
 
-// serverClock estimates the Redis server's clock from the server times that lock scripts return,
-// without trusting this host's wall clock: the offset is kept against the monotonic clock.
-// Safe for concurrent use.
-type serverClock struct {
-	// off is the server time (ms) of the latest sample minus the monotonic time at which its
-	// call was sent: an upper bound of the true offset (the script ran after the call was
-	// sent), so limits err late. 0 = no sample yet.
-	off atomic.Int64
-}
-
-// epoch anchors the monotonic milliseconds of serverClock.
-var epoch = time.Now()
-
-func monoMs(t time.Time) int64 { return t.Sub(epoch).Milliseconds() }
-
-func (c *serverClock) sample(sent time.Time, serverMs int64) {
-	if off := serverMs - monoMs(sent); off != 0 {
-		c.off.Store(off)
-	}
-}
-
-// at returns the server time (ms) at local instant t, and false without a sample.
-func (c *serverClock) at(t time.Time) (int64, bool) {
-	off := c.off.Load()
-	return monoMs(t) + off, off != 0
-}
-
 // Lock is a held cross-instance fetch lock. While held it is renewed every third of its TTL, so a
 // slow origin never lets a second instance in, while a holder that dies frees the key within one TTL.
 type Lock struct {
@@ -143,11 +115,11 @@ func (s *Store) TryLock(ctx context.Context, key string, ttl time.Duration) (*Lo
 	if !s.br.allow() {
 		return nil, true, ErrL2Unavailable
 	}
-	lk := RedisKey(key) + lockSuffix
+	lk := redisKey(key) + lockSuffix
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	deadline, _ := ctx.Deadline()
-	limit, ok := s.clock.at(deadline)
+	limit, ok := s.clock.At(deadline)
 	if !ok {
 		// The first lock of this process: learn the server's clock first. Nothing that could
 		// take a lock is sent if this fails.
@@ -157,8 +129,8 @@ func (s *Store) TryLock(ctx context.Context, key string, ttl time.Duration) (*Lo
 		if err != nil {
 			return nil, true, fmt.Errorf("tiers: l2 lock %q: server time: %w", key, err)
 		}
-		s.clock.sample(sent, tm.UnixMilli())
-		limit, _ = s.clock.at(deadline)
+		s.clock.Sample(sent, tm.UnixMilli())
+		limit, _ = s.clock.At(deadline)
 	}
 	limit += lockSlack.Milliseconds()
 	token := newToken()
@@ -175,7 +147,7 @@ func (s *Store) TryLock(ctx context.Context, key string, ttl time.Duration) (*Lo
 		}
 		return nil, true, fmt.Errorf("tiers: l2 lock %q: %w", key, err)
 	}
-	s.clock.sample(sent, res[1])
+	s.clock.Sample(sent, res[1])
 	switch res[0] {
 	case 0:
 		return nil, false, nil
@@ -205,7 +177,7 @@ func (s *Store) hold(l *Lock, lk, token string, ttl time.Duration) {
 			now, err := releaseScript.Run(ctx, s.rdb, []string{lk}, token).Int64()
 			s.observe(sent, err)
 			if err == nil {
-				s.clock.sample(sent, now)
+				s.clock.Sample(sent, now)
 			} else if !errors.Is(err, redis.ErrClosed) {
 				s.release(lk, token, 0, ttl)
 			}
@@ -256,7 +228,7 @@ func (s *Store) release(lk, token string, limit int64, ttl time.Duration) {
 				return
 			}
 			if err == nil {
-				s.clock.sample(sent, now)
+				s.clock.Sample(sent, now)
 				if now > limit {
 					return
 				}
@@ -276,5 +248,5 @@ func known(err error) bool {
 
 // Locked reports whether some instance holds the fetch lock of key. Errors read as false.
 func (s *Store) Locked(ctx context.Context, key string) bool {
-	return s.exists(ctx, RedisKey(key)+lockSuffix)
+	return s.exists(ctx, redisKey(key)+lockSuffix)
 }

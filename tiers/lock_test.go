@@ -85,7 +85,7 @@ func TestAHeldLockIsRenewed(t *testing.T) {
 		t.Fatalf("TryLock = %v, %v", ok, err)
 	}
 	defer l.Unlock()
-	lk := RedisKey("/slow") + ":lock"
+	lk := redisKey("/slow") + ":lock"
 	for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
 		if !s.Locked(ctx, "/slow") {
 			t.Fatalf("lock of a holder still working is gone; PTTL %v", rdb.PTTL(ctx, lk).Val())
@@ -105,7 +105,7 @@ func TestALockWhoseHolderDiedExpires(t *testing.T) {
 	rdb := srv.Client()
 	s := newStore(t, rdb)
 	ctx := t.Context()
-	lk := RedisKey("/dead") + ":lock"
+	lk := redisKey("/dead") + ":lock"
 	// Another instance took the lock and died: nobody renews it.
 	if ok, err := rdb.SetNX(ctx, lk, "someone else", 500*time.Millisecond).Result(); !ok || err != nil {
 		t.Fatalf("SETNX %s = %v, %v", lk, ok, err)
@@ -139,7 +139,7 @@ func TestUnlockReleasesOnlyItsOwnLock(t *testing.T) {
 		t.Fatalf("TryLock = %v, %v", ok, err)
 	}
 	// Our lock expired (a long pause) and another instance took it.
-	lk := RedisKey("/mine") + ":lock"
+	lk := redisKey("/mine") + ":lock"
 	rdb.Set(ctx, lk, "someone else", 5*time.Second)
 	l.Unlock()
 	if got := rdb.Get(ctx, lk).Val(); got != "someone else" {

@@ -71,7 +71,7 @@ func TestALockCallSentIntoAStallLeavesNoLockWhenRedisResumes(t *testing.T) {
 			raw := srv.Client()
 			ctx := t.Context()
 			warmClock(t, s)
-			lk := RedisKey("/stalled") + lockSuffix
+			lk := redisKey("/stalled") + lockSuffix
 			sets, lockCalls := calls(t, raw, "set"), calls(t, raw, "set", "evalsha", "eval")
 
 			srv.Freeze()
@@ -181,7 +181,7 @@ func TestALockWhoseAnswerWasLostIsReleased(t *testing.T) {
 	raw := srv.Client()
 	ctx := t.Context()
 	warmClock(t, s)
-	lk := RedisKey("/lost") + lockSuffix
+	lk := redisKey("/lost") + lockSuffix
 
 	rl.lose.Store(true)
 	l, ok, err := s.TryLock(ctx, "/lost", 5*time.Second)
@@ -215,7 +215,7 @@ func TestUnlockDuringAStallReleasesOnceRedisIsBack(t *testing.T) {
 	if !ok || err != nil {
 		t.Fatalf("TryLock = %v, %v", ok, err)
 	}
-	lk := RedisKey("/held") + lockSuffix
+	lk := redisKey("/held") + lockSuffix
 
 	srv.Freeze()
 	s.Get(ctx, "/another") // the fill's store, say: one deadline, and the circuit opens
@@ -239,8 +239,10 @@ func TestALockCallRunAfterItsLimitTakesNothing(t *testing.T) {
 	s := newStore(t, srv.Client())
 	ctx := t.Context()
 	warmClock(t, s)
-	s.clock.off.Add(-10_000) // this instance believes the server's clock is 10 s behind
-	lk := RedisKey("/late") + lockSuffix
+	now := time.Now()
+	server, _ := s.clock.At(now)
+	s.clock.Sample(now, server-10_000) // this instance believes the server's clock is 10 s behind
+	lk := redisKey("/late") + lockSuffix
 
 	l, ok, err := s.TryLock(ctx, "/late", 5*time.Second)
 	if l != nil || !ok || !errors.Is(err, errLockLate) {

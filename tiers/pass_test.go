@@ -23,7 +23,7 @@ func TestPassMarkerIsReplacedByAStoredEntry(t *testing.T) {
 		if o == nil || !o.Pass || len(o.Variants) != 0 {
 			t.Fatalf("%s: Peek after MarkPass = %+v, want a pass marker", tt.name, o)
 		}
-		if n := rdb.Exists(t.Context(), RedisKey(key)).Val(); n != 0 {
+		if n := rdb.Exists(t.Context(), redisKey(key)).Val(); n != 0 {
 			t.Errorf("%s: MarkPass wrote to Redis; pass markers live in l1 only", tt.name)
 		}
 		e := testEntry(key, "cacheable now")

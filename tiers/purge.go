@@ -66,7 +66,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	sent := time.Now()
-	err := clearScript.Run(ctx, s.rdb, []string{RedisKey(key)}, s.tombstone.Milliseconds()).Err()
+	err := clearScript.Run(ctx, s.rdb, []string{redisKey(key)}, s.tombstone.Milliseconds()).Err()
 	s.observe(sent, err)
 	if err != nil {
 		return fmt.Errorf("tiers: l2 delete %q: %w", key, err)
@@ -96,7 +96,7 @@ func (s *Store) MarkStale(ctx context.Context, key string) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	sent := time.Now()
-	n, err := staleScript.Run(ctx, s.rdb, []string{RedisKey(key)}, s.tombstone.Milliseconds()).Int()
+	n, err := staleScript.Run(ctx, s.rdb, []string{redisKey(key)}, s.tombstone.Milliseconds()).Int()
 	s.observe(sent, err)
 	if err != nil {
 		return found, fmt.Errorf("tiers: l2 mark stale %q: %w", key, err)

@@ -105,7 +105,7 @@ func (s *Store) setL2(ctx context.Context, e *Entry, ttl time.Duration) error {
 	defer cancel()
 	ms := max(ttl.Milliseconds(), 1)
 	sent := time.Now()
-	n, err := setScript.Run(ctx, s.rdb, []string{RedisKey(e.Key)},
+	n, err := setScript.Run(ctx, s.rdb, []string{redisKey(e.Key)},
 		e.Gen, variantField(e), encode(e), ms, maxVariants, s.objectMax).Int()
 	s.observe(sent, err)
 	if err != nil {

@@ -15,6 +15,8 @@ import (
 
 	"github.com/maypok86/otter/v2"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/swrproxy/swrproxy/internal/redisclock"
 )
 
 // Tier says where a lookup found its object.
@@ -81,7 +83,7 @@ type Store struct {
 	// clock estimates Redis server time for lock calls; releasing counts background releases
 	// of locks, releaseGate lets one of them at a time ask Redis while the circuit is open
 	// (see lock.go).
-	clock       serverClock
+	clock       redisclock.Clock
 	releasing   atomic.Int64
 	releaseGate atomic.Bool
 
@@ -256,7 +258,7 @@ func (s *Store) getL2(ctx context.Context, key string) (*Object, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	rk := RedisKey(key)
+	rk := redisKey(key)
 	sent := time.Now()
 	m, err := s.rdb.HGetAll(ctx, rk).Result()
 	s.observe(sent, err)
@@ -318,9 +320,9 @@ func (s *Store) observe(sent time.Time, err error) {
 	}
 }
 
-// RedisKey is the Redis key of a cache key: a hash, so no client text reaches key names, in a
+// redisKey is the Redis key of a cache key: a hash, so no client text reaches key names, in a
 // {hash tag} so that the object and its lock share a cluster slot.
-func RedisKey(key string) string {
+func redisKey(key string) string {
 	sum := sha256.Sum256([]byte(key))
 	return KeyPrefix + "{" + hex.EncodeToString(sum[:16]) + "}"
 }

@@ -220,7 +220,7 @@ func TestL2LifetimeIsWhatIsLeftOfTheEntry(t *testing.T) {
 		if err := s.Set(t.Context(), e); err != nil {
 			t.Fatalf("%s: Set: %v", tt.name, err)
 		}
-		got, err := rdb.PTTL(t.Context(), RedisKey(key)).Result()
+		got, err := rdb.PTTL(t.Context(), redisKey(key)).Result()
 		if err != nil {
 			t.Fatalf("%s: PTTL: %v", tt.name, err)
 		}
@@ -257,8 +257,8 @@ func TestAnEntryPastItsLifetimeIsNotStored(t *testing.T) {
 		if o := s.Peek(key); o != nil {
 			t.Errorf("%s: Peek = %+v, want nil", tt.name, o)
 		}
-		if n, err := rdb.Exists(t.Context(), RedisKey(key)).Result(); n != 0 || err != nil {
-			t.Errorf("%s: EXISTS %s = %d, %v; want 0 (go-redis would keep a zero TTL forever)", tt.name, RedisKey(key), n, err)
+		if n, err := rdb.Exists(t.Context(), redisKey(key)).Result(); n != 0 || err != nil {
+			t.Errorf("%s: EXISTS %s = %d, %v; want 0 (go-redis would keep a zero TTL forever)", tt.name, redisKey(key), n, err)
 		}
 	}
 }
@@ -272,15 +272,15 @@ func TestRedisKeysCarryNoClientText(t *testing.T) {
 	keys := []string{"/api/prices?pair=ALGO-USD", "/api/prices?pair=ALGO-EUR", "example.com/{x}\r\n*", ""}
 	seen := map[string]bool{}
 	for _, k := range keys {
-		rk := RedisKey(k)
+		rk := redisKey(k)
 		if !objectRE.MatchString(rk) {
-			t.Errorf("RedisKey(%q) = %q, want swr:v2:{<32 hex>}", k, rk)
+			t.Errorf("redisKey(%q) = %q, want swr:v2:{<32 hex>}", k, rk)
 		}
-		if RedisKey(k) != rk {
-			t.Errorf("RedisKey(%q) is not stable", k)
+		if redisKey(k) != rk {
+			t.Errorf("redisKey(%q) is not stable", k)
 		}
 		if seen[rk] {
-			t.Errorf("RedisKey(%q) = %q collides with another key", k, rk)
+			t.Errorf("redisKey(%q) = %q collides with another key", k, rk)
 		}
 		seen[rk] = true
 		e := testEntry(k, "body")
@@ -297,8 +297,8 @@ func TestRedisKeysCarryNoClientText(t *testing.T) {
 		t.Fatalf("TryLock = %v, %v", ok, err)
 	}
 	defer l.Unlock()
-	if n := rdb.Exists(ctx, RedisKey(keys[0])+":lock").Val(); n != 1 {
-		t.Errorf("the lock is not at RedisKey(key)+\":lock\"")
+	if n := rdb.Exists(ctx, redisKey(keys[0])+":lock").Val(); n != 1 {
+		t.Errorf("the lock is not at redisKey(key)+\":lock\"")
 	}
 
 	got, err := rdb.Keys(ctx, "*").Result()

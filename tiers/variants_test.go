@@ -130,7 +130,7 @@ func TestOnlyTheLeastRecentlyStoredVariantIsEvicted(t *testing.T) {
 	}
 	for i := maxVariants + 1; i < 3*maxVariants; i++ {
 		set(i)
-		if n, err := rdb.HLen(ctx, RedisKey("/many")).Result(); err != nil || n != maxVariants+1 { // and the order field
+		if n, err := rdb.HLen(ctx, redisKey("/many")).Result(); err != nil || n != maxVariants+1 { // and the order field
 			t.Fatalf("after variant %d: HLEN = %d, %v; want %d", i, n, err, maxVariants+1)
 		}
 	}
@@ -154,7 +154,7 @@ func TestADeletedVariantLeavesTheOrder(t *testing.T) {
 			t.Fatalf("Set(%d): %v", i, err)
 		}
 	}
-	rk := RedisKey("/order")
+	rk := redisKey("/order")
 	rdb.HSet(ctx, rk, variantField(es[5]), "garbage")
 	s.Forget("/order")
 	if _, _, err := s.Get(ctx, "/order"); err != nil { // drops and deletes variant 5
@@ -192,7 +192,7 @@ func TestVariantFieldsCarryNoRequestText(t *testing.T) {
 		}
 	}
 	fieldRE := regexp.MustCompile(`^v:([0-9a-f]{32})?$`)
-	fields := rdb.HKeys(ctx, RedisKey("/vary")).Val()
+	fields := rdb.HKeys(ctx, redisKey("/vary")).Val()
 	if len(fields) != len(values)+1 {
 		t.Errorf("hash fields %q, want %d variants and the order", fields, len(values))
 	}
@@ -202,7 +202,7 @@ func TestVariantFieldsCarryNoRequestText(t *testing.T) {
 		}
 	}
 	for _, text := range []string{"fr", "s3cr3t", "Bearer", "Accept", "Api"} {
-		if o := rdb.HGet(ctx, RedisKey("/vary"), "o").Val(); strings.Contains(strings.Join(fields, " ")+o, text) {
+		if o := rdb.HGet(ctx, redisKey("/vary"), "o").Val(); strings.Contains(strings.Join(fields, " ")+o, text) {
 			t.Errorf("field names or order carry %q in clear: %q %q", text, fields, o)
 		}
 	}
@@ -234,7 +234,7 @@ func TestTheVariantsOfOneURLAreBoundedInBytes(t *testing.T) {
 		}
 	}
 	var l2 int64
-	fields, err := rdb.HGetAll(ctx, RedisKey("/big")).Result()
+	fields, err := rdb.HGetAll(ctx, redisKey("/big")).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,5 +255,23 @@ func TestTheVariantsOfOneURLAreBoundedInBytes(t *testing.T) {
 	}
 	if fresh, err := newStore(t, rdb).GetL2(ctx, "/big"); err != nil || fresh.Variant(func(string) string { return "https://site9.example" }) == nil {
 		t.Errorf("another instance does not find the newest variant in L2: %v", err)
+	}
+}
+
+func TestAStoredVariantHasTheIDOfTheRequestsItServes(t *testing.T) {
+	e := &Entry{Vary: []string{"Accept-Encoding", "X-Region"}, VaryValues: []string{"gzip", "eu"}}
+	req := map[string]string{"Accept-Encoding": "gzip", "X-Region": "eu"}
+	value := func(n string) string { return req[n] }
+	if !e.Matches(value) || e.VariantID() != VariantID(e.Vary, value) {
+		t.Errorf("Entry.VariantID %q, VariantID of a request it serves %q", e.VariantID(), VariantID(e.Vary, value))
+	}
+	// Another value, or the same values under other names, is another variant.
+	other := &Entry{Vary: []string{"Accept-Encoding", "X-Region"}, VaryValues: []string{"gzip", "us"}}
+	renamed := &Entry{Vary: []string{"Accept-Language", "X-Region"}, VaryValues: []string{"gzip", "eu"}}
+	if e.VariantID() == other.VariantID() || e.VariantID() == renamed.VariantID() {
+		t.Errorf("distinct variants share an ID: %q %q %q", e.VariantID(), other.VariantID(), renamed.VariantID())
+	}
+	if id := (&Entry{}).VariantID(); id != "" {
+		t.Errorf("a response that varies on nothing has the ID %q, want \"\"", id)
 	}
 }

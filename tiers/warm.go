@@ -93,7 +93,7 @@ func (s *Store) warmPage(ctx context.Context, offset, budget int64, start time.T
 		cmds := make([]*redis.IntCmd, len(todo))
 		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, k := range todo {
-				cmds[i] = p.MemoryUsage(ctx, RedisKey(k), 0)
+				cmds[i] = p.MemoryUsage(ctx, redisKey(k), 0)
 			}
 			return nil
 		})
@@ -165,7 +165,7 @@ func (s *Store) warmRead(ctx context.Context, keys []string) ([]*Object, error) 
 		cmds := make([]*redis.MapStringStringCmd, len(keys))
 		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, k := range keys {
-				cmds[i] = p.HGetAll(ctx, RedisKey(k))
+				cmds[i] = p.HGetAll(ctx, redisKey(k))
 			}
 			return nil
 		})
@@ -174,7 +174,7 @@ func (s *Store) warmRead(ctx context.Context, keys []string) ([]*Object, error) 
 		}
 		objs := make([]*Object, len(keys))
 		for i, k := range keys {
-			objs[i] = s.objectOf(ctx, k, RedisKey(k), cmds[i].Val())
+			objs[i] = s.objectOf(ctx, k, redisKey(k), cmds[i].Val())
 		}
 		return objs, nil
 	})

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/swrproxy/swrproxy/internal/redisclock"
 )
 
 // The origin budget bounds the requests in flight to the origin (fills, refreshes, pass-through):
@@ -44,7 +46,7 @@ import (
 // resumes, what it received meanwhile: an acquisition sent into a stall could add a member that
 // nobody holds, renews or removes, and fill the fleet's slots for a lease. As in the fetch lock of
 // package tiers, the acquire script writes only if it runs before a limit, a server time (see
-// serverClock) just past the moment its caller stops waiting; after an unknown outcome the member
+// redisclock) just past the moment its caller stops waiting; after an unknown outcome the member
 // is removed in the background (run) until Redis answers a removal that ran after that limit.
 
 // ErrUnavailable is wrapped by every error that means "the origin cannot be asked now"; the proxy
@@ -140,7 +142,7 @@ type budget struct {
 	drops   map[string]drop     // members to remove from Redis: see flushDrops
 	dropped chan struct{}       // wakes run when drops grows
 
-	clock     serverClock
+	clock     redisclock.Clock
 	downUntil atomic.Int64 // monotonic ns until which Redis is not asked; 0 = Redis answers
 	lastLog   atomic.Int64 // monotonic ns of the latest failure log
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -117,7 +116,7 @@ func (b *budget) tryFleet(ctx context.Context, member string, limit int) (bool, 
 	ctx, cancel := context.WithTimeout(ctx, b.timeout)
 	defer cancel()
 	deadline, _ := ctx.Deadline()
-	notAfter, ok := b.clock.at(deadline)
+	notAfter, ok := b.clock.At(deadline)
 	if !ok {
 		// The first acquisition of this process: learn the server's clock first.
 		sent := time.Now()
@@ -125,8 +124,8 @@ func (b *budget) tryFleet(ctx context.Context, member string, limit int) (bool, 
 		if err != nil {
 			return false, fmt.Errorf("upstream: budget: server time: %w", err)
 		}
-		b.clock.sample(sent, tm.UnixMilli())
-		notAfter, _ = b.clock.at(deadline)
+		b.clock.Sample(sent, tm.UnixMilli())
+		notAfter, _ = b.clock.At(deadline)
 	}
 	notAfter += budgetSlack.Milliseconds()
 	sent := time.Now()
@@ -142,7 +141,7 @@ func (b *budget) tryFleet(ctx context.Context, member string, limit int) (bool, 
 		return false, fmt.Errorf("upstream: budget acquire %s: %w", member, err)
 	}
 	b.up()
-	b.clock.sample(sent, res[1])
+	b.clock.Sample(sent, res[1])
 	// -1 only when the clock estimate was off: it has been corrected from this answer, and the
 	// next poll asks again.
 	return res[0] == 1, nil
@@ -170,7 +169,7 @@ func (b *budget) releaseFleet(member string) {
 		return
 	}
 	b.up()
-	b.clock.sample(sent, now)
+	b.clock.Sample(sent, now)
 }
 
 // drop queues member for removal from Redis by run; notAfter as in drop.
@@ -272,7 +271,7 @@ func (b *budget) renew(ctx context.Context) {
 		return
 	}
 	b.up()
-	b.clock.sample(sent, now)
+	b.clock.Sample(sent, now)
 }
 
 // flushDrops removes the queued members from Redis in one call, forgets those surely gone (the
@@ -303,7 +302,7 @@ func (b *budget) flushDrops(ctx context.Context) bool {
 		return false
 	}
 	b.up()
-	b.clock.sample(sent, srv)
+	b.clock.Sample(sent, srv)
 	b.hmu.Lock()
 	defer b.hmu.Unlock()
 	for _, m := range args {
@@ -337,31 +336,7 @@ func (b *budget) removeAll(ctx context.Context) {
 	}
 }
 
-// serverClock estimates the Redis server's clock from the server times that scripts return,
-// without trusting this host's wall clock: the offset is kept against the monotonic clock (as
-// package tiers does for its fetch lock). Safe for concurrent use.
-type serverClock struct {
-	// off is the server time (ms) of the latest sample minus the monotonic time at which its
-	// call was sent: an upper bound of the true offset (the script ran after the call was
-	// sent), so limits err late. 0 = no sample yet.
-	off atomic.Int64
-}
-
-// budgetEpoch anchors the monotonic clock of serverClock and downUntil.
+// budgetEpoch anchors the monotonic clock of downUntil and lastLog.
 var budgetEpoch = time.Now()
 
 func monoNs() int64 { return int64(time.Since(budgetEpoch)) }
-
-func monoMs(t time.Time) int64 { return t.Sub(budgetEpoch).Milliseconds() }
-
-func (c *serverClock) sample(sent time.Time, serverMs int64) {
-	if off := serverMs - monoMs(sent); off != 0 {
-		c.off.Store(off)
-	}
-}
-
-// at returns the server time (ms) at local instant t, and false without a sample.
-func (c *serverClock) at(t time.Time) (int64, bool) {
-	off := c.off.Load()
-	return monoMs(t) + off, off != 0
-}

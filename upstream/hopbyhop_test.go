@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/swrproxy/swrproxy/httpcache"
 )
 
 func TestHopByHopResponseFieldsAreRemoved(t *testing.T) {
@@ -136,5 +138,20 @@ func TestListsNameFindsAFieldInAConnectionValueInAnyCase(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { ListsName("keep-alive, X-Secret", "x-secret") }); n != 0 {
 		t.Errorf("ListsName allocates %v times", n)
+	}
+}
+
+// The connection's fields are spelt twice (upstream imports nothing of the caching parts):
+// here and in httpcache.ConnectionFields. The two lists are the same, plus the proxy
+// authentication fields here.
+func TestTheHopByHopFieldsAreTheConnectionFieldsAndProxyAuthentication(t *testing.T) {
+	want := slices.Concat(httpcache.ConnectionFields, []string{"Proxy-Authenticate", "Proxy-Authorization"})
+	if !slices.Equal(hopByHop, want) {
+		t.Errorf("hopByHop = %q, want httpcache.ConnectionFields and the proxy authentication fields %q", hopByHop, want)
+	}
+	for _, name := range want {
+		if !IsHopByHop(name) {
+			t.Errorf("IsHopByHop(%q) = false", name)
+		}
 	}
 }

@@ -131,11 +131,12 @@ func targetOf(b *url.URL, uri string) string {
 	return b.Scheme + "://" + b.Host + strings.TrimSuffix(b.EscapedPath(), "/") + uri
 }
 
-// hopByHop are the fields that describe one connection, not the message (RFC 9110 §7.6.1).
-var hopByHop = []string{
-	"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
-	"Te", "Trailer", "Transfer-Encoding", "Upgrade",
-}
+// hopByHop are the fields that describe one hop, not the message (RFC 9110 §7.6.1): those of
+// the connection, and the proxy authentication fields (§11.7). The connection's are
+// httpcache.ConnectionFields, spelt again here because upstream imports nothing of the module's
+// caching parts; a test keeps the two lists equal.
+var hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+	"Proxy-Authenticate", "Proxy-Authorization"}
 
 // RemoveHopByHop deletes from h the hop-by-hop fields and those that Connection names (RFC 9110
 // §7.6.1), in requests to the origin and in its responses alike, and returns the names
