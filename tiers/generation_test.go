@@ -12,10 +12,9 @@ import (
 	"github.com/swrproxy/swrproxy/internal/testenv"
 )
 
-func TestDeleteRefusesAFetchThatBeganBefore(t *testing.T) {
-	srv := redistest.Start(t)
-	rdb := srv.Client()
-	a, b := newStore(t, rdb), newStore(t, srv.Client())
+func testDeleteRefusesAFetchThatBeganBefore(t *testing.T, srv redistest.Topology) {
+	rdb := srv.Connect(t)
+	a, b := newStore(t, rdb), newStore(t, srv.Connect(t))
 	ctx := t.Context()
 	if err := a.Set(ctx, testEntry("/p", "old")); err != nil {
 		t.Fatalf("Set: %v", err)
@@ -76,14 +75,13 @@ func TestDeleteRefusesAFetchThatBeganBefore(t *testing.T) {
 // tombstone expired). The generation it stores must not go back to 0, or the next purge would bump it
 // to a value the in-flight generation already has: the purge would not make the entry stale, and a
 // fetch that began before it could write the old body back.
-func TestAGenerationOutlivesItsExpiredHash(t *testing.T) {
-	srv := redistest.Start(t)
-	rdb := srv.Client()
+func testAGenerationOutlivesItsExpiredHash(t *testing.T, srv redistest.Topology) {
+	rdb := srv.Connect(t)
 	// A soft purge keeps the hash a tombstone's lifetime: a short one, so it expires in the test.
 	opts := func(rdb redis.UniversalClient) Options {
 		return Options{L1MaxBytes: 64 << 20, L1MaxTTL: time.Minute, Redis: rdb, Tombstone: time.Second}
 	}
-	a, b := newStoreWith(t, opts(rdb)), newStoreWith(t, opts(srv.Client()))
+	a, b := newStoreWith(t, opts(rdb)), newStoreWith(t, opts(srv.Connect(t)))
 	ctx := t.Context()
 	short := testEntry("/g", "v0")
 	short.Fresh, short.StaleWhileRevalidate, short.StaleIfError = time.Second, 0, 0
@@ -153,9 +151,8 @@ func TestDeleteWithoutRedisRefusesAFetchThatBeganBefore(t *testing.T) {
 	}
 }
 
-func TestMarkStaleKeepsTheEntryButBumpsTheGeneration(t *testing.T) {
-	srv := redistest.Start(t)
-	a, b := newStore(t, srv.Client()), newStore(t, srv.Client())
+func testMarkStaleKeepsTheEntryButBumpsTheGeneration(t *testing.T, srv redistest.Topology) {
+	a, b := newStore(t, srv.Connect(t)), newStore(t, srv.Connect(t))
 	ctx := t.Context()
 	old := testEntry("/s", "old")
 	if err := a.Set(ctx, old); err != nil {
@@ -199,7 +196,7 @@ func TestMarkStaleKeepsTheEntryButBumpsTheGeneration(t *testing.T) {
 	if found, err := a.MarkStale(ctx, "/never-stored"); found || err != nil {
 		t.Errorf("MarkStale(unknown key) = %v, %v; want false, nil", found, err)
 	}
-	if n := srv.Client().Exists(ctx, redisKey("/never-stored")).Val(); n != 0 {
+	if n := srv.Connect(t).Exists(ctx, redisKey("/never-stored")).Val(); n != 0 {
 		t.Errorf("MarkStale(unknown key) created it in Redis")
 	}
 }
@@ -207,9 +204,8 @@ func TestMarkStaleKeepsTheEntryButBumpsTheGeneration(t *testing.T) {
 // A soft purge keeps the key's generation at least a tombstone's lifetime, like a clear: a fetch
 // that began before it and stores after the variants' own lifetime ended is still refused
 // (security review: the generation expired with the hash and the pre-purge body came back).
-func TestASoftPurgeKeepsTheGenerationAsLongAsAClear(t *testing.T) {
-	srv := redistest.Start(t)
-	rdb := srv.Client()
+func testASoftPurgeKeepsTheGenerationAsLongAsAClear(t *testing.T, srv redistest.Topology) {
+	rdb := srv.Connect(t)
 	s := newStoreWith(t, Options{L1MaxBytes: 64 << 20, L1MaxTTL: time.Minute, Redis: rdb, Tombstone: time.Minute})
 	ctx := context.Background()
 	old := testEntry("/p", "v1")

@@ -31,9 +31,8 @@ func TestL1IsBoundedByBytes(t *testing.T) {
 	}
 }
 
-func TestL1CopyExpiresAfterL1MaxTTL(t *testing.T) {
-	srv := redistest.Start(t)
-	s := newStoreWith(t, Options{L1MaxBytes: 1 << 20, L1MaxTTL: 200 * time.Millisecond, Redis: srv.Client()})
+func testL1CopyExpiresAfterL1MaxTTL(t *testing.T, srv redistest.Topology) {
+	s := newStoreWith(t, Options{L1MaxBytes: 1 << 20, L1MaxTTL: 200 * time.Millisecond, Redis: srv.Connect(t)})
 	e := testEntry("/t", "fresh for an hour")
 	if err := s.Set(t.Context(), e); err != nil {
 		t.Fatalf("Set: %v", err)
@@ -54,10 +53,9 @@ func TestL1CopyExpiresAfterL1MaxTTL(t *testing.T) {
 
 // An object promoted from L2 whose variants have all expired must not stay in L1: otter keeps an
 // entry forever when its expiry calculator returns a non-positive duration.
-func TestExpiredL2ObjectIsNotKeptInL1(t *testing.T) {
-	srv := redistest.Start(t)
-	a := newStore(t, srv.Client())
-	b := newStoreWith(t, Options{L1MaxBytes: 1 << 20, L1MaxTTL: 200 * time.Millisecond, Redis: srv.Client()})
+func testExpiredL2ObjectIsNotKeptInL1(t *testing.T, srv redistest.Topology) {
+	a := newStore(t, srv.Connect(t))
+	b := newStoreWith(t, Options{L1MaxBytes: 1 << 20, L1MaxTTL: 200 * time.Millisecond, Redis: srv.Connect(t)})
 	ctx := t.Context()
 
 	if err := a.Set(ctx, testEntry("/x", "v1")); err != nil { // the hash now lives for hours...
@@ -85,9 +83,8 @@ func TestExpiredL2ObjectIsNotKeptInL1(t *testing.T) {
 	})
 }
 
-func TestReloadReplacesTheL1Copy(t *testing.T) {
-	srv := redistest.Start(t)
-	a, b := newStore(t, srv.Client()), newStore(t, srv.Client())
+func testReloadReplacesTheL1Copy(t *testing.T, srv redistest.Topology) {
+	a, b := newStore(t, srv.Connect(t)), newStore(t, srv.Connect(t))
 	ctx := t.Context()
 	if err := a.Set(ctx, testEntry("/r", "v1")); err != nil {
 		t.Fatalf("Set: %v", err)
@@ -107,7 +104,7 @@ func TestReloadReplacesTheL1Copy(t *testing.T) {
 	if err != nil || entryDiff(only(o), v2) != "" || b.Peek("/r") != o {
 		t.Errorf("b.Reload = %+v, %v; want v2, now in l1", o, err)
 	}
-	srv.Client().Del(ctx, redisKey("/r"))
+	srv.Connect(t).Del(ctx, redisKey("/r"))
 	if o, err := b.Reload(ctx, "/r"); o != nil || err != nil || b.Peek("/r") != nil {
 		t.Errorf("b.Reload of a key gone from L2 = %+v, %v; want nil, and l1 dropped", o, err)
 	}

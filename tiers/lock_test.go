@@ -9,9 +9,8 @@ import (
 	"github.com/swrproxy/swrproxy/internal/testenv"
 )
 
-func TestOnlyOneCallerHoldsTheLock(t *testing.T) {
-	srv := redistest.Start(t)
-	a, b := newStore(t, srv.Client()), newStore(t, srv.Client())
+func testOnlyOneCallerHoldsTheLock(t *testing.T, srv redistest.Topology) {
+	a, b := newStore(t, srv.Connect(t)), newStore(t, srv.Connect(t))
 	ctx := t.Context()
 
 	l, ok, err := a.TryLock(ctx, "/k", 5*time.Second)
@@ -41,9 +40,8 @@ func TestOnlyOneCallerHoldsTheLock(t *testing.T) {
 	l.Unlock()
 }
 
-func TestManyCallersRaceForOneLock(t *testing.T) {
-	srv := redistest.Start(t)
-	stores := []*Store{newStore(t, srv.Client()), newStore(t, srv.Client()), newStore(t, srv.Client())}
+func testManyCallersRaceForOneLock(t *testing.T, srv redistest.Topology) {
+	stores := []*Store{newStore(t, srv.Connect(t)), newStore(t, srv.Connect(t)), newStore(t, srv.Connect(t))}
 	var wg sync.WaitGroup
 	type result struct {
 		l   *Lock
@@ -75,9 +73,8 @@ func TestManyCallersRaceForOneLock(t *testing.T) {
 	}
 }
 
-func TestAHeldLockIsRenewed(t *testing.T) {
-	srv := redistest.Start(t)
-	rdb := srv.Client()
+func testAHeldLockIsRenewed(t *testing.T, srv redistest.Topology) {
+	rdb := srv.Connect(t)
 	s := newStore(t, rdb)
 	ctx := t.Context()
 	l, ok, err := s.TryLock(ctx, "/slow", 300*time.Millisecond)
@@ -100,9 +97,8 @@ func TestAHeldLockIsRenewed(t *testing.T) {
 	}
 }
 
-func TestALockWhoseHolderDiedExpires(t *testing.T) {
-	srv := redistest.Start(t)
-	rdb := srv.Client()
+func testALockWhoseHolderDiedExpires(t *testing.T, srv redistest.Topology) {
+	rdb := srv.Connect(t)
 	s := newStore(t, rdb)
 	ctx := t.Context()
 	lk := redisKey("/dead") + ":lock"
@@ -129,9 +125,8 @@ func TestALockWhoseHolderDiedExpires(t *testing.T) {
 	}
 }
 
-func TestUnlockReleasesOnlyItsOwnLock(t *testing.T) {
-	srv := redistest.Start(t)
-	rdb := srv.Client()
+func testUnlockReleasesOnlyItsOwnLock(t *testing.T, srv redistest.Topology) {
+	rdb := srv.Connect(t)
 	s := newStore(t, rdb)
 	ctx := t.Context()
 	l, ok, err := s.TryLock(ctx, "/mine", 5*time.Second)

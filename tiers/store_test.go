@@ -142,9 +142,8 @@ func TestNewRejectsBadOptions(t *testing.T) {
 	}
 }
 
-func TestAnotherInstanceReadsFromL2ThenL1(t *testing.T) {
-	srv := redistest.Start(t)
-	a, b := newStore(t, srv.Client()), newStore(t, srv.Client()) // two instances, one Redis
+func testAnotherInstanceReadsFromL2ThenL1(t *testing.T, srv redistest.Topology) {
+	a, b := newStore(t, srv.Connect(t)), newStore(t, srv.Connect(t)) // two instances, one Redis
 	ctx := t.Context()
 	e := roundTripTests[0].e // every field set, repeated headers, binary body
 	e = &Entry{Key: "/a", Status: e.Status, Header: e.Header, Body: e.Body, ETag: e.ETag,
@@ -193,9 +192,8 @@ func TestAnotherInstanceReadsFromL2ThenL1(t *testing.T) {
 	}
 }
 
-func TestL2LifetimeIsWhatIsLeftOfTheEntry(t *testing.T) {
-	srv := redistest.Start(t)
-	rdb := srv.Client()
+func testL2LifetimeIsWhatIsLeftOfTheEntry(t *testing.T, srv redistest.Topology) {
+	rdb := srv.Connect(t)
 	s := newStore(t, rdb)
 	tests := []struct {
 		name                     string
@@ -231,9 +229,8 @@ func TestL2LifetimeIsWhatIsLeftOfTheEntry(t *testing.T) {
 	}
 }
 
-func TestAnEntryPastItsLifetimeIsNotStored(t *testing.T) {
-	srv := redistest.Start(t)
-	rdb := srv.Client()
+func testAnEntryPastItsLifetimeIsNotStored(t *testing.T, srv redistest.Topology) {
+	rdb := srv.Connect(t)
 	tests := []struct {
 		name string
 		rdb  redis.UniversalClient
@@ -263,9 +260,8 @@ func TestAnEntryPastItsLifetimeIsNotStored(t *testing.T) {
 	}
 }
 
-func TestRedisKeysCarryNoClientText(t *testing.T) {
-	srv := redistest.Start(t)
-	rdb := srv.Client()
+func testRedisKeysCarryNoClientText(t *testing.T, srv redistest.Topology) {
+	rdb := srv.Connect(t)
 	s := newStore(t, rdb)
 	ctx := t.Context()
 	objectRE := regexp.MustCompile(`^swr:v2:\{[0-9a-f]{32}\}$`)

@@ -38,10 +38,9 @@ func TestKeyedVariantsAreListedByTheirKeyAndFollowL1(t *testing.T) {
 	}
 }
 
-func TestVariantsIncludeThoseAnotherInstanceStoredInRedis(t *testing.T) {
+func testVariantsIncludeThoseAnotherInstanceStoredInRedis(t *testing.T, srv redistest.Topology) {
 	ctx := context.Background()
-	srv := redistest.Start(t)
-	a, b := newStore(t, srv.Client()), newStore(t, srv.Client())
+	a, b := newStore(t, srv.Connect(t)), newStore(t, srv.Connect(t))
 	a.Set(ctx, testEntry("/p\nX-Region: eu", "eu"))
 	b.Set(ctx, testEntry("/p\nX-Region: us", "us"))
 	got, err := b.Variants(ctx, "/p")

@@ -11,9 +11,8 @@ import (
 	"github.com/swrproxy/swrproxy/internal/redistest"
 )
 
-func TestVariantsOfOneKeyCoexist(t *testing.T) {
-	srv := redistest.Start(t)
-	a, c := newStore(t, srv.Client()), newStore(t, srv.Client())
+func testVariantsOfOneKeyCoexist(t *testing.T, srv redistest.Topology) {
+	a, c := newStore(t, srv.Connect(t)), newStore(t, srv.Connect(t))
 	ctx := t.Context()
 	en, de := testEntry("/v", "hello"), testEntry("/v", "hallo")
 	en.Vary, en.VaryValues = []string{"Accept-Language"}, []string{"en"}
@@ -76,9 +75,8 @@ func TestVariantsOfOneKeyCoexist(t *testing.T) {
 
 // A client cycling through values of a Vary'd header must not grow one object without limit, nor
 // wipe the variants everyone else uses: past maxVariants, only the least recently stored goes.
-func TestOnlyTheLeastRecentlyStoredVariantIsEvicted(t *testing.T) {
-	srv := redistest.Start(t)
-	rdb := srv.Client()
+func testOnlyTheLeastRecentlyStoredVariantIsEvicted(t *testing.T, srv redistest.Topology) {
+	rdb := srv.Connect(t)
 	s := newStore(t, rdb)
 	ctx := t.Context()
 	variant := func(i int) *Entry {
@@ -140,9 +138,8 @@ func TestOnlyTheLeastRecentlyStoredVariantIsEvicted(t *testing.T) {
 }
 
 // A variant a reader deleted as corrupt drops out of the order, and does not cost another variant its place.
-func TestADeletedVariantLeavesTheOrder(t *testing.T) {
-	srv := redistest.Start(t)
-	rdb := srv.Client()
+func testADeletedVariantLeavesTheOrder(t *testing.T, srv redistest.Topology) {
+	rdb := srv.Connect(t)
 	s := newStore(t, rdb)
 	ctx := t.Context()
 	var es []*Entry
@@ -178,9 +175,8 @@ func TestADeletedVariantLeavesTheOrder(t *testing.T) {
 
 // Field names in Redis are digests: no Vary'd request value (a language, a token, a cookie
 // digest) appears in them in clear.
-func TestVariantFieldsCarryNoRequestText(t *testing.T) {
-	srv := redistest.Start(t)
-	rdb := srv.Client()
+func testVariantFieldsCarryNoRequestText(t *testing.T, srv redistest.Topology) {
+	rdb := srv.Connect(t)
 	s := newStore(t, rdb)
 	ctx := t.Context()
 	values := [][]string{{"fr-CH", "Bearer s3cr3t-t0ken"}, {"fr-CH", ""}, {"", "Bearer s3cr3t-t0ken"}, {"", ""}}
@@ -219,9 +215,8 @@ func TestVariantFieldsCarryNoRequestText(t *testing.T) {
 // through the values of a Vary'd field cannot make one object heavier, nor every Redis read of it
 // longer (security review: 32 variants of 8 MiB made each read a 256 MiB HGETALL that timed out
 // and flushed L1 through the circuit breaker).
-func TestTheVariantsOfOneURLAreBoundedInBytes(t *testing.T) {
-	srv := redistest.Start(t)
-	rdb := srv.Client()
+func testTheVariantsOfOneURLAreBoundedInBytes(t *testing.T, srv redistest.Topology) {
+	rdb := srv.Connect(t)
 	s := newStoreWith(t, Options{L1MaxBytes: 256 << 20, L1MaxTTL: time.Minute, Redis: rdb, ObjectMaxBytes: 4 << 20})
 	ctx := t.Context()
 	body := strings.Repeat("b", 1<<20)

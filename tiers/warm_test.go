@@ -11,10 +11,9 @@ import (
 	"github.com/swrproxy/swrproxy/internal/redistest"
 )
 
-func TestWarmLoadsTheFleetsHotKeysNewestFirstWithinTheBudget(t *testing.T) {
+func testWarmLoadsTheFleetsHotKeysNewestFirstWithinTheBudget(t *testing.T, srv redistest.Topology) {
 	ctx := context.Background()
-	srv := redistest.Start(t)
-	a, b := newStore(t, srv.Client()), newStore(t, srv.Client())
+	a, b := newStore(t, srv.Connect(t)), newStore(t, srv.Connect(t))
 	for i := range 50 {
 		k := fmt.Sprintf("/k%02d", i)
 		if err := a.Set(ctx, testEntry(k, "body of "+k)); err != nil {
@@ -65,10 +64,9 @@ func TestWarmSkipsWhatIsGoneAndNeverNeedsRedis(t *testing.T) {
 }
 
 // Many distinct keys asked for leave at most HotSetMax in the hot set.
-func TestTheHotSetIsBounded(t *testing.T) {
+func testTheHotSetIsBounded(t *testing.T, srv redistest.Topology) {
 	ctx := context.Background()
-	srv := redistest.Start(t)
-	s := newStore(t, srv.Client())
+	s := newStore(t, srv.Connect(t))
 	keys := make([]string, 0, 1000)
 	for i := range HotSetMax + 5000 {
 		keys = append(keys, fmt.Sprintf("/many/%d", i))
@@ -79,7 +77,7 @@ func TestTheHotSetIsBounded(t *testing.T) {
 			keys = keys[:0]
 		}
 	}
-	if n := srv.Client().ZCard(ctx, hotSet).Val(); n != HotSetMax {
+	if n := srv.Connect(t).ZCard(ctx, hotSet).Val(); n != HotSetMax {
 		t.Errorf("hot set holds %d keys, want %d", n, HotSetMax)
 	}
 }
@@ -130,10 +128,9 @@ func TestWarmEndsWithItsDeadlineAgainstAStalledRedisWithoutBlamingIt(t *testing.
 	}
 }
 
-func TestWarmNeverStoresAKeyInvalidatedAfterItsReadBegan(t *testing.T) {
+func testWarmNeverStoresAKeyInvalidatedAfterItsReadBegan(t *testing.T, srv redistest.Topology) {
 	ctx := context.Background()
-	srv := redistest.Start(t)
-	a, s := newStore(t, srv.Client()), newStore(t, srv.Client())
+	a, s := newStore(t, srv.Connect(t)), newStore(t, srv.Connect(t))
 	a.Set(ctx, testEntry("/f", "old"))
 	o, _ := s.GetL2(ctx, "/f")
 	start := time.Now()
@@ -146,10 +143,9 @@ func TestWarmNeverStoresAKeyInvalidatedAfterItsReadBegan(t *testing.T) {
 
 // Large objects are sized before they are read: a budget smaller than a page of them loads what
 // fits, reads no page whole, and leaves the circuit closed.
-func TestWarmSizesLargeObjectsBeforeReadingThem(t *testing.T) {
+func testWarmSizesLargeObjectsBeforeReadingThem(t *testing.T, srv redistest.Topology) {
 	ctx := context.Background()
-	srv := redistest.Start(t)
-	a := newStore(t, srv.Client())
+	a := newStore(t, srv.Connect(t))
 	big := strings.Repeat("x", 512<<10)
 	var keys []string
 	for i := range 40 {
@@ -158,7 +154,7 @@ func TestWarmSizesLargeObjectsBeforeReadingThem(t *testing.T) {
 		keys = append(keys, k)
 	}
 	a.MarkHot(ctx, keys, time.Minute)
-	b := newStore(t, outageClient(t, srv))
+	b := newStore(t, srv.Connect(t))
 	weight := int64(a.Peek(keys[0]).Size())
 	n, bytes, err := b.Warm(ctx, 3*weight)
 	if err != nil || n != 3 || bytes > 3*weight {
