@@ -93,13 +93,13 @@ func cached(t *testing.T, s *tiers.Store, key string) bool {
 	return o != nil && len(o.Variants) > 0
 }
 
-// newService returns a service over a real store on a throwaway Redis (withRedis) or L1 only.
-func newService(t *testing.T, withRedis bool) (*Service, *tiers.Store, *refresher) {
+// newService returns a service over a real store on topo (nil: L1 only).
+func newService(t *testing.T, topo redistest.Topology) (*Service, *tiers.Store, *refresher) {
 	t.Helper()
 	var rdb redis.UniversalClient
 	var bus *Bus
-	if withRedis {
-		c := redistest.Start(t).Client()
+	if topo != nil {
+		c := topo.Connect(t)
 		rdb, bus = c, NewBus(c, quiet)
 	}
 	store := newStore(t, rdb)
@@ -128,10 +128,10 @@ func TestParseRequestReadsHostSlashPathAsAKeyWithKeyHost(t *testing.T) {
 	}
 }
 
-func TestClearRemovesTheKeyFromBothTiersAndEveryInstanceAcknowledges(t *testing.T) {
-	for _, withRedis := range []bool{true, false} {
-		t.Run("redis="+strconv.FormatBool(withRedis), func(t *testing.T) {
-			s, store, r := newService(t, withRedis)
+func testClearRemovesTheKeyFromBothTiersAndEveryInstanceAcknowledges(t *testing.T, topo redistest.Topology) {
+	for _, topo := range []redistest.Topology{topo, nil} {
+		t.Run("redis="+strconv.FormatBool(topo != nil), func(t *testing.T) {
+			s, store, r := newService(t, topo)
 			put(t, store, "/a")
 			put(t, store, "/b")
 			res, err := s.Apply(context.Background(), Request{Keys: []string{"/a", "/missing"}, Mode: Clear})
@@ -152,8 +152,8 @@ func TestClearRemovesTheKeyFromBothTiersAndEveryInstanceAcknowledges(t *testing.
 	}
 }
 
-func TestRefreshKeepsTheCopyAsStaleAndQueuesItsVariants(t *testing.T) {
-	s, store, r := newService(t, true)
+func testRefreshKeepsTheCopyAsStaleAndQueuesItsVariants(t *testing.T, topo redistest.Topology) {
+	s, store, r := newService(t, topo)
 	put(t, store, "/a")
 	res, err := s.Apply(context.Background(), Request{Keys: []string{"/a"}, Mode: Refresh})
 	if err != nil {
@@ -174,8 +174,8 @@ func TestRefreshKeepsTheCopyAsStaleAndQueuesItsVariants(t *testing.T) {
 	}
 }
 
-func TestAutoRefreshesHotKeysAndClearsColdOnes(t *testing.T) {
-	s, store, r := newService(t, true)
+func testAutoRefreshesHotKeysAndClearsColdOnes(t *testing.T, topo redistest.Topology) {
+	s, store, r := newService(t, topo)
 	for _, k := range []string{"/hot-here", "/hot-elsewhere", "/cold"} {
 		put(t, store, k)
 	}
@@ -200,9 +200,9 @@ func TestAutoRefreshesHotKeysAndClearsColdOnes(t *testing.T) {
 	}
 }
 
-func TestPrefixesTagsAndAllSelectTheirKeys(t *testing.T) {
-	for _, withRedis := range []bool{true, false} {
-		t.Run("redis="+strconv.FormatBool(withRedis), func(t *testing.T) {
+func testPrefixesTagsAndAllSelectTheirKeys(t *testing.T, topo redistest.Topology) {
+	for _, topo := range []redistest.Topology{topo, nil} {
+		t.Run("redis="+strconv.FormatBool(topo != nil), func(t *testing.T) {
 			tests := []struct {
 				req  Request
 				gone []string
@@ -213,7 +213,10 @@ func TestPrefixesTagsAndAllSelectTheirKeys(t *testing.T) {
 				{Request{All: true}, []string{"/a/1", "/a/2", "/b/1", "/c"}},
 			}
 			for _, tt := range tests {
-				s, store, _ := newService(t, withRedis)
+				if topo != nil {
+					topo.Flush(t)
+				}
+				s, store, _ := newService(t, topo)
 				put(t, store, "/a/1", "t1")
 				put(t, store, "/a/2")
 				put(t, store, "/b/1", "t1", "t2")
@@ -232,15 +235,14 @@ func TestPrefixesTagsAndAllSelectTheirKeys(t *testing.T) {
 	}
 }
 
-// twoInstances starts two services, each with its store and bus, on one real redis-server, and
+// twoInstances starts two services, each with its store and bus, on topo, and
 // waits until each sees the other's heartbeat.
-func twoInstances(t *testing.T) ([2]*tiers.Store, [2]*Service) {
+func twoInstances(t *testing.T, topo redistest.Topology) ([2]*tiers.Store, [2]*Service) {
 	t.Helper()
-	srv := redistest.Start(t)
 	var stores [2]*tiers.Store
 	var services [2]*Service
 	for i := range services {
-		c := srv.Client()
+		c := topo.Connect(t)
 		stores[i] = newStore(t, c)
 		services[i] = New(stores[i], &refresher{}, NewBus(c, quiet), quiet)
 		start(t, services[i].Run)
@@ -249,8 +251,8 @@ func twoInstances(t *testing.T) ([2]*tiers.Store, [2]*Service) {
 	return stores, services
 }
 
-func TestEveryInstanceDropsItsL1CopyBeforeTheReply(t *testing.T) {
-	stores, services := twoInstances(t)
+func testEveryInstanceDropsItsL1CopyBeforeTheReply(t *testing.T, topo redistest.Topology) {
+	stores, services := twoInstances(t, topo)
 	put(t, stores[0], "/a")
 	if !cached(t, stores[1], "/a") { // promoted into instance 1's L1
 		t.Fatal("instance 1 does not see /a")
@@ -273,8 +275,8 @@ func TestEveryInstanceDropsItsL1CopyBeforeTheReply(t *testing.T) {
 	}
 }
 
-func TestAWriteInvalidationClearsTheKeyWithoutWaitingForAcks(t *testing.T) {
-	s, store, _ := newService(t, true)
+func testAWriteInvalidationClearsTheKeyWithoutWaitingForAcks(t *testing.T, topo redistest.Topology) {
+	s, store, _ := newService(t, topo)
 	put(t, store, "/a")
 	s.Invalidate(context.Background(), "/a")
 	if cached(t, store, "/a") {
@@ -302,8 +304,8 @@ func TestRedisDownMakesTheInvalidationIncomplete(t *testing.T) {
 	}
 }
 
-func TestAKeyClearsItsKeyedVariantsInBothTiersOnEveryInstance(t *testing.T) {
-	stores, services := twoInstances(t)
+func testAKeyClearsItsKeyedVariantsInBothTiersOnEveryInstance(t *testing.T, topo redistest.Topology) {
+	stores, services := twoInstances(t, topo)
 	const eu, us = "/a\nX-Region: eu", "/a\nX-Region: us"
 	put(t, stores[0], eu)
 	put(t, stores[1], us)
