@@ -66,8 +66,7 @@ func TestConcurrentFillsOfAKeyShareOneOriginRequest(t *testing.T) {
 	}
 }
 
-func TestFillsOnTwoInstancesShareOneOriginRequest(t *testing.T) {
-	srv := redistest.Start(t)
+func testFillsOnTwoInstancesShareOneOriginRequest(t *testing.T, srv redistest.Topology) {
 	o := newTestOrigin(t, false, func(w http.ResponseWriter, r *http.Request, n int64) {
 		select { // a slow origin
 		case <-time.After(200 * time.Millisecond):
@@ -76,7 +75,7 @@ func TestFillsOnTwoInstancesShareOneOriginRequest(t *testing.T) {
 		}
 		cacheable(w, r, n)
 	})
-	stores := []*tiers.Store{newTestStore(t, srv.Client()), newTestStore(t, srv.Client())}
+	stores := []*tiers.Store{newTestStore(t, srv.Connect(t)), newTestStore(t, srv.Connect(t))}
 	instances := []*Filler{newTestFiller(t, stores[0], o), newTestFiller(t, stores[1], o)}
 
 	const perInstance = 3
@@ -196,8 +195,8 @@ func TestFillsWithAuthorizationOrAloneAreNotCollapsed(t *testing.T) {
 	}
 }
 
-func TestAWaitForAnotherInstancesFetchThatRunsOutOfTimeIsATimeout(t *testing.T) {
-	rdb := redistest.Start(t).Client()
+func testAWaitForAnotherInstancesFetchThatRunsOutOfTimeIsATimeout(t *testing.T, topo redistest.Topology) {
+	rdb := topo.Connect(t)
 	o := newTestOrigin(t, false, cacheable)
 	s := newTestStore(t, rdb)
 	f := newTestFiller(t, s, o)

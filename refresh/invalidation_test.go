@@ -38,7 +38,7 @@ func TestAFillAfterForgetMakesItsOwnOriginRequest(t *testing.T) {
 	}
 }
 
-func TestAPurgeDuringAFetchIsNotUndone(t *testing.T) {
+func testAPurgeDuringAFetchIsNotUndone(t *testing.T, topo redistest.Topology) {
 	tests := []struct {
 		name  string
 		redis bool
@@ -50,7 +50,7 @@ func TestAPurgeDuringAFetchIsNotUndone(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var rdb redis.UniversalClient
 			if tt.redis {
-				rdb = redistest.Start(t).Client()
+				rdb = topo.Connect(t)
 			}
 			o := newTestOrigin(t, true, cacheable)
 			s := newTestStore(t, rdb)

@@ -56,3 +56,27 @@ func (s *Server) FailPrimary(tb testing.TB, _ string) (*Server, time.Duration) {
 	tb.Fatal("a single Redis server has no replica to fail over to")
 	return nil, 0
 }
+
+// Case is a test that takes the topology it runs on.
+type Case struct {
+	Name string
+	Test func(*testing.T, Topology)
+}
+
+// OnEveryTopology runs every case on a single server, a Redis Cluster (3 masters with replicas)
+// and a Sentinel-managed primary: one of each for the calling test (a package's table shares
+// them, since a cluster takes seconds to form), emptied before every case. Cases run one after
+// another: they share the topologies.
+func OnEveryTopology(t *testing.T, cases []Case) {
+	t.Helper()
+	for _, topo := range Topologies(t) {
+		t.Run(topo.Name(), func(t *testing.T) {
+			for _, c := range cases {
+				t.Run(c.Name, func(t *testing.T) {
+					topo.Flush(t)
+					c.Test(t, topo)
+				})
+			}
+		})
+	}
+}
