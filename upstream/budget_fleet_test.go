@@ -41,8 +41,7 @@ func TestTheFleetCapWithoutRedisIsEnforcedPerInstance(t *testing.T) {
 	}
 }
 
-func TestTheFleetCapHoldsAcrossInstances(t *testing.T) {
-	srv := redistest.Start(t)
+func testTheFleetCapHoldsAcrossInstances(t *testing.T, srv redistest.Topology) {
 	var budgets []*budget
 	for _, name := range []string{"a", "b", "c"} {
 		b := newBudget(BudgetOptions{Local: 3, Fleet: 4, MaxWait: 10 * time.Second, Redis: client(t, srv), Instance: name})
@@ -74,8 +73,7 @@ func TestTheFleetCapHoldsAcrossInstances(t *testing.T) {
 	}
 }
 
-func TestAClientWaitsForTheFleetWhileBackgroundYields(t *testing.T) {
-	srv := redistest.Start(t)
+func testAClientWaitsForTheFleetWhileBackgroundYields(t *testing.T, srv redistest.Topology) {
 	a := newBudget(BudgetOptions{Fleet: 4, MaxWait: 10 * time.Second, Redis: client(t, srv), Instance: "a"})
 	b := newBudget(BudgetOptions{Fleet: 4, MaxWait: 10 * time.Second, Redis: client(t, srv), Instance: "b"})
 	var held []func()
@@ -112,9 +110,8 @@ func TestAClientWaitsForTheFleetWhileBackgroundYields(t *testing.T) {
 	}
 }
 
-func TestAForegroundAcquisitionGivesUpOnAFullFleetAfterMaxWait(t *testing.T) {
+func testAForegroundAcquisitionGivesUpOnAFullFleetAfterMaxWait(t *testing.T, srv redistest.Topology) {
 	const wait = 150 * time.Millisecond
-	srv := redistest.Start(t)
 	a := newBudget(BudgetOptions{Fleet: 1, Redis: client(t, srv), Instance: "a"})
 	b := newBudget(BudgetOptions{Fleet: 1, MaxWait: wait, Redis: client(t, srv), Instance: "b"})
 	defer mustAcquire(t, a, false)()
@@ -132,9 +129,8 @@ func TestAForegroundAcquisitionGivesUpOnAFullFleetAfterMaxWait(t *testing.T) {
 	}
 }
 
-func TestACrashedInstancesSlotsExpireAfterOneLease(t *testing.T) {
+func testACrashedInstancesSlotsExpireAfterOneLease(t *testing.T, srv redistest.Topology) {
 	const lease = 300 * time.Millisecond
-	srv := redistest.Start(t)
 	crashed := newBudget(BudgetOptions{Fleet: 2, Redis: client(t, srv), Instance: "crashed"})
 	crashed.lease = lease
 	mustAcquire(t, crashed, false) // never released, never renewed: run is not running
@@ -153,9 +149,8 @@ func TestACrashedInstancesSlotsExpireAfterOneLease(t *testing.T) {
 	})
 }
 
-func TestARenewedSlotOutlivesItsLease(t *testing.T) {
+func testARenewedSlotOutlivesItsLease(t *testing.T, srv redistest.Topology) {
 	const lease = 300 * time.Millisecond
-	srv := redistest.Start(t)
 	holder := newBudget(BudgetOptions{Fleet: 1, Redis: client(t, srv), Instance: "holder"})
 	holder.lease = lease
 	runBudget(t, holder)
@@ -181,11 +176,10 @@ func TestARenewedSlotOutlivesItsLease(t *testing.T) {
 	}
 }
 
-func TestRenewalNeverWritesBackARemovedSlot(t *testing.T) {
+func testRenewalNeverWritesBackARemovedSlot(t *testing.T, srv redistest.Topology) {
 	// A renewal overtaken by the release of one of its members must not bring the member back
 	// for a lease; the same rule leaves a flushed semaphore empty.
 	const lease = 150 * time.Millisecond
-	srv := redistest.Start(t)
 	rdb := client(t, srv)
 	b := newBudget(BudgetOptions{Fleet: 2, Redis: rdb})
 	b.lease = lease
@@ -204,8 +198,7 @@ func TestRenewalNeverWritesBackARemovedSlot(t *testing.T) {
 	}
 }
 
-func TestRunRemovesTheInstancesSlotsWhenItEnds(t *testing.T) {
-	srv := redistest.Start(t)
+func testRunRemovesTheInstancesSlotsWhenItEnds(t *testing.T, srv redistest.Topology) {
 	b := newBudget(BudgetOptions{Fleet: 3, Redis: client(t, srv)})
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
@@ -228,8 +221,7 @@ func TestRunRemovesTheInstancesSlotsWhenItEnds(t *testing.T) {
 	}
 }
 
-func TestTheSemaphoreKeyExpiresWithItsLastLease(t *testing.T) {
-	srv := redistest.Start(t)
+func testTheSemaphoreKeyExpiresWithItsLastLease(t *testing.T, srv redistest.Topology) {
 	b := newBudget(BudgetOptions{Fleet: 3, Redis: client(t, srv)})
 	defer mustAcquire(t, b, false)()
 	ttl, err := client(t, srv).PTTL(t.Context(), budgetKey).Result()

@@ -277,18 +277,9 @@ func sorted(s ...string) []string {
 	return s
 }
 
-// client returns a client of srv configured as main's newRedis does: short timeouts, no retries,
-// and context deadlines honoured on the socket (ContextTimeoutEnabled), which the budget relies on.
-func client(t *testing.T, srv *redistest.Server) *redis.Client {
-	t.Helper()
-	rdb := redis.NewClient(&redis.Options{
-		Addr: srv.Addr(), DialTimeout: 500 * time.Millisecond, ReadTimeout: 250 * time.Millisecond,
-		WriteTimeout: 250 * time.Millisecond, PoolTimeout: 300 * time.Millisecond,
-		MaxRetries: -1, DialerRetries: 1, ContextTimeoutEnabled: true,
-	})
-	t.Cleanup(func() { rdb.Close() })
-	return rdb
-}
+// client returns production's client of srv (redisconn: short timeouts, no retries, and
+// context deadlines honoured on the socket, which the budget relies on).
+func client(t *testing.T, srv redistest.Topology) redis.UniversalClient { return srv.Connect(t) }
 
 // mustAcquire acquires a slot of b, failing the test on error.
 func mustAcquire(t *testing.T, b *budget, background bool) func() {
@@ -332,7 +323,7 @@ func acquireAll(n int, h *holders, budgets ...*budget) []error {
 }
 
 // instance returns one instance's client of the fleet's pool in srv, its environment's list env.
-func instance(t *testing.T, srv *redistest.Server, name string, env ...string) *Client {
+func instance(t *testing.T, srv redistest.Topology, name string, env ...string) *Client {
 	t.Helper()
 	return newPool(t, Options{Redis: client(t, srv), PoolSecret: testPoolSecret, Instance: name}, env...)
 }

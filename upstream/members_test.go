@@ -15,8 +15,7 @@ import (
 	"github.com/swrproxy/swrproxy/internal/testenv"
 )
 
-func TestTheEnvironmentsListSeedsAnEmptyRedisAndTheFleetsPoolWinsAfter(t *testing.T) {
-	srv := redistest.Start(t)
+func testTheEnvironmentsListSeedsAnEmptyRedisAndTheFleetsPoolWinsAfter(t *testing.T, srv redistest.Topology) {
 	rdb := client(t, srv)
 	bs := startBackends(t, 3)
 	a := instance(t, srv, "a", bs[0].url, bs[1].url+"/")
@@ -54,8 +53,7 @@ func TestTheEnvironmentsListSeedsAnEmptyRedisAndTheFleetsPoolWinsAfter(t *testin
 	}
 }
 
-func TestAddAndRemoveReachTheWholeFleet(t *testing.T) {
-	srv := redistest.Start(t)
+func testAddAndRemoveReachTheWholeFleet(t *testing.T, srv redistest.Topology) {
 	rdb := client(t, srv)
 	bs := startBackends(t, 3)
 	a := instance(t, srv, "a", bs[0].url, bs[1].url)
@@ -123,8 +121,7 @@ func TestAddAndRemoveReachTheWholeFleet(t *testing.T) {
 	})
 }
 
-func TestTheFleetsPoolHoldsAtMostMaxBackends(t *testing.T) {
-	srv := redistest.Start(t)
+func testTheFleetsPoolHoldsAtMostMaxBackends(t *testing.T, srv redistest.Topology) {
 	rdb := client(t, srv)
 	a := instance(t, srv, "a", "http://127.0.0.1:1")
 	a.Sync(t.Context())
@@ -144,8 +141,7 @@ func TestTheFleetsPoolHoldsAtMostMaxBackends(t *testing.T) {
 
 // An Add to a Redis that lost the pool seeds it first: the fleet keeps the environment's
 // backends rather than only the one added.
-func TestAnAddToAnEmptyRedisSeedsItFirst(t *testing.T) {
-	srv := redistest.Start(t)
+func testAnAddToAnEmptyRedisSeedsItFirst(t *testing.T, srv redistest.Topology) {
 	rdb := client(t, srv)
 	bs := startBackends(t, 3)
 	a := instance(t, srv, "a", bs[0].url, bs[1].url)
@@ -163,8 +159,7 @@ func TestAnAddToAnEmptyRedisSeedsItFirst(t *testing.T) {
 
 // A change published before an instance's watch subscribed (between its Sync and its Run, or
 // while its connection to Redis was down) reaches it when the watch begins, not at the next poll.
-func TestAnInstanceCatchesUpWithChangesMadeBeforeItsWatchBegan(t *testing.T) {
-	srv := redistest.Start(t)
+func testAnInstanceCatchesUpWithChangesMadeBeforeItsWatchBegan(t *testing.T, srv redistest.Topology) {
 	bs := startBackends(t, 2)
 	a := instance(t, srv, "a", bs[0].url)
 	b := instance(t, srv, "b", bs[0].url)
@@ -180,8 +175,7 @@ func TestAnInstanceCatchesUpWithChangesMadeBeforeItsWatchBegan(t *testing.T) {
 
 // An instance that missed an addition (its watch was down) and is asked to add the same backend
 // learns it from the refusal.
-func TestAnAddRefusedAsPresentReloadsThePool(t *testing.T) {
-	srv := redistest.Start(t)
+func testAnAddRefusedAsPresentReloadsThePool(t *testing.T, srv redistest.Topology) {
 	bs := startBackends(t, 2)
 	a := instance(t, srv, "a", bs[0].url)
 	b := instance(t, srv, "b", bs[0].url)
@@ -201,8 +195,7 @@ func TestAnAddRefusedAsPresentReloadsThePool(t *testing.T) {
 
 // A reload whose load began before another's was applied does not undo it (an Add's reload and
 // the poll's may cross).
-func TestAnOlderReloadDoesNotUndoANewerOne(t *testing.T) {
-	srv := redistest.Start(t)
+func testAnOlderReloadDoesNotUndoANewerOne(t *testing.T, srv redistest.Topology) {
 	rdb := client(t, srv)
 	bs := startBackends(t, 2)
 	a := instance(t, srv, "a", bs[0].url)
@@ -227,8 +220,7 @@ func TestAnOlderReloadDoesNotUndoANewerOne(t *testing.T) {
 }
 
 // An instance whose SWR_UPSTREAM is not the fleet's pool says so at Sync: its list does nothing.
-func TestSyncWarnsWhenTheEnvironmentsListIsNotTheFleets(t *testing.T) {
-	srv := redistest.Start(t)
+func testSyncWarnsWhenTheEnvironmentsListIsNotTheFleets(t *testing.T, srv redistest.Topology) {
 	bs := startBackends(t, 2)
 	a := instance(t, srv, "a", bs[0].url)
 	a.Sync(t.Context())
