@@ -52,7 +52,7 @@ FUZZ_TARGETS := \
 	./etag:FuzzParse ./etag:FuzzNoneMatch ./etag:FuzzNormalize \
 	./tiers:FuzzDecode ./invalidate:FuzzDecodeRequest ./upstream:FuzzReadCodedResponse ./upstream:FuzzParseBackend \
 	./admin:FuzzDecodeServer ./admin:FuzzHostPort ./admin:FuzzSessionCookie ./admin:FuzzLoginForm ./policy:FuzzParse ./policy:FuzzAppendKey ./policy:FuzzDecodePath ./policy/wasm:FuzzDecodeRequestOut ./policy/wasm:FuzzDecodeResponseOut \
-	./config:FuzzParseDuration ./config:FuzzParseSize
+	./config:FuzzParseDuration ./config:FuzzParseSize ./internal/redisconn:FuzzParse
 
 # The example WebAssembly policy module (README "Wasm hooks"): a WASI reactor built from Go.
 policy-example:

@@ -77,9 +77,11 @@ var ErrHelp = flag.ErrHelp
 // os.LookupEnv (which tells an unset variable from an empty one), and the command-line arguments
 // (os.Args[1:]). A variable set to the empty string (or, but for the secret, only white space)
 // means "empty" for the settings where empty has a meaning (SWR_REDIS_URL: L1 only;
-// SWR_INVALIDATE_SECRET, SWR_ADMIN_LISTEN, SWR_TRUSTED_PROXIES, the SWR_UPSTREAM_ TLS files,
-// server name and host: off) and "use the default" for the others, so a .env template with blank lines does not break start-up. (A secret of white
-// space is refused: it would never match.)
+// SWR_REDIS_MASTER_NAME, SWR_REDIS_CA_FILE, SWR_INVALIDATE_SECRET, SWR_ADMIN_PASSWORD,
+// SWR_ADMIN_LISTEN, SWR_TRUSTED_PROXIES, the SWR_UPSTREAM_ TLS files, server name and host,
+// SWR_POLICY_FILE and SWR_POLICY_WASM: off) and "use the default" for the others, so a .env
+// template with blank lines does not break start-up. (A secret of white space is refused: it
+// would never match.)
 //
 // Every setting also has a flag, --name or --name=value (-name works too), named after the
 // variable in kebab case without SWR_; a flag wins over the environment, and a bool flag given
@@ -162,6 +164,8 @@ func LoadLookup(lookup func(string) (string, bool), args []string) (Config, erro
 	if ok["SWR_REDIS_URL"] && ok["SWR_REDIS_MASTER_NAME"] {
 		if _, err := redisconn.Parse(c.RedisURL, c.RedisMasterName); err != nil {
 			errs = append(errs, fmt.Errorf("config: SWR_REDIS_URL=%q, SWR_REDIS_MASTER_NAME=%q: %w", redactRedis(c.RedisURL), c.RedisMasterName, err))
+		} else if ok["SWR_REDIS_CA_FILE"] && c.RedisCAFile != "" && !c.Redis().TLS {
+			errs = append(errs, fmt.Errorf("config: SWR_REDIS_CA_FILE=%q: it verifies TLS, but SWR_REDIS_URL=%q is not rediss://", c.RedisCAFile, redactRedis(c.RedisURL)))
 		}
 	}
 	if len(errs) > 0 {

@@ -69,7 +69,7 @@ func TestAWeakInvalidationSecretStopsStartUp(t *testing.T) {
 }
 
 func TestLogValueMasksTheSecretAndTheRedisPassword(t *testing.T) {
-	m := maps(allSet, map[string]string{"SWR_INVALIDATE_SECRET": "s3cr3t-" + testSecret, "SWR_REDIS_URL": "redis://user:hunter2@redis:6379/0"})
+	m := maps(allSet, map[string]string{"SWR_INVALIDATE_SECRET": "s3cr3t-" + testSecret, "SWR_REDIS_URL": "rediss://user:hunter2@redis:6379/0"})
 	c := mustLoad(t, m)
 	var buf bytes.Buffer
 	slog.New(slog.NewTextHandler(&buf, nil)).Info("starting", "config", c)
@@ -81,7 +81,7 @@ func TestLogValueMasksTheSecretAndTheRedisPassword(t *testing.T) {
 	}
 	for _, want := range []string{
 		"config.invalidate_secret=***",
-		"config.redis_url=redis://user:xxxxx@redis:6379/0",
+		"config.redis_url=rediss://user:xxxxx@redis:6379/0",
 		"config.upstream=https://origin.example:8443/api/v1",
 		"config.default_ttl=45s",
 		"config.stale_while_revalidate=1m30s",

@@ -37,10 +37,7 @@ func TLSConfig(o TLSOptions) (*tls.Config, error) {
 	if o.CAFile != "" {
 		roots, err := certpool.Load("SWR_UPSTREAM_CA_FILE", o.CAFile)
 		if err != nil {
-			err = fmt.Errorf("upstream: %w", err)
-		}
-		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("upstream: %w", err)
 		}
 		cfg.RootCAs = roots
 	}

@@ -52,9 +52,12 @@ type Target struct {
 //	redis[s]://[user:pass@]host[:port][/db]      one server (or one sentinel)
 //	redis[s]://[user:pass@]h1:6379?addr=h2:6379&addr=h3:6379
 //	                                            cluster seeds (or sentinels), go-redis' ParseClusterURL form
+//	redis[s]://[user:pass@]cfg:6379?cluster=true a cluster behind one address (a managed
+//	                                            cluster's configuration endpoint)
 //
-// Two or more addresses without master are a cluster. The port defaults to 6379 (26379 for a
-// sentinel). A cluster has only database 0. Errors never contain the password.
+// Two or more addresses without master are a cluster. In the URL form a port defaults to 6379
+// (26379 for a sentinel); the bare form names every port. A cluster has only database 0. Errors
+// never contain the password.
 func Parse(v, master string) (Target, error) {
 	if strings.IndexFunc(master, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
 		return Target{}, errors.New("SWR_REDIS_MASTER_NAME: must not contain white space or control characters")
@@ -71,8 +74,9 @@ func Parse(v, master string) (Target, error) {
 		defaultPort = "26379"
 	}
 	var err error
+	cluster := false
 	if strings.Contains(v, "://") {
-		err = t.parseURL(v, defaultPort)
+		cluster, err = t.parseURL(v, defaultPort)
 	} else {
 		t.Addrs, err = parseSeeds(v)
 	}
@@ -80,9 +84,11 @@ func Parse(v, master string) (Target, error) {
 		return Target{}, err
 	}
 	switch {
+	case master != "" && cluster:
+		return Target{}, errors.New("cluster=true and SWR_REDIS_MASTER_NAME (Sentinel) exclude each other")
 	case master != "":
 		t.Kind = Sentinel
-	case len(t.Addrs) > 1:
+	case len(t.Addrs) > 1 || cluster:
 		t.Kind = Cluster
 		if t.DB != 0 {
 			return Target{}, errors.New("a Redis Cluster has only database 0: drop the path or use /0")
@@ -95,17 +101,18 @@ func Parse(v, master string) (Target, error) {
 
 const urlExample = " (e.g. redis://redis:6379/0, or redis://user:pass@h1:6379?addr=h2:6379&addr=h3:6379 for a cluster)"
 
-func (t *Target) parseURL(v, defaultPort string) error {
+// parseURL reads the URL form into t, and reports whether it says cluster=true.
+func (t *Target) parseURL(v, defaultPort string) (cluster bool, err error) {
 	u, err := url.Parse(v)
 	switch {
 	case err != nil:
-		return errors.New("not a URL" + urlExample)
+		return false, errors.New("not a URL" + urlExample)
 	case u.Scheme != "redis" && u.Scheme != "rediss":
-		return errors.New("the scheme must be redis:// or rediss:// (TLS)" + urlExample)
+		return false, errors.New("the scheme must be redis:// or rediss:// (TLS)" + urlExample)
 	case u.Opaque != "" || u.Hostname() == "":
-		return errors.New("the host is missing" + urlExample)
+		return false, errors.New("the host is missing" + urlExample)
 	case u.Fragment != "" || strings.Contains(v, "#"):
-		return errors.New("must not have a fragment" + urlExample)
+		return false, errors.New("must not have a fragment" + urlExample)
 	}
 	t.TLS = u.Scheme == "rediss"
 	if u.User != nil {
@@ -118,33 +125,43 @@ func (t *Target) parseURL(v, defaultPort string) error {
 	}
 	first, err := checkAddr(net.JoinHostPort(u.Hostname(), port))
 	if err != nil {
-		return err
+		return false, err
 	}
 	t.Addrs = []string{first}
 	if db := strings.TrimPrefix(u.Path, "/"); db != "" {
 		n, err := strconv.Atoi(db)
 		if err != nil || n < 0 || !isDigits(db) {
-			return errors.New("the path must be a database number like /0" + urlExample)
+			return false, errors.New("the path must be a database number like /0" + urlExample)
 		}
 		t.DB = n
 	}
 	q, err := url.ParseQuery(u.RawQuery)
 	if err != nil {
-		return errors.New("the query is not name=value pairs" + urlExample)
+		return false, errors.New("the query is not name=value pairs" + urlExample)
 	}
 	for name, vs := range q {
-		if name != "addr" {
-			return fmt.Errorf("unknown query parameter %q: only addr=host:port (another cluster seed or sentinel) is read", name)
-		}
-		for _, a := range vs {
-			a, err := checkAddr(a)
-			if err != nil {
-				return err
+		switch name {
+		case "addr":
+			for _, a := range vs {
+				if _, _, err := net.SplitHostPort(a); err != nil && !strings.ContainsAny(a, "[]:") {
+					a = net.JoinHostPort(a, defaultPort) // a host without a port, as the URL's own
+				}
+				a, err := checkAddr(a)
+				if err != nil {
+					return false, err
+				}
+				t.Addrs = append(t.Addrs, a)
 			}
-			t.Addrs = append(t.Addrs, a)
+		case "cluster":
+			if len(vs) != 1 || (vs[0] != "true" && vs[0] != "false") {
+				return false, errors.New("cluster must be true or false")
+			}
+			cluster = vs[0] == "true"
+		default:
+			return false, fmt.Errorf("unknown query parameter %q: only addr=host[:port] (another cluster seed or sentinel) and cluster=true are read", name)
 		}
 	}
-	return nil
+	return cluster, nil
 }
 
 // parseSeeds reads the bare form: comma-separated host:port.
