@@ -244,4 +244,3 @@ func (s *Server) running() bool {
 	defer s.mu.Unlock()
 	return s.cmd != nil
 }
-
