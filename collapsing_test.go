@@ -15,15 +15,13 @@ import (
 	"github.com/swrproxy/swrproxy/internal/redistest"
 )
 
-func TestTwoInstancesShareOneRedis(t *testing.T) {
-	t.Parallel()
-	rs := redistest.Start(t)
+func testTwoInstancesShareOneRedis(t *testing.T, rs redistest.Topology) {
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=60")
 		fmt.Fprint(w, "shared body")
 	})
-	a := startProxy(t, o.URL, map[string]string{"SWR_REDIS_URL": rs.URL()})
-	b := startProxy(t, o.URL, map[string]string{"SWR_REDIS_URL": rs.URL()})
+	a := startProxy(t, o.URL, map[string]string{"SWR_REDIS_URL": rs.URL(), "SWR_REDIS_MASTER_NAME": rs.MasterName()})
+	b := startProxy(t, o.URL, map[string]string{"SWR_REDIS_URL": rs.URL(), "SWR_REDIS_MASTER_NAME": rs.MasterName()})
 
 	expect(t, get(t, a.URL+"/k"), 200, "MISS", "shared body")
 	r := get(t, b.URL+"/k")
@@ -37,15 +35,13 @@ func TestTwoInstancesShareOneRedis(t *testing.T) {
 	}
 }
 
-func TestConcurrentMissesOverTwoInstancesMakeOneOriginRequest(t *testing.T) {
-	t.Parallel()
-	rs := redistest.Start(t)
+func testConcurrentMissesOverTwoInstancesMakeOneOriginRequest(t *testing.T, rs redistest.Topology) {
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(300 * time.Millisecond) // a slow origin: the misses overlap
 		w.Header().Set("Cache-Control", "max-age=60")
 		fmt.Fprint(w, "cold")
 	})
-	env := map[string]string{"SWR_REDIS_URL": rs.URL()}
+	env := map[string]string{"SWR_REDIS_URL": rs.URL(), "SWR_REDIS_MASTER_NAME": rs.MasterName()}
 	insts := []*instance{startProxy(t, o.URL, env), startProxy(t, o.URL, env)}
 
 	var wg sync.WaitGroup
@@ -124,34 +120,3 @@ func TestConcurrentRequestsShareOneOriginErrorPage(t *testing.T) {
 	}
 }
 
-// With redirects and retries off, a Redis Cluster still carries the L2 and the fetch lock: two
-// instances on cluster seeds share one origin request and then the stored entry.
-func TestTwoInstancesShareARedisClusterWithoutRetries(t *testing.T) {
-	t.Parallel()
-	srv := redistest.StartClusterNode(t)
-	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(200 * time.Millisecond) // a slow origin: the requests overlap
-		w.Header().Set("Cache-Control", "max-age=60")
-		fmt.Fprint(w, "shared")
-	})
-	env := map[string]string{"SWR_REDIS_URL": srv.Addr() + "," + srv.Addr()}
-	instances := []*instance{startProxy(t, o.URL, env), startProxy(t, o.URL, env)}
-	t.Cleanup(client.CloseIdleConnections)
-	var wg sync.WaitGroup
-	replies := make([]reply, 20)
-	for i := range replies {
-		wg.Go(func() { replies[i] = do(http.MethodGet, instances[i%2].URL+"/c") })
-	}
-	wg.Wait()
-	for i, r := range replies {
-		if r.StatusCode != http.StatusOK || r.Body != "shared" {
-			t.Fatalf("request %d: %d %q", i, r.StatusCode, trim(r.Body))
-		}
-	}
-	if n := o.hits.Load(); n != 1 {
-		t.Errorf("origin hits = %d, want 1 for 20 concurrent requests over two instances on one cluster", n)
-	}
-	for _, in := range instances {
-		expect(t, get(t, in.URL+"/c"), 200, "HIT", "shared")
-	}
-}

@@ -39,11 +39,9 @@ func newSlowVersionedOrigin(t *testing.T, delay time.Duration) *versionedOrigin 
 	return v
 }
 
-func TestInvalidationReachesEveryInstanceBeforeTheReply(t *testing.T) {
-	t.Parallel()
-	rs := redistest.Start(t)
+func testInvalidationReachesEveryInstanceBeforeTheReply(t *testing.T, rs redistest.Topology) {
 	o := newSlowVersionedOrigin(t, 150*time.Millisecond) // slow enough that a soft purge shows STALE
-	env := map[string]string{"SWR_REDIS_URL": rs.URL(), "SWR_INVALIDATE_SECRET": secret}
+	env := map[string]string{"SWR_REDIS_URL": rs.URL(), "SWR_REDIS_MASTER_NAME": rs.MasterName(), "SWR_INVALIDATE_SECRET": secret}
 	insts := []*instance{startProxy(t, o.URL, env), startProxy(t, o.URL, env), startProxy(t, o.URL, env)}
 	testenv.WaitFor(t, 5*time.Second, "3 live instances", func() bool {
 		_, st := getStats(t, insts[0])
@@ -127,14 +125,13 @@ func TestInvalidationReachesEveryInstanceBeforeTheReply(t *testing.T) {
 	}
 }
 
-func TestPrefixTagAndAllInvalidationsClearOnlyWhatTheySelect(t *testing.T) {
-	t.Parallel()
-	for _, withRedis := range []bool{true, false} {
-		t.Run(fmt.Sprintf("redis=%v", withRedis), func(t *testing.T) {
+func testPrefixTagAndAllInvalidationsClearOnlyWhatTheySelect(t *testing.T, topo redistest.Topology) {
+	for _, topo := range []redistest.Topology{topo, nil} {
+		t.Run(fmt.Sprintf("redis=%v", topo != nil), func(t *testing.T) {
 			o := newVersionedOrigin(t)
 			env := map[string]string{"SWR_INVALIDATE_SECRET": secret}
-			if withRedis {
-				env["SWR_REDIS_URL"] = redistest.Start(t).URL()
+			if topo != nil {
+				env["SWR_REDIS_URL"], env["SWR_REDIS_MASTER_NAME"] = topo.URL(), topo.MasterName()
 			}
 			p := startProxy(t, o.URL, env)
 			paths := []string{"/api/orders/1", "/api/orders/2", "/api/other", "/img/asset-31566704", "/img/x"}

@@ -13,14 +13,12 @@ import (
 	"github.com/swrproxy/swrproxy/tiers"
 )
 
-func TestAnInstanceStartedLaterServesTheFleetsHotKeysFromL1AtOnce(t *testing.T) {
-	t.Parallel()
+func testAnInstanceStartedLaterServesTheFleetsHotKeysFromL1AtOnce(t *testing.T, srv redistest.Topology) {
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=300")
 		fmt.Fprintf(w, "item %s", r.URL.Path)
 	})
-	srv := redistest.Start(t)
-	env := map[string]string{"SWR_REDIS_URL": srv.URL(), "SWR_INVALIDATE_SECRET": secret, "SWR_REFRESH_WINDOW": "4s"}
+	env := map[string]string{"SWR_REDIS_URL": srv.URL(), "SWR_REDIS_MASTER_NAME": srv.MasterName(), "SWR_INVALIDATE_SECRET": secret, "SWR_REFRESH_WINDOW": "4s"}
 	a := startProxy(t, o.URL, env)
 	const n = 100
 	for i := range n {
@@ -28,7 +26,7 @@ func TestAnInstanceStartedLaterServesTheFleetsHotKeysFromL1AtOnce(t *testing.T) 
 	}
 	// A shares the keys clients asked for within a second or so (SWR_REFRESH_WINDOW/4).
 	testenv.WaitFor(t, 20*time.Second, "the hot set to hold the 100 keys", func() bool {
-		return srv.Client().ZCard(context.Background(), tiers.KeyPrefix+"{idx}:hot").Val() == n
+		return srv.Connect(t).ZCard(context.Background(), tiers.KeyPrefix+"{idx}:hot").Val() == n
 	})
 	before := o.hits.Load()
 
@@ -54,7 +52,7 @@ func TestAnInstanceStartedLaterServesTheFleetsHotKeysFromL1AtOnce(t *testing.T) 
 	if status, _ := postJSON(t, b.URL+"/_swr/populate", "", ""); status != 401 {
 		t.Errorf("populate without the token: %d, want 401", status)
 	}
-	off := startProxy(t, o.URL, map[string]string{"SWR_REDIS_URL": srv.URL(), "SWR_INVALIDATE_SECRET": secret, "SWR_WARM_BYTES": "0"})
+	off := startProxy(t, o.URL, map[string]string{"SWR_REDIS_URL": srv.URL(), "SWR_REDIS_MASTER_NAME": srv.MasterName(), "SWR_INVALIDATE_SECRET": secret, "SWR_WARM_BYTES": "0"})
 	if status, _ := postJSON(t, off.URL+"/_swr/populate", secret, ""); status != 404 {
 		t.Errorf("populate with SWR_WARM_BYTES=0: %d, want 404", status)
 	}

@@ -1,0 +1,139 @@
+package main
+
+// Every Redis deployment swrproxy supports, end to end: a single server, a Redis Cluster of 3
+// masters with replicas, and a Sentinel-managed primary. The fleet features run on each (L2
+// sharing, collapsing, invalidation with acknowledgements, warm start), and a failover (a cluster
+// master or the Sentinel primary killed) costs clients no 5xx while invalidations resume within
+// seconds.
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/swrproxy/swrproxy/internal/redistest"
+	"github.com/swrproxy/swrproxy/tiers"
+)
+
+// topologyTests are the top-level tests of what instances share through Redis.
+var topologyTests = []redistest.Case{
+	{Name: "TwoInstancesShareOneRedis", Test: testTwoInstancesShareOneRedis},
+	{Name: "ConcurrentMissesOverTwoInstancesMakeOneOriginRequest", Test: testConcurrentMissesOverTwoInstancesMakeOneOriginRequest},
+	{Name: "InvalidationReachesEveryInstanceBeforeTheReply", Test: testInvalidationReachesEveryInstanceBeforeTheReply},
+	{Name: "PrefixTagAndAllInvalidationsClearOnlyWhatTheySelect", Test: testPrefixTagAndAllInvalidationsClearOnlyWhatTheySelect},
+	{Name: "AnInstanceStartedLaterServesTheFleetsHotKeysFromL1AtOnce", Test: testAnInstanceStartedLaterServesTheFleetsHotKeysFromL1AtOnce},
+}
+
+func TestTheFleetOnEveryRedisTopology(t *testing.T) {
+	t.Parallel()
+	redistest.OnEveryTopology(t, topologyTests)
+}
+
+// TestAFailoverCostsClientsNo5xx kills the primary that carries the invalidation channel's
+// subscriptions (a cluster master and its slots, or the Sentinel primary) under load on two
+// instances, and measures how long until the fleet works as before: the replica promoted, an
+// invalidation through one instance acknowledged by both, an entry stored by one read from L2
+// by the other. Throughout, every request is answered without a 5xx (L1, the breaker, the
+// origin), and the fleet is whole again within seconds.
+func TestAFailoverCostsClientsNo5xx(t *testing.T) {
+	t.Parallel()
+	for _, start := range []func(testing.TB) redistest.Topology{
+		func(tb testing.TB) redistest.Topology { return redistest.StartCluster(tb) },
+		func(tb testing.TB) redistest.Topology { return redistest.StartSentinel(tb) },
+	} {
+		topo := start(t)
+		t.Run(topo.Name(), func(t *testing.T) { failover(t, topo) })
+	}
+}
+
+// resumeWithin bounds how long after the kill the fleet must work as before: the promotion takes
+// a few seconds (cluster-node-timeout and down-after-milliseconds are 1 s in these topologies;
+// production's defaults are 15 s and 30 s, which add to every figure here).
+const resumeWithin = 20 * time.Second
+
+func failover(t *testing.T, topo redistest.Topology) {
+	o := newVersionedOrigin(t)
+	env := map[string]string{"SWR_REDIS_URL": topo.URL(), "SWR_REDIS_MASTER_NAME": topo.MasterName(),
+		"SWR_INVALIDATE_SECRET": secret}
+	insts := []*instance{startProxy(t, o.URL, env), startProxy(t, o.URL, env)}
+	const keys = 50
+	for i := range keys {
+		expect(t, get(t, insts[0].URL+fmt.Sprintf("/k/%d", i)), 200, "MISS", fmt.Sprintf("/k/%d v1", i))
+	}
+
+	// Load: two clients per instance, cached keys and new ones (misses take the fetch lock and
+	// write L2), until the fleet is whole again.
+	var served, failed atomic.Int64
+	var mu sync.Mutex
+	var failures []string
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	stopLoad := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer stopLoad()
+	asked := o.hits.Load()
+	for c := range 4 {
+		wg.Go(func() {
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				path := fmt.Sprintf("/k/%d", n%keys)
+				if n%5 == 0 {
+					path = fmt.Sprintf("/new/%d/%d", c, n)
+				}
+				r := do(http.MethodGet, insts[c%2].URL+path)
+				served.Add(1)
+				if r.StatusCode == 0 || r.StatusCode >= 500 {
+					failed.Add(1)
+					mu.Lock()
+					failures = append(failures, fmt.Sprintf("%s: %d %q", path, r.StatusCode, trim(r.Body)))
+					mu.Unlock()
+				}
+			}
+		})
+	}
+
+	killed := time.Now()
+	victim, promoted := topo.FailPrimary(t, tiers.KeyPrefix+"invalidate")
+	t.Logf("%s: killed %s; a replica took over after %v", topo.Name(), victim.Addr(), promoted.Round(time.Millisecond))
+
+	// Invalidations resume: one through A, acknowledged by both instances, clears B's copy.
+	var invalidated time.Duration
+	for i := 0; ; i++ {
+		if time.Since(killed) > resumeWithin {
+			t.Fatalf("%s: no complete invalidation within %v of the kill", topo.Name(), resumeWithin)
+		}
+		key := fmt.Sprintf("/k/%d", i%keys)
+		status, res := postJSON(t, insts[0].URL+"/_swr/invalidate", secret, `{"keys":["`+key+`"],"mode":"clear"}`)
+		if status == 200 && res["complete"] == true && res["acknowledged"] == float64(2) {
+			invalidated = time.Since(killed)
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // the next attempt; each is bounded by its own deadline
+	}
+	// L2 is shared again: an entry A stores is an L2 hit on B, without another origin request.
+	var shared time.Duration
+	for i := 0; ; i++ {
+		if time.Since(killed) > resumeWithin {
+			t.Fatalf("%s: no entry shared through L2 within %v of the kill", topo.Name(), resumeWithin)
+		}
+		path := fmt.Sprintf("/after/%d", i)
+		get(t, insts[0].URL+path)
+		if r := get(t, insts[1].URL+path); r.Header.Get("Cache-Status") == "swrproxy; hit; detail=l2" {
+			shared = time.Since(killed)
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	stopLoad()
+	t.Logf("%s: invalidations complete again %v after the kill, L2 shared again after %v; %d requests served meanwhile (%d origin requests), %d with a 5xx or no answer",
+		topo.Name(), invalidated.Round(time.Millisecond), shared.Round(time.Millisecond), served.Load(), o.hits.Load()-asked, failed.Load())
+	if n := failed.Load(); n != 0 {
+		t.Errorf("%s: %d of %d requests failed during the failover, want none: %q", topo.Name(), n, served.Load(), failures[:min(len(failures), 5)])
+	}
+}
