@@ -119,4 +119,3 @@ func TestConcurrentRequestsShareOneOriginErrorPage(t *testing.T) {
 		t.Errorf("origin hits = %d for 20 concurrent requests of a failing URL, want 1", n)
 	}
 }
-
