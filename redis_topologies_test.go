@@ -9,12 +9,14 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/swrproxy/swrproxy/internal/redistest"
+	"github.com/swrproxy/swrproxy/internal/testcerts"
 	"github.com/swrproxy/swrproxy/tiers"
 )
 
@@ -135,5 +137,36 @@ func failover(t *testing.T, topo redistest.Topology) {
 		topo.Name(), invalidated.Round(time.Millisecond), shared.Round(time.Millisecond), served.Load(), o.hits.Load()-asked, failed.Load())
 	if n := failed.Load(); n != 0 {
 		t.Errorf("%s: %d of %d requests failed during the failover, want none: %q", topo.Name(), n, served.Load(), failures[:min(len(failures), 5)])
+	}
+}
+
+// Redis over TLS with credentials (rediss://user:pass@…, its CA in SWR_REDIS_CA_FILE) carries
+// the fleet as a plain one does; without the CA, the server's certificate is refused, and the
+// instance serves from L1 and the origin alone, storing nothing in it.
+func TestRedisOverTLSWithCredentialsCarriesTheFleet(t *testing.T) {
+	t.Parallel()
+	certs := testcerts.New(t)
+	rs := redistest.StartTLS(t, certs)
+	if !strings.HasPrefix(rs.URL(), "rediss://"+redistest.User+":") {
+		t.Fatalf("URL %q, want rediss:// with the credentials", rs.URL())
+	}
+	o := newVersionedOrigin(t)
+	env := map[string]string{"SWR_REDIS_URL": rs.URL(), "SWR_REDIS_CA_FILE": certs.CAFile}
+	a, b := startProxy(t, o.URL, env), startProxy(t, o.URL, env)
+	expect(t, get(t, a.URL+"/k/1"), 200, "MISS", "/k/1 v1")
+	if r := get(t, b.URL+"/k/1"); r.Header.Get("Cache-Status") != "swrproxy; hit; detail=l2" {
+		t.Errorf("B's answer %q, want an L2 hit of A's entry over TLS", r.Header.Get("Cache-Status"))
+	}
+
+	untrusting := startProxy(t, o.URL, map[string]string{"SWR_REDIS_URL": rs.URL()})
+	expect(t, get(t, untrusting.URL+"/k/2"), 200, "MISS", "/k/2 v1")
+	if r := get(t, untrusting.URL+"/_swr/readyz"); strings.Contains(r.Body, `"redis":"ok"`) {
+		t.Errorf("readyz without the CA: %s, want Redis not reached", r.Body)
+	}
+	if r := get(t, b.URL+"/k/2"); r.Header.Get("X-Cache") != "MISS" {
+		t.Errorf("an instance that cannot verify Redis stored /k/2 in it: B's answer is %s", r.Header.Get("X-Cache"))
+	}
+	if n := o.hits.Load(); n != 3 {
+		t.Errorf("origin requests = %d, want 3 (/k/1 once, /k/2 by each instance)", n)
 	}
 }

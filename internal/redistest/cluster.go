@@ -59,7 +59,9 @@ func StartCluster(tb testing.TB) *Cluster {
 		addrs = append(addrs, s.Addr())
 	}
 	args := append([]string{"--user", User, "--pass", Password, "--no-auth-warning", "--cluster", "create"}, addrs...)
-	out, err := exec.Command(cli, append(args, "--cluster-replicas", "1", "--cluster-yes")...).CombinedOutput()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, cli, append(args, "--cluster-replicas", "1", "--cluster-yes")...).CombinedOutput()
 	if err != nil {
 		tb.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
@@ -226,14 +228,19 @@ func (c *Cluster) masterOfOrNil(key string) *Server {
 	return nil
 }
 
-// client is production's client for t, closed when the test ends.
+// client is production's client for t, closed when the test ends. A server with TLS is trusted
+// through its own CA (as SWR_REDIS_CA_FILE would make it).
 func client(tb testing.TB, t Topology) redis.UniversalClient {
 	tb.Helper()
 	target, err := redisconn.Parse(t.URL(), t.MasterName())
 	if err != nil {
 		tb.Fatalf("redisconn.Parse(%s): %v", t.Name(), err)
 	}
-	rdb := target.Client((*x509.CertPool)(nil))
+	var roots *x509.CertPool
+	if s, ok := t.(*Server); ok && s.certs != nil {
+		roots = s.certs.CAPool
+	}
+	rdb := target.Client(roots)
 	tb.Cleanup(func() { rdb.Close() })
 	return rdb
 }

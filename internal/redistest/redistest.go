@@ -5,6 +5,7 @@ package redistest
 
 import (
 	"context"
+	"crypto/tls"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/swrproxy/swrproxy/internal/testcerts"
 	"github.com/swrproxy/swrproxy/internal/testenv"
 )
 
@@ -21,9 +23,10 @@ import (
 type Server struct {
 	tb       testing.TB
 	dir      string
-	args     []string // extra redis-server arguments
-	conf     string   // a config file to start with (a sentinel's, which it rewrites), or ""
-	username string   // the ACL user the readiness PING authenticates as, or ""
+	args     []string       // extra redis-server arguments
+	conf     string         // a config file to start with (a sentinel's, which it rewrites), or ""
+	username string         // the ACL user the readiness PING authenticates as, or ""
+	certs    *testcerts.Set // TLS only, with this set's server certificate (StartTLS), or nil
 	password string
 	Port     int
 
@@ -111,8 +114,35 @@ func (s *Server) thaw() {
 // Addr is the server's host:port.
 func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.Port) }
 
-// URL is the server's redis:// URL, database 0.
-func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
+// URL is the server's redis:// URL (rediss:// with the credentials for StartTLS), database 0.
+func (s *Server) URL() string {
+	if s.certs != nil {
+		return "rediss://" + s.username + ":" + s.password + "@" + s.Addr() + "/0"
+	}
+	return "redis://" + s.Addr() + "/0"
+}
+
+// StartTLS starts a redis-server that speaks TLS only, with certs' server certificate (valid
+// for 127.0.0.1), and requires User and Password; its URL is rediss:// with them. Stopped when
+// the test ends, like Start.
+func StartTLS(tb testing.TB, certs *testcerts.Set) *Server {
+	tb.Helper()
+	s := &Server{tb: tb, dir: tb.TempDir(), Port: testenv.FreePort(tb), certs: certs, username: User, password: Password}
+	s.args = append(append([]string{}, dataArgs...), "--port", "0", "--tls-port", strconv.Itoa(s.Port),
+		"--tls-cert-file", certs.ServerCertFile, "--tls-key-file", certs.ServerKeyFile,
+		"--tls-ca-cert-file", certs.CAFile, "--tls-auth-clients", "no")
+	s.Restart()
+	tb.Cleanup(s.Stop)
+	return s
+}
+
+// clientTLS is the client side of the server's TLS, or nil.
+func (s *Server) clientTLS() *tls.Config {
+	if s.certs == nil {
+		return nil
+	}
+	return &tls.Config{RootCAs: s.certs.CAPool, MinVersion: tls.VersionTLS12}
+}
 
 // Client returns a new client for the server, closed when the test ends.
 func (s *Server) Client() *redis.Client {
@@ -160,7 +190,7 @@ func (s *Server) Restart() {
 	s.cmd = cmd
 	s.mu.Unlock()
 
-	rdb := redis.NewClient(&redis.Options{Addr: s.Addr(), Username: s.username, Password: s.password, MaxRetries: -1})
+	rdb := redis.NewClient(&redis.Options{Addr: s.Addr(), Username: s.username, Password: s.password, TLSConfig: s.clientTLS(), MaxRetries: -1})
 	defer rdb.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -43,7 +43,7 @@ func (s *Server) Connect(tb testing.TB) redis.UniversalClient { return client(tb
 // Flush empties the server.
 func (s *Server) Flush(tb testing.TB) {
 	tb.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: s.Addr(), Username: s.username, Password: s.password, MaxRetries: -1})
+	rdb := redis.NewClient(&redis.Options{Addr: s.Addr(), Username: s.username, Password: s.password, TLSConfig: s.clientTLS(), MaxRetries: -1})
 	defer rdb.Close()
 	if err := rdb.FlushAll(context.Background()).Err(); err != nil {
 		tb.Fatalf("FLUSHALL on %s: %v", s.Addr(), err)
