@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -235,5 +236,35 @@ func TestAFreshErrorOverAGoodCopyIsAskedOncePerItsLifetime(t *testing.T) {
 	defer mu.Unlock()
 	if asked != 2 {
 		t.Errorf("origin requests = %d, want 2 (the fill, then one 503 for its 10 s)", asked)
+	}
+}
+
+// The failing mark is no lever for one client over the others: an origin error to a request
+// with Cookie (the origin failing on that user's malformed session, say) does not stop the other
+// users' revalidations; they get the origin's new version at once (security review).
+func TestAnErrorToOneUsersRequestDoesNotStopTheOthersRevalidations(t *testing.T) {
+	t.Parallel()
+	var version atomic.Int64
+	version.Store(1)
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.Header.Get("Cookie"), "malformed") {
+			w.Header().Set("Cache-Control", "max-age=600")
+			http.Error(w, "error for this client only", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Cache-Control", "max-age=60, stale-if-error=86400")
+		w.Header().Set("Age", "60") // stored stale: every request revalidates
+		fmt.Fprintf(w, "v%d", version.Load())
+	})
+	p := startProxy(t, o.URL, map[string]string{"SWR_STALE_WHILE_REVALIDATE": "0", "SWR_REFRESH_WINDOW": "0"})
+	expect(t, get(t, p.URL+"/page"), 200, "MISS", "v1")
+	version.Store(2)
+	if r := get(t, p.URL+"/page", "Cookie", "session=malformed"); r.StatusCode >= 500 {
+		t.Fatalf("the user with the bad cookie got %d, want the good copy served on error", r.StatusCode)
+	}
+	for i := range 3 {
+		if r := get(t, p.URL+"/page"); r.Body != "v2" {
+			t.Errorf("request %d after the other user's error: %q (%s), want the origin's v2", i, r.Body, r.Header.Get("Cache-Status"))
+		}
 	}
 }

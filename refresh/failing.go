@@ -72,59 +72,132 @@ func shareable(r *fill.Request, resp *http.Response) bool {
 	return !cc.Private && len(cc.PrivateFields) == 0
 }
 
-// failingMarks remember, per key, until when an origin error stands that the origin declared
+// failingMarks remember, per variant, until when an origin error stands that the origin declared
 // fresh (explicit freshness) but that was not stored because a good copy may be served in its
-// place (keepStale). Until then a fill with such a copy does not ask the origin again: it is
-// asked once per lifetime of its error (RFC 9111 §4.2.1), as when the error is stored. Bounded
-// in count; a key's mark goes with an invalidation (Forget).
+// place (keepStale). Until then a fill with that copy does not ask the origin again: it is asked
+// once per lifetime of its error (RFC 9111 §4.2.1), as when the error is stored. Only an error
+// that speaks for everyone marks (see markable); a mark lasts at most maxFailingFor; marks are
+// bounded in count and bytes; an invalidation forgets its key's marks, and a fetch that began
+// before any invalidation marks nothing (it may predate the fix the invalidation announces).
 type failingMarks struct {
-	mu    sync.Mutex
-	until map[string]time.Time
+	mu      sync.Mutex
+	until   map[string]map[string]time.Time // key → variant ID → until when
+	n       int                             // marks (variants) held
+	bytes   int
+	forgets uint64 // Forget calls so far: the epoch a fetch compares when it is done
 }
 
-// maxFailingMarks bounds the keys remembered as failing (about 1 MiB at most); past it, expired
-// marks are dropped and then arbitrary ones (a forgotten mark only means one more origin request).
-const maxFailingMarks = 10_000
+const (
+	// maxFailingMarks and maxFailingBytes bound the marks; past either, expired marks are
+	// dropped and then arbitrary ones (a forgotten mark only means one more origin request).
+	maxFailingMarks = 10_000
+	maxFailingBytes = 1 << 20
+	// maxFailingFor caps a mark's life, whatever lifetime the origin gave its error: as long as
+	// a stored 5xx may last (httpcache.MaxErrorFresh), since a client can make the origin fail
+	// with a forwarded field that is not part of the key (User-Agent, Accept-*).
+	maxFailingFor = httpcache.MaxErrorFresh
+	markOverhead  = 96 // map entries and the time, besides the key and variant ID
+)
 
-func (m *failingMarks) mark(key string, until time.Time) {
+// markable reports whether an origin failure to r (resp, its freshness decided as d) may mark
+// the key failing for everyone: not when r carried Cookie or Authorization, nor for an error
+// page private to r (see shareable: a 429, Vary, private, Set-Cookie), nor for a guessed
+// lifetime. A client could otherwise make the origin fail for itself alone (a malformed cookie,
+// a bot filter, a per-address rate limit) and stop every other user's revalidations.
+func markable(r *fill.Request, resp *http.Response, d httpcache.Decision) bool {
+	return speaksForAll(r) && shareable(r, resp) && !d.Guessed && d.Fresh > 0
+}
+
+// epoch is the number of invalidations so far, read when a fetch begins.
+func (m *failingMarks) epoch() uint64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.forgets
+}
+
+// mark marks key's variant failing until until (at most maxFailingFor from now), unless an
+// invalidation came after epoch.
+func (m *failingMarks) mark(key, variant string, until time.Time, epoch uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.forgets != epoch {
+		return
+	}
+	if limit := time.Now().Add(maxFailingFor); until.After(limit) {
+		until = limit
+	}
 	if m.until == nil {
-		m.until = map[string]time.Time{}
+		m.until = map[string]map[string]time.Time{}
 	}
-	if _, ok := m.until[key]; !ok && len(m.until) >= maxFailingMarks {
-		// Full: drop the expired marks, then arbitrary ones down to three quarters, so that
-		// the sweep runs once per quarter of the bound, not once per new key.
-		now := time.Now()
-		for k, t := range m.until {
-			if !t.After(now) {
-				delete(m.until, k)
-			}
+	vs := m.until[key]
+	if _, ok := vs[variant]; !ok {
+		size := len(key) + len(variant) + markOverhead
+		if m.n >= maxFailingMarks || m.bytes+size > maxFailingBytes {
+			m.sweep()
+			vs = m.until[key]
 		}
-		for k := range m.until {
-			if len(m.until) < maxFailingMarks*3/4 {
-				break
-			}
-			delete(m.until, k)
+		if vs == nil {
+			vs = map[string]time.Time{}
+			m.until[key] = vs
 		}
+		m.n++
+		m.bytes += size
 	}
-	m.until[key] = until
+	vs[variant] = until
 }
 
-// holds reports whether key's origin error still stands at now.
-func (m *failingMarks) holds(key string, now time.Time) bool {
+// sweep drops the expired marks, then arbitrary ones down to three quarters of both bounds, so
+// that it runs once per quarter of the bound, not once per new mark.
+func (m *failingMarks) sweep() {
+	now := time.Now()
+	for key, vs := range m.until {
+		for v, t := range vs {
+			if !t.After(now) {
+				m.drop(key, v)
+			}
+		}
+	}
+	for key, vs := range m.until {
+		for v := range vs {
+			if m.n < maxFailingMarks*3/4 && m.bytes < maxFailingBytes*3/4 {
+				return
+			}
+			m.drop(key, v)
+		}
+	}
+}
+
+func (m *failingMarks) drop(key, variant string) {
+	vs := m.until[key]
+	if _, ok := vs[variant]; !ok {
+		return
+	}
+	delete(vs, variant)
+	if len(vs) == 0 {
+		delete(m.until, key)
+	}
+	m.n--
+	m.bytes -= len(key) + len(variant) + markOverhead
+}
+
+// holds reports whether key's variant's origin error still stands at now.
+func (m *failingMarks) holds(key, variant string, now time.Time) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	t, ok := m.until[key]
+	t, ok := m.until[key][variant]
 	if ok && !t.After(now) {
-		delete(m.until, key)
+		m.drop(key, variant)
 		return false
 	}
 	return ok
 }
 
+// forget drops the marks of key's variants and moves the epoch on.
 func (m *failingMarks) forget(key string) {
 	m.mu.Lock()
-	delete(m.until, key)
-	m.mu.Unlock()
+	defer m.mu.Unlock()
+	m.forgets++
+	for v := range m.until[key] {
+		m.drop(key, v)
+	}
 }

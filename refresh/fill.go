@@ -161,7 +161,7 @@ func streams(res *fill.Result) bool { return res != nil && res.Pass != nil && re
 // When the origin's last answer for the key was an error it declared fresh, and r has a good
 // copy to serve on error, the origin is not asked again before that error's lifetime ends.
 func (f *Filler) load(ctx context.Context, r *fill.Request, collapse bool) (res *fill.Result, led bool, err error) {
-	if now := time.Now(); goodOnError(r.Stale, now) && f.failing.holds(r.Key, now) {
+	if now := time.Now(); goodOnError(r.Stale, now) && f.failing.holds(r.Key, r.Stale.VariantID(), now) {
 		return nil, false, fmt.Errorf("refresh: fill %q: %w", r.Key, errStillFailing)
 	}
 	r = withVary(r, f.vary.names(r.Key)) // what the key's responses varied on lately, if the request lacks it
@@ -230,11 +230,12 @@ func (f *Filler) fetch(ctx context.Context, r *fill.Request, collapse bool) (res
 		}
 		defer lock.Unlock()
 	}
+	epoch := f.failing.epoch() // an invalidation after this point outdates what the origin says
 	resp, sent, received, err := f.ask(ctx, r)
 	if err != nil {
 		return nil, err
 	}
-	return f.answer(ctx, r, resp, sent, received)
+	return f.answer(ctx, r, resp, sent, received, epoch)
 }
 
 // ask sends r to the origin, conditional on the validators of r.Stale, and returns the response
@@ -273,7 +274,8 @@ func (f *Filler) ask(ctx context.Context, r *fill.Request) (resp *http.Response,
 // answer keeps the origin's response to r: a 304 renews the stale entry, a storable response is
 // stored (an error with explicit freshness too, unless keepStale keeps the good copy it would
 // replace), and any other is relayed (a small error page read whole, for every waiter).
-func (f *Filler) answer(ctx context.Context, r *fill.Request, resp *http.Response, sent, received time.Time) (*fill.Result, error) {
+// epoch is the failing marks' epoch when the fetch began.
+func (f *Filler) answer(ctx context.Context, r *fill.Request, resp *http.Response, sent, received time.Time, epoch uint64) (*fill.Result, error) {
 	status := resp.StatusCode
 	if status == http.StatusNotModified && r.Stale != nil {
 		status = r.Stale.Status // a revalidation is judged as the response it renews
@@ -295,8 +297,8 @@ func (f *Filler) answer(ctx context.Context, r *fill.Request, resp *http.Respons
 		d.Store, d.Reason = false, "too-big"
 	case d.Store && keepStale(resp.StatusCode, r.Stale, received):
 		d.Store, d.Reason = false, reasonStaleKept
-		if d.Fresh > 0 {
-			f.failing.mark(r.Key, received.Add(d.Fresh))
+		if markable(r, resp, d) {
+			f.failing.mark(r.Key, r.Stale.VariantID(), received.Add(d.Fresh), epoch)
 		}
 	}
 	if d.Store {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -162,28 +163,98 @@ func TestAFreshErrorDoesNotReplaceAGoodCopyWithinStaleIfError(t *testing.T) {
 	}
 	// An invalidation forgets the mark.
 	f.Forget("/down")
-	if f.failing.holds("/down", time.Now()) {
+	if f.failing.holds("/down", good.VariantID(), time.Now()) {
 		t.Error("the failing mark outlived Forget")
 	}
 }
 
-// The failing marks end with their error's lifetime and stay bounded whatever the key count.
+// The failing marks end with their error's lifetime (at most maxFailingFor), are per variant,
+// go with an invalidation or an invalidation during the fetch that would set them, and stay
+// bounded in count and in bytes whatever the keys.
 func TestFailingMarksExpireAndAreBounded(t *testing.T) {
 	var m failingMarks
 	now := time.Now()
-	m.mark("/gone", now.Add(-time.Millisecond))
-	m.mark("/on", now.Add(time.Minute))
-	if m.holds("/gone", now) || !m.holds("/on", now) {
-		t.Errorf("holds(/gone, /on) = %v, %v; want false, true", m.holds("/gone", now), m.holds("/on", now))
+	m.mark("/gone", "", now.Add(-time.Millisecond), 0)
+	m.mark("/on", "", now.Add(time.Hour), 0)
+	if m.holds("/gone", "", now) || !m.holds("/on", "", now) {
+		t.Errorf("holds(/gone, /on) = %v, %v; want false, true", m.holds("/gone", "", now), m.holds("/on", "", now))
+	}
+	if m.holds("/on", "en", now) {
+		t.Error("a mark of one variant holds for another")
+	}
+	if m.holds("/on", "", now.Add(maxFailingFor+time.Second)) {
+		t.Errorf("a mark outlived maxFailingFor (%v) though its error said an hour", maxFailingFor)
+	}
+	epoch := m.epoch()
+	m.forget("/other")
+	m.mark("/late", "", now.Add(time.Minute), epoch) // its fetch began before the invalidation
+	if m.holds("/late", "", now) {
+		t.Error("a fetch that began before an invalidation set a mark")
 	}
 	for i := range 3 * maxFailingMarks {
-		m.mark(fmt.Sprintf("/k%d", i), now.Add(time.Minute))
+		m.mark(fmt.Sprintf("/k%d", i), "", now.Add(time.Minute), m.epoch())
 	}
-	if n := len(m.until); n > maxFailingMarks {
-		t.Errorf("%d marks kept, want at most %d", n, maxFailingMarks)
+	if m.n > maxFailingMarks || m.n != countMarks(&m) {
+		t.Errorf("%d marks kept (counted %d), want at most %d", countMarks(&m), m.n, maxFailingMarks)
 	}
-	if !m.holds(fmt.Sprintf("/k%d", 3*maxFailingMarks-1), now) {
+	if !m.holds(fmt.Sprintf("/k%d", 3*maxFailingMarks-1), "", now) {
 		t.Error("the newest mark was dropped")
+	}
+	long := strings.Repeat("x", 16<<10) // keys up to the request buffer: the bytes bound holds
+	for i := range 500 {
+		m.mark(fmt.Sprintf("/%d/%s", i, long), "", now.Add(time.Minute), m.epoch())
+	}
+	if m.bytes > maxFailingBytes {
+		t.Errorf("the marks weigh %d bytes, want at most %d", m.bytes, maxFailingBytes)
+	}
+}
+
+func countMarks(m *failingMarks) int {
+	n := 0
+	for _, vs := range m.until {
+		n += len(vs)
+	}
+	return n
+}
+
+// Only an origin failure that speaks for everyone marks the key failing: not one to a request
+// with Cookie or Authorization, nor a 429, nor an error page private to the request (Vary,
+// private, Set-Cookie), nor a guessed lifetime. A client could otherwise make the origin fail for
+// itself alone and stop every other user's revalidations (security review).
+func TestOnlyAnErrorForEveryoneMarksTheKeyFailing(t *testing.T) {
+	fresh := httpcache.Decision{Store: true, Fresh: 10 * time.Second}
+	resp := func(status int, h ...string) *http.Response {
+		r := &http.Response{StatusCode: status, Header: http.Header{}, ContentLength: 4}
+		for i := 0; i+1 < len(h); i += 2 {
+			r.Header.Add(h[i], h[i+1])
+		}
+		return r
+	}
+	anonymous, withCookie, withAuth := request("/k"), request("/k"), request("/k")
+	withCookie.Cookie, withAuth.Authorization = true, true
+	guessed := fresh
+	guessed.Guessed = true
+	tests := []struct {
+		name string
+		r    *fill.Request
+		resp *http.Response
+		d    httpcache.Decision
+		want bool
+	}{
+		{"a 503 for everyone", anonymous, resp(503), fresh, true},
+		{"a 503 to a request with Cookie", withCookie, resp(503), fresh, false},
+		{"a 503 to a request with Authorization", withAuth, resp(503), fresh, false},
+		{"a 429", anonymous, resp(429), fresh, false},
+		{"a 503 with Vary", anonymous, resp(503, "Vary", "User-Agent"), fresh, false},
+		{"a private 503", anonymous, resp(503, "Cache-Control", "private, max-age=60"), fresh, false},
+		{"a 503 with Set-Cookie", anonymous, resp(503, "Set-Cookie", "a=1"), fresh, false},
+		{"a 503 with a guessed lifetime", anonymous, resp(503), guessed, false},
+		{"a 503 without a lifetime", anonymous, resp(503), httpcache.Decision{Store: true}, false},
+	}
+	for _, tt := range tests {
+		if got := markable(tt.r, tt.resp, tt.d); got != tt.want {
+			t.Errorf("%s: markable = %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }
 
