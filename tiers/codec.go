@@ -10,7 +10,7 @@ import (
 
 // codecVersion leads every encoded entry. Bump it (and the version in KeyPrefix) when the layout changes;
 // an entry of another version decodes as ErrCorrupt and is treated as a miss.
-const codecVersion = 2
+const codecVersion = 3
 
 // ErrCorrupt reports an L2 value that is not an entry of this version: truncated, altered or foreign.
 var ErrCorrupt = errors.New("corrupt entry")

@@ -264,13 +264,13 @@ func testRedisKeysCarryNoClientText(t *testing.T, srv redistest.Topology) {
 	rdb := srv.Connect(t)
 	s := newStore(t, rdb)
 	ctx := t.Context()
-	objectRE := regexp.MustCompile(`^swr:v2:\{[0-9a-f]{32}\}$`)
+	objectRE := regexp.MustCompile(`^swr:v3:\{[0-9a-f]{32}\}$`)
 	keys := []string{"/api/prices?pair=ALGO-USD", "/api/prices?pair=ALGO-EUR", "example.com/{x}\r\n*", ""}
 	seen := map[string]bool{}
 	for _, k := range keys {
 		rk := redisKey(k)
 		if !objectRE.MatchString(rk) {
-			t.Errorf("redisKey(%q) = %q, want swr:v2:{<32 hex>}", k, rk)
+			t.Errorf("redisKey(%q) = %q, want swr:v3:{<32 hex>}", k, rk)
 		}
 		if redisKey(k) != rk {
 			t.Errorf("redisKey(%q) is not stable", k)
