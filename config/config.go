@@ -183,7 +183,12 @@ func (s *Setting) describe(v, from string) string {
 	case s.secret:
 		b.WriteString(" (value hidden)")
 	case s.creds:
-		fmt.Fprintf(&b, "=%q", redactUserinfo(v))
+		if s.Env == "SWR_REDIS_URL" {
+			v = redactRedis(v) // a go-redis URL may carry a password in its query too
+		} else {
+			v = redactUserinfo(v)
+		}
+		fmt.Fprintf(&b, "=%q", v)
 	default:
 		fmt.Fprintf(&b, "=%q", v)
 	}

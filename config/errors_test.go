@@ -148,7 +148,7 @@ var badValues = []struct {
 	{"SWR_REDIS_URL", "a:65536", "port"},
 	{"SWR_REDIS_URL", "redis://a:6379?addr=b:x", "port"},
 	{"SWR_REDIS_CA_FILE", "/etc/redis-ca.pem", "not rediss://"},
-	{"SWR_REDIS_URL", "redis://a:6379?dial_timeout=3s", "unknown query parameter"},
+	{"SWR_REDIS_URL", "redis://a:6379?dial_timeout", "unknown query parameter"},
 	{"SWR_REDIS_URL", "redis://a:6379/1?addr=b:6379", "only database 0"},
 	{"SWR_REDIS_MASTER_NAME", "my master", "white space"},
 	{"SWR_L1_MAX_BYTES", "lots", "size"},

@@ -117,7 +117,10 @@ func attr(c Config, key string) string {
 // guesser tries first stops start-up, naming the setting but not the value.
 func TestAPlaceholderAdminPasswordStopsStartUp(t *testing.T) {
 	for _, v := range []string{"change-me-please", "password1234", "aaaaaaaaaaaa", "abcabcabcabc",
-		"Secret-Admin-2026", "qwertyuiop12", "112211221122", "letmein-letmein", "short-pass"} {
+		"Secret-Admin-2026", "qwertyuiop12", "112211221122", "letmein-letmein", "short-pass",
+		// The security review's list:
+		"P@ssw0rd1234", "adminadmin12", "Admin123456!", "Welcome12345", "1q2w3e4r5t6y", "qazwsxedcrfv",
+		"abcdefghijkl", "1234567890ab", "swrproxy1234", "iloveyou1234"} {
 		_, err := LoadLookup(lookup(map[string]string{"SWR_UPSTREAM": "http://origin", "SWR_ADMIN_PASSWORD": v}), nil)
 		if err == nil {
 			t.Errorf("SWR_ADMIN_PASSWORD=%q accepted", v)
@@ -131,6 +134,25 @@ func TestAPlaceholderAdminPasswordStopsStartUp(t *testing.T) {
 		c, err := LoadLookup(lookup(map[string]string{"SWR_UPSTREAM": "http://origin", "SWR_ADMIN_PASSWORD": v}), nil)
 		if err != nil || c.AdminPassword != v {
 			t.Errorf("SWR_ADMIN_PASSWORD=%q: %q, %v; want it accepted", v, c.AdminPassword, err)
+		}
+	}
+}
+
+// However a Redis password is written (user:password, a lone password, a password= query a
+// go-redis URL form allows), neither the start-up log nor an error shows it.
+func TestARedisPasswordNeverReachesALogOrAnError(t *testing.T) {
+	for _, v := range []string{"redis://S3cretPw@redis:6379/0", "rediss://u:S3cretPw@redis:6379/0"} {
+		c := mustLoad(t, map[string]string{"SWR_UPSTREAM": "http://o", "SWR_REDIS_URL": v})
+		var buf bytes.Buffer
+		slog.New(slog.NewTextHandler(&buf, nil)).Info("starting", "config", c)
+		if strings.Contains(buf.String(), "S3cretPw") {
+			t.Errorf("%s: the log shows the password: %s", v, buf.String())
+		}
+	}
+	for _, v := range []string{"redis://:sentinelpw@s:26379?password=S3cretPw", "redis://S3cretPw@h:6379?dial_timeout=S3cretPw"} {
+		_, err := LoadLookup(lookup(map[string]string{"SWR_UPSTREAM": "http://o", "SWR_REDIS_URL": v}), nil)
+		if err == nil || strings.Contains(err.Error(), "S3cretPw") || strings.Contains(err.Error(), "sentinelpw") {
+			t.Errorf("%s: %v, want an error without the password", v, err)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -222,17 +223,36 @@ func setAdminPassword(c *Config, v string) error {
 
 const makePassword = "choose a passphrase of several words, or make one with `openssl rand -base64 18`"
 
-// weakPassword refuses an admin password shorter than 12 characters, one containing a
-// placeholder or a common word (the list weakSecret uses), one that repeats itself, and one of
-// fewer than 6 distinct characters.
+// weakPassword refuses an admin password shorter than 12 characters, one that repeats itself or
+// has fewer than 6 distinct characters, and one a guesser tries first: containing, once common
+// letter-for-digit swaps are undone (P@ssw0rd), a placeholder or a common password word, or six
+// characters in a row of the alphabet, the digits or a keyboard row or column (abcdef, 123456,
+// qwerty, 1q2w3e).
 func weakPassword(v string) error {
 	if len([]rune(v)) < 12 {
 		return errors.New("must be at least 12 characters: " + makePassword)
 	}
 	lower := strings.ToLower(v)
-	for _, p := range placeholders {
-		if strings.Contains(lower, p) {
-			return errors.New("is a placeholder or a common word: " + makePassword)
+	plain := strings.Map(func(r rune) rune {
+		if i := strings.IndexRune("@4310$5!7", r); i >= 0 {
+			return rune("aaeiossit"[i])
+		}
+		return r
+	}, lower)
+	for _, p := range append(placeholders, commonPasswordWords...) {
+		if strings.Contains(lower, p) || strings.Contains(plain, p) {
+			return errors.New("is a placeholder or a common password: " + makePassword)
+		}
+	}
+	for _, line := range keyLines {
+		rev := []rune(line)
+		slices.Reverse(rev)
+		for _, l := range []string{line, string(rev)} {
+			for i := 0; i+6 <= len(l); i++ {
+				if strings.Contains(lower, l[i:i+6]) {
+					return errors.New("has a run of the alphabet, the digits or the keyboard: " + makePassword)
+				}
+			}
 		}
 	}
 	distinct := map[rune]bool{}
@@ -244,6 +264,15 @@ func weakPassword(v string) error {
 	}
 	return nil
 }
+
+// commonPasswordWords head the lists of leaked passwords, besides the placeholders.
+var commonPasswordWords = []string{"admin", "welcome", "iloveyou", "swrproxy", "monkey", "dragon", "master",
+	"login", "football", "baseball", "sunshine", "princess", "shadow", "trustno", "guest", "default",
+	"abc123"}
+
+// keyLines are the runs a guesser walks: the alphabet, the digits, keyboard rows and columns.
+var keyLines = []string{"abcdefghijklmnopqrstuvwxyz", "01234567890", "qwertyuiop", "asdfghjkl", "zxcvbnm",
+	"1qaz2wsx3edc4rfv5tgb6yhn7ujm8ik9ol0p", "qazwsxedcrfvtgbyhnujmikolp", "1q2w3e4r5t6y7u8i9o0p"}
 
 func durationVar(p func(*Config) *time.Duration, positive bool) binding {
 	return binding{

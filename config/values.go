@@ -133,18 +133,12 @@ func setRedis(c *Config, v string) error {
 // redactRedis masks the password of a redis:// URL as url.URL.Redacted does. The bare form has
 // no credentials.
 func redactRedis(v string) string {
-	if !strings.Contains(v, "://") {
-		return v
-	}
-	u, err := url.Parse(v)
-	if err != nil {
-		return redactUserinfo(v)
-	}
-	return u.Redacted()
+	return redactQuery(redactUserinfo(v))
 }
 
 // redactUserinfo masks everything between "://" (or the start) and the last "@" of a URL-like
-// value that may not parse, so an error message cannot show a password.
+// value that may not parse, so an error message cannot show a password, whether it was written
+// as user:password or alone (go-redis reads a lone userinfo as the password).
 func redactUserinfo(v string) string {
 	start := 0
 	if i := strings.Index(v, "://"); i >= 0 {
@@ -154,7 +148,26 @@ func redactUserinfo(v string) string {
 	if j < 0 {
 		return v
 	}
+	if user, _, ok := strings.Cut(v[start:start+j], ":"); ok && !strings.ContainsAny(user, "/?#") {
+		return v[:start] + user + ":xxxxx" + v[start+j:]
+	}
 	return v[:start] + "xxxxx" + v[start+j:]
+}
+
+// redactQuery masks the values of a URL's query but for addr and cluster (addresses, a switch):
+// a password written as ?password=… must not reach a log either.
+func redactQuery(v string) string {
+	base, query, ok := strings.Cut(v, "?")
+	if !ok {
+		return v
+	}
+	parts := strings.Split(query, "&")
+	for i, p := range parts {
+		if name, _, ok := strings.Cut(p, "="); ok && name != "addr" && name != "cluster" {
+			parts[i] = name + "=xxxxx"
+		}
+	}
+	return base + "?" + strings.Join(parts, "&")
 }
 
 // minSecret is the shortest invalidation secret start-up accepts: 32 bytes, the output of

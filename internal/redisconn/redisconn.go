@@ -116,8 +116,13 @@ func (t *Target) parseURL(v, defaultPort string) (cluster bool, err error) {
 	}
 	t.TLS = u.Scheme == "rediss"
 	if u.User != nil {
-		t.Username = u.User.Username()
-		t.Password, _ = u.User.Password()
+		// user:password, or a lone password (as go-redis reads redis://secret@host).
+		var ok bool
+		if t.Password, ok = u.User.Password(); ok {
+			t.Username = u.User.Username()
+		} else {
+			t.Password = u.User.Username()
+		}
 	}
 	port := u.Port()
 	if port == "" {

@@ -16,6 +16,7 @@ func TestParseReadsEveryForm(t *testing.T) {
 		{"redis://h", "", Target{Kind: Single, Addrs: []string{"h:6379"}}},
 		{"rediss://u:p%40ss@h:6380/3", "", Target{Kind: Single, Addrs: []string{"h:6380"}, Username: "u", Password: "p@ss", DB: 3, TLS: true}},
 		{"redis://:pw@[::1]:7000/0", "", Target{Kind: Single, Addrs: []string{"[::1]:7000"}, Password: "pw"}},
+		{"redis://S3cret@h", "", Target{Kind: Single, Addrs: []string{"h:6379"}, Password: "S3cret"}}, // go-redis: a lone userinfo is the password
 		{"a:7000, b:7001", "", Target{Kind: Cluster, Addrs: []string{"a:7000", "b:7001"}}},
 		{"redis://u:p@h1:6379?addr=h2:6380&addr=h3", "", Target{Kind: Cluster, Addrs: []string{"h1:6379", "h2:6380", "h3:6379"}, Username: "u", Password: "p"}},
 		{"rediss://cfg.example:6379?cluster=true", "", Target{Kind: Cluster, Addrs: []string{"cfg.example:6379"}, TLS: true}},
