@@ -30,13 +30,19 @@ func FuzzABodyNeverRunsAsARequest(f *testing.F) {
 	})
 	addr := serveApp(f, app)
 	mark := "GET /MARK HTTP/1.1\r\nHost: x\r\n\r\n"
-	f.Add([]byte(mark))
-	f.Add([]byte(strings.Repeat("A", 8192) + mark))
-	f.Add([]byte(strings.Repeat("B", 8190) + "\r\n\r\n" + mark))
-	f.Add([]byte("0\r\n\r\n" + mark))
-	f.Add([]byte("POST /MARK HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"))
-	f.Add([]byte(strings.Repeat("GET /MARK HTTP/1.1\r\nHost: x\r\n", 400) + "\r\n"))
-	f.Fuzz(func(t *testing.T, body []byte) {
+	f.Add([]byte(mark), false)
+	f.Add([]byte(mark), true)
+	f.Add([]byte(strings.Repeat("A", 8192)+mark), false)
+	f.Add([]byte(strings.Repeat("A", 8192)+mark), true)
+	f.Add([]byte(strings.Repeat("B", 8190)+"\r\n\r\n"+mark), false)
+	f.Add([]byte(strings.Repeat("B", 8190)+"\r\n\r\n"+mark), true)
+	f.Add([]byte("0\r\n\r\n"+mark), false)
+	f.Add([]byte("0\r\n\r\n"+mark), true)
+	f.Add([]byte("POST /MARK HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"), false)
+	f.Add([]byte("POST /MARK HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"), true)
+	f.Add([]byte(strings.Repeat("GET /MARK HTTP/1.1\r\nHost: x\r\n", 400)+"\r\n"), false)
+	f.Add([]byte(strings.Repeat("GET /MARK HTTP/1.1\r\nHost: x\r\n", 400)+"\r\n"), true)
+	f.Fuzz(func(t *testing.T, body []byte, chunked bool) {
 		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 		if err != nil {
 			t.Fatal(err)
@@ -44,9 +50,17 @@ func FuzzABodyNeverRunsAsARequest(f *testing.F) {
 		defer c.Close()
 		c.SetDeadline(time.Now().Add(5 * time.Second))
 		head := "POST /ignore HTTP/1.1\r\nHost: x\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n"
+		framed := body
+		if chunked { // the body as one chunk and the last chunk: the guard must settle it too
+			head = "POST /ignore HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+			framed = []byte(strconv.FormatInt(int64(len(body)), 16) + "\r\n" + string(body) + "\r\n0\r\n\r\n")
+			if len(body) == 0 {
+				framed = []byte("0\r\n\r\n")
+			}
+		}
 		go func() {
 			io.WriteString(c, head)
-			c.Write(body)
+			c.Write(framed)
 			io.WriteString(c, "GET /end HTTP/1.1\r\nHost: x\r\n\r\n")
 		}()
 		br := bufio.NewReader(c)
