@@ -36,6 +36,7 @@ var topologyTests = []redistest.Case{
 	{Name: "ExpiredL2ObjectIsNotKeptInL1", Test: testExpiredL2ObjectIsNotKeptInL1},
 	{Name: "ReloadReplacesTheL1Copy", Test: testReloadReplacesTheL1Copy},
 	{Name: "VariantsIncludeThoseAnotherInstanceStoredInRedis", Test: testVariantsIncludeThoseAnotherInstanceStoredInRedis},
+	{Name: "HotnessIsSharedAcrossInstances", Test: testHotnessIsSharedAcrossInstances},
 }
 
 // TestTheTiersOnEveryTopology runs topologyTests on a single server, a Redis Cluster of 3 masters
