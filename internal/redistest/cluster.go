@@ -110,9 +110,13 @@ func (c *Cluster) waitHealthy(limit time.Duration) {
 func (c *Cluster) Name() string { return "cluster" }
 
 // URL is the cluster's SWR_REDIS_URL: the credentials and every node as a seed.
-func (c *Cluster) URL() string {
-	u := "redis://" + User + ":" + Password + "@" + c.Nodes[0].Addr()
-	for i, s := range c.Nodes[1:] {
+func (c *Cluster) URL() string { return seedsURL(c.Nodes) }
+
+// seedsURL is the redis:// URL form of several addresses (go-redis' ParseClusterURL form), with
+// User and Password: the first server's as the host, the others' as addr= parameters.
+func seedsURL(servers []*Server) string {
+	u := "redis://" + User + ":" + Password + "@" + servers[0].Addr()
+	for i, s := range servers[1:] {
 		sep := "&"
 		if i == 0 {
 			sep = "?"

@@ -86,17 +86,7 @@ func (set *SentinelSet) replicaInSync(s *Server) bool {
 func (set *SentinelSet) Name() string { return "sentinel" }
 
 // URL lists the sentinels, with the data nodes' credentials.
-func (set *SentinelSet) URL() string {
-	u := "redis://" + User + ":" + Password + "@" + set.Sentinels[0].Addr()
-	for i, s := range set.Sentinels[1:] {
-		sep := "&"
-		if i == 0 {
-			sep = "?"
-		}
-		u += sep + "addr=" + s.Addr()
-	}
-	return u
-}
+func (set *SentinelSet) URL() string { return seedsURL(set.Sentinels) }
 
 // MasterName is the monitored primary's name.
 func (set *SentinelSet) MasterName() string { return MasterName }
