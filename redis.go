@@ -4,6 +4,9 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"log/slog"
+	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -27,6 +30,25 @@ func newRedis(cfg config.Config) (redis.UniversalClient, error) {
 		}
 	}
 	return t.Client(roots), nil
+}
+
+// checkRedis says at start-up what SWR_REDIS_URL was read as, and whether it answers: a master
+// name for a server that is no sentinel fails the ping, which a warning says (Redis may just be
+// down: the instance serves from L1 until it answers). One node of a Redis Cluster addressed as a
+// single server answers, but most keys would be refused (MOVED): that stops start-up.
+func checkRedis(ctx context.Context, cfg config.Config, rdb redis.UniversalClient, log *slog.Logger) error {
+	t := cfg.Redis()
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		log.Warn("redis does not answer at start: serving from L1 until it does", "redis", t.String(), "err", err)
+		return nil
+	}
+	if info, err := rdb.Info(ctx, "cluster").Result(); t.Kind == redisconn.Single && err == nil && strings.Contains(info, "cluster_enabled:1") {
+		return fmt.Errorf("config: SWR_REDIS_URL=%q names one node of a Redis Cluster as a single server, whose keys live on every master: list several seeds, or add ?cluster=true to the URL", cfg.Redis().Addrs[0])
+	}
+	log.Info("redis", "redis", t.String())
+	return nil
 }
 
 func init() {

@@ -7,6 +7,7 @@ package main
 // seconds.
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swrproxy/swrproxy/config"
 	"github.com/swrproxy/swrproxy/internal/redistest"
 	"github.com/swrproxy/swrproxy/internal/testcerts"
 	"github.com/swrproxy/swrproxy/tiers"
@@ -168,5 +170,36 @@ func TestRedisOverTLSWithCredentialsCarriesTheFleet(t *testing.T) {
 	}
 	if n := o.hits.Load(); n != 3 {
 		t.Errorf("origin requests = %d, want 3 (/k/1 once, /k/2 by each instance)", n)
+	}
+}
+
+// One node of a Redis Cluster named as a single server would answer, but refuse most keys
+// (MOVED): start-up stops and says how to name a cluster. With ?cluster=true, that one seed is
+// enough: two instances share L2 through the cluster it leads to.
+func TestOneClusterSeedNeedsClusterTrue(t *testing.T) {
+	t.Parallel()
+	c := redistest.StartCluster(t)
+	seed := "redis://" + redistest.User + ":" + redistest.Password + "@" + c.Nodes[0].Addr()
+	vars := map[string]string{"SWR_UPSTREAM": "http://127.0.0.1:1", "SWR_LISTEN": "127.0.0.1:0", "SWR_REDIS_URL": seed}
+	cfg, err := config.LoadLookup(func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = run(ctx, cfg, testLogger(t), func(string, string) { t.Error("swrproxy listened on one cluster node named as a single server") })
+	if err == nil || !strings.Contains(err.Error(), "SWR_REDIS_URL") || !strings.Contains(err.Error(), "cluster=true") || strings.Contains(err.Error(), redistest.Password) {
+		t.Errorf("start-up on one cluster node: %v, want an error naming SWR_REDIS_URL and ?cluster=true, without the password", err)
+	}
+
+	o := newVersionedOrigin(t)
+	env := map[string]string{"SWR_REDIS_URL": seed + "?cluster=true"}
+	a, b := startProxy(t, o.URL, env), startProxy(t, o.URL, env)
+	for i := range 20 { // keys on every master
+		path := fmt.Sprintf("/k/%d", i)
+		expect(t, get(t, a.URL+path), 200, "MISS", path+" v1")
+		if r := get(t, b.URL+path); r.Header.Get("Cache-Status") != "swrproxy; hit; detail=l2" {
+			t.Errorf("%s on B: %q, want an L2 hit through the one seed with cluster=true", path, r.Header.Get("Cache-Status"))
+		}
 	}
 }

@@ -43,15 +43,8 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, ready listeni
 	}
 	if rdb != nil {
 		defer rdb.Close() // after serve: the loops are done with it
-		// Say what SWR_REDIS_URL was read as, and whether it answers: a wrong topology (a
-		// master name for a server that is no sentinel, one seed of a cluster) shows here.
-		pctx, cancel := context.WithTimeout(ctx, time.Second)
-		err := rdb.Ping(pctx).Err()
-		cancel()
-		if err != nil {
-			log.Warn("redis does not answer at start: serving from L1 until it does", "redis", cfg.Redis().String(), "err", err)
-		} else {
-			log.Info("redis", "redis", cfg.Redis().String())
+		if err := checkRedis(ctx, cfg, rdb, log); err != nil {
+			return err
 		}
 	}
 	sys, err := build(cfg, log, rdb)

@@ -123,7 +123,7 @@ func setUpstreamHost(c *Config, v string) error {
 }
 
 func setRedis(c *Config, v string) error {
-	if _, err := redisconn.Parse(v, ""); err != nil {
+	if err := redisconn.CheckSyntax(v); err != nil {
 		return err
 	}
 	c.RedisURL = v

@@ -71,6 +71,7 @@ func TestRedisForms(t *testing.T) {
 		{"rediss://h1?addr=h2:6380", "", redisconn.Cluster, []string{"h1:6379", "h2:6380"}},
 		{"s1:26379,s2:26379", "mymaster", redisconn.Sentinel, []string{"s1:26379", "s2:26379"}},
 		{"redis://u:p@s1?addr=s2:26380", "mymaster", redisconn.Sentinel, []string{"s1:26379", "s2:26380"}},
+		{"redis://u:p@s1/2?addr=s2", "mymaster", redisconn.Sentinel, []string{"s1:26379", "s2:26379"}}, // a primary's database 2
 	}
 	for _, tt := range tests {
 		c, err := LoadLookup(lookup(map[string]string{"SWR_UPSTREAM": "http://o", "SWR_REDIS_URL": tt.in, "SWR_REDIS_MASTER_NAME": tt.master}), nil)

@@ -58,7 +58,17 @@ type Target struct {
 // Two or more addresses without master are a cluster. In the URL form a port defaults to 6379
 // (26379 for a sentinel); the bare form names every port. A cluster has only database 0. Errors
 // never contain the password.
-func Parse(v, master string) (Target, error) {
+func Parse(v, master string) (Target, error) { return parse(v, master, true) }
+
+// CheckSyntax reports whether v is a SWR_REDIS_URL value in one of the forms Parse reads, without
+// the rules that depend on SWR_REDIS_MASTER_NAME (a cluster's only database, a sentinel's default
+// port): config checks a setting's own value first, then the two together with Parse.
+func CheckSyntax(v string) error {
+	_, err := parse(v, "", false)
+	return err
+}
+
+func parse(v, master string, whole bool) (Target, error) {
 	if strings.IndexFunc(master, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
 		return Target{}, errors.New("SWR_REDIS_MASTER_NAME: must not contain white space or control characters")
 	}
@@ -90,7 +100,7 @@ func Parse(v, master string) (Target, error) {
 		t.Kind = Sentinel
 	case len(t.Addrs) > 1 || cluster:
 		t.Kind = Cluster
-		if t.DB != 0 {
+		if t.DB != 0 && whole {
 			return Target{}, errors.New("a Redis Cluster has only database 0: drop the path or use /0")
 		}
 	default:

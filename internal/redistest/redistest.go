@@ -183,6 +183,7 @@ func (s *Server) Restart() {
 		args = append(args, "--save", "", "--appendonly", "no")
 	}
 	cmd := exec.Command(bin, append(args, s.args...)...)
+	cmd.SysProcAttr = procAttr()
 	if err := cmd.Start(); err != nil {
 		s.mu.Unlock()
 		s.tb.Fatalf("start redis-server: %v", err)
