@@ -120,6 +120,12 @@ func failover(t *testing.T, topo redistest.Topology) {
 		}
 		time.Sleep(100 * time.Millisecond) // the next attempt; each is bounded by its own deadline
 	}
+	// Invalidation by prefix and by tag too (they read the {idx} and tag indexes).
+	for _, body := range []string{`{"prefixes":["/k/"],"mode":"clear"}`, `{"tags":["all"],"mode":"clear"}`} {
+		if status, res := postJSON(t, insts[0].URL+"/_swr/invalidate", secret, body); status != 200 || res["complete"] != true {
+			t.Errorf("%s: %s after the failover: %d %v, want complete", topo.Name(), body, status, res)
+		}
+	}
 	// L2 is shared again: an entry A stores is an L2 hit on B, without another origin request.
 	var shared time.Duration
 	for i := 0; ; i++ {

@@ -53,7 +53,7 @@ var Settings = []Setting{
 			return slog.StringValue(strings.Join(parts, ","))
 		}}},
 	{Env: "SWR_REDIS_URL", Flag: "redis-url", Default: "redis://127.0.0.1:6379/0", arg: "URL", emptyOK: true, creds: true,
-		Help: "L2: a redis:// or rediss:// (TLS) URL; for a Redis Cluster its seeds, as h1:6379,h2:6379 or redis[s]://[user:pass@]h1:6379?addr=h2:6379; the sentinels with SWR_REDIS_MASTER_NAME; empty = L1 only",
+		Help: "L2: a redis:// or rediss:// (TLS) URL; for a Redis Cluster its seeds, as h1:6379,h2:6379 or redis[s]://[user:pass@]h1:6379?addr=h2:6379 (one endpoint: ?cluster=true); the sentinels with SWR_REDIS_MASTER_NAME; empty = L1 only",
 		bind: binding{set: setRedis, value: func(c Config) slog.Value { return slog.StringValue(redactRedis(c.RedisURL)) }}},
 	{Env: "SWR_REDIS_MASTER_NAME", Flag: "redis-master-name", arg: "NAME", emptyOK: true,
 		Help: "Sentinel: the monitored master's name; SWR_REDIS_URL then lists the sentinels (a URL's ports default to 26379); credentials in the URL are the data nodes', the sentinels are asked without",

@@ -29,7 +29,7 @@ var dataArgs = []string{"--user", "default", "off", "--user", User, "on", ">" + 
 	"--masteruser", User, "--masterauth", Password, "--repl-diskless-sync-delay", "0"}
 
 // Cluster is a Redis Cluster of 3 masters with one replica each, on free 127.0.0.1 ports, owned
-// by one test (or one package, see Shared). Nodes need User and Password.
+// by one test (or one table of a package, see OnEveryTopology). Nodes need User and Password.
 type Cluster struct {
 	tb    testing.TB
 	Nodes []*Server
