@@ -149,7 +149,8 @@ func TestARedisPasswordNeverReachesALogOrAnError(t *testing.T) {
 			t.Errorf("%s: the log shows the password: %s", v, buf.String())
 		}
 	}
-	for _, v := range []string{"redis://:sentinelpw@s:26379?password=S3cretPw", "redis://S3cretPw@h:6379?dial_timeout=S3cretPw"} {
+	for _, v := range []string{"redis://:sentinelpw@s:26379?password=S3cretPw", "redis://S3cretPw@h:6379?dial_timeout=S3cretPw",
+		"rediss://S3cretPw@h1?addr=S3cretPw@h2", "redis://swr:12?S3cretPw@redis:6379/0"} {
 		_, err := LoadLookup(lookup(map[string]string{"SWR_UPSTREAM": "http://o", "SWR_REDIS_URL": v}), nil)
 		if err == nil || strings.Contains(err.Error(), "S3cretPw") || strings.Contains(err.Error(), "sentinelpw") {
 			t.Errorf("%s: %v, want an error without the password", v, err)

@@ -148,7 +148,7 @@ func redactUserinfo(v string) string {
 	if j < 0 {
 		return v
 	}
-	if user, _, ok := strings.Cut(v[start:start+j], ":"); ok && !strings.ContainsAny(user, "/?#") {
+	if user, _, ok := strings.Cut(v[start:start+j], ":"); ok && !strings.ContainsAny(user, "/?#@") {
 		return v[:start] + user + ":xxxxx" + v[start+j:]
 	}
 	return v[:start] + "xxxxx" + v[start+j:]

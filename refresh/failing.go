@@ -4,6 +4,8 @@ package refresh
 // which error pages every waiter of a flight may send.
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -200,4 +202,18 @@ func (m *failingMarks) forget(key string) {
 	for v := range m.until[key] {
 		m.drop(key, v)
 	}
+}
+
+// markScope (SEC13 fix sketch): a mark holds only for requests that send the origin the same
+// unkeyed fields as the one that failed (the client's address and negotiation fields), so a
+// client that makes the origin fail for itself alone stops only its own revalidations.
+func markScope(r *fill.Request) string {
+	if r.Header == nil {
+		return ""
+	}
+	h := sha256.New()
+	for _, n := range []string{"X-Forwarded-For", "User-Agent", "Accept", "Accept-Language", "Accept-Charset", "Accept-Encoding"} {
+		h.Write([]byte(n + "\x00" + r.Header.Get(n) + "\x00"))
+	}
+	return "\x00" + hex.EncodeToString(h.Sum(nil)[:8])
 }

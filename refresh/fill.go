@@ -161,7 +161,7 @@ func streams(res *fill.Result) bool { return res != nil && res.Pass != nil && re
 // When the origin's last answer for the key was an error it declared fresh, and r has a good
 // copy to serve on error, the origin is not asked again before that error's lifetime ends.
 func (f *Filler) load(ctx context.Context, r *fill.Request, collapse bool) (res *fill.Result, led bool, err error) {
-	if now := time.Now(); goodOnError(r.Stale, now) && f.failing.holds(r.Key, r.Stale.VariantID(), now) {
+	if now := time.Now(); goodOnError(r.Stale, now) && f.failing.holds(r.Key, r.Stale.VariantID()+markScope(r), now) {
 		return nil, false, fmt.Errorf("refresh: fill %q: %w", r.Key, errStillFailing)
 	}
 	r = withVary(r, f.vary.names(r.Key)) // what the key's responses varied on lately, if the request lacks it
@@ -298,7 +298,7 @@ func (f *Filler) answer(ctx context.Context, r *fill.Request, resp *http.Respons
 	case d.Store && keepStale(resp.StatusCode, r.Stale, received):
 		d.Store, d.Reason = false, reasonStaleKept
 		if markable(r, resp, d) {
-			f.failing.mark(r.Key, r.Stale.VariantID(), received.Add(d.Fresh), epoch)
+			f.failing.mark(r.Key, r.Stale.VariantID()+markScope(r), received.Add(d.Fresh), epoch)
 		}
 	}
 	if d.Store {

@@ -323,3 +323,26 @@ func TestAWaiterWithAGoodCopyIsNotServedAnErrorTheFlightStored(t *testing.T) {
 		t.Errorf("origin requests = %d, want 1", got)
 	}
 }
+
+// A mark holds only for requests that send the origin the same unkeyed fields as the one that
+// failed (its address, User-Agent, the Accept fields): a client that makes the origin fail for
+// itself alone, and keeps doing so, stops only its own revalidations (security review).
+func TestAFailingMarkHoldsOnlyForRequestsThatSendTheSameFields(t *testing.T) {
+	evil, other := request("/k"), request("/k")
+	evil.Header = http.Header{"User-Agent": {"evilbot"}, "X-Forwarded-For": {"203.0.113.9"}}
+	other.Header = http.Header{"User-Agent": {"Mozilla/5.0"}, "X-Forwarded-For": {"198.51.100.7"}}
+	if markScope(evil) == markScope(other) {
+		t.Fatal("two requests with other unkeyed fields share a mark scope")
+	}
+	again := request("/k")
+	again.Header = evil.Header.Clone()
+	if markScope(evil) != markScope(again) {
+		t.Error("the same fields give another scope")
+	}
+	var m failingMarks
+	now := time.Now()
+	m.mark("/k", "v"+markScope(evil), now.Add(time.Second), m.epoch())
+	if !m.holds("/k", "v"+markScope(again), now) || m.holds("/k", "v"+markScope(other), now) {
+		t.Error("the mark must hold for the failing request's fields only")
+	}
+}

@@ -31,7 +31,7 @@ func (s *Store) KeysWithPrefix(ctx context.Context, prefix, after string, limit 
 	defer cancel()
 	sent := time.Now()
 	keys, err := s.rdb.ZRangeByLex(ctx, idxKeys, &redis.ZRangeBy{
-		Min: min, Max: "[" + prefix + "\xff", Offset: 0, Count: int64(limit + 1),
+		Min: min, Max: lexAfter(prefix), Offset: 0, Count: int64(limit + 1),
 	}).Result()
 	s.observe(sent, err)
 	if err != nil {
@@ -136,4 +136,19 @@ func (s *Store) Describe(ctx context.Context, key string, now time.Time) (KeyInf
 		Fresh:       age < e.Fresh && e.Gen >= o.Gen,
 		Tags:        e.Tags,
 	}, true
+}
+
+// lexAfter (SEC13 fix sketch) is the exclusive ZRANGEBYLEX bound just past every string that
+// starts with prefix: the prefix with its trailing 0xff bytes dropped and its last byte
+// incremented, or "+" when there is none ("" or all 0xff).
+func lexAfter(prefix string) string {
+	b := []byte(prefix)
+	for len(b) > 0 && b[len(b)-1] == 0xff {
+		b = b[:len(b)-1]
+	}
+	if len(b) == 0 {
+		return "+"
+	}
+	b[len(b)-1]++
+	return "(" + string(b)
 }

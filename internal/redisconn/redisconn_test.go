@@ -58,6 +58,8 @@ func TestParseRefusesWhatItCannotReadWithoutShowingThePassword(t *testing.T) {
 		{"", "m", "SWR_REDIS_URL is empty"},
 		{"h:1", "my master", "white space"},
 		{"redis://u:secretpw@h#x", "", "fragment"},
+		{"redis://swr:1234?secretpw@redis:6379/0", "", "percent-encoded"}, // an unescaped ? in the password
+		{"redis://swr:ab?secretpw@redis:6379/0", "", "not a URL"},
 	}
 	for _, tt := range tests {
 		_, err := Parse(tt.in, tt.master)
