@@ -20,8 +20,8 @@ func testTwoInstancesShareOneRedis(t *testing.T, rs redistest.Topology) {
 		w.Header().Set("Cache-Control", "max-age=60")
 		fmt.Fprint(w, "shared body")
 	})
-	a := startProxy(t, o.URL, map[string]string{"SWR_REDIS_URL": rs.URL(), "SWR_REDIS_MASTER_NAME": rs.MasterName()})
-	b := startProxy(t, o.URL, map[string]string{"SWR_REDIS_URL": rs.URL(), "SWR_REDIS_MASTER_NAME": rs.MasterName()})
+	a := startProxy(t, o.URL, map[string]string{"SWR_REDIS_URL": rs.URL(), "SWR_REDIS_MASTER_NAME": rs.MasterName(), "SWR_REDIS_SENTINEL_PASSWORD": rs.SentinelPassword()})
+	b := startProxy(t, o.URL, map[string]string{"SWR_REDIS_URL": rs.URL(), "SWR_REDIS_MASTER_NAME": rs.MasterName(), "SWR_REDIS_SENTINEL_PASSWORD": rs.SentinelPassword()})
 
 	expect(t, get(t, a.URL+"/k"), 200, "MISS", "shared body")
 	r := get(t, b.URL+"/k")
@@ -41,7 +41,7 @@ func testConcurrentMissesOverTwoInstancesMakeOneOriginRequest(t *testing.T, rs r
 		w.Header().Set("Cache-Control", "max-age=60")
 		fmt.Fprint(w, "cold")
 	})
-	env := map[string]string{"SWR_REDIS_URL": rs.URL(), "SWR_REDIS_MASTER_NAME": rs.MasterName()}
+	env := map[string]string{"SWR_REDIS_URL": rs.URL(), "SWR_REDIS_MASTER_NAME": rs.MasterName(), "SWR_REDIS_SENTINEL_PASSWORD": rs.SentinelPassword()}
 	insts := []*instance{startProxy(t, o.URL, env), startProxy(t, o.URL, env)}
 
 	var wg sync.WaitGroup

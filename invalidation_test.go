@@ -41,7 +41,7 @@ func newSlowVersionedOrigin(t *testing.T, delay time.Duration) *versionedOrigin 
 
 func testInvalidationReachesEveryInstanceBeforeTheReply(t *testing.T, rs redistest.Topology) {
 	o := newSlowVersionedOrigin(t, 150*time.Millisecond) // slow enough that a soft purge shows STALE
-	env := map[string]string{"SWR_REDIS_URL": rs.URL(), "SWR_REDIS_MASTER_NAME": rs.MasterName(), "SWR_INVALIDATE_SECRET": secret}
+	env := map[string]string{"SWR_REDIS_URL": rs.URL(), "SWR_REDIS_MASTER_NAME": rs.MasterName(), "SWR_REDIS_SENTINEL_PASSWORD": rs.SentinelPassword(), "SWR_INVALIDATE_SECRET": secret}
 	insts := []*instance{startProxy(t, o.URL, env), startProxy(t, o.URL, env), startProxy(t, o.URL, env)}
 	testenv.WaitFor(t, 5*time.Second, "3 live instances", func() bool {
 		_, st := getStats(t, insts[0])
@@ -131,7 +131,7 @@ func testPrefixTagAndAllInvalidationsClearOnlyWhatTheySelect(t *testing.T, topo 
 			o := newVersionedOrigin(t)
 			env := map[string]string{"SWR_INVALIDATE_SECRET": secret}
 			if topo != nil {
-				env["SWR_REDIS_URL"], env["SWR_REDIS_MASTER_NAME"] = topo.URL(), topo.MasterName()
+				env["SWR_REDIS_URL"], env["SWR_REDIS_MASTER_NAME"], env["SWR_REDIS_SENTINEL_PASSWORD"] = topo.URL(), topo.MasterName(), topo.SentinelPassword()
 			}
 			p := startProxy(t, o.URL, env)
 			paths := []string{"/api/orders/1", "/api/orders/2", "/api/other", "/img/asset-31566704", "/img/x"}

@@ -60,7 +60,7 @@ const resumeWithin = 20 * time.Second
 
 func failover(t *testing.T, topo redistest.Topology) {
 	o := newVersionedOrigin(t)
-	env := map[string]string{"SWR_REDIS_URL": topo.URL(), "SWR_REDIS_MASTER_NAME": topo.MasterName(),
+	env := map[string]string{"SWR_REDIS_URL": topo.URL(), "SWR_REDIS_MASTER_NAME": topo.MasterName(), "SWR_REDIS_SENTINEL_PASSWORD": topo.SentinelPassword(),
 		"SWR_INVALIDATE_SECRET": secret}
 	insts := []*instance{startProxy(t, o.URL, env), startProxy(t, o.URL, env)}
 	const keys = 50
@@ -207,5 +207,26 @@ func TestOneClusterSeedNeedsClusterTrue(t *testing.T) {
 		if r := get(t, b.URL+path); r.Header.Get("Cache-Status") != "swrproxy; hit; detail=l2" {
 			t.Errorf("%s on B: %q, want an L2 hit through the one seed with cluster=true", path, r.Header.Get("Cache-Status"))
 		}
+	}
+}
+
+// Sentinels with a password (requirepass) are asked with SWR_REDIS_SENTINEL_PASSWORD: with it
+// two instances share the primary; without it the sentinels refuse, and nothing is stored.
+func TestSentinelsWithAPasswordNeedSWR_REDIS_SENTINEL_PASSWORD(t *testing.T) {
+	t.Parallel()
+	set := redistest.StartSentinel(t)
+	o := newVersionedOrigin(t)
+	env := map[string]string{"SWR_REDIS_URL": set.URL(), "SWR_REDIS_MASTER_NAME": set.MasterName(),
+		"SWR_REDIS_SENTINEL_PASSWORD": set.SentinelPassword()}
+	a, b := startProxy(t, o.URL, env), startProxy(t, o.URL, env)
+	expect(t, get(t, a.URL+"/k/1"), 200, "MISS", "/k/1 v1")
+	if r := get(t, b.URL+"/k/1"); r.Header.Get("Cache-Status") != "swrproxy; hit; detail=l2" {
+		t.Errorf("B's answer %q, want an L2 hit through the sentinels", r.Header.Get("Cache-Status"))
+	}
+	delete(env, "SWR_REDIS_SENTINEL_PASSWORD")
+	without := startProxy(t, o.URL, env)
+	expect(t, get(t, without.URL+"/k/2"), 200, "MISS", "/k/2 v1")
+	if r := get(t, b.URL+"/k/2"); r.Header.Get("X-Cache") != "MISS" {
+		t.Errorf("an instance without the sentinels' password stored /k/2: B's answer is %s", r.Header.Get("X-Cache"))
 	}
 }

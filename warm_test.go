@@ -18,7 +18,7 @@ func testAnInstanceStartedLaterServesTheFleetsHotKeysFromL1AtOnce(t *testing.T, 
 		w.Header().Set("Cache-Control", "max-age=300")
 		fmt.Fprintf(w, "item %s", r.URL.Path)
 	})
-	env := map[string]string{"SWR_REDIS_URL": srv.URL(), "SWR_REDIS_MASTER_NAME": srv.MasterName(), "SWR_INVALIDATE_SECRET": secret, "SWR_REFRESH_WINDOW": "4s"}
+	env := map[string]string{"SWR_REDIS_URL": srv.URL(), "SWR_REDIS_MASTER_NAME": srv.MasterName(), "SWR_REDIS_SENTINEL_PASSWORD": srv.SentinelPassword(), "SWR_INVALIDATE_SECRET": secret, "SWR_REFRESH_WINDOW": "4s"}
 	a := startProxy(t, o.URL, env)
 	const n = 100
 	for i := range n {
@@ -52,7 +52,7 @@ func testAnInstanceStartedLaterServesTheFleetsHotKeysFromL1AtOnce(t *testing.T, 
 	if status, _ := postJSON(t, b.URL+"/_swr/populate", "", ""); status != 401 {
 		t.Errorf("populate without the token: %d, want 401", status)
 	}
-	off := startProxy(t, o.URL, map[string]string{"SWR_REDIS_URL": srv.URL(), "SWR_REDIS_MASTER_NAME": srv.MasterName(), "SWR_INVALIDATE_SECRET": secret, "SWR_WARM_BYTES": "0"})
+	off := startProxy(t, o.URL, map[string]string{"SWR_REDIS_URL": srv.URL(), "SWR_REDIS_MASTER_NAME": srv.MasterName(), "SWR_REDIS_SENTINEL_PASSWORD": srv.SentinelPassword(), "SWR_INVALIDATE_SECRET": secret, "SWR_WARM_BYTES": "0"})
 	if status, _ := postJSON(t, off.URL+"/_swr/populate", secret, ""); status != 404 {
 		t.Errorf("populate with SWR_WARM_BYTES=0: %d, want 404", status)
 	}

@@ -24,29 +24,30 @@ import (
 
 // Config is the validated configuration. LoadLookup returns it; the zero value is not usable.
 type Config struct {
-	Listen               string         // SWR_LISTEN: host:port of the proxy listener
-	Upstreams            []*url.URL     // SWR_UPSTREAM: 1 to 64 distinct backends, each normalised by upstream.ParseBackend
-	RedisURL             string         // SWR_REDIS_URL: see redisconn.Parse; "" = L1 only
-	RedisMasterName      string         // SWR_REDIS_MASTER_NAME: Sentinel's name of the primary; "" = no Sentinel
-	RedisCAFile          string         // SWR_REDIS_CA_FILE: a PEM bundle trusted for rediss:// besides the system roots
-	L1MaxBytes           int64          // SWR_L1_MAX_BYTES, > 0
-	L1MaxTTL             time.Duration  // SWR_L1_MAX_TTL, > 0
-	DefaultTTL           time.Duration  // SWR_DEFAULT_TTL, ≥ 0
-	StaleWhileRevalidate time.Duration  // SWR_STALE_WHILE_REVALIDATE, ≥ 0
-	StaleIfError         time.Duration  // SWR_STALE_IF_ERROR, ≥ 0
-	RefreshWindow        time.Duration  // SWR_REFRESH_WINDOW, ≥ 0; 0 disables refresh-ahead
-	RefreshWorkers       int            // SWR_REFRESH_WORKERS, 1..1024
-	MaxObjectBytes       int64          // SWR_MAX_OBJECT_BYTES, > 0 and < 4GiB
-	UpstreamTimeout      time.Duration  // SWR_UPSTREAM_TIMEOUT, > 0
-	InvalidateSecret     string         // SWR_INVALIDATE_SECRET: "" disables the private endpoints
-	AdminPassword        string         // SWR_ADMIN_PASSWORD: the admin page's login; "" = InvalidateSecret
-	WarmBytes            int64          // SWR_WARM_BYTES, >= 0: warm start's budget (0 = off), at most L1MaxBytes
-	AdminListen          string         // SWR_ADMIN_LISTEN: host:port, or "" for the proxy listener
-	KeyHost              bool           // SWR_KEY_HOST
-	TrustedProxies       []netip.Prefix // SWR_TRUSTED_PROXIES: peers whose forwarding fields are believed
-	LogLevel             slog.Level     // SWR_LOG_LEVEL
-	LogFormat            string         // SWR_LOG_FORMAT: "text" or "json"
-	AccessLog            bool           // SWR_ACCESS_LOG
+	Listen                string         // SWR_LISTEN: host:port of the proxy listener
+	Upstreams             []*url.URL     // SWR_UPSTREAM: 1 to 64 distinct backends, each normalised by upstream.ParseBackend
+	RedisURL              string         // SWR_REDIS_URL: see redisconn.Parse; "" = L1 only
+	RedisMasterName       string         // SWR_REDIS_MASTER_NAME: Sentinel's name of the primary; "" = no Sentinel
+	RedisCAFile           string         // SWR_REDIS_CA_FILE: a PEM bundle trusted for rediss:// besides the system roots
+	RedisSentinelPassword string         // SWR_REDIS_SENTINEL_PASSWORD: the sentinels' requirepass; "" = none
+	L1MaxBytes            int64          // SWR_L1_MAX_BYTES, > 0
+	L1MaxTTL              time.Duration  // SWR_L1_MAX_TTL, > 0
+	DefaultTTL            time.Duration  // SWR_DEFAULT_TTL, ≥ 0
+	StaleWhileRevalidate  time.Duration  // SWR_STALE_WHILE_REVALIDATE, ≥ 0
+	StaleIfError          time.Duration  // SWR_STALE_IF_ERROR, ≥ 0
+	RefreshWindow         time.Duration  // SWR_REFRESH_WINDOW, ≥ 0; 0 disables refresh-ahead
+	RefreshWorkers        int            // SWR_REFRESH_WORKERS, 1..1024
+	MaxObjectBytes        int64          // SWR_MAX_OBJECT_BYTES, > 0 and < 4GiB
+	UpstreamTimeout       time.Duration  // SWR_UPSTREAM_TIMEOUT, > 0
+	InvalidateSecret      string         // SWR_INVALIDATE_SECRET: "" disables the private endpoints
+	AdminPassword         string         // SWR_ADMIN_PASSWORD: the admin page's login; "" = InvalidateSecret
+	WarmBytes             int64          // SWR_WARM_BYTES, >= 0: warm start's budget (0 = off), at most L1MaxBytes
+	AdminListen           string         // SWR_ADMIN_LISTEN: host:port, or "" for the proxy listener
+	KeyHost               bool           // SWR_KEY_HOST
+	TrustedProxies        []netip.Prefix // SWR_TRUSTED_PROXIES: peers whose forwarding fields are believed
+	LogLevel              slog.Level     // SWR_LOG_LEVEL
+	LogFormat             string         // SWR_LOG_FORMAT: "text" or "json"
+	AccessLog             bool           // SWR_ACCESS_LOG
 
 	UpstreamBalance            string        // SWR_UPSTREAM_BALANCE: upstream.BalanceRoundRobin, BalanceLeastConn or BalanceKeyHash
 	HealthInterval             time.Duration // SWR_HEALTH_INTERVAL, > 0
@@ -164,6 +165,8 @@ func LoadLookup(lookup func(string) (string, bool), args []string) (Config, erro
 	if ok["SWR_REDIS_URL"] && ok["SWR_REDIS_MASTER_NAME"] {
 		if _, err := redisconn.Parse(c.RedisURL, c.RedisMasterName); err != nil {
 			errs = append(errs, fmt.Errorf("config: SWR_REDIS_URL=%q, SWR_REDIS_MASTER_NAME=%q: %w", redactRedis(c.RedisURL), c.RedisMasterName, err))
+		} else if ok["SWR_REDIS_SENTINEL_PASSWORD"] && c.RedisSentinelPassword != "" && c.RedisMasterName == "" {
+			errs = append(errs, errors.New("config: SWR_REDIS_SENTINEL_PASSWORD (value hidden) is set but SWR_REDIS_MASTER_NAME is empty: it is the sentinels' password"))
 		} else if ok["SWR_REDIS_CA_FILE"] && c.RedisCAFile != "" && !c.Redis().TLS {
 			errs = append(errs, fmt.Errorf("config: SWR_REDIS_CA_FILE=%q: it verifies TLS, but SWR_REDIS_URL=%q is not rediss://", c.RedisCAFile, redactRedis(c.RedisURL)))
 		}
@@ -293,5 +296,6 @@ func (c Config) String() string {
 // SWR_REDIS_URL is empty.
 func (c Config) Redis() redisconn.Target {
 	t, _ := redisconn.Parse(c.RedisURL, c.RedisMasterName) // checked by LoadLookup
+	t.SentinelPassword = c.RedisSentinelPassword
 	return t
 }

@@ -64,6 +64,15 @@ var Settings = []Setting{
 			c.RedisMasterName = v
 			return nil
 		}, value: func(c Config) slog.Value { return slog.StringValue(c.RedisMasterName) }}},
+	{Env: "SWR_REDIS_SENTINEL_PASSWORD", Flag: "redis-sentinel-password", arg: "PASSWORD", emptyOK: true, secret: true,
+		Help: "Sentinel: the password the sentinels require (their requirepass); empty = sentinels without one",
+		bind: secretVar(func(c *Config, v string) error {
+			if strings.IndexFunc(v, func(r rune) bool { return r < ' ' || r == 0x7f }) >= 0 {
+				return errors.New("must not contain control characters")
+			}
+			c.RedisSentinelPassword = v
+			return nil
+		}, func(c Config) string { return c.RedisSentinelPassword })},
 	{Env: "SWR_REDIS_CA_FILE", Flag: "redis-ca-file", arg: "FILE", emptyOK: true,
 		Help: "PEM bundle of CA certificates trusted for rediss:// besides the system roots; empty = the system roots only",
 		bind: pathVar(func(c *Config) *string { return &c.RedisCAFile })},

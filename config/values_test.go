@@ -86,8 +86,17 @@ func TestRedisForms(t *testing.T) {
 			t.Errorf("%q (master %q): %v %q, want %v %q", tt.in, tt.master, r.Kind, r.Addrs, tt.kind, tt.addrs)
 		}
 	}
+	// A sentinel password without a master name stops start-up, naming both, without the value.
+	_, err := LoadLookup(lookup(map[string]string{"SWR_UPSTREAM": "http://o", "SWR_REDIS_URL": "h:6379", "SWR_REDIS_SENTINEL_PASSWORD": "pw-Xq9"}), nil)
+	if err == nil || !strings.Contains(err.Error(), "SWR_REDIS_SENTINEL_PASSWORD") || !strings.Contains(err.Error(), "SWR_REDIS_MASTER_NAME") || strings.Contains(err.Error(), "pw-Xq9") {
+		t.Errorf("a sentinel password without a master name: %v", err)
+	}
+	c, err := LoadLookup(lookup(map[string]string{"SWR_UPSTREAM": "http://o", "SWR_REDIS_URL": "s1:26379", "SWR_REDIS_MASTER_NAME": "m", "SWR_REDIS_SENTINEL_PASSWORD": "pw-Xq9"}), nil)
+	if err != nil || c.Redis().SentinelPassword != "pw-Xq9" {
+		t.Errorf("Redis().SentinelPassword = %q, %v; want the setting's", c.Redis().SentinelPassword, err)
+	}
 	// A master name without sentinels stops start-up, naming both settings.
-	_, err := LoadLookup(lookup(map[string]string{"SWR_UPSTREAM": "http://o", "SWR_REDIS_URL": "", "SWR_REDIS_MASTER_NAME": "m"}), nil)
+	_, err = LoadLookup(lookup(map[string]string{"SWR_UPSTREAM": "http://o", "SWR_REDIS_URL": "", "SWR_REDIS_MASTER_NAME": "m"}), nil)
 	if err == nil || !strings.Contains(err.Error(), "SWR_REDIS_MASTER_NAME") || !strings.Contains(err.Error(), "SWR_REDIS_URL") {
 		t.Errorf("a master name without SWR_REDIS_URL: %v, want an error naming both", err)
 	}

@@ -42,6 +42,8 @@ type Target struct {
 	DB                 int  // a single server's or a Sentinel primary's database
 	TLS                bool // rediss://: TLS to every node (and to the sentinels)
 	MasterName         string
+	// SentinelPassword authenticates to the sentinels (SWR_REDIS_SENTINEL_PASSWORD), "" for none.
+	SentinelPassword string
 }
 
 // Parse reads SWR_REDIS_URL v and SWR_REDIS_MASTER_NAME master. The forms:
@@ -292,7 +294,7 @@ func (t Target) Client(roots *x509.CertPool) redis.UniversalClient {
 		})
 	case Sentinel:
 		return redis.NewFailoverClient(&redis.FailoverOptions{
-			MasterName: t.MasterName, SentinelAddrs: t.Addrs,
+			MasterName: t.MasterName, SentinelAddrs: t.Addrs, SentinelPassword: t.SentinelPassword,
 			Username: t.Username, Password: t.Password, DB: t.DB, TLSConfig: tc,
 			DialTimeout: DialTimeout, ReadTimeout: CallTimeout, WriteTimeout: CallTimeout, PoolTimeout: PoolTimeout,
 			MaxRetries: retries, DialerRetries: dials, ContextTimeoutEnabled: true,

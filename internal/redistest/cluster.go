@@ -129,6 +129,9 @@ func seedsURL(servers []*Server) string {
 // MasterName is "": a cluster has no Sentinel.
 func (c *Cluster) MasterName() string { return "" }
 
+// SentinelPassword is "": a cluster has no Sentinel.
+func (c *Cluster) SentinelPassword() string { return "" }
+
 // Connect returns production's client on the cluster, closed when the test ends.
 func (c *Cluster) Connect(tb testing.TB) redis.UniversalClient { return client(tb, c) }
 
@@ -240,6 +243,7 @@ func client(tb testing.TB, t Topology) redis.UniversalClient {
 	if err != nil {
 		tb.Fatalf("redisconn.Parse(%s): %v", t.Name(), err)
 	}
+	target.SentinelPassword = t.SentinelPassword()
 	var roots *x509.CertPool
 	if s, ok := t.(*Server); ok && s.certs != nil {
 		roots = s.certs.CAPool

@@ -15,8 +15,13 @@ import (
 	"github.com/swrproxy/swrproxy/internal/testenv"
 )
 
-// MasterName is the name the sentinels of StartSentinel monitor the primary under.
-const MasterName = "swr-primary"
+const (
+	// MasterName is the name the sentinels of StartSentinel monitor the primary under.
+	MasterName = "swr-primary"
+	// SentinelPassword is the password the sentinels require (requirepass), as
+	// SWR_REDIS_SENTINEL_PASSWORD gives it.
+	SentinelPassword = "swr-sentinel-password"
+)
 
 // SentinelSet is a primary, its replica and three sentinels (quorum 2) on free 127.0.0.1 ports,
 // owned by one test. The data nodes need User and Password; the sentinels none.
@@ -45,19 +50,20 @@ func StartSentinel(tb testing.TB) *SentinelSet {
 		conf := filepath.Join(dir, "sentinel.conf")
 		text := fmt.Sprintf("sentinel resolve-hostnames no\nsentinel monitor %[1]s 127.0.0.1 %[2]d 2\n"+
 			"sentinel down-after-milliseconds %[1]s 1000\nsentinel failover-timeout %[1]s 5000\n"+
-			"sentinel parallel-syncs %[1]s 1\nsentinel auth-user %[1]s %[3]s\nsentinel auth-pass %[1]s %[4]s\n",
-			MasterName, primary.Port, User, Password)
+			"sentinel parallel-syncs %[1]s 1\nsentinel auth-user %[1]s %[3]s\nsentinel auth-pass %[1]s %[4]s\n"+
+			"requirepass %[5]s\nsentinel sentinel-pass %[5]s\n",
+			MasterName, primary.Port, User, Password, SentinelPassword)
 		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 			tb.Fatal(err)
 		}
-		s := &Server{tb: tb, dir: dir, Port: testenv.FreePort(tb), conf: conf, args: []string{"--sentinel"}}
+		s := &Server{tb: tb, dir: dir, Port: testenv.FreePort(tb), conf: conf, args: []string{"--sentinel"}, password: SentinelPassword}
 		s.Restart()
 		tb.Cleanup(s.Stop)
 		set.Sentinels = append(set.Sentinels, s)
 	}
 	testenv.WaitFor(tb, 30*time.Second, "the sentinels to know the replica and each other", func() bool {
 		for _, s := range set.Sentinels {
-			rdb := redis.NewSentinelClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1})
+			rdb := redis.NewSentinelClient(&redis.Options{Addr: s.Addr(), Password: SentinelPassword, MaxRetries: -1})
 			replicas, err := rdb.Replicas(context.Background(), MasterName).Result()
 			sentinels, err2 := rdb.Sentinels(context.Background(), MasterName).Result()
 			rdb.Close()
@@ -91,6 +97,9 @@ func (set *SentinelSet) URL() string { return seedsURL(set.Sentinels) }
 // MasterName is the monitored primary's name.
 func (set *SentinelSet) MasterName() string { return MasterName }
 
+// SentinelPassword is the password the sentinels require.
+func (set *SentinelSet) SentinelPassword() string { return SentinelPassword }
+
 // Connect returns production's client on the set, closed when the test ends.
 func (set *SentinelSet) Connect(tb testing.TB) redis.UniversalClient { return client(tb, set) }
 
@@ -100,7 +109,7 @@ func (set *SentinelSet) primary() *Server {
 		if !s.running() {
 			continue
 		}
-		rdb := redis.NewSentinelClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1})
+		rdb := redis.NewSentinelClient(&redis.Options{Addr: s.Addr(), Password: SentinelPassword, MaxRetries: -1})
 		addr, err := rdb.GetMasterAddrByName(context.Background(), MasterName).Result()
 		rdb.Close()
 		if err != nil || len(addr) != 2 {

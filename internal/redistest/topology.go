@@ -14,6 +14,8 @@ type Topology interface {
 	Name() string       // "single", "cluster", "sentinel"
 	URL() string        // its SWR_REDIS_URL
 	MasterName() string // its SWR_REDIS_MASTER_NAME ("" but for Sentinel)
+	// SentinelPassword is its SWR_REDIS_SENTINEL_PASSWORD ("" but for Sentinel).
+	SentinelPassword() string
 	// Connect returns production's client on it (redisconn), closed when the test ends.
 	Connect(tb testing.TB) redis.UniversalClient
 	// Flush empties every primary.
@@ -36,6 +38,9 @@ func (s *Server) Name() string { return "single" }
 
 // MasterName is "".
 func (s *Server) MasterName() string { return "" }
+
+// SentinelPassword is "".
+func (s *Server) SentinelPassword() string { return "" }
 
 // Connect returns production's client on the server, closed when the test ends.
 func (s *Server) Connect(tb testing.TB) redis.UniversalClient { return client(tb, s) }
