@@ -93,12 +93,12 @@ const (
 	// maxFailingMarks and maxFailingBytes bound the marks; past either, expired marks are
 	// dropped and then arbitrary ones (a forgotten mark only means one more origin request).
 	maxFailingMarks = 10_000
-	maxFailingBytes = 1 << 20
+	maxFailingBytes = 4 << 20
 	// maxFailingFor caps a mark's life, whatever lifetime the origin gave its error: as long as
 	// a stored 5xx may last (httpcache.MaxErrorFresh), since a client can make the origin fail
 	// with a forwarded field that is not part of the key (User-Agent, Accept-*).
 	maxFailingFor = httpcache.MaxErrorFresh
-	markOverhead  = 96 // map entries and the time, besides the key and variant ID
+	markOverhead  = 480 // what the two maps cost per mark (about 500 bytes of heap in all, measured by the security review)
 )
 
 // markable reports whether an origin failure to r (resp, its freshness decided as d) may mark
