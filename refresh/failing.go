@@ -78,7 +78,8 @@ func shareable(r *fill.Request, resp *http.Response) bool {
 // fresh (explicit freshness) but that was not stored because a good copy may be served in its
 // place (keepStale). Until then a fill with that copy does not ask the origin again: it is asked
 // once per lifetime of its error (RFC 9111 §4.2.1), as when the error is stored. Only an error
-// that speaks for everyone marks (see markable); a mark lasts at most maxFailingFor; marks are
+// that speaks for everyone marks (see markable), and a mark holds only for requests that send the
+// origin the same unkeyed fields (markScope); a mark lasts at most maxFailingFor; marks are
 // bounded in count and bytes; an invalidation forgets its key's marks, and a fetch that began
 // before any invalidation marks nothing (it may predate the fix the invalidation announces).
 type failingMarks struct {
@@ -204,7 +205,7 @@ func (m *failingMarks) forget(key string) {
 	}
 }
 
-// markScope (SEC13 fix sketch): a mark holds only for requests that send the origin the same
+// markScope: a mark holds only for requests that send the origin the same
 // unkeyed fields as the one that failed (the client's address and negotiation fields), so a
 // client that makes the origin fail for itself alone stops only its own revalidations.
 func markScope(r *fill.Request) string {

@@ -138,7 +138,7 @@ func (s *Store) Describe(ctx context.Context, key string, now time.Time) (KeyInf
 	}, true
 }
 
-// lexAfter (SEC13 fix sketch) is the exclusive ZRANGEBYLEX bound just past every string that
+// lexAfter is the exclusive ZRANGEBYLEX bound just past every string that
 // starts with prefix: the prefix with its trailing 0xff bytes dropped and its last byte
 // incremented, or "+" when there is none ("" or all 0xff).
 func lexAfter(prefix string) string {

@@ -178,7 +178,7 @@ func (t *Target) parseURL(v, defaultPort string) (cluster bool, err error) {
 			if strings.IndexFunc(name, func(r rune) bool {
 				return !(r == '_' || r == '-' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
 			}) >= 0 {
-				// SEC13: not a parameter name but, most likely, a password's tail after an unescaped "?".
+				// Not a parameter name but, most likely, a password's tail after an unescaped "?": never echo it.
 				return false, errors.New("the query holds something other than addr= and cluster= (a password with ? / # must be percent-encoded: %3F %2F %23)" + urlExample)
 			}
 			return false, fmt.Errorf("unknown query parameter %q: only addr=host[:port] (another cluster seed or sentinel) and cluster=true are read", name)
