@@ -161,10 +161,11 @@ func streams(res *fill.Result) bool { return res != nil && res.Pass != nil && re
 // When the origin's last answer for the key was an error it declared fresh, and r has a good
 // copy to serve on error, the origin is not asked again before that error's lifetime ends.
 func (f *Filler) load(ctx context.Context, r *fill.Request, collapse bool) (res *fill.Result, led bool, err error) {
+	r = withVary(r, f.vary.names(r.Key)) // what the key's responses varied on lately, if the request lacks it
+	// Checked on the request as it would be sent, as the mark was set on one that was sent.
 	if now := time.Now(); goodOnError(r.Stale, now) && f.failing.holds(r.Key, r.Stale.VariantID()+markScope(r), now) {
 		return nil, false, fmt.Errorf("refresh: fill %q: %w", r.Key, errStillFailing)
 	}
-	r = withVary(r, f.vary.names(r.Key)) // what the key's responses varied on lately, if the request lacks it
 	res, led, err = f.fill(ctx, r, r.Key, collapse)
 	if err == nil && res.Entry != nil {
 		f.vary.learn(r.Key, res.Entry.Vary)
