@@ -130,8 +130,8 @@ func setRedis(c *Config, v string) error {
 	return nil
 }
 
-// redactRedis masks the password of a redis:// URL as url.URL.Redacted does. The bare form has
-// no credentials.
+// redactRedis masks the credentials of a SWR_REDIS_URL for logs and errors: the userinfo (the
+// user name stays) and the query's values but addr and cluster. The bare form has none.
 func redactRedis(v string) string {
 	return redactQuery(redactUserinfo(v))
 }
