@@ -52,7 +52,7 @@ type origin struct {
 	hits atomic.Int64
 }
 
-func newOrigin(t *testing.T, h http.HandlerFunc) *origin {
+func newOrigin(t testing.TB, h http.HandlerFunc) *origin {
 	t.Helper()
 	o := &origin{}
 	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -164,7 +164,7 @@ func do(method, url string, hdr ...string) reply {
 	return reply{Response: res, Body: string(b)}
 }
 
-func get(t *testing.T, url string, hdr ...string) reply {
+func get(t testing.TB, url string, hdr ...string) reply {
 	t.Helper()
 	r := do(http.MethodGet, url, hdr...)
 	if r.StatusCode == 0 {

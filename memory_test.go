@@ -36,7 +36,7 @@ var listeningRE = regexp.MustCompile(`msg=listening proxy=(\S+)`)
 // startChild runs command (swrproxy's binary, or a wrapper that execs it, such as prlimit)
 // against upstream with env (SWR_* settings; Redis off unless env sets it) on a port of its own
 // choosing, waits until it listens, and stops it, by its PID, when the test ends.
-func startChild(t *testing.T, upstream string, env map[string]string, command ...string) *child {
+func startChild(t testing.TB, upstream string, env map[string]string, command ...string) *child {
 	t.Helper()
 	c := &child{logs: &syncBuffer{}, exited: make(chan error, 1)}
 	c.cmd = exec.Command(command[0], command[1:]...)
@@ -76,7 +76,7 @@ func startChild(t *testing.T, upstream string, env map[string]string, command ..
 }
 
 // status returns the named fields of /proc/PID/status in bytes (VmRSS, VmHWM).
-func (c *child) status(t *testing.T, names ...string) []int64 {
+func (c *child) status(t testing.TB, names ...string) []int64 {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid))
 	if err != nil {
@@ -98,7 +98,7 @@ func (c *child) status(t *testing.T, names ...string) []int64 {
 }
 
 // cpu returns the CPU time the child has used (user and system).
-func (c *child) cpu(t *testing.T) time.Duration {
+func (c *child) cpu(t testing.TB) time.Duration {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.cmd.Process.Pid))
 	if err != nil {
@@ -112,7 +112,7 @@ func (c *child) cpu(t *testing.T) time.Duration {
 }
 
 // metrics returns the child's Prometheus lines that start with one of prefixes.
-func (c *child) metrics(t *testing.T, prefixes ...string) string {
+func (c *child) metrics(t testing.TB, prefixes ...string) string {
 	t.Helper()
 	r := get(t, "http://"+c.addr+"/_swr/metrics")
 	var out []string
@@ -128,7 +128,7 @@ func (c *child) metrics(t *testing.T, prefixes ...string) string {
 
 // drive sends GET path(i) for i in [0, n) over conns keep-alive connections, depth requests
 // pipelined on each, and returns how many 200s came back. It gives up at deadline.
-func drive(t *testing.T, addr string, n, conns, depth int, path func(i int) string, deadline time.Time) int64 {
+func drive(t testing.TB, addr string, n, conns, depth int, path func(i int) string, deadline time.Time) int64 {
 	t.Helper()
 	var next, ok atomic.Int64
 	var wg sync.WaitGroup
@@ -215,7 +215,7 @@ func readResponse(br *bufio.Reader) (int, error) {
 }
 
 // sizedOrigin answers every path with size bytes, fresh for maxAge seconds, and counts requests.
-func sizedOrigin(t *testing.T, size, maxAge int) *origin {
+func sizedOrigin(t testing.TB, size, maxAge int) *origin {
 	body := bytes.Repeat([]byte("x"), size)
 	return newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age="+strconv.Itoa(maxAge))
