@@ -322,7 +322,7 @@ func (f *Filler) answer(ctx context.Context, r *fill.Request, resp *http.Respons
 // store reads the body of a storable response and stores the entry. A body cut short is an
 // error (never stored, nor served as if whole); one larger than MaxObjectBytes is relayed.
 func (f *Filler) store(ctx context.Context, r *fill.Request, resp *http.Response, d httpcache.Decision, tags []string, received time.Time) (*fill.Result, error) {
-	body, err := io.ReadAll(io.LimitReader(resp.Body, f.MaxObjectBytes+1))
+	body, err := readBody(resp.Body, resp.ContentLength, f.MaxObjectBytes)
 	if err == nil && resp.ContentLength >= 0 && int64(len(body)) != resp.ContentLength {
 		err = fmt.Errorf("body of %d bytes, Content-Length %d", len(body), resp.ContentLength)
 	}
@@ -378,4 +378,29 @@ func (f *Filler) put(ctx context.Context, e *tiers.Entry, res *fill.Result) (*fi
 		f.stats.Stored.Add(1)
 	}
 	return res, nil
+}
+
+// readBody reads a body to store: at most max+1 bytes (one more tells a body too big), into a
+// buffer of exactly its size, since the entry keeps it for its whole life (io.ReadAll's growth
+// leaves up to half again as much capacity unused). A known length is read in one buffer.
+func readBody(body io.Reader, length, max int64) ([]byte, error) {
+	if length >= 0 && length <= max {
+		b := make([]byte, length+1) // one byte more, to see a body longer than it said
+		n, err := io.ReadFull(body, b)
+		switch {
+		case err == io.ErrUnexpectedEOF || err == io.EOF:
+			return b[:n:n], nil // as long as it said, or shorter: store's length check decides
+		case err != nil:
+			return nil, err
+		}
+		return b, nil // longer than it said: store's length check refuses it
+	}
+	b, err := io.ReadAll(io.LimitReader(body, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if cap(b)-len(b) > len(b)/16 {
+		b = bytes.Clone(b)
+	}
+	return b, nil
 }
