@@ -21,6 +21,7 @@ import (
 	"regexp"
 	"runtime/debug"
 
+	"github.com/swrproxy/swrproxy/config"
 	"github.com/swrproxy/swrproxy/internal/testenv"
 )
 
@@ -299,4 +300,21 @@ func TestRunningOutOfFileDescriptorsDoesNotEndTheProcess(t *testing.T) {
 		r := do(http.MethodGet, base+"/x")
 		return r.StatusCode == 200 && r.Body == "ok"
 	})
+}
+
+// GOMEMLIMIT follows the configured bounds unless the environment sets it: L1, the refresh
+// tracker and queue (a quarter of L1), half of L1 again for garbage, 16 MiB of small bounded
+// structures and a 96 MiB base, plus each Wasm instance's memory when a module is loaded.
+func TestTheMemoryLimitFollowsSWR_L1_MAX_BYTES(t *testing.T) {
+	cfg := config.Config{L1MaxBytes: 256 << 20}
+	if limit, derived := memoryLimit(cfg, ""); !derived || limit != 256<<20*7/4+112<<20 {
+		t.Errorf("memoryLimit(256 MiB L1) = %d, %v; want %d", limit, derived, 256<<20*7/4+112<<20)
+	}
+	cfg.PolicyWasm, cfg.PolicyPool = "/p.wasm", 2
+	if limit, _ := memoryLimit(cfg, ""); limit != 256<<20*7/4+112<<20+2*64<<20 {
+		t.Errorf("with two Wasm instances: %d", limit)
+	}
+	if _, derived := memoryLimit(cfg, "1GiB"); derived {
+		t.Error("a GOMEMLIMIT in the environment was overridden")
+	}
 }

@@ -104,6 +104,9 @@ func Load(ctx context.Context, path string, o Options) (*Module, error) {
 	return Compile(ctx, path, b, o)
 }
 
+// MaxMemoryBytes is an instance's memory limit unless Options say less.
+const MaxMemoryBytes = 64 << 20
+
 // Compile compiles wasm (name, e.g. its file, is for messages) and instantiates o.Pool instances.
 // It fails when the bytes do not compile, memory or swr_alloc is missing, neither hook is
 // exported, an export has the wrong signature, or an instance fails to start.
@@ -115,7 +118,7 @@ func Compile(ctx context.Context, name string, wasm []byte, o Options) (*Module,
 		o.Timeout = 5 * time.Millisecond
 	}
 	if o.MemoryLimit == 0 {
-		o.MemoryLimit = 64 << 20
+		o.MemoryLimit = MaxMemoryBytes
 	}
 	pages := (uint64(o.MemoryLimit) + pageSize - 1) / pageSize
 	cfg := wazero.NewRuntimeConfig().WithCloseOnContextDone(true).WithMemoryLimitPages(uint32(min(pages, 65536)))
