@@ -385,15 +385,21 @@ func (f *Filler) put(ctx context.Context, e *tiers.Entry, res *fill.Result) (*fi
 // leaves up to half again as much capacity unused). A known length is read in one buffer.
 func readBody(body io.Reader, length, max int64) ([]byte, error) {
 	if length >= 0 && length <= max {
-		b := make([]byte, length+1) // one byte more, to see a body longer than it said
+		// Exactly length bytes (a size class of its own: one byte more would cost the next
+		// one, 1152 bytes for a 1 KiB body), then one more read to see a body longer than it said.
+		b := make([]byte, length)
 		n, err := io.ReadFull(body, b)
 		switch {
 		case err == io.ErrUnexpectedEOF || err == io.EOF:
-			return b[:n:n], nil // as long as it said, or shorter: store's length check decides
+			return b[:n:n], nil // shorter than it said: store's length check refuses it
 		case err != nil:
 			return nil, err
 		}
-		return b, nil // longer than it said: store's length check refuses it
+		var extra [1]byte
+		if m, _ := io.ReadFull(body, extra[:]); m > 0 {
+			return append(b, extra[0]), nil // longer than it said: store's length check refuses it
+		}
+		return b, nil
 	}
 	b, err := io.ReadAll(io.LimitReader(body, max+1))
 	if err != nil {
