@@ -25,11 +25,17 @@ import (
 	"github.com/swrproxy/swrproxy/upstream"
 )
 
-// newHandler wires a real handler (L1 only) in front of origin, as main does.
+// newHandler wires a real handler (L1 only, 64 MiB) in front of origin, as main does.
 func newHandler(tb testing.TB, origin string) *proxy.Handler {
 	tb.Helper()
+	return newHandlerL1(tb, origin, 64<<20)
+}
+
+// newHandlerL1 is newHandler with an L1 of l1 bytes.
+func newHandlerL1(tb testing.TB, origin string, l1 int64) *proxy.Handler {
+	tb.Helper()
 	log := slog.New(slog.DiscardHandler)
-	store, err := tiers.New(tiers.Options{L1MaxBytes: 64 << 20, L1MaxTTL: time.Hour, Log: log})
+	store, err := tiers.New(tiers.Options{L1MaxBytes: l1, L1MaxTTL: time.Hour, Log: log})
 	if err != nil {
 		tb.Fatal(err)
 	}
