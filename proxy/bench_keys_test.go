@@ -42,7 +42,7 @@ func BenchmarkL1HitManyKeys(b *testing.B) {
 			var ctx fasthttp.RequestCtx
 			ctx.Request.Header.SetMethod(fasthttp.MethodGet)
 			ctx.Request.Header.SetHost("prices.example")
-			const stride = 7919 // a prime: every key once per round, far from the last
+			const stride = 7919        // a prime: every key once per round, far from the last
 			for _, uri := range uris { // a first round: each key's first hit is tracked (steady state after)
 				ctx.Request.SetRequestURIBytes(uri)
 				serve(&ctx)
