@@ -68,7 +68,11 @@ const passTTL = 10 * time.Second
 func (h *Handler) serveFilled(c *fiber.Ctx, r *fill.Request, res *fill.Result) error {
 	e := res.Entry
 	if res.NotStored == "" && r.Rule.RefreshesAhead() {
-		h.Tracker.Touch(e.Key, e)
+		if res.Shared {
+			h.Tracker.Touch(e.Key, e) // a collapsed request, served the copy another one filled
+		} else {
+			h.Tracker.Filled(e.Key, e)
+		}
 	}
 	age := e.CurrentAge(time.Now())
 	switch {

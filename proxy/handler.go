@@ -44,10 +44,12 @@ type Refresher interface {
 	Enqueue(r *fill.Request) bool
 }
 
-// Tracker learns which keys clients ask for (refresh-ahead of hot keys). Touch must be cheap:
-// it runs on every cache hit.
+// Tracker learns which keys clients ask for (refresh-ahead of hot keys). Touch records a request
+// served from cache (demand); it runs on every cache hit, so it must be cheap. Filled records
+// the request whose fill stored the entry (not demand: it asked before the copy existed).
 type Tracker interface {
 	Touch(key string, e *tiers.Entry)
+	Filled(key string, e *tiers.Entry)
 }
 
 // Origin sends requests that are not cacheable straight to the origin.

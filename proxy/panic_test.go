@@ -13,11 +13,13 @@ import (
 
 type panicTracker struct{}
 
-func (panicTracker) Touch(string, *tiers.Entry) { panic("tracker broke") }
+func (panicTracker) Touch(string, *tiers.Entry)  { panic("tracker broke") }
+func (panicTracker) Filled(string, *tiers.Entry) { panic("tracker broke") }
 
 type quietTracker struct{}
 
-func (quietTracker) Touch(string, *tiers.Entry) {}
+func (quietTracker) Touch(string, *tiers.Entry)  {}
+func (quietTracker) Filled(string, *tiers.Entry) {}
 
 func TestAPanicWhileServingAnswers500AndTheAppKeepsServing(t *testing.T) {
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

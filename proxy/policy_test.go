@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -11,24 +12,29 @@ import (
 	"github.com/swrproxy/swrproxy/tiers"
 )
 
-// keyTracker records the keys it is told of.
+// keyTracker records the keys it is told of: "touch <key>" for a request served from cache,
+// "filled <key>" for the request whose fill stored the entry.
 type keyTracker struct {
 	mu   sync.Mutex
 	keys []string
 }
 
-func (k *keyTracker) Touch(key string, _ *tiers.Entry) {
+func (k *keyTracker) Touch(key string, _ *tiers.Entry)  { k.add("touch " + key) }
+func (k *keyTracker) Filled(key string, _ *tiers.Entry) { k.add("filled " + key) }
+
+func (k *keyTracker) add(s string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.keys = append(k.keys, key)
+	k.keys = append(k.keys, s)
 }
 
+// touched counts what the tracker was told of key, either way.
 func (k *keyTracker) touched(key string) int {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	n := 0
 	for _, s := range k.keys {
-		if s == key {
+		if strings.HasSuffix(s, " "+key) {
 			n++
 		}
 	}

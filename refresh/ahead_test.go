@@ -29,6 +29,9 @@ func TestAKeyRequestedOnceIsNeverRefreshedAhead(t *testing.T) {
 				t.Fatalf("first request served %s, want MISS", got)
 			}
 		}
+		if n, b := r.tracker.Size(); n != 0 {
+			t.Errorf("tracker records after 20 keys asked for once = %d (%d bytes), want 0: a fill is not demand", n, b)
+		}
 		time.Sleep(20 * time.Second)
 		synctest.Wait()
 		if n := o.requests(""); n != 20 {

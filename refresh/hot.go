@@ -34,8 +34,9 @@ type Tracker struct {
 	Store    Store
 	Log      *slog.Logger
 
-	// untracked counts the requests for keys the tracker had no room for.
-	untracked atomic.Int64
+	// untracked counts the requests for keys the tracker had no room for: striped, as when the
+	// tracker is full every hit on an untracked key counts one.
+	untracked stripedCounter
 
 	keys     sync.Map     // id → *hot
 	bytes    atomic.Int64 // sum of the records' weights
@@ -104,8 +105,10 @@ func (h *hot) adopt(e *tiers.Entry) {
 	h.armed = false // a job still queued for the old copy is found by its ID when arm schedules again
 }
 
-// Touch records a request served with e. Safe for concurrent use; does not allocate for a known
-// key without Vary.
+// Touch records a request served e from cache: demand for e, which schedules its refresh-ahead.
+// The request that filled e is not demand (it asked before the copy was stored): it calls
+// Filled. So a key asked for once has no record at all. Safe for concurrent use; does not
+// allocate for a known key without Vary.
 func (t *Tracker) Touch(key string, e *tiers.Entry) {
 	if t == nil || t.Window <= 0 {
 		return
@@ -131,9 +134,32 @@ func (t *Tracker) Touch(key string, e *tiers.Entry) {
 	t.saw(h, e, now)
 }
 
-// saw records that a request was served e: the first time, e becomes h's copy; every later
-// time it is demand for e, and the refresh-ahead of e is scheduled. The first request served a
-// copy does not count: most often it is the request that filled it, which asked before the store.
+// Filled records that the request that filled (or revalidated) e was answered with it. It is
+// not demand for e, and creates no record: a key is tracked once a client asks for it again.
+// A known key's record adopts e, which waits for a request to be refreshed ahead.
+func (t *Tracker) Filled(key string, e *tiers.Entry) {
+	if t == nil || t.Window <= 0 {
+		return
+	}
+	id := key
+	if len(e.Vary) > 0 {
+		id = key + "\x00" + e.VariantID()
+	}
+	v, ok := t.keys.Load(id)
+	if !ok {
+		return
+	}
+	h := v.(*hot)
+	h.last.Store(time.Now().Unix())
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if e.Stored.UnixNano() > h.copy.Load() {
+		h.adopt(e)
+	}
+}
+
+// saw records that a request was served e from cache: e becomes h's copy if it is newer, and
+// the request is demand for it, so e's refresh-ahead is scheduled.
 func (t *Tracker) saw(h *hot, e *tiers.Entry, now time.Time) {
 	stored := e.Stored.UnixNano()
 	h.mu.Lock()
@@ -141,22 +167,29 @@ func (t *Tracker) saw(h *hot, e *tiers.Entry, now time.Time) {
 	if h.dropped.Swap(false) {
 		h.armed = false // a full queue dropped its job: schedule it again
 	}
-	switch cur := h.copy.Load(); {
-	case stored > cur:
-		h.adopt(e)
-	case stored == cur:
-		h.demand.Store(true)
-		t.arm(h, now)
+	cur := h.copy.Load()
+	if stored < cur {
+		return // an older copy (another instance's L1, a request that began earlier)
 	}
+	if stored > cur {
+		h.adopt(e)
+	}
+	h.demand.Store(true)
+	t.arm(h, now)
 }
 
 // track adds a record for id, or returns nil when the tracker is full.
 func (t *Tracker) track(id, key string, e *tiers.Entry) *hot {
 	w := recordWeight(id, e.Vary)
+	// A full tracker is checked with a load first: when it stays full, requests for untracked
+	// keys read the shared counters and write none but the untracked count.
+	if t.bytes.Load()+w > t.maxBytes() {
+		t.noRoom(id)
+		return nil
+	}
 	if t.bytes.Add(w) > t.maxBytes() {
 		t.bytes.Add(-w)
-		t.untracked.Add(1)
-		t.pressure.Store(true)
+		t.noRoom(id)
 		return nil
 	}
 	id = strings.Clone(id)
@@ -176,6 +209,14 @@ func (t *Tracker) track(id, key string, e *tiers.Entry) *hot {
 	}
 	t.records.Add(1)
 	return h
+}
+
+// noRoom counts a request for a key the tracker had no room for, and asks Run to make room.
+func (t *Tracker) noRoom(id string) {
+	t.untracked.add(id)
+	if !t.pressure.Load() {
+		t.pressure.Store(true)
+	}
 }
 
 func (t *Tracker) maxBytes() int64 {

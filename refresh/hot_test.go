@@ -104,8 +104,8 @@ func clientRequest(target string, hdr http.Header, stale *tiers.Entry, gen uint6
 }
 
 // get serves a client's GET of target as proxy.Handler does: an L1 variant is touched and
-// served (HIT, or STALE and revalidated in the background); a miss is filled, and the filled
-// entry touched. It returns how it was served.
+// served (HIT, or STALE and revalidated in the background); a miss is filled, and the tracker
+// told (Filled). It returns how it was served.
 func (r *rig) get(t *testing.T, target string, hdr http.Header) string {
 	t.Helper()
 	value := func(name string) string { return httpcache.VaryValue(name, hdr.Get(name)) }
@@ -132,7 +132,7 @@ func (r *rig) get(t *testing.T, target string, hdr http.Header) string {
 	if res.Entry == nil {
 		t.Fatalf("fill %s stored nothing (%s)", target, res.NotStored)
 	}
-	r.tracker.Touch(target, res.Entry)
+	r.tracker.Filled(target, res.Entry)
 	return "MISS"
 }
 
@@ -157,11 +157,11 @@ func TestTheTrackerIsBoundedInBytes(t *testing.T) {
 			tr.Touch("/flood/"+strconv.Itoa(i), entry("/flood/"+strconv.Itoa(i)))
 		}
 		n, b := tr.Size()
-		t.Logf("after 10 000 keys: %d records, %d bytes; %d untracked", n, b, tr.untracked.Load())
+		t.Logf("after 10 000 keys: %d records, %d bytes; %d untracked", n, b, tr.untracked.load())
 		if b > max {
 			t.Errorf("tracker holds %d bytes, want at most MaxBytes = %d", b, max)
 		}
-		if tr.untracked.Load() == 0 {
+		if tr.untracked.load() == 0 {
 			t.Error("untracked = 0 after a flood larger than MaxBytes")
 		}
 		time.Sleep(1100 * time.Millisecond) // one tick of Run
@@ -221,8 +221,7 @@ func heapInUse() int64 {
 func TestTouchOfAKnownKeyDoesNotAllocate(t *testing.T) {
 	tr := &Tracker{Window: time.Minute, Pool: newTestPool(1, 10, time.Minute)}
 	e := &tiers.Entry{Key: "/api/prices?pair=ALGO-USD", Stored: time.Now(), Fresh: time.Hour}
-	tr.Touch(e.Key, e) // the fill
-	tr.Touch(e.Key, e) // demand: the refresh-ahead is scheduled
+	tr.Touch(e.Key, e) // demand: the record is made, the refresh-ahead scheduled
 	if n := testing.AllocsPerRun(1000, func() { tr.Touch(e.Key, e) }); n != 0 {
 		t.Errorf("Touch of a known key: %v allocations, want 0", n)
 	}

@@ -53,5 +53,5 @@ type TrackerStats struct {
 // Stats returns the tracker's size and counts. Safe for concurrent use.
 func (t *Tracker) Stats() TrackerStats {
 	records, bytes := t.Size()
-	return TrackerStats{Records: records, Bytes: bytes, Untracked: t.untracked.Load()}
+	return TrackerStats{Records: records, Bytes: bytes, Untracked: t.untracked.load()}
 }
