@@ -1,0 +1,73 @@
+// Package memtidy collects the garbage a burst of work leaves behind once the process goes
+// quiet. The Go GC runs when the heap grows by GOGC percent over the live heap; a cache that
+// fills many keys and then serves them from memory (a hit allocates nothing) would keep up to a
+// live heap's worth of the burst's garbage resident until the runtime's forced collection,
+// every two minutes, and its scavenger returned the pages. Run notices the lull and collects
+// then, returning the freed memory to the operating system at once: RSS follows what is live.
+package memtidy
+
+import (
+	"context"
+	"runtime/debug"
+	"runtime/metrics"
+	"time"
+)
+
+// Thresholds of a collection. Garbage is the heap's objects beyond what the last collection
+// found live; the process is quiet when it allocated less than quietBytes in the last interval.
+const (
+	minGarbage = 16 << 20 // below this, a collection is not worth it
+	quietBytes = 1 << 20
+)
+
+// sample is what Run reads of the runtime each interval.
+type sample struct {
+	cycles    uint64 // GC cycles completed
+	allocated uint64 // bytes allocated since the start (cumulative)
+	objects   uint64 // bytes of heap objects now, live or garbage
+	live      uint64 // the heap found live by the last collection
+}
+
+var names = []string{"/gc/cycles/total:gc-cycles", "/gc/heap/allocs:bytes", "/memory/classes/heap/objects:bytes", "/gc/heap/live:bytes"}
+
+func read(s []metrics.Sample) sample {
+	metrics.Read(s)
+	return sample{cycles: s[0].Value.Uint64(), allocated: s[1].Value.Uint64(), objects: s[2].Value.Uint64(), live: s[3].Value.Uint64()}
+}
+
+// due reports whether the process should collect now: no collection ran since prev, it
+// allocated little since prev (the burst is over), and the garbage is at least a quarter of the
+// live heap and minGarbage.
+func due(prev, cur sample) bool {
+	if cur.cycles != prev.cycles || cur.allocated-prev.allocated >= quietBytes || cur.objects <= cur.live {
+		return false
+	}
+	garbage := cur.objects - cur.live
+	return garbage >= minGarbage && garbage >= cur.live/4
+}
+
+// Run checks every interval until ctx ends, and collects (debug.FreeOSMemory) when due. It
+// returns how many collections it made.
+func Run(ctx context.Context, interval time.Duration) int {
+	s := make([]metrics.Sample, len(names))
+	for i, n := range names {
+		s[i].Name = n
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	prev, n := read(s), 0
+	for {
+		select {
+		case <-ctx.Done():
+			return n
+		case <-tick.C:
+		}
+		cur := read(s)
+		if due(prev, cur) {
+			debug.FreeOSMemory()
+			n++
+			cur = read(s)
+		}
+		prev = cur
+	}
+}

@@ -1,0 +1,67 @@
+package memtidy
+
+import (
+	"context"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"testing"
+	"time"
+
+	"github.com/swrproxy/swrproxy/internal/testenv"
+)
+
+func TestACollectionIsDueOnlyWhenTheProcessWentQuietWithGarbageLeft(t *testing.T) {
+	const mib = 1 << 20
+	prev := sample{cycles: 7, allocated: 1000 * mib, objects: 300 * mib, live: 150 * mib}
+	for _, c := range []struct {
+		name string
+		cur  sample
+		want bool
+	}{
+		{"quiet, half the heap garbage", sample{cycles: 7, allocated: 1000 * mib, objects: 300 * mib, live: 150 * mib}, true},
+		{"quiet, a little allocation", sample{cycles: 7, allocated: 1000*mib + mib/2, objects: 300 * mib, live: 150 * mib}, true},
+		{"still allocating", sample{cycles: 7, allocated: 1002 * mib, objects: 302 * mib, live: 150 * mib}, false},
+		{"the GC ran meanwhile", sample{cycles: 8, allocated: 1000 * mib, objects: 300 * mib, live: 150 * mib}, false},
+		{"garbage under a quarter of the live heap", sample{cycles: 7, allocated: 1000 * mib, objects: 180 * mib, live: 150 * mib}, false},
+		{"garbage under 16 MiB", sample{cycles: 7, allocated: 1000 * mib, objects: 30 * mib, live: 20 * mib}, false},
+		{"nothing beyond the live heap", sample{cycles: 7, allocated: 1000 * mib, objects: 100 * mib, live: 150 * mib}, false},
+	} {
+		if got := due(prev, c.cur); got != c.want {
+			t.Errorf("%s: due = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// TestRunCollectsTheGarbageABurstLeftOnceTheProcessIsQuiet: with the GC's own pacing off, a
+// burst leaves 64 MiB of garbage; Run collects it within a few intervals, and the heap's objects
+// shrink to about what is live.
+func TestRunCollectsTheGarbageABurstLeftOnceTheProcessIsQuiet(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	runtime.GC()
+	burst := make([][]byte, 0, 64)
+	for range 64 {
+		burst = append(burst, make([]byte, 1<<20))
+	}
+	runtime.KeepAlive(burst)
+	burst = nil
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	before, cycles := s[0].Value.Uint64(), s[1].Value.Uint64()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	go func() { done <- Run(ctx, 20*time.Millisecond) }()
+	testenv.WaitFor(t, 10*time.Second, "Run to collect", func() bool {
+		metrics.Read(s)
+		return s[1].Value.Uint64() > cycles
+	})
+	cancel()
+	if n := <-done; n < 1 {
+		t.Errorf("Run made %d collections, want at least 1", n)
+	}
+	metrics.Read(s)
+	t.Logf("heap objects: %d MiB before, %d MiB after", before>>20, s[0].Value.Uint64()>>20)
+	if after := s[0].Value.Uint64(); after > before-48<<20 {
+		t.Errorf("heap objects %d → %d bytes, want 64 MiB of garbage gone", before, after)
+	}
+}
