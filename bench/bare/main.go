@@ -64,7 +64,7 @@ func main() {
 		if r.encoding != "" {
 			h.Set("Content-Encoding", r.encoding)
 		}
-		ctx.SetBody(r.body)
+		ctx.Response.SetBodyRaw(r.body) // no copy per request, as swrproxy serves an L1 hit (read-only bytes)
 	}
 	log.Fatal(fasthttp.ListenAndServe(*addr, handler))
 }
