@@ -268,6 +268,7 @@ echo "nginx $("$nginx_bin" -v 2>&1 | sed 's/.*\///'), $(redis-server --version |
 echo "stack: nginx :$stack_port (pid $stack_nginx, workers $(ps -o pid= --ppid "$stack_nginx" | xargs)) → swrproxy :$swr_port (pid $swr_pid) → origin :$origin_port, redis :$redis_port (pid $redis_pid)"
 echo "nginx-cache :$cache_port (pid $cache_nginx, workers $(ps -o pid= --ppid "$cache_nginx" | xargs)); bare :$bare_port (pid $bare_pid)"
 
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 # Warm every cache and check what each target answers, then 1 s of wrk per case (connections
 # opened, swrproxy's heap grown, nginx's cache files in the page cache).
 : >"$tmp/probe.tsv"
@@ -321,7 +322,8 @@ done
 
 # The table: medians over the rounds; a ratio is the median of the ratios paired within a round.
 echo
-echo "bench/e2e.sh $secs $rounds $conns: wrk -t2 -c$conns -d${secs}s, $rounds round(s), medians; Accept-Encoding \"$accept\" or none"
+echo "bench/e2e.sh $secs $rounds $conns: wrk -t2 -c$conns -d${secs}s, $rounds round(s), medians; Accept-Encoding \"$accept\" or none;" \
+  "load average before $load0, after $(cut -d' ' -f1-3 /proc/loadavg) (others' work on this machine shows here)"
 awk -F'\t' -v hz="$hz" -v targets="${targets[*]}" -v sizes="${sizes[*]}" '
   function median(list,   n, a, i, j, v) {
     n = split(list, a, " ")
