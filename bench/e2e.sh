@@ -249,8 +249,8 @@ run_wrk() {
 members() {
   local m
   case "$1" in
-    stack) m=$stack_nginx; echo "nginx $m"; ps -o pid= --ppid "$m" | sed 's/^ */nginx /'; echo "swrproxy $swr_pid"; echo "redis $redis_pid" ;;
-    nginx-cache) m=$cache_nginx; echo "nginx $m"; ps -o pid= --ppid "$m" | sed 's/^ */nginx /' ;;
+    stack) m=$stack_nginx; echo "nginx $m"; { ps -o pid= --ppid "$m" || true; } | sed 's/^ */nginx /'; echo "swrproxy $swr_pid"; echo "redis $redis_pid" ;;
+    nginx-cache) m=$cache_nginx; echo "nginx $m"; { ps -o pid= --ppid "$m" || true; } | sed 's/^ */nginx /' ;;
     bare) echo "bare $bare_pid" ;;
   esac
 }
@@ -316,6 +316,15 @@ for r in $(seq "$rounds"); do
         "$((errs + status))" "$cpu" "$nginx" "$swr" "$redis" >>"$tmp/results.tsv"
       awk -v r="$r" -v t="$t" -v s="$s" -v e="$e" -v rps="$rps" -v p99="$p99" -v n="$reqs" -v cpu="$cpu" -v hz="$hz" -v err="$((errs + status))" 'BEGIN {
         printf "round %d  %-4s  %-4s  %-11s  %9.0f req/s  p99 %7.2f ms  %6.1f µs CPU/req%s\n", r, s, e, t, rps, p99, n ? cpu / hz * 1e6 / n : 0, err ? "  " err " ERRORS" : "" }'
+    done
+  done
+done
+
+# Every answer measured should have been a hit: say so if one no longer is.
+for t in stack nginx-cache; do
+  for s in "${sizes[@]}"; do
+    for e in none gzip; do
+      probe "$t" "$s" "$e" && [[ "$p_xcache" == HIT ]] || echo "bench/e2e.sh: after the runs, $t /api/book/$s ($e) answers X-Cache: ${p_xcache:-none}" >&2
     done
   done
 done
