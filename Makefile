@@ -41,6 +41,12 @@ deps:
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
 
+# e2e-bench runs bench/e2e.sh: the shipped stack, nginx proxy_cache and a bare server under wrk on
+# loopback (issue 14); E2E_ARGS="seconds-per-run rounds connections", e.g. E2E_ARGS="5 2 64".
+.PHONY: e2e-bench
+e2e-bench:
+	bench/e2e.sh $(E2E_ARGS)
+
 # fuzz runs every fuzz target (each parser of outside bytes) for FUZZTIME each, with minimisation
 # of a failing input bounded by FUZZMINTIME.
 FUZZTIME ?= 30s
