@@ -4,18 +4,21 @@
 # back to back, alternating which goes first, so both see the same machine noise). Prints each
 # round with its ratio, and the median of those paired ratios.
 #
-#   bench/wrk.sh [seconds-per-round] [rounds] [connections]
+#   bench/wrk.sh [seconds-per-round] [rounds] [connections] [keys]
 #
+# keys > 1 spreads the requests evenly at random over /k/0 … /k/<keys-1> (each its own body,
+# from a map in the bare server; all filled into swrproxy's L1 before measuring): issue 14's
+# many keys, e.g. bench/wrk.sh 10 3 64 1000000.
 # Needs wrk (apt-get install wrk). Starts everything it uses and stops it by process id.
 set -euo pipefail
 usage() {
   sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
-  echo "  defaults: 10 seconds per round, 3 rounds, 64 connections"
+  echo "  defaults: 10 seconds per round, 3 rounds, 64 connections, 1 key"
 }
 case "${1:-}" in -h|--help|help) usage; exit 0 ;; esac
 for a in "$@"; do [[ "$a" =~ ^[0-9]+$ ]] || { echo "bench/wrk.sh: $a is not a number" >&2; usage >&2; exit 2; }; done
 cd "$(dirname "$0")/.."
-secs=${1:-10}; rounds=${2:-3}; conns=${3:-64}
+secs=${1:-10}; rounds=${2:-3}; conns=${3:-64}; keys=${4:-1}
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
 
 tmp=$(mktemp -d)
@@ -28,17 +31,46 @@ go build -o "$tmp/bare" ./bench/bare
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 bare_port=$(free_port); proxy_port=$(free_port)
-"$tmp/bare" -listen "127.0.0.1:$bare_port" & pids+=($!)
+"$tmp/bare" -listen "127.0.0.1:$bare_port" -keys "$(( keys > 1 ? keys : 0 ))" & pids+=($!)
+# An L1 that holds every key (about 2 KiB of weight per key, 256 MiB at least).
+l1=$(( keys * 2048 > 268435456 ? keys * 2048 : 268435456 ))
 SWR_UPSTREAM="http://127.0.0.1:$bare_port" SWR_LISTEN="127.0.0.1:$proxy_port" SWR_REDIS_URL= \
-  SWR_LOG_LEVEL=warn "$tmp/swrproxy" & pids+=($!)
+  SWR_L1_MAX_BYTES="$l1" SWR_LOG_LEVEL=warn "$tmp/swrproxy" & pids+=($!)
 
 path="/api/prices?pair=ALGO-USD"
+script=()
+if (( keys > 1 )); then
+  path="/k/0"
+  # Random keys for the measured runs; every key once, in order, to fill swrproxy first.
+  cat >"$tmp/keys.lua" <<LUA
+math.randomseed(os.time())
+request = function() return wrk.format(nil, "/k/" .. math.random(0, $keys - 1)) end
+LUA
+  cat >"$tmp/fill.lua" <<LUA
+local i, step = 0, 1
+setup = function(thread) thread:set("first", i); i = i + 1 end
+init = function() i = first; step = 2 end
+request = function() local p = "/k/" .. (i % $keys); i = i + step; return wrk.format(nil, p) end
+LUA
+  script=(-s "$tmp/keys.lua")
+fi
 for port in "$bare_port" "$proxy_port"; do
   for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port$path" >/dev/null && break; sleep 0.1; done
 done
+if (( keys > 1 )); then
+  # Two threads, each every other key, until swrproxy's L1 holds them all (bounded in time).
+  echo "filling $keys keys into swrproxy"
+  wrk -t2 -c16 -d"$(( keys / 2000 + 10 ))s" -s "$tmp/fill.lua" "http://127.0.0.1:$proxy_port/" >/dev/null & fill=$!
+  pids+=("$fill")
+  l1_objects() { curl -fsS "http://127.0.0.1:$proxy_port/_swr/metrics" | awk '/^swrproxy_l1_objects / {printf "%d", $2}'; }
+  while kill -0 "$fill" 2>/dev/null && (( $(l1_objects) < keys )); do sleep 1; done
+  kill "$fill" 2>/dev/null || true
+  wait "$fill" 2>/dev/null || true
+fi
 curl -fsS -D - -o /dev/null "http://127.0.0.1:$proxy_port$path" | grep -i '^x-cache' || true
+curl -fsS "http://127.0.0.1:$proxy_port/_swr/metrics" | awk '/^swrproxy_l1_objects / {printf "swrproxy L1 objects: %d\n", $2}' || true
 
-rps() { wrk -t2 -c"$conns" -d"${secs}s" "http://127.0.0.1:$1$path" | awk '/Requests\/sec/ {print $2}'; }
+rps() { wrk -t2 -c"$conns" -d"${secs}s" "${script[@]}" "http://127.0.0.1:$1$path" | awk '/Requests\/sec/ {print $2}'; }
 bare=(); prox=(); ratios=()
 for r in $(seq "$rounds"); do
   # Alternate which server goes first, so neither always runs on the warmer (or busier) slot.

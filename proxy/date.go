@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -58,6 +59,25 @@ func ensureDate(rh *fasthttp.ResponseHeader, now time.Time) {
 	if len(rh.Peek(fasthttp.HeaderDate)) > 0 {
 		return
 	}
-	var buf [len(http.TimeFormat)]byte
-	setDate(rh, now.UTC().AppendFormat(buf[:0], http.TimeFormat))
+	setDate(rh, currentDate(now))
+}
+
+// formattedDate is an HTTP-date and the Unix second it stands for.
+type formattedDate struct {
+	sec int64
+	b   []byte
+}
+
+var lastDate atomic.Pointer[formattedDate]
+
+// currentDate returns now as an HTTP-date, formatted once per second (the format costs more
+// than the rest of a cached reply's fields). The bytes are shared: read only.
+func currentDate(now time.Time) []byte {
+	sec := now.Unix()
+	if d := lastDate.Load(); d != nil && d.sec == sec {
+		return d.b
+	}
+	d := &formattedDate{sec: sec, b: now.UTC().AppendFormat(make([]byte, 0, len(http.TimeFormat)), http.TimeFormat)}
+	lastDate.Store(d)
+	return d.b
 }

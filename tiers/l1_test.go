@@ -31,6 +31,24 @@ func TestL1IsBoundedByBytes(t *testing.T) {
 	}
 }
 
+// TestWithoutL2AnL1CopyLivesItsWholeLifetime: L1MaxTTL bounds how long L1 trusts a copy before it
+// reads L2 again; without L2 a copy fresh for an hour stays in L1 for that hour (it used to be
+// dropped after SWR_L1_MAX_TTL, 30 s, and fetched from the origin again).
+func TestWithoutL2AnL1CopyLivesItsWholeLifetime(t *testing.T) {
+	s := newStoreWith(t, Options{L1MaxBytes: 1 << 20, L1MaxTTL: 200 * time.Millisecond})
+	e := testEntry("/t", "fresh for an hour")
+	if err := s.Set(t.Context(), e); err != nil {
+		t.Fatalf("Set: %v", err)
+	}
+	got, ok := s.l1.GetEntryQuietly("/t")
+	if !ok {
+		t.Fatal("the copy is not in L1")
+	}
+	if want := time.Until(e.Expires()) - time.Minute; got.ExpiresAfter() < want {
+		t.Errorf("the L1 copy expires after %v, want its lifetime, about %v", got.ExpiresAfter(), time.Until(e.Expires()))
+	}
+}
+
 func testL1CopyExpiresAfterL1MaxTTL(t *testing.T, srv redistest.Topology) {
 	s := newStoreWith(t, Options{L1MaxBytes: 1 << 20, L1MaxTTL: 200 * time.Millisecond, Redis: srv.Connect(t)})
 	e := testEntry("/t", "fresh for an hour")

@@ -141,8 +141,15 @@ func New(o Options) (*Store, error) {
 		},
 		OnAtomicDeletion: s.unindex,
 		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[string, *Object]) time.Duration {
+			life := time.Until(e.Value.expires)
+			if s.rdb != nil {
+				// L1 trusts a copy for L1MaxTTL at most, then reads L2 again (a lost coherence
+				// message is forgotten then). Without L2 there is nothing else to read: a copy
+				// lives its whole lifetime.
+				life = min(s.l1MaxTTL, life)
+			}
 			// otter never expires an entry created with a non-positive duration: expire it at once.
-			return max(min(s.l1MaxTTL, time.Until(e.Value.expires)), 1)
+			return max(life, 1)
 		}),
 	})
 	if err != nil {

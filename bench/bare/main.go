@@ -3,6 +3,7 @@
 // nginx's proxy_cache in bench/e2e.sh), so every target serves identical bodies.
 //
 //	/api/book/1k, /api/book/16k, /api/book/128k   JSON order books of exactly 1, 16 and 128 KiB
+//	/k/0 … /k/<keys-1>                            with -keys, a distinct -size body per key, from a map
 //	any other path                                the -size body (bench/wrk.sh)
 //
 // With -gzip, a request that accepts gzip gets the same body gzipped once at start (best
@@ -32,6 +33,7 @@ func main() {
 	addr := flag.String("listen", "127.0.0.1:9001", "listen address (loopback)")
 	size := flag.Int("size", 512, "body size in bytes of any path other than /api/book/*")
 	gz := flag.Bool("gzip", false, "answer clients that accept gzip with the body gzipped once at start")
+	keys := flag.Int("keys", 0, "serve /k/0 … /k/<keys-1>, each its own body (bench/wrk.sh's many keys)")
 	flag.Parse()
 
 	other := representation{
@@ -47,15 +49,22 @@ func main() {
 		gzipped[b.path] = representation{body: gzipBytes(body), etag: tag + `-gzip"`, encoding: "gzip"}
 	}
 
+	for i := range *keys {
+		// Each key its own bytes (its number in the body), as each is its own object in a cache.
+		n := strconv.Itoa(i)
+		body := []byte(`{"pair":"K-` + n + `","data":"` + strings.Repeat("x", max(*size-30-len(n), 0)) + `"}`)
+		plain["/k/"+n] = representation{body: body, etag: `"k-` + n + `"`}
+	}
+
 	handler := func(ctx *fasthttp.RequestCtx) {
 		h := &ctx.Response.Header
 		r, ok := plain[string(ctx.Path())]
 		if !ok {
 			r = other
-		} else if *gz {
+		} else if g, book := gzipped[string(ctx.Path())]; *gz && book {
 			h.Set("Vary", "Accept-Encoding")
 			if acceptsGzip(ctx.Request.Header.Peek("Accept-Encoding")) {
-				r = gzipped[string(ctx.Path())]
+				r = g
 			}
 		}
 		h.Set("Content-Type", "application/json")
