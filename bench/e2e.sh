@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# End-to-end load benchmark (issue 14), loopback only. Three targets serve the same JSON order
+# End-to-end load benchmark (issue 14), loopback only. Four targets serve the same JSON order
 # books (bench/bare: 1, 16 and 128 KiB, Cache-Control: max-age=3600):
 #   stack        the shipped stack: a real nginx rendered from nginx/templates/default.conf.template
 #                (gzip as shipped) → swrproxy (go build) → the origin (bench/bare), with its own
 #                redis-server as L2
+#   swrproxy     that same swrproxy, asked directly (issue 14's large bodies: swrproxy vs nginx)
 #   nginx-cache  nginx with proxy_cache and the template's gzip settings in front of that origin
 #   bare         bench/bare -gzip: the bytes from memory, gzipped once at start for clients that
 #                accept gzip (the ceiling)
 # For each size and Accept-Encoding (none; "gzip, br") each target runs under wrk (2 threads),
 # back to back, in an order that is reversed every other round. Caches are warmed first and the
-# stack and nginx-cache must answer X-Cache: HIT before anything is measured. Prints req/s, p99
+# stack, swrproxy and nginx-cache must answer X-Cache: HIT before anything is measured. Prints req/s, p99
 # latency, CPU per request (utime+stime of all the target's processes over the run, from
 # /proc/PID/stat), bytes per response, the Content-Encoding received, encoded/identity and ×bare.
 #
@@ -211,8 +212,8 @@ nginx_conf "$tmp/nginx-cache"
 start_nginx nginx-cache "$tmp/nginx-cache" "$cache_port"; cache_nginx=$started
 
 
-declare -A base=([stack]="http://127.0.0.1:$stack_port" [nginx-cache]="http://127.0.0.1:$cache_port" [bare]="http://127.0.0.1:$bare_port")
-targets=(stack nginx-cache bare)
+declare -A base=([stack]="http://127.0.0.1:$stack_port" [swrproxy]="http://127.0.0.1:$swr_port" [nginx-cache]="http://127.0.0.1:$cache_port" [bare]="http://127.0.0.1:$bare_port")
+targets=(stack swrproxy nginx-cache bare)
 sizes=(1k 16k 128k)
 accept="gzip, br" # the "gzip" case's Accept-Encoding; the "none" case sends none (as wrk and curl do by default)
 hz=$(getconf CLK_TCK)
@@ -250,6 +251,7 @@ members() {
   local m
   case "$1" in
     stack) m=$stack_nginx; echo "nginx $m"; { ps -o pid= --ppid "$m" || true; } | sed 's/^ */nginx /'; echo "swrproxy $swr_pid"; echo "redis $redis_pid" ;;
+    swrproxy) echo "swrproxy $swr_pid"; echo "redis $redis_pid" ;;
     nginx-cache) m=$cache_nginx; echo "nginx $m"; { ps -o pid= --ppid "$m" || true; } | sed 's/^ */nginx /' ;;
     bare) echo "bare $bare_pid" ;;
   esac
@@ -287,9 +289,9 @@ for t in "${targets[@]}"; do
     done
   done
 done
-echo "warm: every stack and nginx-cache answer is X-Cache: HIT; swrproxy's Redis holds $(redis_cmd DBSIZE | tr -d :) keys"
+echo "warm: every stack, swrproxy and nginx-cache answer is X-Cache: HIT; swrproxy's Redis holds $(redis_cmd DBSIZE | tr -d :) keys"
 
-# Each round measures every case, a size at a time: the 6 runs of a size back to back (3 targets ×
+# Each round measures every case, a size at a time: the 8 runs of a size back to back (4 targets ×
 # 2 encodings), in reverse order every other round, so that no target always gets the warmer (or
 # busier) slot and identity and encoded runs of a target are paired closely in time.
 : >"$tmp/results.tsv"
@@ -321,7 +323,7 @@ for r in $(seq "$rounds"); do
 done
 
 # Every answer measured should have been a hit: say so if one no longer is.
-for t in stack nginx-cache; do
+for t in stack swrproxy nginx-cache; do
   for s in "${sizes[@]}"; do
     for e in none gzip; do
       probe "$t" "$s" "$e" && [[ "$p_xcache" == HIT ]] || echo "bench/e2e.sh: after the runs, $t /api/book/$s ($e) answers X-Cache: ${p_xcache:-none}" >&2

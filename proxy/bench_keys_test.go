@@ -25,11 +25,12 @@ func BenchmarkL1HitManyKeys(b *testing.B) {
 			h := newHandlerL1(b, "http://127.0.0.1:1", 8<<30) // every key fits; the origin is never asked
 			body := []byte(`{"pair":"ALGO-USD","price":"0.1834","ts":1700000000}`)
 			uris := make([][]byte, keys)
+			date := time.Now().UTC().Format(http.TimeFormat) // as every stored entry has one
 			for i := range keys {
 				uris[i] = []byte("/api/prices/" + strconv.Itoa(i))
 				err := h.Store.(*tiers.Store).Set(context.Background(), &tiers.Entry{
 					Key: string(uris[i]), Status: http.StatusOK, Body: body, ETag: `"` + strconv.Itoa(i) + `"`,
-					Header: []tiers.Field{{Name: "Content-Type", Value: "application/json"}},
+					Header: []tiers.Field{{Name: "Content-Type", Value: "application/json"}, {Name: "Date", Value: date}},
 					Stored: time.Now(), Fresh: time.Hour,
 				})
 				if err != nil {

@@ -136,9 +136,10 @@ func (r *rig) get(t *testing.T, target string, hdr http.Header) string {
 	return "MISS"
 }
 
-// TestTheTrackerIsBoundedInBytes: a flood of distinct keys fills the tracker to MaxBytes and no
-// further; Run then drops the records nobody asked for again, keeps the ones clients asked for
-// twice, and new keys are tracked again.
+// TestTheTrackerIsBoundedInBytes: a flood of distinct keys, each asked for again, fills the
+// tracker to MaxBytes and no further; the records stay while their copies are wanted (no churn),
+// and once those copies are replaced without anyone asking for them (a refresh nobody used), Run
+// drops them, keeps the one clients asked for, and new keys are tracked again.
 func TestTheTrackerIsBoundedInBytes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const max = 64 << 10
@@ -152,9 +153,11 @@ func TestTheTrackerIsBoundedInBytes(t *testing.T) {
 		}
 		hot := entry("/hot")
 		tr.Touch("/hot", hot)
-		tr.Touch("/hot", hot) // demand
-		for i := range 10_000 {
-			tr.Touch("/flood/"+strconv.Itoa(i), entry("/flood/"+strconv.Itoa(i)))
+		tr.Touch("/hot", hot)
+		flood := make([]*tiers.Entry, 10_000)
+		for i := range flood {
+			flood[i] = entry("/flood/" + strconv.Itoa(i))
+			tr.Touch(flood[i].Key, flood[i])
 		}
 		n, b := tr.Size()
 		t.Logf("after 10 000 keys: %d records, %d bytes; %d untracked", n, b, tr.untracked.load())
@@ -166,11 +169,20 @@ func TestTheTrackerIsBoundedInBytes(t *testing.T) {
 		}
 		time.Sleep(1100 * time.Millisecond) // one tick of Run
 		synctest.Wait()
+		if kept, _ := tr.Size(); kept != n {
+			t.Errorf("records after a sweep = %d, want the %d whose copies were asked for", kept, n)
+		}
+		time.Sleep(time.Second) // the flood's copies are replaced a second later (each Stored is newer)
+		for _, e := range flood {
+			tr.Filled(e.Key, entry(e.Key)) // a new copy nobody asked for yet
+		}
+		time.Sleep(1100 * time.Millisecond)
+		synctest.Wait()
 		if !tr.Hot("/hot") || tr.Hits("/hot") != 2 {
 			t.Errorf("the key asked for twice: Hot = %v, Hits = %d; want true, 2", tr.Hot("/hot"), tr.Hits("/hot"))
 		}
 		if n, _ := tr.Size(); n != 1 {
-			t.Errorf("records after Run's sweep = %d, want 1 (only the key asked for again)", n)
+			t.Errorf("records after Run's sweep = %d, want 1 (only the key whose copy was asked for)", n)
 		}
 		tr.Touch("/new", entry("/new"))
 		if tr.Hits("/new") != 1 {

@@ -8,8 +8,7 @@ import (
 )
 
 // Run shares this instance's hot keys through Redis every few seconds, forgets keys that went
-// cold and, when the tracker is full, the records nobody asked for since their copy was stored
-// or asked for only once.
+// cold and, when the tracker is full, the records nobody asked for since their copy was stored.
 // It blocks until ctx is cancelled and returns nil.
 func (t *Tracker) Run(ctx context.Context) error {
 	if t.Window <= 0 {
@@ -27,11 +26,11 @@ func (t *Tracker) Run(ctx context.Context) error {
 		case <-tick.C:
 		}
 		if t.pressure.Swap(false) || t.bytes.Load() > t.maxBytes()/8*7 {
-			// Room for new keys: drop the records whose copy nobody asked for, and those asked
-			// for once from cache and not within this second (a burst of keys each asked twice).
-			quiet := time.Now().Unix()
+			// Room for new keys: drop the records whose copy nobody asked for. A record whose
+			// copy was asked for stays until its refresh or its window: keys kept warm stay
+			// warm, and a flood of keys more than the tracker holds does not churn it.
 			t.keys.Range(func(_, v any) bool {
-				if h := v.(*hot); !h.demand.Load() || h.hits.Load() <= 1 && h.last.Load() < quiet {
+				if h := v.(*hot); !h.demand.Load() {
 					t.forget(h)
 				}
 				return true
