@@ -25,7 +25,7 @@ var chooseTests = []struct { // TestChooseEncoding and FuzzAcceptEncoding loop o
 	{[]string{"br;q=0.5, gzip;q=0.8"}, true, true, CodingGzip}, // the higher weight wins
 	{[]string{"br;q=0.8, gzip;q=0.5"}, true, true, CodingBrotli},
 	{[]string{"br;q=0.5, gzip;q=0.5"}, true, true, CodingBrotli},
-	{[]string{"gzip;q=0.001"}, true, true, CodingGzip},        // identity unlisted weighs less than any listed coding
+	{[]string{"gzip;q=0.001"}, true, true, CodingGzip},             // identity unlisted weighs less than any listed coding
 	{[]string{"gzip;q=0.5, identity"}, true, true, CodingIdentity}, // identity listed at 1
 	{[]string{"gzip;q=1, identity;q=1"}, true, true, CodingGzip},   // a tie: the coded form first
 	{[]string{"br;q=0"}, true, true, CodingIdentity},
