@@ -6,6 +6,8 @@ package proxy
 import (
 	"io"
 	"net"
+	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -168,6 +170,9 @@ func (h *Handler) stream(c *fiber.Ctx, p *fill.Pass, cacheStatus string) error {
 			resp.Header.Add(name, v)
 		}
 	}
+	if mayBeEncoded(p.Header) {
+		resp.Header.Add(fiber.HeaderVary, fiber.HeaderAcceptEncoding)
+	}
 	resp.Header.Set("X-Cache", "BYPASS")
 	resp.Header.Set("Cache-Status", cacheStatus)
 	if p.Shared != nil {
@@ -192,6 +197,23 @@ func (h *Handler) stream(c *fiber.Ctx, p *fill.Pass, cacheStatus string) error {
 	}
 	resp.SetBodyStream(p.Body, length)
 	return nil
+}
+
+// mayBeEncoded reports whether a streamed response of header h, an identity body of a
+// compressible type whose Vary does not list Accept-Encoding, needs it listed: the proxy in front
+// (the shipped nginx, whose gzip_vary is off so that swrproxy's cached replies do not name it
+// twice) may gzip it for one client and not for another.
+func mayBeEncoded(h http.Header) bool {
+	if !httpcache.Compressible(h.Get("Content-Type")) {
+		return false
+	}
+	for _, v := range h.Values("Content-Encoding") {
+		if t := strings.Trim(v, " \t"); t != "" && !httpcache.EqualFoldASCII(t, "identity") {
+			return false
+		}
+	}
+	names, star := httpcache.VaryNames(h.Values("Vary"))
+	return !star && !slices.Contains(names, "Accept-Encoding")
 }
 
 // streamWriteTimeout bounds each write of a body streamUntilClose relays, as the server's

@@ -109,9 +109,20 @@ func (f *Filler) unkeyableEncoding(h http.Header) bool {
 // policy's edits), when compression is on: e becomes AnyEncoding when its body is the identity
 // form, and gets an encoding of each coding that saves enough, for a compressible type within
 // the size bounds, unless the origin said no-transform (RFC 9110 §7.7, RFC 9111 §5.2.2.6).
+//
+// Every identity body of a compressible type lists Accept-Encoding in its stored Vary, coded or
+// not, compression on or off: swrproxy, or the proxy in front (the shipped nginx gzips what
+// swrproxy did not, with gzip_vary off so that Vary is not named twice), may send it encoded.
 func (f *Filler) compress(e *tiers.Entry, h http.Header) {
+	if originEncoded(h) {
+		return
+	}
+	compressible := httpcache.Compressible(h.Get("Content-Type"))
+	if compressible {
+		e.Header = varyOnEncoding(e.Header)
+	}
 	c := f.Compress
-	if !c.on() || originEncoded(h) {
+	if !c.on() {
 		return
 	}
 	e.AnyEncoding = true
@@ -119,7 +130,7 @@ func (f *Filler) compress(e *tiers.Entry, h http.Header) {
 	if maxBytes <= 0 || maxBytes > MaxCompressBytes {
 		maxBytes = MaxCompressBytes
 	}
-	if len(e.Body) < max(c.MinBytes, 1) || len(e.Body) > maxBytes || !httpcache.Compressible(h.Get("Content-Type")) ||
+	if !compressible || len(e.Body) < max(c.MinBytes, 1) || len(e.Body) > maxBytes ||
 		httpcache.ParseCacheControl(strings.Join(h.Values("Cache-Control"), ", ")).NoTransform {
 		return
 	}
@@ -140,14 +151,26 @@ func (f *Filler) compress(e *tiers.Entry, h http.Header) {
 		}
 	}
 	if len(e.Encodings) > 0 {
-		e.Header = encodedHeader(e.Header)
+		e.Header = slices.DeleteFunc(e.Header, func(fl tiers.Field) bool {
+			return fl.Name == "Content-Encoding" // identity: the request path sets a coded reply's
+		})
 	}
 }
 
 // keepEncodings gives e, the renewal of old by a 304 (same body), old's stored codings, tagged
-// after e's entity-tag (a 304 may change its form), and their header.
+// after e's entity-tag (a 304 may change its form). e's fields are merged from old's (whose Vary
+// lists Accept-Encoding) and the 304's, whose own Vary replaces them: so it is added again.
 func keepEncodings(e, old *tiers.Entry) {
 	e.AnyEncoding = old.AnyEncoding
+	h := http.Header{}
+	for _, fl := range e.Header {
+		if fl.Name == "Content-Type" || fl.Name == "Content-Encoding" {
+			h.Add(fl.Name, fl.Value)
+		}
+	}
+	if !originEncoded(h) && httpcache.Compressible(h.Get("Content-Type")) {
+		e.Header = varyOnEncoding(e.Header)
+	}
 	if len(old.Encodings) == 0 {
 		return
 	}
@@ -155,35 +178,29 @@ func keepEncodings(e, old *tiers.Entry) {
 	for i, c := range old.Encodings {
 		e.Encodings[i] = tiers.Encoding{Coding: c.Coding, ETag: httpcache.EncodingTag(e.ETag, c.Coding), Body: c.Body}
 	}
-	e.Header = encodedHeader(e.Header)
+	e.Header = slices.DeleteFunc(e.Header, func(fl tiers.Field) bool { return fl.Name == "Content-Encoding" })
 }
 
-// encodedHeader returns the stored fields of an entry with codings: without Content-Encoding
-// (the identity form has none; the request path sets it for a coded reply) and with
-// Accept-Encoding in Vary, added once (RFC 9110 §12.5.5: every reply, identity and 304 too,
-// says the representation depends on it). fs is sorted by name and stays so.
-func encodedHeader(fs []tiers.Field) []tiers.Field {
+// varyOnEncoding returns the stored fields fs with Accept-Encoding in Vary, added once (RFC
+// 9110 §12.5.5: every reply, identity and 304 too, says the representation depends on it). fs
+// is sorted by name and stays so.
+func varyOnEncoding(fs []tiers.Field) []tiers.Field {
 	var vary []string
-	out := make([]tiers.Field, 0, len(fs)+1)
 	for _, fl := range fs {
-		switch fl.Name {
-		case "Content-Encoding":
-			continue
-		case "Vary":
+		if fl.Name == "Vary" {
 			vary = append(vary, fl.Value)
 		}
-		out = append(out, fl)
 	}
 	if names, _ := httpcache.VaryNames(vary); slices.Contains(names, "Accept-Encoding") {
-		return out
+		return fs
 	}
-	i, _ := slices.BinarySearchFunc(out, "Vary", func(fl tiers.Field, name string) int {
+	i, _ := slices.BinarySearchFunc(fs, "Vary", func(fl tiers.Field, name string) int {
 		if fl.Name <= name { // after the stored Vary lines
 			return -1
 		}
 		return 1
 	})
-	return slices.Insert(out, i, tiers.Field{Name: "Vary", Value: "Accept-Encoding"})
+	return slices.Insert(slices.Clip(fs), i, tiers.Field{Name: "Vary", Value: "Accept-Encoding"})
 }
 
 // Encoders are pooled: a gzip writer holds about 800 KiB of state, a brotli one at level 4
