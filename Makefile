@@ -53,7 +53,7 @@ FUZZTIME ?= 30s
 FUZZMINTIME ?= 10s
 FUZZ_TARGETS := \
 	./proxy:FuzzScanFraming ./proxy:FuzzParseRange ./proxy:FuzzABodyNeverRunsAsARequest \
-	./httpcache:FuzzAppendHost ./httpcache:FuzzParseCacheControl ./httpcache:FuzzNormalizeEncoding ./httpcache:FuzzDecide \
+	./httpcache:FuzzAppendHost ./httpcache:FuzzParseCacheControl ./httpcache:FuzzNormalizeEncoding ./httpcache:FuzzAcceptEncoding ./httpcache:FuzzDecide \
 	./httpcache:FuzzParseAge ./httpcache:FuzzParseHTTPDate ./httpcache:FuzzParseSFDictionary ./httpcache:FuzzVaryValue \
 	./etag:FuzzParse ./etag:FuzzNoneMatch ./etag:FuzzNormalize \
 	./tiers:FuzzDecode ./invalidate:FuzzDecodeRequest ./upstream:FuzzReadCodedResponse ./upstream:FuzzParseBackend \

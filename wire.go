@@ -139,6 +139,7 @@ func build(cfg config.Config, log *slog.Logger, rdb redis.UniversalClient) (*sys
 		Log:            log,
 		ObserveOrigin:  latency.Observe,
 		Policy:         pol,
+		Compress:       refresh.Compression{Codings: cfg.Compress, MinBytes: int(cfg.CompressMinBytes)},
 	})
 	var bus *invalidate.Bus
 	if rdb != nil {

@@ -38,6 +38,8 @@ type Config struct {
 	RefreshWindow         time.Duration  // SWR_REFRESH_WINDOW, ≥ 0; 0 disables refresh-ahead
 	RefreshWorkers        int            // SWR_REFRESH_WORKERS, 1..1024
 	MaxObjectBytes        int64          // SWR_MAX_OBJECT_BYTES, > 0 and < 4GiB
+	Compress              []string       // SWR_COMPRESS: codings stored ("br", "gzip"), each once, in order; nil = off
+	CompressMinBytes      int64          // SWR_COMPRESS_MIN_BYTES, 0..1MiB: smaller bodies are not compressed
 	UpstreamTimeout       time.Duration  // SWR_UPSTREAM_TIMEOUT, > 0
 	InvalidateSecret      string         // SWR_INVALIDATE_SECRET: "" disables the private endpoints
 	AdminPassword         string         // SWR_ADMIN_PASSWORD: the admin page's login; "" = InvalidateSecret

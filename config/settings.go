@@ -100,6 +100,27 @@ var Settings = []Setting{
 	{Env: "SWR_MAX_OBJECT_BYTES", Flag: "max-object-bytes", Default: "8MiB", arg: "SIZE",
 		Help: "larger responses are streamed, not stored (less than 4GiB)",
 		bind: sizeVar(func(c *Config) *int64 { return &c.MaxObjectBytes }, 4<<30)},
+	{Env: "SWR_COMPRESS", Flag: "compress", Default: "br,gzip", arg: "CODINGS", emptyOK: true,
+		Help: "content codings stored with a compressible response, compressed once when it is stored (br, gzip, comma-separated); off or empty = none",
+		bind: binding{set: setCompress, value: func(c Config) slog.Value {
+			if len(c.Compress) == 0 {
+				return slog.StringValue("off")
+			}
+			return slog.StringValue(strings.Join(c.Compress, ","))
+		}}},
+	{Env: "SWR_COMPRESS_MIN_BYTES", Flag: "compress-min-bytes", Default: "256", arg: "SIZE",
+		Help: "smaller bodies are not compressed (0 to 1MiB)",
+		bind: binding{set: func(c *Config, v string) error {
+			n, err := ParseSize(v)
+			if err != nil {
+				return err
+			}
+			if n > 1<<20 {
+				return errors.New("must be at most 1MiB")
+			}
+			c.CompressMinBytes = n
+			return nil
+		}, value: func(c Config) slog.Value { return slog.Int64Value(c.CompressMinBytes) }}},
 	{Env: "SWR_UPSTREAM_TIMEOUT", Flag: "upstream-timeout", Default: "30s", arg: "DURATION",
 		Help: "origin timeout: the whole exchange of a stored response; for a streamed one, the wait for headers and each idle gap of the body",
 		bind: durationVar(func(c *Config) *time.Duration { return &c.UpstreamTimeout }, true)},
@@ -202,6 +223,26 @@ var Settings = []Setting{
 			c.WarmBytes = n
 			return nil
 		}, value: func(c Config) slog.Value { return slog.Int64Value(c.WarmBytes) }}},
+}
+
+// setCompress reads SWR_COMPRESS: "off" or empty for none, else a comma list of br and gzip
+// (any case, each once).
+func setCompress(c *Config, v string) error {
+	c.Compress = nil
+	if t := strings.TrimSpace(v); t == "" || strings.EqualFold(t, "off") {
+		return nil
+	}
+	for item := range strings.SplitSeq(v, ",") {
+		coding := strings.ToLower(strings.TrimSpace(item))
+		switch {
+		case coding != "br" && coding != "gzip":
+			return fmt.Errorf("unknown coding %q: must be br, gzip, a list of them, or off", strings.TrimSpace(item))
+		case slices.Contains(c.Compress, coding):
+			return fmt.Errorf("coding %q listed twice", coding)
+		}
+		c.Compress = append(c.Compress, coding)
+	}
+	return nil
 }
 
 // secretVar binds a secret setting: the start-up log shows "***" for it (or "" when empty).

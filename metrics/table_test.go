@@ -130,7 +130,8 @@ func TestEveryCounterHasOneJSONNameAndOnePrometheusSeries(t *testing.T) {
 
 // The names users, dashboards and the README rely on: /_swr/stats keys and Prometheus series.
 var (
-	wantJSON = []string{"bypass", "client.failed", "client.success", "collapsed_local", "collapsed_remote", "errors",
+	wantJSON = []string{"bypass", "client.failed", "client.success", "collapsed_local", "collapsed_remote",
+		"compressed_br", "compressed_gzip", "compressed_saved_bytes_br", "compressed_saved_bytes_gzip", "errors",
 		"fills_stored", "hits_l1", "hits_l2",
 		"instances_live", "invalidated_cleared", "invalidated_refreshed", "invalidations", "l1_bytes", "l1_objects",
 		"l2_circuit_open", "l2_errors", "misses", "not_modified",
@@ -148,6 +149,8 @@ var (
 	wantSeries = []string{
 		`swrproxy_client_responses_total{result="failed"}`, `swrproxy_client_responses_total{result="success"}`,
 		`swrproxy_collapsed_total{scope="fleet"}`, `swrproxy_collapsed_total{scope="instance"}`,
+		`swrproxy_compressed_saved_bytes_total{coding="br"}`, `swrproxy_compressed_saved_bytes_total{coding="gzip"}`,
+		`swrproxy_compressed_total{coding="br"}`, `swrproxy_compressed_total{coding="gzip"}`,
 		`swrproxy_errors_total`, `swrproxy_fills_stored_total`, `swrproxy_instances`,
 		`swrproxy_invalidated_keys_total{mode="clear"}`, `swrproxy_invalidated_keys_total{mode="refresh"}`,
 		`swrproxy_invalidation_requests_total`, `swrproxy_l1_bytes`, `swrproxy_l1_objects`, `swrproxy_not_modified_total`,

@@ -6,6 +6,8 @@ package proxy
 import (
 	"io"
 	"net"
+	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -34,7 +36,9 @@ const (
 
 // write answers from a stored entry: 200 (or the stored status), 304 when the client's
 // validators match (RFC 9110 §13.2.2; weak comparison), or, for a Range request on a stored
-// 200, 206 or 416 (ranges.go). Without Range it does not allocate.
+// 200, 206 or 416 (ranges.go). An entry with stored codings sends the one the client accepts
+// best (encoding.go), with its own ETag; ranges are cut from the identity form. Without Range
+// it does not allocate.
 func (h *Handler) write(c *fiber.Ctx, e *tiers.Entry, age time.Duration, xcache, cacheStatus string) error {
 	resp := c.Response()
 	rh := &resp.Header
@@ -44,8 +48,15 @@ func (h *Handler) write(c *fiber.Ctx, e *tiers.Entry, age time.Duration, xcache,
 	if ims != "" && !httpcache.IsHTTPDate(ims) {
 		ims = "" // RFC 9110 §13.1.3: an If-Modified-Since that is not an HTTP-date is ignored
 	}
+	rng := req.Peek(fiber.HeaderRange)
+	ranged := len(rng) > 0 && req.IsGet() && e.Status == fiber.StatusOK
+	enc := selectEncoding(req, e, ranged)
+	tag, body := e.ETag, e.Body
+	if enc != nil {
+		tag, body = enc.ETag, enc.Body
+	}
 	notModified := e.Status >= 200 && e.Status < 300 && etag.NotModified(
-		b2s(req.Peek(fiber.HeaderIfNoneMatch)), ims, e.ETag, e.LastModified)
+		b2s(req.Peek(fiber.HeaderIfNoneMatch)), ims, tag, e.LastModified)
 	if notModified {
 		h.stats.NotModified.Add(1)
 		resp.SetStatusCode(fiber.StatusNotModified)
@@ -59,13 +70,16 @@ func (h *Handler) write(c *fiber.Ctx, e *tiers.Entry, age time.Duration, xcache,
 		for _, f := range e.Header {
 			addField(rh, f)
 		}
-		resp.SetBodyRaw(e.Body)
-	} else if r := req.Peek(fiber.HeaderRange); len(r) == 0 || !req.IsGet() {
-		writeOK(resp, e, e.Body)
+		resp.SetBodyRaw(body)
+	} else if !ranged {
+		writeOK(resp, e, body)
 	} else {
-		writeRange(resp, e, b2s(r), b2s(req.Peek(fiber.HeaderIfRange)))
+		writeRange(resp, e, b2s(rng), b2s(req.Peek(fiber.HeaderIfRange)))
 	}
-	rh.Set(fiber.HeaderETag, e.ETag)
+	if enc != nil && !notModified {
+		rh.Set(fiber.HeaderContentEncoding, enc.Coding)
+	}
+	rh.Set(fiber.HeaderETag, tag)
 	var buf [20]byte
 	rh.SetBytesV(fiber.HeaderAge, strconv.AppendInt(buf[:0], int64(age/time.Second), 10))
 	rh.Set("X-Cache", xcache)
@@ -73,9 +87,9 @@ func (h *Handler) write(c *fiber.Ctx, e *tiers.Entry, age time.Duration, xcache,
 	return nil
 }
 
-// writeOK sets the stored 200's status and fields, with body (the stored body or a range of it).
-// A cached 200 says it can be ranged (RFC 9110 §14.3): the cache cuts ranges from it, whatever
-// the origin said.
+// writeOK sets the stored 200's status and fields, with body (the stored body, a coding of it,
+// or a range of it). A cached 200 says it can be ranged (RFC 9110 §14.3): the cache cuts ranges
+// from it, whatever the origin said.
 func writeOK(resp *fasthttp.Response, e *tiers.Entry, body []byte) {
 	resp.SetStatusCode(fiber.StatusOK)
 	for _, f := range e.Header {
@@ -156,6 +170,9 @@ func (h *Handler) stream(c *fiber.Ctx, p *fill.Pass, cacheStatus string) error {
 			resp.Header.Add(name, v)
 		}
 	}
+	if mayBeEncoded(p.Header) {
+		resp.Header.Add(fiber.HeaderVary, fiber.HeaderAcceptEncoding)
+	}
 	resp.Header.Set("X-Cache", "BYPASS")
 	resp.Header.Set("Cache-Status", cacheStatus)
 	if p.Shared != nil {
@@ -180,6 +197,23 @@ func (h *Handler) stream(c *fiber.Ctx, p *fill.Pass, cacheStatus string) error {
 	}
 	resp.SetBodyStream(p.Body, length)
 	return nil
+}
+
+// mayBeEncoded reports whether a streamed response of header h, an identity body of a
+// compressible type whose Vary does not list Accept-Encoding, needs it listed: the proxy in front
+// (the shipped nginx, whose gzip_vary is off so that swrproxy's cached replies do not name it
+// twice) may gzip it for one client and not for another.
+func mayBeEncoded(h http.Header) bool {
+	if !httpcache.Compressible(h.Get("Content-Type")) {
+		return false
+	}
+	for _, v := range h.Values("Content-Encoding") {
+		if t := strings.Trim(v, " \t"); t != "" && !httpcache.EqualFoldASCII(t, "identity") {
+			return false
+		}
+	}
+	names, star := httpcache.VaryNames(h.Values("Vary"))
+	return !star && !slices.Contains(names, "Accept-Encoding")
 }
 
 // streamWriteTimeout bounds each write of a body streamUntilClose relays, as the server's

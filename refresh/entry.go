@@ -66,6 +66,7 @@ func (f *Filler) renew(ctx context.Context, r *fill.Request, h http.Header, v ve
 	e := newEntry(r, old.Status, merged, old.Body, d, received)
 	e.OriginETag = old.OriginETag // a tag we computed stays ours, whatever the 304 carried
 	e.Vary, e.VaryValues = old.Vary, old.VaryValues
+	keepEncodings(e, old) // the body is old's, so are its codings
 	if len(h.Values("Surrogate-Key")) == 0 {
 		e.Tags = slices.Clone(old.Tags)
 	}

@@ -50,11 +50,15 @@ type Filler struct {
 	ObserveOrigin func(kind string, d time.Duration)
 	// Policy, when set, is the policy in force (SWR_POLICY_FILE, the Wasm hooks).
 	Policy Policy
+	// Compress, when on, makes fills ask for the identity form and stores compressible bodies
+	// encoded too (SWR_COMPRESS, compress.go).
+	Compress Compression
 
-	stats   fillCounters // Stats reads them
-	flight  singleflight.Group
-	vary    varyMemo
-	failing failingMarks
+	stats         fillCounters // Stats reads them
+	compressStats compressCounters
+	flight        singleflight.Group
+	vary          varyMemo
+	failing       failingMarks
 }
 
 // fillCounters count the filler's work.
@@ -162,6 +166,7 @@ func streams(res *fill.Result) bool { return res != nil && res.Pass != nil && re
 // copy to serve on error, the origin is not asked again before that error's lifetime ends.
 func (f *Filler) load(ctx context.Context, r *fill.Request, collapse bool) (res *fill.Result, led bool, err error) {
 	r = withVary(r, f.vary.names(r.Key)) // what the key's responses varied on lately, if the request lacks it
+	r = f.identityRequest(r)             // with compression on, one identity fill serves every Accept-Encoding
 	// Checked on the request as it would be sent, as the mark was set on one that was sent.
 	if now := time.Now(); goodOnError(r.Stale, now) && f.failing.holds(r.Key, r.Stale.VariantID()+markScope(r), now) {
 		return nil, false, fmt.Errorf("refresh: fill %q: %w", r.Key, errStillFailing)
@@ -296,6 +301,8 @@ func (f *Filler) answer(ctx context.Context, r *fill.Request, resp *http.Respons
 		d.Store, d.Reason = false, reasonPolicy
 	case d.Store && resp.ContentLength > f.MaxObjectBytes:
 		d.Store, d.Reason = false, "too-big"
+	case d.Store && f.unkeyableEncoding(resp.Header):
+		d.Store, d.Reason = false, reasonEncoded
 	case d.Store && keepStale(resp.StatusCode, r.Stale, received):
 		d.Store, d.Reason = false, reasonStaleKept
 		if markable(r, resp, d) {
@@ -337,6 +344,7 @@ func (f *Filler) store(ctx context.Context, r *fill.Request, resp *http.Response
 	resp.Body.Close()
 	e := newEntry(r, resp.StatusCode, resp.Header, body, d, received)
 	e.Tags = addTags(e.Tags, tags)
+	f.compress(e, resp.Header)
 	return f.put(ctx, e, &fill.Result{Entry: e})
 }
 

@@ -45,6 +45,8 @@ type Options struct {
 	ObserveOrigin func(kind string, d time.Duration)
 	// Policy, when set, is the policy in force (SWR_POLICY_FILE, the Wasm hooks).
 	Policy Policy
+	// Compress is what fills store encoded (SWR_COMPRESS, SWR_COMPRESS_MIN_BYTES).
+	Compress Compression
 }
 
 // Service is the refresh side, built whole: the Filler that proxy's misses call, the Pool that
@@ -68,6 +70,7 @@ func New(o Options) *Service {
 		Log:            o.Log,
 		ObserveOrigin:  o.ObserveOrigin,
 		Policy:         o.Policy,
+		Compress:       o.Compress,
 	}
 	lim := limitsFor(o.L1MaxBytes) // what refresh keeps outside L1 (README: Memory)
 	p := newPool(f, o.Workers, lim.QueueJobs, o.Timeout, o.Log)

@@ -8,18 +8,27 @@ type FillerStats struct {
 	Revalidated    int64 // 304 answers that renewed an entry
 	SharedLocal    int64 // callers served by another caller's fetch in this process
 	SharedRemote   int64 // fetches answered by another instance's fetch via Redis
+	// CompressedGzip and CompressedBrotli count the bodies stored with that coding
+	// (SWR_COMPRESS); the Saved counts sum what each stored coding saves on the identity body.
+	CompressedGzip, CompressedBrotli int64
+	SavedGzip, SavedBrotli           int64
 }
 
 // Stats returns the current counts. Safe for concurrent use.
 func (f *Filler) Stats() FillerStats {
 	s := &f.stats
+	c := &f.compressStats
 	return FillerStats{
-		OriginRequests: s.OriginRequests.Load(),
-		OriginErrors:   s.OriginErrors.Load(),
-		Stored:         s.Stored.Load(),
-		Revalidated:    s.Revalidated.Load(),
-		SharedLocal:    s.SharedLocal.Load(),
-		SharedRemote:   s.SharedRemote.Load(),
+		CompressedGzip:   c.gzip.Load(),
+		CompressedBrotli: c.br.Load(),
+		SavedGzip:        c.gzipSaved.Load(),
+		SavedBrotli:      c.brSaved.Load(),
+		OriginRequests:   s.OriginRequests.Load(),
+		OriginErrors:     s.OriginErrors.Load(),
+		Stored:           s.Stored.Load(),
+		Revalidated:      s.Revalidated.Load(),
+		SharedLocal:      s.SharedLocal.Load(),
+		SharedRemote:     s.SharedRemote.Load(),
 	}
 }
 

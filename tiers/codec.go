@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"hash/crc32"
 	"time"
+	"unsafe"
 )
 
 // codecVersion leads every encoded entry. Bump it (and the version in KeyPrefix) when the layout changes;
 // an entry of another version decodes as ErrCorrupt and is treated as a miss.
-const codecVersion = 3
+const codecVersion = 4
 
 // ErrCorrupt reports an L2 value that is not an entry of this version: truncated, altered or foreign.
 var ErrCorrupt = errors.New("corrupt entry")
@@ -41,6 +42,13 @@ func encode(e *Entry) []byte {
 	b = appendFields(b, e.Header)
 	b = binary.AppendUvarint(b, uint64(len(e.Body)))
 	b = append(b, e.Body...)
+	b = appendBool(b, e.AnyEncoding)
+	b = binary.AppendUvarint(b, uint64(len(e.Encodings)))
+	for _, c := range e.Encodings {
+		b = appendString(b, c.Coding)
+		b = appendString(b, c.ETag)
+		b = appendString(b, unsafeString(c.Body))
+	}
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 }
 
@@ -106,6 +114,8 @@ func decode(b []byte) (*Entry, error) {
 	e.Tags = d.strings()
 	e.Header = d.fields()
 	e.Body = d.bytes()
+	e.AnyEncoding = d.bool()
+	e.Encodings = d.encodings()
 	switch {
 	case d.err != nil:
 		return nil, d.err
@@ -123,6 +133,36 @@ func decode(b []byte) (*Entry, error) {
 	e.Status = int(status)
 	return e, nil
 }
+
+// encodings reads the stored codings of a body: each known (gzip or br), once, with a tag and
+// a body that is not empty.
+func (d *decoder) encodings() []Encoding {
+	n := d.count(3)
+	if n == 0 {
+		return nil
+	}
+	cs := make([]Encoding, n)
+	for i := range cs {
+		cs[i] = Encoding{Coding: d.string(), ETag: d.string(), Body: d.bytes()}
+		switch c := cs[i].Coding; {
+		case d.err != nil:
+			return nil
+		case c != "gzip" && c != "br", cs[i].ETag == "", len(cs[i].Body) == 0:
+			d.fail("encoding")
+			return nil
+		}
+		for _, prev := range cs[:i] {
+			if prev.Coding == cs[i].Coding {
+				d.fail("encoding")
+				return nil
+			}
+		}
+	}
+	return cs
+}
+
+// unsafeString views b as a string for appendString, which only copies it.
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // decoder reads varints and length-prefixed strings; the first problem sticks in err and
 // every later read returns zero values.

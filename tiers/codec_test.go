@@ -43,7 +43,14 @@ var roundTripTests = []struct { // TestEncodeThenDecodeGivesTheSameEntry and Fuz
 		OriginETag:           true,
 		Guessed:              true,
 		ReqHeader:            []Field{{"Accept", "application/json"}, {"X-Forwarded-Proto", "https"}},
+		AnyEncoding:          true,
+		Encodings: []Encoding{
+			{Coding: "br", ETag: `"abc-br"`, Body: []byte("\x8b\x02\x80bin")},
+			{Coding: "gzip", ETag: `"abc-gzip"`, Body: []byte("\x1f\x8b\x08\x00")},
+		},
 	}},
+	{"identity fetched for every Accept-Encoding, no coding saved enough", &Entry{Key: "/small", Status: 200, ETag: `W/"s"`,
+		Stored: time.Unix(9, 0), Body: []byte("{}"), AnyEncoding: true}},
 	{"minimal", &Entry{Status: 100, ETag: `W/""`, Stored: time.Unix(0, 0)}},
 	{"largest status, stored before 1970", &Entry{Key: "k", Status: 999, ETag: `"x"`, Stored: time.Unix(0, math.MinInt64)}},
 	{"stored at the end of int64 nanoseconds", &Entry{Key: "k", Status: 304, ETag: `"x"`, Stored: time.Unix(0, math.MaxInt64),
@@ -122,28 +129,29 @@ var decodeRejectTests = []struct { // TestDecodeRejectsWhatEncodeDidNotWrite and
 	{"version 0", withByte(valid, 0, 0)},
 	{"version 1 (before Guessed)", withByte(valid, 0, 1)},
 	{"version 2 (before Surrogate-Control was stored)", withByte(valid, 0, 2)},
-	{"version 4", withByte(valid, 0, 4)},
+	{"version 3 (before stored codings)", withByte(valid, 0, 3)},
+	{"version 5", withByte(valid, 0, 5)},
 	{"version 255", withByte(valid, 0, 255)},
 	{"checksum off by one bit", append(bytes.Clone(valid[:len(valid)-1]), valid[len(valid)-1]^1)},
 	{"checksum zeroed", append(bytes.Clone(valid[:len(valid)-4]), 0, 0, 0, 0)},
 	{"trailing byte, checksummed", seal(append(bytes.Clone(valid[:len(valid)-4]), 0))},
 	{"trailing checksum", append(bytes.Clone(valid), valid[len(valid)-4:]...)},
 	{"minimal entry without its body length", seal(uv(prefix(), 0, 0, 0, 0))},
-	{"status 0", seal(uv(withStatus(0), 0, 0, 0, 0, 0))},
-	{"status 99", seal(uv(withStatus(99), 0, 0, 0, 0, 0))},
-	{"status 1000", seal(uv(withStatus(1000), 0, 0, 0, 0, 0))},
-	{"status above int64", seal(uv(withStatus(math.MaxUint64), 0, 0, 0, 0, 0))},
-	{"one vary name, no value", seal(uv(appendString(uv(prefix(), 1), "Accept"), 0, 0, 0, 0))},
-	{"no vary name, one value", seal(uv(appendString(uv(prefix(), 0, 1), "en"), 0, 0, 0))},
-	{"negative age", seal(uv(withDuration(0, -1), 0, 0, 0, 0, 0))},
-	{"negative fresh", seal(uv(withDuration(1, -1), 0, 0, 0, 0, 0))},
-	{"negative stale-while-revalidate", seal(uv(withDuration(2, math.MinInt64), 0, 0, 0, 0, 0))},
-	{"negative stale-if-error", seal(uv(withDuration(3, -time.Hour), 0, 0, 0, 0, 0))},
-	{"no etag", seal(uv(appendString(appendString(appendString(prefix()[:9], "k"), ""), ""), 0, 0, 0, 0, 0, 0, 0, 0))},
-	{"origin-etag flag 2", seal(uv(append(appendString(appendString(appendString(prefix()[:9], "k"), `"e"`), ""), 2), 0, 0, 0, 0, 0, 0, 0))},
-	{"guessed flag 2", seal(uv(append(appendString(appendString(appendString(prefix()[:9], "k"), `"e"`), ""), 0, 2), 0, 0, 0, 0, 0, 0))},
-	{"gen as an overlong varint", seal(uv(append([]byte{codecVersion, 0x80, 0x00}, prefix()[2:]...), 0, 0, 0, 0, 0))},
-	{"status as an overlong varint", seal(uv(append([]byte{codecVersion, 0, 0xc8, 0x81, 0x00}, prefix()[4:]...), 0, 0, 0, 0, 0))},
+	{"status 0", seal(uv(withStatus(0), 0, 0, 0, 0, 0, 0, 0))},
+	{"status 99", seal(uv(withStatus(99), 0, 0, 0, 0, 0, 0, 0))},
+	{"status 1000", seal(uv(withStatus(1000), 0, 0, 0, 0, 0, 0, 0))},
+	{"status above int64", seal(uv(withStatus(math.MaxUint64), 0, 0, 0, 0, 0, 0, 0))},
+	{"one vary name, no value", seal(uv(appendString(uv(prefix(), 1), "Accept"), 0, 0, 0, 0, 0, 0))},
+	{"no vary name, one value", seal(uv(appendString(uv(prefix(), 0, 1), "en"), 0, 0, 0, 0, 0))},
+	{"negative age", seal(uv(withDuration(0, -1), 0, 0, 0, 0, 0, 0, 0))},
+	{"negative fresh", seal(uv(withDuration(1, -1), 0, 0, 0, 0, 0, 0, 0))},
+	{"negative stale-while-revalidate", seal(uv(withDuration(2, math.MinInt64), 0, 0, 0, 0, 0, 0, 0))},
+	{"negative stale-if-error", seal(uv(withDuration(3, -time.Hour), 0, 0, 0, 0, 0, 0, 0))},
+	{"no etag", seal(uv(appendString(appendString(appendString(prefix()[:9], "k"), ""), ""), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))},
+	{"origin-etag flag 2", seal(uv(append(appendString(appendString(appendString(prefix()[:9], "k"), `"e"`), ""), 2), 0, 0, 0, 0, 0, 0, 0, 0, 0))},
+	{"guessed flag 2", seal(uv(append(appendString(appendString(appendString(prefix()[:9], "k"), `"e"`), ""), 0, 2), 0, 0, 0, 0, 0, 0, 0, 0))},
+	{"gen as an overlong varint", seal(uv(append([]byte{codecVersion, 0x80, 0x00}, prefix()[2:]...), 0, 0, 0, 0, 0, 0, 0))},
+	{"status as an overlong varint", seal(uv(append([]byte{codecVersion, 0, 0xc8, 0x81, 0x00}, prefix()[4:]...), 0, 0, 0, 0, 0, 0, 0))},
 	{"body length as an overlong varint", seal(append(uv(prefix(), 0, 0, 0, 0), 0x80, 0x00))},
 	{"gen overflows uint64", seal(append([]byte{codecVersion}, bytes.Repeat([]byte{0xff}, 10)...))},
 	{"vary count beyond the input", seal(uv(prefix(), 1<<20))},
@@ -152,9 +160,31 @@ var decodeRejectTests = []struct { // TestDecodeRejectsWhatEncodeDidNotWrite and
 	{"tag count 2^40", seal(uv(prefix(), 0, 0, 1<<40))},
 	{"header count 2^40", seal(uv(prefix(), 0, 0, 0, 1<<40))},
 	{"header count one past the input", seal(uv(prefix(), 0, 0, 0, 3, 0, 0, 0, 0))},
+	{"minimal entry without its encodings", seal(uv(prefix(), 0, 0, 0, 0, 0, 0))},
+	{"any-encoding flag 2", seal(uv(prefix(), 0, 0, 0, 0, 0, 2, 0))},
+	{"encoding count beyond the input", seal(uv(prefix(), 0, 0, 0, 0, 0, 1, 1<<20))},
+	{"encoding count max", seal(uv(prefix(), 0, 0, 0, 0, 0, 0, math.MaxUint64))},
+	{"unknown coding", seal(withEncodings(encodingRow{"deflate", `"e-deflate"`, "x"}))},
+	{"coding in upper case", seal(withEncodings(encodingRow{"GZIP", `"e-gzip"`, "x"}))},
+	{"coding without a tag", seal(withEncodings(encodingRow{"gzip", "", "x"}))},
+	{"coding with an empty body", seal(withEncodings(encodingRow{"br", `"e-br"`, ""}))},
+	{"coding twice", seal(withEncodings(encodingRow{"gzip", `"e-gzip"`, "x"}, encodingRow{"gzip", `"e-gzip"`, "y"}))},
+	{"coding body one past the input", seal(uv(appendString(appendString(uv(prefix(), 0, 0, 0, 0, 0, 1, 1), "br"), `"e-br"`), 3))},
 	{"body length 2^62", seal(uv(prefix(), 0, 0, 0, 0, 1<<62))},
 	{"body length one past the input", seal(append(uv(prefix(), 0, 0, 0, 0, 3), 'a', 'b'))},
 	{"key length max", seal(uv(prefix()[:9], math.MaxUint64))},
+}
+
+// encodingRow is one stored coding for withEncodings.
+type encodingRow struct{ coding, tag, body string }
+
+// withEncodings is the minimal forged entry (AnyEncoding set) with the given codings.
+func withEncodings(cs ...encodingRow) []byte {
+	b := uv(prefix(), 0, 0, 0, 0, 0, 1, uint64(len(cs)))
+	for _, c := range cs {
+		b = appendString(appendString(appendString(b, c.coding), c.tag), c.body)
+	}
+	return b
 }
 
 // withStatus is prefix with another status.
@@ -179,7 +209,7 @@ func withDuration(i int, d time.Duration) []byte {
 func TestDecodeAcceptsTheForgeryBase(t *testing.T) {
 	// The forged rows of decodeRejectTests change one thing of this input; it must itself be valid,
 	// or they would prove nothing.
-	e, err := decode(seal(uv(prefix(), 0, 0, 0, 0, 0)))
+	e, err := decode(seal(uv(prefix(), 0, 0, 0, 0, 0, 0, 0)))
 	if err != nil {
 		t.Fatalf("decode(minimal forged entry) error: %v", err)
 	}

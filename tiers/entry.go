@@ -57,6 +57,32 @@ type Entry struct {
 	// asks the same question as the client request that filled the entry (no Cookie, no
 	// Authorization, no conditional fields).
 	ReqHeader []Field
+
+	// Encodings are Body compressed once when stored (SWR_COMPRESS), each smaller than Body;
+	// the request path sends the one the client accepts best. Body is then the identity form.
+	Encodings []Encoding
+	// AnyEncoding reports whether Body is the identity form fetched for every Accept-Encoding
+	// (the fill asked the origin for identity, and swrproxy negotiates the content coding
+	// itself): Accept-Encoding does not select this variant, even if the origin varies on it
+	// (Matches skips it), since every client can be served from it.
+	AnyEncoding bool
+}
+
+// Encoding is one stored content coding of an entry's body.
+type Encoding struct {
+	Coding string // "gzip" or "br", as in Content-Encoding
+	ETag   string // the entity-tag of this representation, derived from the entry's
+	Body   []byte
+}
+
+// Encoded returns the stored encoding of e in coding, or nil. It does not allocate.
+func (e *Entry) Encoded(coding string) *Encoding {
+	for i := range e.Encodings {
+		if e.Encodings[i].Coding == coding {
+			return &e.Encodings[i]
+		}
+	}
+	return nil
 }
 
 // keepForRevalidation is how long, at least, an entry with a validator is kept after it goes
@@ -115,6 +141,9 @@ func (e *Entry) Size() int {
 	for _, f := range e.ReqHeader {
 		n += len(f.Name) + len(f.Value) + 32
 	}
+	for _, c := range e.Encodings {
+		n += len(c.Coding) + len(c.ETag) + len(c.Body) + 48
+	}
 	return n
 }
 
@@ -144,8 +173,12 @@ func VariantID(names []string, value func(name string) string) string {
 
 // Matches reports whether the entry is the variant for a request whose header values are given by
 // value (called with each name of e.Vary; it returns the normalised value, as at fill time).
+// An AnyEncoding entry matches whatever the request's Accept-Encoding.
 func (e *Entry) Matches(value func(name string) string) bool {
 	for i, name := range e.Vary {
+		if e.AnyEncoding && name == "Accept-Encoding" {
+			continue
+		}
 		if value(name) != e.VaryValues[i] {
 			return false
 		}

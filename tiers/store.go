@@ -39,9 +39,10 @@ func (t Tier) String() string {
 }
 
 // KeyPrefix starts every Redis key swrproxy writes. The version changes with the codec or the
-// layout of what is stored (v2: variant fields are digests, and an order field), so that
-// instances of different versions sharing a Redis never read each other's data.
-const KeyPrefix = "swr:v3:"
+// layout of what is stored (v2: variant fields are digests, and an order field; v4: stored
+// content codings), so that instances of different versions sharing a Redis never read each
+// other's data.
+const KeyPrefix = "swr:v4:"
 
 // Options configure a Store.
 type Options struct {

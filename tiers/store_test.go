@@ -111,6 +111,10 @@ func entryDiff(got, want *Entry) string {
 		got.StaleWhileRevalidate.String(), want.StaleWhileRevalidate.String())
 	check("StaleIfError", got.StaleIfError == want.StaleIfError, got.StaleIfError.String(), want.StaleIfError.String())
 	check("Gen", got.Gen == want.Gen, strconv.FormatUint(got.Gen, 10), strconv.FormatUint(want.Gen, 10))
+	check("AnyEncoding", got.AnyEncoding == want.AnyEncoding, strconv.FormatBool(got.AnyEncoding), strconv.FormatBool(want.AnyEncoding))
+	check("Encodings", slices.EqualFunc(got.Encodings, want.Encodings, func(a, b Encoding) bool {
+		return a.Coding == b.Coding && a.ETag == b.ETag && bytes.Equal(a.Body, b.Body)
+	}), fmt.Sprint(got.Encodings), fmt.Sprint(want.Encodings))
 	return strings.Join(d, "; ")
 }
 
@@ -264,13 +268,13 @@ func testRedisKeysCarryNoClientText(t *testing.T, srv redistest.Topology) {
 	rdb := srv.Connect(t)
 	s := newStore(t, rdb)
 	ctx := t.Context()
-	objectRE := regexp.MustCompile(`^swr:v3:\{[0-9a-f]{32}\}$`)
+	objectRE := regexp.MustCompile(`^swr:v4:\{[0-9a-f]{32}\}$`)
 	keys := []string{"/api/prices?pair=ALGO-USD", "/api/prices?pair=ALGO-EUR", "example.com/{x}\r\n*", ""}
 	seen := map[string]bool{}
 	for _, k := range keys {
 		rk := redisKey(k)
 		if !objectRE.MatchString(rk) {
-			t.Errorf("redisKey(%q) = %q, want swr:v3:{<32 hex>}", k, rk)
+			t.Errorf("redisKey(%q) = %q, want swr:v4:{<32 hex>}", k, rk)
 		}
 		if redisKey(k) != rk {
 			t.Errorf("redisKey(%q) is not stable", k)

@@ -1,0 +1,240 @@
+package proxy_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/andybalholm/brotli"
+	"github.com/klauspost/compress/gzip"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/swrproxy/swrproxy/httpcache"
+	"github.com/swrproxy/swrproxy/internal/redistest"
+	"github.com/swrproxy/swrproxy/invalidate"
+	"github.com/swrproxy/swrproxy/proxy"
+	"github.com/swrproxy/swrproxy/refresh"
+	"github.com/swrproxy/swrproxy/tiers"
+	"github.com/swrproxy/swrproxy/upstream"
+)
+
+// newCompressingApp is the real app as main wires it with SWR_COMPRESS=br,gzip, in front of
+// origin; with rdb, L2 is that Redis.
+func newCompressingApp(tb testing.TB, origin string, rdb redis.UniversalClient) testApp {
+	tb.Helper()
+	log := slog.New(slog.DiscardHandler)
+	store, err := tiers.New(tiers.Options{L1MaxBytes: 64 << 20, L1MaxTTL: time.Hour, Redis: rdb, L2Timeout: time.Second, Log: log})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	u, _ := url.Parse(origin)
+	up, err := upstream.New(upstream.Options{Backends: []*url.URL{u}, Timeout: 5 * time.Second})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ref := refresh.New(refresh.Options{Store: store, Origin: up, Defaults: httpcache.Defaults{TTL: time.Minute},
+		MaxObjectBytes: 1 << 20, Timeout: 5 * time.Second, Workers: 2, Window: 5 * time.Minute,
+		L1MaxBytes: 64 << 20, Log: log, Compress: refresh.Compression{Codings: []string{"br", "gzip"}, MinBytes: 256}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { ref.Run(ctx); close(done) }()
+	tb.Cleanup(func() { cancel(); <-done })
+	h := &proxy.Handler{Store: store, Filler: ref.Filler, Refresher: ref.Pool, Tracker: ref.Tracker,
+		Invalidator: invalidate.New(store, ref, nil, log), Origin: up, Timeout: 5 * time.Second, Log: log}
+	return testApp{proxy.NewApp(h, nil)}
+}
+
+// priceList is a JSON body of about n bytes.
+func priceList(n int) string {
+	var b strings.Builder
+	b.WriteString(`{"prices":[`)
+	for i := 0; b.Len() < n; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"pair":"ASSET%d-USD","price":%d.%04d}`, i, i*7%13, i*7919%10000)
+	}
+	b.WriteString("]}")
+	return b.String()
+}
+
+// jsonOrigin serves body as fresh JSON with ETag "p1" and the extra header pairs.
+func jsonOrigin(tb testing.TB, body string, hdr ...string) *countingOrigin {
+	o := &countingOrigin{}
+	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o.hits.Add(1)
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("ETag", `"p1"`)
+		for i := 0; i+1 < len(hdr); i += 2 {
+			w.Header().Add(hdr[i], hdr[i+1])
+		}
+		io.WriteString(w, body)
+	}))
+	tb.Cleanup(o.Close)
+	return o
+}
+
+// decoded is the body of r decoded per its Content-Encoding.
+func decoded(t *testing.T, r reply) string {
+	t.Helper()
+	var rd io.Reader = strings.NewReader(r.Body)
+	switch ce := r.Header.Get("Content-Encoding"); ce {
+	case "gzip":
+		zr, err := gzip.NewReader(rd)
+		if err != nil {
+			t.Fatalf("gzip reply: %v", err)
+		}
+		rd = zr
+	case "br":
+		rd = brotli.NewReader(rd)
+	case "":
+	default:
+		t.Fatalf("Content-Encoding %q", ce)
+	}
+	b, err := io.ReadAll(rd)
+	if err != nil {
+		t.Fatalf("decode the %q reply: %v", r.Header.Get("Content-Encoding"), err)
+	}
+	return string(b)
+}
+
+// varyListsAcceptEncodingOnce reports whether the reply's Vary names Accept-Encoding exactly once.
+func varyListsAcceptEncodingOnce(r reply) bool {
+	n := 0
+	for _, v := range r.Header.Values("Vary") {
+		for item := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(item), "Accept-Encoding") {
+				n++
+			}
+		}
+	}
+	return n == 1
+}
+
+func TestEachStoredCodingHasItsETagAndAnswers304(t *testing.T) {
+	body := priceList(8 << 10)
+	origin := jsonOrigin(t, body, "Vary", "Origin")
+	app := newCompressingApp(t, origin.URL, nil)
+	tests := []struct{ accept, coding, tag string }{
+		{"gzip, deflate, br", "br", `"p1-br"`},
+		{"gzip", "gzip", `"p1-gzip"`},
+		{"br;q=0.5, gzip", "gzip", `"p1-gzip"`},
+		{"", "", `"p1"`},
+		{"identity;q=0", "", `"p1"`}, // nothing stored acceptable: identity anyway
+		{"deflate", "", `"p1"`},
+	}
+	for _, tt := range tests {
+		r := app.get(t, "/prices", "Accept-Encoding", tt.accept)
+		if r.StatusCode != 200 || r.Header.Get("Content-Encoding") != tt.coding || r.Header.Get("ETag") != tt.tag {
+			t.Errorf("Accept-Encoding %q: %d, Content-Encoding %q, ETag %s; want 200, %q, %s", tt.accept, r.StatusCode,
+				r.Header.Get("Content-Encoding"), r.Header.Get("ETag"), tt.coding, tt.tag)
+		}
+		if decoded(t, r) != body {
+			t.Errorf("Accept-Encoding %q: the body is not the origin's", tt.accept)
+		}
+		if !varyListsAcceptEncodingOnce(r) || !strings.Contains(strings.Join(r.Header.Values("Vary"), ","), "Origin") {
+			t.Errorf("Accept-Encoding %q: Vary %q, want the origin's and Accept-Encoding once", tt.accept, r.Header.Values("Vary"))
+		}
+		if tt.coding != "" && r.ContentLength >= int64(len(body)) {
+			t.Errorf("Accept-Encoding %q: Content-Length %d, not smaller than %d", tt.accept, r.ContentLength, len(body))
+		}
+		// A poll with the tag it got (or nginx's weakened form of it) is answered 304.
+		for _, inm := range []string{tt.tag, "W/" + tt.tag} {
+			nm := app.get(t, "/prices", "Accept-Encoding", tt.accept, "If-None-Match", inm)
+			if nm.StatusCode != 304 || nm.Header.Get("ETag") != tt.tag || nm.Body != "" || nm.Header.Get("Content-Encoding") != "" || !varyListsAcceptEncodingOnce(nm) {
+				t.Errorf("Accept-Encoding %q, If-None-Match %s: %d ETag %s Content-Encoding %q Vary %q; want 304 with the same tag and Vary",
+					tt.accept, inm, nm.StatusCode, nm.Header.Get("ETag"), nm.Header.Get("Content-Encoding"), nm.Header.Values("Vary"))
+			}
+		}
+	}
+	// Another coding's tag is another representation: a full 200.
+	if r := app.get(t, "/prices", "Accept-Encoding", "gzip", "If-None-Match", `"p1-br"`); r.StatusCode != 200 {
+		t.Errorf("gzip client with the br tag: %d, want 200", r.StatusCode)
+	}
+	if n := origin.hits.Load(); n != 1 {
+		t.Errorf("origin requests = %d, want 1 for every Accept-Encoding", n)
+	}
+}
+
+func TestHeadGetsTheSelectedCodingsHeader(t *testing.T) {
+	body := priceList(8 << 10)
+	app := newCompressingApp(t, jsonOrigin(t, body).URL, nil)
+	gz := app.get(t, "/h", "Accept-Encoding", "gzip")
+	for _, tt := range []struct{ accept, coding, tag string }{{"gzip", "gzip", `"p1-gzip"`}, {"", "", `"p1"`}} {
+		r := app.do(t, http.MethodHead, "/h", nil, "Accept-Encoding", tt.accept)
+		want := int64(len(body))
+		if tt.coding == "gzip" {
+			want = int64(len(gz.Body))
+		}
+		if r.StatusCode != 200 || r.Header.Get("Content-Encoding") != tt.coding || r.Header.Get("ETag") != tt.tag ||
+			r.Header.Get("Content-Length") != fmt.Sprint(want) || r.Body != "" {
+			t.Errorf("HEAD, Accept-Encoding %q: %d Content-Encoding %q ETag %s Content-Length %s body %d bytes; want %q %s %d, no body",
+				tt.accept, r.StatusCode, r.Header.Get("Content-Encoding"), r.Header.Get("ETag"), r.Header.Get("Content-Length"), len(r.Body),
+				tt.coding, tt.tag, want)
+		}
+	}
+}
+
+func TestRangesAreCutFromTheIdentityForm(t *testing.T) {
+	body := priceList(8 << 10)
+	app := newCompressingApp(t, jsonOrigin(t, body).URL, nil)
+	app.get(t, "/r", "Accept-Encoding", "br")
+	for _, tt := range []struct {
+		ifRange string
+		status  int
+	}{{"", 206}, {`"p1"`, 206}, {`"p1-gzip"`, 200}, {`W/"p1"`, 200}} {
+		r := app.get(t, "/r", "Accept-Encoding", "gzip, br", "Range", "bytes=10-19", "If-Range", tt.ifRange)
+		want := body[10:20]
+		if tt.status == 200 {
+			want = body
+		}
+		if r.StatusCode != tt.status || r.Header.Get("Content-Encoding") != "" || r.Header.Get("ETag") != `"p1"` || r.Body != want || !varyListsAcceptEncodingOnce(r) {
+			t.Errorf("Range with If-Range %q: %d Content-Encoding %q ETag %s body %q; want %d, identity, \"p1\"",
+				tt.ifRange, r.StatusCode, r.Header.Get("Content-Encoding"), r.Header.Get("ETag"), trim(r.Body), tt.status)
+		}
+	}
+}
+
+func TestSurrogateControlAndStoredFieldsStayWithCodedReplies(t *testing.T) {
+	body := priceList(4 << 10)
+	origin := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Surrogate-Control", "max-age=600")
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Frame-Options", "DENY")
+		io.WriteString(w, body)
+	})
+	app := newCompressingApp(t, origin.URL, nil)
+	app.get(t, "/s", "Accept-Encoding", "gzip")
+	r := app.get(t, "/s", "Accept-Encoding", "gzip")
+	expect(t, r, 200, "HIT", "")
+	if r.Header.Get("Content-Encoding") != "gzip" || r.Header.Get("Surrogate-Control") != "" || r.Header.Get("X-Frame-Options") != "DENY" || decoded(t, r) != body {
+		t.Errorf("coded hit: Content-Encoding %q Surrogate-Control %q X-Frame-Options %q", r.Header.Get("Content-Encoding"),
+			r.Header.Get("Surrogate-Control"), r.Header.Get("X-Frame-Options"))
+	}
+}
+
+func TestASecondInstanceServesTheStoredCodingsFromRedis(t *testing.T) {
+	rdb := redistest.Start(t).Client()
+	body := priceList(8 << 10)
+	origin := jsonOrigin(t, body)
+	a := newCompressingApp(t, origin.URL, rdb)
+	b := newCompressingApp(t, origin.URL, rdb)
+	expect(t, a.get(t, "/l2", "Accept-Encoding", "br"), 200, "MISS", "")
+	r := b.get(t, "/l2", "Accept-Encoding", "gzip")
+	expect(t, r, 200, "HIT", "")
+	if r.Header.Get("Content-Encoding") != "gzip" || r.Header.Get("ETag") != `"p1-gzip"` || decoded(t, r) != body ||
+		r.Header.Get("Cache-Status") != "swrproxy; hit; detail=l2" {
+		t.Errorf("second instance: Content-Encoding %q ETag %s Cache-Status %q", r.Header.Get("Content-Encoding"), r.Header.Get("ETag"), r.Header.Get("Cache-Status"))
+	}
+	if n := origin.hits.Load(); n != 1 {
+		t.Errorf("origin requests = %d, want 1", n)
+	}
+}
