@@ -119,6 +119,11 @@ func newEntry(r *fill.Request, status int, h http.Header, body []byte, d httpcac
 		}
 	}
 	slices.Sort(names) // a stable order, so every instance stores the same bytes
+	n := 0
+	for _, name := range names {
+		n += len(h[name])
+	}
+	e.Header = make([]tiers.Field, 0, n) // kept as long as the entry: no capacity to spare
 	for _, name := range names {
 		for _, v := range h[name] {
 			e.Header = append(e.Header, tiers.Field{Name: name, Value: v})
@@ -134,18 +139,39 @@ const maxReplay = 2 << 10
 // that shape an answer for everyone (content negotiation, user agent, scheme and, when keyed, host;
 // the Vary'd fields are added from the entry itself). An allowlist: custom credentials, tokens,
 // referers and trace ids of the client that happened to fill the entry are never kept or replayed.
+//
+// The values are interned (replayValues): the entries filled by one kind of client share one copy
+// of its User-Agent and Accept fields instead of holding one each, and the slice is allocated at
+// its length.
 func replayHeader(h http.Header, extra []string) []tiers.Field {
-	var out []tiers.Field
-	size := 0
-	for i, name := range append(replayFields[:len(replayFields):len(replayFields)], extra...) {
-		if i >= len(replayFields) && (httpcache.IsCredential(name) || slices.Contains(replayFields, name)) {
-			continue // never kept (entries are stored in Redis), or kept already
+	names := append(replayFields[:len(replayFields):len(replayFields)], extra...)
+	kept := func(i int, name string) bool {
+		// a credential is never kept (entries are stored in Redis); a name listed twice once
+		return i < len(replayFields) || !httpcache.IsCredential(name) && !slices.Contains(replayFields, name)
+	}
+	n, size := 0, 0
+	for i, name := range names {
+		if kept(i, name) {
+			for _, v := range h[name] {
+				if size += len(name) + len(v); size <= maxReplay {
+					n++
+				}
+			}
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	out := make([]tiers.Field, 0, n)
+	for i, name := range names {
+		if !kept(i, name) {
+			continue
 		}
 		for _, v := range h[name] {
-			if size += len(name) + len(v); size > maxReplay {
+			if len(out) == n {
 				return out
 			}
-			out = append(out, tiers.Field{Name: name, Value: v})
+			out = append(out, tiers.Field{Name: name, Value: replayValues.of(v)})
 		}
 	}
 	return out
