@@ -83,16 +83,17 @@ type counter struct {
 }
 
 const (
-	requestsHelp   = "Client requests by X-Cache result and the tier that answered."
-	collapsedHelp  = "Requests that got another request's origin fetch instead of their own, by where it ran."
-	refreshesHelp  = "Background refresh jobs by outcome (overflow: dropped because the queue was full of sooner jobs)."
-	keysHelp       = "Keys invalidated, by what was done to them."
-	clientHelp     = "Replies to clients by result: success (a status below 500) or failed (500 and above)."
-	upstreamHelp   = "Exchanges with the origin pool's backends by result: success (a response below 500) or failed (none, or a 5xx)."
-	reloadsHelp    = "Policy reloads (SIGHUP, POST /_swr/policy/reload) by result: ok, or rejected (the policy in force stayed)."
-	compressedHelp = "Bodies stored with a content coding (SWR_COMPRESS), compressed once when stored, by coding."
-	savedHelp      = "Bytes the stored codings save on their identity bodies, by coding (per stored body, not per reply)."
-	hookHelp       = "WebAssembly hook calls that failed, by hook and reason (timeout, trap, bad_output, busy, instantiate); the request went on with the rules file's and the default behaviour."
+	requestsHelp     = "Client requests by X-Cache result and the tier that answered."
+	collapsedHelp    = "Requests that got another request's origin fetch instead of their own, by where it ran."
+	refreshesHelp    = "Background refresh jobs by outcome (overflow: dropped because the queue was full of sooner jobs)."
+	keysHelp         = "Keys invalidated, by what was done to them."
+	clientHelp       = "Replies to clients by result: success (a status below 500) or failed (500 and above)."
+	upstreamHelp     = "Exchanges with the origin pool's backends by result: success (a response below 500) or failed (none, or a 5xx)."
+	reloadsHelp      = "Policy reloads (SIGHUP, POST /_swr/policy/reload) by result: ok, or rejected (the policy in force stayed)."
+	codedRepliesHelp = "Replies from cache sent with a stored content coding (SWR_COMPRESS), by coding."
+	compressedHelp   = "Bodies stored with a content coding (SWR_COMPRESS), compressed once when stored, by coding."
+	savedHelp        = "Bytes the stored codings save on their identity bodies, by coding (per stored body, not per reply)."
+	hookHelp         = "WebAssembly hook calls that failed, by hook and reason (timeout, trap, bad_output, busy, instantiate); the request went on with the rules file's and the default behaviour."
 )
 
 // counters is the one list of swrproxy's counters: each Snapshot field once, with its name in
@@ -133,6 +134,10 @@ var counters = slices.Concat([]counter{
 		func(s *Snapshot) any { return s.Filler.Stored }},
 	{"revalidated_304", "swrproxy_revalidations_not_modified_total", nil, prometheus.CounterValue, "Origin 304 answers that renewed a stored entry.",
 		func(s *Snapshot) any { return s.Filler.Revalidated }},
+	{"replies_gzip", "swrproxy_coded_replies_total", prometheus.Labels{"coding": "gzip"}, prometheus.CounterValue, codedRepliesHelp,
+		func(s *Snapshot) any { return s.Handler.RepliesGzip }},
+	{"replies_br", "swrproxy_coded_replies_total", prometheus.Labels{"coding": "br"}, prometheus.CounterValue, codedRepliesHelp,
+		func(s *Snapshot) any { return s.Handler.RepliesBr }},
 	{"compressed_gzip", "swrproxy_compressed_total", prometheus.Labels{"coding": "gzip"}, prometheus.CounterValue, compressedHelp,
 		func(s *Snapshot) any { return s.Filler.CompressedGzip }},
 	{"compressed_br", "swrproxy_compressed_total", prometheus.Labels{"coding": "br"}, prometheus.CounterValue, compressedHelp,

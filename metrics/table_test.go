@@ -143,11 +143,12 @@ var (
 		"policy_errors.on_response_timeout", "policy_errors.on_response_trap",
 		"policy_reload_failures", "policy_reloads", "refresh_overflow",
 		"refresh_queue", "refresh_queue_bytes", "refresh_tracked_bytes", "refresh_tracked_keys", "refresh_untracked",
-		"refreshes_done", "refreshes_failed", "refreshes_skipped", "revalidated_304", "server.failed", "server.success",
+		"refreshes_done", "refreshes_failed", "refreshes_skipped", "replies_br", "replies_gzip", "revalidated_304", "server.failed", "server.success",
 		"stale_if_error", "stale_served", "upstream_backends", "upstream_backends_up", "upstream_retries",
 		"upstream_unavailable", "warm_bytes", "warm_keys", "warm_last_seconds", "write_invalidations"}
 	wantSeries = []string{
 		`swrproxy_client_responses_total{result="failed"}`, `swrproxy_client_responses_total{result="success"}`,
+		`swrproxy_coded_replies_total{coding="br"}`, `swrproxy_coded_replies_total{coding="gzip"}`,
 		`swrproxy_collapsed_total{scope="fleet"}`, `swrproxy_collapsed_total{scope="instance"}`,
 		`swrproxy_compressed_saved_bytes_total{coding="br"}`, `swrproxy_compressed_saved_bytes_total{coding="gzip"}`,
 		`swrproxy_compressed_total{coding="br"}`, `swrproxy_compressed_total{coding="gzip"}`,

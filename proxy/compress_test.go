@@ -29,6 +29,12 @@ import (
 // origin; with rdb, L2 is that Redis.
 func newCompressingApp(tb testing.TB, origin string, rdb redis.UniversalClient) testApp {
 	tb.Helper()
+	return testApp{proxy.NewApp(newCompressingHandler(tb, origin, rdb), nil)}
+}
+
+// newCompressingHandler is the handler of newCompressingApp.
+func newCompressingHandler(tb testing.TB, origin string, rdb redis.UniversalClient) *proxy.Handler {
+	tb.Helper()
 	log := slog.New(slog.DiscardHandler)
 	store, err := tiers.New(tiers.Options{L1MaxBytes: 64 << 20, L1MaxTTL: time.Hour, Redis: rdb, L2Timeout: time.Second, Log: log})
 	if err != nil {
@@ -46,9 +52,8 @@ func newCompressingApp(tb testing.TB, origin string, rdb redis.UniversalClient) 
 	done := make(chan struct{})
 	go func() { ref.Run(ctx); close(done) }()
 	tb.Cleanup(func() { cancel(); <-done })
-	h := &proxy.Handler{Store: store, Filler: ref.Filler, Refresher: ref.Pool, Tracker: ref.Tracker,
+	return &proxy.Handler{Store: store, Filler: ref.Filler, Refresher: ref.Pool, Tracker: ref.Tracker,
 		Invalidator: invalidate.New(store, ref, nil, log), Origin: up, Timeout: 5 * time.Second, Log: log}
-	return testApp{proxy.NewApp(h, nil)}
 }
 
 // priceList is a JSON body of about n bytes.
@@ -236,5 +241,19 @@ func TestASecondInstanceServesTheStoredCodingsFromRedis(t *testing.T) {
 	}
 	if n := origin.hits.Load(); n != 1 {
 		t.Errorf("origin requests = %d, want 1", n)
+	}
+}
+
+// TestCodedRepliesAreCountedByCoding: swrproxy_coded_replies_total counts the replies from cache
+// sent with a stored coding, by coding; identity replies are not counted.
+func TestCodedRepliesAreCountedByCoding(t *testing.T) {
+	o := jsonOrigin(t, priceList(4<<10))
+	h := newCompressingHandler(t, o.URL, nil)
+	a := testApp{proxy.NewApp(h, nil)}
+	for _, ae := range []string{"", "gzip", "gzip", "br", "gzip;q=0.5, br;q=0.4", "identity"} {
+		a.get(t, "/prices", "Accept-Encoding", ae)
+	}
+	if s := h.Stats(); s.RepliesGzip != 3 || s.RepliesBr != 1 {
+		t.Errorf("coded replies: gzip %d, br %d; want 3 and 1", s.RepliesGzip, s.RepliesBr)
 	}
 }

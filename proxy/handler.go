@@ -94,6 +94,8 @@ type counters struct {
 	StaleIfError                                           atomic.Int64
 	// WriteInvalidations counts the keys cleared after successful unsafe requests (RFC 9111 §4.4).
 	WriteInvalidations atomic.Int64
+	// RepliesGzip and RepliesBr count the replies from cache sent with a stored coding.
+	RepliesGzip, RepliesBr atomic.Int64
 	// ClientSuccess and ClientFailed count the answers to clients (weldr's "client" counts):
 	// below 500, or 500 and above.
 	ClientSuccess, ClientFailed atomic.Int64

@@ -10,6 +10,8 @@ type HandlerStats struct {
 	NotModified        int64 // answered 304 from cache
 	Errors             int64 // origin failures that became 502/504 with no stale copy to stand in
 	WriteInvalidations int64 // keys cleared after successful unsafe requests (RFC 9111 §4.4)
+	RepliesGzip        int64 // replies from cache sent gzip-coded (a stored coding, SWR_COMPRESS)
+	RepliesBr          int64 // replies from cache sent br-coded
 	// ClientSuccess and ClientFailed count the answers to clients (weldr's "client" counts):
 	// status below 500, or 500 and above.
 	ClientSuccess, ClientFailed int64
@@ -29,6 +31,8 @@ func (h *Handler) Stats() HandlerStats {
 		NotModified:        s.NotModified.Load(),
 		Errors:             s.Errors.Load(),
 		WriteInvalidations: s.WriteInvalidations.Load(),
+		RepliesGzip:        s.RepliesGzip.Load(),
+		RepliesBr:          s.RepliesBr.Load(),
 		ClientSuccess:      s.ClientSuccess.Load(),
 		ClientFailed:       s.ClientFailed.Load(),
 	}

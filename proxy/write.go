@@ -54,6 +54,11 @@ func (h *Handler) write(c *fiber.Ctx, e *tiers.Entry, age time.Duration, xcache,
 	tag, body := e.ETag, e.Body
 	if enc != nil {
 		tag, body = enc.ETag, enc.Body
+		if enc.Coding == httpcache.CodingGzip {
+			h.stats.RepliesGzip.Add(1)
+		} else {
+			h.stats.RepliesBr.Add(1)
+		}
 	}
 	notModified := e.Status >= 200 && e.Status < 300 && etag.NotModified(
 		b2s(req.Peek(fiber.HeaderIfNoneMatch)), ims, tag, e.LastModified)

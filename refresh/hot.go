@@ -42,6 +42,8 @@ type Tracker struct {
 	bytes    atomic.Int64 // sum of the records' weights
 	records  atomic.Int64
 	pressure atomic.Bool // a key found no room: Run drops the records without demand
+
+	filled filledKeys // keys filled without a record: hot, not refreshed ahead
 }
 
 // defaultTrackerBytes is a Tracker's MaxBytes when it sets none.
@@ -136,6 +138,7 @@ func (t *Tracker) Touch(key string, e *tiers.Entry) {
 
 // Filled records that the request that filled (or revalidated) e was answered with it. It is
 // not demand for e, and creates no record: a key is tracked once a client asks for it again.
+// It makes the key hot (Hot, the fleet's hot set), remembered at a few bytes per key (filled.go).
 // A known key's record adopts e, which waits for a request to be refreshed ahead.
 func (t *Tracker) Filled(key string, e *tiers.Entry) {
 	if t == nil || t.Window <= 0 {
@@ -147,6 +150,7 @@ func (t *Tracker) Filled(key string, e *tiers.Entry) {
 	}
 	v, ok := t.keys.Load(id)
 	if !ok {
+		t.fill(key, time.Now().Unix()) // hot, but no record until asked for again
 		return
 	}
 	h := v.(*hot)
@@ -239,7 +243,7 @@ func (t *Tracker) Size() (records int, bytes int64) {
 	return int(t.records.Load()), t.bytes.Load()
 }
 
-// Hot reports whether this instance served key within the window.
+// Hot reports whether this instance served key within the window (from cache or by a fill).
 func (t *Tracker) Hot(key string) bool {
 	if t == nil || t.Window <= 0 {
 		return false
@@ -249,7 +253,7 @@ func (t *Tracker) Hot(key string) bool {
 	t.variants(key, func(h *hot) {
 		found = found || h.last.Load() >= cutoff
 	})
-	return found
+	return found || t.filledSince(key, cutoff)
 }
 
 // Hits returns how many requests for key this instance served from cache.

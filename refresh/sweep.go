@@ -8,7 +8,8 @@ import (
 )
 
 // Run shares this instance's hot keys through Redis every few seconds, forgets keys that went
-// cold and, when the tracker is full, the records nobody asked for since their copy was stored.
+// cold and, when the tracker is full, the records nobody asked for since their copy was stored
+// and the fills remembered (those not shared yet miss the fleet's hot set).
 // It blocks until ctx is cancelled and returns nil.
 func (t *Tracker) Run(ctx context.Context) error {
 	if t.Window <= 0 {
@@ -35,6 +36,7 @@ func (t *Tracker) Run(ctx context.Context) error {
 				}
 				return true
 			})
+			t.dropFilled(time.Now().Unix())
 		}
 		now := time.Now()
 		if now.Sub(shared) < every {
@@ -53,6 +55,7 @@ func (t *Tracker) Run(ctx context.Context) error {
 			}
 			return true
 		})
+		touched = t.sweepFilled(touched, since, cold)
 		since = now.Unix()
 		if err := t.Store.MarkHot(ctx, touched, t.Window); err != nil {
 			t.Log.Debug("sharing hot keys failed", "err", err)

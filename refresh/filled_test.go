@@ -1,0 +1,96 @@
+package refresh
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/swrproxy/swrproxy/tiers"
+)
+
+// TestAKeyFilledOnceIsHotWithoutARecord: the request that fills a key makes it hot for the
+// window (invalidation mode auto refreshes it, the fleet's hot set lists it) at a few bytes,
+// without a record; once the window passes it is cold and costs nothing.
+func TestAKeyFilledOnceIsHotWithoutARecord(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := &hotStore{}
+		tr := &Tracker{Window: 8 * time.Second, Pool: newTestPool(1, 10, time.Minute), Store: store, Log: slog.New(slog.DiscardHandler)}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go tr.Run(ctx)
+		e := &tiers.Entry{Key: "/once", Stored: time.Now(), Fresh: time.Hour}
+		tr.Filled(e.Key, e)
+		if n, b := tr.Size(); n != 0 || b != filledWeight("/once") {
+			t.Errorf("after one fill: %d records, %d bytes; want none and %d", n, b, filledWeight("/once"))
+		}
+		if !tr.Hot("/once") {
+			t.Error("a key filled just now is not hot")
+		}
+		time.Sleep(3 * time.Second) // a share (every Window/4 = 2 s)
+		synctest.Wait()
+		if !store.marked("/once") {
+			t.Errorf("the fleet's hot set was told %q, want /once", store.keys)
+		}
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		if tr.Hot("/once") {
+			t.Error("a key filled more than a window ago is still hot")
+		}
+		if n, b := tr.Size(); n != 0 || b != 0 {
+			t.Errorf("after the window: %d records, %d bytes; want none", n, b)
+		}
+	})
+}
+
+// TestAFloodOfFillsLeavesRoomForKeysAskedForAgain: fills of distinct keys take the tracker's
+// room; under pressure the sweep forgets them, so a key asked for again gets its record.
+func TestAFloodOfFillsLeavesRoomForKeysAskedForAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const max = 64 << 10
+		tr := &Tracker{Window: time.Minute, MaxBytes: max, Pool: newTestPool(1, 10, time.Minute), Store: &hotStore{}, Log: slog.New(slog.DiscardHandler)}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go tr.Run(ctx)
+		for i := range 10_000 {
+			key := "/flood/" + strconv.Itoa(i)
+			tr.Filled(key, &tiers.Entry{Key: key, Stored: time.Now(), Fresh: time.Hour})
+		}
+		if _, b := tr.Size(); b > max {
+			t.Errorf("tracker holds %d bytes, want at most %d", b, max)
+		}
+		hot := &tiers.Entry{Key: "/hot", Stored: time.Now(), Fresh: time.Hour}
+		tr.Touch(hot.Key, hot) // no room yet
+		time.Sleep(1100 * time.Millisecond)
+		synctest.Wait()
+		tr.Touch(hot.Key, hot)
+		if n, _ := tr.Size(); n != 1 {
+			t.Errorf("records after the sweep = %d, want 1 (the key asked for again)", n)
+		}
+	})
+}
+
+// hotStore records what the tracker shares with the fleet's hot set; the tracker's sweep calls
+// nothing else of a Store.
+type hotStore struct {
+	Store
+	mu   sync.Mutex
+	keys []string
+}
+
+func (s *hotStore) MarkHot(_ context.Context, keys []string, _ time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.keys = append(s.keys, keys...)
+	return nil
+}
+
+func (s *hotStore) marked(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Contains(s.keys, key)
+}
