@@ -9,9 +9,9 @@ import "strings"
 // The content codings swrproxy can store (RFC 9110 §8.4.1), as they are spelt in
 // Content-Encoding. Identity, no coding, is "".
 const (
-	CodingBrotli   = encodingBrotli
-	CodingGzip     = encodingGzip
-	CodingIdentity = encodingIdentity
+	CodingBrotli   = "br"
+	CodingGzip     = "gzip"
+	CodingIdentity = ""
 )
 
 // AcceptEncoding holds the weights a request's Accept-Encoding lines give the codings swrproxy

@@ -25,42 +25,16 @@ func VaryNames(values []string) (names []string, star bool) {
 	return slices.Compact(names), star
 }
 
-// Content-codings NormalizeEncoding returns.
-const (
-	encodingBrotli   = "br"
-	encodingGzip     = "gzip"
-	encodingIdentity = ""
-)
-
-// NormalizeEncoding maps an Accept-Encoding request value to the one content-coding a variant key needs:
-// "br" if br is acceptable (q>0), else "gzip" if gzip or x-gzip or "*" is acceptable, else "" (identity).
-// Case-insensitive, q-values honoured ("gzip;q=0" → not acceptable). Must not allocate. Returns one of the three constants.
-//
-// br is chosen whenever acceptable, whatever the relative q-values. "*" stands for gzip only
-// when gzip and x-gzip are not listed, so "gzip;q=0, *" gives "". A malformed q-value
-// ("gzip;q=high") makes that coding unacceptable.
+// NormalizeEncoding maps an Accept-Encoding request value to the one content coding a variant
+// key needs, and a fill without SWR_COMPRESS forwards: the coding of br, gzip and identity the
+// value accepts best, as AcceptEncoding.Choose picks the stored coding a reply gets (q-values
+// honoured, br before gzip before identity on a tie), so a client gets the same coding whether
+// swrproxy or the origin compresses. Returns CodingBrotli, CodingGzip or CodingIdentity; does
+// not allocate.
 func NormalizeEncoding(s string) string {
-	var br, gzip, gzipListed, star bool
-	for item := range strings.SplitSeq(s, ",") {
-		coding, params, _ := strings.Cut(item, ";")
-		coding = trimOWS(coding)
-		switch {
-		case EqualFoldASCII(coding, "br"):
-			br = br || acceptable(params)
-		case EqualFoldASCII(coding, "gzip"), EqualFoldASCII(coding, "x-gzip"):
-			gzipListed = true
-			gzip = gzip || acceptable(params)
-		case coding == "*":
-			star = star || acceptable(params)
-		}
-	}
-	switch {
-	case br:
-		return encodingBrotli
-	case gzip, star && !gzipListed:
-		return encodingGzip
-	}
-	return encodingIdentity
+	var a AcceptEncoding
+	a.Add(s)
+	return a.Choose(true, true)
 }
 
 // acceptable reports whether the parameters after a content-coding leave its weight above 0

@@ -38,7 +38,7 @@ var encodingTests = []struct {
 	{"no header is identity", "", ""},
 	{"a browser list picks br", "gzip, deflate, br", "br"},
 	{"br with q=0 falls back to gzip", "br;q=0, gzip", "gzip"},
-	{"star is gzip", "*", "gzip"},
+	{"star is br, the first on a tie", "*", "br"},
 	{"identity is identity", "identity", ""},
 	{"upper case and a q-value are read", "GZIP;q=0.5", "gzip"},
 	{"x-gzip is gzip", "x-gzip", "gzip"},
@@ -47,10 +47,12 @@ var encodingTests = []struct {
 	{"q=0.001 is acceptable", "gzip;q=0.001", "gzip"},
 	{"the q parameter name is case-insensitive", "br;Q=0, gzip", "gzip"},
 	{"whitespace around parameters is tolerated", "br ; q = 0 , gzip ; q = 1", "gzip"},
-	{"br wins whatever its weight", "gzip;q=1, br;q=0.1", "br"},
+	{"the higher weight wins", "gzip;q=1, br;q=0.1", "gzip"},
+	{"br wins a tie", "gzip, br", "br"},
 	{"a malformed q-value makes the coding unacceptable", "br;q=high, gzip;q=", ""},
 	{"a q-value with stray characters makes the coding unacceptable", "br;q=1..0, gzip;q=0.5x", ""},
-	{"star does not stand for a refused gzip", "gzip;q=0, *", ""},
+	{"star stands for br beside a refused gzip", "gzip;q=0, *", "br"},
+	{"a refused identity gives way to a coding", "identity;q=0, gzip;q=0.2", "gzip"},
 	{"star with q=0 is identity", "*;q=0", ""},
 	{"an acceptable x-gzip wins over a refused gzip", "gzip;q=0, x-gzip", "gzip"},
 	{"unknown codings are identity", "deflate, zstd, compress", ""},
@@ -81,7 +83,7 @@ func FuzzNormalizeEncoding(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in string) {
 		got := NormalizeEncoding(in)
-		if got != encodingBrotli && got != encodingGzip && got != encodingIdentity {
+		if got != CodingBrotli && got != CodingGzip && got != CodingIdentity {
 			t.Fatalf("NormalizeEncoding(%q) = %q, want br, gzip or empty", in, got)
 		}
 		if upper := NormalizeEncoding(upperASCII(in)); upper != got {
