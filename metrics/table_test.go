@@ -130,7 +130,7 @@ func TestEveryCounterHasOneJSONNameAndOnePrometheusSeries(t *testing.T) {
 
 // The names users, dashboards and the README rely on: /_swr/stats keys and Prometheus series.
 var (
-	wantJSON = []string{"bypass", "client.failed", "client.success", "collapsed_local", "collapsed_remote",
+	wantJSON = []string{"bypass", "client.failed", "client.success", "collapsed_local", "collapsed_remote", "compress_busy",
 		"compressed_br", "compressed_gzip", "compressed_saved_bytes_br", "compressed_saved_bytes_gzip", "errors",
 		"fills_stored", "hits_l1", "hits_l2",
 		"instances_live", "invalidated_cleared", "invalidated_refreshed", "invalidations", "l1_bytes", "l1_objects",
@@ -150,6 +150,7 @@ var (
 		`swrproxy_client_responses_total{result="failed"}`, `swrproxy_client_responses_total{result="success"}`,
 		`swrproxy_coded_replies_total{coding="br"}`, `swrproxy_coded_replies_total{coding="gzip"}`,
 		`swrproxy_collapsed_total{scope="fleet"}`, `swrproxy_collapsed_total{scope="instance"}`,
+		`swrproxy_compress_busy_total`,
 		`swrproxy_compressed_saved_bytes_total{coding="br"}`, `swrproxy_compressed_saved_bytes_total{coding="gzip"}`,
 		`swrproxy_compressed_total{coding="br"}`, `swrproxy_compressed_total{coding="gzip"}`,
 		`swrproxy_errors_total`, `swrproxy_fills_stored_total`, `swrproxy_instances`,

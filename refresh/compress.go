@@ -6,7 +6,9 @@ package refresh
 
 import (
 	"bytes"
+	"math/bits"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -27,12 +29,9 @@ type Compression struct {
 	Codings []string
 	// MinBytes: smaller bodies are stored as they are (SWR_COMPRESS_MIN_BYTES).
 	MinBytes int
-	// MaxBytes: larger bodies are stored as they are, which bounds the CPU a fill spends while
-	// its waiters wait (default, and at most, MaxCompressBytes).
-	MaxBytes int
 }
 
-// MaxCompressBytes is the default and largest Compression.MaxBytes: compressing 1 MiB of JSON
+// MaxCompressBytes bounds the bodies compressed (larger ones are stored as they are): compressing 1 MiB of JSON
 // costs about 8 ms with gzip and 19 ms with brotli at the levels below (BenchmarkCompressLevels),
 // which every waiter of the fill waits; larger bodies are stored and served as they are.
 const MaxCompressBytes = 1 << 20
@@ -61,6 +60,7 @@ func (c Compression) on() bool { return len(c.Codings) > 0 }
 type compressCounters struct {
 	gzip, br           atomic.Int64
 	gzipSaved, brSaved atomic.Int64
+	busy               atomic.Int64 // bodies stored uncompressed: every compression slot was taken
 }
 
 // identityRequest returns r asking the origin for the identity form when compression is on: one
@@ -126,12 +126,19 @@ func (f *Filler) compress(e *tiers.Entry, h http.Header) {
 		return
 	}
 	e.AnyEncoding = true
-	maxBytes := c.MaxBytes
-	if maxBytes <= 0 || maxBytes > MaxCompressBytes {
-		maxBytes = MaxCompressBytes
+	if !compressible || len(e.Body) < max(c.MinBytes, 1) || len(e.Body) > MaxCompressBytes ||
+		httpcache.ParseCacheControl(strings.Join(h.Values("Cache-Control"), ", ")).NoTransform ||
+		digested(h) {
+		return
 	}
-	if !compressible || len(e.Body) < max(c.MinBytes, 1) || len(e.Body) > maxBytes ||
-		httpcache.ParseCacheControl(strings.Join(h.Values("Cache-Control"), ", ")).NoTransform {
+	// At most compressSlots fills compress at once, whatever clients send (each misses a new
+	// key, or is not collapsed): the others store the identity form alone, which the proxy in
+	// front may gzip per reply. So the CPU and the encoders' memory are bounded.
+	select {
+	case compressSlots <- struct{}{}:
+		defer func() { <-compressSlots }()
+	default:
+		f.compressStats.busy.Add(1)
 		return
 	}
 	for _, coding := range c.Codings {
@@ -155,6 +162,16 @@ func (f *Filler) compress(e *tiers.Entry, h http.Header) {
 			return fl.Name == "Content-Encoding" // identity: the request path sets a coded reply's
 		})
 	}
+}
+
+// compressSlots bounds the fills compressing at once: half the processors, at least one.
+var compressSlots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
+
+// digested reports whether h carries a digest or checksum of the identity body (Content-MD5,
+// Content-Digest, Repr-Digest, RFC 9530): a coded reply would carry one that does not hold, so
+// such a body is not compressed.
+func digested(h http.Header) bool {
+	return h.Get("Content-Md5") != "" || h.Get("Content-Digest") != "" || h.Get("Repr-Digest") != ""
 }
 
 // keepEncodings gives e, the renewal of old by a 304 (same body), old's stored codings, tagged
@@ -207,7 +224,7 @@ func varyOnEncoding(fs []tiers.Field) []tiers.Field {
 // a few hundred.
 var (
 	gzipWriters   sync.Pool
-	brotliWriters sync.Pool
+	brotliWriters [25]sync.Pool // by window bits
 	encodeBufs    = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 )
 
@@ -229,15 +246,18 @@ func encode(coding string, body []byte) []byte {
 		w.Close()
 		gzipWriters.Put(w)
 	case httpcache.CodingBrotli:
-		w, _ := brotliWriters.Get().(*brotli.Writer)
+		// A window no larger than the body (brotli's default is 4 MiB): its state, kept in the
+		// pool, is a few times the window.
+		win := min(max(bits.Len(uint(len(body))), 10), 24)
+		w, _ := brotliWriters[win].Get().(*brotli.Writer)
 		if w == nil {
-			w = brotli.NewWriterLevel(buf, brotliLevel)
+			w = brotli.NewWriterOptions(buf, brotli.WriterOptions{Quality: brotliLevel, LGWin: win})
 		} else {
 			w.Reset(buf)
 		}
 		w.Write(body)
 		w.Close()
-		brotliWriters.Put(w)
+		brotliWriters[win].Put(w)
 	default:
 		return nil
 	}

@@ -120,6 +120,8 @@ func TestOnlyCompressibleBodiesThatSaveAreEncoded(t *testing.T) {
 		{"no-transform", map[string]string{"Content-Type": "application/json", "Cache-Control": "max-age=60, no-transform"}, json, nil, true},
 		{"identity coding", map[string]string{"Content-Type": "application/json", "Content-Encoding": "identity"}, json, []string{"br", "gzip"}, true},
 		{"not smaller", map[string]string{"Content-Type": "text/plain"}, noise, nil, true},
+		{"a digest of the identity body", map[string]string{"Content-Type": "application/json", "Content-Digest": "sha-256=:AAAA:"}, json, nil, true},
+		{"a checksum of the identity body", map[string]string{"Content-Type": "application/json", "Repr-Digest": "sha-256=:AAAA:"}, json, nil, true},
 		{"encoded by the origin", map[string]string{"Content-Type": "application/json", "Content-Encoding": "gzip"}, json, nil, false},
 	}
 	for _, tt := range tests {
@@ -274,5 +276,35 @@ func TestWithoutCompressionTheFillForwardsTheNormalisedAcceptEncoding(t *testing
 	// nginx in front may gzip it: the compressible identity body says it varies.
 	if v := fieldValues(res.Entry, "Vary"); !slices.Equal(v, []string{"Accept-Encoding"}) {
 		t.Errorf("stored Vary = %q, want Accept-Encoding", v)
+	}
+}
+
+// TestAtMostHalfTheProcessorsCompressAtOnce: when every compression slot is taken (as many fills
+// compressing as the bound allows, whatever clients send), a fill stores the identity form
+// alone, counted as busy, and does not wait; once a slot is free, bodies are compressed again.
+func TestAtMostHalfTheProcessorsCompressAtOnce(t *testing.T) {
+	o := newTestOrigin(t, false, func(w http.ResponseWriter, r *http.Request, _ int64) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(jsonBody(4096))
+	})
+	s := newTestStore(t, nil)
+	f := compressing(t, s, o)
+	for range cap(compressSlots) {
+		compressSlots <- struct{}{} // fills compressing elsewhere
+	}
+	res, err := f.Fill(t.Context(), request("/busy"))
+	for range cap(compressSlots) {
+		<-compressSlots
+	}
+	if err != nil || res.Entry == nil || len(res.Entry.Encodings) != 0 || !res.Entry.AnyEncoding {
+		t.Fatalf("with every slot taken: %+v, %v; want the identity form stored alone", res, err)
+	}
+	if n := f.Stats().CompressBusy; n != 1 {
+		t.Errorf("CompressBusy = %d, want 1", n)
+	}
+	res, err = f.Fill(t.Context(), request("/free"))
+	if err != nil || res.Entry == nil || len(res.Entry.Encodings) != 2 {
+		t.Fatalf("with a slot free: %+v, %v; want two codings", res, err)
 	}
 }

@@ -12,6 +12,9 @@ type FillerStats struct {
 	// (SWR_COMPRESS); the Saved counts sum what each stored coding saves on the identity body.
 	CompressedGzip, CompressedBrotli int64
 	SavedGzip, SavedBrotli           int64
+	// CompressBusy counts the compressible bodies stored without codings because as many fills
+	// as the bound allows were compressing.
+	CompressBusy int64
 }
 
 // Stats returns the current counts. Safe for concurrent use.
@@ -23,6 +26,7 @@ func (f *Filler) Stats() FillerStats {
 		CompressedBrotli: c.br.Load(),
 		SavedGzip:        c.gzipSaved.Load(),
 		SavedBrotli:      c.brSaved.Load(),
+		CompressBusy:     c.busy.Load(),
 		OriginRequests:   s.OriginRequests.Load(),
 		OriginErrors:     s.OriginErrors.Load(),
 		Stored:           s.Stored.Load(),
