@@ -20,8 +20,8 @@ func TestCodedRepliesPassThroughTheNginxTemplateUntouched(t *testing.T) {
 	for _, tt := range []struct {
 		accept, coding, tag string
 	}{
-		{"gzip, deflate, br", "br", `"j1-br"`},
-		{"gzip", "gzip", `"j1-gzip"`},
+		{"gzip, deflate, br", "br", `"j1:swr-br"`},
+		{"gzip", "gzip", `"j1:swr-gzip"`},
 		{"", "", `"j1"`},
 		{"deflate", "", `"j1"`},
 	} {

@@ -79,9 +79,9 @@ func TestClientsGetTheCodingTheyAcceptDecodingToTheOriginsBytes(t *testing.T) {
 	o, asked := compressionOrigin(t, body)
 	p := startProxy(t, o.URL, map[string]string{"SWR_INVALIDATE_SECRET": secret}) // SWR_COMPRESS: the default, br,gzip
 	for _, tt := range []struct{ accept, coding, tag string }{
-		{"gzip, deflate, br, zstd", "br", `"j1-br"`},
-		{"gzip", "gzip", `"j1-gzip"`},
-		{"x-gzip;q=0.9, br;q=0.1", "gzip", `"j1-gzip"`},
+		{"gzip, deflate, br, zstd", "br", `"j1:swr-br"`},
+		{"gzip", "gzip", `"j1:swr-gzip"`},
+		{"x-gzip;q=0.9, br;q=0.1", "gzip", `"j1:swr-gzip"`},
 		{"", "", `"j1"`},
 	} {
 		r := get(t, p.URL+"/p", "Accept-Encoding", tt.accept)

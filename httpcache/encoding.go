@@ -160,13 +160,14 @@ func hasSuffixFold(s, suffix string) bool {
 }
 
 // EncodingTag returns the entity-tag of a stored coding of the representation whose tag is tag
-// (a well-formed one, strong or weak): the opaque part with "-" and the coding appended, the W/
-// kept ("abc" → "abc-gzip", W/"abc" → W/"abc-br"). A coded representation is another
-// representation (RFC 9110 §8.8.3: a strong tag names one sequence of bytes), so it needs a tag
+// (a well-formed one, strong or weak): the opaque part with ":swr-" and the coding appended, the
+// W/ kept ("abc" → "abc:swr-gzip", W/"abc" → W/"abc:swr-br"), a suffix of swrproxy's own: the
+// "-gzip" an origin such as Apache's mod_deflate appends for its own gzip output must never also
+// name swrproxy's bytes. A coded representation is another representation (RFC 9110 §8.8.3: a strong tag names one sequence of bytes), so it needs a tag
 // of its own, derived so that every instance computes the same one.
 func EncodingTag(tag, coding string) string {
 	if coding == CodingIdentity || len(tag) < 2 || tag[len(tag)-1] != '"' {
 		return tag
 	}
-	return tag[:len(tag)-1] + "-" + coding + `"`
+	return tag[:len(tag)-1] + ":swr-" + coding + `"`
 }

@@ -128,10 +128,10 @@ func TestCompressibleTypes(t *testing.T) {
 
 func TestEncodingTagKeepsTheWeakPrefix(t *testing.T) {
 	for _, tt := range []struct{ tag, coding, want string }{
-		{`"abc"`, CodingGzip, `"abc-gzip"`},
-		{`"abc"`, CodingBrotli, `"abc-br"`},
-		{`W/"abc"`, CodingGzip, `W/"abc-gzip"`},
-		{`""`, CodingBrotli, `"-br"`},
+		{`"abc"`, CodingGzip, `"abc:swr-gzip"`},
+		{`"abc"`, CodingBrotli, `"abc:swr-br"`},
+		{`W/"abc"`, CodingGzip, `W/"abc:swr-gzip"`},
+		{`""`, CodingBrotli, `":swr-br"`},
 		{`"abc"`, CodingIdentity, `"abc"`},
 	} {
 		if got := EncodingTag(tt.tag, tt.coding); got != tt.want {

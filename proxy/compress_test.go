@@ -129,9 +129,9 @@ func TestEachStoredCodingHasItsETagAndAnswers304(t *testing.T) {
 	origin := jsonOrigin(t, body, "Vary", "Origin")
 	app := newCompressingApp(t, origin.URL, nil)
 	tests := []struct{ accept, coding, tag string }{
-		{"gzip, deflate, br", "br", `"p1-br"`},
-		{"gzip", "gzip", `"p1-gzip"`},
-		{"br;q=0.5, gzip", "gzip", `"p1-gzip"`},
+		{"gzip, deflate, br", "br", `"p1:swr-br"`},
+		{"gzip", "gzip", `"p1:swr-gzip"`},
+		{"br;q=0.5, gzip", "gzip", `"p1:swr-gzip"`},
 		{"", "", `"p1"`},
 		{"identity;q=0", "", `"p1"`}, // nothing stored acceptable: identity anyway
 		{"deflate", "", `"p1"`},
@@ -161,7 +161,7 @@ func TestEachStoredCodingHasItsETagAndAnswers304(t *testing.T) {
 		}
 	}
 	// Another coding's tag is another representation: a full 200.
-	if r := app.get(t, "/prices", "Accept-Encoding", "gzip", "If-None-Match", `"p1-br"`); r.StatusCode != 200 {
+	if r := app.get(t, "/prices", "Accept-Encoding", "gzip", "If-None-Match", `"p1:swr-br"`); r.StatusCode != 200 {
 		t.Errorf("gzip client with the br tag: %d, want 200", r.StatusCode)
 	}
 	if n := origin.hits.Load(); n != 1 {
@@ -173,7 +173,7 @@ func TestHeadGetsTheSelectedCodingsHeader(t *testing.T) {
 	body := priceList(8 << 10)
 	app := newCompressingApp(t, jsonOrigin(t, body).URL, nil)
 	gz := app.get(t, "/h", "Accept-Encoding", "gzip")
-	for _, tt := range []struct{ accept, coding, tag string }{{"gzip", "gzip", `"p1-gzip"`}, {"", "", `"p1"`}} {
+	for _, tt := range []struct{ accept, coding, tag string }{{"gzip", "gzip", `"p1:swr-gzip"`}, {"", "", `"p1"`}} {
 		r := app.do(t, http.MethodHead, "/h", nil, "Accept-Encoding", tt.accept)
 		want := int64(len(body))
 		if tt.coding == "gzip" {
@@ -195,7 +195,7 @@ func TestRangesAreCutFromTheIdentityForm(t *testing.T) {
 	for _, tt := range []struct {
 		ifRange string
 		status  int
-	}{{"", 206}, {`"p1"`, 206}, {`"p1-gzip"`, 200}, {`W/"p1"`, 200}} {
+	}{{"", 206}, {`"p1"`, 206}, {`"p1:swr-gzip"`, 200}, {`W/"p1"`, 200}} {
 		r := app.get(t, "/r", "Accept-Encoding", "gzip, br", "Range", "bytes=10-19", "If-Range", tt.ifRange)
 		want := body[10:20]
 		if tt.status == 200 {
@@ -235,7 +235,7 @@ func TestASecondInstanceServesTheStoredCodingsFromRedis(t *testing.T) {
 	expect(t, a.get(t, "/l2", "Accept-Encoding", "br"), 200, "MISS", "")
 	r := b.get(t, "/l2", "Accept-Encoding", "gzip")
 	expect(t, r, 200, "HIT", "")
-	if r.Header.Get("Content-Encoding") != "gzip" || r.Header.Get("ETag") != `"p1-gzip"` || decoded(t, r) != body ||
+	if r.Header.Get("Content-Encoding") != "gzip" || r.Header.Get("ETag") != `"p1:swr-gzip"` || decoded(t, r) != body ||
 		r.Header.Get("Cache-Status") != "swrproxy; hit; detail=l2" {
 		t.Errorf("second instance: Content-Encoding %q ETag %s Cache-Status %q", r.Header.Get("Content-Encoding"), r.Header.Get("ETag"), r.Header.Get("Cache-Status"))
 	}
@@ -255,5 +255,22 @@ func TestCodedRepliesAreCountedByCoding(t *testing.T) {
 	}
 	if s := h.Stats(); s.RepliesGzip != 3 || s.RepliesBr != 1 {
 		t.Errorf("coded replies: gzip %d, br %d; want 3 and 1", s.RepliesGzip, s.RepliesBr)
+	}
+}
+
+// TestACodedReplyDoesNotOfferRanges: ranges are cut from the identity form, so only an identity
+// reply says Accept-Ranges: bytes; a coded one says none (a client resuming a gzip download
+// without If-Range would otherwise join identity bytes to gzip ones).
+func TestACodedReplyDoesNotOfferRanges(t *testing.T) {
+	o := jsonOrigin(t, priceList(4<<10), "Accept-Ranges", "bytes")
+	a := newCompressingApp(t, o.URL, nil)
+	for _, c := range []struct{ accept, coding, ranges string }{{"", "", "bytes"}, {"gzip", "gzip", "none"}, {"br", "br", "none"}} {
+		r := a.get(t, "/prices", "Accept-Encoding", c.accept)
+		if got := r.Header.Get("Content-Encoding"); got != c.coding {
+			t.Fatalf("Accept-Encoding %q: Content-Encoding %q, want %q", c.accept, got, c.coding)
+		}
+		if got := r.Header.Values("Accept-Ranges"); len(got) != 1 || got[0] != c.ranges {
+			t.Errorf("Accept-Encoding %q: Accept-Ranges %q, want %q", c.accept, got, c.ranges)
+		}
 	}
 }

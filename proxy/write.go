@@ -77,7 +77,7 @@ func (h *Handler) write(c *fiber.Ctx, e *tiers.Entry, age time.Duration, xcache,
 		}
 		resp.SetBodyRaw(body)
 	} else if !ranged {
-		writeOK(resp, e, body)
+		writeOK(resp, e, body, enc != nil)
 	} else {
 		writeRange(resp, e, b2s(rng), b2s(req.Peek(fiber.HeaderIfRange)))
 	}
@@ -92,15 +92,21 @@ func (h *Handler) write(c *fiber.Ctx, e *tiers.Entry, age time.Duration, xcache,
 	return nil
 }
 
-// writeOK sets the stored 200's status and fields, with body (the stored body, a coding of it,
-// or a range of it). A cached 200 says it can be ranged (RFC 9110 §14.3): the cache cuts ranges
-// from it, whatever the origin said.
-func writeOK(resp *fasthttp.Response, e *tiers.Entry, body []byte) {
+// writeOK sets the stored 200's status and fields, with body (the stored body, a coding of it
+// when coded, or a range of it). A cached 200 says it can be ranged (RFC 9110 §14.3): the cache
+// cuts ranges from it, whatever the origin said. A coded one says it cannot: ranges are cut from
+// the identity form only, and a client resuming a coded download without If-Range would join
+// identity bytes to coded ones.
+func writeOK(resp *fasthttp.Response, e *tiers.Entry, body []byte, coded bool) {
 	resp.SetStatusCode(fiber.StatusOK)
 	for _, f := range e.Header {
 		addField(&resp.Header, f)
 	}
-	resp.Header.Set(fiber.HeaderAcceptRanges, "bytes")
+	if coded {
+		resp.Header.Set(fiber.HeaderAcceptRanges, "none")
+	} else {
+		resp.Header.Set(fiber.HeaderAcceptRanges, "bytes")
+	}
 	resp.SetBodyRaw(body)
 }
 
@@ -115,9 +121,9 @@ func writeRange(resp *fasthttp.Response, e *tiers.Entry, rng, ifRange string) {
 	}
 	switch answer {
 	case rangeWhole:
-		writeOK(resp, e, e.Body)
+		writeOK(resp, e, e.Body, false)
 	case rangePartial:
-		writeOK(resp, e, e.Body[first:last+1])
+		writeOK(resp, e, e.Body[first:last+1], false)
 		resp.SetStatusCode(fiber.StatusPartialContent)
 		resp.Header.SetContentRange(int(first), int(last), int(size))
 	case rangeUnsatisfiable:

@@ -75,7 +75,7 @@ func TestCompressibleBodyIsStoredWithGzipAndBrotliOnce(t *testing.T) {
 	if len(e.Encodings) != 2 {
 		t.Fatalf("Encodings = %d, want br and gzip", len(e.Encodings))
 	}
-	for _, c := range []struct{ coding, tag string }{{"br", `"j1-br"`}, {"gzip", `"j1-gzip"`}} {
+	for _, c := range []struct{ coding, tag string }{{"br", `"j1:swr-br"`}, {"gzip", `"j1:swr-gzip"`}} {
 		enc := e.Encoded(c.coding)
 		if enc == nil || enc.ETag != c.tag || len(enc.Body) >= len(body)*9/10 {
 			t.Errorf("%s: %+v; want tag %s and a body under 0.9 of the identity's", c.coding, enc, c.tag)
@@ -243,7 +243,7 @@ func TestRevalidation304KeepsTheStoredCodings(t *testing.T) {
 	old := staleEntry("/r")
 	old.AnyEncoding = true
 	old.Header = varyOnEncoding(old.Header)
-	old.Encodings = []tiers.Encoding{{Coding: "gzip", ETag: `"v1-gzip"`, Body: []byte("gz")}, {Coding: "br", ETag: `"v1-br"`, Body: []byte("b")}}
+	old.Encodings = []tiers.Encoding{{Coding: "gzip", ETag: `"v1:swr-gzip"`, Body: []byte("gz")}, {Coding: "br", ETag: `"v1:swr-br"`, Body: []byte("b")}}
 	r := request("/r")
 	r.Stale = old
 	res, err := f.Fill(t.Context(), r)
@@ -251,7 +251,7 @@ func TestRevalidation304KeepsTheStoredCodings(t *testing.T) {
 		t.Fatalf("Fill = %+v, %v; want a renewal", res, err)
 	}
 	e := res.Entry
-	if !e.AnyEncoding || len(e.Encodings) != 2 || e.Encoded("gzip").ETag != `"v1-gzip"` || string(e.Encoded("br").Body) != "b" {
+	if !e.AnyEncoding || len(e.Encodings) != 2 || e.Encoded("gzip").ETag != `"v1:swr-gzip"` || string(e.Encoded("br").Body) != "b" {
 		t.Errorf("renewed codings = %+v (AnyEncoding %v), want old's", e.Encodings, e.AnyEncoding)
 	}
 	if got := fieldValues(e, "Vary"); !slices.Equal(got, []string{"Accept-Encoding"}) {
