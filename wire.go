@@ -255,9 +255,6 @@ func instanceID() string {
 	return host + "-" + hex.EncodeToString(b[:])
 }
 
-// memtidyInterval is how often swrproxy checks for a lull after a burst of fills (memtidy).
-const memtidyInterval = 2 * time.Second
-
 // serve runs every background loop and listener under one errgroup until ctx is cancelled or one
 // of them fails (returns an error, or returns at all before being told to stop). Then it stops in
 // order: the listeners stop accepting and finish their in-flight requests (at most 10 s), then the
@@ -285,7 +282,7 @@ func (s *system) serve(ctx context.Context, lns []net.Listener, log *slog.Logger
 	loop("invalidation bus", s.inv.Run)
 	loop("policy reload on SIGHUP", s.reloadOnHangup)
 	loop("admin dashboard", s.admin.Run)
-	loop("memory tidy", func(ctx context.Context) error { memtidy.Run(ctx, memtidyInterval); return nil })
+	loop("memory tidy", memtidy.Run)
 	for i, app := range s.apps {
 		g.Go(func() error {
 			err := app.Listener(lns[i])

@@ -46,9 +46,22 @@ func due(prev, cur sample) bool {
 	return garbage >= minGarbage && garbage >= cur.live/4
 }
 
-// Run checks every interval until ctx ends, and collects (debug.FreeOSMemory) when due. It
-// returns how many collections it made.
-func Run(ctx context.Context, interval time.Duration) int {
+// Interval is how often Run checks for a lull; Spacing the least time between two of its
+// collections, so that a client timing bursts of work cannot make it collect more often.
+const (
+	Interval = 2 * time.Second
+	Spacing  = time.Minute
+)
+
+// Run checks every Interval until ctx ends, and collects (debug.FreeOSMemory) when due, at most
+// once per Spacing. It returns nil when ctx ends.
+func Run(ctx context.Context) error {
+	run(ctx, Interval, Spacing)
+	return nil
+}
+
+// run is Run with its interval and spacing; it returns how many collections it made.
+func run(ctx context.Context, interval, spacing time.Duration) int {
 	s := make([]metrics.Sample, len(names))
 	for i, n := range names {
 		s[i].Name = n
@@ -56,6 +69,7 @@ func Run(ctx context.Context, interval time.Duration) int {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	prev, n := read(s), 0
+	var last time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -63,8 +77,9 @@ func Run(ctx context.Context, interval time.Duration) int {
 		case <-tick.C:
 		}
 		cur := read(s)
-		if due(prev, cur) {
+		if due(prev, cur) && (last.IsZero() || time.Since(last) >= spacing) {
 			debug.FreeOSMemory()
+			last = time.Now()
 			n++
 			cur = read(s)
 		}

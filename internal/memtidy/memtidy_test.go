@@ -50,7 +50,7 @@ func TestRunCollectsTheGarbageABurstLeftOnceTheProcessIsQuiet(t *testing.T) {
 	before, cycles := s[0].Value.Uint64(), s[1].Value.Uint64()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int)
-	go func() { done <- Run(ctx, 20*time.Millisecond) }()
+	go func() { done <- run(ctx, 20*time.Millisecond, time.Hour) }()
 	testenv.WaitFor(t, 10*time.Second, "Run to collect", func() bool {
 		metrics.Read(s)
 		return s[1].Value.Uint64() > cycles
@@ -63,5 +63,34 @@ func TestRunCollectsTheGarbageABurstLeftOnceTheProcessIsQuiet(t *testing.T) {
 	t.Logf("heap objects: %d MiB before, %d MiB after", before>>20, s[0].Value.Uint64()>>20)
 	if after := s[0].Value.Uint64(); after > before-48<<20 {
 		t.Errorf("heap objects %d → %d bytes, want 64 MiB of garbage gone", before, after)
+	}
+}
+
+// TestRunCollectsAtMostOncePerSpacing: bursts timed to make every check due (a client pausing
+// after each) get one collection per spacing, not one per check.
+func TestRunCollectsAtMostOncePerSpacing(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	go func() { done <- run(ctx, 10*time.Millisecond, time.Hour) }()
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	cycles := s[0].Value.Uint64()
+	var garbage [][]byte
+	for round := range 5 {
+		for range 40 {
+			garbage = append(garbage, make([]byte, 1<<20)) // a burst of 40 MiB
+		}
+		garbage = nil
+		testenv.WaitFor(t, 10*time.Second, "a check after the burst", func() bool {
+			metrics.Read(s)
+			return round > 0 || s[0].Value.Uint64() > cycles // the first burst is collected
+		})
+		time.Sleep(30 * time.Millisecond) // the burst's pause: three checks
+	}
+	runtime.KeepAlive(garbage)
+	cancel()
+	if n := <-done; n != 1 {
+		t.Errorf("%d collections for 5 bursts within the spacing, want 1", n)
 	}
 }
