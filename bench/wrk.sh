@@ -12,7 +12,7 @@
 # Needs wrk (apt-get install wrk). Starts everything it uses and stops it by process id.
 set -euo pipefail
 usage() {
-  sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+  awk 'NR>1 && !/^#/{exit} NR>1{sub(/^# ?/,""); print}' "$0"
   echo "  defaults: 10 seconds per round, 3 rounds, 64 connections, 1 key"
 }
 case "${1:-}" in -h|--help|help) usage; exit 0 ;; esac
