@@ -41,8 +41,8 @@ deps:
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
 
-# e2e-bench runs bench/e2e.sh: the shipped stack, nginx proxy_cache and a bare server under wrk on
-# loopback (issue 14); E2E_ARGS="seconds-per-run rounds connections", e.g. E2E_ARGS="5 2 64".
+# e2e-bench runs bench/e2e.sh: the shipped stack, swrproxy asked directly, nginx proxy_cache and a
+# bare server under wrk on loopback (issue 14); E2E_ARGS="seconds-per-run rounds connections", e.g. E2E_ARGS="5 2 64".
 .PHONY: e2e-bench
 e2e-bench:
 	bench/e2e.sh $(E2E_ARGS)

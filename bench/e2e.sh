@@ -20,8 +20,8 @@
 # loopback ports and stops it by process id at exit.
 set -euo pipefail
 usage() {
-  sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
-  echo "  defaults: 10 seconds per run, 2 rounds, 64 connections (each round is 18 runs)"
+  awk 'NR>1 && !/^#/{exit} NR>1{sub(/^# ?/,""); print}' "$0"
+  echo "  defaults: 10 seconds per run, 2 rounds, 64 connections (each round is 24 runs: 4 targets × 3 sizes × 2 encodings)"
 }
 case "${1:-}" in -h|--help|help) usage; exit 0 ;; esac
 (( $# <= 3 )) || { echo "bench/e2e.sh: at most 3 arguments" >&2; usage >&2; exit 2; }

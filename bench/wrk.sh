@@ -12,7 +12,7 @@
 # Needs wrk (apt-get install wrk). Starts everything it uses and stops it by process id.
 set -euo pipefail
 usage() {
-  sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+  awk 'NR>1 && !/^#/{exit} NR>1{sub(/^# ?/,""); print}' "$0"
   echo "  defaults: 10 seconds per round, 3 rounds, 64 connections, 1 key"
 }
 case "${1:-}" in -h|--help|help) usage; exit 0 ;; esac
@@ -34,8 +34,18 @@ bare_port=$(free_port); proxy_port=$(free_port)
 "$tmp/bare" -listen "127.0.0.1:$bare_port" -keys "$(( keys > 1 ? keys : 0 ))" & pids+=($!)
 # An L1 that holds every key (about 2 KiB of weight per key, 256 MiB at least).
 l1=$(( keys * 2048 > 268435456 ? keys * 2048 : 268435456 ))
-SWR_UPSTREAM="http://127.0.0.1:$bare_port" SWR_LISTEN="127.0.0.1:$proxy_port" SWR_REDIS_URL= \
-  SWR_L1_MAX_BYTES="$l1" SWR_LOG_LEVEL=warn "$tmp/swrproxy" & pids+=($!)
+# swrproxy with its defaults but for these settings, as bench/e2e.sh runs it: the caller's SWR_*
+# are dropped and it runs in an empty directory, so that no .env applies (a SWR_ADMIN_LISTEN would
+# move /_swr/metrics, which the fill below polls, off the proxy port). SWR_REDIS_URL is set empty
+# on purpose: L1 only, never a redis already running on the machine.
+mkdir "$tmp/swr"
+(
+  cd "$tmp/swr"
+  for v in $(compgen -e); do [[ "$v" == SWR_* ]] && unset "$v"; done
+  export SWR_UPSTREAM="http://127.0.0.1:$bare_port" SWR_LISTEN="127.0.0.1:$proxy_port" SWR_REDIS_URL= \
+    SWR_L1_MAX_BYTES="$l1" SWR_LOG_LEVEL=warn
+  exec "$tmp/swrproxy"
+) & pids+=($!)
 
 path="/api/prices?pair=ALGO-USD"
 script=()
