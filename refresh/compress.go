@@ -91,14 +91,14 @@ func originEncoded(h http.Header) bool {
 	return false
 }
 
-// unkeyableEncoding reports whether a response to an identity fill (compression on) must not be
+// unkeyableEncoding reports whether a response to an identity fill r (compression on) must not be
 // stored: the origin encoded it anyway and varies on Accept-Encoding. Keyed on what the fill
 // asked (identity) it would be served encoded to clients that asked for identity, and every
-// other client's lookup would miss it and fill again; so it is relayed, and the URL passes
-// through for a while (hit-for-pass) with each client's own Accept-Encoding. An encoded
-// response that does not vary is stored as it came, as without compression.
-func (f *Filler) unkeyableEncoding(h http.Header) bool {
-	if !f.Compress.on() || !originEncoded(h) {
+// other client's lookup would miss it and fill again; so it is not stored, and load asks again
+// with the client's Accept-Encoding (encodesMemo). An encoded response that does not vary is
+// stored as it came, as without compression.
+func (f *Filler) unkeyableEncoding(r *fill.Request, h http.Header) bool {
+	if !f.Compress.on() || r.Header.Get("Accept-Encoding") != "identity" || !originEncoded(h) {
 		return false
 	}
 	names, _ := httpcache.VaryNames(h.Values("Vary"))

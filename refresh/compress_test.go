@@ -12,6 +12,8 @@ import (
 	"github.com/andybalholm/brotli"
 	"github.com/klauspost/compress/gzip"
 
+	"github.com/swrproxy/swrproxy/fill"
+	"github.com/swrproxy/swrproxy/httpcache"
 	"github.com/swrproxy/swrproxy/tiers"
 )
 
@@ -180,23 +182,49 @@ func TestVaryIsMergedWithoutDuplicates(t *testing.T) {
 	}
 }
 
-func TestAnEncodingOriginThatVariesOnAcceptEncodingIsNotStored(t *testing.T) {
-	// Asked for identity, it sends gzip and says it varies: keyed on identity, the variant would
-	// be gzip for identity clients, and every gzip client's lookup would miss it and fill again.
+// TestAnOriginThatEncodesWhateverItIsAskedIsStoredPerCoding: asked for identity, it sends gzip
+// and says it varies on Accept-Encoding. Keyed on identity, that variant would be gzip for
+// identity clients, and every gzip client's lookup would miss it: so the fill asks again as the
+// client asked and stores that variant keyed on its Accept-Encoding, as without compression,
+// and remembers the key, so its next fills ask so at once (one origin request, not two).
+func TestAnOriginThatEncodesWhateverItIsAskedIsStoredPerCoding(t *testing.T) {
+	var asked []string
+	var mu sync.Mutex
 	o := newTestOrigin(t, false, func(w http.ResponseWriter, r *http.Request, _ int64) {
+		mu.Lock()
+		asked = append(asked, r.Header.Get("Accept-Encoding"))
+		mu.Unlock()
 		w.Header().Set("Cache-Control", "max-age=60")
 		w.Header().Set("Content-Encoding", "gzip")
 		w.Header().Set("Vary", "Accept-Encoding")
 		w.Write([]byte("\x1f\x8b not really"))
 	})
 	s := newTestStore(t, nil)
-	res, err := compressing(t, s, o).Fill(t.Context(), request("/e"))
-	if err != nil || res.Pass == nil || res.NotStored != reasonEncoded {
-		t.Fatalf("Fill = %+v, %v; want a relayed response, not stored (%s)", res, err, reasonEncoded)
+	f := compressing(t, s, o)
+	gzipRequest := func() *fill.Request {
+		r := request("/e")
+		r.Header.Set("Accept-Encoding", "gzip")
+		r.Value = func(name string) string { return httpcache.VaryValue(name, r.Header.Get(name)) }
+		return r
 	}
-	res.Pass.Body.Close()
-	if variant(s, "/e") != nil {
-		t.Error("the encoded variant was stored")
+	for i := range 2 {
+		if i == 1 {
+			s.Delete(t.Context(), "/e") // a later fill of the key
+		}
+		res, err := f.Fill(t.Context(), gzipRequest())
+		if err != nil || res.Entry == nil {
+			t.Fatalf("fill %d = %+v, %v; want the gzip variant stored", i, res, err)
+		}
+		e := res.Entry
+		if e.AnyEncoding || len(e.Encodings) != 0 || !slices.Equal(e.Vary, []string{"Accept-Encoding"}) || e.VaryValues[0] != "gzip" {
+			t.Errorf("fill %d stored AnyEncoding %v, codings %d, Vary %q = %q; want the gzip variant as the origin sent it",
+				i, e.AnyEncoding, len(e.Encodings), e.Vary, e.VaryValues)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"identity", "gzip", "gzip"}; !slices.Equal(asked, want) {
+		t.Errorf("the origin was asked %q, want %q (identity once, then as the client asks)", asked, want)
 	}
 }
 

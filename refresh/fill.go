@@ -58,6 +58,7 @@ type Filler struct {
 	compressStats compressCounters
 	flight        singleflight.Group
 	vary          varyMemo
+	encodes       encodesMemo // keys whose origin encodes whatever a fill asks (compress.go)
 	failing       failingMarks
 }
 
@@ -166,12 +167,26 @@ func streams(res *fill.Result) bool { return res != nil && res.Pass != nil && re
 // copy to serve on error, the origin is not asked again before that error's lifetime ends.
 func (f *Filler) load(ctx context.Context, r *fill.Request, collapse bool) (res *fill.Result, led bool, err error) {
 	r = withVary(r, f.vary.names(r.Key)) // what the key's responses varied on lately, if the request lacks it
-	r = f.identityRequest(r)             // with compression on, one identity fill serves every Accept-Encoding
+	asked := r
+	if !f.encodes.holds(r.Key) {
+		r = f.identityRequest(r) // with compression on, one identity fill serves every Accept-Encoding
+	}
 	// Checked on the request as it would be sent, as the mark was set on one that was sent.
 	if now := time.Now(); goodOnError(r.Stale, now) && f.failing.holds(r.Key, r.Stale.VariantID()+markScope(r), now) {
 		return nil, false, fmt.Errorf("refresh: fill %q: %w", r.Key, errStillFailing)
 	}
 	res, led, err = f.fill(ctx, r, r.Key, collapse)
+	if err == nil && led && r != asked && res.NotStored == reasonEncoded {
+		// The origin encoded its answer to an identity request and varies on Accept-Encoding:
+		// it encodes whatever it is asked. Ask again as the client asked, and store that
+		// variant keyed on its Accept-Encoding, as without compression (encodes remembers the
+		// key, so later fills ask so at once).
+		if res.Pass != nil {
+			res.Pass.Body.Close()
+		}
+		r = asked
+		res, led, err = f.fill(ctx, r, r.Key+"\x00"+tiers.VariantID([]string{"Accept-Encoding"}, r.Value), collapse)
+	}
 	if err == nil && res.Entry != nil {
 		f.vary.learn(r.Key, res.Entry.Vary)
 	}
@@ -301,8 +316,9 @@ func (f *Filler) answer(ctx context.Context, r *fill.Request, resp *http.Respons
 		d.Store, d.Reason = false, reasonPolicy
 	case d.Store && resp.ContentLength > f.MaxObjectBytes:
 		d.Store, d.Reason = false, "too-big"
-	case d.Store && f.unkeyableEncoding(resp.Header):
+	case d.Store && f.unkeyableEncoding(r, resp.Header):
 		d.Store, d.Reason = false, reasonEncoded
+		f.encodes.learn(r.Key)
 	case d.Store && keepStale(resp.StatusCode, r.Stale, received):
 		d.Store, d.Reason = false, reasonStaleKept
 		if markable(r, resp, d) {

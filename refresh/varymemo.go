@@ -56,3 +56,36 @@ func (m *varyMemo) learn(key string, names []string) {
 	}
 	m.cache.Set(key, names)
 }
+
+// encodesMemo remembers the keys whose origin sent an encoded answer that varies on
+// Accept-Encoding to a fill that asked for identity (compression on): it encodes whatever it is
+// asked, so its fills forward the client's Accept-Encoding and store a variant per coding, as
+// without compression, instead of asking for identity first every time. Bounded in bytes (about
+// 10 000 keys of 100 bytes), an hour per key; safe for concurrent use.
+type encodesMemo struct {
+	once  sync.Once
+	cache *otter.Cache[string, struct{}]
+}
+
+const encodesMemoBytes = 2 << 20
+
+func (m *encodesMemo) init() {
+	m.once.Do(func() {
+		m.cache = otter.Must(&otter.Options[string, struct{}]{
+			MaximumWeight:    encodesMemoBytes,
+			Weigher:          func(k string, _ struct{}) uint32 { return uint32(96 + len(k)) },
+			ExpiryCalculator: otter.ExpiryWriting[string, struct{}](time.Hour),
+		})
+	})
+}
+
+func (m *encodesMemo) holds(key string) bool {
+	m.init()
+	_, ok := m.cache.GetIfPresent(key)
+	return ok
+}
+
+func (m *encodesMemo) learn(key string) {
+	m.init()
+	m.cache.Set(key, struct{}{})
+}
