@@ -7,8 +7,11 @@ package main
 import (
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
+
+	"github.com/swrproxy/swrproxy/httpcache"
 )
 
 func TestCodedRepliesPassThroughTheNginxTemplateUntouched(t *testing.T) {
@@ -62,12 +65,15 @@ func TestWhatNginxGzipsItselfNamesAcceptEncodingInVaryOnce(t *testing.T) {
 			w.Header().Set("Cache-Control", "no-store")
 		case "/no-transform": // stored as it came: swrproxy may not encode it (nginx does anyway)
 			w.Header().Set("Cache-Control", "max-age=600, no-transform")
+		case "/two-types": // sent as its last Content-Type, text/html, which nginx gzips
+			w.Header()["Content-Type"] = []string{"image/png", "text/html"}
+			w.Header().Set("Cache-Control", "max-age=600, no-transform")
 		}
 		io.WriteString(w, body)
 	})
 	p := startProxy(t, o.URL, nil)
 	n := startNginx(t, strings.TrimPrefix(p.URL, "http://"))
-	for _, path := range []string{"/stream", "/no-transform"} {
+	for _, path := range []string{"/stream", "/no-transform", "/two-types"} {
 		for _, accept := range []string{"gzip", ""} {
 			r := get(t, n+path, "Accept-Encoding", accept)
 			if r.StatusCode != 200 || decodeReply(t, r) != body {
@@ -77,6 +83,31 @@ func TestWhatNginxGzipsItselfNamesAcceptEncodingInVaryOnce(t *testing.T) {
 				t.Errorf("%s, Accept-Encoding %q (Content-Encoding %q): Vary %q, want Accept-Encoding once", path, accept,
 					r.Header.Get("Content-Encoding"), v)
 			}
+		}
+	}
+}
+
+// TestEveryTypeNginxGzipsIsOneSwrproxyCallsCompressible: the template's gzip_vary is off, so a
+// reply nginx may gzip must say Vary: Accept-Encoding itself; swrproxy says it for the types
+// httpcache.Compressible names, which must therefore cover every type of gzip_types (and
+// text/html, which nginx always gzips).
+func TestEveryTypeNginxGzipsIsOneSwrproxyCallsCompressible(t *testing.T) {
+	b, err := os.ReadFile("nginx/templates/default.conf.template")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(strings.TrimSuffix(strings.TrimSpace(line), ";")); len(f) > 1 && f[0] == "gzip_types" {
+			types = append(types, f[1:]...)
+		}
+	}
+	if len(types) == 0 {
+		t.Fatal("no gzip_types in the template")
+	}
+	for _, ct := range append(types, "text/html") {
+		if !httpcache.Compressible(ct) {
+			t.Errorf("nginx gzips %s, which httpcache.Compressible does not name: its replies would lack Vary: Accept-Encoding", ct)
 		}
 	}
 }

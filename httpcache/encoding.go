@@ -129,6 +129,17 @@ func weight(params string) qvalue {
 	return 1000
 }
 
+// ContentType is the Content-Type a response with these field lines is sent with: the last one
+// (fasthttp, like most senders, keeps the last when given several), "" for none. Whether a
+// response is compressible is judged on it, so that a reply that may be gzipped on the way
+// (by nginx, after its type) is the one that says it varies on Accept-Encoding.
+func ContentType(values []string) string {
+	if len(values) == 0 {
+		return ""
+	}
+	return values[len(values)-1]
+}
+
 // Compressible reports whether a response of the Content-Type value ct is worth compressing:
 // text (but not text/event-stream, a stream), JSON, JavaScript, CSS, XML and SVG, including
 // the structured suffixes +json and +xml (RFC 6839). Case-insensitive; parameters ignored.

@@ -117,7 +117,7 @@ func (f *Filler) compress(e *tiers.Entry, h http.Header) {
 	if originEncoded(h) {
 		return
 	}
-	compressible := httpcache.Compressible(h.Get("Content-Type"))
+	compressible := httpcache.Compressible(httpcache.ContentType(h.Values("Content-Type")))
 	if compressible {
 		e.Header = varyOnEncoding(e.Header)
 	}
@@ -185,7 +185,7 @@ func keepEncodings(e, old *tiers.Entry) {
 			h.Add(fl.Name, fl.Value)
 		}
 	}
-	if !originEncoded(h) && httpcache.Compressible(h.Get("Content-Type")) {
+	if !originEncoded(h) && httpcache.Compressible(httpcache.ContentType(h.Values("Content-Type"))) {
 		e.Header = varyOnEncoding(e.Header)
 	}
 	if len(old.Encodings) == 0 {
