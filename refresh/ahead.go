@@ -50,6 +50,7 @@ func (t *Tracker) run(ctx context.Context, id string) error {
 	h.armed = false
 	if next != nil && next.Stored.UnixNano() > h.copy.Load() {
 		h.adopt(next) // its refresh waits for a request for it
+		h.kept.Store(true)
 	} else if gaveUp {
 		h.gaveUp = true
 	}

@@ -222,3 +222,32 @@ func TestARefreshAheadJobAFullQueueDroppedIsScheduledAgain(t *testing.T) {
 		}
 	})
 }
+
+// TestAKeyKeptWarmSurvivesAFullTracker: a key polled less often than its copies are refreshed
+// keeps its record when a flood fills the tracker: right after a refresh-ahead its new copy has
+// no request yet, but the key is being kept warm, and the sweep that makes room spares it (it
+// used to drop it, and the key went stale under the flood).
+func TestAKeyKeptWarmSurvivesAFullTracker(t *testing.T) {
+	bubble(t, func(t *testing.T) {
+		o := &memOrigin{cc: "max-age=4", body: []byte("x")}
+		r := newRig(t, o, 5*time.Minute)
+		defer r.stop()
+		r.tracker.MaxBytes = 64 << 10
+		r.get(t, "/polled", http.Header{})
+		r.get(t, "/polled", http.Header{}) // asked for again: refreshed ahead at 3.5 s
+		time.Sleep(3700 * time.Millisecond)
+		synctest.Wait()
+		if n := o.requests("/polled"); n != 2 {
+			t.Fatalf("origin requests for /polled = %d, want 2 (the fill and one refresh-ahead)", n)
+		}
+		for i := range 10_000 { // a flood of keys, each asked for twice
+			e := &tiers.Entry{Key: "/flood/" + strconv.Itoa(i), Stored: time.Now(), Fresh: time.Hour}
+			r.tracker.Touch(e.Key, e)
+		}
+		time.Sleep(1100 * time.Millisecond) // a sweep under pressure
+		synctest.Wait()
+		if _, ok := r.tracker.keys.Load("/polled"); !ok {
+			t.Error("the key kept warm lost its record to the flood")
+		}
+	})
+}

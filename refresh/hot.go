@@ -58,10 +58,13 @@ type hot struct {
 	weight int64
 
 	last   atomic.Int64 // Unix seconds of the latest request
-	hits   atomic.Int64 // requests served from cache by this instance
+	hits   atomic.Int64 // requests served a stored copy by this instance (hits, collapsed requests)
 	fetch  atomic.Int64 // duration of the latest refresh, in ns
 	copy   atomic.Int64 // Stored (Unix ns) of the newest copy seen; written under mu
-	demand atomic.Bool  // a request was served copy since this instance first saw it; written under mu
+	demand atomic.Bool  // a request was served copy since h adopted it; written under mu
+	// kept: h's previous copy was asked for and refreshed ahead, so the key is being kept warm;
+	// a full tracker's sweep spares it until its window passes. Written under mu.
+	kept atomic.Bool
 	// dropped: the pool dropped the queued refresh-ahead job (a full queue); the next request
 	// schedules it again. Set by the pool, under its lock, so an atomic.
 	dropped atomic.Bool
@@ -107,9 +110,10 @@ func (h *hot) adopt(e *tiers.Entry) {
 	h.armed = false // a job still queued for the old copy is found by its ID when arm schedules again
 }
 
-// Touch records a request served e from cache: demand for e, which schedules its refresh-ahead.
-// The request that filled e is not demand (it asked before the copy was stored): it calls
-// Filled. So a key asked for once has no record at all. Safe for concurrent use; does not
+// Touch records a request served e, a stored copy: demand for e, which schedules its
+// refresh-ahead. A hit is one; so is a request collapsed onto another's fill (several clients
+// asking at once is what a popular key looks like). The request that filled e is not demand (it
+// asked before the copy was stored): it calls Filled. So a key asked for once has no record at all. Safe for concurrent use; does not
 // allocate for a known key without Vary.
 func (t *Tracker) Touch(key string, e *tiers.Entry) {
 	if t == nil || t.Window <= 0 {

@@ -28,10 +28,11 @@ func (t *Tracker) Run(ctx context.Context) error {
 		}
 		if t.pressure.Swap(false) || t.bytes.Load() > t.maxBytes()/8*7 {
 			// Room for new keys: drop the records whose copy nobody asked for. A record whose
-			// copy was asked for stays until its refresh or its window: keys kept warm stay
-			// warm, and a flood of keys more than the tracker holds does not churn it.
+			// copy was asked for, or whose key is kept warm (its last copy was asked for and
+			// refreshed ahead), stays until its window passes: keys kept warm stay warm, and a
+			// flood of keys more than the tracker holds does not churn it.
 			t.keys.Range(func(_, v any) bool {
-				if h := v.(*hot); !h.demand.Load() {
+				if h := v.(*hot); !h.demand.Load() && !h.kept.Load() {
 					t.forget(h)
 				}
 				return true
