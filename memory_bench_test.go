@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"fmt"
+	"net/http"
 	"regexp"
 	"strconv"
 	"testing"
@@ -10,10 +13,11 @@ import (
 	"github.com/swrproxy/swrproxy/internal/redistest"
 )
 
-// BenchmarkBytesPerObject is issue 14's figure: what one cached 1 KiB object costs the
+// BenchmarkBytesPerObject is issue 14's figure: what one cached 1 KiB JSON object costs the
 // production binary (a child process), in RSS and in Go heap, with 100 000 distinct objects in an
 // L1 large enough for all of them, L2 on (a redis-server of its own) and refresh-ahead on, the
-// defaults. It reports rss-B/object (the RSS grown over the base, once the GC settled) and
+// defaults, with compression on (the default: each object also keeps its gzip and br codings)
+// and off. It reports rss-B/object (the RSS grown over the base, once the GC settled) and
 // heap-B/object (heap in use over the base). Varnish needs about 2 041 bytes for the same
 // objects, a bare Go map 1 680. Run it with -benchtime=1x: each run starts its own child.
 //
@@ -25,29 +29,48 @@ func BenchmarkBytesPerObject(b *testing.B) {
 		b.Fatal(err)
 	}
 	rs := redistest.Start(b)
-	o := sizedOrigin(b, 1<<10, 3600)
-	for range b.N {
-		c := startChild(b, o.URL, map[string]string{"SWR_L1_MAX_BYTES": "1GiB", "SWR_REDIS_URL": rs.URL()}, bin)
-		before, heapBefore := c.status(b, "VmRSS")[0], heapInuse(b, c)
-		start := time.Now()
-		if ok := drive(b, c.addr, objects, 16, 16, func(i int) string { return "/obj/" + strconv.Itoa(i) }, start.Add(5*time.Minute)); ok != objects {
-			b.Fatalf("%d of %d requests answered 200", ok, objects)
-		}
-		// Let the GC run (the figure is what stays resident, not the garbage of the run).
-		var rss, heap int64
-		for range 10 {
-			time.Sleep(500 * time.Millisecond) // the GC's schedule is the process's own: sample it a few times
-			if r := c.status(b, "VmRSS")[0]; rss == 0 || r < rss {
-				rss = r
+	// 1 KiB of JSON (a price record, compressible as real data is), stored with its gzip and br
+	// codings by default, or alone with SWR_COMPRESS=off.
+	body := []byte(`{"pair":"ALGO-USD","bids":[`)
+	for i := 0; len(body) < 1000; i++ {
+		body = fmt.Appendf(body, `["0.%04d","%d.%02d"],`, 1834-i, 100+i*7, i%100)
+	}
+	body = append(body[:len(body)-1], "]}"...)
+	body = append(body, bytes.Repeat([]byte(" "), 1024-len(body))...)
+	o := newOrigin(b, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=3600")
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(body)
+	})
+	for _, compress := range []string{"br,gzip", "off"} {
+		b.Run("compress="+compress, func(b *testing.B) {
+			for range b.N {
+				if err := rs.Client().FlushAll(context.Background()).Err(); err != nil { // each run starts empty
+					b.Fatal(err)
+				}
+				c := startChild(b, o.URL, map[string]string{"SWR_L1_MAX_BYTES": "1GiB", "SWR_L1_MAX_TTL": "10m", "SWR_REDIS_URL": rs.URL(), "SWR_COMPRESS": compress}, bin)
+				before, heapBefore := c.status(b, "VmRSS")[0], heapInuse(b, c)
+				start := time.Now()
+				if ok := drive(b, c.addr, objects, 16, 16, func(i int) string { return "/obj/" + strconv.Itoa(i) }, start.Add(5*time.Minute)); ok != objects {
+					b.Fatalf("%d of %d requests answered 200", ok, objects)
+				}
+				// Let the GC run (the figure is what stays resident, not the garbage of the run).
+				var rss, heap int64
+				for range 30 { // 15 s: memtidy collects once the load is over, within its spacing
+					time.Sleep(500 * time.Millisecond) // the GC's schedule is the process's own: sample it a few times
+					if r := c.status(b, "VmRSS")[0]; rss == 0 || r < rss {
+						rss = r
+					}
+					if h := heapInuse(b, c); heap == 0 || h < heap {
+						heap = h
+					}
+				}
+				b.ReportMetric(float64(rss-before)/objects, "rss-B/object")
+				b.ReportMetric(float64(heap-heapBefore)/objects, "heap-B/object")
+				b.Logf("%d objects: RSS %d → %d MiB, heap in use %d → %d MiB; %s", objects, before>>20, rss>>20, heapBefore>>20, heap>>20,
+					c.metrics(b, "swrproxy_l1_bytes", "swrproxy_l1_objects", "swrproxy_compressed_total", "swrproxy_compress_busy_total", "swrproxy_fills_stored_total", "swrproxy_refresh_tracked_keys"))
 			}
-			if h := heapInuse(b, c); heap == 0 || h < heap {
-				heap = h
-			}
-		}
-		b.ReportMetric(float64(rss-before)/objects, "rss-B/object")
-		b.ReportMetric(float64(heap-heapBefore)/objects, "heap-B/object")
-		b.Logf("%d objects: RSS %d → %d MiB, heap in use %d → %d MiB; %s", objects, before>>20, rss>>20, heapBefore>>20, heap>>20,
-			c.metrics(b, "swrproxy_l1_bytes", "swrproxy_l1_objects", "swrproxy_refresh_tracked_keys"))
+		})
 	}
 }
 

@@ -14,10 +14,11 @@ import (
 )
 
 // Thresholds of a collection. Garbage is the heap's objects beyond what the last collection
-// found live; the process is quiet when it allocated less than quietBytes in the last interval.
+// found live; the process is quiet when it allocated less than quietBytes, or a 64th of the live
+// heap, in the last interval (a scrape of the metrics, a few requests).
 const (
 	minGarbage = 16 << 20 // below this, a collection is not worth it
-	quietBytes = 1 << 20
+	quietBytes = 4 << 20
 )
 
 // sample is what Run reads of the runtime each interval.
@@ -36,10 +37,10 @@ func read(s []metrics.Sample) sample {
 }
 
 // due reports whether the process should collect now: no collection ran since prev, it
-// allocated little since prev (the burst is over), and the garbage is at least a quarter of the
+// allocated little since prev (the burst is over: under 4 MiB or a 64th of the live heap), and the garbage is at least a quarter of the
 // live heap and minGarbage.
 func due(prev, cur sample) bool {
-	if cur.cycles != prev.cycles || cur.allocated-prev.allocated >= quietBytes || cur.objects <= cur.live {
+	if cur.cycles != prev.cycles || cur.allocated-prev.allocated >= max(quietBytes, cur.live/64) || cur.objects <= cur.live {
 		return false
 	}
 	garbage := cur.objects - cur.live
@@ -50,7 +51,7 @@ func due(prev, cur sample) bool {
 // collections, so that a client timing bursts of work cannot make it collect more often.
 const (
 	Interval = 2 * time.Second
-	Spacing  = time.Minute
+	Spacing  = 10 * time.Second
 )
 
 // Run checks every Interval until ctx ends, and collects (debug.FreeOSMemory) when due, at most
