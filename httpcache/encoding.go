@@ -129,6 +129,19 @@ func weight(params string) qvalue {
 	return 1000
 }
 
+// Encoded reports whether Content-Encoding field lines values name a content coding other than
+// identity (a comma list per line, RFC 9110 §8.4).
+func Encoded(values []string) bool {
+	for _, v := range values {
+		for c := range strings.SplitSeq(v, ",") {
+			if c = trimOWS(c); c != "" && !EqualFoldASCII(c, "identity") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // ContentType is the Content-Type a response with these field lines is sent with: the last one
 // (fasthttp, like most senders, keeps the last when given several), "" for none. Whether a
 // response is compressible is judged on it, so that a reply that may be gzipped on the way

@@ -139,3 +139,17 @@ func TestEncodingTagKeepsTheWeakPrefix(t *testing.T) {
 		}
 	}
 }
+
+func TestAContentCodingOtherThanIdentityMeansEncoded(t *testing.T) {
+	for _, c := range []struct {
+		values []string
+		want   bool
+	}{
+		{nil, false}, {[]string{""}, false}, {[]string{"identity"}, false}, {[]string{" Identity "}, false},
+		{[]string{"gzip"}, true}, {[]string{"identity, br"}, true}, {[]string{"identity", "gzip"}, true}, {[]string{" , "}, false},
+	} {
+		if got := Encoded(c.values); got != c.want {
+			t.Errorf("Encoded(%q) = %v, want %v", c.values, got, c.want)
+		}
+	}
+}

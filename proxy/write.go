@@ -218,10 +218,8 @@ func mayBeEncoded(h http.Header) bool {
 	if !httpcache.Compressible(httpcache.ContentType(h.Values("Content-Type"))) {
 		return false
 	}
-	for _, v := range h.Values("Content-Encoding") {
-		if t := strings.Trim(v, " \t"); t != "" && !httpcache.EqualFoldASCII(t, "identity") {
-			return false
-		}
+	if httpcache.Encoded(h.Values("Content-Encoding")) {
+		return false
 	}
 	names, star := httpcache.VaryNames(h.Values("Vary"))
 	return !star && !slices.Contains(names, "Accept-Encoding")

@@ -80,16 +80,7 @@ func (f *Filler) identityRequest(r *fill.Request) *fill.Request {
 }
 
 // originEncoded reports whether h, a response header, names a content coding other than identity.
-func originEncoded(h http.Header) bool {
-	for _, v := range h.Values("Content-Encoding") {
-		for c := range strings.SplitSeq(v, ",") {
-			if c = strings.Trim(c, " \t"); c != "" && !httpcache.EqualFoldASCII(c, "identity") {
-				return true
-			}
-		}
-	}
-	return false
-}
+func originEncoded(h http.Header) bool { return httpcache.Encoded(h.Values("Content-Encoding")) }
 
 // unkeyableEncoding reports whether a response to an identity fill r (compression on) must not be
 // stored: the origin encoded it anyway and varies on Accept-Encoding. Keyed on what the fill
