@@ -125,9 +125,10 @@ func (f *Filler) compress(e *tiers.Entry, h http.Header) {
 	// At most compressSlots fills compress at once, whatever clients send (each misses a new
 	// key, or is not collapsed): the others store the identity form alone, which the proxy in
 	// front may gzip per reply. So the CPU and the encoders' memory are bounded.
+	slots := f.compressSlots()
 	select {
-	case compressSlots <- struct{}{}:
-		defer func() { <-compressSlots }()
+	case slots <- struct{}{}:
+		defer func() { <-slots }()
 	default:
 		f.compressStats.busy.Add(1)
 		return
@@ -155,8 +156,11 @@ func (f *Filler) compress(e *tiers.Entry, h http.Header) {
 	}
 }
 
-// compressSlots bounds the fills compressing at once: half the processors, at least one.
-var compressSlots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
+// compressSlots bounds the fills of f compressing at once: half the processors, at least one.
+func (f *Filler) compressSlots() chan struct{} {
+	f.slotsOnce.Do(func() { f.slots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)) })
+	return f.slots
+}
 
 // digested reports whether h carries a digest or checksum of the identity body (Content-MD5,
 // Content-Digest, Repr-Digest, RFC 9530): a coded reply would carry one that does not hold, so

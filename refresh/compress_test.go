@@ -318,12 +318,13 @@ func TestAtMostHalfTheProcessorsCompressAtOnce(t *testing.T) {
 	})
 	s := newTestStore(t, nil)
 	f := compressing(t, s, o)
-	for range cap(compressSlots) {
-		compressSlots <- struct{}{} // fills compressing elsewhere
+	slots := f.compressSlots()
+	for range cap(slots) {
+		slots <- struct{}{} // fills compressing elsewhere
 	}
 	res, err := f.Fill(t.Context(), request("/busy"))
-	for range cap(compressSlots) {
-		<-compressSlots
+	for range cap(slots) {
+		<-slots
 	}
 	if err != nil || res.Entry == nil || len(res.Entry.Encodings) != 0 || !res.Entry.AnyEncoding {
 		t.Fatalf("with every slot taken: %+v, %v; want the identity form stored alone", res, err)

@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -59,6 +60,8 @@ type Filler struct {
 	flight        singleflight.Group
 	vary          varyMemo
 	encodes       encodesMemo // keys whose origin encodes whatever a fill asks (compress.go)
+	slotsOnce     sync.Once
+	slots         chan struct{} // compressSlots
 	failing       failingMarks
 }
 
