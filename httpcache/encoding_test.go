@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-var chooseTests = []struct { // TestChooseEncoding and FuzzAcceptEncoding loop over it
+var chooseTests = []struct { // TestARequestGetsTheStoredCodingItAcceptsBest and FuzzAcceptEncoding loop over it
 	lines    []string // Accept-Encoding lines; nil: no field
 	haveBr   bool
 	haveGzip bool
@@ -56,7 +56,7 @@ var chooseTests = []struct { // TestChooseEncoding and FuzzAcceptEncoding loop o
 	{[]string{"gzip;level=9;q=0.4, br;q=0.3"}, true, true, CodingGzip},
 }
 
-func TestChooseEncoding(t *testing.T) {
+func TestARequestGetsTheStoredCodingItAcceptsBest(t *testing.T) {
 	for _, tt := range chooseTests {
 		var a AcceptEncoding
 		for _, l := range tt.lines {
@@ -68,7 +68,7 @@ func TestChooseEncoding(t *testing.T) {
 	}
 }
 
-func TestChooseEncodingDoesNotAllocate(t *testing.T) {
+func TestChoosingACodingDoesNotAllocate(t *testing.T) {
 	n := testing.AllocsPerRun(100, func() {
 		var a AcceptEncoding
 		a.Add("gzip, deflate, br;q=0.9, *;q=0.1")
@@ -105,7 +105,7 @@ func FuzzAcceptEncoding(f *testing.F) {
 	})
 }
 
-func TestCompressibleTypes(t *testing.T) {
+func TestTextJSONScriptsStylesXMLAndSVGAreCompressible(t *testing.T) {
 	for _, tt := range []struct {
 		ct   string
 		want bool

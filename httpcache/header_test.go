@@ -31,7 +31,7 @@ func TestVaryNames(t *testing.T) {
 	}
 }
 
-// encodingTests is shared by TestNormalizeEncoding and the seeds of FuzzNormalizeEncoding.
+// encodingTests is shared by TestAnAcceptEncodingValueNormalisesToTheCodingItAcceptsBest and the seeds of FuzzNormalizeEncoding.
 var encodingTests = []struct {
 	name, in, want string
 }{
@@ -61,7 +61,7 @@ var encodingTests = []struct {
 	{"garbage is identity", ";;,,=q;\x00\xff", ""},
 }
 
-func TestNormalizeEncoding(t *testing.T) {
+func TestAnAcceptEncodingValueNormalisesToTheCodingItAcceptsBest(t *testing.T) {
 	for _, tt := range encodingTests {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := NormalizeEncoding(tt.in); got != tt.want {
