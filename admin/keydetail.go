@@ -59,7 +59,7 @@ func (a *Admin) keyDetail(c *fiber.Ctx) error {
 
 func describeVariant(e *tiers.Entry, now time.Time) variantItem {
 	age := e.CurrentAge(now)
-	v := variantItem{Status: e.Status, Bytes: len(e.Body), AgeSec: int64(age / time.Second),
+	v := variantItem{Status: int(e.Status), Bytes: len(e.Body), AgeSec: int64(age / time.Second),
 		FreshFor: int64((e.Fresh - age) / time.Second), SWRSec: int64(e.StaleWhileRevalidate / time.Second),
 		SIESec: int64(e.StaleIfError / time.Second), ETag: e.ETag, Tags: e.Tags, Headers: [][2]string{}, Generated: !e.OriginETag}
 	if v.Tags == nil {

@@ -71,7 +71,7 @@ func (h *Handler) write(c *fiber.Ctx, e *tiers.Entry, age time.Duration, xcache,
 			}
 		}
 	} else if e.Status != fiber.StatusOK {
-		resp.SetStatusCode(e.Status)
+		resp.SetStatusCode(int(e.Status))
 		for _, f := range e.Header {
 			addField(rh, f)
 		}

@@ -44,7 +44,7 @@ func (f *Filler) renew(ctx context.Context, r *fill.Request, h http.Header, v ve
 	if h.Get("Date") == "" {
 		merged.Del("Date") // newEntry dates it when received: the old Date would belie Age 0
 	}
-	d := httpcache.Decide(old.Status, merged, httpcache.Req{Authorization: r.Authorization, Policy: v.freshness}, sent, received, f.Defaults)
+	d := httpcache.Decide(int(old.Status), merged, httpcache.Req{Authorization: r.Authorization, Policy: v.freshness}, sent, received, f.Defaults)
 	if d.Store && v.noStore {
 		d.Store, d.Reason = false, reasonPolicy
 	}
@@ -58,12 +58,12 @@ func (f *Filler) renew(ctx context.Context, r *fill.Request, h http.Header, v ve
 			}
 		}
 		merged.Del("Surrogate-Control")
-		p := &fill.Pass{Status: old.Status, Header: merged, Body: io.NopCloser(bytes.NewReader(old.Body)),
+		p := &fill.Pass{Status: int(old.Status), Header: merged, Body: io.NopCloser(bytes.NewReader(old.Body)),
 			Length: int64(len(old.Body)), Reason: d.Reason}
 		return &fill.Result{Pass: p, NotStored: d.Reason}, nil
 	}
 	f.stats.Revalidated.Add(1)
-	e := newEntry(r, old.Status, merged, old.Body, d, received)
+	e := newEntry(r, int(old.Status), merged, old.Body, d, received)
 	e.OriginETag = old.OriginETag // a tag we computed stays ours, whatever the 304 carried
 	e.Vary, e.VaryValues = old.Vary, old.VaryValues
 	keepEncodings(e, old) // the body is old's, so are its codings
@@ -79,7 +79,7 @@ func (f *Filler) renew(ctx context.Context, r *fill.Request, h http.Header, v ve
 func newEntry(r *fill.Request, status int, h http.Header, body []byte, d httpcache.Decision, received time.Time) *tiers.Entry {
 	e := &tiers.Entry{
 		Key:                  r.Key,
-		Status:               status,
+		Status:               int32(status),
 		Body:                 body,
 		LastModified:         h.Get("Last-Modified"),
 		Stored:               received,

@@ -37,7 +37,7 @@ func keepStale(status int, stale *tiers.Entry, now time.Time) bool {
 // goodOnError reports whether stale is a good copy (not itself a failure) that may be served on
 // error at now.
 func goodOnError(stale *tiers.Entry, now time.Time) bool {
-	return stale != nil && !httpcache.OriginFailing(stale.Status) && stale.UsableOnError(now)
+	return stale != nil && !httpcache.OriginFailing(int(stale.Status)) && stale.UsableOnError(now)
 }
 
 // relayShared relays an origin error page that every waiter of the flight may send: read whole

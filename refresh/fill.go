@@ -120,7 +120,7 @@ func (f *Filler) Fill(ctx context.Context, r *fill.Request) (*fill.Result, error
 			return nil, fmt.Errorf("refresh: fill %q: %w (status %d)", r.Key, errFailedForAnother, res.Pass.Status)
 		}
 		return f.alone(ctx, r, "")
-	case res.Entry != nil && res.Shared && keepStale(res.Entry.Status, r.Stale, time.Now()):
+	case res.Entry != nil && res.Shared && keepStale(int(res.Entry.Status), r.Stale, time.Now()):
 		// Another request's fetch stored an origin failure (it had no good copy to keep): r's
 		// good copy may be served in its place (RFC 5861 §4).
 		return nil, fmt.Errorf("refresh: fill %q: %w (status %d, stored)", r.Key, errFailedForAnother, res.Entry.Status)
@@ -302,7 +302,7 @@ func (f *Filler) ask(ctx context.Context, r *fill.Request) (resp *http.Response,
 func (f *Filler) answer(ctx context.Context, r *fill.Request, resp *http.Response, sent, received time.Time, epoch uint64) (*fill.Result, error) {
 	status := resp.StatusCode
 	if status == http.StatusNotModified && r.Stale != nil {
-		status = r.Stale.Status // a revalidation is judged as the response it renews
+		status = int(r.Stale.Status) // a revalidation is judged as the response it renews
 	}
 	v := judge(ctx, r, status, resp.Header)
 	if resp.StatusCode == http.StatusNotModified && r.Stale != nil {

@@ -56,7 +56,7 @@ func TestAFreshOriginErrorIsStoredForTheWholeFlight(t *testing.T) {
 				if errs[i] != nil || res[i].Entry == nil || res[i].Pass != nil {
 					t.Fatalf("Fill %d = %+v, %v; want the stored entry", i, res[i], errs[i])
 				}
-				if e := res[i].Entry; e.Status != status || string(e.Body) != "down" {
+				if e := res[i].Entry; int(e.Status) != status || string(e.Body) != "down" {
 					t.Errorf("Fill %d: entry %d %q, want %d %q", i, e.Status, e.Body, status, "down")
 				}
 			}
@@ -64,7 +64,7 @@ func TestAFreshOriginErrorIsStoredForTheWholeFlight(t *testing.T) {
 				t.Errorf("origin requests = %d, want 1", got)
 			}
 			e := variant(s, "/down")
-			if e == nil || e.Status != status || e.Fresh != httpcache.MaxErrorFresh {
+			if e == nil || int(e.Status) != status || e.Fresh != httpcache.MaxErrorFresh {
 				t.Fatalf("stored %+v, want the %d fresh for %v (its max-age=30, capped)", e, status, httpcache.MaxErrorFresh)
 			}
 		})

@@ -130,7 +130,7 @@ func decode(b []byte) (*Entry, error) {
 	case e.ETag == "":
 		return nil, fmt.Errorf("%w: no etag", ErrCorrupt)
 	}
-	e.Status = int(status)
+	e.Status = int32(status) // 100 to 999
 	return e, nil
 }
 

@@ -22,7 +22,6 @@ type Field struct {
 // it is shared by concurrent readers, and its Body is handed to the network without copying.
 type Entry struct {
 	Key    string  // the cache key of the URL (not of the variant)
-	Status int     // HTTP status code
 	Header []Field // header fields to send, without hop-by-hop, Age, ETag or Content-Length
 	Body   []byte
 
@@ -45,6 +44,10 @@ type Entry struct {
 	// object's generation was invalidated (soft purge) and counts as stale.
 	Gen uint64
 
+	// Status is the HTTP status code (an int32 beside the flags below: the struct fits a smaller
+	// size class, which every stored object pays).
+	Status int32
+
 	// Guessed reports whether Fresh is swrproxy's guess (the RFC 9111 §4.2.2 Last-Modified
 	// heuristic or SWR_DEFAULT_TTL) for a response the origin did not make shareable with
 	// requests that carry cookies (httpcache.Decision.Guessed): a request with Cookie gets it
@@ -53,6 +56,11 @@ type Entry struct {
 	// OriginETag reports whether ETag came from the origin (else swrproxy computed it from the
 	// body, and sending it to the origin as If-None-Match would be pointless).
 	OriginETag bool
+	// AnyEncoding reports whether Body is the identity form fetched for every Accept-Encoding
+	// (the fill asked the origin for identity, and swrproxy negotiates the content coding
+	// itself): Accept-Encoding does not select this variant, even if the origin varies on it
+	// (Matches skips it), since every client can be served from it.
+	AnyEncoding bool
 	// ReqHeader holds the request fields a background refresh replays to the origin, so that it
 	// asks the same question as the client request that filled the entry (no Cookie, no
 	// Authorization, no conditional fields).
@@ -61,11 +69,6 @@ type Entry struct {
 	// Encodings are Body compressed once when stored (SWR_COMPRESS), each smaller than Body;
 	// the request path sends the one the client accepts best. Body is then the identity form.
 	Encodings []Encoding
-	// AnyEncoding reports whether Body is the identity form fetched for every Accept-Encoding
-	// (the fill asked the origin for identity, and swrproxy negotiates the content coding
-	// itself): Accept-Encoding does not select this variant, even if the origin varies on it
-	// (Matches skips it), since every client can be served from it.
-	AnyEncoding bool
 }
 
 // Encoding is one stored content coding of an entry's body.

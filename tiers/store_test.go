@@ -96,7 +96,7 @@ func entryDiff(got, want *Entry) string {
 		}
 	}
 	check("Key", got.Key == want.Key, got.Key, want.Key)
-	check("Status", got.Status == want.Status, strconv.Itoa(got.Status), strconv.Itoa(want.Status))
+	check("Status", got.Status == want.Status, strconv.Itoa(int(got.Status)), strconv.Itoa(int(want.Status)))
 	check("Header", slices.Equal(got.Header, want.Header), fmt.Sprint(got.Header), fmt.Sprint(want.Header))
 	check("Body", bytes.Equal(got.Body, want.Body), got.Body, want.Body)
 	check("ETag", got.ETag == want.ETag, got.ETag, want.ETag)
