@@ -140,9 +140,9 @@ const maxReplay = 2 << 10
 // the Vary'd fields are added from the entry itself). An allowlist: custom credentials, tokens,
 // referers and trace ids of the client that happened to fill the entry are never kept or replayed.
 //
-// The values are interned (replayValues): the entries filled by one kind of client share one copy
-// of its User-Agent and Accept fields instead of holding one each, and the slice is allocated at
-// its length.
+// The values and the list are interned (replayValues): the entries filled by one kind of client
+// share one copy of its User-Agent and Accept fields, and of the list, instead of holding one
+// each (a list is allocated at its length and never modified).
 func replayHeader(h http.Header, extra []string) []tiers.Field {
 	names := append(replayFields[:len(replayFields):len(replayFields)], extra...)
 	kept := func(i int, name string) bool {
@@ -169,12 +169,12 @@ func replayHeader(h http.Header, extra []string) []tiers.Field {
 		}
 		for _, v := range h[name] {
 			if len(out) == n {
-				return out
+				return replayValues.list(out)
 			}
 			out = append(out, tiers.Field{Name: name, Value: replayValues.of(v)})
 		}
 	}
-	return out
+	return replayValues.list(out)
 }
 
 // replayFields are the request fields replayHeader keeps, in a stable order.

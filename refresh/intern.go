@@ -1,6 +1,11 @@
 package refresh
 
-import "sync"
+import (
+	"strings"
+	"sync"
+
+	"github.com/swrproxy/swrproxy/tiers"
+)
 
 // interned keeps one copy of the request field values entries keep for their refreshes
 // (replayHeader): most entries are filled by a few kinds of client, whose User-Agent and Accept
@@ -10,11 +15,16 @@ import "sync"
 type interned struct {
 	mu     sync.Mutex
 	values map[string]string
+	// fields are whole replay field lists, by their fields joined: most entries keep one of a
+	// few lists, and then share its slice too. At most internFieldsMax lists (of at most
+	// maxReplay bytes each, 2 MiB in all); when full it starts over.
+	fields map[string][]tiers.Field
 }
 
 const (
-	internMax      = 4096
-	internValueMax = 256
+	internMax       = 4096
+	internValueMax  = 256
+	internFieldsMax = 1024
 )
 
 var replayValues interned
@@ -36,4 +46,27 @@ func (in *interned) of(v string) string {
 	s := string([]byte(v))
 	in.values[s] = s
 	return s
+}
+
+// list returns the kept copy of fs, a replay field list of interned values, keeping fs if there
+// is none. Entries never modify it.
+func (in *interned) list(fs []tiers.Field) []tiers.Field {
+	var b strings.Builder
+	for _, f := range fs {
+		b.WriteString(f.Name)
+		b.WriteByte(0)
+		b.WriteString(f.Value)
+		b.WriteByte(0)
+	}
+	key := b.String()
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if kept, ok := in.fields[key]; ok {
+		return kept
+	}
+	if in.fields == nil || len(in.fields) >= internFieldsMax {
+		in.fields = make(map[string][]tiers.Field, 16)
+	}
+	in.fields[key] = fs
+	return fs
 }

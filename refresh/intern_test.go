@@ -18,13 +18,16 @@ func TestEntriesFilledByOneKindOfClientShareItsReplayedFieldValues(t *testing.T)
 		return http.Header{"User-Agent": {string([]byte(ua))}, "Accept": {string([]byte("application/json"))}}
 	}
 	a, b := replayHeader(req(), nil), replayHeader(req(), nil)
-	if len(a) != 2 || len(b) != 2 || cap(a) != 2 {
+	if len(a) != 2 || len(b) != 2 || cap(a) != 2 || cap(b) != 2 {
 		t.Fatalf("replay fields %q (cap %d) and %q, want Accept and User-Agent, allocated at their length", a, cap(a), b)
 	}
 	for i := range a {
 		if a[i] != b[i] || unsafe.StringData(a[i].Value) != unsafe.StringData(b[i].Value) {
 			t.Errorf("%s: the two entries hold two copies of %q", a[i].Name, a[i].Value)
 		}
+	}
+	if &a[0] != &b[0] {
+		t.Error("the two entries hold two copies of the same field list")
 	}
 
 	var in interned
