@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -200,8 +201,10 @@ type Object struct {
 	// to the origin, uncollapsed, until the marker expires. Pass objects live in L1 only.
 	Pass bool
 
-	size    int
-	expires time.Time
+	// size and expires (Unix ns) are narrow so that an Object fits the 64-byte size class: one
+	// per stored key.
+	size    int32
+	expires int64
 }
 
 // maxVariants bounds the variants kept per URL (and Options.ObjectMaxBytes their bytes), so a
@@ -214,18 +217,23 @@ const maxVariants = 32
 const objectOverhead = 200
 
 func newObject(key string, gen uint64, variants []*Entry) *Object {
-	o := &Object{Key: key, Gen: gen, Variants: variants, size: objectOverhead + len(key)}
+	size := objectOverhead + len(key)
+	o := &Object{Key: key, Gen: gen, Variants: variants}
 	for _, e := range variants {
-		o.size += e.Size()
-		if x := e.Expires(); x.After(o.expires) {
+		size += e.Size()
+		if x := e.Expires().UnixNano(); x > o.expires {
 			o.expires = x
 		}
 	}
+	o.size = int32(min(size, math.MaxInt32)) // objects are bounded far below (ObjectMaxBytes)
 	return o
 }
 
 // Size is the object's weight in bytes.
-func (o *Object) Size() int { return o.size }
+func (o *Object) Size() int { return int(o.size) }
+
+// expiresAt is when the object's last variant can no longer be used at all.
+func (o *Object) expiresAt() time.Time { return time.Unix(0, o.expires) }
 
 // Variant returns the variant matching the request, or nil. value returns the request's
 // normalised value of a header name.

@@ -54,7 +54,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 			gen = old.Gen
 		}
 		t := newObject(key, gen+1, nil)
-		t.expires = time.Now().Add(s.tombstone)
+		t.expires = time.Now().Add(s.tombstone).UnixNano()
 		return t, otter.WriteOp
 	}))
 	if s.rdb == nil {
@@ -123,7 +123,7 @@ func (s *Store) ForgetAll() {
 func (s *Store) MarkPass(key string, ttl time.Duration) {
 	o := newObject(key, 0, nil)
 	o.Pass = true
-	o.expires = time.Now().Add(ttl)
+	o.expires = time.Now().Add(ttl).UnixNano()
 	s.l1.Compute(key, s.indexed(key, func(old *Object, found bool) (*Object, otter.ComputeOp) {
 		if found && (len(old.Variants) > 0 || old.Gen > 0) {
 			return old, otter.CancelOp // a stored response or a recent invalidation wins

@@ -138,11 +138,11 @@ func New(o Options) (*Store, error) {
 	l1, err := otter.New(&otter.Options[string, *Object]{
 		MaximumWeight: uint64(o.L1MaxBytes),
 		Weigher: func(_ string, o *Object) uint32 {
-			return uint32(min(o.size, 1<<31))
+			return uint32(o.size)
 		},
 		OnAtomicDeletion: s.unindex,
 		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[string, *Object]) time.Duration {
-			life := time.Until(e.Value.expires)
+			life := time.Until(e.Value.expiresAt())
 			if s.rdb != nil {
 				// L1 trusts a copy for L1MaxTTL at most, then reads L2 again (a lost coherence
 				// message is forgotten then). Without L2 there is nothing else to read: a copy
@@ -310,7 +310,7 @@ func (s *Store) objectOf(ctx context.Context, key, rk string, m map[string]strin
 	o := newObject(key, gen, vs)
 	if len(vs) == 0 {
 		// A generation-only object (a tombstone): remember the generation briefly.
-		o.expires = time.Now().Add(s.l1MaxTTL)
+		o.expires = time.Now().Add(s.l1MaxTTL).UnixNano()
 	}
 	return o
 }

@@ -121,7 +121,7 @@ func (s *Store) warmPage(ctx context.Context, offset, budget int64, start time.T
 		}
 		now := time.Now()
 		for i, o := range objs {
-			if o == nil || len(o.Variants) == 0 || !o.expires.After(now) || bytes+int64(o.Size()) > budget {
+			if o == nil || len(o.Variants) == 0 || !o.expiresAt().After(now) || bytes+int64(o.Size()) > budget {
 				continue
 			}
 			s.promote(batch[i], o, start)
