@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -272,5 +273,54 @@ func TestACodedReplyDoesNotOfferRanges(t *testing.T) {
 		if got := r.Header.Values("Accept-Ranges"); len(got) != 1 || got[0] != c.ranges {
 			t.Errorf("Accept-Encoding %q: Accept-Ranges %q, want %q", c.accept, got, c.ranges)
 		}
+	}
+}
+
+// TestACodingOneClientAcceptsNeverBecomesTheVariantOfClientsThatAcceptNone: an origin that
+// varies on Accept-Encoding and encodes whatever it is asked (deflate for deflate, gzip for
+// gzip, identity only without the field). A client's "deflate" normalises to identity, so its
+// fill sends no Accept-Encoding; it used to be copied back from the client's request (the key's
+// Vary lists it), and the deflate body was stored as the variant of every client that accepts
+// no coding. With compression on (once the origin is known to encode anyway) and off.
+func TestACodingOneClientAcceptsNeverBecomesTheVariantOfClientsThatAcceptNone(t *testing.T) {
+	t.Run("compression on", func(t *testing.T) {
+		unacceptedCoding(t, func(t *testing.T, u string) testApp { return newCompressingApp(t, u, nil) })
+	})
+	t.Run("compression off", func(t *testing.T) { unacceptedCoding(t, newTestApp) })
+}
+
+func unacceptedCoding(t *testing.T, mk func(*testing.T, string) testApp) {
+	var mu sync.Mutex
+	var asked []string
+	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ae := r.Header.Get("Accept-Encoding")
+		mu.Lock()
+		asked = append(asked, ae)
+		mu.Unlock()
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Vary", "Accept-Encoding")
+		switch {
+		case ae == "":
+			io.WriteString(w, `{"plain":true}`)
+		case strings.Contains(ae, "deflate"):
+			w.Header().Set("Content-Encoding", "deflate")
+			io.WriteString(w, "DEFLATE-BYTES")
+		default:
+			w.Header().Set("Content-Encoding", "gzip")
+			io.WriteString(w, "\x1f\x8bGZIP-BYTES")
+		}
+	}))
+	defer o.Close()
+	a := mk(t, o.URL)
+	a.get(t, "/x", "Accept-Encoding", "gzip")    // identity fill encoded: memo learned, gzip variant stored
+	a.get(t, "/x", "Accept-Encoding", "deflate") // normalised to identity, but forwarded raw
+	r := a.get(t, "/x")                          // a client without Accept-Encoding
+	mu.Lock()
+	t.Logf("origin asked %q", asked)
+	mu.Unlock()
+	t.Logf("no-AE client: X-Cache %s, Content-Encoding %q, body %q", r.Header.Get("X-Cache"), r.Header.Get("Content-Encoding"), r.Body)
+	if ce := r.Header.Get("Content-Encoding"); ce != "" {
+		t.Errorf("a client without Accept-Encoding was served Content-Encoding %q (stored by another client's fill)", ce)
 	}
 }

@@ -28,7 +28,10 @@ func withVary(r *fill.Request, names []string) *fill.Request {
 	}
 	var hdr http.Header
 	for _, n := range names {
-		if r.Header.Get(n) != "" || httpcache.ForwardingField(n) {
+		// Accept-Encoding is never added back: the fill sends its normalised value, and none
+		// means identity (a client's "deflate" or "zstd" copied back would make the origin
+		// encode a body stored as the variant for clients that accept no coding).
+		if r.Header.Get(n) != "" || httpcache.ForwardingField(n) || n == "Accept-Encoding" {
 			continue
 		}
 		if v := r.Field(n); v != "" {

@@ -67,6 +67,11 @@ func (f *Filler) renew(ctx context.Context, r *fill.Request, h http.Header, v ve
 	e.OriginETag = old.OriginETag // a tag we computed stays ours, whatever the 304 carried
 	e.Vary, e.VaryValues = old.Vary, old.VaryValues
 	keepEncodings(e, old) // the body is old's, so are its codings
+	if e.AnyEncoding && (httpcache.ParseCacheControl(strings.Join(merged.Values("Cache-Control"), ", ")).NoTransform || digested(merged)) {
+		e.Encodings = nil // the 304 forbids what the codings are
+	} else if e.AnyEncoding && len(e.Encodings) == 0 {
+		f.compress(e, merged) // stored while every slot was busy (or before a type changed): compress it now
+	}
 	if len(h.Values("Surrogate-Key")) == 0 {
 		e.Tags = slices.Clone(old.Tags)
 	}

@@ -111,6 +111,11 @@ func (f *Filler) Fill(ctx context.Context, r *fill.Request) (*fill.Result, error
 		return f.alone(ctx, r, "cookie")
 	}
 	res, led, err := f.load(ctx, r, true)
+	if err == nil && streams(res) && !led && res.NotStored == reasonEncoded {
+		// Another request's identity fill taught the memo that this origin encodes whatever it
+		// is asked: join the fill of r's own coding (collapsed with the others asking for it).
+		res, led, err = f.load(ctx, r, true)
+	}
 	switch {
 	case err != nil:
 		return nil, err
@@ -170,21 +175,23 @@ func streams(res *fill.Result) bool { return res != nil && res.Pass != nil && re
 // copy to serve on error, the origin is not asked again before that error's lifetime ends.
 func (f *Filler) load(ctx context.Context, r *fill.Request, collapse bool) (res *fill.Result, led bool, err error) {
 	r = withVary(r, f.vary.names(r.Key)) // what the key's responses varied on lately, if the request lacks it
-	asked := r
+	asked, flightKey := r, r.Key
 	if !f.encodes.holds(r.Key) {
 		r = f.identityRequest(r) // with compression on, one identity fill serves every Accept-Encoding
+	} else if f.Compress.on() {
+		flightKey = r.Key + "\x00" + tiers.VariantID([]string{"Accept-Encoding"}, r.Value) // one fill per coding
 	}
 	// Checked on the request as it would be sent, as the mark was set on one that was sent.
 	if now := time.Now(); goodOnError(r.Stale, now) && f.failing.holds(r.Key, r.Stale.VariantID()+markScope(r), now) {
 		return nil, false, fmt.Errorf("refresh: fill %q: %w", r.Key, errStillFailing)
 	}
-	res, led, err = f.fill(ctx, r, r.Key, collapse)
+	res, led, err = f.fill(ctx, r, flightKey, collapse)
 	if err == nil && led && r != asked && res.NotStored == reasonEncoded {
 		// The origin encoded its answer to an identity request and varies on Accept-Encoding:
 		// it encodes whatever it is asked. Ask again as the client asked, and store that
 		// variant keyed on its Accept-Encoding, as without compression (encodes remembers the
 		// key, so later fills ask so at once).
-		if res.Pass != nil {
+		if streams(res) {
 			res.Pass.Body.Close()
 		}
 		r = asked
@@ -321,7 +328,9 @@ func (f *Filler) answer(ctx context.Context, r *fill.Request, resp *http.Respons
 		d.Store, d.Reason = false, "too-big"
 	case d.Store && f.unkeyableEncoding(r, resp.Header):
 		d.Store, d.Reason = false, reasonEncoded
-		f.encodes.learn(r.Key)
+		if speaksForAll(r) {
+			f.encodes.learn(r.Key) // not from a Cookie or Authorization fill: only for everyone
+		}
 	case d.Store && keepStale(resp.StatusCode, r.Stale, received):
 		d.Store, d.Reason = false, reasonStaleKept
 		if markable(r, resp, d) {

@@ -57,12 +57,13 @@ const (
 // Run checks every Interval until ctx ends, and collects (debug.FreeOSMemory) when due, at most
 // once per Spacing. It returns nil when ctx ends.
 func Run(ctx context.Context) error {
-	run(ctx, Interval, Spacing)
+	run(ctx, Interval, Spacing, nil)
 	return nil
 }
 
-// run is Run with its interval and spacing; it returns how many collections it made.
-func run(ctx context.Context, interval, spacing time.Duration) int {
+// run is Run with its interval and spacing; checked, if set, is called after each check. It
+// returns how many collections it made.
+func run(ctx context.Context, interval, spacing time.Duration, checked func()) int {
 	s := make([]metrics.Sample, len(names))
 	for i, n := range names {
 		s[i].Name = n
@@ -85,5 +86,8 @@ func run(ctx context.Context, interval, spacing time.Duration) int {
 			cur = read(s)
 		}
 		prev = cur
+		if checked != nil {
+			checked()
+		}
 	}
 }

@@ -51,7 +51,7 @@ func TestRunCollectsTheGarbageABurstLeftOnceTheProcessIsQuiet(t *testing.T) {
 	before, cycles := s[0].Value.Uint64(), s[1].Value.Uint64()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int)
-	go func() { done <- run(ctx, 20*time.Millisecond, time.Hour) }()
+	go func() { done <- run(ctx, 20*time.Millisecond, time.Hour, nil) }()
 	testenv.WaitFor(t, 10*time.Second, "Run to collect", func() bool {
 		metrics.Read(s)
 		return s[1].Value.Uint64() > cycles
@@ -73,7 +73,15 @@ func TestRunCollectsAtMostOncePerSpacing(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int)
-	go func() { done <- run(ctx, 10*time.Millisecond, time.Hour) }()
+	checks := make(chan struct{}, 1)
+	go func() {
+		done <- run(ctx, 10*time.Millisecond, time.Hour, func() {
+			select {
+			case checks <- struct{}{}:
+			default:
+			}
+		})
+	}()
 	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
 	metrics.Read(s)
 	cycles := s[0].Value.Uint64()
@@ -87,7 +95,9 @@ func TestRunCollectsAtMostOncePerSpacing(t *testing.T) {
 			metrics.Read(s)
 			return round > 0 || s[0].Value.Uint64() > cycles // the first burst is collected
 		})
-		time.Sleep(30 * time.Millisecond) // the burst's pause: three checks
+		for range 3 { // the burst's pause: three checks, each due
+			<-checks
+		}
 	}
 	runtime.KeepAlive(garbage)
 	cancel()
