@@ -100,7 +100,6 @@ func TestAnEntryStoredWhileCompressionWasBusyIsCompressedOnIts304(t *testing.T) 
 	}
 }
 
-
 // TestACookieFillDoesNotTeachTheEncodingMemo: a request with Cookie whose (shareable, explicitly
 // fresh) answer is encoded does not make the anonymous fills that follow stop asking for
 // identity: what one user's answer looks like is not everyone's.
