@@ -31,9 +31,9 @@ type Compression struct {
 	MinBytes int
 }
 
-// MaxCompressBytes bounds the bodies compressed (larger ones are stored as they are): compressing 1 MiB of JSON
-// costs about 8 ms with gzip and 19 ms with brotli at the levels below (BenchmarkCompressLevels),
-// which every waiter of the fill waits; larger bodies are stored and served as they are.
+// MaxCompressBytes bounds the bodies compressed (larger ones are stored as they are):
+// compressing 1 MiB of JSON costs about 8 ms with gzip and 19 ms with brotli at the levels below
+// (BenchmarkCompressLevels), which every waiter of the fill waits.
 const MaxCompressBytes = 1 << 20
 
 // Levels: chosen for the time a fill's waiters wait, not for the last percent (README:

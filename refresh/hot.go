@@ -113,8 +113,8 @@ func (h *hot) adopt(e *tiers.Entry) {
 // Touch records a request served e, a stored copy: demand for e, which schedules its
 // refresh-ahead. A hit is one; so is a request collapsed onto another's fill (several clients
 // asking at once is what a popular key looks like). The request that filled e is not demand (it
-// asked before the copy was stored): it calls Filled. So a key asked for once has no record at all. Safe for concurrent use; does not
-// allocate for a known key without Vary.
+// asked before the copy was stored): it calls Filled. So a key asked for once has no record at
+// all. Safe for concurrent use; does not allocate for a known key without Vary.
 func (t *Tracker) Touch(key string, e *tiers.Entry) {
 	if t == nil || t.Window <= 0 {
 		return
