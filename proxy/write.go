@@ -82,13 +82,13 @@ func (h *Handler) write(c *fiber.Ctx, e *tiers.Entry, age time.Duration, xcache,
 		writeRange(resp, e, b2s(rng), b2s(req.Peek(fiber.HeaderIfRange)))
 	}
 	if enc != nil && !notModified {
-		rh.Set(fiber.HeaderContentEncoding, enc.Coding)
+		rh.SetCanonical(keyContentEncoding, s2b(enc.Coding))
 	}
-	rh.Set(fiber.HeaderETag, tag)
+	rh.SetCanonical(keyETag, s2b(tag))
 	var buf [20]byte
-	rh.SetBytesV(fiber.HeaderAge, strconv.AppendInt(buf[:0], int64(age/time.Second), 10))
-	rh.Set("X-Cache", xcache)
-	rh.Set("Cache-Status", cacheStatus)
+	rh.SetCanonical(keyAge, strconv.AppendInt(buf[:0], int64(age/time.Second), 10))
+	rh.SetCanonical(keyXCache, s2b(xcache))
+	rh.SetCanonical(keyCacheStatus, s2b(cacheStatus))
 	return nil
 }
 
@@ -103,9 +103,9 @@ func writeOK(resp *fasthttp.Response, e *tiers.Entry, body []byte, coded bool) {
 		addField(&resp.Header, f)
 	}
 	if coded {
-		resp.Header.Set(fiber.HeaderAcceptRanges, "none")
+		resp.Header.SetCanonical(keyAcceptRanges, rangesNone)
 	} else {
-		resp.Header.Set(fiber.HeaderAcceptRanges, "bytes")
+		resp.Header.SetCanonical(keyAcceptRanges, rangesBytes)
 	}
 	resp.SetBodyRaw(body)
 }
@@ -145,7 +145,7 @@ func writeRange(resp *fasthttp.Response, e *tiers.Entry, rng, ifRange string) {
 func addField(rh *fasthttp.ResponseHeader, f tiers.Field) {
 	switch f.Name {
 	case fasthttp.HeaderDate:
-		setDate(rh, unsafe.Slice(unsafe.StringData(f.Value), len(f.Value)))
+		setDate(rh, s2b(f.Value))
 	case httpcache.SurrogateControl:
 	default:
 		rh.Add(f.Name, f.Value)
@@ -162,6 +162,22 @@ func isNotModifiedHeader(name string) bool {
 }
 
 func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// s2b is s's bytes, read only: for fasthttp setters, which copy them.
+func s2b(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// The fields write sets on every reply from the cache, in fasthttp's normalised spelling, so
+// that SetCanonical stores them without normalising a copy of the name each time.
+var (
+	keyETag            = []byte("Etag")
+	keyAge             = []byte("Age")
+	keyXCache          = []byte("X-Cache")
+	keyCacheStatus     = []byte("Cache-Status")
+	keyAcceptRanges    = []byte("Accept-Ranges")
+	keyContentEncoding = []byte("Content-Encoding")
+	rangesNone         = []byte("none")
+	rangesBytes        = []byte("bytes")
+)
 
 // stream relays an origin response without holding its body in memory.
 func (h *Handler) stream(c *fiber.Ctx, p *fill.Pass, cacheStatus string) error {
