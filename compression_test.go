@@ -14,8 +14,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/andybalholm/brotli"
-	"github.com/klauspost/compress/gzip"
+	"github.com/swrproxy/swrproxy/internal/testenv"
 )
 
 // compressibleJSON is about 16 KiB of JSON.
@@ -32,28 +31,10 @@ func compressibleJSON() string {
 	return b.String()
 }
 
-// decodeReply decodes r's body per its Content-Encoding.
+// decodeReply is the body of r decoded per its Content-Encoding.
 func decodeReply(t *testing.T, r reply) string {
 	t.Helper()
-	var rd io.Reader = strings.NewReader(r.Body)
-	switch ce := r.Header.Get("Content-Encoding"); ce {
-	case "gzip":
-		zr, err := gzip.NewReader(rd)
-		if err != nil {
-			t.Fatalf("gzip: %v", err)
-		}
-		rd = zr
-	case "br":
-		rd = brotli.NewReader(rd)
-	case "":
-	default:
-		t.Fatalf("Content-Encoding %q", ce)
-	}
-	b, err := io.ReadAll(rd)
-	if err != nil {
-		t.Fatalf("decode %q: %v", r.Header.Get("Content-Encoding"), err)
-	}
-	return string(b)
+	return string(testenv.Decode(t, r.Header.Get("Content-Encoding"), []byte(r.Body)))
 }
 
 // compressionOrigin serves body as cacheable JSON and records the Accept-Encoding of each request.

@@ -13,12 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/andybalholm/brotli"
-	"github.com/klauspost/compress/gzip"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/swrproxy/swrproxy/httpcache"
 	"github.com/swrproxy/swrproxy/internal/redistest"
+	"github.com/swrproxy/swrproxy/internal/testenv"
 	"github.com/swrproxy/swrproxy/invalidate"
 	"github.com/swrproxy/swrproxy/proxy"
 	"github.com/swrproxy/swrproxy/refresh"
@@ -91,25 +90,7 @@ func jsonOrigin(tb testing.TB, body string, hdr ...string) *countingOrigin {
 // decoded is the body of r decoded per its Content-Encoding.
 func decoded(t *testing.T, r reply) string {
 	t.Helper()
-	var rd io.Reader = strings.NewReader(r.Body)
-	switch ce := r.Header.Get("Content-Encoding"); ce {
-	case "gzip":
-		zr, err := gzip.NewReader(rd)
-		if err != nil {
-			t.Fatalf("gzip reply: %v", err)
-		}
-		rd = zr
-	case "br":
-		rd = brotli.NewReader(rd)
-	case "":
-	default:
-		t.Fatalf("Content-Encoding %q", ce)
-	}
-	b, err := io.ReadAll(rd)
-	if err != nil {
-		t.Fatalf("decode the %q reply: %v", r.Header.Get("Content-Encoding"), err)
-	}
-	return string(b)
+	return string(testenv.Decode(t, r.Header.Get("Content-Encoding"), []byte(r.Body)))
 }
 
 // varyListsAcceptEncodingOnce reports whether the reply's Vary names Accept-Encoding exactly once.

@@ -2,18 +2,13 @@ package refresh
 
 import (
 	"bytes"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"slices"
 	"sync"
 	"testing"
 
-	"github.com/andybalholm/brotli"
-	"github.com/klauspost/compress/gzip"
-
-	"github.com/swrproxy/swrproxy/fill"
-	"github.com/swrproxy/swrproxy/httpcache"
+	"github.com/swrproxy/swrproxy/internal/testenv"
 	"github.com/swrproxy/swrproxy/tiers"
 )
 
@@ -25,25 +20,7 @@ func compressing(t *testing.T, s *tiers.Store, o *testOrigin) *Filler {
 }
 
 // decodeAs decodes b, encoded in coding.
-func decodeAs(t *testing.T, coding string, b []byte) []byte {
-	t.Helper()
-	var r io.Reader
-	switch coding {
-	case "gzip":
-		zr, err := gzip.NewReader(bytes.NewReader(b))
-		if err != nil {
-			t.Fatalf("gzip body: %v", err)
-		}
-		r = zr
-	case "br":
-		r = brotli.NewReader(bytes.NewReader(b))
-	}
-	out, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatalf("%s body: %v", coding, err)
-	}
-	return out
-}
+func decodeAs(t *testing.T, coding string, b []byte) []byte { return testenv.Decode(t, coding, b) }
 
 func TestCompressibleBodyIsStoredWithGzipAndBrotliOnce(t *testing.T) {
 	body := jsonBody(16 << 10)
@@ -188,30 +165,14 @@ func TestVaryIsMergedWithoutDuplicates(t *testing.T) {
 // client asked and stores that variant keyed on its Accept-Encoding, as without compression,
 // and remembers the key, so its next fills ask so at once (one origin request, not two).
 func TestAnOriginThatEncodesWhateverItIsAskedIsStoredPerCoding(t *testing.T) {
-	var asked []string
-	var mu sync.Mutex
-	o := newTestOrigin(t, false, func(w http.ResponseWriter, r *http.Request, _ int64) {
-		mu.Lock()
-		asked = append(asked, r.Header.Get("Accept-Encoding"))
-		mu.Unlock()
-		w.Header().Set("Cache-Control", "max-age=60")
-		w.Header().Set("Content-Encoding", "gzip")
-		w.Header().Set("Vary", "Accept-Encoding")
-		w.Write([]byte("\x1f\x8b not really"))
-	})
+	o, asked := encodesAnyway(t, false)
 	s := newTestStore(t, nil)
 	f := compressing(t, s, o)
-	gzipRequest := func() *fill.Request {
-		r := request("/e")
-		r.Header.Set("Accept-Encoding", "gzip")
-		r.Value = func(name string) string { return httpcache.VaryValue(name, r.Header.Get(name)) }
-		return r
-	}
 	for i := range 2 {
 		if i == 1 {
 			s.Delete(t.Context(), "/e") // a later fill of the key
 		}
-		res, err := f.Fill(t.Context(), gzipRequest())
+		res, err := f.Fill(t.Context(), gzipRequest("/e"))
 		if err != nil || res.Entry == nil {
 			t.Fatalf("fill %d = %+v, %v; want the gzip variant stored", i, res, err)
 		}
@@ -221,10 +182,8 @@ func TestAnOriginThatEncodesWhateverItIsAskedIsStoredPerCoding(t *testing.T) {
 				i, e.AnyEncoding, len(e.Encodings), e.Vary, e.VaryValues)
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if want := []string{"identity", "gzip", "gzip"}; !slices.Equal(asked, want) {
-		t.Errorf("the origin was asked %q, want %q (identity once, then as the client asks)", asked, want)
+	if got, want := asked(), []string{"identity", "gzip", "gzip"}; !slices.Equal(got, want) {
+		t.Errorf("the origin was asked %q, want %q (identity once, then as the client asks)", got, want)
 	}
 }
 

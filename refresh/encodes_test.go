@@ -2,6 +2,7 @@ package refresh
 
 import (
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 
@@ -13,25 +14,10 @@ import (
 // waited on the first (identity) fill of an origin that encodes whatever it is asked join the
 // fill of their own coding, collapsed, instead of each asking the origin alone.
 func TestConcurrentClientsOfAnOriginThatEncodesAnywayShareOneFillOfTheirCoding(t *testing.T) {
-	var mu sync.Mutex
-	var asked []string
-	o := newTestOrigin(t, true, func(w http.ResponseWriter, r *http.Request, _ int64) {
-		mu.Lock()
-		asked = append(asked, r.Header.Get("Accept-Encoding"))
-		mu.Unlock()
-		w.Header().Set("Cache-Control", "max-age=60")
-		w.Header().Set("Content-Encoding", "gzip")
-		w.Header().Set("Vary", "Accept-Encoding")
-		w.Write([]byte("\x1f\x8b not really"))
-	})
+	o, asked := encodesAnyway(t, true)
 	s := newTestStore(t, nil)
 	f := compressing(t, s, o)
-	gz := func() *fill.Request {
-		r := request("/e")
-		r.Header.Set("Accept-Encoding", "gzip")
-		r.Value = func(name string) string { return httpcache.VaryValue(name, r.Header.Get(name)) }
-		return r
-	}
+	gz := func() *fill.Request { return gzipRequest("/e") }
 	const n = 5
 	ctxs := make([]*waitingCtx, n)
 	var wg sync.WaitGroup
@@ -56,9 +42,8 @@ func TestConcurrentClientsOfAnOriginThatEncodesAnywayShareOneFillOfTheirCoding(t
 			t.Errorf("fill %d: %+v, want the gzip variant", i, r)
 		}
 	}
-	t.Logf("origin asked %q (%d requests for %d clients)", asked, len(asked), n)
-	if len(asked) > 2 {
-		t.Errorf("%d origin requests for %d concurrent gzip clients, want 2 (identity, then gzip once)", len(asked), n)
+	if got := asked(); len(got) > 2 {
+		t.Errorf("origin asked %q for %d concurrent gzip clients, want 2 requests (identity, then gzip once)", got, n)
 	}
 }
 
@@ -174,4 +159,33 @@ func TestA304WithNoTransformDropsTheStoredCodings(t *testing.T) {
 	if len(res.Entry.Encodings) != 0 {
 		t.Errorf("renewed with no-transform: %d codings kept, want none", len(res.Entry.Encodings))
 	}
+}
+
+// encodesAnyway starts an origin that answers gzip with Vary: Accept-Encoding whatever it is
+// asked (held until released, when held), and returns what it was asked, in order.
+func encodesAnyway(t *testing.T, held bool) (*testOrigin, func() []string) {
+	var mu sync.Mutex
+	var asked []string
+	o := newTestOrigin(t, held, func(w http.ResponseWriter, r *http.Request, _ int64) {
+		mu.Lock()
+		asked = append(asked, r.Header.Get("Accept-Encoding"))
+		mu.Unlock()
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Content-Encoding", "gzip")
+		w.Header().Set("Vary", "Accept-Encoding")
+		w.Write([]byte("\x1f\x8b not really"))
+	})
+	return o, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(asked)
+	}
+}
+
+// gzipRequest is a client's request for key that accepts gzip.
+func gzipRequest(key string) *fill.Request {
+	r := request(key)
+	r.Header.Set("Accept-Encoding", "gzip")
+	r.Value = func(name string) string { return httpcache.VaryValue(name, r.Header.Get(name)) }
+	return r
 }
