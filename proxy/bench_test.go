@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
 
 	"github.com/swrproxy/swrproxy/httpcache"
@@ -34,8 +35,15 @@ func newHandler(tb testing.TB, origin string) *proxy.Handler {
 // newHandlerL1 is newHandler with an L1 of l1 bytes.
 func newHandlerL1(tb testing.TB, origin string, l1 int64) *proxy.Handler {
 	tb.Helper()
+	return newHandlerWith(tb, origin, l1, nil, refresh.Compression{})
+}
+
+// newHandlerWith is the handler as main wires it: an L1 of l1 bytes, L2 in rdb (nil for none),
+// and compression c (SWR_COMPRESS; the zero value is off).
+func newHandlerWith(tb testing.TB, origin string, l1 int64, rdb redis.UniversalClient, c refresh.Compression) *proxy.Handler {
+	tb.Helper()
 	log := slog.New(slog.DiscardHandler)
-	store, err := tiers.New(tiers.Options{L1MaxBytes: l1, L1MaxTTL: time.Hour, Log: log})
+	store, err := tiers.New(tiers.Options{L1MaxBytes: l1, L1MaxTTL: time.Hour, Redis: rdb, L2Timeout: time.Second, Log: log})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -46,7 +54,7 @@ func newHandlerL1(tb testing.TB, origin string, l1 int64) *proxy.Handler {
 	}
 	ref := refresh.New(refresh.Options{Store: store, Origin: up, Defaults: httpcache.Defaults{TTL: time.Minute},
 		MaxObjectBytes: 1 << 20, Timeout: 5 * time.Second, Workers: 2, Window: 5 * time.Minute,
-		L1MaxBytes: 64 << 20, Log: log})
+		L1MaxBytes: 64 << 20, Log: log, Compress: c})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { ref.Run(ctx); close(done) }()

@@ -1,28 +1,20 @@
 package proxy_test
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/swrproxy/swrproxy/httpcache"
 	"github.com/swrproxy/swrproxy/internal/redistest"
 	"github.com/swrproxy/swrproxy/internal/testenv"
-	"github.com/swrproxy/swrproxy/invalidate"
 	"github.com/swrproxy/swrproxy/proxy"
 	"github.com/swrproxy/swrproxy/refresh"
-	"github.com/swrproxy/swrproxy/tiers"
-	"github.com/swrproxy/swrproxy/upstream"
 )
 
 // newCompressingApp is the real app as main wires it with SWR_COMPRESS=br,gzip, in front of
@@ -35,25 +27,7 @@ func newCompressingApp(tb testing.TB, origin string, rdb redis.UniversalClient) 
 // newCompressingHandler is the handler of newCompressingApp.
 func newCompressingHandler(tb testing.TB, origin string, rdb redis.UniversalClient) *proxy.Handler {
 	tb.Helper()
-	log := slog.New(slog.DiscardHandler)
-	store, err := tiers.New(tiers.Options{L1MaxBytes: 64 << 20, L1MaxTTL: time.Hour, Redis: rdb, L2Timeout: time.Second, Log: log})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	u, _ := url.Parse(origin)
-	up, err := upstream.New(upstream.Options{Backends: []*url.URL{u}, Timeout: 5 * time.Second})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ref := refresh.New(refresh.Options{Store: store, Origin: up, Defaults: httpcache.Defaults{TTL: time.Minute},
-		MaxObjectBytes: 1 << 20, Timeout: 5 * time.Second, Workers: 2, Window: 5 * time.Minute,
-		L1MaxBytes: 64 << 20, Log: log, Compress: refresh.Compression{Codings: []string{"br", "gzip"}, MinBytes: 256}})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { ref.Run(ctx); close(done) }()
-	tb.Cleanup(func() { cancel(); <-done })
-	return &proxy.Handler{Store: store, Filler: ref.Filler, Refresher: ref.Pool, Tracker: ref.Tracker,
-		Invalidator: invalidate.New(store, ref, nil, log), Origin: up, Timeout: 5 * time.Second, Log: log}
+	return newHandlerWith(tb, origin, 64<<20, rdb, refresh.Compression{Codings: []string{"br", "gzip"}, MinBytes: 256})
 }
 
 // priceList is a JSON body of about n bytes.
