@@ -41,7 +41,7 @@ var dateParsers = sync.Pool{New: func() any {
 // setDate makes v the reply's Date field, replacing any. A value that does not fit a header
 // line (too long, or with CR, LF or NUL) is not set.
 func setDate(rh *fasthttp.ResponseHeader, v []byte) {
-	if len(v) == 0 || len(v) > dateLineMax-len("Date: \r\n\r\n") || bytes.ContainsAny(v, "\r\n\x00") {
+	if len(v) == 0 || len(v) > dateLineMax-len("Date: \r\n\r\n") || !fieldSafe(v) {
 		return
 	}
 	rh.Del(fasthttp.HeaderDate)
@@ -53,13 +53,35 @@ func setDate(rh *fasthttp.ResponseHeader, v []byte) {
 	dateParsers.Put(p)
 }
 
+// requestTime is when the server began handling ctx's request (fasthttp reads the clock for every
+// request, just before the handler): the hit path's "now", without reading the clock again. A
+// context that no server filled in (a test calling the handler itself) gets the current time.
+func requestTime(ctx *fasthttp.RequestCtx) time.Time {
+	if t := ctx.Time(); !t.IsZero() {
+		return t
+	}
+	return time.Now()
+}
+
+// fieldSafe reports whether v has no CR, LF or NUL (a byte loop: bytes.ContainsAny builds its
+// set on every call, which costs more than the rest of setDate's checks).
+func fieldSafe(v []byte) bool {
+	for _, b := range v {
+		if b == '\r' || b == '\n' || b == 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // ensureDate gives the reply the current time as its Date unless it has one (RFC 9110 §6.6.1:
-// an origin with a clock sends Date; a proxy may add one).
-func ensureDate(rh *fasthttp.ResponseHeader, now time.Time) {
+// an origin with a clock sends Date; a proxy may add one). A reply from the cache has its stored
+// Date: the clock is read only for the others.
+func ensureDate(rh *fasthttp.ResponseHeader) {
 	if len(rh.Peek(fasthttp.HeaderDate)) > 0 {
 		return
 	}
-	setDate(rh, currentDate(now))
+	setDate(rh, currentDate(time.Now()))
 }
 
 // formattedDate is an HTTP-date and the Unix second it stands for.

@@ -67,14 +67,15 @@ const passTTL = 10 * time.Second
 
 func (h *Handler) serveFilled(c *fiber.Ctx, r *fill.Request, res *fill.Result) error {
 	e := res.Entry
+	now := time.Now()
 	if res.NotStored == "" && r.Rule.RefreshesAhead() {
 		if res.Shared {
-			h.Tracker.Touch(e.Key, e) // a collapsed request, served the copy another one filled
+			h.Tracker.TouchAt(e.Key, e, now) // a collapsed request, served the copy another one filled
 		} else {
 			h.Tracker.Filled(e.Key, e)
 		}
 	}
-	age := e.CurrentAge(time.Now())
+	age := e.CurrentAge(now)
 	switch {
 	case res.Revalidated:
 		h.stats.Miss.Add(1)

@@ -46,7 +46,7 @@ func guard(next fasthttp.RequestHandler, log *slog.Logger) fasthttp.RequestHandl
 			ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
 			ctx.SetStatusCode(code)
 			ctx.SetBodyString(utils.StatusMessage(code) + ": " + why + "\n")
-			ensureDate(&ctx.Response.Header, time.Now())
+			ensureDate(&ctx.Response.Header)
 			return
 		}
 		defer func() {
@@ -58,7 +58,7 @@ func guard(next fasthttp.RequestHandler, log *slog.Logger) fasthttp.RequestHandl
 				ctx.SetBodyString("Internal Server Error")
 			}
 			settleBody(ctx)
-			ensureDate(&ctx.Response.Header, time.Now())
+			ensureDate(&ctx.Response.Header)
 		}()
 		next(ctx)
 	}

@@ -44,11 +44,12 @@ type Refresher interface {
 	Enqueue(r *fill.Request) bool
 }
 
-// Tracker learns which keys clients ask for (refresh-ahead of hot keys). Touch records a request
-// served from cache (demand); it runs on every cache hit, so it must be cheap. Filled records
-// the request whose fill stored the entry (not demand: it asked before the copy existed).
+// Tracker learns which keys clients ask for (refresh-ahead of hot keys). TouchAt records a
+// request that arrived at now served from cache (demand); it runs on every cache hit, so it must
+// be cheap. Filled records the request whose fill stored the entry (not demand: it asked before
+// the copy existed).
 type Tracker interface {
-	Touch(key string, e *tiers.Entry)
+	TouchAt(key string, e *tiers.Entry, now time.Time)
 	Filled(key string, e *tiers.Entry)
 }
 
@@ -132,7 +133,7 @@ func (h *Handler) Serve(c *fiber.Ctx) error {
 		return h.fill(c, h.newRequest(c, rt, nil, nil, 0))
 	}
 
-	now := time.Now()
+	now := requestTime(c.Context())
 	o, tier := h.lookup(c, rt)
 	if o != nil && o.Pass {
 		return h.passThrough(c, rt, "pass")
@@ -151,7 +152,7 @@ func (h *Handler) Serve(c *fiber.Ctx) error {
 		return h.fill(c, h.newRequest(c, rt, o, e, o.Gen))
 	}
 	if rt.rule.RefreshesAhead() {
-		h.Tracker.Touch(e.Key, e)
+		h.Tracker.TouchAt(e.Key, e, now)
 	}
 
 	age := e.CurrentAge(now)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/swrproxy/swrproxy/proxy"
 	"github.com/swrproxy/swrproxy/tiers"
@@ -13,13 +14,13 @@ import (
 
 type panicTracker struct{}
 
-func (panicTracker) Touch(string, *tiers.Entry)  { panic("tracker broke") }
-func (panicTracker) Filled(string, *tiers.Entry) { panic("tracker broke") }
+func (panicTracker) TouchAt(string, *tiers.Entry, time.Time) { panic("tracker broke") }
+func (panicTracker) Filled(string, *tiers.Entry)             { panic("tracker broke") }
 
 type quietTracker struct{}
 
-func (quietTracker) Touch(string, *tiers.Entry)  {}
-func (quietTracker) Filled(string, *tiers.Entry) {}
+func (quietTracker) TouchAt(string, *tiers.Entry, time.Time) {}
+func (quietTracker) Filled(string, *tiers.Entry)             {}
 
 func TestAPanicWhileServingAnswers500AndTheAppKeepsServing(t *testing.T) {
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

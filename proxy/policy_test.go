@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/swrproxy/swrproxy/proxy"
 	"github.com/swrproxy/swrproxy/tiers"
@@ -19,8 +20,8 @@ type keyTracker struct {
 	keys []string
 }
 
-func (k *keyTracker) Touch(key string, _ *tiers.Entry)  { k.add("touch " + key) }
-func (k *keyTracker) Filled(key string, _ *tiers.Entry) { k.add("filled " + key) }
+func (k *keyTracker) TouchAt(key string, _ *tiers.Entry, _ time.Time) { k.add("touch " + key) }
+func (k *keyTracker) Filled(key string, _ *tiers.Entry)               { k.add("filled " + key) }
 
 func (k *keyTracker) add(s string) {
 	k.mu.Lock()

@@ -115,7 +115,10 @@ func (h *hot) adopt(e *tiers.Entry) {
 // asking at once is what a popular key looks like). The request that filled e is not demand (it
 // asked before the copy was stored): it calls Filled. So a key asked for once has no record at
 // all. Safe for concurrent use; does not allocate for a known key without Vary.
-func (t *Tracker) Touch(key string, e *tiers.Entry) {
+func (t *Tracker) Touch(key string, e *tiers.Entry) { t.TouchAt(key, e, time.Now()) }
+
+// TouchAt is Touch for a request that arrived at now (the hit path has read the clock already).
+func (t *Tracker) TouchAt(key string, e *tiers.Entry, now time.Time) {
 	if t == nil || t.Window <= 0 {
 		return
 	}
@@ -129,7 +132,6 @@ func (t *Tracker) Touch(key string, e *tiers.Entry) {
 	} else if h = t.track(id, key, e); h == nil {
 		return
 	}
-	now := time.Now()
 	if s := now.Unix(); h.last.Load() != s {
 		h.last.Store(s)
 	}
