@@ -7,6 +7,8 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
 	"github.com/valyala/fasthttp"
+
+	"github.com/swrproxy/swrproxy/httpcache"
 )
 
 // methods are the request methods Fiber routes: its defaults, PURGE, and WebDAV's. Any other
@@ -58,13 +60,16 @@ func NewApp(h *Handler, mount func(fiber.Router)) *fiber.App {
 	srv := app.Server()
 	routed := srv.Handler
 	srv.Handler = guard(func(ctx *fasthttp.RequestCtx) {
-		if knownMethod(ctx.Request.Header.Method()) {
+		m := ctx.Request.Header.Method()
+		if knownMethod(m) && !(direct(m) && !reservedTarget(ctx)) {
 			routed(ctx)
 			return
 		}
 		// Fiber answers 400 to a method outside RequestMethods, and has no catch-all for one:
 		// any other token is a method too (RFC 9110 §9.1): Serve passes it through (not under
-		// /_swr/) without Fiber's routing.
+		// /_swr/) without Fiber's routing. A GET or HEAD outside /_swr/ (the cache's hits) goes
+		// the same way: the routes mount adds are all under /_swr/, so Fiber's routing would
+		// only walk them to reach Serve, at a cost a cache hit notices.
 		c := app.AcquireCtx(ctx)
 		defer app.ReleaseCtx(c)
 		start := time.Now()
@@ -119,6 +124,21 @@ func (h *Handler) logAccess(c *fiber.Ctx, start time.Time) {
 		"duration", time.Since(start).Round(time.Microsecond).String(),
 		"remote", c.Context().RemoteIP().String(),
 	)
+}
+
+// direct reports whether requests with method m outside /_swr/ skip Fiber's routing.
+func direct(m []byte) bool {
+	return string(m) == fasthttp.MethodGet || string(m) == fasthttp.MethodHead
+}
+
+// reservedTarget reports whether ctx's request target is, or may be routed as, one under /_swr/:
+// its path as sent or as normalised (dot segments removed, percent-decoded) starts with it, in
+// any case. Such a request takes Fiber's routes (the admin endpoints and their 404).
+func reservedTarget(ctx *fasthttp.RequestCtx) bool {
+	u := ctx.URI()
+	orig := u.PathOriginal()
+	return httpcache.Reserved(u.Path()) ||
+		len(orig) >= len(httpcache.ReservedPrefix) && httpcache.EqualFoldASCII(string(orig[:len(httpcache.ReservedPrefix)]), httpcache.ReservedPrefix)
 }
 
 // knownMethod reports whether m is one of methods, which Fiber routes.
