@@ -72,7 +72,10 @@ func NewApp(h *Handler, mount func(fiber.Router)) *fiber.App {
 		// only walk them to reach Serve, at a cost a cache hit notices.
 		c := app.AcquireCtx(ctx)
 		defer app.ReleaseCtx(c)
-		start := time.Now()
+		var start time.Time
+		if h.AccessLog {
+			start = time.Now()
+		}
 		_ = h.Serve(c) // never an error: Serve answers failures itself
 		if h.AccessLog {
 			h.logAccess(c, start)
