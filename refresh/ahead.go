@@ -39,11 +39,10 @@ func (t *Tracker) arm(h *hot, now time.Time) {
 
 // run is the refresh-ahead job of the record id.
 func (t *Tracker) run(ctx context.Context, id string) error {
-	v, ok := t.keys.Load(id)
+	h, ok := t.keys().Load(id)
 	if !ok {
 		return nil // forgotten meanwhile
 	}
-	h := v.(*hot)
 	next, gaveUp, err := t.refresh(ctx, h)
 	h.mu.Lock()
 	defer h.mu.Unlock()

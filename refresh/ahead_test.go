@@ -246,7 +246,7 @@ func TestAKeyKeptWarmSurvivesAFullTracker(t *testing.T) {
 		}
 		time.Sleep(1100 * time.Millisecond) // a sweep under pressure
 		synctest.Wait()
-		if _, ok := r.tracker.keys.Load("/polled"); !ok {
+		if _, ok := r.tracker.keys().Load("/polled"); !ok {
 			t.Error("the key kept warm lost its record to the flood")
 		}
 	})

@@ -31,8 +31,8 @@ func (t *Tracker) Run(ctx context.Context) error {
 			// copy was asked for, or whose key is kept warm (its last copy was asked for and
 			// refreshed ahead), stays until its window passes: keys kept warm stay warm, and a
 			// flood of keys more than the tracker holds does not churn it.
-			t.keys.Range(func(_, v any) bool {
-				if h := v.(*hot); !h.demand.Load() && !h.kept.Load() {
+			t.keys().Range(func(_ string, h *hot) bool {
+				if !h.demand.Load() && !h.kept.Load() {
 					t.forget(h)
 				}
 				return true
@@ -46,8 +46,7 @@ func (t *Tracker) Run(ctx context.Context) error {
 		shared = now
 		cold := now.Add(-t.Window).Unix()
 		var touched []string
-		t.keys.Range(func(_, v any) bool {
-			h := v.(*hot)
+		t.keys().Range(func(_ string, h *hot) bool {
 			switch last := h.last.Load(); {
 			case last >= since:
 				touched = append(touched, h.key())
