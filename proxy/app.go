@@ -34,9 +34,9 @@ func fiberConfig(log *slog.Logger) fiber.Config {
 		// Room for the header block nginx lets through (large_client_header_buffers 2 8k) plus
 		// the fields nginx adds; a larger one gets 431.
 		ReadBufferSize: 24 << 10,
-		// A slow client cannot hold a connection (and its goroutine) forever, on either listener.
-		ReadTimeout: 60 * time.Second,
-		IdleTimeout: 120 * time.Second,
+		// A slow client cannot hold a connection (and its goroutine) forever, on either listener:
+		// not through fasthttp's ReadTimeout and IdleTimeout (two deadlines per request) but
+		// one coarse deadline per connection (deadline.go), installed by NewApp and NewAdminApp.
 		// Keep the request target exactly as the client sent it: it is the cache key.
 		UnescapePath:                 false,
 		DisablePreParseMultipartForm: true,
@@ -59,7 +59,9 @@ func NewApp(h *Handler, mount func(fiber.Router)) *fiber.App {
 	app := fiber.New(fiberConfig(h.Log))
 	srv := app.Server()
 	routed := srv.Handler
-	srv.Handler = guard(func(ctx *fasthttp.RequestCtx) {
+	d := newDeadlines(connTimeout, connRefresh)
+	d.serve(srv)
+	srv.Handler = guard(d, func(ctx *fasthttp.RequestCtx) {
 		m := ctx.Request.Header.Method()
 		if knownMethod(m) && !(direct(m) && !reservedTarget(ctx)) {
 			routed(ctx)
@@ -96,7 +98,9 @@ func NewApp(h *Handler, mount func(fiber.Router)) *fiber.App {
 func NewAdminApp(log *slog.Logger, mount func(fiber.Router)) *fiber.App {
 	app := fiber.New(fiberConfig(log))
 	srv := app.Server()
-	srv.Handler = guard(srv.Handler, log)
+	d := newDeadlines(connTimeout, connRefresh)
+	d.serve(srv)
+	srv.Handler = guard(d, srv.Handler, log)
 	mount(app)
 	app.Use(func(c *fiber.Ctx) error { return c.Status(fiber.StatusNotFound).SendString("Not Found") })
 	return app

@@ -19,7 +19,8 @@ import (
 // Fiber, so it sees every request of every listener, including the ones Fiber answers on its own
 // (an unknown method, a routing error):
 //
-//   - before anything else, it refuses (400 or 501, and the connection closes) every request
+//   - first, it pushes the connection's read deadline forward (deadline.go);
+//   - then it refuses (400 or 501, and the connection closes) every request
 //     whose framing two parsers could read two ways: several Content-Length or Host lines,
 //     Content-Length with Transfer-Encoding, a transfer coding other than chunked, obsolete line
 //     folding, a bare CR, a field name that is not a token or a value with control characters, a
@@ -39,8 +40,9 @@ const (
 
 // guard returns next wrapped as described above. A panic anywhere in next becomes a logged 500
 // that closes the connection.
-func guard(next fasthttp.RequestHandler, log *slog.Logger) fasthttp.RequestHandler {
+func guard(d *deadlines, next fasthttp.RequestHandler, log *slog.Logger) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
+		d.request(ctx.Conn(), requestTime(ctx))
 		if code, why := refuse(&ctx.Request.Header); code != 0 {
 			ctx.SetConnectionClose()
 			ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
@@ -57,7 +59,7 @@ func guard(next fasthttp.RequestHandler, log *slog.Logger) fasthttp.RequestHandl
 				ctx.SetStatusCode(fiber.StatusInternalServerError)
 				ctx.SetBodyString("Internal Server Error")
 			}
-			settleBody(ctx)
+			settleBody(ctx, d)
 			ensureDate(&ctx.Response.Header)
 		}()
 		next(ctx)
@@ -112,7 +114,7 @@ func refuse(h *fasthttp.RequestHeader) (int, string) {
 
 // settleBody makes sure no part of the request body is left on the connection for the next
 // request: it is already read, or read now and discarded (bounded), or the connection closes.
-func settleBody(ctx *fasthttp.RequestCtx) {
+func settleBody(ctx *fasthttp.RequestCtx, d *deadlines) {
 	if ctx.Response.Header.ConnectionClose() {
 		return // nothing more is read from this connection
 	}
@@ -126,9 +128,11 @@ func settleBody(ctx *fasthttp.RequestCtx) {
 	}
 	conn := ctx.Conn()
 	conn.SetReadDeadline(time.Now().Add(drainWait))
+	d.shortened(conn)
 	n, err := io.CopyN(io.Discard, s, drainMax+1)
-	conn.SetReadDeadline(time.Time{}) // the server sets its own before the next request
 	if err != io.EOF || n > drainMax {
 		ctx.SetConnectionClose()
+		return
 	}
+	d.request(conn, time.Now()) // the wait for the next request gets a whole deadline again
 }
