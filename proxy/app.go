@@ -106,8 +106,8 @@ func NewAdminApp(log *slog.Logger, mount func(fiber.Router)) *fiber.App {
 	return app
 }
 
-// accessLog writes one line per request: method, path, status, X-Cache, body bytes (-1 while
-// streaming) and duration.
+// accessLog writes one line per request: method, path, status, X-Cache, body bytes (its length;
+// -1 while streaming one of unknown length) and duration.
 func (h *Handler) accessLog(c *fiber.Ctx) error {
 	start := time.Now()
 	err := c.Next()
@@ -118,9 +118,12 @@ func (h *Handler) accessLog(c *fiber.Ctx) error {
 // logAccess writes the access line of a request that started at start.
 func (h *Handler) logAccess(c *fiber.Ctx, start time.Time) {
 	resp := c.Response()
-	size := len(resp.Body())
-	if resp.IsBodyStream() {
-		size = -1
+	size := -1 // streaming
+	switch {
+	case !resp.IsBodyStream():
+		size = len(resp.Body())
+	case resp.Header.ContentLength() >= 0:
+		size = resp.Header.ContentLength() // a stored body sent whole (conn.go), or a known length
 	}
 	h.Log.Info("access",
 		"method", string(c.Request().Header.Method()),

@@ -89,6 +89,7 @@ func (h *Handler) write(c *fiber.Ctx, e *tiers.Entry, age time.Duration, xcache,
 	rh.SetCanonical(keyAge, strconv.AppendInt(buf[:0], int64(age/time.Second), 10))
 	rh.SetCanonical(keyXCache, s2b(xcache))
 	rh.SetCanonical(keyCacheStatus, s2b(cacheStatus))
+	sendWhole(c.Context())
 	return nil
 }
 
