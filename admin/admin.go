@@ -135,7 +135,9 @@ func (a *Admin) Mount(r fiber.Router) {
 		r.Get("/_swr/policy", a.protected(a.policyInfo))
 		r.Post("/_swr/policy/reload", a.protected(a.policyReload))
 	}
-	// PURGE is not a method Fiber routes; catch it, on any path, before the proxy sees it.
+	// PURGE is not a method Fiber routes; catch it, on any path, before the proxy sees it. A GET
+	// or HEAD outside /_swr/ skips Fiber's routes and this middleware (proxy.NewApp's
+	// takesRoutes): it must act only on PURGE and /_swr/ targets.
 	purge := a.protected(a.purge)
 	r.Use(func(c *fiber.Ctx) error {
 		switch {
@@ -152,6 +154,7 @@ func (a *Admin) Mount(r fiber.Router) {
 // (SWR_ADMIN_LISTEN): GET /_swr/healthz; 404 for every other /_swr/ path and 405 for PURGE.
 func (a *Admin) MountPublic(r fiber.Router) {
 	r.Get("/_swr/healthz", a.healthz)
+	// As in Mount: a GET or HEAD outside /_swr/ never reaches this middleware.
 	r.Use(func(c *fiber.Ctx) error {
 		switch {
 		case httpcache.Reserved(c.Request().URI().Path()):

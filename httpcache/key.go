@@ -49,6 +49,11 @@ const ReservedPrefix = "/_swr"
 // Reserved reports whether the (decoded, normalised) path is ReservedPrefix or under it
 // ("/_swr", "/_SWR/x"; not "/_swrx"). It does not allocate.
 func Reserved(path []byte) bool {
-	return len(path) >= len(ReservedPrefix) && EqualFoldASCII(string(path[:len(ReservedPrefix)]), ReservedPrefix) &&
-		(len(path) == len(ReservedPrefix) || path[len(ReservedPrefix)] == '/')
+	return HasReservedPrefix(path) && (len(path) == len(ReservedPrefix) || path[len(ReservedPrefix)] == '/')
+}
+
+// HasReservedPrefix reports whether path starts with ReservedPrefix, in any case, whatever
+// follows it ("/_swrx" too: a conservative test for a path as sent, before it is normalised).
+func HasReservedPrefix(path []byte) bool {
+	return len(path) >= len(ReservedPrefix) && EqualFoldASCII(string(path[:len(ReservedPrefix)]), ReservedPrefix)
 }

@@ -36,7 +36,8 @@ func fiberConfig(log *slog.Logger) fiber.Config {
 		ReadBufferSize: 24 << 10,
 		// A slow client cannot hold a connection (and its goroutine) forever, on either listener:
 		// not through fasthttp's ReadTimeout and IdleTimeout (two deadlines per request) but
-		// one coarse deadline per connection (deadline.go), installed by NewApp and NewAdminApp.
+		// one coarse deadline per connection (deadline.go), installed by guardServer.
+
 		// Keep the request target exactly as the client sent it: it is the cache key.
 		UnescapePath:                 false,
 		DisablePreParseMultipartForm: true,
@@ -52,26 +53,23 @@ func fiberConfig(log *slog.Logger) fiber.Config {
 }
 
 // NewApp returns the Fiber app that serves h: the routes that mount adds (the /_swr/ endpoints)
-// first, then h.Serve for every other method and path; the guard (guard.go) in front of it all,
-// around the fasthttp server's handler. Serve the app with Listener or through Server().Handler;
+// first, then h.Serve for every other method and path (a GET or HEAD outside /_swr/ goes to
+// h.Serve directly: takesRoutes); the guard (guard.go) in front of it all, around the fasthttp
+// server's handler. Serve the app with Listener or through Server().Handler;
 // App.Handler() would leave the guard out.
 func NewApp(h *Handler, mount func(fiber.Router)) *fiber.App {
 	app := fiber.New(fiberConfig(h.Log))
 	srv := app.Server()
 	routed := srv.Handler
-	d := newDeadlines(connTimeout, connRefresh)
-	d.serve(srv)
-	srv.Handler = guard(d, func(ctx *fasthttp.RequestCtx) {
-		m := ctx.Request.Header.Method()
-		if knownMethod(m) && !(direct(m) && !reservedTarget(ctx)) {
+	guardServer(srv, func(ctx *fasthttp.RequestCtx) {
+		if knownMethod(ctx.Request.Header.Method()) && takesRoutes(ctx) {
 			routed(ctx)
 			return
 		}
 		// Fiber answers 400 to a method outside RequestMethods, and has no catch-all for one:
 		// any other token is a method too (RFC 9110 §9.1): Serve passes it through (not under
 		// /_swr/) without Fiber's routing. A GET or HEAD outside /_swr/ (the cache's hits) goes
-		// the same way: the routes mount adds are all under /_swr/, so Fiber's routing would
-		// only walk them to reach Serve, at a cost a cache hit notices.
+		// the same way (takesRoutes).
 		c := app.AcquireCtx(ctx)
 		defer app.ReleaseCtx(c)
 		var start time.Time
@@ -98,9 +96,7 @@ func NewApp(h *Handler, mount func(fiber.Router)) *fiber.App {
 func NewAdminApp(log *slog.Logger, mount func(fiber.Router)) *fiber.App {
 	app := fiber.New(fiberConfig(log))
 	srv := app.Server()
-	d := newDeadlines(connTimeout, connRefresh)
-	d.serve(srv)
-	srv.Handler = guard(d, srv.Handler, log)
+	guardServer(srv, srv.Handler, log)
 	mount(app)
 	app.Use(func(c *fiber.Ctx) error { return c.Status(fiber.StatusNotFound).SendString("Not Found") })
 	return app
@@ -136,19 +132,29 @@ func (h *Handler) logAccess(c *fiber.Ctx, start time.Time) {
 	)
 }
 
-// direct reports whether requests with method m outside /_swr/ skip Fiber's routing.
-func direct(m []byte) bool {
-	return string(m) == fasthttp.MethodGet || string(m) == fasthttp.MethodHead
+// guardServer makes srv serve next behind the guard, with the connection deadlines (deadline.go).
+func guardServer(srv *fasthttp.Server, next fasthttp.RequestHandler, log *slog.Logger) {
+	d := newDeadlines(headerTimeout, idleTimeout, connRefresh)
+	d.install(srv)
+	srv.Handler = guard(d, next, log)
+}
+
+// takesRoutes reports whether ctx's request (of a method Fiber routes) goes through Fiber's
+// routes, or straight to Serve: a GET or HEAD does only when its target is, or may be routed as,
+// one under /_swr/. Every route mount adds is under /_swr/, and the middleware it adds for every
+// path acts only on PURGE and /_swr/ targets (admin.Mount, MountPublic): for any other GET or
+// HEAD, walking them would only reach Serve, at a cost a cache hit notices (~5 %).
+func takesRoutes(ctx *fasthttp.RequestCtx) bool {
+	m := ctx.Request.Header.Method()
+	return string(m) != fasthttp.MethodGet && string(m) != fasthttp.MethodHead || reservedTarget(ctx)
 }
 
 // reservedTarget reports whether ctx's request target is, or may be routed as, one under /_swr/:
-// its path as sent or as normalised (dot segments removed, percent-decoded) starts with it, in
-// any case. Such a request takes Fiber's routes (the admin endpoints and their 404).
+// its path as normalised (dot segments removed, percent-decoded) is reserved, or its path as
+// sent, which Fiber routes on, starts with the prefix in any case (conservatively: "/_swrx" too).
 func reservedTarget(ctx *fasthttp.RequestCtx) bool {
 	u := ctx.URI()
-	orig := u.PathOriginal()
-	return httpcache.Reserved(u.Path()) ||
-		len(orig) >= len(httpcache.ReservedPrefix) && httpcache.EqualFoldASCII(string(orig[:len(httpcache.ReservedPrefix)]), httpcache.ReservedPrefix)
+	return httpcache.Reserved(u.Path()) || httpcache.HasReservedPrefix(u.PathOriginal())
 }
 
 // knownMethod reports whether m is one of methods, which Fiber routes.

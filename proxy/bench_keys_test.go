@@ -41,6 +41,7 @@ func BenchmarkL1HitManyKeys(b *testing.B) {
 			app.Handler()
 			serve := app.Server().Handler
 			var ctx fasthttp.RequestCtx
+			ctx.Init2(benchConn(b), nil, false)
 			ctx.Request.Header.SetMethod(fasthttp.MethodGet)
 			ctx.Request.Header.SetHost("prices.example")
 			const stride = 7919        // a prime: every key once per round, far from the last

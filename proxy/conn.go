@@ -33,11 +33,12 @@ var sentWhole atomic.Int64
 // server shutting down calls from another goroutine) is the embedded connection's.
 type clientConn struct {
 	net.Conn
-	tcp   *net.TCPConn // Conn, when it is one (writev)
-	hold  bool         // the next Write is the header of a storedBody: keep it for ReadFrom
-	held  *[]byte      // that header, in a pooled buffer while held
-	bufs  [2][]byte    // the writev's header and body
-	iovec net.Buffers  // over bufs (a field, so that writing it does not allocate)
+	tcp      *net.TCPConn // Conn, when it is one (writev)
+	deadline int64        // the read deadline set on Conn, Unix ns (deadline.go)
+	hold     bool         // the next Write is the header of a storedBody: keep it for ReadFrom
+	held     *[]byte      // that header, in a pooled buffer while held
+	bufs     [2][]byte    // the writev's header and body
+	iovec    net.Buffers  // over bufs (a field, so that writing it does not allocate)
 }
 
 func newClientConn(c net.Conn) *clientConn {

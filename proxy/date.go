@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/swrproxy/swrproxy/httpcache"
 )
 
 // dateLineMax bounds the Date line setDate can parse (field name, value, CRLFs); a longer value
@@ -41,7 +43,7 @@ var dateParsers = sync.Pool{New: func() any {
 // setDate makes v the reply's Date field, replacing any. A value that does not fit a header
 // line (too long, or with CR, LF or NUL) is not set.
 func setDate(rh *fasthttp.ResponseHeader, v []byte) {
-	if len(v) == 0 || len(v) > dateLineMax-len("Date: \r\n\r\n") || !fieldSafe(v) {
+	if len(v) == 0 || len(v) > dateLineMax-len("Date: \r\n\r\n") || !httpcache.IsFieldValue(b2s(v)) {
 		return
 	}
 	rh.Del(fasthttp.HeaderDate)
@@ -61,17 +63,6 @@ func requestTime(ctx *fasthttp.RequestCtx) time.Time {
 		return t
 	}
 	return time.Now()
-}
-
-// fieldSafe reports whether v has no CR, LF or NUL (a byte loop: bytes.ContainsAny builds its
-// set on every call, which costs more than the rest of setDate's checks).
-func fieldSafe(v []byte) bool {
-	for _, b := range v {
-		if b == '\r' || b == '\n' || b == 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // ensureDate gives the reply the current time as its Date unless it has one (RFC 9110 §6.6.1:

@@ -19,7 +19,7 @@ import (
 // Fiber, so it sees every request of every listener, including the ones Fiber answers on its own
 // (an unknown method, a routing error):
 //
-//   - first, it pushes the connection's read deadline forward (deadline.go);
+//   - first, it gives a request with a body its read deadline (deadline.go);
 //   - then it refuses (400 or 501, and the connection closes) every request
 //     whose framing two parsers could read two ways: several Content-Length or Host lines,
 //     Content-Length with Transfer-Encoding, a transfer coding other than chunked, obsolete line
@@ -42,7 +42,7 @@ const (
 // that closes the connection.
 func guard(d *deadlines, next fasthttp.RequestHandler, log *slog.Logger) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
-		d.request(ctx.Conn(), requestTime(ctx))
+		d.arrived(ctx)
 		if code, why := refuse(&ctx.Request.Header); code != 0 {
 			ctx.SetConnectionClose()
 			ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
@@ -105,7 +105,7 @@ func refuse(h *fasthttp.RequestHeader) (int, string) {
 	if f.lengths > 1 {
 		return fiber.StatusBadRequest, "more than one Content-Length field"
 	}
-	if n := h.ContentLength(); (n > 0 || n == -1) && (h.IsGet() || h.IsHead()) {
+	if hasBody(h) && (h.IsGet() || h.IsHead()) {
 		// RFC 9110 §9.3.1: content in a GET has no meaning; a cache never forwards it.
 		return fiber.StatusBadRequest, "GET and HEAD requests must not have a body"
 	}
@@ -132,7 +132,6 @@ func settleBody(ctx *fasthttp.RequestCtx, d *deadlines) {
 	n, err := io.CopyN(io.Discard, s, drainMax+1)
 	if err != io.EOF || n > drainMax {
 		ctx.SetConnectionClose()
-		return
 	}
-	d.request(conn, time.Now()) // the wait for the next request gets a whole deadline again
+	// The deadline is pushed again once the reply is written (shortened lets it).
 }

@@ -133,6 +133,8 @@ func (h *Handler) Serve(c *fiber.Ctx) error {
 		return h.fill(c, h.newRequest(c, rt, nil, nil, 0))
 	}
 
+	// The request's arrival: an age counts from it, not from the end of an L2 read (at most the
+	// Redis timeout later), as a response's age counts from its request (RFC 9111 §4.2.3).
 	now := requestTime(c.Context())
 	o, tier := h.lookup(c, rt)
 	if o != nil && o.Pass {

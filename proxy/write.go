@@ -242,8 +242,8 @@ func mayBeEncoded(h http.Header) bool {
 	return !star && !slices.Contains(names, "Accept-Encoding")
 }
 
-// streamWriteTimeout bounds each write of a body streamUntilClose relays, as the server's
-// ReadTimeout bounds a client's reads.
+// streamWriteTimeout bounds each write of a body streamUntilClose relays, as the connection's
+// read deadline (deadline.go) bounds a client's reads.
 const streamWriteTimeout = 60 * time.Second
 
 // streamUntilClose relays a body of unknown length to an HTTP/1.0 client: RFC 9112 §6.1 forbids

@@ -19,7 +19,7 @@ import (
 // Window: so a polled key never goes stale, a key asked for once costs one origin request, and
 // an abandoned key gets at most one refresh nobody used (its last copy), then none.
 //
-// Touch, on the hit path, costs a map load and a few atomic operations for a known key in its
+// TouchAt, on the hit path, costs a map load and a few atomic operations for a known key in its
 // steady state; it never writes to Redis and takes no shared lock. Hotness is shared with other
 // instances by Run, which marks the keys touched since its last sweep in Redis in one pipeline
 // (for invalidation mode auto).
@@ -118,6 +118,7 @@ func (h *hot) adopt(e *tiers.Entry) {
 // asking at once is what a popular key looks like). The request that filled e is not demand (it
 // asked before the copy was stored): it calls Filled. So a key asked for once has no record at
 // all. Safe for concurrent use; does not allocate for a known key without Vary.
+// (Touch is TouchAt at the current time; the request path calls TouchAt with the time it read.)
 func (t *Tracker) Touch(key string, e *tiers.Entry) { t.TouchAt(key, e, time.Now()) }
 
 // TouchAt is Touch for a request that arrived at now (the hit path has read the clock already).
@@ -232,8 +233,9 @@ func (t *Tracker) noRoom(id string) {
 }
 
 // keys is the map of the records, made on first use (a Tracker's zero value is ready to use).
-// A concurrent hash map whose loads take no lock and touch a bucket or two, not a trie walk: a
-// lookup took 17 ns at 10 000 keys and 290 ns at 1 000 000, where sync.Map took 45 and 588.
+// A concurrent hash map whose loads take no lock and touch a bucket or two, not a trie walk: in
+// a side-by-side micro-benchmark when it was chosen, a lookup took 17 ns at 10 000 keys and 290 ns
+// at 1 000 000 where sync.Map took 45 and 588 (BenchmarkL1HitManyKeys measures the whole hit).
 func (t *Tracker) keys() *xsync.Map[string, *hot] {
 	t.keysOnce.Do(func() { t.keyMap = xsync.NewMap[string, *hot]() })
 	return t.keyMap
