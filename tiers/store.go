@@ -141,14 +141,6 @@ func New(o Options) (*Store, error) {
 			return uint32(o.size)
 		},
 		OnAtomicDeletion: s.unindex,
-		// Maintenance (draining the read buffer into the eviction policy, and the evictions it
-		// makes, with their unindex) runs on the goroutine whose read or write filled a buffer,
-		// instead of a new goroutine each time: on the hit path a spawned goroutine and the
-		// wake-up of an idle thread cost more than the drain itself. A pass is bounded by otter's
-		// buffers; what one leaves waits for the next read or write, or the periodic clean-up of
-		// expired entries. Safe here: no function l1 runs under its locks (the weigher, the
-		// calculator, unindex, the Compute functions) calls l1.
-		Executor: func(fn func()) { fn() },
 		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[string, *Object]) time.Duration {
 			life := time.Until(e.Value.expiresAt())
 			if s.rdb != nil {
