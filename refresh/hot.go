@@ -85,11 +85,21 @@ type hot struct {
 const recordOverhead = int64(unsafe.Sizeof(hot{})) + 136
 
 func recordWeight(id string, vary []string) int64 {
-	n := recordOverhead + int64(len(id))
+	n := recordOverhead + cloneWeight(len(id))
 	for _, v := range vary {
-		n += 32 + int64(len(v))
+		n += 32 + cloneWeight(len(v))
 	}
 	return n
+}
+
+// cloneWeight is at least what a copy of n bytes costs on the heap: the allocator rounds a
+// small object up to its size class (by at most an eighth, and 16 bytes below 128), a large one
+// to whole 8 KiB pages.
+func cloneWeight(n int) int64 {
+	if n > 32<<10 {
+		return int64(n) + 8<<10
+	}
+	return int64(n) + int64(n)/8 + 16
 }
 
 func (h *hot) key() string { return h.id[:h.klen] }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -194,12 +195,20 @@ func TestTheTrackerIsBoundedInBytes(t *testing.T) {
 // TestTrackerRecordWeightCoversItsHeap checks that the weight the tracker counts against
 // MaxBytes is at least what its records cost on the heap, so MaxBytes is a true bound.
 func TestTrackerRecordWeightCoversItsHeap(t *testing.T) {
-	for _, vary := range []bool{false, true} {
-		t.Run(fmt.Sprintf("vary=%v", vary), func(t *testing.T) {
-			const n = 20_000
+	for _, tt := range []struct {
+		vary bool
+		pad  int // bytes added to each key: ids of many sizes, each rounded up by the allocator
+	}{{false, 0}, {true, 0}, {false, 1000}, {false, 8170}, {true, 40_000}} {
+		t.Run(fmt.Sprintf("vary=%v,key+%d", tt.vary, tt.pad), func(t *testing.T) {
+			vary := tt.vary
+			n := 20_000
+			if tt.pad > 0 {
+				n = 2_000
+			}
+			pad := strings.Repeat("p", tt.pad)
 			entries := make([]*tiers.Entry, n)
 			for i := range entries {
-				entries[i] = &tiers.Entry{Key: "/api/prices?pair=" + strconv.Itoa(i), Stored: time.Now(), Fresh: time.Hour}
+				entries[i] = &tiers.Entry{Key: "/api/prices?pair=" + strconv.Itoa(i) + pad, Stored: time.Now(), Fresh: time.Hour}
 				if vary {
 					entries[i].Vary, entries[i].VaryValues = []string{"Accept-Encoding"}, []string{"gzip"}
 				}
@@ -211,7 +220,7 @@ func TestTrackerRecordWeightCoversItsHeap(t *testing.T) {
 			}
 			grew := heapInUse() - before
 			_, counted := tr.Size()
-			t.Logf("%d records: heap grew %d bytes (%d each), counted %d (%d each)", n, grew, grew/n, counted, counted/n)
+			t.Logf("%d records: heap grew %d bytes (%d each), counted %d (%d each)", n, grew, grew/int64(n), counted, counted/int64(n))
 			if grew > counted {
 				t.Errorf("records cost %d bytes of heap, the tracker counted %d", grew, counted)
 			}
