@@ -19,7 +19,7 @@ import (
 // writev and sendfile in the same way.
 //
 // Nothing is held if the body is dropped (a panic resets the reply: the stream's Close ends the
-// hold), and whatever is held is written before the connection's next read or write.
+// hold), and whatever is held is written before the connection's next write.
 
 // wholeMin is the smallest body sendWhole sends with its header: fasthttp flushes its buffer
 // before a body stream only above 8 KiB (its maxSmallFileSize), and below that the copy is cheap.
@@ -36,12 +36,13 @@ const (
 var sentWhole atomic.Int64
 
 // clientConn is an accepted client connection (see above). Its state is the serving goroutine's:
-// bytes are held only between a reply's header and its body, within one write; Close (which a
-// server shutting down calls from another goroutine) is the embedded connection's.
+// bytes are held only between a reply's header and its body, within one write of a reply. Read
+// (which another goroutine may call: the origin client reading an upload it forwards) and Close
+// (a server shutting down) are the embedded connection's and touch none of it.
 type clientConn struct {
 	net.Conn
 	tcp      *net.TCPConn // Conn, when it is one (writev)
-	deadline int64        // the read deadline set on Conn, Unix ns (deadline.go)
+	deadline int64        // the read deadline set on Conn (deadline.go's mono)
 	hold     bool         // the next Write is the header of a storedBody: keep it for ReadFrom
 	held     *[]byte      // that header, in a pooled buffer while held
 	bufs     [2][]byte    // the writev's header and body
@@ -88,10 +89,11 @@ var heldPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &
 // heldMax bounds the buffer a held header returns to the pool with.
 const heldMax = 64 << 10
 
-// sendWhole makes resp's body (set with SetBodyRaw, wholeMin to wholeMax bytes) leave with its
-// header in one writev, when the connection is a clientConn and the body is sent (not HEAD).
-func sendWhole(ctx *fasthttp.RequestCtx) {
-	body := ctx.Response.Body()
+// sendWhole makes the reply's body, stored bytes that write set with SetBodyRaw (never a buffer
+// of fasthttp's, which SetBodyStream would hand back to its pool while the stream still sent
+// it), leave with its header in one writev, when it is wholeMin to wholeMax bytes, the
+// connection is a clientConn and the body is sent (not HEAD).
+func sendWhole(ctx *fasthttp.RequestCtx, body []byte) {
 	if len(body) <= wholeMin || len(body) > wholeMax || ctx.Request.Header.IsHead() || ctx.Response.IsBodyStream() {
 		return
 	}
@@ -160,11 +162,4 @@ func (cc *clientConn) releaseHeld() {
 		heldPool.Put(cc.held)
 	}
 	cc.held = nil
-}
-
-func (cc *clientConn) Read(p []byte) (int, error) {
-	if err := cc.flushHeld(); err != nil {
-		return 0, err
-	}
-	return cc.Conn.Read(p)
 }

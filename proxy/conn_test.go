@@ -43,7 +43,7 @@ func serveWhole(t *testing.T) string {
 		n, _ := strconv.Atoi(strings.TrimPrefix(path, "/"))
 		ctx.Response.Header.Set("ETag", `"`+strconv.Itoa(n)+`"`)
 		ctx.Response.SetBodyRaw(bodies[n])
-		sendWhole(ctx)
+		sendWhole(ctx, bodies[n])
 		if reset {
 			ctx.Response.Reset()
 			ctx.SetStatusCode(fasthttp.StatusInternalServerError)
@@ -71,11 +71,7 @@ func readReply(t *testing.T, br *bufio.Reader, head bool) *fasthttp.Response {
 // sends none.
 func TestALargeStoredBodyLeavesWithItsHeaderInOneWrite(t *testing.T) {
 	addr := serveWhole(t)
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dial(t, addr)
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	br := bufio.NewReader(c)
 	for _, n := range []int{1 << 10, wholeMin, wholeMin + 1, 16 << 10, wholeMax, wholeMax + 1, 1 << 20} {
@@ -118,11 +114,7 @@ func TestALargeStoredBodyLeavesWithItsHeaderInOneWrite(t *testing.T) {
 // replaced (a panic's 500), is written as the replacement, and the connection goes on.
 func TestAReplyReplacingAStoredBodyIsWrittenInItsPlace(t *testing.T) {
 	addr := serveWhole(t)
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dial(t, addr)
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	br := bufio.NewReader(c)
 	for range 3 {

@@ -22,8 +22,12 @@ import (
 //     (fasthttp's HeaderReceived hook, before the body is read: uploads only, never a hit).
 //
 // So a silent client, or one trickling a header or a body byte by byte, holds a connection and
-// its goroutine for at most what fasthttp's ReadTimeout 60 s and IdleTimeout 120 s allowed. On
-// a busy connection the socket's deadline moves once per connRefresh, not twice per request;
+// its goroutine no longer than a kept-alive connection could be held with fasthttp's ReadTimeout
+// 60 s and IdleTimeout 120 s (120 s for the wait and header, then 60 s for a body). One
+// difference: a new connection's first request has 60 s for its header and then 60 s for its
+// body, where ReadTimeout gave the two 60 s together (HeaderReceived does not say which request
+// of a connection it is). On a busy connection the socket's deadline moves once per connRefresh,
+// not twice per request;
 // the guard's drain of an unread body (drainWait) and an abandoned upload (upload.go, which ends
 // the read at once, and the connection) also move it.
 const (
@@ -37,7 +41,7 @@ const (
 // a map for any other.
 type deadlines struct {
 	header, idle, refresh time.Duration
-	at                    *xsync.Map[net.Conn, int64] // conn → the read deadline set on it, Unix ns
+	at                    *xsync.Map[net.Conn, int64] // conn → the read deadline set on it (mono)
 }
 
 func newDeadlines(header, idle, refresh time.Duration) *deadlines {
@@ -63,11 +67,18 @@ func (d *deadlines) connState(c net.Conn, s fasthttp.ConnState) {
 // replied gives c idle from now to deliver its next request header, unless its deadline was
 // pushed less than refresh ago.
 func (d *deadlines) replied(c net.Conn, now time.Time) {
-	if d.deadline(c)-now.UnixNano() > int64(d.idle-d.refresh) {
+	if d.deadline(c)-mono(now) > int64(d.idle-d.refresh) {
 		return
 	}
 	d.push(c, now.Add(d.idle))
 }
+
+// epoch is the origin of mono.
+var epoch = time.Now()
+
+// mono is t on the monotonic clock, ns since epoch, as socket deadlines count (a step of the
+// wall clock moves neither).
+func mono(t time.Time) int64 { return int64(t.Sub(epoch)) }
 
 // headerReceived is the server's HeaderReceived hook, which fasthttp calls once a request's
 // header is read, before any of its body: a request with a body must deliver it within header
@@ -97,7 +108,7 @@ func hasBody(h *fasthttp.RequestHeader) bool {
 	return n > 0 || n == -1
 }
 
-// deadline returns the read deadline set on c, Unix ns (0 if none is recorded).
+// deadline returns the read deadline set on c (mono; 0 if none is recorded).
 func (d *deadlines) deadline(c net.Conn) int64 {
 	if cc, ok := c.(*clientConn); ok {
 		return cc.deadline
@@ -108,7 +119,7 @@ func (d *deadlines) deadline(c net.Conn) int64 {
 
 func (d *deadlines) push(c net.Conn, at time.Time) {
 	if c.SetReadDeadline(at) == nil {
-		d.record(c, at.UnixNano())
+		d.record(c, mono(at))
 	}
 }
 

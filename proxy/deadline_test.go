@@ -47,6 +47,17 @@ func (l *countingListener) Accept() (net.Conn, error) {
 	return countingConn{c, l}, nil
 }
 
+// dial connects to addr on loopback; the connection is closed when the test ends.
+func dial(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // eachConn runs f for connections of both kinds the deadlines keep: clientConns and others.
 func eachConn(t *testing.T, f func(t *testing.T, wrap bool)) {
 	for _, wrap := range []bool{true, false} {
@@ -122,11 +133,7 @@ func TestASilentConnectionIsClosedAfterTheTimeout(t *testing.T) {
 		const timeout = 300 * time.Millisecond
 		addr, _, _ := serveWithDeadlines(t, wrap, timeout, timeout, timeout/4)
 		start := time.Now() // before the server can have set its deadline
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := dial(t, addr)
 		if !closedWithin(c, 10*time.Second) {
 			t.Fatal("a connection that sent nothing was still open after 10 s")
 		}
@@ -142,11 +149,7 @@ func TestAHeaderTrickledByteByByteIsCutOff(t *testing.T) {
 	eachConn(t, func(t *testing.T, wrap bool) {
 		const timeout = 300 * time.Millisecond
 		addr, _, handled := serveWithDeadlines(t, wrap, timeout, timeout, timeout/4)
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := dial(t, addr)
 		header := "GET / HTTP/1.1\r\nHost: x\r\n" + strings.Repeat("X-Slow: 1\r\n", 100) + "\r\n"
 		closed := false
 		for i := 0; i < len(header) && !closed; i++ {
@@ -172,11 +175,7 @@ func TestAConnectionInUseOutlivesTheTimeoutAndSetsFewDeadlines(t *testing.T) {
 	eachConn(t, func(t *testing.T, wrap bool) {
 		const timeout, refresh = time.Second, 250 * time.Millisecond
 		addr, ln, handled := serveWithDeadlines(t, wrap, timeout, timeout, refresh)
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := dial(t, addr)
 		br := bufio.NewReader(c)
 		get := func() {
 			t.Helper()
@@ -211,11 +210,7 @@ func TestAfterADrainedBodyTheNextRequestGetsAWholeDeadline(t *testing.T) {
 	eachConn(t, func(t *testing.T, wrap bool) {
 		const timeout = 4 * drainWait
 		addr, _, handled := serveWithDeadlines(t, wrap, timeout, timeout, timeout/4)
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := dial(t, addr)
 		br := bufio.NewReader(c)
 		body := strings.Repeat("b", 16<<10) // beyond what fasthttp reads before the handler
 		c.SetDeadline(time.Now().Add(10 * time.Second))
@@ -280,11 +275,7 @@ func TestTheWaitAfterASlowReplyCountsFromItsEnd(t *testing.T) {
 	eachConn(t, func(t *testing.T, wrap bool) {
 		const timeout = time.Second
 		addr, _, _ := serveWithDeadlines(t, wrap, timeout, timeout, timeout/4)
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := dial(t, addr)
 		br := bufio.NewReader(c)
 		for _, path := range []string{"/slow", "/after", "/stream", "/after"} {
 			c.SetDeadline(time.Now().Add(10 * time.Second))
@@ -308,11 +299,7 @@ func TestABodyTrickledAfterItsHeaderIsCutOff(t *testing.T) {
 	eachConn(t, func(t *testing.T, wrap bool) {
 		const timeout = 300 * time.Millisecond
 		addr, _, _ := serveWithDeadlines(t, wrap, timeout, 20*timeout, timeout/4)
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := dial(t, addr)
 		// A first request: the wait for the next one is 20 timeouts, the body still has one.
 		c.SetDeadline(time.Now().Add(10 * time.Second))
 		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -348,11 +335,7 @@ func TestAfterAnUploadTheNextRequestGetsTheIdleWait(t *testing.T) {
 	eachConn(t, func(t *testing.T, wrap bool) {
 		const timeout = 300 * time.Millisecond
 		addr, _, handled := serveWithDeadlines(t, wrap, timeout, 20*timeout, timeout/4)
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := dial(t, addr)
 		br := bufio.NewReader(c)
 		c.SetDeadline(time.Now().Add(10 * time.Second))
 		for _, req := range []string{

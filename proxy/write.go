@@ -62,6 +62,7 @@ func (h *Handler) write(c *fiber.Ctx, e *tiers.Entry, age time.Duration, xcache,
 	}
 	notModified := e.Status >= 200 && e.Status < 300 && etag.NotModified(
 		b2s(req.Peek(fiber.HeaderIfNoneMatch)), ims, tag, e.LastModified)
+	var sent []byte // the stored bytes set as the reply's body (SetBodyRaw), if any
 	if notModified {
 		h.stats.NotModified.Add(1)
 		resp.SetStatusCode(fiber.StatusNotModified)
@@ -76,10 +77,12 @@ func (h *Handler) write(c *fiber.Ctx, e *tiers.Entry, age time.Duration, xcache,
 			addField(rh, f)
 		}
 		resp.SetBodyRaw(body)
+		sent = body
 	} else if !ranged {
 		writeOK(resp, e, body, enc != nil)
+		sent = body
 	} else {
-		writeRange(resp, e, b2s(rng), b2s(req.Peek(fiber.HeaderIfRange)))
+		sent = writeRange(resp, e, b2s(rng), b2s(req.Peek(fiber.HeaderIfRange)))
 	}
 	if enc != nil && !notModified {
 		rh.SetCanonical(keyContentEncoding, s2b(enc.Coding))
@@ -89,7 +92,7 @@ func (h *Handler) write(c *fiber.Ctx, e *tiers.Entry, age time.Duration, xcache,
 	rh.SetCanonical(keyAge, strconv.AppendInt(buf[:0], int64(age/time.Second), 10))
 	rh.SetCanonical(keyXCache, s2b(xcache))
 	rh.SetCanonical(keyCacheStatus, s2b(cacheStatus))
-	sendWhole(c.Context())
+	sendWhole(c.Context(), sent)
 	return nil
 }
 
@@ -113,8 +116,9 @@ func writeOK(resp *fasthttp.Response, e *tiers.Entry, body []byte, coded bool) {
 
 // writeRange answers a GET with Range (value rng, If-Range ifRange) from a stored 200: 206 with
 // the one range and its Content-Range (RFC 9110 §14.4, §15.3.7), 416 with Content-Range
-// "bytes */size" when it is unsatisfiable (§15.5.17), else the whole 200.
-func writeRange(resp *fasthttp.Response, e *tiers.Entry, rng, ifRange string) {
+// "bytes */size" when it is unsatisfiable (§15.5.17), else the whole 200. It returns the stored
+// bytes it set as the body (none for a 416).
+func writeRange(resp *fasthttp.Response, e *tiers.Entry, rng, ifRange string) []byte {
 	size := int64(len(e.Body))
 	first, last, answer := parseRange(rng, size)
 	if answer != rangeWhole && !ifRangeHolds(ifRange, e) {
@@ -123,10 +127,12 @@ func writeRange(resp *fasthttp.Response, e *tiers.Entry, rng, ifRange string) {
 	switch answer {
 	case rangeWhole:
 		writeOK(resp, e, e.Body, false)
+		return e.Body
 	case rangePartial:
 		writeOK(resp, e, e.Body[first:last+1], false)
 		resp.SetStatusCode(fiber.StatusPartialContent)
 		resp.Header.SetContentRange(int(first), int(last), int(size))
+		return e.Body[first : last+1]
 	case rangeUnsatisfiable:
 		resp.SetStatusCode(fiber.StatusRequestedRangeNotSatisfiable)
 		var buf [32]byte
@@ -138,6 +144,7 @@ func writeRange(resp *fasthttp.Response, e *tiers.Entry, rng, ifRange string) {
 			}
 		}
 	}
+	return nil
 }
 
 // addField adds a stored field to the reply; Date goes through setDate, which fasthttp's Add
