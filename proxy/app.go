@@ -146,7 +146,10 @@ func guardServer(srv *fasthttp.Server, next fasthttp.RequestHandler, log *slog.L
 // HEAD, walking them would only reach Serve, at a cost a cache hit notices (~5 %).
 func takesRoutes(ctx *fasthttp.RequestCtx) bool {
 	m := ctx.Request.Header.Method()
-	return string(m) != fasthttp.MethodGet && string(m) != fasthttp.MethodHead || reservedTarget(ctx)
+	if string(m) != fasthttp.MethodGet && string(m) != fasthttp.MethodHead {
+		return true
+	}
+	return reservedTarget(ctx)
 }
 
 // reservedTarget reports whether ctx's request target is, or may be routed as, one under /_swr/:

@@ -25,7 +25,7 @@ func wholeBody(n int) []byte {
 }
 
 // serveWhole runs, on loopback through KeepAccepting (so its connections are clientConns), a
-// server whose handler answers /N with wholeBody(N) set as a stored body is, then sendWhole;
+// server whose handler answers /N with wholeBody(N), set as write sets a stored body, then sendWhole;
 // /reset/N does the same, then replaces the reply by a small one (as the guard does after a
 // panic), so the held header never gets its body.
 func serveWhole(t *testing.T) string {
@@ -101,9 +101,11 @@ func TestALargeStoredBodyLeavesWithItsHeaderInOneWrite(t *testing.T) {
 	if sentWhole.Load() != before {
 		t.Error("a HEAD reply was sent as a whole body")
 	}
-	// Pipelined: three requests in one write, answered in order.
-	io.WriteString(c, "GET /16384 HTTP/1.1\r\nHost: x\r\n\r\nGET /1024 HTTP/1.1\r\nHost: x\r\n\r\nGET /1048576 HTTP/1.1\r\nHost: x\r\n\r\n")
-	for _, n := range []int{16 << 10, 1 << 10, 1 << 20} {
+	// Pipelined: requests in one write, answered in order; small replies buffered ahead of one
+	// sent whole leave in its writev, before its header.
+	io.WriteString(c, "GET /16384 HTTP/1.1\r\nHost: x\r\n\r\nGET /1024 HTTP/1.1\r\nHost: x\r\n\r\nGET /1048576 HTTP/1.1\r\nHost: x\r\n\r\n"+
+		"GET /1024 HTTP/1.1\r\nHost: x\r\n\r\nGET /1024 HTTP/1.1\r\nHost: x\r\n\r\nGET /16384 HTTP/1.1\r\nHost: x\r\n\r\nGET /8193 HTTP/1.1\r\nHost: x\r\n\r\n")
+	for _, n := range []int{16 << 10, 1 << 10, 1 << 20, 1 << 10, 1 << 10, 16 << 10, wholeMin + 1} {
 		if res := readReply(t, br, false); !bytes.Equal(res.Body(), wholeBody(n)) {
 			t.Fatalf("pipelined GET /%d: %d bytes, not the body", n, len(res.Body()))
 		}

@@ -19,7 +19,8 @@ import (
 // Fiber, so it sees every request of every listener, including the ones Fiber answers on its own
 // (an unknown method, a routing error):
 //
-//   - first, it gives a request with a body its read deadline (deadline.go);
+//   - first, for a request with a body, it records that the connection's read deadline is now
+//     the body's (set by the server's HeaderReceived hook, deadline.go);
 //   - then it refuses (400 or 501, and the connection closes) every request
 //     whose framing two parsers could read two ways: several Content-Length or Host lines,
 //     Content-Length with Transfer-Encoding, a transfer coding other than chunked, obsolete line

@@ -15,8 +15,8 @@ import (
 // taken. fasthttp ends its Serve on any such error, which would end the process; here Accept
 // logs a warning, sleeps (5 ms, doubling to 1 s while the failures go on) and tries again. Other
 // errors, such as the listener being closed, are returned. Close ends a pending wait at once.
-// Each connection it returns is a clientConn (conn.go), which sends a large stored body and its
-// header in one write.
+// Each connection it returns is a clientConn (conn.go), which sends a stored body of more than 8
+// and up to 64 KiB with its header in one writev.
 func KeepAccepting(ln net.Listener, log *slog.Logger) net.Listener {
 	return &keepAccepting{Listener: ln, log: log, closed: make(chan struct{})}
 }

@@ -37,7 +37,7 @@ func TestAGETOrHEADOutsideTheReservedPrefixSkipsTheRoutes(t *testing.T) {
 	tests := []struct {
 		method, target, want string
 		status               int
-		routed               bool // through Fiber's routes (the middleware sees it, if no route answers first)
+		middleware           bool // the routes' middleware sees it (Fiber's routes, no route answered first)
 	}{
 		{"GET", "/_swr/probe", "admin probe", 200, false},
 		{"HEAD", "/_swr/probe", "", 200, false},
@@ -74,8 +74,8 @@ func TestAGETOrHEADOutsideTheReservedPrefixSkipsTheRoutes(t *testing.T) {
 		if tt.method == "GET" {
 			runs = 2 // and the raw one
 		}
-		if seen := p.seen.Load() - before; tt.routed && seen != runs || !tt.routed && seen != 0 {
-			t.Errorf("%s %s: the routes' middleware saw %d of %d requests, want routed=%v", tt.method, tt.target, seen, runs, tt.routed)
+		if seen := p.seen.Load() - before; tt.middleware && seen != runs || !tt.middleware && seen != 0 {
+			t.Errorf("%s %s: the routes' middleware saw %d of %d requests, want middleware=%v", tt.method, tt.target, seen, runs, tt.middleware)
 		}
 	}
 	o.mu.Lock()
