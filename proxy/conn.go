@@ -11,23 +11,23 @@ import (
 
 // A large stored body and its header leave in one writev. fasthttp writes a response's header
 // into its 4 KiB connection buffer; a body set with SetBodyRaw follows through that buffer (its
-// first bytes copied in, the buffer written, then the rest written: two writes and a copy). For a
-// body of more than wholeMin bytes (up to wholeMax), sendWhole sets it as a body stream instead,
-// which fasthttp sends after flushing the buffer (the header) through the connection's ReadFrom;
-// a clientConn (KeepAccepting's connections) holds that flushed header back, and its ReadFrom
-// writes the two with one writev from the stored slice (one, when fasthttp flushed the header in
-// one write: the usual case; else what was written before the hold goes first). nginx sends a cached file's header and body with
-// writev and sendfile in the same way.
+// first bytes copied in, the buffer written, then the rest written: two writes and a copy). For
+// a body of more than wholeMin bytes (up to wholeMax), sendWhole sets it as a body stream
+// instead, which fasthttp sends after flushing the buffer (the header) through the connection's
+// ReadFrom; a clientConn (KeepAccepting's connections) holds that flushed header back, and its
+// ReadFrom writes the two with one writev from the stored slice (one, when fasthttp flushed the
+// header in one write: the usual case; else what was written before the hold goes first). nginx
+// sends a cached file's header and body with writev and sendfile in the same way.
 //
 // Nothing is held if the body is dropped (a panic resets the reply: the stream's Close ends the
 // hold), and whatever is held is written before the connection's next write.
 
-// sendWhole sends a body of more than wholeMin bytes with its header: fasthttp flushes its buffer
-// before a body stream only above 8 KiB (its maxSmallFileSize), and below that the copy is cheap.
-// wholeMax is the largest it sends so: measured under wrk (64 connections, loopback), one writev cut the CPU
-// per reply at 16, 32 and 64 KiB (12.5 vs 14.8 µs at 16 KiB, 13.4 vs 15.9 at 32 KiB) but doubled
-// it at 128 KiB (53 vs 21 µs: a write larger than the socket's buffer goes out in parts either
-// way, and fasthttp's path is then the cheaper one).
+// sendWhole sends a body of more than wholeMin bytes with its header: fasthttp flushes its
+// buffer before a body stream only above 8 KiB (its maxSmallFileSize), and below that the copy
+// is cheap. wholeMax is the largest it sends so: measured under wrk (64 connections, loopback),
+// one writev cut the CPU per reply at 16, 32 and 64 KiB (12.5 vs 14.8 µs at 16 KiB, 13.4 vs
+// 15.9 at 32 KiB) but doubled it at 128 KiB (53 vs 21 µs: a write larger than the socket's
+// buffer goes out in parts either way, and fasthttp's path is then the cheaper one).
 const (
 	wholeMin = 8 << 10
 	wholeMax = 64 << 10

@@ -10,26 +10,26 @@ import (
 
 // Client connection deadlines. fasthttp's ReadTimeout and IdleTimeout set a read deadline twice
 // per request (before the wait for it, and again once it arrives): on a cache hit that moved
-// the socket's runtime timer twice and cost 5–7 % of the throughput (bench/wrk.sh, 1 key). The listeners run
-// without them, and deadlines keeps one coarse read deadline per connection instead:
+// the socket's runtime timer twice and cost 5–7 % of the throughput (bench/wrk.sh, 1 key). The
+// listeners run without them, and deadlines keeps one coarse read deadline per connection
+// instead:
 //
 //   - a new connection must deliver its first request header within headerTimeout (60 s);
-//   - once a reply is written (fasthttp's StateIdle), the next request header must arrive within
-//     idleTimeout (120 s); the deadline is pushed at most once per connRefresh (30 s), so the
-//     wait is 90–120 s counted from the end of a reply, however long it took to write (nginx
+//   - once a reply is written (fasthttp's StateIdle), the next request header must arrive
+//     within idleTimeout (120 s); the deadline is pushed at most once per connRefresh (30 s), so
+//     the wait is 90–120 s counted from the end of a reply, however long it took to write (nginx
 //     ends its kept-alive upstream connections after 60 s: always first);
 //   - a request with a body must deliver it within headerTimeout of its header's arrival
 //     (fasthttp's HeaderReceived hook, before the body is read: uploads only, never a hit).
 //
 // So a silent client, or one trickling a header or a body byte by byte, holds a connection and
-// its goroutine no longer than a kept-alive connection could be held with fasthttp's ReadTimeout
-// 60 s and IdleTimeout 120 s (120 s for the wait and header, then 60 s for a body). One
-// difference: a new connection's first request has 60 s for its header and then 60 s for its
-// body, where ReadTimeout gave the two 60 s together (HeaderReceived does not say which request
-// of a connection it is). On a busy connection the socket's deadline moves once per connRefresh,
-// not twice per request;
-// the guard's drain of an unread body (drainWait) and an abandoned upload (upload.go, which ends
-// the read at once, and the connection) also move it.
+// its goroutine no longer than a kept-alive connection could be held with fasthttp's
+// ReadTimeout 60 s and IdleTimeout 120 s (120 s for the wait and header, then 60 s for a body).
+// One difference: a new connection's first request has 60 s for its header and then 60 s for
+// its body, where ReadTimeout gave the two 60 s together (HeaderReceived does not say which
+// request of a connection it is). On a busy connection the socket's deadline moves once per
+// connRefresh, not twice per request; the guard's drain of an unread body (drainWait) and an
+// abandoned upload (upload.go, which ends the read at once, and the connection) also move it.
 const (
 	headerTimeout = 60 * time.Second
 	idleTimeout   = 120 * time.Second
