@@ -11,7 +11,7 @@ import (
 
 // TestTheFillingRequestIsNotDemandButAHitIs: the hot-key tracker hears of the request whose fill
 // stored an entry as Filled (it asked before the copy existed: a key asked for once gets no
-// record and is never refreshed ahead), and of every request served a stored copy as Touch.
+// record and is never refreshed ahead), and of every request served a stored copy as TouchAt.
 func TestTheFillingRequestIsNotDemandButAHitIs(t *testing.T) {
 	origin := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=60")

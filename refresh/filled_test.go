@@ -64,10 +64,10 @@ func TestAFloodOfFillsLeavesRoomForKeysAskedForAgain(t *testing.T) {
 			t.Errorf("tracker holds %d bytes, want at most %d", b, max)
 		}
 		hot := &tiers.Entry{Key: "/hot", Stored: time.Now(), Fresh: time.Hour}
-		tr.Touch(hot.Key, hot) // no room yet
+		tr.TouchAt(hot.Key, hot, time.Now()) // no room yet
 		time.Sleep(1100 * time.Millisecond)
 		synctest.Wait()
-		tr.Touch(hot.Key, hot)
+		tr.TouchAt(hot.Key, hot, time.Now())
 		if n, _ := tr.Size(); n != 1 {
 			t.Errorf("records after the sweep = %d, want 1 (the key asked for again)", n)
 		}

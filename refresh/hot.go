@@ -123,15 +123,12 @@ func (h *hot) adopt(e *tiers.Entry) {
 	h.armed = false // a job still queued for the old copy is found by its ID when arm schedules again
 }
 
-// Touch records a request served e, a stored copy: demand for e, which schedules its
+// TouchAt records a request served e, a stored copy: demand for e, which schedules its
 // refresh-ahead. A hit is one; so is a request collapsed onto another's fill (several clients
 // asking at once is what a popular key looks like). The request that filled e is not demand (it
 // asked before the copy was stored): it calls Filled. So a key asked for once has no record at
-// all. Safe for concurrent use; does not allocate for a known key without Vary.
-// (Touch is TouchAt at the current time; the request path calls TouchAt with the time it read.)
-func (t *Tracker) Touch(key string, e *tiers.Entry) { t.TouchAt(key, e, time.Now()) }
-
-// TouchAt is Touch for a request that arrived at now (the hit path has read the clock already).
+// all. now is when the request arrived (the hit path has read the clock already). Safe for
+// concurrent use; does not allocate for a known key without Vary.
 func (t *Tracker) TouchAt(key string, e *tiers.Entry, now time.Time) {
 	if t == nil || t.Window <= 0 {
 		return

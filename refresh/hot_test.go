@@ -116,7 +116,7 @@ func (r *rig) get(t *testing.T, target string, hdr http.Header) string {
 		e, gen = o.Variant(value), o.Gen
 	}
 	if e != nil {
-		r.tracker.Touch(target, e)
+		r.tracker.TouchAt(target, e, time.Now())
 		age := e.CurrentAge(time.Now())
 		switch {
 		case age < e.Fresh && e.Gen >= gen:
@@ -153,12 +153,12 @@ func TestTheTrackerIsBoundedInBytes(t *testing.T) {
 			return &tiers.Entry{Key: key, Stored: time.Now(), Fresh: time.Hour}
 		}
 		hot := entry("/hot")
-		tr.Touch("/hot", hot)
-		tr.Touch("/hot", hot)
+		tr.TouchAt("/hot", hot, time.Now())
+		tr.TouchAt("/hot", hot, time.Now())
 		flood := make([]*tiers.Entry, 10_000)
 		for i := range flood {
 			flood[i] = entry("/flood/" + strconv.Itoa(i))
-			tr.Touch(flood[i].Key, flood[i])
+			tr.TouchAt(flood[i].Key, flood[i], time.Now())
 		}
 		n, b := tr.Size()
 		t.Logf("after 10 000 keys: %d records, %d bytes; %d untracked", n, b, tr.untracked.load())
@@ -185,7 +185,7 @@ func TestTheTrackerIsBoundedInBytes(t *testing.T) {
 		if n, _ := tr.Size(); n != 1 {
 			t.Errorf("records after Run's sweep = %d, want 1 (only the key whose copy was asked for)", n)
 		}
-		tr.Touch("/new", entry("/new"))
+		tr.TouchAt("/new", entry("/new"), time.Now())
 		if tr.Hits("/new") != 1 {
 			t.Error("a new key is not tracked after the sweep")
 		}
@@ -216,7 +216,7 @@ func TestTrackerRecordWeightCoversItsHeap(t *testing.T) {
 			tr := &Tracker{Window: time.Minute, MaxBytes: 1 << 30, Pool: newTestPool(1, 10, time.Minute)}
 			before := heapInUse()
 			for _, e := range entries {
-				tr.Touch(e.Key, e)
+				tr.TouchAt(e.Key, e, time.Now())
 			}
 			grew := heapInUse() - before
 			_, counted := tr.Size()
@@ -238,25 +238,25 @@ func heapInUse() int64 {
 	return int64(m.HeapAlloc)
 }
 
-// TestTouchOfAKnownKeyDoesNotAllocate: Touch is on the hit path, which must not allocate.
+// TestTouchOfAKnownKeyDoesNotAllocate: TouchAt is on the hit path, which must not allocate.
 func TestTouchOfAKnownKeyDoesNotAllocate(t *testing.T) {
 	tr := &Tracker{Window: time.Minute, Pool: newTestPool(1, 10, time.Minute)}
 	e := &tiers.Entry{Key: "/api/prices?pair=ALGO-USD", Stored: time.Now(), Fresh: time.Hour}
-	tr.Touch(e.Key, e) // demand: the record is made, the refresh-ahead scheduled
-	if n := testing.AllocsPerRun(1000, func() { tr.Touch(e.Key, e) }); n != 0 {
-		t.Errorf("Touch of a known key: %v allocations, want 0", n)
+	tr.TouchAt(e.Key, e, time.Now()) // demand: the record is made, the refresh-ahead scheduled
+	if n := testing.AllocsPerRun(1000, func() { tr.TouchAt(e.Key, e, time.Now()) }); n != 0 {
+		t.Errorf("TouchAt of a known key: %v allocations, want 0", n)
 	}
 }
 
 func BenchmarkTouch(b *testing.B) {
 	tr := &Tracker{Window: time.Minute, Pool: newTestPool(1, 10, time.Minute)}
 	e := &tiers.Entry{Key: "/api/prices?pair=ALGO-USD", Stored: time.Now(), Fresh: time.Hour}
-	tr.Touch(e.Key, e)
-	tr.Touch(e.Key, e)
+	tr.TouchAt(e.Key, e, time.Now())
+	tr.TouchAt(e.Key, e, time.Now())
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			tr.Touch(e.Key, e)
+			tr.TouchAt(e.Key, e, time.Now())
 		}
 	})
 }

@@ -33,7 +33,7 @@ var replayValues interned
 // alone.
 func (in *interned) of(v string) string {
 	if len(v) > internValueMax {
-		return string([]byte(v))
+		return strings.Clone(v)
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -43,7 +43,7 @@ func (in *interned) of(v string) string {
 	if in.values == nil || len(in.values) >= internMax {
 		in.values = make(map[string]string, 64)
 	}
-	s := string([]byte(v))
+	s := strings.Clone(v)
 	in.values[s] = s
 	return s
 }

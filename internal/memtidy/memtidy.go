@@ -37,8 +37,8 @@ func read(s []metrics.Sample) sample {
 }
 
 // due reports whether the process should collect now: no collection ran since prev, it
-// allocated little since prev (the burst is over: under 4 MiB or a 64th of the live heap), and the garbage is at least a quarter of the
-// live heap and minGarbage.
+// allocated little since prev (the burst is over: under quietBytes or a 64th of the live heap),
+// and the garbage is at least a quarter of the live heap and minGarbage.
 func due(prev, cur sample) bool {
 	if cur.cycles != prev.cycles || cur.allocated-prev.allocated >= max(quietBytes, cur.live/64) || cur.objects <= cur.live {
 		return false
