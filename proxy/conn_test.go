@@ -12,20 +12,12 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/swrproxy/swrproxy/internal/testenv"
 )
 
-// wholeBody is the body of n bytes the test server sends: a pattern in which a byte out of place
-// (a chunk lost, doubled or reordered) shows.
-func wholeBody(n int) []byte {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte('a' + i%23 + i/4096%3)
-	}
-	return b
-}
-
 // serveWhole runs, on loopback through KeepAccepting (so its connections are clientConns), a
-// server whose handler answers /N with wholeBody(N), set as write sets a stored body, then sendWhole;
+// server whose handler answers /N with testenv.Patterned(N), set as write sets a stored body, then sendWhole;
 // /reset/N does the same, then replaces the reply by a small one (as the guard does after a
 // panic), so the held header never gets its body.
 func serveWhole(t *testing.T) string {
@@ -36,7 +28,7 @@ func serveWhole(t *testing.T) string {
 	}
 	bodies := map[int][]byte{}
 	for _, n := range []int{1 << 10, wholeMin, wholeMin + 1, 16 << 10, wholeMax, wholeMax + 1, 1 << 20} {
-		bodies[n] = wholeBody(n)
+		bodies[n] = testenv.Patterned(n)
 	}
 	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
 		path, reset := strings.CutPrefix(string(ctx.Path()), "/reset")
@@ -56,16 +48,6 @@ func serveWhole(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func readReply(t *testing.T, br *bufio.Reader, head bool) *fasthttp.Response {
-	t.Helper()
-	res := new(fasthttp.Response)
-	res.SkipBody = head
-	if err := res.Read(br); err != nil {
-		t.Fatalf("reading a reply: %v", err)
-	}
-	return res
-}
-
 // TestALargeStoredBodyLeavesWithItsHeaderInOneWrite: from wholeMin to wholeMax a body and its
 // header are one writev; every byte arrives, in order, at every size, pipelined or not, and HEAD
 // sends none.
@@ -77,8 +59,8 @@ func TestALargeStoredBodyLeavesWithItsHeaderInOneWrite(t *testing.T) {
 	for _, n := range []int{1 << 10, wholeMin, wholeMin + 1, 16 << 10, wholeMax, wholeMax + 1, 1 << 20} {
 		before := sentWhole.Load()
 		io.WriteString(c, "GET /"+strconv.Itoa(n)+" HTTP/1.1\r\nHost: x\r\n\r\n")
-		res := readReply(t, br, false)
-		if !bytes.Equal(res.Body(), wholeBody(n)) || res.Header.ContentLength() != n {
+		res := testenv.ReadReply(t, br, false)
+		if !bytes.Equal(res.Body(), testenv.Patterned(n)) || res.Header.ContentLength() != n {
 			t.Fatalf("GET /%d: %d bytes (Content-Length %d), not the body", n, len(res.Body()), res.Header.ContentLength())
 		}
 		if string(res.Header.Peek("ETag")) != `"`+strconv.Itoa(n)+`"` {
@@ -95,7 +77,7 @@ func TestALargeStoredBodyLeavesWithItsHeaderInOneWrite(t *testing.T) {
 	// HEAD: the length, no body; the connection goes on.
 	before := sentWhole.Load()
 	io.WriteString(c, "HEAD /1048576 HTTP/1.1\r\nHost: x\r\n\r\n")
-	if res := readReply(t, br, true); res.Header.ContentLength() != 1<<20 {
+	if res := testenv.ReadReply(t, br, true); res.Header.ContentLength() != 1<<20 {
 		t.Errorf("HEAD: Content-Length %d", res.Header.ContentLength())
 	}
 	if sentWhole.Load() != before {
@@ -106,7 +88,7 @@ func TestALargeStoredBodyLeavesWithItsHeaderInOneWrite(t *testing.T) {
 	io.WriteString(c, "GET /16384 HTTP/1.1\r\nHost: x\r\n\r\nGET /1024 HTTP/1.1\r\nHost: x\r\n\r\nGET /1048576 HTTP/1.1\r\nHost: x\r\n\r\n"+
 		"GET /1024 HTTP/1.1\r\nHost: x\r\n\r\nGET /1024 HTTP/1.1\r\nHost: x\r\n\r\nGET /16384 HTTP/1.1\r\nHost: x\r\n\r\nGET /8193 HTTP/1.1\r\nHost: x\r\n\r\n")
 	for _, n := range []int{16 << 10, 1 << 10, 1 << 20, 1 << 10, 1 << 10, 16 << 10, wholeMin + 1} {
-		if res := readReply(t, br, false); !bytes.Equal(res.Body(), wholeBody(n)) {
+		if res := testenv.ReadReply(t, br, false); !bytes.Equal(res.Body(), testenv.Patterned(n)) {
 			t.Fatalf("pipelined GET /%d: %d bytes, not the body", n, len(res.Body()))
 		}
 	}
@@ -121,12 +103,12 @@ func TestAReplyReplacingAStoredBodyIsWrittenInItsPlace(t *testing.T) {
 	br := bufio.NewReader(c)
 	for range 3 {
 		io.WriteString(c, "GET /reset/16384 HTTP/1.1\r\nHost: x\r\n\r\n")
-		res := readReply(t, br, false)
+		res := testenv.ReadReply(t, br, false)
 		if res.StatusCode() != fasthttp.StatusInternalServerError || string(res.Body()) != "Internal Server Error" {
 			t.Fatalf("got %d %q", res.StatusCode(), res.Body())
 		}
 		io.WriteString(c, "GET /16384 HTTP/1.1\r\nHost: x\r\n\r\n")
-		if res := readReply(t, br, false); !bytes.Equal(res.Body(), wholeBody(16<<10)) {
+		if res := testenv.ReadReply(t, br, false); !bytes.Equal(res.Body(), testenv.Patterned(16<<10)) {
 			t.Fatalf("the request after: %d bytes, not the body", len(res.Body()))
 		}
 	}

@@ -23,16 +23,6 @@ import (
 	"github.com/swrproxy/swrproxy/refresh"
 )
 
-// patterned is a body of n bytes in which a byte out of place (a chunk lost, doubled or
-// reordered) shows.
-func patterned(n int) []byte {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte('a' + i%23 + i/4096%3)
-	}
-	return b
-}
-
 // serveKeepAccepting runs app as wire.go does, through KeepAccepting (whose connections send a
 // stored body of 8 to 64 KiB with its header in one writev), on loopback until the test ends.
 func serveKeepAccepting(t *testing.T, app *fiber.App) string {
@@ -47,16 +37,6 @@ func serveKeepAccepting(t *testing.T, app *fiber.App) string {
 	return ln.Addr().String()
 }
 
-func readReplyFrom(t *testing.T, br *bufio.Reader, head bool) *fasthttp.Response {
-	t.Helper()
-	res := new(fasthttp.Response)
-	res.SkipBody = head
-	if err := res.Read(br); err != nil {
-		t.Fatalf("reading a reply: %v", err)
-	}
-	return res
-}
-
 // TestEveryKindOfCachedReplyArrivesWholeAndInOrderPipelined: through the real app and
 // KeepAccepting, cached replies sent with their header in one writev (20 KiB) and not (300 KiB)
 // mixed in one pipelined write with HEAD, 304, 206, 416, a stored gzip coding, HTTP/1.0 and
@@ -67,7 +47,7 @@ func TestEveryKindOfCachedReplyArrivesWholeAndInOrderPipelined(t *testing.T) {
 		w.Header().Set("Cache-Control", "max-age=600")
 		w.Header().Set("Content-Type", "text/plain")
 		w.Header().Set("ETag", `"e`+strconv.Itoa(n)+`"`)
-		w.Write(patterned(n))
+		w.Write(testenv.Patterned(n))
 	}))
 	t.Cleanup(origin.Close)
 	h := newHandlerWith(t, origin.URL, 64<<20, nil, refresh.Compression{Codings: []string{httpcache.CodingGzip}, MinBytes: 100})
@@ -84,10 +64,10 @@ func TestEveryKindOfCachedReplyArrivesWholeAndInOrderPipelined(t *testing.T) {
 		if _, err := io.WriteString(c, req); err != nil {
 			t.Fatal(err)
 		}
-		return readReplyFrom(t, br, false)
+		return testenv.ReadReply(t, br, false)
 	}
 	for _, n := range []int{20000, 300000} {
-		if r := get("GET /big/" + strconv.Itoa(n) + " HTTP/1.1\r\nHost: x\r\n\r\n"); !bytes.Equal(r.Body(), patterned(n)) {
+		if r := get("GET /big/" + strconv.Itoa(n) + " HTTP/1.1\r\nHost: x\r\n\r\n"); !bytes.Equal(r.Body(), testenv.Patterned(n)) {
 			t.Fatalf("the fill of %d bytes: %d bytes", n, len(r.Body()))
 		}
 	}
@@ -112,21 +92,21 @@ func TestEveryKindOfCachedReplyArrivesWholeAndInOrderPipelined(t *testing.T) {
 			t.Errorf("%s: %d with %d bytes, want %d with %d", name, r.StatusCode(), len(r.Body()), status, len(body))
 		}
 	}
-	check("GET", readReplyFrom(t, br, false), 200, patterned(20000))
-	check("HEAD", readReplyFrom(t, br, true), 200, nil)
-	check("If-None-Match", readReplyFrom(t, br, false), 304, []byte{})
-	check("Range", readReplyFrom(t, br, false), 206, patterned(300000)[100:20100])
-	check("unsatisfiable Range", readReplyFrom(t, br, false), 416, nil)
-	g := readReplyFrom(t, br, false)
+	check("GET", testenv.ReadReply(t, br, false), 200, testenv.Patterned(20000))
+	check("HEAD", testenv.ReadReply(t, br, true), 200, nil)
+	check("If-None-Match", testenv.ReadReply(t, br, false), 304, []byte{})
+	check("Range", testenv.ReadReply(t, br, false), 206, testenv.Patterned(300000)[100:20100])
+	check("unsatisfiable Range", testenv.ReadReply(t, br, false), 416, nil)
+	g := testenv.ReadReply(t, br, false)
 	zr, err := gzip.NewReader(bytes.NewReader(g.Body()))
 	if err != nil {
 		t.Fatalf("the gzip reply: %v", err)
 	}
-	if b, _ := io.ReadAll(zr); !bytes.Equal(b, patterned(300000)) {
+	if b, _ := io.ReadAll(zr); !bytes.Equal(b, testenv.Patterned(300000)) {
 		t.Errorf("the gzip reply decodes to %d bytes, not the body", len(b))
 	}
-	check("HTTP/1.0", readReplyFrom(t, br, false), 200, patterned(20000))
-	check("Connection: close", readReplyFrom(t, br, false), 200, patterned(20000))
+	check("HTTP/1.0", testenv.ReadReply(t, br, false), 200, testenv.Patterned(20000))
+	check("Connection: close", testenv.ReadReply(t, br, false), 200, testenv.Patterned(20000))
 	if rest, _ := io.ReadAll(br); len(rest) != 0 {
 		t.Errorf("%d bytes after the close: %q", len(rest), rest[:min(80, len(rest))])
 	}
@@ -168,7 +148,7 @@ func TestAnUploadReadWhileItsReplyStreamsDoesNotRace(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}()
-	r := readReplyFrom(t, bufio.NewReader(c), false)
+	r := testenv.ReadReply(t, bufio.NewReader(c), false)
 	<-sent
 	if r.StatusCode() != http.StatusOK || len(r.Body()) != 200<<10 {
 		t.Errorf("got %d with %d bytes, want 200 with %d", r.StatusCode(), len(r.Body()), 200<<10)
