@@ -17,9 +17,9 @@ import (
 )
 
 // serveWhole runs, on loopback through KeepAccepting (so its connections are clientConns), a
-// server whose handler answers /N with testenv.Patterned(N), set as write sets a stored body, then sendWhole;
-// /reset/N does the same, then replaces the reply by a small one (as the guard does after a
-// panic), so the held header never gets its body.
+// server whose handler answers /N with testenv.Patterned(N), set as write sets a stored body,
+// then sendWhole; /reset/N does the same, then replaces the reply by a small one (as the guard
+// does after a panic), so the held header never gets its body.
 func serveWhole(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
