@@ -187,8 +187,9 @@ func hasSuffixFold(s, suffix string) bool {
 // (a well-formed one, strong or weak): the opaque part with ":swr-" and the coding appended, the
 // W/ kept ("abc" → "abc:swr-gzip", W/"abc" → W/"abc:swr-br"), a suffix of swrproxy's own: the
 // "-gzip" an origin such as Apache's mod_deflate appends for its own gzip output must never also
-// name swrproxy's bytes. A coded representation is another representation (RFC 9110 §8.8.3: a strong tag names one sequence of bytes), so it needs a tag
-// of its own, derived so that every instance computes the same one.
+// name swrproxy's bytes. A coded representation is another representation (RFC 9110 §8.8.3: a
+// strong tag names one sequence of bytes), so it needs a tag of its own, derived so that every
+// instance computes the same one.
 func EncodingTag(tag, coding string) string {
 	if coding == CodingIdentity || len(tag) < 2 || tag[len(tag)-1] != '"' {
 		return tag
