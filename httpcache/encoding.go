@@ -4,7 +4,10 @@ package httpcache
 // responses qualify, which stored coding a request gets (RFC 9110 §12.5.3), and the entity-tag
 // of each coding.
 
-import "strings"
+import (
+	"net/http"
+	"strings"
+)
 
 // The content codings swrproxy can store (RFC 9110 §8.4.1), as they are spelt in
 // Content-Encoding. Identity, no coding, is "".
@@ -140,6 +143,13 @@ func Encoded(values []string) bool {
 		}
 	}
 	return false
+}
+
+// IdentityCompressible reports whether a response of header h has an identity body (no content
+// coding) of a compressible type: one that a proxy may send coded, so that its replies say they
+// vary on Accept-Encoding.
+func IdentityCompressible(h http.Header) bool {
+	return !Encoded(h.Values("Content-Encoding")) && Compressible(ContentType(h.Values("Content-Type")))
 }
 
 // ContentType is the Content-Type a response with these field lines is sent with: the last one

@@ -1,6 +1,7 @@
 package httpcache
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 )
@@ -150,6 +151,25 @@ func TestAContentCodingOtherThanIdentityMeansEncoded(t *testing.T) {
 	} {
 		if got := Encoded(c.values); got != c.want {
 			t.Errorf("Encoded(%q) = %v, want %v", c.values, got, c.want)
+		}
+	}
+}
+
+func TestOnlyAnIdentityBodyOfACompressibleTypeIsIdentityCompressible(t *testing.T) {
+	tests := []struct {
+		header http.Header
+		want   bool
+	}{
+		{http.Header{"Content-Type": {"application/json"}}, true},
+		{http.Header{"Content-Type": {"application/json"}, "Content-Encoding": {"identity"}}, true},
+		{http.Header{"Content-Type": {"application/json"}, "Content-Encoding": {"gzip"}}, false},
+		{http.Header{"Content-Type": {"image/png"}}, false},
+		{http.Header{"Content-Type": {"image/png", "text/html"}}, true}, // the last line is sent
+		{http.Header{}, false},
+	}
+	for _, tt := range tests {
+		if got := IdentityCompressible(tt.header); got != tt.want {
+			t.Errorf("IdentityCompressible(%v) = %v, want %v", tt.header, got, tt.want)
 		}
 	}
 }

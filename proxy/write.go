@@ -239,10 +239,7 @@ func (h *Handler) stream(c *fiber.Ctx, p *fill.Pass, cacheStatus string) error {
 // (the shipped nginx, whose gzip_vary is off so that swrproxy's cached replies do not name it
 // twice) may gzip it for one client and not for another.
 func mayBeEncoded(h http.Header) bool {
-	if !httpcache.Compressible(httpcache.ContentType(h.Values("Content-Type"))) {
-		return false
-	}
-	if httpcache.Encoded(h.Values("Content-Encoding")) {
+	if !httpcache.IdentityCompressible(h) {
 		return false
 	}
 	names, star := httpcache.VaryNames(h.Values("Vary"))

@@ -180,7 +180,7 @@ func keepEncodings(e, old *tiers.Entry) {
 			h.Add(fl.Name, fl.Value)
 		}
 	}
-	if !originEncoded(h) && httpcache.Compressible(httpcache.ContentType(h.Values("Content-Type"))) {
+	if httpcache.IdentityCompressible(h) {
 		e.Header = varyOnEncoding(e.Header)
 	}
 	if len(old.Encodings) == 0 {
