@@ -121,18 +121,19 @@ func parseDigits(s string) (int64, bool) {
 // response's Date less than a second later) never matches.
 func ifRangeHolds(v string, e *tiers.Entry) bool {
 	v = strings.Trim(v, " \t")
+	lm := e.LastModified()
 	switch {
 	case v == "":
 		return true
 	case strings.HasPrefix(v, `"`) || strings.HasPrefix(v, "W/"):
 		tags, star, ok := etag.Parse(v)
 		return ok && !star && len(tags) == 1 && !strings.HasPrefix(tags[0], "W/") && tags[0] == e.ETag
-	case e.LastModified == "":
+	case lm == "":
 		return false
 	}
 	// RFC 9110 §13.1.5: the date must exactly match the stored Last-Modified, and that must be
 	// a strong validator (§8.8.2.2: at least a second older than the response's Date).
-	return v == e.LastModified && httpcache.StrongLastModified(e.LastModified, storedDate(e))
+	return v == lm && httpcache.StrongLastModified(lm, storedDate(e))
 }
 
 // storedDate is the Date field stored with e.

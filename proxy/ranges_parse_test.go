@@ -62,11 +62,11 @@ func TestParseRangeRFC9110Section14(t *testing.T) {
 }
 
 func TestIfRangeRFC9110Section13_1_5(t *testing.T) {
-	e := &tiers.Entry{ETag: `"v1"`, LastModified: "Mon, 01 Jan 2024 00:00:00 GMT",
-		Header: []tiers.Field{{Name: "Date", Value: "Tue, 02 Jan 2024 00:00:00 GMT"}}}
+	e := &tiers.Entry{ETag: `"v1"`, Header: []tiers.Field{{Name: "Date", Value: "Tue, 02 Jan 2024 00:00:00 GMT"},
+		{Name: "Last-Modified", Value: "Mon, 01 Jan 2024 00:00:00 GMT"}}}
 	weak := &tiers.Entry{ETag: `W/"v1"`}
-	sameSecond := &tiers.Entry{ETag: `"v1"`, LastModified: "Mon, 01 Jan 2024 00:00:00 GMT",
-		Header: []tiers.Field{{Name: "Date", Value: "Mon, 01 Jan 2024 00:00:00 GMT"}}}
+	sameSecond := &tiers.Entry{ETag: `"v1"`, Header: []tiers.Field{{Name: "Date", Value: "Mon, 01 Jan 2024 00:00:00 GMT"},
+		{Name: "Last-Modified", Value: "Mon, 01 Jan 2024 00:00:00 GMT"}}}
 	tests := []struct {
 		v    string
 		e    *tiers.Entry

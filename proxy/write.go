@@ -60,8 +60,12 @@ func (h *Handler) write(c *fiber.Ctx, e *tiers.Entry, age time.Duration, xcache,
 			h.stats.RepliesBr.Add(1)
 		}
 	}
+	lm := ""
+	if ims != "" {
+		lm = e.LastModified() // only an If-Modified-Since asks for it
+	}
 	notModified := e.Status >= 200 && e.Status < 300 && etag.NotModified(
-		b2s(req.Peek(fiber.HeaderIfNoneMatch)), ims, tag, e.LastModified)
+		b2s(req.Peek(fiber.HeaderIfNoneMatch)), ims, tag, lm)
 	var sent []byte // the stored bytes set as the reply's body (SetBodyRaw), if any
 	if notModified {
 		h.stats.NotModified.Add(1)

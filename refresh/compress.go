@@ -101,23 +101,20 @@ func (f *Filler) unkeyableEncoding(r *fill.Request, h http.Header) bool {
 // form, and gets an encoding of each coding that saves enough, for a compressible type within
 // the size bounds, unless the origin said no-transform (RFC 9110 §7.7, RFC 9111 §5.2.2.6).
 //
-// Every identity body of a compressible type lists Accept-Encoding in its stored Vary, coded or
-// not, compression on or off: swrproxy, or the proxy in front (the shipped nginx gzips what
-// swrproxy did not, with gzip_vary off so that Vary is not named twice), may send it encoded.
+// Every identity body of a compressible type lists Accept-Encoding in its stored Vary (newEntry
+// adds it), coded or not, compression on or off: swrproxy, or the proxy in front (the shipped
+// nginx gzips what swrproxy did not, with gzip_vary off so that Vary is not named twice), may
+// send it encoded.
 func (f *Filler) compress(e *tiers.Entry, h http.Header) {
 	if originEncoded(h) {
 		return
-	}
-	compressible := httpcache.Compressible(httpcache.ContentType(h.Values("Content-Type")))
-	if compressible {
-		e.Header = varyOnEncoding(e.Header)
 	}
 	c := f.Compress
 	if !c.on() {
 		return
 	}
 	e.AnyEncoding = true
-	if !compressible || len(e.Body) < max(c.MinBytes, 1) || len(e.Body) > MaxCompressBytes ||
+	if !httpcache.Compressible(httpcache.ContentType(h.Values("Content-Type"))) || len(e.Body) < max(c.MinBytes, 1) || len(e.Body) > MaxCompressBytes ||
 		httpcache.ParseCacheControl(strings.Join(h.Values("Cache-Control"), ", ")).NoTransform ||
 		digested(h) {
 		return
@@ -170,19 +167,9 @@ func digested(h http.Header) bool {
 }
 
 // keepEncodings gives e, the renewal of old by a 304 (same body), old's stored codings, tagged
-// after e's entity-tag (a 304 may change its form). e's fields are merged from old's (whose Vary
-// lists Accept-Encoding) and the 304's, whose own Vary replaces them: so it is added again.
+// after e's entity-tag (a 304 may change its form).
 func keepEncodings(e, old *tiers.Entry) {
 	e.AnyEncoding = old.AnyEncoding
-	h := http.Header{}
-	for _, fl := range e.Header {
-		if fl.Name == "Content-Type" || fl.Name == "Content-Encoding" {
-			h.Add(fl.Name, fl.Value)
-		}
-	}
-	if httpcache.IdentityCompressible(h) {
-		e.Header = varyOnEncoding(e.Header)
-	}
 	if len(old.Encodings) == 0 {
 		return
 	}
@@ -191,28 +178,6 @@ func keepEncodings(e, old *tiers.Entry) {
 		e.Encodings[i] = tiers.Encoding{Coding: c.Coding, ETag: httpcache.EncodingTag(e.ETag, c.Coding), Body: c.Body}
 	}
 	e.Header = slices.DeleteFunc(e.Header, func(fl tiers.Field) bool { return fl.Name == "Content-Encoding" })
-}
-
-// varyOnEncoding returns the stored fields fs with Accept-Encoding in Vary, added once (RFC
-// 9110 §12.5.5: every reply, identity and 304 too, says the representation depends on it). fs
-// is sorted by name and stays so.
-func varyOnEncoding(fs []tiers.Field) []tiers.Field {
-	var vary []string
-	for _, fl := range fs {
-		if fl.Name == "Vary" {
-			vary = append(vary, fl.Value)
-		}
-	}
-	if names, _ := httpcache.VaryNames(vary); slices.Contains(names, "Accept-Encoding") {
-		return fs
-	}
-	i, _ := slices.BinarySearchFunc(fs, "Vary", func(fl tiers.Field, name string) int {
-		if fl.Name <= name { // after the stored Vary lines
-			return -1
-		}
-		return 1
-	})
-	return slices.Insert(slices.Clip(fs), i, tiers.Field{Name: "Vary", Value: "Accept-Encoding"})
 }
 
 // Encoders are pooled: a gzip writer holds about 800 KiB of state, a brotli one at level 4

@@ -86,7 +86,6 @@ func newEntry(r *fill.Request, status int, h http.Header, body []byte, d httpcac
 		Key:                  r.Key,
 		Status:               int32(status),
 		Body:                 body,
-		LastModified:         h.Get("Last-Modified"),
 		Stored:               received,
 		Age:                  d.Age,
 		Fresh:                d.Fresh,
@@ -117,21 +116,38 @@ func newEntry(r *fill.Request, status int, h http.Header, body []byte, d httpcac
 	if h.Get("Date") == "" {
 		h.Set("Date", received.UTC().Format(http.TimeFormat))
 	}
-	names = names[:0:0]
+	// An identity body of a compressible type may be sent coded (by swrproxy or by the proxy
+	// in front): every reply, identity and 304 too, says the representation depends on
+	// Accept-Encoding (RFC 9110 §12.5.5), added once after the origin's Vary lines.
+	varyCoding := httpcache.IdentityCompressible(h) && !slices.Contains(e.Vary, "Accept-Encoding")
+	vary := 0
+	if varyCoding {
+		vary = 1
+	}
+	stored := names[:0:0]
 	for name := range h {
 		if !skipStored(name) && !slices.Contains(d.StripHeaders, name) {
-			names = append(names, name)
+			stored = append(stored, name)
 		}
 	}
-	slices.Sort(names) // a stable order, so every instance stores the same bytes
-	n := 0
-	for _, name := range names {
+	if varyCoding && !slices.Contains(stored, "Vary") {
+		stored = append(stored, "Vary")
+	}
+	slices.Sort(stored) // a stable order, so every instance stores the same bytes
+	n := vary
+	for _, name := range stored {
 		n += len(h[name])
 	}
-	e.Header = make([]tiers.Field, 0, n) // kept as long as the entry: no capacity to spare
-	for _, name := range names {
+	// Kept as long as the entry: no capacity to spare, and the values that repeat from entry
+	// to entry (types, cache directives, dates, server names) held once (storedValues).
+	e.Header = make([]tiers.Field, 0, n)
+	for _, name := range stored {
+		name := storedValues.of(name)
 		for _, v := range h[name] {
-			e.Header = append(e.Header, tiers.Field{Name: name, Value: v})
+			e.Header = append(e.Header, tiers.Field{Name: name, Value: storedValues.of(v)})
+		}
+		if name == "Vary" && varyCoding {
+			e.Header = append(e.Header, tiers.Field{Name: name, Value: "Accept-Encoding"})
 		}
 	}
 	return e
@@ -148,7 +164,7 @@ const maxReplay = 2 << 10
 // The values and the list are interned (replayValues): the entries filled by one kind of client
 // share one copy of its User-Agent and Accept fields, and of the list, instead of holding one
 // each (a list is allocated at its length and never modified).
-func replayHeader(h http.Header, extra []string) []tiers.Field {
+func replayHeader(h http.Header, extra []string) *[]tiers.Field {
 	names := append(replayFields[:len(replayFields):len(replayFields)], extra...)
 	kept := func(i int, name string) bool {
 		// a credential is never kept (entries are stored in Redis); a name listed twice once

@@ -282,8 +282,8 @@ func (f *Filler) ask(ctx context.Context, r *fill.Request) (resp *http.Response,
 		if e.OriginETag {
 			req.Header.Set("If-None-Match", e.ETag)
 		}
-		if e.LastModified != "" {
-			req.Header.Set("If-Modified-Since", e.LastModified)
+		if lm := e.LastModified(); lm != "" {
+			req.Header.Set("If-Modified-Since", lm)
 		}
 	}
 	f.stats.OriginRequests.Add(1)

@@ -18,7 +18,7 @@ type interned struct {
 	// fields are whole replay field lists, by their fields joined: most entries keep one of a
 	// few lists, and then share its slice too. At most internFieldsMax lists (of at most
 	// maxReplay bytes each, 2 MiB in all); when full it starts over.
-	fields map[string][]tiers.Field
+	fields map[string]*[]tiers.Field
 }
 
 const (
@@ -27,7 +27,10 @@ const (
 	internFieldsMax = 1024
 )
 
-var replayValues interned
+// replayValues holds the request field values entries keep for refreshes, storedValues the
+// names and values of the response fields they store (a value unique to one response, an ETag
+// or a Last-Modified, costs one copy as without it; one a client floods it with does not stay).
+var replayValues, storedValues interned
 
 // of returns the kept copy of v, keeping v (a copy) if there is none. Longer values are copied
 // alone.
@@ -50,7 +53,7 @@ func (in *interned) of(v string) string {
 
 // list returns the kept copy of fs, a replay field list of interned values, keeping fs if there
 // is none. Entries never modify it.
-func (in *interned) list(fs []tiers.Field) []tiers.Field {
+func (in *interned) list(fs []tiers.Field) *[]tiers.Field {
 	var b strings.Builder
 	for _, f := range fs {
 		b.WriteString(f.Name)
@@ -65,8 +68,8 @@ func (in *interned) list(fs []tiers.Field) []tiers.Field {
 		return kept
 	}
 	if in.fields == nil || len(in.fields) >= internFieldsMax {
-		in.fields = make(map[string][]tiers.Field, 16)
+		in.fields = make(map[string]*[]tiers.Field, 16)
 	}
-	in.fields[key] = fs
-	return fs
+	in.fields[key] = &fs
+	return &fs
 }

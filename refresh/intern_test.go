@@ -2,10 +2,13 @@ package refresh
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"unsafe"
+
+	"github.com/swrproxy/swrproxy/tiers"
 )
 
 // TestEntriesFilledByOneKindOfClientShareItsReplayedFieldValues: the request fields an entry
@@ -17,7 +20,11 @@ func TestEntriesFilledByOneKindOfClientShareItsReplayedFieldValues(t *testing.T)
 		// Each request's values are its own strings, as a client's request fields are.
 		return http.Header{"User-Agent": {string([]byte(ua))}, "Accept": {string([]byte("application/json"))}}
 	}
-	a, b := replayHeader(req(), nil), replayHeader(req(), nil)
+	pa, pb := replayHeader(req(), nil), replayHeader(req(), nil)
+	if pa != pb {
+		t.Error("the two entries hold two copies of the same field list")
+	}
+	a, b := *pa, *pb
 	if len(a) != 2 || len(b) != 2 || cap(a) != 2 || cap(b) != 2 {
 		t.Fatalf("replay fields %q (cap %d) and %q, want Accept and User-Agent, allocated at their length", a, cap(a), b)
 	}
@@ -25,9 +32,6 @@ func TestEntriesFilledByOneKindOfClientShareItsReplayedFieldValues(t *testing.T)
 		if a[i] != b[i] || unsafe.StringData(a[i].Value) != unsafe.StringData(b[i].Value) {
 			t.Errorf("%s: the two entries hold two copies of %q", a[i].Name, a[i].Value)
 		}
-	}
-	if &a[0] != &b[0] {
-		t.Error("the two entries hold two copies of the same field list")
 	}
 
 	var in interned
@@ -40,5 +44,64 @@ func TestEntriesFilledByOneKindOfClientShareItsReplayedFieldValues(t *testing.T)
 	}
 	if len(in.values) != 10 {
 		t.Errorf("%d values kept after %d, want 10: full at %d, it starts over", len(in.values), internMax+10, internMax)
+	}
+}
+
+// TestAStoredHeaderIsAllocatedOnceAtItsLengthAndSharesRepeatedValues: the fields an entry
+// stores cost no spare capacity (the Vary: Accept-Encoding swrproxy adds for a compressible
+// type was inserted afterwards, growing the slice to half again its length), and the values
+// that repeat from response to response are held once for all entries (issue 14, bytes per
+// object).
+func TestAStoredHeaderIsAllocatedOnceAtItsLengthAndSharesRepeatedValues(t *testing.T) {
+	for _, tt := range []struct {
+		name, contentType, vary string
+		compress                bool
+		wantVary                []string
+	}{
+		{"JSON, compression on", "application/json", "", true, []string{"Accept-Encoding"}},
+		{"JSON, compression off", "application/json", "", false, []string{"Accept-Encoding"}},
+		{"JSON varying on Accept-Language", "application/json", "Accept-Language", true, []string{"Accept-Language", "Accept-Encoding"}},
+		{"JSON already varying on Accept-Encoding", "application/json", "accept-encoding", false, []string{"accept-encoding"}},
+		{"an image", "image/png", "", true, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			o := newTestOrigin(t, false, func(w http.ResponseWriter, r *http.Request, n int64) {
+				w.Header().Set("Content-Type", tt.contentType)
+				w.Header().Set("X-Served-By", "origin-7")
+				if tt.vary != "" {
+					w.Header().Set("Vary", tt.vary)
+				}
+				cacheable(w, r, n)
+			})
+			s := newTestStore(t, nil)
+			f := newTestFiller(t, s, o)
+			if tt.compress {
+				f = compressing(t, s, o)
+			}
+			var entries []*tiers.Entry
+			for _, key := range []string{"/a", "/b"} {
+				res, err := f.Fill(t.Context(), request(key))
+				if err != nil || res.Entry == nil {
+					t.Fatalf("Fill %s = %+v, %v", key, res, err)
+				}
+				e := res.Entry
+				if len(e.Header) != cap(e.Header) {
+					t.Errorf("%s: %d fields in a slice of capacity %d", key, len(e.Header), cap(e.Header))
+				}
+				if got := fieldValues(e, "Vary"); !slices.Equal(got, tt.wantVary) {
+					t.Errorf("%s: Vary %q, want %q", key, got, tt.wantVary)
+				}
+				if !slices.IsSortedFunc(e.Header, func(a, b tiers.Field) int { return strings.Compare(a.Name, b.Name) }) {
+					t.Errorf("%s: fields not sorted by name: %q", key, e.Header)
+				}
+				entries = append(entries, e)
+			}
+			for _, name := range []string{"Content-Type", "X-Served-By", "Cache-Control"} {
+				a, b := fieldValues(entries[0], name), fieldValues(entries[1], name)
+				if len(a) != 1 || len(b) != 1 || unsafe.StringData(a[0]) != unsafe.StringData(b[0]) {
+					t.Errorf("%s: the two entries hold %q and %q, not one shared copy", name, a, b)
+				}
+			}
+		})
 	}
 }

@@ -39,7 +39,7 @@ func requestFor(e *tiers.Entry, gen uint64) *fill.Request {
 	host, uri, lines := k.Host, k.Target, k.Lines
 	hdr := http.Header{}
 	var replay []string // the fields beyond replayFields (a hook's): kept again by the refreshed entry
-	for _, f := range e.ReqHeader {
+	for _, f := range e.Replayed() {
 		if !httpcache.IsCredential(f.Name) {
 			hdr.Add(f.Name, f.Value)
 			if !slices.Contains(replayFields, f.Name) && !slices.Contains(replay, f.Name) {

@@ -32,10 +32,10 @@ func encode(e *Entry) []byte {
 	b = binary.AppendVarint(b, int64(e.StaleIfError))
 	b = appendString(b, e.Key)
 	b = appendString(b, e.ETag)
-	b = appendString(b, e.LastModified)
+	b = appendString(b, e.LastModified()) // a field of its own in earlier versions: kept in the format
 	b = appendBool(b, e.OriginETag)
 	b = appendBool(b, e.Guessed)
-	b = appendFields(b, e.ReqHeader)
+	b = appendFields(b, e.Replayed())
 	b = appendStrings(b, e.Vary)
 	b = appendStrings(b, e.VaryValues)
 	b = appendStrings(b, e.Tags)
@@ -82,7 +82,12 @@ func appendStrings(b []byte, ss []string) []byte {
 }
 
 // decode parses the output of encode. Any other input, including one of another codec version,
-// returns an error wrapping ErrCorrupt; it never panics. The entry's Body aliases b.
+// returns an error wrapping ErrCorrupt; it never panics.
+//
+// The entry's Body, its codings, its entity-tags and its fields (the bulk of it) alias b, which
+// the caller must never modify: a promoted entry then costs b and a few slices, not a copy of
+// every string beside b. The strings that may outlive the entry in an index or a queued job
+// (its key, tags, Vary names and values) are copies, so that they do not keep b alive.
 func decode(b []byte) (*Entry, error) {
 	if len(b) < 5 {
 		return nil, fmt.Errorf("%w: %d bytes", ErrCorrupt, len(b))
@@ -104,11 +109,13 @@ func decode(b []byte) (*Entry, error) {
 	e.StaleWhileRevalidate = time.Duration(d.varint())
 	e.StaleIfError = time.Duration(d.varint())
 	e.Key = d.string()
-	e.ETag = d.string()
-	e.LastModified = d.string()
+	e.ETag = d.view()
+	d.bytes() // Last-Modified, also among the fields
 	e.OriginETag = d.bool()
 	e.Guessed = d.bool()
-	e.ReqHeader = d.fields()
+	if fs := d.fields(); fs != nil {
+		e.ReqHeader = &fs
+	}
 	e.Vary = d.strings()
 	e.VaryValues = d.strings()
 	e.Tags = d.strings()
@@ -143,11 +150,11 @@ func (d *decoder) encodings() []Encoding {
 	}
 	cs := make([]Encoding, n)
 	for i := range cs {
-		cs[i] = Encoding{Coding: d.string(), ETag: d.string(), Body: d.bytes()}
-		switch c := cs[i].Coding; {
+		cs[i] = Encoding{Coding: d.coding(), ETag: d.view(), Body: d.bytes()}
+		switch {
 		case d.err != nil:
 			return nil
-		case c != "gzip" && c != "br", cs[i].ETag == "", len(cs[i].Body) == 0:
+		case cs[i].Coding == "", cs[i].ETag == "", len(cs[i].Body) == 0:
 			d.fail("encoding")
 			return nil
 		}
@@ -237,12 +244,29 @@ func (d *decoder) fields() []Field {
 	}
 	fs := make([]Field, n)
 	for i := range fs {
-		fs[i] = Field{d.string(), d.string()}
+		fs[i] = Field{d.view(), d.view()}
 	}
 	return fs
 }
 
+// string reads a string into a copy of its own, view one that aliases the input.
 func (d *decoder) string() string { return string(d.bytes()) }
+
+func (d *decoder) view() string {
+	b := d.bytes()
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// coding reads a content coding: "gzip" or "br" (the program's own strings), else "".
+func (d *decoder) coding() string {
+	switch c := d.bytes(); string(c) {
+	case "gzip":
+		return "gzip"
+	case "br":
+		return "br"
+	}
+	return ""
+}
 
 func (d *decoder) strings() []string {
 	n := d.count(1)

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/swrproxy/swrproxy/internal/redistest"
 )
@@ -27,10 +28,10 @@ var roundTripTests = []struct { // TestEncodeThenDecodeGivesTheSameEntry and Fuz
 			{"Link", "</b.js>; rel=preload"},
 			{"Link", ""},
 			{"X-Empty", ""},
+			{"Last-Modified", "Tue, 15 Nov 1994 12:45:26 GMT"},
 		},
 		Body:                 []byte("\x00bin\x00ary\xff\x00\x00"),
 		ETag:                 `"abc"`,
-		LastModified:         "Tue, 15 Nov 1994 12:45:26 GMT",
 		Vary:                 []string{"Accept-Encoding", "Accept-Language"},
 		VaryValues:           []string{"gzip", ""},
 		Tags:                 []string{"asset-31566704", "prices", "caf\xc3\xa9"},
@@ -42,7 +43,7 @@ var roundTripTests = []struct { // TestEncodeThenDecodeGivesTheSameEntry and Fuz
 		Gen:                  math.MaxUint64,
 		OriginETag:           true,
 		Guessed:              true,
-		ReqHeader:            []Field{{"Accept", "application/json"}, {"X-Forwarded-Proto", "https"}},
+		ReqHeader:            &[]Field{{"Accept", "application/json"}, {"X-Forwarded-Proto", "https"}},
 		AnyEncoding:          true,
 		Encodings: []Encoding{
 			{Coding: "br", ETag: `"abc-br"`, Body: []byte("\x8b\x02\x80bin")},
@@ -56,6 +57,50 @@ var roundTripTests = []struct { // TestEncodeThenDecodeGivesTheSameEntry and Fuz
 	{"stored at the end of int64 nanoseconds", &Entry{Key: "k", Status: 304, ETag: `"x"`, Stored: time.Unix(0, math.MaxInt64),
 		Age: math.MaxInt64, Fresh: math.MaxInt64, StaleWhileRevalidate: math.MaxInt64, StaleIfError: math.MaxInt64}},
 	{"big body", &Entry{Key: "/big", Status: 200, ETag: `"big"`, Stored: time.Unix(5, 0), Body: bytes.Repeat([]byte{0, 1, 0x80, 0xff}, 40_000)}},
+}
+
+// TestADecodedEntryViewsTheStoredBytes: an entry promoted from L2 keeps the bytes Redis sent
+// and views its body, codings, tags and fields in them instead of holding a second copy of each
+// string (issue 14, bytes per object); what may outlive the entry in an index or a queued job
+// (key, tags, Vary names and values) is copied, so as not to keep those bytes alive.
+func TestADecodedEntryViewsTheStoredBytes(t *testing.T) {
+	b := encode(roundTripTests[0].e)
+	e, err := decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inside := func(s string) bool {
+		p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+		start := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+		return p >= start && p < start+uintptr(len(b))
+	}
+	viewed := []string{e.ETag, unsafe.String(unsafe.SliceData(e.Body), len(e.Body))}
+	for _, f := range e.Header {
+		viewed = append(viewed, f.Name, f.Value)
+	}
+	for _, f := range e.Replayed() {
+		viewed = append(viewed, f.Name, f.Value)
+	}
+	for _, c := range e.Encodings {
+		viewed = append(viewed, c.ETag, unsafe.String(unsafe.SliceData(c.Body), len(c.Body)))
+	}
+	for _, s := range viewed {
+		if s != "" && !inside(s) {
+			t.Errorf("%.40q is a copy of its own", s)
+		}
+	}
+	copied := append([]string{e.Key}, e.Tags...)
+	copied = append(copied, e.Vary...)
+	for _, s := range append(copied, e.VaryValues...) {
+		if s != "" && inside(s) {
+			t.Errorf("%.40q views the stored bytes: an index holding it would keep them alive", s)
+		}
+	}
+	for _, c := range e.Encodings {
+		if c.Coding != "gzip" && c.Coding != "br" || inside(c.Coding) {
+			t.Errorf("coding %q is not the program's own string", c.Coding)
+		}
+	}
 }
 
 func TestEncodeThenDecodeGivesTheSameEntry(t *testing.T) {
