@@ -4,6 +4,9 @@
 // live heap's worth of the burst's garbage resident until the runtime's forced collection,
 // every two minutes, and its scavenger returned the pages. Run notices the lull and collects
 // then, returning the freed memory to the operating system at once: RSS follows what is live.
+// When the GC itself collected as the burst ended, the garbage is gone but its pages are not:
+// the scavenger keeps free pages up to the next GC goal (twice the live heap by default), so Run
+// also returns those once the process is quiet.
 package memtidy
 
 import (
@@ -14,10 +17,11 @@ import (
 )
 
 // Thresholds of a collection. Garbage is the heap's objects beyond what the last collection
-// found live; the process is quiet when it allocated less than quietBytes, or a 64th of the live
-// heap, in the last interval (a scrape of the metrics, a few requests).
+// found live; free pages are heap memory the runtime holds for no object and has not returned
+// to the system; the process is quiet when it allocated less than quietBytes, or a 64th of the
+// live heap, in the last interval (a scrape of the metrics, a few requests).
 const (
-	minGarbage = 16 << 20 // below this, a collection is not worth it
+	minGarbage = 16 << 20 // below this (garbage and free pages), a collection is not worth it
 	quietBytes = 4 << 20
 )
 
@@ -27,24 +31,31 @@ type sample struct {
 	allocated uint64 // bytes allocated since the start (cumulative)
 	objects   uint64 // bytes of heap objects now, live or garbage
 	live      uint64 // the heap found live by the last collection
+	free      uint64 // free heap pages not returned to the system
 }
 
-var names = []string{"/gc/cycles/total:gc-cycles", "/gc/heap/allocs:bytes", "/memory/classes/heap/objects:bytes", "/gc/heap/live:bytes"}
+var names = []string{"/gc/cycles/total:gc-cycles", "/gc/heap/allocs:bytes", "/memory/classes/heap/objects:bytes", "/gc/heap/live:bytes",
+	"/memory/classes/heap/free:bytes"}
 
 func read(s []metrics.Sample) sample {
 	metrics.Read(s)
-	return sample{cycles: s[0].Value.Uint64(), allocated: s[1].Value.Uint64(), objects: s[2].Value.Uint64(), live: s[3].Value.Uint64()}
+	return sample{cycles: s[0].Value.Uint64(), allocated: s[1].Value.Uint64(), objects: s[2].Value.Uint64(), live: s[3].Value.Uint64(),
+		free: s[4].Value.Uint64()}
 }
 
 // due reports whether the process should collect now: no collection ran since prev, it
 // allocated little since prev (the burst is over: under quietBytes or a 64th of the live heap),
-// and the garbage is at least a quarter of the live heap and minGarbage.
+// and what a collection would give back, the garbage and the free pages, is at least a quarter
+// of the live heap and minGarbage.
 func due(prev, cur sample) bool {
-	if cur.cycles != prev.cycles || cur.allocated-prev.allocated >= max(quietBytes, cur.live/64) || cur.objects <= cur.live {
+	if cur.cycles != prev.cycles || cur.allocated-prev.allocated >= max(quietBytes, cur.live/64) {
 		return false
 	}
-	garbage := cur.objects - cur.live
-	return garbage >= minGarbage && garbage >= cur.live/4
+	spare := cur.free
+	if cur.objects > cur.live {
+		spare += cur.objects - cur.live
+	}
+	return spare >= minGarbage && spare >= cur.live/4
 }
 
 // Interval is how often Run checks for a lull; Spacing the least time between two of its
