@@ -82,49 +82,15 @@ func (f *Filler) renew(ctx context.Context, r *fill.Request, h http.Header, v ve
 // newEntry builds the entry stored for a response. The ETag is the origin's when well formed,
 // else one computed from the body, the same on every instance.
 func newEntry(r *fill.Request, status int, h http.Header, body []byte, d httpcache.Decision, received time.Time) *tiers.Entry {
-	e := &tiers.Entry{
-		Key:                  r.Key,
-		Status:               int32(status),
-		Body:                 body,
-		Stored:               received,
-		Age:                  d.Age,
-		Fresh:                d.Fresh,
-		StaleWhileRevalidate: d.StaleWhileRevalidate,
-		StaleIfError:         d.StaleIfError,
-		Guessed:              d.Guessed,
-		Gen:                  r.Gen,
-	}
-	tag, ok := etag.Normalize(h.Get("Etag"))
-	if !ok {
-		tag = etag.Compute(body)
-	}
-	e.ETag, e.OriginETag = tag, ok
-	e.ReqHeader = replayHeader(r.Header, r.Replay)
-	names, _ := httpcache.VaryNames(h.Values("Vary"))
-	if len(names) > 0 {
-		// The variant is what the origin was asked: the values the fill forwarded (a field it
-		// did not forward counts as absent), normalised as lookups normalise the client's.
-		e.Vary = names
-		e.VaryValues = make([]string, len(names))
-		for i, n := range names {
-			e.VaryValues[i] = httpcache.VaryValue(n, httpcache.JoinLines(n, r.Header.Values(n)))
-		}
-	}
-	for _, v := range h.Values("Surrogate-Key") {
-		e.Tags = append(e.Tags, strings.Fields(v)...)
-	}
 	if h.Get("Date") == "" {
 		h.Set("Date", received.UTC().Format(http.TimeFormat))
 	}
+	vary, _ := httpcache.VaryNames(h.Values("Vary"))
 	// An identity body of a compressible type may be sent coded (by swrproxy or by the proxy
 	// in front): every reply, identity and 304 too, says the representation depends on
 	// Accept-Encoding (RFC 9110 §12.5.5), added once after the origin's Vary lines.
-	varyCoding := httpcache.IdentityCompressible(h) && !slices.Contains(e.Vary, "Accept-Encoding")
-	vary := 0
-	if varyCoding {
-		vary = 1
-	}
-	stored := names[:0:0]
+	varyCoding := httpcache.IdentityCompressible(h) && !slices.Contains(vary, "Accept-Encoding")
+	var stored []string
 	for name := range h {
 		if !skipStored(name) && !slices.Contains(d.StripHeaders, name) {
 			stored = append(stored, name)
@@ -134,13 +100,17 @@ func newEntry(r *fill.Request, status int, h http.Header, body []byte, d httpcac
 		stored = append(stored, "Vary")
 	}
 	slices.Sort(stored) // a stable order, so every instance stores the same bytes
-	n := vary
+	n := 0
+	if varyCoding {
+		n++
+	}
 	for _, name := range stored {
 		n += len(h[name])
 	}
-	// Kept as long as the entry: no capacity to spare, and the values that repeat from entry
-	// to entry (types, cache directives, dates, server names) held once (storedValues).
-	e.Header = make([]tiers.Field, 0, n)
+	// The fields are kept as long as the entry: allocated with it, no capacity to spare, and
+	// the values that repeat from entry to entry (types, cache directives, dates, server names)
+	// held once (storedValues).
+	e := tiers.NewEntry(n)
 	for _, name := range stored {
 		name := storedValues.of(name)
 		for _, v := range h[name] {
@@ -149,6 +119,27 @@ func newEntry(r *fill.Request, status int, h http.Header, body []byte, d httpcac
 		if name == "Vary" && varyCoding {
 			e.Header = append(e.Header, tiers.Field{Name: name, Value: "Accept-Encoding"})
 		}
+	}
+	e.Key, e.Status, e.Body, e.Gen = r.Key, int32(status), body, r.Gen
+	e.Stored, e.Age, e.Fresh = received, d.Age, d.Fresh
+	e.StaleWhileRevalidate, e.StaleIfError, e.Guessed = d.StaleWhileRevalidate, d.StaleIfError, d.Guessed
+	tag, ok := etag.Normalize(h.Get("Etag"))
+	if !ok {
+		tag = etag.Compute(body)
+	}
+	e.ETag, e.OriginETag = tag, ok
+	e.ReqHeader = replayHeader(r.Header, r.Replay)
+	if len(vary) > 0 {
+		// The variant is what the origin was asked: the values the fill forwarded (a field it
+		// did not forward counts as absent), normalised as lookups normalise the client's.
+		e.Vary = vary
+		e.VaryValues = make([]string, len(vary))
+		for i, n := range vary {
+			e.VaryValues[i] = httpcache.VaryValue(n, httpcache.JoinLines(n, r.Header.Values(n)))
+		}
+	}
+	for _, v := range h.Values("Surrogate-Key") {
+		e.Tags = append(e.Tags, strings.Fields(v)...)
 	}
 	return e
 }

@@ -237,8 +237,14 @@ const maxVariants = 32
 const objectOverhead = 200
 
 func newObject(key string, gen uint64, variants []*Entry) *Object {
+	o := &Object{}
+	o.init(key, gen, variants)
+	return o
+}
+
+func (o *Object) init(key string, gen uint64, variants []*Entry) {
 	size := objectOverhead + len(key)
-	o := &Object{Key: key, Gen: gen, Variants: variants}
+	*o = Object{Key: key, Gen: gen, Variants: variants}
 	for _, e := range variants {
 		size += e.Size()
 		if x := e.Expires().UnixNano(); x > o.expires {
@@ -246,7 +252,20 @@ func newObject(key string, gen uint64, variants []*Entry) *Object {
 		}
 	}
 	o.size = int32(min(size, math.MaxInt32)) // objects are bounded far below (ObjectMaxBytes)
-	return o
+}
+
+// objectOf returns the object of the one variant e, allocated with its variant list in one
+// 80-byte block, the size class of otter's nodes: as two objects, the Object (64 bytes) and
+// the list (8) shared their size classes with the many short-lived objects of those sizes a
+// fill allocates, and the spans those had used stayed in use for them once the fills were over.
+func objectOf(e *Entry) *Object {
+	b := new(struct {
+		o   Object
+		one [1]*Entry
+	})
+	b.one[0] = e
+	b.o.init(e.Key, e.Gen, b.one[:])
+	return &b.o
 }
 
 // Size is the object's weight in bytes.

@@ -2,6 +2,7 @@ package tiers
 
 import (
 	"testing"
+	"time"
 	"unsafe"
 )
 
@@ -20,5 +21,50 @@ func TestAnObjectFitsThe64ByteSizeClass(t *testing.T) {
 func TestAnEntryFitsThe256ByteSizeClass(t *testing.T) {
 	if n := unsafe.Sizeof(Entry{}); n > 256 {
 		t.Errorf("Entry is %d bytes, want at most 256", n)
+	}
+}
+
+// TestAnEntryAndItsFieldsAreOneAllocation: NewEntry(n) gives room for exactly n fields, in the
+// Entry's own block up to 16 (one allocation, whose size is the Entry and the fields: each a
+// size class), beyond in a slice of its own; filling it never reallocates.
+func TestAnEntryAndItsFieldsAreOneAllocation(t *testing.T) {
+	for n := range 20 {
+		var e *Entry
+		allocs := testing.AllocsPerRun(10, func() {
+			e = NewEntry(n)
+			for range n {
+				e.Header = append(e.Header, Field{Name: "X-Field", Value: "v"})
+			}
+		})
+		want := 1.0
+		if n > 16 {
+			want = 2
+		}
+		if allocs != want {
+			t.Errorf("NewEntry(%d) and %d fields: %v allocations, want %v", n, n, allocs, want)
+		}
+		if e == nil || len(e.Header) != n || cap(e.Header) != n {
+			t.Errorf("NewEntry(%d): %d fields in a capacity of %d", n, len(e.Header), cap(e.Header))
+		}
+		if n > 0 && n <= 16 {
+			block := uintptr(unsafe.Pointer(e))
+			first := uintptr(unsafe.Pointer(&e.Header[0]))
+			if first != block+unsafe.Sizeof(Entry{}) {
+				t.Errorf("NewEntry(%d): the fields are not in the Entry's block", n)
+			}
+		}
+	}
+}
+
+// TestAnObjectOfOneVariantIsOneAllocation: the object Set stores for a new key holds its
+// variant list in its own block.
+func TestAnObjectOfOneVariantIsOneAllocation(t *testing.T) {
+	e := &Entry{Key: "/k", Gen: 3, Stored: time.Now(), Fresh: time.Minute}
+	var o *Object
+	if n := testing.AllocsPerRun(10, func() { o = objectOf(e) }); n != 1 {
+		t.Errorf("objectOf: %v allocations, want 1", n)
+	}
+	if o.Key != "/k" || o.Gen != 3 || len(o.Variants) != 1 || o.Variants[0] != e || o.Size() != newObject("/k", 3, []*Entry{e}).Size() {
+		t.Errorf("objectOf(e) = %+v", o)
 	}
 }
