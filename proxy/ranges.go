@@ -133,15 +133,5 @@ func ifRangeHolds(v string, e *tiers.Entry) bool {
 	}
 	// RFC 9110 §13.1.5: the date must exactly match the stored Last-Modified, and that must be
 	// a strong validator (§8.8.2.2: at least a second older than the response's Date).
-	return v == lm && httpcache.StrongLastModified(lm, storedDate(e))
-}
-
-// storedDate is the Date field stored with e.
-func storedDate(e *tiers.Entry) string {
-	for _, f := range e.Header {
-		if f.Name == "Date" {
-			return f.Value
-		}
-	}
-	return ""
+	return v == lm && httpcache.StrongLastModified(lm, e.Field("Date"))
 }

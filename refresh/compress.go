@@ -130,12 +130,14 @@ func (f *Filler) compress(e *tiers.Entry, h http.Header) {
 		f.compressStats.busy.Add(1)
 		return
 	}
+	var kept [2]tiers.Encoding // gzip and br: the list is allocated once (appending allocated twice)
+	encs := kept[:0]
 	for _, coding := range c.Codings {
 		b := encode(coding, e.Body)
 		if b == nil || float64(len(b)) >= keepRatio*float64(len(e.Body)) {
 			continue
 		}
-		e.Encodings = append(e.Encodings, tiers.Encoding{Coding: coding, ETag: httpcache.EncodingTag(e.ETag, coding), Body: b})
+		encs = append(encs, tiers.Encoding{Coding: coding, ETag: httpcache.EncodingTag(e.ETag, coding), Body: b})
 		saved := int64(len(e.Body) - len(b))
 		switch coding {
 		case httpcache.CodingGzip:
@@ -146,7 +148,8 @@ func (f *Filler) compress(e *tiers.Entry, h http.Header) {
 			f.compressStats.brSaved.Add(saved)
 		}
 	}
-	if len(e.Encodings) > 0 {
+	if len(encs) > 0 {
+		e.Encodings = slices.Clone(encs)
 		e.Header = slices.DeleteFunc(e.Header, func(fl tiers.Field) bool {
 			return fl.Name == "Content-Encoding" // identity: the request path sets a coded reply's
 		})

@@ -229,7 +229,7 @@ func TestRevalidation304KeepsTheStoredCodings(t *testing.T) {
 	f := compressing(t, s, o)
 	old := staleEntry("/r")
 	old.AnyEncoding = true
-	old.Header = slices.Insert(old.Header, 1, tiers.Field{Name: "Vary", Value: "Accept-Encoding"}) // as stored
+	old.Header = slices.Insert(old.Header, 2, tiers.Field{Name: "Vary", Value: "Accept-Encoding"}) // as stored: sorted by name
 	old.Encodings = []tiers.Encoding{{Coding: "gzip", ETag: `"v1:swr-gzip"`, Body: []byte("gz")}, {Coding: "br", ETag: `"v1:swr-br"`, Body: []byte("b")}}
 	r := request("/r")
 	r.Stale = old
@@ -243,6 +243,50 @@ func TestRevalidation304KeepsTheStoredCodings(t *testing.T) {
 	}
 	if got := fieldValues(e, "Vary"); !slices.Equal(got, []string{"Accept-Encoding"}) {
 		t.Errorf("renewed Vary = %q", got)
+	}
+}
+
+// TestA304RenewalOfAnEntryWhoseVaryIsStrippedStillVariesOnAcceptEncoding: the origin's
+// no-cache="Vary" strips its Vary lines, not the one swrproxy adds for a compressible type; the
+// renewal's merged fields hold that one, which the strip must not take away either.
+func TestA304RenewalOfAnEntryWhoseVaryIsStrippedStillVariesOnAcceptEncoding(t *testing.T) {
+	o := newTestOrigin(t, false, func(w http.ResponseWriter, r *http.Request, _ int64) {
+		w.WriteHeader(http.StatusNotModified) // no Cache-Control: the stored one still applies
+	})
+	old := staleEntry("/r")
+	old.Header = []tiers.Field{{Name: "Cache-Control", Value: `max-age=60, no-cache="Vary"`}, {Name: "Content-Type", Value: "application/json"},
+		{Name: "Vary", Value: "Accept-Encoding"}}
+	for _, f := range []*Filler{newTestFiller(t, newTestStore(t, nil), o), compressing(t, newTestStore(t, nil), o)} {
+		r := request("/r")
+		r.Stale = old
+		res, err := f.Fill(t.Context(), r)
+		if err != nil || res.Entry == nil || !res.Revalidated {
+			t.Fatalf("Fill = %+v, %v; want a renewal", res, err)
+		}
+		if got := fieldValues(res.Entry, "Vary"); !slices.Equal(got, []string{"Accept-Encoding"}) {
+			t.Errorf("compression %v: renewed Vary = %q, want Accept-Encoding", f.Compress.on(), got)
+		}
+	}
+}
+
+// TestA304WithAVaryOfItsOwnKeepsVaryingOnAcceptEncoding: a 304's Vary replaces the stored one
+// (RFC 9111 §4.3.4); a compressible body still says it varies on Accept-Encoding too.
+func TestA304WithAVaryOfItsOwnKeepsVaryingOnAcceptEncoding(t *testing.T) {
+	o := newTestOrigin(t, false, func(w http.ResponseWriter, r *http.Request, _ int64) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Vary", "Accept-Language")
+		w.WriteHeader(http.StatusNotModified)
+	})
+	old := staleEntry("/r")
+	old.Header = []tiers.Field{{Name: "Content-Type", Value: "application/json"}, {Name: "Vary", Value: "Accept-Encoding"}}
+	r := request("/r")
+	r.Stale = old
+	res, err := newTestFiller(t, newTestStore(t, nil), o).Fill(t.Context(), r)
+	if err != nil || res.Entry == nil || !res.Revalidated {
+		t.Fatalf("Fill = %+v, %v; want a renewal", res, err)
+	}
+	if got := fieldValues(res.Entry, "Vary"); !slices.Equal(got, []string{"Accept-Language", "Accept-Encoding"}) {
+		t.Errorf("renewed Vary = %q, want Accept-Language then Accept-Encoding", got)
 	}
 }
 

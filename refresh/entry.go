@@ -88,8 +88,10 @@ func newEntry(r *fill.Request, status int, h http.Header, body []byte, d httpcac
 	vary, _ := httpcache.VaryNames(h.Values("Vary"))
 	// An identity body of a compressible type may be sent coded (by swrproxy or by the proxy
 	// in front): every reply, identity and 304 too, says the representation depends on
-	// Accept-Encoding (RFC 9110 §12.5.5), added once after the origin's Vary lines.
-	varyCoding := httpcache.IdentityCompressible(h) && !slices.Contains(vary, "Accept-Encoding")
+	// Accept-Encoding (RFC 9110 §12.5.5), added once after the origin's Vary lines, or alone
+	// when those are not stored (Cache-Control: no-cache="Vary" strips them).
+	keepVary := !slices.Contains(d.StripHeaders, "Vary")
+	varyCoding := httpcache.IdentityCompressible(h) && !(keepVary && slices.Contains(vary, "Accept-Encoding"))
 	var stored []string
 	for name := range h {
 		if !skipStored(name) && !slices.Contains(d.StripHeaders, name) {
@@ -100,12 +102,18 @@ func newEntry(r *fill.Request, status int, h http.Header, body []byte, d httpcac
 		stored = append(stored, "Vary")
 	}
 	slices.Sort(stored) // a stable order, so every instance stores the same bytes
+	lines := func(name string) []string {
+		if name == "Vary" && !keepVary {
+			return nil
+		}
+		return h[name]
+	}
 	n := 0
 	if varyCoding {
 		n++
 	}
 	for _, name := range stored {
-		n += len(h[name])
+		n += len(lines(name))
 	}
 	// The fields are kept as long as the entry: allocated with it, no capacity to spare, and
 	// the values that repeat from entry to entry (types, cache directives, dates, server names)
@@ -113,7 +121,7 @@ func newEntry(r *fill.Request, status int, h http.Header, body []byte, d httpcac
 	e := tiers.NewEntry(n)
 	for _, name := range stored {
 		name := storedValues.of(name)
-		for _, v := range h[name] {
+		for _, v := range lines(name) {
 			e.Header = append(e.Header, tiers.Field{Name: name, Value: storedValues.of(v)})
 		}
 		if name == "Vary" && varyCoding {
@@ -183,7 +191,9 @@ func replayHeader(h http.Header, extra []string) *[]tiers.Field {
 			if len(out) == n {
 				return replayValues.list(out)
 			}
-			out = append(out, tiers.Field{Name: name, Value: replayValues.of(v)})
+			// Names too: a hook's extra names may be strings of a decoded entry's bytes, which
+			// this entry, its refreshes and the interner would otherwise keep alive.
+			out = append(out, tiers.Field{Name: replayValues.of(name), Value: replayValues.of(v)})
 		}
 	}
 	return replayValues.list(out)

@@ -7,9 +7,10 @@ import (
 	"github.com/swrproxy/swrproxy/tiers"
 )
 
-// interned keeps one copy of the request field values entries keep for their refreshes
-// (replayHeader): most entries are filled by a few kinds of client, whose User-Agent and Accept
-// values repeat. Bounded: at most internMax values of at most internValueMax bytes (about
+// interned keeps one copy of field values entries keep: the request fields replayed by their
+// refreshes (replayHeader; most entries are filled by a few kinds of client, whose User-Agent
+// and Accept values repeat), or the names and values of the response fields they store
+// (newEntry; types, cache directives, dates and server names repeat). Bounded: at most internMax values of at most internValueMax bytes (about
 // 1 MiB); when full it starts over, so values a client floods it with do not stay, and what is
 // common comes back at once.
 type interned struct {
@@ -28,8 +29,9 @@ const (
 )
 
 // replayValues holds the request field values entries keep for refreshes, storedValues the
-// names and values of the response fields they store (a value unique to one response, an ETag
-// or a Last-Modified, costs one copy as without it; one a client floods it with does not stay).
+// names and values of the response fields they store (a value unique to one response, a
+// Last-Modified or a request id, costs one copy as without it; one a client floods it with does
+// not stay).
 var replayValues, storedValues interned
 
 // of returns the kept copy of v, keeping v (a copy) if there is none. Longer values are copied

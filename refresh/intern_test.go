@@ -1,6 +1,7 @@
 package refresh
 
 import (
+	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -34,6 +35,18 @@ func TestEntriesFilledByOneKindOfClientShareItsReplayedFieldValues(t *testing.T)
 		}
 	}
 
+	// A name a hook added, a string inside a larger buffer (a decoded L2 entry's bytes, whose
+	// body it would keep alive): the kept list holds a copy.
+	blob := []byte("X-Hook-Tier" + strings.Repeat("b", 1<<20))
+	name := unsafe.String(unsafe.SliceData(blob), len("X-Hook-Tier"))
+	kept := *replayHeader(http.Header{name: {"gold"}}, []string{name})
+	if len(kept) != 1 || kept[0].Name != name {
+		t.Fatalf("replay fields %q, want X-Hook-Tier", kept)
+	}
+	if p := unsafe.StringData(kept[0].Name); p == unsafe.StringData(name) {
+		t.Error("the kept replay field name views the buffer it came from")
+	}
+
 	var in interned
 	long := strings.Repeat("x", internValueMax+1)
 	if s := in.of(long); s != long || len(in.values) != 0 {
@@ -57,12 +70,16 @@ func TestAStoredHeaderIsAllocatedOnceAtItsLengthAndSharesRepeatedValues(t *testi
 		name, contentType, vary string
 		compress                bool
 		wantVary                []string
+		cacheControl            string // else cacheable's
 	}{
-		{"JSON, compression on", "application/json", "", true, []string{"Accept-Encoding"}},
-		{"JSON, compression off", "application/json", "", false, []string{"Accept-Encoding"}},
-		{"JSON varying on Accept-Language", "application/json", "Accept-Language", true, []string{"Accept-Language", "Accept-Encoding"}},
-		{"JSON already varying on Accept-Encoding", "application/json", "accept-encoding", false, []string{"accept-encoding"}},
-		{"an image", "image/png", "", true, nil},
+		{"JSON, compression on", "application/json", "", true, []string{"Accept-Encoding"}, ""},
+		{"JSON, compression off", "application/json", "", false, []string{"Accept-Encoding"}, ""},
+		{"JSON varying on Accept-Language", "application/json", "Accept-Language", true, []string{"Accept-Language", "Accept-Encoding"}, ""},
+		{"JSON already varying on Accept-Encoding", "application/json", "accept-encoding", false, []string{"accept-encoding"}, ""},
+		{"an image", "image/png", "", true, nil, ""},
+		// no-cache="Vary" strips the origin's Vary lines; swrproxy's own is still said.
+		{"JSON varying on Accept-Encoding, Vary stripped", "application/json", "Accept-Encoding", true, []string{"Accept-Encoding"}, `public, max-age=60, no-cache="Vary"`},
+		{"JSON varying on Accept-Language, Vary stripped", "application/json", "Accept-Language", false, []string{"Accept-Encoding"}, `public, max-age=60, no-cache="Vary"`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			o := newTestOrigin(t, false, func(w http.ResponseWriter, r *http.Request, n int64) {
@@ -70,6 +87,11 @@ func TestAStoredHeaderIsAllocatedOnceAtItsLengthAndSharesRepeatedValues(t *testi
 				w.Header().Set("X-Served-By", "origin-7")
 				if tt.vary != "" {
 					w.Header().Set("Vary", tt.vary)
+				}
+				if tt.cacheControl != "" {
+					w.Header().Set("Cache-Control", tt.cacheControl)
+					io.WriteString(w, "v")
+					return
 				}
 				cacheable(w, r, n)
 			})

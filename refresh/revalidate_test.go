@@ -273,3 +273,23 @@ func TestANoCacheResponseIsRevalidatedConditionallyOnEveryUse(t *testing.T) {
 		})
 	}
 }
+
+// TestALastModifiedTheOriginDidNotLetUsStoreIsNoValidator: Cache-Control private="Last-Modified"
+// (or no-cache=) strips the field from what is stored and served; it is not kept apart either,
+// so the entry has no validator, and a revalidation does not send it.
+func TestALastModifiedTheOriginDidNotLetUsStoreIsNoValidator(t *testing.T) {
+	for _, cc := range []string{`public, max-age=60, private="Last-Modified"`, `public, max-age=60, no-cache="Last-Modified"`} {
+		o := newTestOrigin(t, false, func(w http.ResponseWriter, r *http.Request, _ int64) {
+			w.Header().Set("Cache-Control", cc)
+			w.Header().Set("Last-Modified", "Wed, 21 Oct 2015 07:28:00 GMT")
+			io.WriteString(w, "body")
+		})
+		res, err := newTestFiller(t, newTestStore(t, nil), o).Fill(t.Context(), request("/lm"))
+		if err != nil || res.Entry == nil {
+			t.Fatalf("%s: Fill = %+v, %v", cc, res, err)
+		}
+		if e := res.Entry; e.LastModified() != "" || e.HasValidator() || fieldValues(e, "Last-Modified") != nil {
+			t.Errorf("%s: stored Last-Modified %q, validator %v", cc, e.LastModified(), e.HasValidator())
+		}
+	}
+}

@@ -50,3 +50,17 @@ func withFields[A any](n int) *Entry {
 	b.e.Header = unsafe.Slice((*Field)(unsafe.Pointer(&b.f)), n)[:0]
 	return &b.e
 }
+
+// oneVariant returns the object of key at generation gen whose one variant is e, allocated with
+// its variant list in one block (72 bytes, in the 80-byte size class, otter's nodes'): as two
+// objects, the Object (64 bytes) and the list (8) shared their size classes with the many
+// short-lived objects of those sizes a fill allocates, as the fields did.
+func oneVariant(key string, gen uint64, e *Entry) *Object {
+	b := new(struct {
+		o   Object
+		one [1]*Entry
+	})
+	b.one[0] = e
+	b.o.init(key, gen, b.one[:])
+	return &b.o
+}

@@ -20,7 +20,12 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // encode returns the binary form of e: a version byte, the fields as varints and length-prefixed
 // bytes, and a CRC-32C of all that.
-func encode(e *Entry) []byte {
+func encode(e *Entry) []byte { return encodeWith(e, e.LastModified()) }
+
+// encodeWith is encode with lastModified in the Last-Modified slot: a field of its own in
+// earlier versions (which wrote it before a policy's or the origin's strip), kept in the format
+// so that versions can share a Redis; decode reads the value from the fields instead.
+func encodeWith(e *Entry, lastModified string) []byte {
 	b := make([]byte, 0, e.Size()+64)
 	b = append(b, codecVersion)
 	b = binary.AppendUvarint(b, e.Gen)
@@ -32,7 +37,7 @@ func encode(e *Entry) []byte {
 	b = binary.AppendVarint(b, int64(e.StaleIfError))
 	b = appendString(b, e.Key)
 	b = appendString(b, e.ETag)
-	b = appendString(b, e.LastModified()) // a field of its own in earlier versions: kept in the format
+	b = appendString(b, lastModified)
 	b = appendBool(b, e.OriginETag)
 	b = appendBool(b, e.Guessed)
 	b = appendFields(b, e.Replayed())
@@ -84,61 +89,78 @@ func appendStrings(b []byte, ss []string) []byte {
 // decode parses the output of encode. Any other input, including one of another codec version,
 // returns an error wrapping ErrCorrupt; it never panics.
 //
-// The entry's Body, its codings, its entity-tags and its fields (the bulk of it) alias b, which
-// the caller must never modify: a promoted entry then costs b and a few slices, not a copy of
-// every string beside b. The strings that may outlive the entry in an index or a queued job
-// (its key, tags, Vary names and values) are copies, so that they do not keep b alive.
+// The entry's Body, its codings, its entity-tags and its response fields (the bulk of it) alias
+// b, which the caller must never modify: a promoted entry then costs b and a few slices, not a
+// copy of every string beside b. The strings that may outlive the entry (its key, tags, Vary
+// names and values, in indexes and queued jobs; its replayed request fields, which a refresh
+// hands on to the next entry and the interner keeps) are copies, so that they do not keep b
+// alive.
 func decode(b []byte) (*Entry, error) {
+	e, _, err := decodeSlot(b)
+	return e, err
+}
+
+// decodeSlot is decode that also returns the Last-Modified slot encodeWith wrote.
+func decodeSlot(b []byte) (*Entry, string, error) {
 	if len(b) < 5 {
-		return nil, fmt.Errorf("%w: %d bytes", ErrCorrupt, len(b))
+		return nil, "", fmt.Errorf("%w: %d bytes", ErrCorrupt, len(b))
 	}
 	if b[0] != codecVersion {
-		return nil, fmt.Errorf("%w: version %d", ErrCorrupt, b[0])
+		return nil, "", fmt.Errorf("%w: version %d", ErrCorrupt, b[0])
 	}
 	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
 	if crc32.Checksum(body, castagnoli) != sum {
-		return nil, fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
+		return nil, "", fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
 	}
 	d := decoder{b: body[1:]}
-	e := &Entry{}
-	e.Gen = d.uvarint()
+	var v Entry // what precedes the fields, until the Entry is allocated with them
+	v.Gen = d.uvarint()
 	status := d.uvarint()
-	e.Stored = time.Unix(0, d.varint())
-	e.Age = time.Duration(d.varint())
-	e.Fresh = time.Duration(d.varint())
-	e.StaleWhileRevalidate = time.Duration(d.varint())
-	e.StaleIfError = time.Duration(d.varint())
-	e.Key = d.string()
-	e.ETag = d.view()
-	d.bytes() // Last-Modified, also among the fields
-	e.OriginETag = d.bool()
-	e.Guessed = d.bool()
+	v.Stored = time.Unix(0, d.varint())
+	v.Age = time.Duration(d.varint())
+	v.Fresh = time.Duration(d.varint())
+	v.StaleWhileRevalidate = time.Duration(d.varint())
+	v.StaleIfError = time.Duration(d.varint())
+	v.Key = d.string()
+	v.ETag = d.view()
+	lastModified := d.view()
+	v.OriginETag = d.bool()
+	v.Guessed = d.bool()
 	if fs := d.fields(); fs != nil {
-		e.ReqHeader = &fs
+		v.ReqHeader = &fs // copies: a refresh hands them on to the next entry and to the interner
 	}
-	e.Vary = d.strings()
-	e.VaryValues = d.strings()
-	e.Tags = d.strings()
-	e.Header = d.fields()
+	v.Vary = d.strings()
+	v.VaryValues = d.strings()
+	v.Tags = d.strings()
+	n := d.count(2)
+	e := NewEntry(n)
+	fs := e.Header
+	*e = v
+	for range n {
+		fs = append(fs, Field{d.view(), d.view()})
+	}
+	if n > 0 {
+		e.Header = fs
+	}
 	e.Body = d.bytes()
 	e.AnyEncoding = d.bool()
 	e.Encodings = d.encodings()
 	switch {
 	case d.err != nil:
-		return nil, d.err
+		return nil, "", d.err
 	case len(d.b) != 0:
-		return nil, fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(d.b))
+		return nil, "", fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(d.b))
 	case status < 100 || status > 999:
-		return nil, fmt.Errorf("%w: status %d", ErrCorrupt, status)
+		return nil, "", fmt.Errorf("%w: status %d", ErrCorrupt, status)
 	case len(e.Vary) != len(e.VaryValues):
-		return nil, fmt.Errorf("%w: %d vary names, %d values", ErrCorrupt, len(e.Vary), len(e.VaryValues))
+		return nil, "", fmt.Errorf("%w: %d vary names, %d values", ErrCorrupt, len(e.Vary), len(e.VaryValues))
 	case e.Age < 0 || e.Fresh < 0 || e.StaleWhileRevalidate < 0 || e.StaleIfError < 0:
-		return nil, fmt.Errorf("%w: negative duration", ErrCorrupt)
+		return nil, "", fmt.Errorf("%w: negative duration", ErrCorrupt)
 	case e.ETag == "":
-		return nil, fmt.Errorf("%w: no etag", ErrCorrupt)
+		return nil, "", fmt.Errorf("%w: no etag", ErrCorrupt)
 	}
 	e.Status = int32(status) // 100 to 999
-	return e, nil
+	return e, lastModified, nil
 }
 
 // encodings reads the stored codings of a body: each known (gzip or br), once, with a tag and
@@ -237,6 +259,7 @@ func (d *decoder) bool() bool {
 	return v
 }
 
+// fields reads field lines into copies of their own.
 func (d *decoder) fields() []Field {
 	n := d.count(2)
 	if n == 0 {
@@ -244,14 +267,15 @@ func (d *decoder) fields() []Field {
 	}
 	fs := make([]Field, n)
 	for i := range fs {
-		fs[i] = Field{d.view(), d.view()}
+		fs[i] = Field{d.string(), d.string()}
 	}
 	return fs
 }
 
-// string reads a string into a copy of its own, view one that aliases the input.
+// string reads a string into a copy of its own.
 func (d *decoder) string() string { return string(d.bytes()) }
 
+// view reads a string that aliases the input.
 func (d *decoder) view() string {
 	b := d.bytes()
 	return unsafe.String(unsafe.SliceData(b), len(b))

@@ -63,9 +63,9 @@ type Entry struct {
 	AnyEncoding bool
 	// ReqHeader holds the request fields a background refresh replays to the origin, so that it
 	// asks the same question as the client request that filled the entry (no Cookie, no
-	// Authorization, no conditional fields); nil for none. A list shared by the entries one kind
-	// of client filled (refresh interns it) and never modified: hence a pointer, which also
-	// keeps the Entry in the 256-byte size class. Replayed returns it.
+	// Authorization, no conditional fields); nil for none. Never modified: the entries one kind
+	// of client filled share one list (refresh interns it). A pointer rather than a slice: 16
+	// bytes less, which keeps the Entry in the 256-byte size class. Replayed returns it.
 	ReqHeader *[]Field
 
 	// Encodings are Body compressed once when stored (SWR_COMPRESS), each smaller than Body;
@@ -99,10 +99,15 @@ const keepForRevalidation = 5 * time.Minute
 func (e *Entry) HasValidator() bool { return e.OriginETag || e.LastModified() != "" }
 
 // LastModified returns the origin's Last-Modified among the stored fields, or "". (Kept there
-// only: a field of its own cost every entry 16 bytes and the 288-byte size class.)
-func (e *Entry) LastModified() string {
+// only: a field of its own cost every entry 16 bytes and the 288-byte size class.) A
+// Last-Modified the origin did not let the cache store (Cache-Control: no-cache="Last-Modified"
+// or private="Last-Modified", or a policy's strip) is no validator: it is not kept at all.
+func (e *Entry) LastModified() string { return e.Field("Last-Modified") }
+
+// Field returns the value of the first stored field named name (canonical form), or "".
+func (e *Entry) Field(name string) string {
 	for _, f := range e.Header {
-		if f.Name == "Last-Modified" {
+		if f.Name == name {
 			return f.Value
 		}
 	}
@@ -252,20 +257,6 @@ func (o *Object) init(key string, gen uint64, variants []*Entry) {
 		}
 	}
 	o.size = int32(min(size, math.MaxInt32)) // objects are bounded far below (ObjectMaxBytes)
-}
-
-// objectOf returns the object of the one variant e, allocated with its variant list in one
-// 80-byte block, the size class of otter's nodes: as two objects, the Object (64 bytes) and
-// the list (8) shared their size classes with the many short-lived objects of those sizes a
-// fill allocates, and the spans those had used stayed in use for them once the fills were over.
-func objectOf(e *Entry) *Object {
-	b := new(struct {
-		o   Object
-		one [1]*Entry
-	})
-	b.one[0] = e
-	b.o.init(e.Key, e.Gen, b.one[:])
-	return &b.o
 }
 
 // Size is the object's weight in bytes.

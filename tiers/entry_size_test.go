@@ -17,10 +17,10 @@ func TestAnObjectFitsThe64ByteSizeClass(t *testing.T) {
 // TestAnEntryFitsThe256ByteSizeClass: every stored object pays for its Entry struct rounded up
 // to the allocator's size class; one field more (Last-Modified beside the stored fields, the
 // replay list as a slice rather than a pointer, or Status as an int) costs the 288-byte class,
-// 32 bytes per object.
+// 32 bytes per object. Exactly 256: NewEntry's blocks (256 + 32 per field) are size classes.
 func TestAnEntryFitsThe256ByteSizeClass(t *testing.T) {
-	if n := unsafe.Sizeof(Entry{}); n > 256 {
-		t.Errorf("Entry is %d bytes, want at most 256", n)
+	if n := unsafe.Sizeof(Entry{}); n != 256 {
+		t.Errorf("Entry is %d bytes, want 256 (NewEntry's block sizes follow from it)", n)
 	}
 }
 
@@ -61,10 +61,10 @@ func TestAnEntryAndItsFieldsAreOneAllocation(t *testing.T) {
 func TestAnObjectOfOneVariantIsOneAllocation(t *testing.T) {
 	e := &Entry{Key: "/k", Gen: 3, Stored: time.Now(), Fresh: time.Minute}
 	var o *Object
-	if n := testing.AllocsPerRun(10, func() { o = objectOf(e) }); n != 1 {
-		t.Errorf("objectOf: %v allocations, want 1", n)
+	if n := testing.AllocsPerRun(10, func() { o = oneVariant(e.Key, e.Gen, e) }); n != 1 {
+		t.Errorf("oneVariant: %v allocations, want 1", n)
 	}
 	if o.Key != "/k" || o.Gen != 3 || len(o.Variants) != 1 || o.Variants[0] != e || o.Size() != newObject("/k", 3, []*Entry{e}).Size() {
-		t.Errorf("objectOf(e) = %+v", o)
+		t.Errorf("oneVariant = %+v", o)
 	}
 }

@@ -80,10 +80,10 @@ func (s *Store) Set(ctx context.Context, e *Entry) error {
 	stale := false
 	s.l1.Compute(e.Key, s.indexed(e.Key, func(old *Object, found bool) (*Object, otter.ComputeOp) {
 		if !found {
-			return objectOf(e), otter.WriteOp
+			return oneVariant(e.Key, e.Gen, e), otter.WriteOp
 		}
 		if old.Pass {
-			return objectOf(e), otter.WriteOp
+			return oneVariant(e.Key, e.Gen, e), otter.WriteOp
 		}
 		if old.Gen > e.Gen {
 			stale = true

@@ -307,7 +307,12 @@ func (s *Store) objectOf(ctx context.Context, key, rk string, m map[string]strin
 	if len(vs) == 0 && gen == 0 {
 		return nil // nothing usable and no generation to remember: a miss
 	}
-	o := newObject(key, gen, vs)
+	var o *Object
+	if len(vs) == 1 {
+		o = oneVariant(key, gen, vs[0])
+	} else {
+		o = newObject(key, gen, vs)
+	}
 	if len(vs) == 0 {
 		// A generation-only object (a tombstone): remember the generation briefly.
 		o.expires = time.Now().Add(s.l1MaxTTL).UnixNano()

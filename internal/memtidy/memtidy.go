@@ -6,7 +6,8 @@
 // then, returning the freed memory to the operating system at once: RSS follows what is live.
 // When the GC itself collected as the burst ended, the garbage is gone but its pages are not:
 // the scavenger keeps free pages up to the next GC goal (twice the live heap by default), so Run
-// also returns those once the process is quiet.
+// also returns those once the process is quiet (with a collection too, debug.FreeOSMemory's
+// way: at most once per Spacing, and only in a lull, so it costs nothing under load).
 package memtidy
 
 import (
@@ -21,7 +22,7 @@ import (
 // to the system; the process is quiet when it allocated less than quietBytes, or a 64th of the
 // live heap, in the last interval (a scrape of the metrics, a few requests).
 const (
-	minGarbage = 16 << 20 // below this (garbage and free pages), a collection is not worth it
+	minSpare   = 16 << 20 // below this (garbage and free pages), a collection is not worth it
 	quietBytes = 4 << 20
 )
 
@@ -46,7 +47,7 @@ func read(s []metrics.Sample) sample {
 // due reports whether the process should collect now: no collection ran since prev, it
 // allocated little since prev (the burst is over: under quietBytes or a 64th of the live heap),
 // and what a collection would give back, the garbage and the free pages, is at least a quarter
-// of the live heap and minGarbage.
+// of the live heap and minSpare.
 func due(prev, cur sample) bool {
 	if cur.cycles != prev.cycles || cur.allocated-prev.allocated >= max(quietBytes, cur.live/64) {
 		return false
@@ -55,7 +56,7 @@ func due(prev, cur sample) bool {
 	if cur.objects > cur.live {
 		spare += cur.objects - cur.live
 	}
-	return spare >= minGarbage && spare >= cur.live/4
+	return spare >= minSpare && spare >= cur.live/4
 }
 
 // Interval is how often Run checks for a lull; Spacing the least time between two of its

@@ -11,7 +11,7 @@ import (
 	"github.com/swrproxy/swrproxy/internal/testenv"
 )
 
-func TestACollectionIsDueOnlyWhenTheProcessWentQuietWithGarbageLeft(t *testing.T) {
+func TestACollectionIsDueOnlyWhenTheProcessWentQuietWithMemoryToReturn(t *testing.T) {
 	const mib = 1 << 20
 	prev := sample{cycles: 7, allocated: 1000 * mib, objects: 300 * mib, live: 150 * mib}
 	for _, c := range []struct {
@@ -79,14 +79,18 @@ func TestRunCollectsTheGarbageABurstLeftOnceTheProcessIsQuiet(t *testing.T) {
 func TestRunReturnsThePagesOfGarbageTheGCAlreadyCollected(t *testing.T) {
 	live := make([][]byte, 0, 64)
 	for range 64 {
-		live = append(live, make([]byte, 1<<20)) // 64 MiB live: the GC goal is 128 MiB
+		live = append(live, make([]byte, 1<<20)) // 64 MiB live: the next GC goal is twice that
 	}
+	// The goal from here on is the live heap's, whatever ran during the loop; and no collection
+	// of the runtime's own during the burst.
+	runtime.GC()
+	percent := debug.SetGCPercent(-1)
 	burst := make([][]byte, 0, 48)
 	for range 48 {
 		burst = append(burst, make([]byte, 1<<20))
 	}
 	runtime.KeepAlive(burst)
-	burst = nil
+	debug.SetGCPercent(percent)
 	runtime.GC() // the collection that ran as the burst ended
 	s := []metrics.Sample{{Name: "/memory/classes/heap/free:bytes"}}
 	metrics.Read(s)
@@ -94,14 +98,21 @@ func TestRunReturnsThePagesOfGarbageTheGCAlreadyCollected(t *testing.T) {
 		t.Fatalf("%d MiB of free pages after the collection, want the burst's 48 (the runtime returned them itself)", free>>20)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int)
+	done := make(chan int, 1)
 	go func() { done <- run(ctx, 20*time.Millisecond, time.Hour, nil) }()
+	n := -1
+	t.Cleanup(func() {
+		cancel()
+		if n < 0 {
+			<-done // a failed wait: Run must not go on collecting under the next tests
+		}
+	})
 	testenv.WaitFor(t, 10*time.Second, "Run to return the free pages", func() bool {
 		metrics.Read(s)
 		return s[0].Value.Uint64() < 16<<20
 	})
 	cancel()
-	if n := <-done; n != 1 {
+	if n = <-done; n != 1 {
 		t.Errorf("Run made %d collections, want 1", n)
 	}
 	runtime.KeepAlive(live)
