@@ -18,8 +18,10 @@ import (
 // L1 large enough for all of them, L2 on (a redis-server of its own) and refresh-ahead on, the
 // defaults, with compression on (the default: each object also keeps its gzip and br codings)
 // and off. It reports rss-B/object (the RSS grown over the base, once the GC settled) and
-// heap-B/object (heap in use over the base). Varnish needs about 2 041 bytes for the same
-// objects, a bare Go map 1 680. Run it with -benchtime=1x: each run starts its own child.
+// heap-B/object (heap in use over the base) of the instance that filled them from the origin,
+// and promoted-rss-B/object and promoted-heap-B/object of a second instance of its fleet that
+// found them all in L2. Varnish needs about 2 041 bytes for the same objects, a bare Go map
+// 1 680. Run it with -benchtime=1x: each run starts its own children.
 //
 //	go test -run '^$' -bench BytesPerObject -benchtime=1x .
 func BenchmarkBytesPerObject(b *testing.B) {
@@ -48,30 +50,45 @@ func BenchmarkBytesPerObject(b *testing.B) {
 				if err := rs.Client().FlushAll(context.Background()).Err(); err != nil { // each run starts empty
 					b.Fatal(err)
 				}
-				c := startChild(b, o.URL, map[string]string{"SWR_L1_MAX_BYTES": "1GiB", "SWR_L1_MAX_TTL": "10m", "SWR_REDIS_URL": rs.URL(), "SWR_COMPRESS": compress}, bin)
-				before, heapBefore := c.status(b, "VmRSS")[0], heapInuse(b, c)
-				start := time.Now()
-				if ok := drive(b, c.addr, objects, 16, 16, func(i int) string { return "/obj/" + strconv.Itoa(i) }, start.Add(5*time.Minute)); ok != objects {
-					b.Fatalf("%d of %d requests answered 200", ok, objects)
-				}
-				// Let the GC run (the figure is what stays resident, not the garbage of the run).
-				var rss, heap int64
-				for range 30 { // 15 s: memtidy collects once the load is over, within its spacing
-					time.Sleep(500 * time.Millisecond) // the GC's schedule is the process's own: sample it a few times
-					if r := c.status(b, "VmRSS")[0]; rss == 0 || r < rss {
-						rss = r
-					}
-					if h := heapInuse(b, c); heap == 0 || h < heap {
-						heap = h
-					}
-				}
-				b.ReportMetric(float64(rss-before)/objects, "rss-B/object")
-				b.ReportMetric(float64(heap-heapBefore)/objects, "heap-B/object")
-				b.Logf("%d objects: RSS %d → %d MiB, heap in use %d → %d MiB; %s", objects, before>>20, rss>>20, heapBefore>>20, heap>>20,
-					c.metrics(b, "swrproxy_l1_bytes", "swrproxy_l1_objects", "swrproxy_compressed_total", "swrproxy_compress_busy_total", "swrproxy_fills_stored_total", "swrproxy_refresh_tracked_keys"))
+				env := map[string]string{"SWR_L1_MAX_BYTES": "1GiB", "SWR_L1_MAX_TTL": "10m", "SWR_REDIS_URL": rs.URL(), "SWR_COMPRESS": compress}
+				// The instance that fills every object from the origin, then one of its fleet
+				// that finds them all in L2: promoted entries are decoded from Redis's bytes.
+				filled := loadObjects(b, startChild(b, o.URL, env, bin), objects)
+				env["SWR_WARM_BYTES"] = "0" // every object promoted by a request, none loaded at start
+				promoted := loadObjects(b, startChild(b, o.URL, env, bin), objects)
+				b.ReportMetric(filled.rss, "rss-B/object")
+				b.ReportMetric(filled.heap, "heap-B/object")
+				b.ReportMetric(promoted.rss, "promoted-rss-B/object")
+				b.ReportMetric(promoted.heap, "promoted-heap-B/object")
 			}
 		})
 	}
+}
+
+// perObject is what each object costs a child once loaded: RSS and heap in use, in bytes.
+type perObject struct{ rss, heap float64 }
+
+// loadObjects asks c for /obj/0 … /obj/<objects-1> and measures what stays resident once the
+// GC settled (not the garbage of the load).
+func loadObjects(b *testing.B, c *child, objects int) perObject {
+	before, heapBefore := c.status(b, "VmRSS")[0], heapInuse(b, c)
+	if ok := drive(b, c.addr, objects, 16, 16, func(i int) string { return "/obj/" + strconv.Itoa(i) }, time.Now().Add(5*time.Minute)); ok != int64(objects) {
+		b.Fatalf("%d of %d requests answered 200", ok, objects)
+	}
+	var rss, heap int64
+	for range 30 { // 15 s: memtidy collects once the load is over, within its spacing
+		time.Sleep(500 * time.Millisecond) // the GC's schedule is the process's own: sample it a few times
+		if r := c.status(b, "VmRSS")[0]; rss == 0 || r < rss {
+			rss = r
+		}
+		if h := heapInuse(b, c); heap == 0 || h < heap {
+			heap = h
+		}
+	}
+	b.Logf("%d objects: RSS %d → %d MiB, heap in use %d → %d MiB; %s", objects, before>>20, rss>>20, heapBefore>>20, heap>>20,
+		c.metrics(b, "swrproxy_l1_bytes", "swrproxy_l1_objects", "swrproxy_requests_total", "swrproxy_compressed_total", "swrproxy_compress_busy_total",
+			"swrproxy_fills_stored_total", "swrproxy_refresh_tracked_keys"))
+	return perObject{float64(rss-before) / float64(objects), float64(heap-heapBefore) / float64(objects)}
 }
 
 var heapInuseRE = regexp.MustCompile(`(?m)^go_memstats_heap_inuse_bytes (\S+)`)

@@ -46,10 +46,12 @@ type Refresher interface {
 
 // Tracker learns which keys clients ask for (refresh-ahead of hot keys). TouchAt records a
 // request that arrived at now served from cache (demand); it runs on every cache hit, so it must
-// be cheap. Filled records the request whose fill stored the entry (not demand: it asked before
+// be cheap. PromotedAt records one served from L2 (a copy another instance filled, now in this
+// one's L1). Filled records the request whose fill stored the entry (not demand: it asked before
 // the copy existed).
 type Tracker interface {
 	TouchAt(key string, e *tiers.Entry, now time.Time)
+	PromotedAt(key string, e *tiers.Entry, now time.Time)
 	Filled(key string, e *tiers.Entry)
 }
 
@@ -154,7 +156,11 @@ func (h *Handler) Serve(c *fiber.Ctx) error {
 		return h.fill(c, h.newRequest(c, rt, o, e, o.Gen))
 	}
 	if rt.rule.RefreshesAhead() {
-		h.Tracker.TouchAt(e.Key, e, now)
+		if tier == tiers.L2 {
+			h.Tracker.PromotedAt(e.Key, e, now)
+		} else {
+			h.Tracker.TouchAt(e.Key, e, now)
+		}
 	}
 
 	age := e.CurrentAge(now)

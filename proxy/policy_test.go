@@ -21,7 +21,10 @@ type keyTracker struct {
 }
 
 func (k *keyTracker) TouchAt(key string, _ *tiers.Entry, _ time.Time) { k.add("touch " + key) }
-func (k *keyTracker) Filled(key string, _ *tiers.Entry)               { k.add("filled " + key) }
+func (k *keyTracker) PromotedAt(key string, _ *tiers.Entry, _ time.Time) {
+	k.add("promoted " + key)
+}
+func (k *keyTracker) Filled(key string, _ *tiers.Entry) { k.add("filled " + key) }
 
 func (k *keyTracker) add(s string) {
 	k.mu.Lock()

@@ -94,3 +94,31 @@ func (s *hotStore) marked(key string) bool {
 	defer s.mu.Unlock()
 	return slices.Contains(s.keys, key)
 }
+
+// TestAKeyPromotedFromL2IsHotWithoutARecordUntilAskedForAgain: an instance of a fleet serves
+// from L2 the keys another one filled; the first request for one on this instance is no more
+// demand than a fill (a record for each cost about 400 bytes per promoted object): the key is
+// hot at a few bytes, and gets its record, with its demand, when a client asks for it again. A
+// key this instance tracks already counts the promotion as demand (it was evicted, or refreshed
+// by another instance).
+func TestAKeyPromotedFromL2IsHotWithoutARecordUntilAskedForAgain(t *testing.T) {
+	tr := &Tracker{Window: time.Minute, Pool: newTestPool(1, 10, time.Minute), Store: &hotStore{}, Log: slog.New(slog.DiscardHandler)}
+	e := &tiers.Entry{Key: "/promoted", Stored: time.Now(), Fresh: time.Hour}
+	tr.PromotedAt(e.Key, e, time.Now())
+	if n, b := tr.Size(); n != 0 || b != filledWeight("/promoted") {
+		t.Errorf("after a promotion: %d records, %d bytes; want none and %d", n, b, filledWeight("/promoted"))
+	}
+	if !tr.Hot("/promoted") {
+		t.Error("a key promoted just now is not hot")
+	}
+	tr.TouchAt(e.Key, e, time.Now()) // asked for again, from L1
+	if n, _ := tr.Size(); n != 1 {
+		t.Fatalf("after a second request: %d records, want 1", n)
+	}
+	h, _ := tr.keys().Load(e.Key)
+	again := &tiers.Entry{Key: e.Key, Stored: e.Stored.Add(time.Second), Fresh: time.Hour}
+	tr.PromotedAt(again.Key, again, time.Now()) // a newer copy from L2, for a tracked key: demand
+	if got := h.hits.Load(); got != 2 {
+		t.Errorf("%d requests counted, want 2 (the promotion of a tracked key is demand)", got)
+	}
+}

@@ -133,10 +133,7 @@ func (t *Tracker) TouchAt(key string, e *tiers.Entry, now time.Time) {
 	if t == nil || t.Window <= 0 {
 		return
 	}
-	id := key
-	if len(e.Vary) > 0 {
-		id = key + "\x00" + e.VariantID()
-	}
+	id := recordID(key, e)
 	var h *hot
 	if v, ok := t.keys().Load(id); ok {
 		h = v
@@ -153,6 +150,32 @@ func (t *Tracker) TouchAt(key string, e *tiers.Entry, now time.Time) {
 	t.saw(h, e, now)
 }
 
+// PromotedAt records a request served e from L2, a copy another instance of the fleet filled
+// (or one this instance evicted), now promoted into L1: demand for a key this instance tracks
+// already; else, as for a fill, the key is remembered as hot at a few bytes, and gets a record
+// once a client asks for it again. (A record for every key a fleet's instance was asked for
+// once cost it about 400 bytes per object beside the object.)
+func (t *Tracker) PromotedAt(key string, e *tiers.Entry, now time.Time) {
+	if t == nil || t.Window <= 0 {
+		return
+	}
+	id := recordID(key, e)
+	if _, ok := t.keys().Load(id); ok {
+		t.TouchAt(key, e, now)
+		return
+	}
+	t.fill(key, now.Unix())
+}
+
+// recordID names the record of e, a variant of key: the key itself for a response that varies
+// on nothing.
+func recordID(key string, e *tiers.Entry) string {
+	if len(e.Vary) > 0 {
+		return key + "\x00" + e.VariantID()
+	}
+	return key
+}
+
 // Filled records that the request that filled (or revalidated) e was answered with it. It is
 // not demand for e, and creates no record: a key is tracked once a client asks for it again.
 // It makes the key hot (Hot, the fleet's hot set), remembered at a few bytes per key (filled.go).
@@ -161,10 +184,7 @@ func (t *Tracker) Filled(key string, e *tiers.Entry) {
 	if t == nil || t.Window <= 0 {
 		return
 	}
-	id := key
-	if len(e.Vary) > 0 {
-		id = key + "\x00" + e.VariantID()
-	}
+	id := recordID(key, e)
 	h, ok := t.keys().Load(id)
 	if !ok {
 		t.fill(key, time.Now().Unix()) // hot, but no record until asked for again
