@@ -85,11 +85,19 @@ func loadObjects(b *testing.B, c *child, objects int) perObject {
 			heap = h
 		}
 	}
+	if m := l1ObjectsRE.FindStringSubmatch(get(b, "http://"+c.addr+"/_swr/metrics").Body); m == nil || m[1] != strconv.Itoa(objects) {
+		// An instance whose Redis calls timed out on this loaded machine opened its breaker, and
+		// dropped its L1 when Redis answered again (invalidations may have been missed): the
+		// figure would not be the objects'.
+		b.Fatalf("L1 holds %v objects of %d once loaded, not all: is the machine overloaded?\n%s", m, objects, c.logs.String())
+	}
 	b.Logf("%d objects: RSS %d → %d MiB, heap in use %d → %d MiB; %s", objects, before>>20, rss>>20, heapBefore>>20, heap>>20,
 		c.metrics(b, "swrproxy_l1_bytes", "swrproxy_l1_objects", "swrproxy_requests_total", "swrproxy_compressed_total", "swrproxy_compress_busy_total",
 			"swrproxy_fills_stored_total", "swrproxy_refresh_tracked_keys"))
 	return perObject{float64(rss-before) / float64(objects), float64(heap-heapBefore) / float64(objects)}
 }
+
+var l1ObjectsRE = regexp.MustCompile(`(?m)^swrproxy_l1_objects (\S+)`)
 
 var heapInuseRE = regexp.MustCompile(`(?m)^go_memstats_heap_inuse_bytes (\S+)`)
 

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/maypok86/otter/v2"
 	"github.com/redis/go-redis/v9"
@@ -289,7 +290,10 @@ func (s *Store) objectOf(ctx context.Context, key, rk string, m map[string]strin
 		if !strings.HasPrefix(f, variantPrefix) {
 			continue
 		}
-		e, err := decode([]byte(v))
+		// decode views the value's bytes (they are immutable, as the string is): a copy of each
+		// would be garbage of the same size class as the copy kept, interleaved with it, and
+		// half of each span would stay in use once the promotions were over.
+		e, err := decode(unsafe.Slice(unsafe.StringData(v), len(v)))
 		if err == nil && e.Key != key {
 			err = fmt.Errorf("%w: key %q stored under the hash of %q", ErrCorrupt, e.Key, key)
 		}
