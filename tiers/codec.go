@@ -91,10 +91,10 @@ func appendStrings(b []byte, ss []string) []byte {
 //
 // The entry's Body, its codings, its entity-tags and its response fields (the bulk of it) alias
 // b, which the caller must never modify: a promoted entry then costs b and a few slices, not a
-// copy of every string beside b. The strings that may outlive the entry (its key, tags, Vary
-// names and values, in indexes and queued jobs; its replayed request fields, which a refresh
-// hands on to the next entry and the interner keeps) are copies, so that they do not keep b
-// alive.
+// copy of every string beside b. The strings that may outlive the entry (its tags, Vary names
+// and values, in indexes and queued jobs; its replayed request fields, which a refresh hands on
+// to the next entry and the interner keeps) are copies, so that they do not keep b alive. Its
+// Key views b too: the caller, who asked for a key, checks they are equal and keeps its own.
 func decode(b []byte) (*Entry, error) {
 	e, _, err := decodeSlot(b)
 	return e, err
@@ -121,7 +121,7 @@ func decodeSlot(b []byte) (*Entry, string, error) {
 	v.Fresh = time.Duration(d.varint())
 	v.StaleWhileRevalidate = time.Duration(d.varint())
 	v.StaleIfError = time.Duration(d.varint())
-	v.Key = d.string()
+	v.Key = d.view()
 	v.ETag = d.view()
 	lastModified := d.view()
 	v.OriginETag = d.bool()

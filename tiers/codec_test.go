@@ -8,6 +8,7 @@ import (
 	"math"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -76,10 +77,10 @@ func TestAnEntryOfAnEarlierVersionWithAStrippedLastModifiedDecodes(t *testing.T)
 }
 
 // TestADecodedEntryViewsTheStoredBytes: an entry promoted from L2 keeps the bytes Redis sent
-// and views its body, codings, tags and fields in them instead of holding a second copy of each
-// string (issue 14, bytes per object); what may outlive the entry in an index, a queued job or
-// the next entry (key, tags, Vary names and values, replayed request fields) is copied, so as
-// not to keep those bytes alive.
+// and views its key, body, codings, entity-tags and fields in them instead of holding a second
+// copy of each string (issue 14, bytes per object); what may outlive the entry in an index, a
+// queued job or the next entry (tags, Vary names and values, replayed request fields) is
+// copied, so as not to keep those bytes alive (Store.objectOf replaces the key with its own).
 func TestADecodedEntryViewsTheStoredBytes(t *testing.T) {
 	b := encode(roundTripTests[0].e)
 	e, err := decode(b)
@@ -91,7 +92,7 @@ func TestADecodedEntryViewsTheStoredBytes(t *testing.T) {
 		start := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
 		return p >= start && p < start+uintptr(len(b))
 	}
-	viewed := []string{e.ETag, unsafe.String(unsafe.SliceData(e.Body), len(e.Body))}
+	viewed := []string{e.Key, e.ETag, unsafe.String(unsafe.SliceData(e.Body), len(e.Body))}
 	for _, f := range e.Header {
 		viewed = append(viewed, f.Name, f.Value)
 	}
@@ -103,7 +104,7 @@ func TestADecodedEntryViewsTheStoredBytes(t *testing.T) {
 			t.Errorf("%.40q is a copy of its own", s)
 		}
 	}
-	copied := append([]string{e.Key}, e.Tags...)
+	copied := slices.Clone(e.Tags)
 	for _, f := range e.Replayed() {
 		copied = append(copied, f.Name, f.Value)
 	}
@@ -468,5 +469,26 @@ func TestCorruptL2VariantIsDroppedAndDeleted(t *testing.T) {
 	slices.Sort(fields)
 	if want := []string{"o", variantField(en)}; !slices.Equal(fields, want) {
 		t.Errorf("hash fields after Get = %q, want only %q", fields, want)
+	}
+}
+
+// TestAPromotedEntryHoldsTheKeyItWasAskedBy: the key a decoded entry read views the Redis
+// value; the Store gives it the caller's key instead, the string L1 and the indexes keep, so
+// that nothing but the entry itself holds the value's bytes.
+func TestAPromotedEntryHoldsTheKeyItWasAskedBy(t *testing.T) {
+	ctx := t.Context()
+	rdb := redistest.Start(t).Client()
+	s := newStore(t, rdb)
+	if err := s.Set(ctx, testEntry("/promoted", "hello")); err != nil {
+		t.Fatalf("Set: %v", err)
+	}
+	s.Forget("/promoted")
+	key := strings.Clone("/promoted")
+	o, tier, err := s.Get(ctx, key)
+	if tier != L2 || err != nil || len(o.Variants) != 1 {
+		t.Fatalf("Get = %+v, %v, %v; want the entry from L2", o, tier, err)
+	}
+	if e := o.Variants[0]; e.Key != key || unsafe.StringData(e.Key) != unsafe.StringData(key) {
+		t.Errorf("the promoted entry's key %q is not the caller's string", e.Key)
 	}
 }

@@ -297,6 +297,9 @@ func (s *Store) objectOf(ctx context.Context, key, rk string, m map[string]strin
 		if err == nil && e.Key != key {
 			err = fmt.Errorf("%w: key %q stored under the hash of %q", ErrCorrupt, e.Key, key)
 		}
+		if err == nil {
+			e.Key = key // the same, and L1's own string: the entry's would keep v alive in indexes
+		}
 		if err != nil {
 			s.log.Warn("dropping corrupt L2 entry", "key", key, "field", strconv.Quote(f), "err", err)
 			bad = append(bad, f)
