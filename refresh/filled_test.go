@@ -115,6 +115,13 @@ func TestAKeyPromotedFromL2IsHotWithoutARecordUntilAskedForAgain(t *testing.T) {
 	if n, _ := tr.Size(); n != 1 {
 		t.Fatalf("after a second request: %d records, want 1", n)
 	}
+	// Asked for again from L2 (L1 keeps a copy for SWR_L1_MAX_TTL at most): a record too.
+	other := &tiers.Entry{Key: "/from-l2", Stored: time.Now(), Fresh: time.Hour}
+	tr.PromotedAt(other.Key, other, time.Now())
+	tr.PromotedAt(other.Key, other, time.Now().Add(31*time.Second))
+	if _, ok := tr.keys().Load(other.Key); !ok {
+		t.Error("a key promoted twice within the window has no record: it is never refreshed ahead")
+	}
 	h, _ := tr.keys().Load(e.Key)
 	again := &tiers.Entry{Key: e.Key, Stored: e.Stored.Add(time.Second), Fresh: time.Hour}
 	tr.PromotedAt(again.Key, again, time.Now()) // a newer copy from L2, for a tracked key: demand

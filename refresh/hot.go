@@ -151,16 +151,16 @@ func (t *Tracker) TouchAt(key string, e *tiers.Entry, now time.Time) {
 }
 
 // PromotedAt records a request served e from L2, a copy another instance of the fleet filled
-// (or one this instance evicted), now promoted into L1: demand for a key this instance tracks
-// already; else, as for a fill, the key is remembered as hot at a few bytes, and gets a record
-// once a client asks for it again. (A record for every key a fleet's instance was asked for
-// once cost it about 400 bytes per object beside the object.)
+// (or one this instance's L1 no longer held), now promoted into L1: demand for a key this
+// instance tracks, or filled or promoted within the window (asked for again, from L1 or L2:
+// L1 keeps a copy for SWR_L1_MAX_TTL at most, so a key asked for less often comes from L2 each
+// time); else, as for a fill, the key is remembered as hot at a few bytes. (A record for every
+// key a fleet's instance was asked for once cost it about 400 bytes per object beside it.)
 func (t *Tracker) PromotedAt(key string, e *tiers.Entry, now time.Time) {
 	if t == nil || t.Window <= 0 {
 		return
 	}
-	id := recordID(key, e)
-	if _, ok := t.keys().Load(id); ok {
+	if _, ok := t.keys().Load(recordID(key, e)); ok || t.filledSince(key, now.Add(-t.Window).Unix()) {
 		t.TouchAt(key, e, now)
 		return
 	}

@@ -170,6 +170,10 @@ func (d *decoder) encodings() []Encoding {
 	if n == 0 {
 		return nil
 	}
+	if n > 2 { // gzip and br, each once: no list of a forged count
+		d.fail("encoding")
+		return nil
+	}
 	cs := make([]Encoding, n)
 	for i := range cs {
 		cs[i] = Encoding{Coding: d.coding(), ETag: d.view(), Body: d.bytes()}
@@ -244,7 +248,7 @@ func (d *decoder) bytes() []byte {
 		d.fail("length")
 		return nil
 	}
-	s := d.b[:n]
+	s := d.b[:n:n] // an append reallocates: the input may be a string's bytes, never written
 	d.b = d.b[n:]
 	return s
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/swrproxy/swrproxy/internal/redistest"
 )
 
@@ -490,5 +492,25 @@ func TestAPromotedEntryHoldsTheKeyItWasAskedBy(t *testing.T) {
 	}
 	if e := o.Variants[0]; e.Key != key || unsafe.StringData(e.Key) != unsafe.StringData(key) {
 		t.Errorf("the promoted entry's key %q is not the caller's string", e.Key)
+	}
+}
+
+// TestAnHGETALLReplyIsAFreshStringOfItsOwn guards an assumption of Store.objectOf, which
+// decodes a variant over the string go-redis returned (its bytes viewed, not copied): each bulk
+// string of a reply is an allocation of its own, never a view of the connection's read buffer
+// that a later reply overwrites. Were a go-redis upgrade to change that, an entry would change
+// under its readers (and one response's bytes show in another's): this test fails first.
+func TestAnHGETALLReplyIsAFreshStringOfItsOwn(t *testing.T) {
+	ctx := t.Context()
+	rs := redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr(), PoolSize: 1}) // one connection, one read buffer
+	t.Cleanup(func() { rdb.Close() })
+	a, b := strings.Repeat("a", 3000), strings.Repeat("b", 3000)
+	rdb.HSet(ctx, "{t}a", "v", a)
+	rdb.HSet(ctx, "{t}b", "v", b)
+	first := rdb.HGetAll(ctx, "{t}a").Val()["v"]
+	second := rdb.HGetAll(ctx, "{t}b").Val()["v"]
+	if first != a || second != b || unsafe.StringData(first) == unsafe.StringData(second) {
+		t.Errorf("the first reply now reads %.20q…, the second %.20q…: a reply's string is not its own", first, second)
 	}
 }
