@@ -53,7 +53,10 @@ func BenchmarkBytesPerObject(b *testing.B) {
 				env := map[string]string{"SWR_L1_MAX_BYTES": "1GiB", "SWR_L1_MAX_TTL": "10m", "SWR_REDIS_URL": rs.URL(), "SWR_COMPRESS": compress}
 				// The instance that fills every object from the origin, then one of its fleet
 				// that finds them all in L2: promoted entries are decoded from Redis's bytes.
-				filled := loadObjects(b, startChild(b, o.URL, env, bin), objects)
+				filler := startChild(b, o.URL, env, bin)
+				filled := loadObjects(b, filler, objects)
+				filler.cmd.Process.Kill() // by PID: its sweeps and collections would disturb the next one
+				<-filler.exited
 				env["SWR_WARM_BYTES"] = "0" // every object promoted by a request, none loaded at start
 				promoted := loadObjects(b, startChild(b, o.URL, env, bin), objects)
 				b.ReportMetric(filled.rss, "rss-B/object")
