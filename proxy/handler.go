@@ -45,10 +45,10 @@ type Refresher interface {
 }
 
 // Tracker learns which keys clients ask for (refresh-ahead of hot keys). TouchAt records a
-// request that arrived at now served from cache (demand); it runs on every cache hit, so it must
-// be cheap. PromotedAt records one served from L2 (a copy another instance filled, now in this
-// one's L1). Filled records the request whose fill stored the entry (not demand: it asked before
-// the copy existed).
+// request that arrived at now served from L1 (demand); it runs on every L1 hit, so it must be
+// cheap. PromotedAt records one served from L2 (a copy another instance filled, or one this
+// instance's L1 no longer held): demand only for a key asked for again. Filled records the
+// request whose fill stored the entry (not demand: it asked before the copy existed).
 type Tracker interface {
 	TouchAt(key string, e *tiers.Entry, now time.Time)
 	PromotedAt(key string, e *tiers.Entry, now time.Time)

@@ -2,7 +2,8 @@ package refresh
 
 import "sync"
 
-// filledKeys remembers when this instance filled keys that have no record: a request makes its
+// filledKeys remembers when this instance filled keys that have no record, or first served them
+// from L2 (PromotedAt; a second request within the window makes the record): a request makes its
 // key hot (invalidation mode auto refreshes it, the fleet's hot set lists it for warm starts)
 // even if nobody asks for it again, but only a key asked for again is refreshed ahead and needs
 // a record. So a key asked for once costs its map entry here (about filledOverhead bytes, the

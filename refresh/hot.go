@@ -126,8 +126,9 @@ func (h *hot) adopt(e *tiers.Entry) {
 // TouchAt records a request served e, a stored copy: demand for e, which schedules its
 // refresh-ahead. A hit is one; so is a request collapsed onto another's fill (several clients
 // asking at once is what a popular key looks like). The request that filled e is not demand (it
-// asked before the copy was stored): it calls Filled. So a key asked for once has no record at
-// all. now is when the request arrived (the hit path has read the clock already). Safe for
+// asked before the copy was stored): it calls Filled; nor is the first request an instance
+// serves from L2 (PromotedAt). So a key asked for once has no record at all. now is when the
+// request arrived (the hit path has read the clock already). Safe for
 // concurrent use; does not allocate for a known key without Vary.
 func (t *Tracker) TouchAt(key string, e *tiers.Entry, now time.Time) {
 	if t == nil || t.Window <= 0 {
@@ -155,7 +156,8 @@ func (t *Tracker) TouchAt(key string, e *tiers.Entry, now time.Time) {
 // instance tracks, or filled or promoted within the window (asked for again, from L1 or L2:
 // L1 keeps a copy for SWR_L1_MAX_TTL at most, so a key asked for less often comes from L2 each
 // time); else, as for a fill, the key is remembered as hot at a few bytes. (A record for every
-// key a fleet's instance was asked for once cost it about 400 bytes per object beside it.)
+// key a fleet's instance was asked for once cost it a few hundred bytes per object beside it.)
+// Safe for concurrent use; an untracked key takes the memo's lock (next to an L2 read).
 func (t *Tracker) PromotedAt(key string, e *tiers.Entry, now time.Time) {
 	if t == nil || t.Window <= 0 {
 		return

@@ -10,9 +10,9 @@ import (
 // interned keeps one copy of field values entries keep: the request fields replayed by their
 // refreshes (replayHeader; most entries are filled by a few kinds of client, whose User-Agent
 // and Accept values repeat), or the names and values of the response fields they store
-// (newEntry; types, cache directives, dates and server names repeat). Bounded: at most internMax values of at most internValueMax bytes (about
-// 1 MiB); when full it starts over, so values a client floods it with do not stay, and what is
-// common comes back at once.
+// (newEntry; types, cache directives, dates and server names repeat). Bounded: at most
+// internMax values of at most internValueMax bytes (about 1 MiB a table); when full it starts
+// over, so values a client floods it with do not stay, and what is common comes back at once.
 type interned struct {
 	mu     sync.Mutex
 	values map[string]string

@@ -110,6 +110,9 @@ func TestAStoredHeaderIsAllocatedOnceAtItsLengthAndSharesRepeatedValues(t *testi
 				if len(e.Header) != cap(e.Header) {
 					t.Errorf("%s: %d fields in a slice of capacity %d", key, len(e.Header), cap(e.Header))
 				}
+				if uintptr(unsafe.Pointer(&e.Header[0])) != uintptr(unsafe.Pointer(e))+unsafe.Sizeof(tiers.Entry{}) {
+					t.Errorf("%s: the fields are not in the entry's block (tiers.NewEntry)", key)
+				}
 				if got := fieldValues(e, "Vary"); !slices.Equal(got, tt.wantVary) {
 					t.Errorf("%s: Vary %q, want %q", key, got, tt.wantVary)
 				}

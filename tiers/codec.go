@@ -24,7 +24,7 @@ func encode(e *Entry) []byte { return encodeWith(e, e.LastModified()) }
 
 // encodeWith is encode with lastModified in the Last-Modified slot: a field of its own in
 // earlier versions (which wrote it before a policy's or the origin's strip), kept in the format
-// so that versions can share a Redis; decode reads the value from the fields instead.
+// so that versions can share a Redis; decode ignores it (Entry.LastModified reads the fields).
 func encodeWith(e *Entry, lastModified string) []byte {
 	b := make([]byte, 0, e.Size()+64)
 	b = append(b, codecVersion)
@@ -89,12 +89,12 @@ func appendStrings(b []byte, ss []string) []byte {
 // decode parses the output of encode. Any other input, including one of another codec version,
 // returns an error wrapping ErrCorrupt; it never panics.
 //
-// The entry's Body, its codings, its entity-tags and its response fields (the bulk of it) alias
-// b, which the caller must never modify: a promoted entry then costs b and a few slices, not a
-// copy of every string beside b. The strings that may outlive the entry (its tags, Vary names
-// and values, in indexes and queued jobs; its replayed request fields, which a refresh hands on
-// to the next entry and the interner keeps) are copies, so that they do not keep b alive. Its
-// Key views b too: the caller, who asked for a key, checks they are equal and keeps its own.
+// The entry's Body, its codings' bodies and entity-tags, its own entity-tag and its fields,
+// response and replayed (the bulk of it), alias b, which the caller must never modify: a
+// promoted entry then costs b and a few slices, not a copy of every string beside b. The
+// strings that may outlive the entry (its tags, Vary names and values, in indexes and queued
+// jobs) are copies, so that they do not keep b alive. Its Key views b too: the caller, who asked
+// for a key, checks they are equal and keeps its own.
 func decode(b []byte) (*Entry, error) {
 	e, _, err := decodeSlot(b)
 	return e, err
@@ -127,7 +127,7 @@ func decodeSlot(b []byte) (*Entry, string, error) {
 	v.OriginETag = d.bool()
 	v.Guessed = d.bool()
 	if fs := d.fields(); fs != nil {
-		v.ReqHeader = &fs // copies: a refresh hands them on to the next entry and to the interner
+		v.ReqHeader = &fs
 	}
 	v.Vary = d.strings()
 	v.VaryValues = d.strings()
@@ -194,7 +194,7 @@ func (d *decoder) encodings() []Encoding {
 	return cs
 }
 
-// unsafeString views b as a string for appendString, which only copies it.
+// unsafeString views b as a string (appendString only copies it; decode's view keeps it).
 func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // decoder reads varints and length-prefixed strings; the first problem sticks in err and
@@ -263,7 +263,8 @@ func (d *decoder) bool() bool {
 	return v
 }
 
-// fields reads field lines into copies of their own.
+// fields reads field lines, viewed in the input: a refresh that replays them interns copies for
+// the entry it stores (refresh's replayHeader).
 func (d *decoder) fields() []Field {
 	n := d.count(2)
 	if n == 0 {
@@ -271,7 +272,7 @@ func (d *decoder) fields() []Field {
 	}
 	fs := make([]Field, n)
 	for i := range fs {
-		fs[i] = Field{d.string(), d.string()}
+		fs[i] = Field{d.view(), d.view()}
 	}
 	return fs
 }
@@ -280,10 +281,7 @@ func (d *decoder) fields() []Field {
 func (d *decoder) string() string { return string(d.bytes()) }
 
 // view reads a string that aliases the input.
-func (d *decoder) view() string {
-	b := d.bytes()
-	return unsafe.String(unsafe.SliceData(b), len(b))
-}
+func (d *decoder) view() string { return unsafeString(d.bytes()) }
 
 // coding reads a content coding: "gzip" or "br" (the program's own strings), else "".
 func (d *decoder) coding() string {

@@ -79,10 +79,11 @@ func TestAnEntryOfAnEarlierVersionWithAStrippedLastModifiedDecodes(t *testing.T)
 }
 
 // TestADecodedEntryViewsTheStoredBytes: an entry promoted from L2 keeps the bytes Redis sent
-// and views its key, body, codings, entity-tags and fields in them instead of holding a second
-// copy of each string (issue 14, bytes per object); what may outlive the entry in an index, a
-// queued job or the next entry (tags, Vary names and values, replayed request fields) is
-// copied, so as not to keep those bytes alive (Store.objectOf replaces the key with its own).
+// and views its key, body, codings, entity-tags and fields (response and replayed) in them
+// instead of holding a second copy of each string (issue 14, bytes per object); what may outlive
+// the entry in an index or a queued job (tags, Vary names and values) is copied, so as not to
+// keep those bytes alive (Store.objectOf replaces the key with its own; a refresh interns the
+// replayed fields it keeps).
 func TestADecodedEntryViewsTheStoredBytes(t *testing.T) {
 	b := encode(roundTripTests[0].e)
 	e, err := decode(b)
@@ -101,15 +102,19 @@ func TestADecodedEntryViewsTheStoredBytes(t *testing.T) {
 	for _, c := range e.Encodings {
 		viewed = append(viewed, c.ETag, unsafe.String(unsafe.SliceData(c.Body), len(c.Body)))
 	}
+	for _, f := range e.Replayed() {
+		viewed = append(viewed, f.Name, f.Value)
+	}
 	for _, s := range viewed {
 		if s != "" && !inside(s) {
 			t.Errorf("%.40q is a copy of its own", s)
 		}
 	}
-	copied := slices.Clone(e.Tags)
-	for _, f := range e.Replayed() {
-		copied = append(copied, f.Name, f.Value)
+	// An entry and its fields are one block, as a fill allocates them (NewEntry).
+	if len(e.Header) == 0 || uintptr(unsafe.Pointer(&e.Header[0])) != uintptr(unsafe.Pointer(e))+unsafe.Sizeof(Entry{}) {
+		t.Error("the decoded entry's fields are not in its block")
 	}
+	copied := slices.Clone(e.Tags)
 	copied = append(copied, e.Vary...)
 	for _, s := range append(copied, e.VaryValues...) {
 		if s != "" && inside(s) {

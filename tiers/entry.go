@@ -242,6 +242,9 @@ const maxVariants = 32
 const objectOverhead = 200
 
 func newObject(key string, gen uint64, variants []*Entry) *Object {
+	if len(variants) == 1 {
+		return oneVariant(key, gen, variants[0]) // the common case: the list in the object's block
+	}
 	o := &Object{}
 	o.init(key, gen, variants)
 	return o

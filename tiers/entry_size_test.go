@@ -68,3 +68,23 @@ func TestAnObjectOfOneVariantIsOneAllocation(t *testing.T) {
 		t.Errorf("oneVariant = %+v", o)
 	}
 }
+
+// TestTheObjectsSetStoresHoldTheirOneVariantInTheirBlock: a new key's object, and the object
+// that replaces it when the key is stored again (a refresh, a renewal) with one variant left,
+// both keep their variant list in their own block.
+func TestTheObjectsSetStoresHoldTheirOneVariantInTheirBlock(t *testing.T) {
+	s := newStore(t, nil)
+	for i := range 3 {
+		e := &Entry{Key: "/k", Status: 200, ETag: `"x"`, Stored: time.Now(), Fresh: time.Minute}
+		if err := s.Set(t.Context(), e); err != nil {
+			t.Fatal(err)
+		}
+		o := s.Peek("/k")
+		if o == nil || len(o.Variants) != 1 || o.Variants[0] != e {
+			t.Fatalf("Set #%d: object %+v, want e alone", i+1, o)
+		}
+		if uintptr(unsafe.Pointer(&o.Variants[0])) != uintptr(unsafe.Pointer(o))+unsafe.Sizeof(Object{}) {
+			t.Errorf("Set #%d: the variant list is not in the object's block", i+1)
+		}
+	}
+}

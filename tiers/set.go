@@ -79,10 +79,7 @@ func (s *Store) Set(ctx context.Context, e *Entry) error {
 	}
 	stale := false
 	s.l1.Compute(e.Key, s.indexed(e.Key, func(old *Object, found bool) (*Object, otter.ComputeOp) {
-		if !found {
-			return oneVariant(e.Key, e.Gen, e), otter.WriteOp
-		}
-		if old.Pass {
+		if !found || old.Pass {
 			return oneVariant(e.Key, e.Gen, e), otter.WriteOp
 		}
 		if old.Gen > e.Gen {

@@ -292,13 +292,16 @@ func (s *Store) objectOf(ctx context.Context, key, rk string, m map[string]strin
 		}
 		// decode views the value's bytes (they are immutable, as the string is): a copy of each
 		// would be garbage of the same size class as the copy kept, interleaved with it, and
-		// half of each span would stay in use once the promotions were over.
+		// half of each span would stay in use once the promotions were over. go-redis reads
+		// each bulk string of a reply into an allocation of its own (proto.Reader's
+		// readStringReply), never a view of its read buffer: TestAnHGETALLReplyIsAFreshStringOfItsOwn
+		// guards that.
 		e, err := decode(unsafe.Slice(unsafe.StringData(v), len(v)))
 		if err == nil && e.Key != key {
 			err = fmt.Errorf("%w: key %q stored under the hash of %q", ErrCorrupt, e.Key, key)
 		}
 		if err == nil {
-			e.Key = key // the same, and L1's own string: the entry's would keep v alive in indexes
+			e.Key = key // the same, and L1's own string: the tracker's memo and queued jobs keep e.Key
 		}
 		if err != nil {
 			s.log.Warn("dropping corrupt L2 entry", "key", key, "field", strconv.Quote(f), "err", err)
@@ -314,12 +317,7 @@ func (s *Store) objectOf(ctx context.Context, key, rk string, m map[string]strin
 	if len(vs) == 0 && gen == 0 {
 		return nil // nothing usable and no generation to remember: a miss
 	}
-	var o *Object
-	if len(vs) == 1 {
-		o = oneVariant(key, gen, vs[0])
-	} else {
-		o = newObject(key, gen, vs)
-	}
+	o := newObject(key, gen, vs)
 	if len(vs) == 0 {
 		// A generation-only object (a tombstone): remember the generation briefly.
 		o.expires = time.Now().Add(s.l1MaxTTL).UnixNano()
