@@ -128,8 +128,8 @@ func (h *hot) adopt(e *tiers.Entry) {
 // asking at once is what a popular key looks like). The request that filled e is not demand (it
 // asked before the copy was stored): it calls Filled; nor is the first request an instance
 // serves from L2 (PromotedAt). So a key asked for once has no record at all. now is when the
-// request arrived (the hit path has read the clock already). Safe for
-// concurrent use; does not allocate for a known key without Vary.
+// request arrived (the hit path has read the clock already). Safe for concurrent use; does not
+// allocate for a known key without Vary.
 func (t *Tracker) TouchAt(key string, e *tiers.Entry, now time.Time) {
 	if t == nil || t.Window <= 0 {
 		return

@@ -7,8 +7,8 @@ import "unsafe"
 // together; apart, the fields shared their size class with the many short-lived objects of the
 // same size a fill allocates, and once the fills were over the spans those had used stayed in
 // use for the fields scattered among them (with oneVariant, about 70 bytes per stored object of
-// 1 KiB). Each
-// block size below is a size class of the allocator (the Entry is 256 bytes, a Field 32).
+// 1 KiB). Each block size below is a size class of the allocator (the Entry is 256 bytes, a
+// Field 32).
 func NewEntry(n int) *Entry {
 	switch {
 	case n <= 0:
