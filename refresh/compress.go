@@ -114,7 +114,7 @@ func (f *Filler) compress(e *tiers.Entry, h http.Header) {
 		return
 	}
 	e.AnyEncoding = true
-	if !httpcache.Compressible(httpcache.ContentType(h.Values("Content-Type"))) || len(e.Body) < max(c.MinBytes, 1) || len(e.Body) > MaxCompressBytes ||
+	if !httpcache.IdentityCompressible(h) || len(e.Body) < max(c.MinBytes, 1) || len(e.Body) > MaxCompressBytes ||
 		httpcache.ParseCacheControl(strings.Join(h.Values("Cache-Control"), ", ")).NoTransform ||
 		digested(h) {
 		return
