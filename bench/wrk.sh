@@ -80,13 +80,29 @@ fi
 curl -fsS -D - -o /dev/null "http://127.0.0.1:$proxy_port$path" | grep -i '^x-cache' || true
 curl -fsS "http://127.0.0.1:$proxy_port/_swr/metrics" | awk '/^swrproxy_l1_objects / {printf "swrproxy L1 objects: %d\n", $2}' || true
 
-rps() { wrk -t2 -c"$conns" -d"${secs}s" "${script[@]}" "http://127.0.0.1:$1$path" | awk '/Requests\/sec/ {print $2}'; }
-bare=(); prox=(); ratios=()
+# rps PORT PID prints the req/s wrk measured against PORT and the CPU time (user + system) the
+# server PID spent per request over the run, in µs: a second figure, less sensitive to what
+# else the machine runs than req/s (wrk shares the cores).
+hz=$(getconf CLK_TCK)
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rps() {
+  local before out
+  before=$(ticks "$2")
+  out=$(wrk -t2 -c"$conns" -d"${secs}s" "${script[@]}" "http://127.0.0.1:$1$path")
+  awk -v t="$(( $(ticks "$2") - before ))" -v hz="$hz" '/ requests in / {n = $1} /Requests\/sec/ {r = $2}
+    END {printf "%s %.2f\n", r, n ? t / hz * 1e6 / n : 0}' <<<"$out"
+}
+bare=(); prox=(); ratios=(); bare_cpu=(); prox_cpu=()
 for r in $(seq "$rounds"); do
   # Alternate which server goes first, so neither always runs on the warmer (or busier) slot.
-  if (( r % 2 )); then b=$(rps "$bare_port"); p=$(rps "$proxy_port"); else p=$(rps "$proxy_port"); b=$(rps "$bare_port"); fi
-  bare+=("$b"); prox+=("$p"); ratios+=("$(awk -v p="$p" -v b="$b" 'BEGIN {printf "%.3f", p/b}')")
-  echo "round $r: bare $b req/s, swrproxy $p req/s, ratio ${ratios[-1]}"
+  if (( r % 2 )); then
+    read -r b bc < <(rps "$bare_port" "${pids[0]}"); read -r p pc < <(rps "$proxy_port" "${pids[1]}")
+  else
+    read -r p pc < <(rps "$proxy_port" "${pids[1]}"); read -r b bc < <(rps "$bare_port" "${pids[0]}")
+  fi
+  bare+=("$b"); prox+=("$p"); bare_cpu+=("$bc"); prox_cpu+=("$pc")
+  ratios+=("$(awk -v p="$p" -v b="$b" 'BEGIN {printf "%.3f", p/b}')")
+  echo "round $r: bare $b req/s ($bc µs CPU/req), swrproxy $p req/s ($pc µs CPU/req), ratio ${ratios[-1]}"
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-echo "median: bare $(median "${bare[@]}") req/s, swrproxy $(median "${prox[@]}") req/s; median of the paired round ratios $(median "${ratios[@]}")"
+echo "median: bare $(median "${bare[@]}") req/s ($(median "${bare_cpu[@]}") µs CPU/req), swrproxy $(median "${prox[@]}") req/s ($(median "${prox_cpu[@]}") µs CPU/req); median of the paired round ratios $(median "${ratios[@]}")"
