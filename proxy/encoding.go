@@ -19,8 +19,14 @@ func selectEncoding(req *fasthttp.RequestHeader, e *tiers.Entry, ranged bool) *t
 	if len(e.Encodings) == 0 || ranged {
 		return nil
 	}
+	lines := req.PeekAll(fiber.HeaderAcceptEncoding)
+	if len(lines) == 0 {
+		// No preference (RFC 9110 §12.5.3): identity, as Choose says, without reading the
+		// stored codings (with many keys, a load from memory on each hit).
+		return nil
+	}
 	var a httpcache.AcceptEncoding
-	for _, v := range req.PeekAll(fiber.HeaderAcceptEncoding) {
+	for _, v := range lines {
 		a.Add(b2s(v))
 	}
 	coding := a.Choose(e.Encoded(httpcache.CodingBrotli) != nil, e.Encoded(httpcache.CodingGzip) != nil)
