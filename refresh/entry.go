@@ -117,12 +117,12 @@ func newEntry(r *fill.Request, status int, h http.Header, body []byte, d httpcac
 	}
 	// The fields are kept as long as the entry: allocated with it, no capacity to spare, and
 	// the values that repeat from entry to entry (types, cache directives, dates, server names)
-	// held once (storedValues).
+	// held once (tiers.StoredValues).
 	e := tiers.NewEntry(n)
 	for _, name := range stored {
-		name := storedValues.of(name)
+		name := tiers.StoredValues.Of(name)
 		for _, v := range lines(name) {
-			e.Header = append(e.Header, tiers.Field{Name: name, Value: storedValues.of(v)})
+			e.Header = append(e.Header, tiers.Field{Name: name, Value: tiers.StoredValues.Of(v)})
 		}
 		if name == "Vary" && varyCoding {
 			e.Header = append(e.Header, tiers.Field{Name: name, Value: "Accept-Encoding"})
@@ -160,7 +160,7 @@ const maxReplay = 2 << 10
 // the Vary'd fields are added from the entry itself). An allowlist: custom credentials, tokens,
 // referers and trace ids of the client that happened to fill the entry are never kept or replayed.
 //
-// The values and the list are interned (replayValues): the entries filled by one kind of client
+// The values and the list are interned (tiers.ReplayValues): the entries filled by one kind of client
 // share one copy of its User-Agent and Accept fields, and of the list, instead of holding one
 // each (a list is allocated at its length and never modified).
 func replayHeader(h http.Header, extra []string) *[]tiers.Field {
@@ -189,14 +189,14 @@ func replayHeader(h http.Header, extra []string) *[]tiers.Field {
 		}
 		for _, v := range h[name] {
 			if len(out) == n {
-				return replayValues.list(out)
+				return tiers.ReplayValues.List(out)
 			}
 			// Names too: a hook's extra names may be strings of a decoded entry's bytes, which
 			// this entry, its refreshes and the interner would otherwise keep alive.
-			out = append(out, tiers.Field{Name: replayValues.of(name), Value: replayValues.of(v)})
+			out = append(out, tiers.Field{Name: tiers.ReplayValues.Of(name), Value: tiers.ReplayValues.Of(v)})
 		}
 	}
-	return replayValues.list(out)
+	return tiers.ReplayValues.List(out)
 }
 
 // replayFields are the request fields replayHeader keeps, in a stable order.

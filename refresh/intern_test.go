@@ -4,7 +4,6 @@ import (
 	"io"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"unsafe"
@@ -47,17 +46,6 @@ func TestEntriesFilledByOneKindOfClientShareItsReplayedFieldValues(t *testing.T)
 		t.Error("the kept replay field name views the buffer it came from")
 	}
 
-	var in interned
-	long := strings.Repeat("x", internValueMax+1)
-	if s := in.of(long); s != long || len(in.values) != 0 {
-		t.Errorf("a value over %d bytes was kept (%d values)", internValueMax, len(in.values))
-	}
-	for i := range internMax + 10 {
-		in.of("agent/" + strconv.Itoa(i))
-	}
-	if len(in.values) != 10 {
-		t.Errorf("%d values kept after %d, want 10: full at %d, it starts over", len(in.values), internMax+10, internMax)
-	}
 }
 
 // TestAStoredHeaderIsAllocatedOnceAtItsLengthAndSharesRepeatedValues: the fields an entry

@@ -301,18 +301,19 @@ func (s *Store) objectOf(ctx context.Context, key, rk string, m map[string]strin
 		if !strings.HasPrefix(f, variantPrefix) {
 			continue
 		}
-		// decode views the value's bytes (they are immutable, as the string is): a copy of each
-		// would be garbage of the same size class as the copy kept, interleaved with it, and
-		// half of each span would stay in use once the promotions were over. go-redis reads
-		// each bulk string of a reply into an allocation of its own (proto.Reader's
-		// readStringReply), never a view of its read buffer: TestAnHGETALLReplyIsAFreshStringOfItsOwn
-		// guards that.
+		// decode views the value's bytes (they are immutable, as the string is): a copy of the
+		// whole value would be garbage of the same size class as the copy kept, interleaved
+		// with it, and half of each span would stay in use once the promotions were over;
+		// compact copies what costs less apart. go-redis reads each bulk string of a reply
+		// into an allocation of its own (proto.Reader's readStringReply), never a view of its
+		// read buffer: TestAnHGETALLReplyIsAFreshStringOfItsOwn guards that.
 		e, err := decode(unsafe.Slice(unsafe.StringData(v), len(v)))
 		if err == nil && e.Key != key {
 			err = fmt.Errorf("%w: key %q stored under the hash of %q", ErrCorrupt, e.Key, key)
 		}
 		if err == nil {
 			e.Key = key // the same, and L1's own string: the tracker's memo and queued jobs keep e.Key
+			compact(e, len(v))
 		}
 		if err != nil {
 			s.log.Warn("dropping corrupt L2 entry", "key", key, "field", strconv.Quote(f), "err", err)
