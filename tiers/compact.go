@@ -86,4 +86,3 @@ func sizeClass(n int) int {
 	i, _ := slices.BinarySearch(sizes, n)
 	return sizes[i]
 }
-
