@@ -2,7 +2,9 @@
 # Load benchmark, loopback only: L1-hit throughput of swrproxy against a bare fasthttp server that
 # returns the same bytes from memory, measured side by side in one run (each round measures both,
 # back to back, alternating which goes first, so both see the same machine noise). Prints each
-# round with its ratio, and the median of those paired ratios.
+# round with its ratio, and the median of those paired ratios. Beside req/s it prints each
+# server's CPU per request (user + system time from /proc/PID/stat over the run, divided by the
+# requests wrk counted, in µs): less sensitive than req/s to wrk sharing the cores.
 #
 #   bench/wrk.sh [seconds-per-round] [rounds] [connections] [keys]
 #
@@ -31,7 +33,7 @@ go build -o "$tmp/bare" ./bench/bare
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 bare_port=$(free_port); proxy_port=$(free_port)
-"$tmp/bare" -listen "127.0.0.1:$bare_port" -keys "$(( keys > 1 ? keys : 0 ))" & pids+=($!)
+"$tmp/bare" -listen "127.0.0.1:$bare_port" -keys "$(( keys > 1 ? keys : 0 ))" & pids+=($!); bare_pid=$!
 # An L1 that holds every key (about 2 KiB of weight per key, 256 MiB at least).
 l1=$(( keys * 2048 > 268435456 ? keys * 2048 : 268435456 ))
 # swrproxy with its defaults but for these settings, as bench/e2e.sh runs it: the caller's SWR_*
@@ -45,7 +47,7 @@ mkdir "$tmp/swr"
   export SWR_UPSTREAM="http://127.0.0.1:$bare_port" SWR_LISTEN="127.0.0.1:$proxy_port" SWR_REDIS_URL= \
     SWR_L1_MAX_BYTES="$l1" SWR_LOG_LEVEL=warn
   exec "$tmp/swrproxy"
-) & pids+=($!)
+) & pids+=($!); proxy_pid=$! # the subshell execs swrproxy: the same process
 
 path="/api/prices?pair=ALGO-USD"
 script=()
@@ -96,10 +98,14 @@ bare=(); prox=(); ratios=(); bare_cpu=(); prox_cpu=()
 for r in $(seq "$rounds"); do
   # Alternate which server goes first, so neither always runs on the warmer (or busier) slot.
   if (( r % 2 )); then
-    read -r b bc < <(rps "$bare_port" "${pids[0]}"); read -r p pc < <(rps "$proxy_port" "${pids[1]}")
+    read -r b bc < <(rps "$bare_port" "$bare_pid"); read -r p pc < <(rps "$proxy_port" "$proxy_pid")
   else
-    read -r p pc < <(rps "$proxy_port" "${pids[1]}"); read -r b bc < <(rps "$bare_port" "${pids[0]}")
+    read -r p pc < <(rps "$proxy_port" "$proxy_pid"); read -r b bc < <(rps "$bare_port" "$bare_pid")
   fi
+  for v in "$b" "$bc" "$p" "$pc"; do
+    # A failed wrk run or a dead server leaves a figure empty: stop rather than print a ratio.
+    [[ "$v" =~ ^[0-9.]+$ ]] || { echo "bench/wrk.sh: round $r measured nothing (wrk failed or a server died)" >&2; exit 1; }
+  done
   bare+=("$b"); prox+=("$p"); bare_cpu+=("$bc"); prox_cpu+=("$pc")
   ratios+=("$(awk -v p="$p" -v b="$b" 'BEGIN {printf "%.3f", p/b}')")
   echo "round $r: bare $b req/s ($bc µs CPU/req), swrproxy $p req/s ($pc µs CPU/req), ratio ${ratios[-1]}"

@@ -92,8 +92,13 @@ func TestEachStoredCodingHasItsETagAndAnswers304(t *testing.T) {
 		{"identity;q=0", "", `"p1"`}, // nothing stored acceptable: identity anyway
 		{"deflate", "", `"p1"`},
 	}
+	tests = append(tests, struct{ accept, coding, tag string }{"absent", "", `"p1"`}) // no Accept-Encoding line at all
 	for _, tt := range tests {
-		r := app.get(t, "/prices", "Accept-Encoding", tt.accept)
+		hdr := []string{"Accept-Encoding", tt.accept}
+		if tt.accept == "absent" {
+			hdr = nil
+		}
+		r := app.get(t, "/prices", hdr...)
 		if r.StatusCode != 200 || r.Header.Get("Content-Encoding") != tt.coding || r.Header.Get("ETag") != tt.tag {
 			t.Errorf("Accept-Encoding %q: %d, Content-Encoding %q, ETag %s; want 200, %q, %s", tt.accept, r.StatusCode,
 				r.Header.Get("Content-Encoding"), r.Header.Get("ETag"), tt.coding, tt.tag)

@@ -21,8 +21,9 @@ func selectEncoding(req *fasthttp.RequestHeader, e *tiers.Entry, ranged bool) *t
 	}
 	lines := req.PeekAll(fiber.HeaderAcceptEncoding)
 	if len(lines) == 0 {
-		// No preference (RFC 9110 §12.5.3): identity, as Choose says, without reading the
-		// stored codings (with many keys, a load from memory on each hit).
+		// No field: any coding is acceptable (RFC 9110 §12.5.3), yet the client may not decode
+		// it; identity, as Choose picks too, without reading the stored codings (with many
+		// keys, a load from memory on each hit).
 		return nil
 	}
 	var a httpcache.AcceptEncoding

@@ -5,6 +5,7 @@ package refresh
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/swrproxy/swrproxy/httpcache"
@@ -67,7 +68,11 @@ func (t *Tracker) refresh(ctx context.Context, h *hot) (next *tiers.Entry, gaveU
 	if !h.demand.Load() {
 		return nil, false, nil // nobody asked for this copy: let it go stale
 	}
-	o, _, err := t.Store.Get(ctx, h.key())
+	key := h.key()
+	if h.klen < len(h.id) {
+		key = strings.Clone(key) // a variant's record: L1 and a new record would keep its whole ID
+	}
+	o, _, err := t.Store.Get(ctx, key)
 	if err != nil {
 		t.Log.Debug("refresh-ahead lookup failed", "key", h.key(), "err", err)
 	}

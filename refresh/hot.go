@@ -235,11 +235,13 @@ func (t *Tracker) track(id, key string, e *tiers.Entry) *hot {
 		return nil
 	}
 	if len(id) != len(key) {
-		// A variant's ID, built for this call. A key's own ID is kept as it came, the entry's
-		// Key (immutable, and the record's copy would be as long): every hit of that entry
-		// passes the same string, and a map lookup comparing two strings with the same bytes
-		// at the same address does not read them (with many keys, a load from memory).
-		id = strings.Clone(id)
+		id = strings.Clone(id) // a variant's ID, built for this call
+	} else {
+		// A key's own ID is the entry's Key (immutable, and a copy would be as long), whatever
+		// string the caller passed: every hit of the entry passes that string, and a map lookup
+		// comparing two strings with the same bytes at the same address does not read them
+		// (with many keys, a load from memory).
+		id = e.Key
 	}
 	h := &hot{id: id, klen: len(key), weight: w}
 	if len(e.Vary) > 0 {

@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/maypok86/otter/v2"
-
-	"github.com/swrproxy/swrproxy/tiers"
 )
 
 // varyMemo remembers, per key, the request fields the origin last said it varies on, for longer
@@ -27,7 +25,6 @@ const varyMemoBytes = 4 << 20
 func (m *varyMemo) init() {
 	m.once.Do(func() {
 		m.cache = otter.Must(&otter.Options[string, []string]{
-			Executor:      tiers.Inline,
 			MaximumWeight: varyMemoBytes,
 			Weigher: func(k string, names []string) uint32 {
 				n := 96 + len(k)
@@ -75,7 +72,6 @@ const encodesMemoBytes = 2 << 20
 func (m *encodesMemo) init() {
 	m.once.Do(func() {
 		m.cache = otter.Must(&otter.Options[string, struct{}]{
-			Executor:         tiers.Inline,
 			MaximumWeight:    encodesMemoBytes,
 			Weigher:          func(k string, _ struct{}) uint32 { return uint32(96 + len(k)) },
 			ExpiryCalculator: otter.ExpiryWriting[string, struct{}](time.Hour),

@@ -22,10 +22,13 @@ type Field struct {
 // Entry is one stored response (one variant of one URL). An Entry is immutable once stored:
 // it is shared by concurrent readers, and its Body is handed to the network without copying.
 //
-// The fields are in the order a cache hit reads them: those it reads fill the first three of
-// the struct's four 64-byte cache lines, and those only a refresh, a Vary match or an
-// invalidation reads are in the last one. With many keys each hit finds its entry out of the
-// CPU's caches, and each line it touches is a load from memory (TestAHitReadsThreeLinesOfItsEntry).
+// The fields are in the order a cache hit reads them: those it reads end by byte 192, the
+// others (read by a store, a refresh, a Vary match, an origin failure, the admin pages) come
+// after. With many keys each hit finds its entry out of the CPU's caches, and each line it
+// touches is a load from memory: three, when the Entry starts on a 64-byte boundary (a bare
+// Entry, NewEntry's block for an even number of fields up to 8 or for more than 16), four
+// otherwise (every other block of an odd number; every block of 9 to 16 fields, which starts
+// 8 bytes in, after the allocator's header). TestTheFieldsAHitReadsEndWithinThreeLines.
 type Entry struct {
 	// Line 1.
 	Key    string  // the cache key of the URL (not of the variant)
@@ -42,7 +45,8 @@ type Entry struct {
 	// Line 3.
 	Age   time.Duration // corrected initial age at Stored (RFC 9111 §4.2.3)
 	Fresh time.Duration // freshness lifetime
-	// StaleWhileRevalidate and StaleIfError (line 4) are the windows after Fresh ends (RFC 5861).
+	// StaleWhileRevalidate is how long after Fresh ends the entry is served while revalidated
+	// (RFC 5861; StaleIfError, below, the other window).
 	StaleWhileRevalidate time.Duration
 	// Gen is the object generation this entry was filled under; an entry whose Gen is older than its
 	// object's generation was invalidated (soft purge) and counts as stale.
@@ -68,8 +72,9 @@ type Entry struct {
 	AnyEncoding bool
 
 	// Line 4.
-	VaryValues   []string
-	Tags         []string // Surrogate-Key values, never sent to clients
+	VaryValues []string
+	Tags       []string // Surrogate-Key values, never sent to clients
+	// StaleIfError is how long after Fresh ends the entry may stand in for a failing origin.
 	StaleIfError time.Duration
 	// ReqHeader holds the request fields a background refresh replays to the origin, so that it
 	// asks the same question as the client request that filled the entry (no Cookie, no

@@ -1,7 +1,6 @@
 package tiers
 
 import (
-	"runtime/metrics"
 	"strconv"
 	"strings"
 	"testing"
@@ -140,38 +139,4 @@ func BenchmarkStorePeek(b *testing.B) {
 			b.Fatal("miss")
 		}
 	}
-}
-
-// TestL1HitsStartNoGoroutines: otter drains its read buffers on the goroutine of the read that
-// filled one (Inline), instead of starting a goroutine for each drain: with otter's default
-// executor these 100 000 hits from one goroutine started 86 goroutines (under wrk, one per 22
-// hits), each waking an idle processor.
-func TestL1HitsStartNoGoroutines(t *testing.T) {
-	s := newStoreWith(t, Options{L1MaxBytes: 1 << 20, L1MaxTTL: time.Hour})
-	keys := make([]string, 100)
-	for i := range keys {
-		keys[i] = "/hit/" + strconv.Itoa(i)
-		if err := s.Set(t.Context(), testEntry(keys[i], "body")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	before := goroutinesCreated()
-	for i := range 100_000 {
-		if s.Peek(keys[i%len(keys)]) == nil {
-			t.Fatalf("Peek(%q) = nil, want the stored object", keys[i%len(keys)])
-		}
-	}
-	// A few may start for other reasons (the runtime's, the test framework's): not one per drain.
-	n := goroutinesCreated() - before
-	t.Logf("%d goroutines started", n)
-	if n > 20 {
-		t.Errorf("100 000 L1 hits started %d goroutines, want none", n)
-	}
-}
-
-// goroutinesCreated returns how many goroutines the process has started so far.
-func goroutinesCreated() uint64 {
-	s := []metrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
-	metrics.Read(s)
-	return s[0].Value.Uint64()
 }

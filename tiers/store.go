@@ -142,7 +142,6 @@ func New(o Options) (*Store, error) {
 			return uint32(o.size)
 		},
 		OnAtomicDeletion: s.unindex,
-		Executor:         Inline,
 		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[string, *Object]) time.Duration {
 			life := time.Until(e.Value.expiresAt())
 			if s.rdb != nil {
@@ -160,7 +159,6 @@ func New(o Options) (*Store, error) {
 	}
 	s.l1 = l1
 	s.fences, err = otter.New(&otter.Options[string, int64]{
-		Executor:      Inline,
 		MaximumWeight: fenceMaxBytes,
 		Weigher:       func(key string, _ int64) uint32 { return fenceWeight(key) },
 		OnAtomicDeletion: func(e otter.DeletionEvent[string, int64]) {
@@ -179,15 +177,6 @@ func New(o Options) (*Store, error) {
 	}
 	return s, nil
 }
-
-// Inline is the otter Executor of every cache swrproxy keeps: it runs otter's maintenance on the
-// goroutine whose read or write called for it. otter's default starts a goroutine for each drain,
-// and a drain is due whenever one of its 16-slot read buffers fills: on the hit path that was a
-// goroutine per ~22 hits (3 500 a second under wrk), each waking an idle processor, a context
-// switch or two that cost more than the drain itself (replaying 16 reads into the eviction
-// policy). otter's rule for such an executor holds for every cache that uses it: no callback
-// (OnAtomicDeletion) and no Compute function calls the cache, and none has an OnDeletion.
-func Inline(fn func()) { fn() }
 
 // orDefault returns d, or def when d is not positive.
 func orDefault(d, def time.Duration) time.Duration {
