@@ -152,9 +152,6 @@ func newEntry(r *fill.Request, status int, h http.Header, body []byte, d httpcac
 	return e
 }
 
-// maxReplay bounds the request fields kept per entry for background refreshes.
-const maxReplay = 2 << 10
-
 // replayHeader picks the request fields a background refresh of the entry sends again: the ones
 // that shape an answer for everyone (content negotiation, user agent, scheme and, when keyed, host;
 // the Vary'd fields are added from the entry itself). An allowlist: custom credentials, tokens,
@@ -173,7 +170,7 @@ func replayHeader(h http.Header, extra []string) *[]tiers.Field {
 	for i, name := range names {
 		if kept(i, name) {
 			for _, v := range h[name] {
-				if size += len(name) + len(v); size <= maxReplay {
+				if size += len(name) + len(v); size <= tiers.MaxReplayBytes {
 					n++
 				}
 			}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+	"unsafe"
 
 	"github.com/swrproxy/swrproxy/fill"
 	"github.com/swrproxy/swrproxy/httpcache"
@@ -245,6 +246,22 @@ func TestTouchOfAKnownKeyDoesNotAllocate(t *testing.T) {
 	tr.TouchAt(e.Key, e, time.Now()) // demand: the record is made, the refresh-ahead scheduled
 	if n := testing.AllocsPerRun(1000, func() { tr.TouchAt(e.Key, e, time.Now()) }); n != 0 {
 		t.Errorf("TouchAt of a known key: %v allocations, want 0", n)
+	}
+}
+
+// TestAKeysRecordHoldsTheEntrysKeyString: a key's record keeps the entry's Key string itself as
+// its ID, whatever string the request passed: a hit of that entry then finds its record with a
+// comparison of equal pointers, which reads no bytes (with many keys, a load from memory).
+func TestAKeysRecordHoldsTheEntrysKeyString(t *testing.T) {
+	tr := &Tracker{Window: time.Minute, Pool: newTestPool(1, 10, time.Minute)}
+	e := &tiers.Entry{Key: "/api/prices?pair=ALGO-USD", Stored: time.Now(), Fresh: time.Hour}
+	tr.TouchAt(strings.Clone(e.Key), e, time.Now())
+	h, ok := tr.keys().Load(e.Key)
+	if !ok {
+		t.Fatal("no record for the key after a request")
+	}
+	if unsafe.StringData(h.id) != unsafe.StringData(e.Key) {
+		t.Error("the record's ID is a copy of the key, not the entry's Key")
 	}
 }
 

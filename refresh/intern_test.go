@@ -12,8 +12,8 @@ import (
 )
 
 // TestEntriesFilledByOneKindOfClientShareItsReplayedFieldValues: the request fields an entry
-// keeps for its refreshes are one copy per distinct value, not one per entry; the copies are
-// bounded in number and length.
+// keeps for its refreshes are one copy per distinct value, not one per entry (the interner's
+// bounds: tiers.TestInternedValuesAreBounded).
 func TestEntriesFilledByOneKindOfClientShareItsReplayedFieldValues(t *testing.T) {
 	ua := "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0"
 	req := func() http.Header {
@@ -45,7 +45,6 @@ func TestEntriesFilledByOneKindOfClientShareItsReplayedFieldValues(t *testing.T)
 	if p := unsafe.StringData(kept[0].Name); p == unsafe.StringData(name) {
 		t.Error("the kept replay field name views the buffer it came from")
 	}
-
 }
 
 // TestAStoredHeaderIsAllocatedOnceAtItsLengthAndSharesRepeatedValues: the fields an entry

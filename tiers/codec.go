@@ -7,6 +7,8 @@ import (
 	"hash/crc32"
 	"time"
 	"unsafe"
+
+	"github.com/swrproxy/swrproxy/httpcache"
 )
 
 // codecVersion leads every encoded entry. Bump it (and the version in KeyPrefix) when the layout changes;
@@ -158,9 +160,35 @@ func decodeSlot(b []byte) (*Entry, string, error) {
 		return nil, "", fmt.Errorf("%w: negative duration", ErrCorrupt)
 	case e.ETag == "":
 		return nil, "", fmt.Errorf("%w: no etag", ErrCorrupt)
+	case !sendable(e):
+		// A value that would inject a field line into a reply (CR, LF, NUL), or a request
+		// field's into a refresh, or make two replay lists read alike to the interner: only a
+		// value written by something other than swrproxy (its fills keep none) has one.
+		return nil, "", fmt.Errorf("%w: a field or entity-tag that is not sendable", ErrCorrupt)
 	}
 	e.Status = int32(status) // 100 to 999
 	return e, lastModified, nil
+}
+
+// sendable reports whether every field of e (stored and replayed) has a token for a name and a
+// value that may be sent (RFC 9110 §5.5), and its entity-tags are sendable values too.
+func sendable(e *Entry) bool {
+	for _, fs := range [][]Field{e.Header, e.Replayed()} {
+		for _, f := range fs {
+			if !httpcache.IsToken(f.Name) || !httpcache.IsFieldValue(f.Value) {
+				return false
+			}
+		}
+	}
+	if !httpcache.IsFieldValue(e.ETag) {
+		return false
+	}
+	for _, c := range e.Encodings {
+		if !httpcache.IsFieldValue(c.ETag) {
+			return false
+		}
+	}
+	return true
 }
 
 // encodings reads the stored codings of a body: each known (gzip or br), once, with a tag and

@@ -519,3 +519,29 @@ func TestAnHGETALLReplyIsAFreshStringOfItsOwn(t *testing.T) {
 		t.Errorf("the first reply now reads %.20q…, the second %.20q…: a reply's string is not its own", first, second)
 	}
 }
+
+// TestAStoredValueThatWouldInjectALineIsCorrupt: a field, replayed field or entity-tag that
+// could not be sent as it is (a CR or LF would start a field line of its own in a reply or a
+// refresh; a NUL no parser agrees on; a name that is not a token) is only in a value something
+// other than swrproxy wrote to Redis: decode refuses it as corrupt, so it is dropped, never
+// served nor replayed.
+func TestAStoredValueThatWouldInjectALineIsCorrupt(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		edit func(e *Entry)
+	}{
+		{"a field value with CR LF", func(e *Entry) { e.Header = []Field{{"Link", "</a>\r\nSet-Cookie: s=1"}} }},
+		{"a field name with a space", func(e *Entry) { e.Header = []Field{{"Set Cookie", "s=1"}} }},
+		{"a replayed value with a NUL", func(e *Entry) { e.ReqHeader = &[]Field{{"Accept", "*/*\x00User-Agent\x00x"}} }},
+		{"an entity-tag with LF", func(e *Entry) { e.ETag = "\"a\"\nSet-Cookie: s=1" }},
+		{"a coding's entity-tag with CR", func(e *Entry) {
+			e.Encodings = []Encoding{{Coding: "gzip", ETag: "\"a:swr-gzip\"\r", Body: []byte{0x1f, 0x8b}}}
+		}},
+	} {
+		e := testEntry("/inject", "body")
+		tt.edit(e)
+		if _, err := decode(encode(e)); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: decode error %v, want ErrCorrupt", tt.name, err)
+		}
+	}
+}

@@ -15,9 +15,13 @@ import (
 //
 // The copies must land in smaller size classes than the value, or the values left as garbage
 // would sit in the same spans as the copies kept, and those spans would stay in use half empty
-// once the promotions were over: compact copies only when the size classes of the copies add up
-// to less than the value's. A value past the small size classes (compactMax; a large allocation,
-// rounded to whole pages) is kept as it is: its fields are a small part of it.
+// once the promotions were over: compact copies only when the size classes of what each entry
+// keeps alone (the body, its codings, their tags, and any field value too long to intern) add up
+// to less than the value's. A value past the small size classes (compactMax) is kept as it is:
+// a large allocation has a span of its own, freed whole, and copying would save at most part of
+// an 8 KiB page for a copy of the whole body. So is an entry whose replayed fields are longer
+// than refresh keeps (MaxReplayBytes: a value written by something else), which the interner
+// does not keep.
 const compactMax = 32 << 10
 
 // compact makes e, decoded from a value of blob bytes, hold copies of its own rather than views
@@ -31,7 +35,16 @@ func compact(e *Entry, blob int) {
 	for _, c := range e.Encodings {
 		cost += sizeClass(len(c.Body)) + sizeClass(len(c.ETag))
 	}
-	if cost >= sizeClass(blob) {
+	replayed := e.Replayed()
+	size := 0
+	for _, f := range replayed {
+		size += len(f.Name) + len(f.Value)
+		cost += alone(f.Name) + alone(f.Value)
+	}
+	for _, f := range e.Header {
+		cost += alone(f.Name) + alone(f.Value)
+	}
+	if size > MaxReplayBytes || cost >= sizeClass(blob) {
 		return
 	}
 	e.Body = clone(e.Body)
@@ -43,7 +56,7 @@ func compact(e *Entry, blob int) {
 	for i, f := range e.Header { // the fields are in the entry's block (NewEntry)
 		e.Header[i] = Field{Name: StoredValues.Of(f.Name), Value: StoredValues.Of(f.Value)}
 	}
-	if replayed := e.Replayed(); len(replayed) > 0 {
+	if len(replayed) > 0 {
 		var buf [8]Field // List copies a list it keeps: this one stays on the stack
 		fs := buf[:0]
 		for _, f := range replayed {
@@ -76,13 +89,25 @@ var sizeClasses = sync.OnceValue(func() []int {
 	return sizes
 })
 
-// sizeClass returns what an allocation of n bytes, at most compactMax, takes: 0 for none, else
-// its size class.
+// sizeClass returns what an allocation of n bytes takes: 0 for none, its size class up to
+// compactMax, n itself beyond (compact never asks: each part of a value is at most its length).
 func sizeClass(n int) int {
 	if n == 0 {
 		return 0
 	}
 	sizes := sizeClasses()
 	i, _ := slices.BinarySearch(sizes, n)
+	if i == len(sizes) {
+		return n
+	}
 	return sizes[i]
+}
+
+// alone is what an interned string of s costs each entry that holds it: nothing for one the
+// interner keeps (shared), a copy's size class for one too long to keep.
+func alone(s string) int {
+	if len(s) > internValueMax {
+		return sizeClass(len(s))
+	}
+	return 0
 }

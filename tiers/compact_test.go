@@ -82,7 +82,7 @@ func TestAPromotedSmallEntryKeepsNothingOfTheRedisValue(t *testing.T) {
 		if views := viewsOf(e, value); len(views) > 0 {
 			t.Errorf("coded %v: the promoted entry views the Redis value in %d places (%.30q…)", coded, len(views), views[0])
 		}
-		if cap(e.Body) != len(e.Body) {
+		if cap(e.Body) != len(e.Body) { // the copy's capacity, as decode's view has
 			t.Errorf("coded %v: body of %d bytes with a capacity of %d", coded, len(e.Body), cap(e.Body))
 		}
 		other, _ := promotedEntry(t, priceEntry(1024, coded))
@@ -121,7 +121,23 @@ func TestSizeClassesAreTheAllocators(t *testing.T) {
 			t.Errorf("sizeClass(%d) = %d, want %d", n, got, cap(b))
 		}
 	}
+	// Two classes of the Go allocator these figures rely on (README, compact's comment).
+	if sizeClass(1228) != 1280 || sizeClass(16720) != 18432 {
+		t.Errorf("sizeClass(1228) = %d, sizeClass(16720) = %d; want 1280 and 18432", sizeClass(1228), sizeClass(16720))
+	}
 	if sizeClass(0) != 0 {
 		t.Errorf("sizeClass(0) = %d, want 0", sizeClass(0))
+	}
+}
+
+// TestAPromotedEntryWithALongReplayListKeepsItsViews: replayed fields longer than refresh keeps
+// (a value something else wrote) are not interned, so the entry keeps viewing its value rather
+// than holding a long list of its own (security review: a 30 KiB list was interned).
+func TestAPromotedEntryWithALongReplayListKeepsItsViews(t *testing.T) {
+	e := priceEntry(1024, false)
+	e.ReqHeader = &[]Field{{"User-Agent", strings.Repeat("a", MaxReplayBytes)}}
+	got, value := promotedEntry(t, e)
+	if len(viewsOf(got, value)) == 0 {
+		t.Error("an entry with a replayed list past MaxReplayBytes was copied out of its value")
 	}
 }
