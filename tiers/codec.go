@@ -161,9 +161,9 @@ func decodeSlot(b []byte) (*Entry, string, error) {
 	case e.ETag == "":
 		return nil, "", fmt.Errorf("%w: no etag", ErrCorrupt)
 	case !sendable(e):
-		// A value that would inject a field line into a reply (CR, LF, NUL), or a request
-		// field's into a refresh, or make two replay lists read alike to the interner: only a
-		// value written by something other than swrproxy (its fills keep none) has one.
+		// A value that would inject a field line into a reply or into a refresh's request (CR,
+		// LF), or that parsers read differently (NUL): only a value written by something other
+		// than swrproxy (its fills keep none) has one.
 		return nil, "", fmt.Errorf("%w: a field or entity-tag that is not sendable", ErrCorrupt)
 	}
 	e.Status = int32(status) // 100 to 999

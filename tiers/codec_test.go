@@ -401,6 +401,12 @@ func checkDecode(t *testing.T, b []byte) {
 	if again := encodeWith(e, lastModified); !bytes.Equal(again, b) {
 		t.Errorf("encode(decode(%x)) = %x", b, again)
 	}
+	// What a promotion does next (Store.objectOf): the entry's own copies say the same.
+	compacted, _ := decode(b)
+	compact(compacted, len(b))
+	if d := entryDiff(compacted, e); d != "" {
+		t.Errorf("compact(decode(%x)): %s", b, d)
+	}
 }
 
 func BenchmarkEncode(b *testing.B) {
