@@ -359,9 +359,12 @@ func startDemoOrigin(t *testing.T, addr, adminURL, secret string) {
 func TestTheDemoOriginsEditShowsUpThroughNginx(t *testing.T) {
 	t.Parallel()
 	originAddr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+	adminAddr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+	// The origin takes its port before swrproxy opens any: a listener of swrproxy's on port 0
+	// could be given the port FreePort just let go (it was, once: "address already in use").
+	startDemoOrigin(t, originAddr, "http://"+adminAddr, secret)
 	// As in docker-compose.yml: the private endpoints on their own listener, where the origin posts.
-	p := startProxy(t, "http://"+originAddr, map[string]string{"SWR_INVALIDATE_SECRET": secret, "SWR_ADMIN_LISTEN": "127.0.0.1:0"})
-	startDemoOrigin(t, originAddr, p.Admin, secret)
+	p := startProxy(t, "http://"+originAddr, map[string]string{"SWR_INVALIDATE_SECRET": secret, "SWR_ADMIN_LISTEN": adminAddr})
 	n := startNginx(t, strings.TrimPrefix(p.URL, "http://"))
 	const path = "/api/prices?pair=ALGO-USD"
 

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Side by side, loopback only: L1-hit throughput and CPU per request of two swrproxy builds and
+# the bare fasthttp server, under the same wrk rounds (each round measures the three back to
+# back, the order reversed every other round, so all see the same machine noise). For telling
+# whether a change to the hit path helps: on a shared machine two runs of bench/wrk.sh differ by
+# more than most changes do.
+#
+#   bench/ab.sh A B [seconds-per-run] [rounds] [connections] [keys]
+#
+# A and B are git revisions of this repository (built in throwaway worktrees) or paths to
+# swrproxy binaries. keys > 1 spreads the requests at random over /k/0 … /k/<keys-1>, filled into
+# both builds' L1 first. Prints each round (req/s and CPU µs per request of each), then the
+# medians and in how many rounds B cost less CPU per request than A. Needs wrk (apt-get install
+# wrk). Starts everything it uses and stops it by process id.
+set -euo pipefail
+usage() {
+  awk 'NR>1 && !/^#/{exit} NR>1{sub(/^# ?/,""); print}' "$0"
+  echo "  defaults: 5 seconds per run, 6 rounds, 64 connections, 1 key"
+}
+case "${1:-}" in -h|--help|help) usage; exit 0 ;; esac
+(( $# >= 2 )) || { usage >&2; exit 2; }
+A=$1 B=$2; shift 2
+for a in "$@"; do [[ "$a" =~ ^[0-9]+$ ]] || { echo "bench/ab.sh: $a is not a number" >&2; usage >&2; exit 2; }; done
+cd "$(dirname "$0")/.."
+secs=${1:-5}; rounds=${2:-6}; conns=${3:-64}; keys=${4:-1}
+command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  git worktree prune 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# build NAME REV-OR-BINARY: the binary at $tmp/NAME.
+build() {
+  if [[ -x "$2" && ! -d "$2" ]]; then
+    cp "$2" "$tmp/$1"
+  else
+    git worktree add -q --detach "$tmp/src-$1" "$2"
+    (cd "$tmp/src-$1" && go build -o "$tmp/$1" .)
+    git worktree remove --force "$tmp/src-$1"
+  fi
+}
+build a "$A"
+build b "$B"
+go build -o "$tmp/bare" ./bench/bare
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+bare_port=$(free_port); a_port=$(free_port); b_port=$(free_port)
+"$tmp/bare" -listen "127.0.0.1:$bare_port" -keys "$(( keys > 1 ? keys : 0 ))" & pids+=($!); bare_pid=$!
+l1=$(( keys * 2048 > 268435456 ? keys * 2048 : 268435456 ))
+# start NAME PORT: swrproxy with its defaults but these (as bench/wrk.sh runs it: no caller's
+# SWR_*, no .env, no Redis).
+start() {
+  mkdir "$tmp/run-$1"
+  (
+    cd "$tmp/run-$1"
+    for v in $(compgen -e); do [[ "$v" == SWR_* ]] && unset "$v"; done
+    export SWR_UPSTREAM="http://127.0.0.1:$bare_port" SWR_LISTEN="127.0.0.1:$2" SWR_REDIS_URL= \
+      SWR_L1_MAX_BYTES="$l1" SWR_LOG_LEVEL=warn
+    exec "$tmp/$1"
+  ) & pids+=($!)
+}
+start a "$a_port"; a_pid=$!
+start b "$b_port"; b_pid=$!
+
+path="/api/prices?pair=ALGO-USD"
+script=()
+if (( keys > 1 )); then
+  path="/k/0"
+  cat >"$tmp/keys.lua" <<LUA
+math.randomseed(os.time())
+request = function() return wrk.format(nil, "/k/" .. math.random(0, $keys - 1)) end
+LUA
+  cat >"$tmp/fill.lua" <<LUA
+local i = 0
+request = function() local p = "/k/" .. (i % $keys); i = i + 1; return wrk.format(nil, p) end
+LUA
+  script=(-s "$tmp/keys.lua")
+fi
+for port in "$bare_port" "$a_port" "$b_port"; do
+  for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port$path" >/dev/null && break; sleep 0.1; done
+done
+if (( keys > 1 )); then
+  l1_objects() { curl -fsS "http://127.0.0.1:$1/_swr/metrics" | awk '/^swrproxy_l1_objects / {printf "%d", $2}'; }
+  for port in "$a_port" "$b_port"; do
+    echo "filling $keys keys into the build on port $port"
+    wrk -t2 -c16 -d"$(( keys / 2000 + 10 ))s" -s "$tmp/fill.lua" "http://127.0.0.1:$port/" >/dev/null & fill=$!
+    pids+=("$fill")
+    while kill -0 "$fill" 2>/dev/null && (( $(l1_objects "$port") < keys )); do sleep 1; done
+    kill "$fill" 2>/dev/null || true
+    wait "$fill" 2>/dev/null || true
+  done
+fi
+
+hz=$(getconf CLK_TCK)
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# run PORT PID: req/s and the CPU µs per request PID spent.
+run() {
+  local before out
+  before=$(ticks "$2")
+  out=$(wrk -t2 -c"$conns" -d"${secs}s" "${script[@]}" "http://127.0.0.1:$1$path")
+  awk -v t="$(( $(ticks "$2") - before ))" -v hz="$hz" '/ requests in / {n = $1} /Requests\/sec/ {r = $2}
+    END {printf "%s %.2f\n", r, n ? t / hz * 1e6 / n : 0}' <<<"$out"
+}
+ports=("$bare_port" "$a_port" "$b_port"); procs=("$bare_pid" "$a_pid" "$b_pid")
+: >"$tmp/rounds"
+for r in $(seq "$rounds"); do
+  order="0 1 2"; (( r % 2 )) || order="2 1 0"
+  declare -a rps cpu
+  for i in $order; do
+    read -r rps[i] cpu[i] < <(run "${ports[i]}" "${procs[i]}")
+    [[ "${rps[i]}" =~ ^[0-9.]+$ && "${cpu[i]}" =~ ^[0-9.]+$ ]] || { echo "bench/ab.sh: round $r measured nothing" >&2; exit 1; }
+  done
+  echo "${rps[0]} ${cpu[0]} ${rps[1]} ${cpu[1]} ${rps[2]} ${cpu[2]}" >>"$tmp/rounds"
+  awk -v r="$r" '{printf "round %d: bare %.0f req/s %.2f µs | A %.0f req/s %.2f µs (%.3f× bare) | B %.0f req/s %.2f µs (%.3f× bare)\n",
+    r, $1, $2, $3, $4, $3 / $1, $5, $6, $5 / $1}' <<<"${rps[0]} ${cpu[0]} ${rps[1]} ${cpu[1]} ${rps[2]} ${cpu[2]}"
+done
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+echo "medians: CPU µs per request A $(awk '{print $4}' "$tmp/rounds" | median), B $(awk '{print $6}' "$tmp/rounds" | median);" \
+  "× bare A $(awk '{print $3 / $1}' "$tmp/rounds" | median), B $(awk '{print $5 / $1}' "$tmp/rounds" | median);" \
+  "B cost less CPU per request than A in $(awk '$6 < $4' "$tmp/rounds" | wc -l) of $rounds rounds"
