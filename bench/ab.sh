@@ -120,7 +120,7 @@ for r in $(seq "$rounds"); do
   awk -v r="$r" '{printf "round %d: bare %.0f req/s %.2f µs | A %.0f req/s %.2f µs (%.3f× bare) | B %.0f req/s %.2f µs (%.3f× bare)\n",
     r, $1, $2, $3, $4, $3 / $1, $5, $6, $5 / $1}' <<<"${rps[0]} ${cpu[0]} ${rps[1]} ${cpu[1]} ${rps[2]} ${cpu[2]}"
 done
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+median() { sort -g | awk '{a[NR]=$1} END {printf "%.3f", a[int((NR+1)/2)]}'; }
 echo "medians: CPU µs per request A $(awk '{print $4}' "$tmp/rounds" | median), B $(awk '{print $6}' "$tmp/rounds" | median);" \
   "× bare A $(awk '{print $3 / $1}' "$tmp/rounds" | median), B $(awk '{print $5 / $1}' "$tmp/rounds" | median);" \
   "B cost less CPU per request than A in $(awk '$6 < $4' "$tmp/rounds" | wc -l) of $rounds rounds"
