@@ -11,13 +11,34 @@ import (
 // Hotness shared through Redis: which keys clients asked for recently, on any instance (for
 // invalidation mode auto).
 
+// markHotBatch bounds the keys one MarkHot pipeline carries. Redis runs one client's pipeline
+// command after command, and every other client waits meanwhile: a tracker sharing the keys a
+// burst of fills had made hot (20 000 marks and a ZADD of 20 000 members, every 5 s while
+// BenchmarkBytesPerObject filled 100 000 objects on a 2-core machine) kept Redis from answering
+// anyone for a whole deadline, so the instance's breaker opened and, closing, dropped its L1.
+// Between two batches Redis serves the others.
+const markHotBatch = 500
+
 // MarkHot records in Redis that clients asked for keys within the last window, so that any
 // instance can tell hot keys from cold ones (invalidation mode auto), and adds them to the
-// fleet's hot set, which starting instances warm their L1 from (Warm).
+// fleet's hot set, which starting instances warm their L1 from (Warm). The keys go in batches
+// of markHotBatch, one after another; it stops at the first that fails.
 func (s *Store) MarkHot(ctx context.Context, keys []string, window time.Duration) error {
 	if s.rdb == nil || len(keys) == 0 {
 		return nil
 	}
+	now := float64(time.Now().UnixMilli())
+	for start := 0; start < len(keys); start += markHotBatch {
+		batch := keys[start:min(start+markHotBatch, len(keys))]
+		if err := s.markHot(ctx, batch, now, window, start+len(batch) == len(keys)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// markHot sends one batch of MarkHot, scored now; the last one trims and renews the hot set.
+func (s *Store) markHot(ctx context.Context, keys []string, now float64, window time.Duration, last bool) error {
 	if !s.br.allow() {
 		return ErrL2Unavailable
 	}
@@ -25,7 +46,6 @@ func (s *Store) MarkHot(ctx context.Context, keys []string, window time.Duration
 	defer cancel()
 	sent := time.Now()
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		now := float64(time.Now().UnixMilli())
 		members := make([]redis.Z, len(keys))
 		for i, k := range keys {
 			p.Set(ctx, redisKey(k)+hotSuffix, "1", window)
@@ -33,8 +53,10 @@ func (s *Store) MarkHot(ctx context.Context, keys []string, window time.Duration
 		}
 		// The fleet's hot set (warm.go): the newest HotSetMax keys asked for, on any instance.
 		p.ZAdd(ctx, hotSet, members...)
-		p.ZRemRangeByRank(ctx, hotSet, 0, -HotSetMax-1)
-		p.PExpire(ctx, hotSet, max(window, time.Hour))
+		if last {
+			p.ZRemRangeByRank(ctx, hotSet, 0, -HotSetMax-1)
+			p.PExpire(ctx, hotSet, max(window, time.Hour))
+		}
 		return nil
 	})
 	s.observe(sent, err)

@@ -2,6 +2,7 @@ package tiers
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,5 +35,42 @@ func testHotnessIsSharedAcrossInstances(t *testing.T, srv redistest.Topology) {
 	time.Sleep(100 * time.Millisecond) // the brief key's window runs out: the time itself is under test
 	if b.IsHot(ctx, "/brief") {
 		t.Error("/brief is still hot after its window")
+	}
+}
+
+// TestManyHotKeysAreMarkedInBatches: the keys a burst of fills made hot go to Redis in
+// pipelines of at most markHotBatch keys, one after another, so that other clients are answered
+// between them (one pipeline of 20 000 marks and a 20 000-member ZADD kept Redis from answering
+// anyone for a whole deadline on a loaded 2-core machine: breakers opened and L1s were dropped).
+// Every key is still marked, and the hot set still holds the newest HotSetMax.
+func TestManyHotKeysAreMarkedInBatches(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client()
+	s := newStore(t, rdb)
+	ctx := t.Context()
+	keys := make([]string, 2*markHotBatch+markHotBatch/2)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("/burst/%d", i)
+	}
+	if err := rdb.ConfigResetStat(ctx).Err(); err != nil {
+		t.Fatalf("CONFIG RESETSTAT: %v", err)
+	}
+	if err := s.MarkHot(ctx, keys, time.Minute); err != nil {
+		t.Fatalf("MarkHot: %v", err)
+	}
+	stats, err := rdb.Info(ctx, "commandstats").Result()
+	if err != nil {
+		t.Fatalf("INFO commandstats: %v", err)
+	}
+	if want := "cmdstat_zadd:calls=3,"; !strings.Contains(stats, want) {
+		t.Errorf("INFO commandstats has no %q: %d keys were not sent in 3 batches\n%s", want, len(keys), stats)
+	}
+	for _, k := range []string{keys[0], keys[markHotBatch], keys[len(keys)-1]} {
+		if !s.IsHot(ctx, k) {
+			t.Errorf("%s is not hot", k)
+		}
+	}
+	if n, err := rdb.ZCard(ctx, hotSet).Result(); err != nil || n != int64(min(len(keys), HotSetMax)) {
+		t.Errorf("the hot set holds %d keys (%v), want %d", n, err, min(len(keys), HotSetMax))
 	}
 }
