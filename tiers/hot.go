@@ -30,15 +30,16 @@ func (s *Store) MarkHot(ctx context.Context, keys []string, window time.Duration
 	now := float64(time.Now().UnixMilli())
 	for start := 0; start < len(keys); start += markHotBatch {
 		batch := keys[start:min(start+markHotBatch, len(keys))]
-		if err := s.markHot(ctx, batch, now, window, start+len(batch) == len(keys)); err != nil {
+		if err := s.markHot(ctx, batch, now, window); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// markHot sends one batch of MarkHot, scored now; the last one trims and renews the hot set.
-func (s *Store) markHot(ctx context.Context, keys []string, now float64, window time.Duration, last bool) error {
+// markHot sends one batch of MarkHot, scored now; each trims and renews the hot set, which so
+// never holds more than HotSetMax and a batch, whichever batch fails.
+func (s *Store) markHot(ctx context.Context, keys []string, now float64, window time.Duration) error {
 	if !s.br.allow() {
 		return ErrL2Unavailable
 	}
@@ -53,10 +54,8 @@ func (s *Store) markHot(ctx context.Context, keys []string, now float64, window 
 		}
 		// The fleet's hot set (warm.go): the newest HotSetMax keys asked for, on any instance.
 		p.ZAdd(ctx, hotSet, members...)
-		if last {
-			p.ZRemRangeByRank(ctx, hotSet, 0, -HotSetMax-1)
-			p.PExpire(ctx, hotSet, max(window, time.Hour))
-		}
+		p.ZRemRangeByRank(ctx, hotSet, 0, -HotSetMax-1)
+		p.PExpire(ctx, hotSet, max(window, time.Hour))
 		return nil
 	})
 	s.observe(sent, err)
