@@ -315,14 +315,19 @@ var composeWiring = map[string]string{
 	"SWR_TRUSTED_PROXIES": "10.89.64.10",
 }
 
-// startDemoOrigin builds examples/origin and runs it on addr, posting invalidations to adminURL.
-func startDemoOrigin(t *testing.T, addr, adminURL, secret string) {
+// buildDemoOrigin builds examples/origin and returns the binary.
+func buildDemoOrigin(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "origin")
+	bin := filepath.Join(t.TempDir(), "origin")
 	if out, err := exec.Command("go", "build", "-o", bin, "./examples/origin").CombinedOutput(); err != nil {
 		t.Fatalf("go build ./examples/origin: %v\n%s", err, out)
 	}
+	return bin
+}
+
+// startDemoOrigin runs the demo origin bin on addr, posting invalidations to adminURL.
+func startDemoOrigin(t *testing.T, bin, addr, adminURL, secret string) {
+	t.Helper()
 	var output bytes.Buffer
 	cmd := exec.Command(bin)
 	cmd.Env = []string{
@@ -358,11 +363,13 @@ func startDemoOrigin(t *testing.T, addr, adminURL, secret string) {
 // reaches swrproxy directly and the new price shows up through nginx.
 func TestTheDemoOriginsEditShowsUpThroughNginx(t *testing.T) {
 	t.Parallel()
+	// The ports are picked just before they are taken, the origin's before swrproxy opens any:
+	// a listener on port 0 (swrproxy's, another test's) could be given a port FreePort let go
+	// (it was, once, while the origin was being built: "address already in use").
+	bin := buildDemoOrigin(t)
 	originAddr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
 	adminAddr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
-	// The origin takes its port before swrproxy opens any: a listener of swrproxy's on port 0
-	// could be given the port FreePort just let go (it was, once: "address already in use").
-	startDemoOrigin(t, originAddr, "http://"+adminAddr, secret)
+	startDemoOrigin(t, bin, originAddr, "http://"+adminAddr, secret)
 	// As in docker-compose.yml: the private endpoints on their own listener, where the origin posts.
 	p := startProxy(t, "http://"+originAddr, map[string]string{"SWR_INVALIDATE_SECRET": secret, "SWR_ADMIN_LISTEN": adminAddr})
 	n := startNginx(t, strings.TrimPrefix(p.URL, "http://"))

@@ -18,19 +18,24 @@ usage() {
   echo "  defaults: 5 seconds per run, 6 rounds, 64 connections, 1 key"
 }
 case "${1:-}" in -h|--help|help) usage; exit 0 ;; esac
-(( $# >= 2 )) || { usage >&2; exit 2; }
+(( $# >= 2 && $# <= 6 )) || { usage >&2; exit 2; }
 A=$1 B=$2; shift 2
-for a in "$@"; do [[ "$a" =~ ^[0-9]+$ ]] || { echo "bench/ab.sh: $a is not a number" >&2; usage >&2; exit 2; }; done
+for a in "$@"; do [[ "$a" =~ ^[1-9][0-9]*$ ]] || { echo "bench/ab.sh: $a is not a number of at least 1" >&2; usage >&2; exit 2; }; done
+# A binary given by a path relative to the caller's directory, before the cd below.
+[[ -f "$A" ]] && A=$(realpath "$A")
+[[ -f "$B" ]] && B=$(realpath "$B")
 cd "$(dirname "$0")/.."
 secs=${1:-5}; rounds=${2:-6}; conns=${3:-64}; keys=${4:-1}
+(( conns >= 2 )) || { echo "bench/ab.sh: wrk's two threads need at least 2 connections" >&2; exit 2; }
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
 
 tmp=$(mktemp -d)
 pids=()
+trees=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  git worktree prune 2>/dev/null || true
+  for w in "${trees[@]}"; do git worktree remove --force "$w" 2>/dev/null || true; done
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -40,9 +45,9 @@ build() {
   if [[ -x "$2" && ! -d "$2" ]]; then
     cp "$2" "$tmp/$1"
   else
-    git worktree add -q --detach "$tmp/src-$1" "$2"
-    (cd "$tmp/src-$1" && go build -o "$tmp/$1" .)
-    git worktree remove --force "$tmp/src-$1"
+    git worktree add -q --detach "$tmp/src-$1" "$2" || { echo "bench/ab.sh: $2 is neither a binary nor a revision" >&2; exit 2; }
+    trees+=("$tmp/src-$1")
+    (cd "$tmp/src-$1" && go build -o "$tmp/$1" .) || { echo "bench/ab.sh: $2 does not build" >&2; exit 1; }
   fi
 }
 build a "$A"
@@ -91,9 +96,11 @@ if (( keys > 1 )); then
     echo "filling $keys keys into the build on port $port"
     wrk -t2 -c16 -d"$(( keys / 2000 + 10 ))s" -s "$tmp/fill.lua" "http://127.0.0.1:$port/" >/dev/null & fill=$!
     pids+=("$fill")
-    while kill -0 "$fill" 2>/dev/null && (( $(l1_objects "$port") < keys )); do sleep 1; done
+    while kill -0 "$fill" 2>/dev/null && (( $(l1_objects "$port" || echo 0) < keys )); do sleep 1; done
     kill "$fill" 2>/dev/null || true
     wait "$fill" 2>/dev/null || true
+    held=$(l1_objects "$port" || echo 0)
+    (( held >= keys )) || echo "bench/ab.sh: warning: the build on port $port holds $held of $keys keys in L1" >&2
   done
 fi
 
@@ -113,8 +120,12 @@ for r in $(seq "$rounds"); do
   order="0 1 2"; (( r % 2 )) || order="2 1 0"
   declare -a rps cpu
   for i in $order; do
-    read -r rps[i] cpu[i] < <(run "${ports[i]}" "${procs[i]}")
-    [[ "${rps[i]}" =~ ^[0-9.]+$ && "${cpu[i]}" =~ ^[0-9.]+$ ]] || { echo "bench/ab.sh: round $r measured nothing" >&2; exit 1; }
+    # A failed wrk run or a dead server leaves nothing to read: stop rather than print a ratio.
+    if ! read -r rps[i] cpu[i] < <(run "${ports[i]}" "${procs[i]}") ||
+      ! [[ "${rps[i]}" =~ ^[0-9.]+$ && "${cpu[i]}" =~ ^[0-9.]+$ ]]; then
+      echo "bench/ab.sh: round $r measured nothing on port ${ports[i]} (wrk failed or a server died)" >&2
+      exit 1
+    fi
   done
   echo "${rps[0]} ${cpu[0]} ${rps[1]} ${cpu[1]} ${rps[2]} ${cpu[2]}" >>"$tmp/rounds"
   awk -v r="$r" '{printf "round %d: bare %.0f req/s %.2f µs | A %.0f req/s %.2f µs (%.3f× bare) | B %.0f req/s %.2f µs (%.3f× bare)\n",

@@ -11,22 +11,29 @@ import (
 // Hotness shared through Redis: which keys clients asked for recently, on any instance (for
 // invalidation mode auto).
 
-// markHotBatch bounds the keys one MarkHot pipeline carries. Redis runs one client's pipeline
-// command after command, and every other client waits meanwhile: a tracker sharing the keys a
-// burst of fills had made hot (20 000 marks and a ZADD of 20 000 members, every 5 s while
-// BenchmarkBytesPerObject filled 100 000 objects on a 2-core machine) kept Redis from answering
-// anyone for a whole deadline, so the instance's breaker opened and, closing, dropped its L1.
-// Between two batches Redis serves the others.
-const markHotBatch = 500
+// markHotBatch bounds the keys one MarkHot pipeline carries. Each Redis command runs alone: a
+// ZADD of 20 000 members and its trim hold every client, and a large pipeline competes with them
+// for Redis's one thread. A tracker sharing the keys a burst of fills had made hot (20 000 marks
+// and one such ZADD, every 5 s while BenchmarkBytesPerObject filled 100 000 objects on a 2-core
+// machine) kept Redis from answering anyone for a whole deadline, so the instance's breaker
+// opened and, closing, dropped its L1. markHotMax bounds the whole share, so that a slow Redis
+// cannot hold the tracker's loop for one deadline per batch.
+const (
+	markHotBatch = 500
+	markHotMax   = 5 * time.Second
+)
 
 // MarkHot records in Redis that clients asked for keys within the last window, so that any
 // instance can tell hot keys from cold ones (invalidation mode auto), and adds them to the
 // fleet's hot set, which starting instances warm their L1 from (Warm). The keys go in batches
-// of markHotBatch, one after another; it stops at the first that fails.
+// of markHotBatch, one after another, within markHotMax in all; it stops at the first that
+// fails.
 func (s *Store) MarkHot(ctx context.Context, keys []string, window time.Duration) error {
 	if s.rdb == nil || len(keys) == 0 {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, markHotMax)
+	defer cancel()
 	now := float64(time.Now().UnixMilli())
 	for start := 0; start < len(keys); start += markHotBatch {
 		batch := keys[start:min(start+markHotBatch, len(keys))]
