@@ -54,66 +54,25 @@ build a "$A"
 build b "$B"
 go build -o "$tmp/bare" ./bench/bare
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. bench/lib.sh
 bare_port=$(free_port); a_port=$(free_port); b_port=$(free_port)
 "$tmp/bare" -listen "127.0.0.1:$bare_port" -keys "$(( keys > 1 ? keys : 0 ))" & pids+=($!); bare_pid=$!
-l1=$(( keys * 2048 > 268435456 ? keys * 2048 : 268435456 ))
-# start NAME PORT: swrproxy with its defaults but these (as bench/wrk.sh runs it: no caller's
-# SWR_*, no .env, no Redis).
-start() {
-  mkdir "$tmp/run-$1"
-  (
-    cd "$tmp/run-$1"
-    for v in $(compgen -e); do [[ "$v" == SWR_* ]] && unset "$v"; done
-    export SWR_UPSTREAM="http://127.0.0.1:$bare_port" SWR_LISTEN="127.0.0.1:$2" SWR_REDIS_URL= \
-      SWR_L1_MAX_BYTES="$l1" SWR_LOG_LEVEL=warn
-    exec "$tmp/$1"
-  ) & pids+=($!)
-}
-start a "$a_port"; a_pid=$!
-start b "$b_port"; b_pid=$!
+start_swrproxy "$tmp/a" "$tmp/run-a" "$a_port" "$bare_port" "$(l1_for "$keys")"; a_pid=$started
+start_swrproxy "$tmp/b" "$tmp/run-b" "$b_port" "$bare_port" "$(l1_for "$keys")"; b_pid=$started
 
 path="/api/prices?pair=ALGO-USD"
 script=()
 if (( keys > 1 )); then
   path="/k/0"
-  cat >"$tmp/keys.lua" <<LUA
-math.randomseed(os.time())
-request = function() return wrk.format(nil, "/k/" .. math.random(0, $keys - 1)) end
-LUA
-  cat >"$tmp/fill.lua" <<LUA
-local i = 0
-request = function() local p = "/k/" .. (i % $keys); i = i + 1; return wrk.format(nil, p) end
-LUA
+  key_scripts "$keys"
   script=(-s "$tmp/keys.lua")
 fi
-for port in "$bare_port" "$a_port" "$b_port"; do
-  for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port$path" >/dev/null && break; sleep 0.1; done
-done
+for port in "$bare_port" "$a_port" "$b_port"; do wait_up "$port" "$path"; done
 if (( keys > 1 )); then
-  l1_objects() { curl -fsS "http://127.0.0.1:$1/_swr/metrics" | awk '/^swrproxy_l1_objects / {printf "%d", $2}'; }
-  for port in "$a_port" "$b_port"; do
-    echo "filling $keys keys into the build on port $port"
-    wrk -t2 -c16 -d"$(( keys / 2000 + 10 ))s" -s "$tmp/fill.lua" "http://127.0.0.1:$port/" >/dev/null & fill=$!
-    pids+=("$fill")
-    while kill -0 "$fill" 2>/dev/null && (( $(l1_objects "$port" || echo 0) < keys )); do sleep 1; done
-    kill "$fill" 2>/dev/null || true
-    wait "$fill" 2>/dev/null || true
-    held=$(l1_objects "$port" || echo 0)
-    (( held >= keys )) || echo "bench/ab.sh: warning: the build on port $port holds $held of $keys keys in L1" >&2
-  done
+  fill_keys "$a_port" "$keys"
+  fill_keys "$b_port" "$keys"
 fi
 
-hz=$(getconf CLK_TCK)
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# run PORT PID: req/s and the CPU µs per request PID spent.
-run() {
-  local before out
-  before=$(ticks "$2")
-  out=$(wrk -t2 -c"$conns" -d"${secs}s" "${script[@]}" "http://127.0.0.1:$1$path")
-  awk -v t="$(( $(ticks "$2") - before ))" -v hz="$hz" '/ requests in / {n = $1} /Requests\/sec/ {r = $2}
-    END {printf "%s %.2f\n", r, n ? t / hz * 1e6 / n : 0}' <<<"$out"
-}
 ports=("$bare_port" "$a_port" "$b_port"); procs=("$bare_pid" "$a_pid" "$b_pid")
 : >"$tmp/rounds"
 for r in $(seq "$rounds"); do
@@ -121,8 +80,7 @@ for r in $(seq "$rounds"); do
   declare -a rps cpu
   for i in $order; do
     # A failed wrk run or a dead server leaves nothing to read: stop rather than print a ratio.
-    if ! read -r rps[i] cpu[i] < <(run "${ports[i]}" "${procs[i]}") ||
-      ! [[ "${rps[i]}" =~ ^[0-9.]+$ && "${cpu[i]}" =~ ^[0-9.]+$ ]]; then
+    if ! read -r rps[i] cpu[i] < <(measure "${ports[i]}" "${procs[i]}"); then
       echo "bench/ab.sh: round $r measured nothing on port ${ports[i]} (wrk failed or a server died)" >&2
       exit 1
     fi
