@@ -60,13 +60,7 @@ bare_port=$(free_port); a_port=$(free_port); b_port=$(free_port)
 start_swrproxy "$tmp/a" "$tmp/run-a" "$a_port" "$bare_port" "$(l1_for "$keys")"; a_pid=$started
 start_swrproxy "$tmp/b" "$tmp/run-b" "$b_port" "$bare_port" "$(l1_for "$keys")"; b_pid=$started
 
-path="/api/prices?pair=ALGO-USD"
-script=()
-if (( keys > 1 )); then
-  path="/k/0"
-  key_scripts "$keys"
-  script=(-s "$tmp/keys.lua")
-fi
+target "$keys"
 for port in "$bare_port" "$a_port" "$b_port"; do wait_up "$port" "$path"; done
 if (( keys > 1 )); then
   fill_keys "$a_port" "$keys"

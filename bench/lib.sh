@@ -27,6 +27,18 @@ start_swrproxy() {
 # least).
 l1_for() { echo $(( $1 * 2048 > 268435456 ? $1 * 2048 : 268435456 )); }
 
+# target KEYS sets what the measured runs ask for: path (one key, or /k/0 to check the servers
+# answer) and script (wrk's arguments: random keys among KEYS, key_scripts' keys.lua).
+target() {
+  path="/api/prices?pair=ALGO-USD"
+  script=()
+  if (( $1 > 1 )); then
+    path="/k/0"
+    key_scripts "$1"
+    script=(-s "$tmp/keys.lua")
+  fi
+}
+
 # key_scripts KEYS writes $tmp/keys.lua (random keys, for the measured runs) and $tmp/fill.lua
 # (every key once, in order, two threads each every other key, to fill swrproxy first).
 key_scripts() {

@@ -36,13 +36,7 @@ bare_port=$(free_port); proxy_port=$(free_port)
 "$tmp/bare" -listen "127.0.0.1:$bare_port" -keys "$(( keys > 1 ? keys : 0 ))" & pids+=($!); bare_pid=$!
 start_swrproxy "$tmp/swrproxy" "$tmp/swr" "$proxy_port" "$bare_port" "$(l1_for "$keys")"; proxy_pid=$started
 
-path="/api/prices?pair=ALGO-USD"
-script=()
-if (( keys > 1 )); then
-  path="/k/0"
-  key_scripts "$keys"
-  script=(-s "$tmp/keys.lua")
-fi
+target "$keys"
 wait_up "$bare_port" "$path"
 wait_up "$proxy_port" "$path"
 if (( keys > 1 )); then fill_keys "$proxy_port" "$keys"; fi
