@@ -30,6 +30,7 @@ func (t *Tracker) fill(key string, now int64) bool {
 			return false
 		}
 		t.bytes.Add(w)
+		t.droppable.Add(1)
 		if f.last == nil {
 			f.last = map[string]int64{}
 		}

@@ -45,6 +45,10 @@ type Tracker struct {
 	bytes    atomic.Int64             // sum of the records' weights
 	records  atomic.Int64
 	pressure atomic.Bool // a key found no room: Run drops the records without demand
+	// droppable counts the changes that may give Run's sweep for room something to drop: a
+	// new record, a record adopting a copy nobody asked for yet, a fill remembered.
+	droppable  atomic.Uint64
+	roomSweeps atomic.Int64 // sweeps for room Run made
 
 	filled filledKeys // keys filled without a record: hot, not refreshed ahead
 }
@@ -197,6 +201,7 @@ func (t *Tracker) Filled(key string, e *tiers.Entry) {
 	defer h.mu.Unlock()
 	if e.Stored.UnixNano() > h.copy.Load() {
 		h.adopt(e)
+		t.droppable.Add(1)
 	}
 }
 
@@ -258,6 +263,7 @@ func (t *Tracker) track(id, key string, e *tiers.Entry) *hot {
 		return v
 	}
 	t.records.Add(1)
+	t.droppable.Add(1)
 	return h
 }
 

@@ -193,6 +193,49 @@ func TestTheTrackerIsBoundedInBytes(t *testing.T) {
 	})
 }
 
+// TestAFullTrackerWithNothingToDropIsNotSweptEverySecond: when every record's copy was asked
+// for (a million polled keys in a tracker that holds fewer), requests for the keys left out keep
+// asking for room, but Run walks the records again only when something may have become
+// droppable, or after its sharing cadence; then a copy nobody asked for is dropped at the next
+// tick.
+func TestAFullTrackerWithNothingToDropIsNotSweptEverySecond(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const max = 64 << 10
+		tr := &Tracker{Window: time.Minute, MaxBytes: max, Pool: newTestPool(1, 100, time.Minute), Store: &hotStore{}, Log: slog.New(slog.DiscardHandler)}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go tr.Run(ctx)
+		entry := func(key string) *tiers.Entry {
+			return &tiers.Entry{Key: key, Stored: time.Now(), Fresh: time.Hour}
+		}
+		var kept []*tiers.Entry
+		for i := 0; tr.untracked.load() == 0; i++ {
+			e := entry("/k/" + strconv.Itoa(i))
+			tr.TouchAt(e.Key, e, time.Now())
+			kept = append(kept, e)
+		}
+		time.Sleep(1100 * time.Millisecond) // the sweep for the records just made
+		synctest.Wait()
+		before := tr.roomSweeps.Load()
+		for range 20 { // 20 s of requests for keys left out, each second
+			tr.TouchAt("/left/out", entry("/left/out"), time.Now())
+			time.Sleep(time.Second)
+			synctest.Wait()
+		}
+		if n := tr.roomSweeps.Load() - before; n > 5 {
+			t.Errorf("%d sweeps for room in 20 s with nothing to drop, want at most 5 (one per 5 s cadence)", n)
+		}
+		last := kept[len(kept)-1]
+		tr.Filled(last.Key, entry(last.Key)) // a new copy nobody asked for: droppable
+		tr.TouchAt("/left/out", entry("/left/out"), time.Now())
+		time.Sleep(1100 * time.Millisecond)
+		synctest.Wait()
+		if tr.Hits(last.Key) != 0 {
+			t.Errorf("the record whose copy nobody asked for is still there a tick later")
+		}
+	})
+}
+
 // TestTrackerRecordWeightCoversItsHeap checks that the weight the tracker counts against
 // MaxBytes is at least what its records cost on the heap, so MaxBytes is a true bound.
 func TestTrackerRecordWeightCoversItsHeap(t *testing.T) {
