@@ -70,7 +70,7 @@ func (h *Handler) serveFilled(c *fiber.Ctx, r *fill.Request, res *fill.Result) e
 	now := time.Now()
 	if res.NotStored == "" && r.Rule.RefreshesAhead() {
 		if res.Shared {
-			h.Tracker.TouchAt(e.Key, e, now) // a collapsed request, served the copy another one filled
+			h.Tracker.TouchAt(e.Key, nil, e, now) // a collapsed request, served the copy another one filled
 		} else {
 			h.Tracker.Filled(e.Key, e)
 		}

@@ -45,12 +45,12 @@ type Refresher interface {
 }
 
 // Tracker learns which keys clients ask for (refresh-ahead of hot keys). TouchAt records a
-// request that arrived at now served from L1 (demand); it runs on every L1 hit, so it must be
-// cheap. PromotedAt records one served from L2 (a copy another instance filled, or one this
+// request that arrived at now served e, a copy of o, from L1 (demand); it runs on every L1 hit,
+// so it must be cheap. PromotedAt records one served from L2 (a copy another instance filled, or one this
 // instance's L1 no longer held): demand only for a key asked for again. Filled records the
 // request whose fill stored the entry (not demand: it asked before the copy existed).
 type Tracker interface {
-	TouchAt(key string, e *tiers.Entry, now time.Time)
+	TouchAt(key string, o *tiers.Object, e *tiers.Entry, now time.Time)
 	PromotedAt(key string, e *tiers.Entry, now time.Time)
 	Filled(key string, e *tiers.Entry)
 }
@@ -159,7 +159,7 @@ func (h *Handler) Serve(c *fiber.Ctx) error {
 		if tier == tiers.L2 {
 			h.Tracker.PromotedAt(e.Key, e, now)
 		} else {
-			h.Tracker.TouchAt(e.Key, e, now)
+			h.Tracker.TouchAt(e.Key, o, e, now)
 		}
 	}
 

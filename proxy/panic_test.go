@@ -14,15 +14,15 @@ import (
 
 type panicTracker struct{}
 
-func (panicTracker) TouchAt(string, *tiers.Entry, time.Time)    { panic("tracker broke") }
-func (panicTracker) PromotedAt(string, *tiers.Entry, time.Time) { panic("tracker broke") }
-func (panicTracker) Filled(string, *tiers.Entry)                { panic("tracker broke") }
+func (panicTracker) TouchAt(string, *tiers.Object, *tiers.Entry, time.Time) { panic("tracker broke") }
+func (panicTracker) PromotedAt(string, *tiers.Entry, time.Time)             { panic("tracker broke") }
+func (panicTracker) Filled(string, *tiers.Entry)                            { panic("tracker broke") }
 
 type quietTracker struct{}
 
-func (quietTracker) TouchAt(string, *tiers.Entry, time.Time)    {}
-func (quietTracker) PromotedAt(string, *tiers.Entry, time.Time) {}
-func (quietTracker) Filled(string, *tiers.Entry)                {}
+func (quietTracker) TouchAt(string, *tiers.Object, *tiers.Entry, time.Time) {}
+func (quietTracker) PromotedAt(string, *tiers.Entry, time.Time)             {}
+func (quietTracker) Filled(string, *tiers.Entry)                            {}
 
 func TestAPanicWhileServingAnswers500AndTheAppKeepsServing(t *testing.T) {
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -20,7 +20,9 @@ type keyTracker struct {
 	keys []string
 }
 
-func (k *keyTracker) TouchAt(key string, _ *tiers.Entry, _ time.Time) { k.add("touch " + key) }
+func (k *keyTracker) TouchAt(key string, _ *tiers.Object, _ *tiers.Entry, _ time.Time) {
+	k.add("touch " + key)
+}
 func (k *keyTracker) PromotedAt(key string, _ *tiers.Entry, _ time.Time) {
 	k.add("promoted " + key)
 }

@@ -242,7 +242,7 @@ func TestAKeyKeptWarmSurvivesAFullTracker(t *testing.T) {
 		}
 		for i := range 10_000 { // a flood of keys, each asked for twice
 			e := &tiers.Entry{Key: "/flood/" + strconv.Itoa(i), Stored: time.Now(), Fresh: time.Hour}
-			r.tracker.TouchAt(e.Key, e, time.Now())
+			r.tracker.TouchAt(e.Key, nil, e, time.Now())
 		}
 		time.Sleep(1100 * time.Millisecond) // a sweep under pressure
 		synctest.Wait()

@@ -64,10 +64,10 @@ func TestAFloodOfFillsLeavesRoomForKeysAskedForAgain(t *testing.T) {
 			t.Errorf("tracker holds %d bytes, want at most %d", b, max)
 		}
 		hot := &tiers.Entry{Key: "/hot", Stored: time.Now(), Fresh: time.Hour}
-		tr.TouchAt(hot.Key, hot, time.Now()) // no room yet
+		tr.TouchAt(hot.Key, nil, hot, time.Now()) // no room yet
 		time.Sleep(1100 * time.Millisecond)
 		synctest.Wait()
-		tr.TouchAt(hot.Key, hot, time.Now())
+		tr.TouchAt(hot.Key, nil, hot, time.Now())
 		if n, _ := tr.Size(); n != 1 {
 			t.Errorf("records after the sweep = %d, want 1 (the key asked for again)", n)
 		}
@@ -111,7 +111,7 @@ func TestAKeyPromotedFromL2IsHotWithoutARecordUntilAskedForAgain(t *testing.T) {
 	if !tr.Hot("/promoted") {
 		t.Error("a key promoted just now is not hot")
 	}
-	tr.TouchAt(e.Key, e, time.Now()) // asked for again, from L1
+	tr.TouchAt(e.Key, nil, e, time.Now()) // asked for again, from L1
 	if n, _ := tr.Size(); n != 1 {
 		t.Fatalf("after a second request: %d records, want 1", n)
 	}

@@ -75,6 +75,9 @@ type hot struct {
 	// dropped: the pool dropped the queued refresh-ahead job (a full queue); the next request
 	// schedules it again. Set by the pool, under its lock, so an atomic.
 	dropped atomic.Bool
+	// gone: forgotten, out of the map; an object's memo slot may still hold h a while, and a
+	// hit that finds it there looks in the map instead.
+	gone atomic.Bool
 
 	mu      sync.Mutex
 	staleAt int64         // when copy stops being fresh, Unix ns
@@ -127,23 +130,38 @@ func (h *hot) adopt(e *tiers.Entry) {
 	h.armed = false // a job still queued for the old copy is found by its ID when arm schedules again
 }
 
-// TouchAt records a request served e, a stored copy: demand for e, which schedules its
-// refresh-ahead. A hit is one; so is a request collapsed onto another's fill (several clients
-// asking at once is what a popular key looks like). The request that filled e is not demand (it
-// asked before the copy was stored): it calls Filled; nor is the first request an instance
-// serves from L2 (PromotedAt). So a key asked for once has no record at all. now is when the
-// request arrived (the hit path has read the clock already). Safe for concurrent use; does not
-// allocate for a known key without Vary.
-func (t *Tracker) TouchAt(key string, e *tiers.Entry, now time.Time) {
+// TouchAt records a request served e, a stored copy of o (nil if the caller has none): demand
+// for e, which schedules its refresh-ahead. A hit is one; so is a request collapsed onto
+// another's fill (several clients asking at once is what a popular key looks like). The request
+// that filled e is not demand (it asked before the copy was stored): it calls Filled; nor is
+// the first request an instance serves from L2 (PromotedAt). So a key asked for once has no
+// record at all. now is when the request arrived (the hit path has read the clock already).
+// Safe for concurrent use; does not allocate for a known key without Vary. Such a key's record
+// is kept in o's memo slot (tiers.Object.Memo) too, and found there without the map.
+func (t *Tracker) TouchAt(key string, o *tiers.Object, e *tiers.Entry, now time.Time) {
 	if t == nil || t.Window <= 0 {
 		return
 	}
-	id := recordID(key, e)
+	var slot *unsafe.Pointer
+	if o != nil && len(e.Vary) == 0 {
+		slot = o.Memo()
+	}
 	var h *hot
-	if v, ok := t.keys().Load(id); ok {
-		h = v
-	} else if h = t.track(id, key, e); h == nil {
-		return
+	if slot != nil {
+		if h = (*hot)(atomic.LoadPointer(slot)); h != nil && h.gone.Load() {
+			h = nil
+		}
+	}
+	if h == nil {
+		id := recordID(key, e)
+		if v, ok := t.keys().Load(id); ok {
+			h = v
+		} else if h = t.track(id, key, e); h == nil {
+			return
+		}
+		if slot != nil {
+			atomic.StorePointer(slot, unsafe.Pointer(h))
+		}
 	}
 	if s := now.Unix(); h.last.Load() != s {
 		h.last.Store(s)
@@ -167,7 +185,7 @@ func (t *Tracker) PromotedAt(key string, e *tiers.Entry, now time.Time) {
 		return
 	}
 	if _, ok := t.keys().Load(recordID(key, e)); ok || t.filledSince(key, now.Add(-t.Window).Unix()) {
-		t.TouchAt(key, e, now)
+		t.TouchAt(key, nil, e, now)
 		return
 	}
 	t.fill(key, now.Unix())
@@ -292,6 +310,8 @@ func (t *Tracker) maxBytes() int64 {
 }
 
 // forget drops h from the tracker; a job still queued for it finds nothing and does nothing.
+// The memo slot of the key's object in L1, if it holds h, is emptied, so the object does not
+// keep h alive (one a hit stored after this finds h gone and replaces it).
 func (t *Tracker) forget(h *hot) {
 	deleted := false
 	t.keys().Compute(h.id, func(cur *hot, loaded bool) (*hot, xsync.ComputeOp) {
@@ -301,9 +321,18 @@ func (t *Tracker) forget(h *hot) {
 		}
 		return cur, xsync.CancelOp
 	})
-	if deleted {
-		t.bytes.Add(-h.weight)
-		t.records.Add(-1)
+	if !deleted {
+		return
+	}
+	h.gone.Store(true)
+	t.bytes.Add(-h.weight)
+	t.records.Add(-1)
+	if l1, ok := t.Store.(interface{ PeekQuietly(string) *tiers.Object }); ok && h.klen == len(h.id) {
+		if o := l1.PeekQuietly(h.id); o != nil {
+			if slot := o.Memo(); slot != nil {
+				atomic.CompareAndSwapPointer(slot, unsafe.Pointer(h), nil)
+			}
+		}
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -117,7 +118,7 @@ func (r *rig) get(t *testing.T, target string, hdr http.Header) string {
 		e, gen = o.Variant(value), o.Gen
 	}
 	if e != nil {
-		r.tracker.TouchAt(target, e, time.Now())
+		r.tracker.TouchAt(target, nil, e, time.Now())
 		age := e.CurrentAge(time.Now())
 		switch {
 		case age < e.Fresh && e.Gen >= gen:
@@ -154,12 +155,12 @@ func TestTheTrackerIsBoundedInBytes(t *testing.T) {
 			return &tiers.Entry{Key: key, Stored: time.Now(), Fresh: time.Hour}
 		}
 		hot := entry("/hot")
-		tr.TouchAt("/hot", hot, time.Now())
-		tr.TouchAt("/hot", hot, time.Now())
+		tr.TouchAt("/hot", nil, hot, time.Now())
+		tr.TouchAt("/hot", nil, hot, time.Now())
 		flood := make([]*tiers.Entry, 10_000)
 		for i := range flood {
 			flood[i] = entry("/flood/" + strconv.Itoa(i))
-			tr.TouchAt(flood[i].Key, flood[i], time.Now())
+			tr.TouchAt(flood[i].Key, nil, flood[i], time.Now())
 		}
 		n, b := tr.Size()
 		t.Logf("after 10 000 keys: %d records, %d bytes; %d untracked", n, b, tr.untracked.load())
@@ -186,7 +187,7 @@ func TestTheTrackerIsBoundedInBytes(t *testing.T) {
 		if n, _ := tr.Size(); n != 1 {
 			t.Errorf("records after Run's sweep = %d, want 1 (only the key whose copy was asked for)", n)
 		}
-		tr.TouchAt("/new", entry("/new"), time.Now())
+		tr.TouchAt("/new", nil, entry("/new"), time.Now())
 		if tr.Hits("/new") != 1 {
 			t.Error("a new key is not tracked after the sweep")
 		}
@@ -211,14 +212,14 @@ func TestAFullTrackerWithNothingToDropIsNotSweptEverySecond(t *testing.T) {
 		var kept []*tiers.Entry
 		for i := 0; tr.untracked.load() == 0; i++ {
 			e := entry("/k/" + strconv.Itoa(i))
-			tr.TouchAt(e.Key, e, time.Now())
+			tr.TouchAt(e.Key, nil, e, time.Now())
 			kept = append(kept, e)
 		}
 		time.Sleep(1100 * time.Millisecond) // the sweep for the records just made
 		synctest.Wait()
 		before := tr.roomSweeps.Load()
 		for range 20 { // 20 s of requests for keys left out, each second
-			tr.TouchAt("/left/out", entry("/left/out"), time.Now())
+			tr.TouchAt("/left/out", nil, entry("/left/out"), time.Now())
 			time.Sleep(time.Second)
 			synctest.Wait()
 		}
@@ -227,7 +228,7 @@ func TestAFullTrackerWithNothingToDropIsNotSweptEverySecond(t *testing.T) {
 		}
 		last := kept[len(kept)-1]
 		tr.Filled(last.Key, entry(last.Key)) // a new copy nobody asked for: droppable
-		tr.TouchAt("/left/out", entry("/left/out"), time.Now())
+		tr.TouchAt("/left/out", nil, entry("/left/out"), time.Now())
 		time.Sleep(1100 * time.Millisecond)
 		synctest.Wait()
 		if tr.Hits(last.Key) != 0 {
@@ -260,7 +261,7 @@ func TestTrackerRecordWeightCoversItsHeap(t *testing.T) {
 			tr := &Tracker{Window: time.Minute, MaxBytes: 1 << 30, Pool: newTestPool(1, 10, time.Minute)}
 			before := heapInUse()
 			for _, e := range entries {
-				tr.TouchAt(e.Key, e, time.Now())
+				tr.TouchAt(e.Key, nil, e, time.Now())
 			}
 			grew := heapInUse() - before
 			_, counted := tr.Size()
@@ -286,8 +287,8 @@ func heapInUse() int64 {
 func TestTouchOfAKnownKeyDoesNotAllocate(t *testing.T) {
 	tr := &Tracker{Window: time.Minute, Pool: newTestPool(1, 10, time.Minute)}
 	e := &tiers.Entry{Key: "/api/prices?pair=ALGO-USD", Stored: time.Now(), Fresh: time.Hour}
-	tr.TouchAt(e.Key, e, time.Now()) // demand: the record is made, the refresh-ahead scheduled
-	if n := testing.AllocsPerRun(1000, func() { tr.TouchAt(e.Key, e, time.Now()) }); n != 0 {
+	tr.TouchAt(e.Key, nil, e, time.Now()) // demand: the record is made, the refresh-ahead scheduled
+	if n := testing.AllocsPerRun(1000, func() { tr.TouchAt(e.Key, nil, e, time.Now()) }); n != 0 {
 		t.Errorf("TouchAt of a known key: %v allocations, want 0", n)
 	}
 }
@@ -298,7 +299,7 @@ func TestTouchOfAKnownKeyDoesNotAllocate(t *testing.T) {
 func TestAKeysRecordHoldsTheEntrysKeyString(t *testing.T) {
 	tr := &Tracker{Window: time.Minute, Pool: newTestPool(1, 10, time.Minute)}
 	e := &tiers.Entry{Key: "/api/prices?pair=ALGO-USD", Stored: time.Now(), Fresh: time.Hour}
-	tr.TouchAt(strings.Clone(e.Key), e, time.Now())
+	tr.TouchAt(strings.Clone(e.Key), nil, e, time.Now())
 	h, ok := tr.keys().Load(e.Key)
 	if !ok {
 		t.Fatal("no record for the key after a request")
@@ -308,15 +309,54 @@ func TestAKeysRecordHoldsTheEntrysKeyString(t *testing.T) {
 	}
 }
 
+// TestAHitFindsItsRecordInTheObjectsMemoSlot: a hit of a key without Vary keeps the key's record
+// in its object's memo slot and finds it there; a record forgotten meanwhile (gone from the map)
+// is not used from the slot: the next hit makes a new one, and the slot holds that.
+func TestAHitFindsItsRecordInTheObjectsMemoSlot(t *testing.T) {
+	s := newTestStore(t, nil)
+	tr := &Tracker{Window: time.Minute, Pool: newTestPool(1, 10, time.Minute), Store: s}
+	e := &tiers.Entry{Key: "/k", Status: 200, ETag: `"x"`, Stored: time.Now(), Fresh: time.Hour}
+	if err := s.Set(t.Context(), e); err != nil {
+		t.Fatal(err)
+	}
+	o := s.Peek("/k")
+	if o == nil || o.Memo() == nil {
+		t.Fatal("the stored object has no memo slot")
+	}
+	tr.TouchAt(e.Key, o, e, time.Now())
+	tr.TouchAt(e.Key, o, e, time.Now())
+	h := (*hot)(atomic.LoadPointer(o.Memo()))
+	if h == nil || h.hits.Load() != 2 || tr.Hits("/k") != 2 {
+		t.Fatalf("after two hits: slot holds %p, Hits = %d; want the key's record, 2", h, tr.Hits("/k"))
+	}
+	if n := testing.AllocsPerRun(100, func() { tr.TouchAt(e.Key, o, e, time.Now()) }); n != 0 {
+		t.Errorf("a hit through the slot: %v allocations, want 0", n)
+	}
+
+	tr.forget(h) // a sweep forgot it: L1 holds the object, so its slot is emptied
+	if p := atomic.LoadPointer(o.Memo()); p != nil {
+		t.Errorf("the slot still holds the forgotten record")
+	}
+	atomic.StorePointer(o.Memo(), unsafe.Pointer(h)) // as a hit racing the sweep could leave it
+	tr.TouchAt(e.Key, o, e, time.Now())
+	next := (*hot)(atomic.LoadPointer(o.Memo()))
+	if next == h || next == nil || next.hits.Load() != 1 || tr.Hits("/k") != 1 {
+		t.Errorf("a hit with a forgotten record in the slot: slot %p (forgotten %p), Hits = %d; want a new record with 1", next, h, tr.Hits("/k"))
+	}
+	if n, _ := tr.Size(); n != 1 {
+		t.Errorf("records = %d, want 1", n)
+	}
+}
+
 func BenchmarkTouch(b *testing.B) {
 	tr := &Tracker{Window: time.Minute, Pool: newTestPool(1, 10, time.Minute)}
 	e := &tiers.Entry{Key: "/api/prices?pair=ALGO-USD", Stored: time.Now(), Fresh: time.Hour}
-	tr.TouchAt(e.Key, e, time.Now())
-	tr.TouchAt(e.Key, e, time.Now())
+	tr.TouchAt(e.Key, nil, e, time.Now())
+	tr.TouchAt(e.Key, nil, e, time.Now())
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			tr.TouchAt(e.Key, e, time.Now())
+			tr.TouchAt(e.Key, nil, e, time.Now())
 		}
 	})
 }

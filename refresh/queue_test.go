@@ -300,8 +300,8 @@ func TestQueuedJobWeightCoversItsHeap(t *testing.T) {
 		}},
 		{"invalidation refresh", func(p *Pool, _ *Tracker, e *tiers.Entry) { p.Refresh(e, 1) }},
 		{"refresh-ahead", func(_ *Pool, tr *Tracker, e *tiers.Entry) {
-			tr.TouchAt(e.Key, e, time.Now())
-			tr.TouchAt(e.Key, e, time.Now())
+			tr.TouchAt(e.Key, nil, e, time.Now())
+			tr.TouchAt(e.Key, nil, e, time.Now())
 		}},
 	}
 	for _, tt := range tests {

@@ -20,40 +20,47 @@ func (t *Tracker) Run(ctx context.Context) error {
 	tick := time.NewTicker(min(every, time.Second))
 	defer tick.Stop()
 	since, shared := time.Now().Unix(), time.Now()
-	var idle time.Time // when a sweep for room last freed nothing
-	var seen uint64    // t.droppable when that sweep began
+	var seen uint64 // t.droppable when the last sweep for room began
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
 		}
+		now := time.Now()
+		share := now.Sub(shared) >= every
+		room := false
 		if t.pressure.Swap(false) || t.bytes.Load() > t.maxBytes()/8*7 {
 			// Room for new keys: drop the records whose copy nobody asked for. A record whose
 			// copy was asked for, or whose key is kept warm (its last copy was asked for and
 			// refreshed ahead), stays until its window passes: keys kept warm stay warm, and a
 			// flood of keys more than the tracker holds does not churn it. Such a flood keeps
-			// the tracker full of records that all stay, so after a sweep that freed nothing
-			// the next waits until something may be dropped (t.droppable moved), or every: a
-			// million polled keys do not make Run walk every record each second (7 % of the
-			// process's CPU in a bench/wrk.sh run).
-			if n := t.droppable.Load(); n != seen || time.Since(idle) >= every {
-				seen = n
-				if t.dropForRoom() {
-					idle = time.Time{}
-				} else {
-					idle = time.Now()
-				}
+			// the tracker full of records that all stay, so the sweep runs at a tick only when
+			// something may have become droppable since the last (t.droppable moved), else with
+			// the sharing sweep, in the same walk: a million polled keys do not make Run walk
+			// every record each second (7 % of the process's CPU in a bench/wrk.sh run).
+			if n := t.droppable.Load(); n != seen || share {
+				seen, room = n, true
+				t.roomSweeps.Add(1)
 			}
 		}
-		now := time.Now()
-		if now.Sub(shared) < every {
+		if !share {
+			if room {
+				t.keys().Range(func(_ string, h *hot) bool {
+					t.dropUnasked(h)
+					return true
+				})
+				t.dropFilled(now.Unix())
+			}
 			continue
 		}
 		shared = now
 		cold := now.Add(-t.Window).Unix()
 		var touched []string
 		t.keys().Range(func(_ string, h *hot) bool {
+			if room && t.dropUnasked(h) {
+				return true
+			}
 			switch last := h.last.Load(); {
 			case last >= since:
 				touched = append(touched, h.key())
@@ -62,6 +69,9 @@ func (t *Tracker) Run(ctx context.Context) error {
 			}
 			return true
 		})
+		if room {
+			t.dropFilled(now.Unix()) // before they are shared: the records need the room more
+		}
 		touched = t.sweepFilled(touched, since, cold)
 		since = now.Unix()
 		if err := t.Store.MarkHot(ctx, touched, t.Window); err != nil {
@@ -70,17 +80,12 @@ func (t *Tracker) Run(ctx context.Context) error {
 	}
 }
 
-// dropForRoom drops the records nobody asked for since their copy was stored, and the fills
-// remembered, and reports whether that freed anything.
-func (t *Tracker) dropForRoom() bool {
-	t.roomSweeps.Add(1)
-	before := t.bytes.Load()
-	t.keys().Range(func(_ string, h *hot) bool {
-		if !h.demand.Load() && !h.kept.Load() {
-			t.forget(h)
-		}
-		return true
-	})
-	t.dropFilled(time.Now().Unix())
-	return t.bytes.Load() < before
+// dropUnasked forgets h if nobody asked for its copy since it was stored and its key is not
+// kept warm, and reports whether it did.
+func (t *Tracker) dropUnasked(h *hot) bool {
+	if h.demand.Load() || h.kept.Load() {
+		return false
+	}
+	t.forget(h)
+	return true
 }

@@ -53,15 +53,33 @@ func withFields[A any](n int) *Entry {
 }
 
 // oneVariant returns the object of key at generation gen whose one variant is e, allocated with
-// its variant list in one block (72 bytes, in the 80-byte size class, otter's nodes'): as two
-// objects, the Object (64 bytes) and the list (8) shared their size classes with the many
-// short-lived objects of those sizes a fill allocates, as the fields did.
+// its variant list and its memo slot in one block (80 bytes, a size class of the allocator,
+// otter's nodes'): as two objects, the Object (64 bytes) and the list (8) shared their size
+// classes with the many short-lived objects of those sizes a fill allocates, as the fields did.
 func oneVariant(key string, gen uint64, e *Entry) *Object {
-	b := new(struct {
-		o   Object
-		one [1]*Entry
-	})
+	b := new(oneBlock)
 	b.one[0] = e
 	b.o.init(key, gen, b.one[:])
 	return &b.o
+}
+
+// oneBlock is what oneVariant allocates.
+type oneBlock struct {
+	o    Object
+	one  [1]*Entry
+	memo unsafe.Pointer
+}
+
+// Memo returns o's memo slot, or nil if it has none: only an object oneVariant made has one (the
+// 8 bytes left in its block), and only while it is that object (a copy of the struct has none).
+// The slot belongs to the refresh tracker, which keeps in it its record of o's key, read and
+// written atomically, so that a hit finds the record without a map lookup (with many keys, two
+// loads from memory); nothing else may use it. Objects are immutable but for this slot.
+func (o *Object) Memo() *unsafe.Pointer {
+	// Addresses compared as integers: converting o to a *oneBlock before knowing it is one
+	// would make a pointer past o's allocation.
+	if len(o.Variants) != 1 || uintptr(unsafe.Pointer(unsafe.SliceData(o.Variants))) != uintptr(unsafe.Pointer(o))+unsafe.Offsetof(oneBlock{}.one) {
+		return nil
+	}
+	return &(*oneBlock)(unsafe.Pointer(o)).memo
 }

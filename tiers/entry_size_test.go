@@ -69,6 +69,28 @@ func TestAnObjectOfOneVariantIsOneAllocation(t *testing.T) {
 	}
 }
 
+// TestOnlyAnObjectOfOneVariantHasAMemoSlot: the tracker's slot is in oneVariant's block only;
+// an object of several variants, one made by hand, or a copy of the struct has none (a copy's
+// slot would be memory past it).
+func TestOnlyAnObjectOfOneVariantHasAMemoSlot(t *testing.T) {
+	e := &Entry{Key: "/k", Stored: time.Now(), Fresh: time.Minute}
+	o := oneVariant(e.Key, 1, e)
+	slot := o.Memo()
+	if slot == nil || uintptr(unsafe.Pointer(slot)) != uintptr(unsafe.Pointer(o))+72 {
+		t.Fatalf("oneVariant's object: Memo = %p, want the 8 bytes after its list (object at %p)", slot, o)
+	}
+	if got := unsafe.Sizeof(oneBlock{}); got != 80 {
+		t.Errorf("oneVariant's block is %d bytes, want 80 (a size class)", got)
+	}
+	copied := *o
+	two := newObject("/k", 1, []*Entry{e, {Key: "/k", Vary: []string{"Accept"}, VaryValues: []string{"a"}}})
+	for name, x := range map[string]*Object{"a copy": &copied, "two variants": two, "by hand": {Key: "/k", Variants: []*Entry{e}}} {
+		if x.Memo() != nil {
+			t.Errorf("%s: Memo != nil", name)
+		}
+	}
+}
+
 // TestTheObjectsSetStoresHoldTheirOneVariantInTheirBlock: a new key's object, and the object
 // that replaces it when the key is stored again (a refresh, a renewal) with one variant left,
 // both keep their variant list in their own block.

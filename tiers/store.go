@@ -220,6 +220,13 @@ func (s *Store) Peek(key string) *Object {
 	return o
 }
 
+// PeekQuietly is Peek without counting as a read of key for L1's eviction policy (the refresh
+// tracker clearing a memo slot is not demand).
+func (s *Store) PeekQuietly(key string) *Object {
+	e, _ := s.l1.GetEntryQuietly(key)
+	return e.Value
+}
+
 // Get returns the object stored under key: from L1, else from L2 (and then copies it into L1 for
 // at most L1MaxTTL). A miss is (nil, Miss, nil). A Redis failure returns (nil, Miss, err): callers
 // log it and treat it as a miss. Corrupt L2 variants are dropped (and deleted from Redis), never served.
