@@ -40,7 +40,8 @@ target() {
 }
 
 # key_scripts KEYS writes $tmp/keys.lua (random keys, for the measured runs) and $tmp/fill.lua
-# (every key once, in order, two threads each every other key, to fill swrproxy first).
+# (every key in order, two threads each every other key, to fill swrproxy first: fill_keys runs it
+# twice).
 key_scripts() {
   cat >"$tmp/keys.lua" <<LUA
 math.randomseed(os.time())
@@ -69,30 +70,29 @@ metric() {
 l1_objects() { metric "$1" swrproxy_l1_objects; }
 
 # fill_keys PORT KEYS asks the swrproxy on PORT for every key (key_scripts' fill.lua) until its L1
-# holds them all, then for every key again until the refresh tracker stops taking new records:
-# the steady state of clients polling many keys, where each polled key has its record (a key
-# asked for once has none, and the request that asks for it the second time makes it; measured
-# without this pass, a run is mostly those first second requests). Each pass is bounded in time;
-# it warns when L1 does not hold every key.
+# holds them all, then for every key again until the tracker holds a record for each it has room
+# for (a key gets one at its second request): runs then measure polled keys, not first hits
+# (without this pass a run measured mostly the requests that make the records). Each pass is
+# bounded in time; it warns when L1 does not hold every key.
 fill_keys() {
   echo "filling $2 keys into the swrproxy on port $1"
-  fill_pass "$1" "$2" 'l1_objects "$1"' "$2"
+  fill_pass "$1" "$2" swrproxy_l1_objects
   local held
   held=$(l1_objects "$1")
   (( ${held:-0} >= $2 )) || echo "warning: the swrproxy on port $1 holds ${held:-0} of $2 keys in L1" >&2
-  fill_pass "$1" "$2" 'metric "$1" swrproxy_refresh_tracked_keys' "$2"
+  fill_pass "$1" "$2" swrproxy_refresh_tracked_keys
   echo "tracked keys: $(metric "$1" swrproxy_refresh_tracked_keys), untracked requests: $(metric "$1" swrproxy_refresh_untracked_total)"
 }
 
-# fill_pass PORT KEYS COUNT GOAL runs fill.lua against PORT until the command COUNT prints GOAL or
-# more, or stops growing for 3 s, or the pass's time bound passes.
+# fill_pass PORT KEYS METRIC runs fill.lua against PORT until the metric METRIC reaches KEYS, or
+# stops growing for 3 s, or the pass's time bound passes.
 fill_pass() {
   wrk -t2 -c16 -d"$(( $2 / 2000 + 10 ))s" -s "$tmp/fill.lua" "http://127.0.0.1:$1/" >/dev/null & local fill=$!
   pids+=("$fill")
   local n last=-1 still=0
   while kill -0 "$fill" 2>/dev/null; do
-    n=$(eval "$3")
-    (( ${n:-0} >= $4 )) && break
+    n=$(metric "$1" "$3")
+    (( ${n:-0} >= $2 )) && break
     if (( ${n:-0} == last )); then (( ++still >= 3 )) && break; else still=0; fi
     last=${n:-0}
     sleep 1

@@ -9,8 +9,9 @@
 #   bench/wrk.sh [seconds-per-round] [rounds] [connections] [keys]
 #
 # keys > 1 spreads the requests evenly at random over /k/0 … /k/<keys-1> (each its own body,
-# from a map in the bare server; all filled into swrproxy's L1 before measuring): issue 14's
-# many keys, e.g. bench/wrk.sh 10 3 64 1000000.
+# from a map in the bare server; all filled into swrproxy's L1 before measuring, then each asked
+# for again so that the tracker holds its record, as for polled keys): issue 14's many keys,
+# e.g. bench/wrk.sh 10 3 64 1000000.
 # Needs wrk (apt-get install wrk). Starts everything it uses and stops it by process id.
 set -euo pipefail
 usage() {

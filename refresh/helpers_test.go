@@ -22,7 +22,7 @@ import (
 )
 
 // newTestStore returns a real Store: L1 only when rdb is nil, else L1 and L2 in rdb.
-func newTestStore(t *testing.T, rdb redis.UniversalClient) *tiers.Store {
+func newTestStore(t testing.TB, rdb redis.UniversalClient) *tiers.Store {
 	t.Helper()
 	s, err := tiers.New(tiers.Options{
 		L1MaxBytes: 64 << 20,

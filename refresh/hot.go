@@ -19,8 +19,10 @@ import (
 // Window: so a polled key never goes stale, a key asked for once costs one origin request, and
 // an abandoned key gets at most one refresh nobody used (its last copy), then none.
 //
-// TouchAt, on the hit path, costs a map load and a few atomic operations for a known key in its
-// steady state; it never writes to Redis and takes no shared lock. Hotness is shared with other
+// TouchAt, on the hit path, costs a few atomic operations for a known key in its steady state
+// (a key without Vary finds its record in its L1 object's memo slot, tiers.Object.Memo; a variant
+// with a map load); it never writes to Redis and takes no shared lock. One Tracker per Store:
+// the slots are its own. Hotness is shared with other
 // instances by Run, which marks the keys touched since its last sweep in Redis in one pipeline
 // (for invalidation mode auto).
 //
@@ -46,9 +48,10 @@ type Tracker struct {
 	records  atomic.Int64
 	pressure atomic.Bool // a key found no room: Run drops the records without demand
 	// droppable counts the changes that may give Run's sweep for room something to drop: a
-	// new record, a record adopting a copy nobody asked for yet, a fill remembered.
+	// record adopting a copy nobody asked for yet (Filled), a fill remembered. (A new record is
+	// asked for at once; a refreshed one is kept warm.)
 	droppable  atomic.Uint64
-	roomSweeps atomic.Int64 // sweeps for room Run made
+	roomSweeps atomic.Int64 // sweeps for room Run made (read by tests)
 
 	filled filledKeys // keys filled without a record: hot, not refreshed ahead
 }
@@ -148,7 +151,10 @@ func (t *Tracker) TouchAt(key string, o *tiers.Object, e *tiers.Entry, now time.
 	}
 	var h *hot
 	if slot != nil {
-		if h = (*hot)(atomic.LoadPointer(slot)); h != nil && h.gone.Load() {
+		// The slot is only ever given a record of o's key, whose ID is that key: the comparison
+		// (of equal pointers, which reads no bytes) is a check against a caller passing the
+		// object of another key.
+		if h = (*hot)(atomic.LoadPointer(slot)); h != nil && (h.gone.Load() || h.id != key) {
 			h = nil
 		}
 	}
@@ -281,7 +287,6 @@ func (t *Tracker) track(id, key string, e *tiers.Entry) *hot {
 		return v
 	}
 	t.records.Add(1)
-	t.droppable.Add(1)
 	return h
 }
 
@@ -310,8 +315,9 @@ func (t *Tracker) maxBytes() int64 {
 }
 
 // forget drops h from the tracker; a job still queued for it finds nothing and does nothing.
-// The memo slot of the key's object in L1, if it holds h, is emptied, so the object does not
-// keep h alive (one a hit stored after this finds h gone and replaces it).
+// h is marked gone and, if the key's L1 object holds h in its memo slot, the slot is emptied, so
+// the object does not keep h alive. A hit racing forget may store h there again; the next hit
+// of the key sees h gone and replaces it.
 func (t *Tracker) forget(h *hot) {
 	deleted := false
 	t.keys().Compute(h.id, func(cur *hot, loaded bool) (*hot, xsync.ComputeOp) {
@@ -327,7 +333,7 @@ func (t *Tracker) forget(h *hot) {
 	h.gone.Store(true)
 	t.bytes.Add(-h.weight)
 	t.records.Add(-1)
-	if l1, ok := t.Store.(interface{ PeekQuietly(string) *tiers.Object }); ok && h.klen == len(h.id) {
+	if l1, ok := t.Store.(quietPeeker); ok && h.klen == len(h.id) {
 		if o := l1.PeekQuietly(h.id); o != nil {
 			if slot := o.Memo(); slot != nil {
 				atomic.CompareAndSwapPointer(slot, unsafe.Pointer(h), nil)
@@ -335,6 +341,14 @@ func (t *Tracker) forget(h *hot) {
 		}
 	}
 }
+
+// quietPeeker is the Store that holds the objects whose memo slots TouchAt fills: a test's
+// Store without it leaves forgotten records in slots until the next hit.
+type quietPeeker interface {
+	PeekQuietly(key string) *tiers.Object
+}
+
+var _ quietPeeker = (*tiers.Store)(nil)
 
 // Size returns the number of records and their weight in bytes.
 func (t *Tracker) Size() (records int, bytes int64) {

@@ -215,7 +215,7 @@ func TestAFullTrackerWithNothingToDropIsNotSweptEverySecond(t *testing.T) {
 			tr.TouchAt(e.Key, nil, e, time.Now())
 			kept = append(kept, e)
 		}
-		time.Sleep(1100 * time.Millisecond) // the sweep for the records just made
+		time.Sleep(1100 * time.Millisecond)
 		synctest.Wait()
 		before := tr.roomSweeps.Load()
 		for range 20 { // 20 s of requests for keys left out, each second
@@ -329,6 +329,12 @@ func TestAHitFindsItsRecordInTheObjectsMemoSlot(t *testing.T) {
 	if h == nil || h.hits.Load() != 2 || tr.Hits("/k") != 2 {
 		t.Fatalf("after two hits: slot holds %p, Hits = %d; want the key's record, 2", h, tr.Hits("/k"))
 	}
+	tr.keys().Delete("/k") // behind the tracker's back: only the slot leads to h now
+	tr.TouchAt(e.Key, o, e, time.Now())
+	if h.hits.Load() != 3 {
+		t.Fatalf("a hit with the record in the slot only: its hits = %d, want 3 (the hit went elsewhere)", h.hits.Load())
+	}
+	tr.keys().Store("/k", h)
 	if n := testing.AllocsPerRun(100, func() { tr.TouchAt(e.Key, o, e, time.Now()) }); n != 0 {
 		t.Errorf("a hit through the slot: %v allocations, want 0", n)
 	}
@@ -348,15 +354,21 @@ func TestAHitFindsItsRecordInTheObjectsMemoSlot(t *testing.T) {
 	}
 }
 
+// BenchmarkTouch: a hit of a polled key, its record found in its object's memo slot, as the
+// handler's hits do.
 func BenchmarkTouch(b *testing.B) {
-	tr := &Tracker{Window: time.Minute, Pool: newTestPool(1, 10, time.Minute)}
-	e := &tiers.Entry{Key: "/api/prices?pair=ALGO-USD", Stored: time.Now(), Fresh: time.Hour}
-	tr.TouchAt(e.Key, nil, e, time.Now())
-	tr.TouchAt(e.Key, nil, e, time.Now())
+	s := newTestStore(b, nil)
+	tr := &Tracker{Window: time.Minute, Pool: newTestPool(1, 10, time.Minute), Store: s}
+	e := &tiers.Entry{Key: "/api/prices?pair=ALGO-USD", Status: 200, ETag: `"x"`, Stored: time.Now(), Fresh: time.Hour}
+	if err := s.Set(b.Context(), e); err != nil {
+		b.Fatal(err)
+	}
+	o := s.Peek(e.Key)
+	tr.TouchAt(e.Key, o, e, time.Now())
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			tr.TouchAt(e.Key, nil, e, time.Now())
+			tr.TouchAt(e.Key, o, e, time.Now())
 		}
 	})
 }

@@ -20,7 +20,7 @@ func (t *Tracker) Run(ctx context.Context) error {
 	tick := time.NewTicker(min(every, time.Second))
 	defer tick.Stop()
 	since, shared := time.Now().Unix(), time.Now()
-	var seen uint64 // t.droppable when the last sweep for room began
+	var seen uint64 // t.droppable at the last sweep for room
 	for {
 		select {
 		case <-ctx.Done():
@@ -29,36 +29,24 @@ func (t *Tracker) Run(ctx context.Context) error {
 		}
 		now := time.Now()
 		share := now.Sub(shared) >= every
-		room := false
-		if t.pressure.Swap(false) || t.bytes.Load() > t.maxBytes()/8*7 {
-			// Room for new keys: drop the records whose copy nobody asked for. A record whose
-			// copy was asked for, or whose key is kept warm (its last copy was asked for and
-			// refreshed ahead), stays until its window passes: keys kept warm stay warm, and a
-			// flood of keys more than the tracker holds does not churn it. Such a flood keeps
-			// the tracker full of records that all stay, so the sweep runs at a tick only when
-			// something may have become droppable since the last (t.droppable moved), else with
-			// the sharing sweep, in the same walk: a million polled keys do not make Run walk
-			// every record each second (7 % of the process's CPU in a bench/wrk.sh run).
-			if n := t.droppable.Load(); n != seen || share {
-				seen, room = n, true
-				t.roomSweeps.Add(1)
-			}
-		}
-		if !share {
-			if room {
-				t.keys().Range(func(_ string, h *hot) bool {
-					t.dropUnasked(h)
-					return true
-				})
-				t.dropFilled(now.Unix())
-			}
+		// Room for new keys: drop the records whose copy nobody asked for, and the fills
+		// remembered. Records asked for, or kept warm (their last copy was asked for and
+		// refreshed ahead), stay until their window passes: keys kept warm stay warm, and a
+		// flood of keys more than the tracker holds does not churn it. A tracker full of such
+		// records is walked for room again only once t.droppable moved, or in the sharing walk.
+		n := t.droppable.Load()
+		room := (share || n != seen) && (t.pressure.Swap(false) || t.bytes.Load() > t.maxBytes()/8*7)
+		if !room && !share {
 			continue
 		}
-		shared = now
+		if room {
+			seen = n
+			t.roomSweeps.Add(1)
+		}
 		cold := now.Add(-t.Window).Unix()
 		var touched []string
 		t.keys().Range(func(_ string, h *hot) bool {
-			if room && t.dropUnasked(h) {
+			if room && t.dropUnasked(h) || !share {
 				return true
 			}
 			switch last := h.last.Load(); {
@@ -72,6 +60,10 @@ func (t *Tracker) Run(ctx context.Context) error {
 		if room {
 			t.dropFilled(now.Unix()) // before they are shared: the records need the room more
 		}
+		if !share {
+			continue
+		}
+		shared = now
 		touched = t.sweepFilled(touched, since, cold)
 		since = now.Unix()
 		if err := t.Store.MarkHot(ctx, touched, t.Window); err != nil {

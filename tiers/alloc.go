@@ -54,12 +54,14 @@ func withFields[A any](n int) *Entry {
 
 // oneVariant returns the object of key at generation gen whose one variant is e, allocated with
 // its variant list and its memo slot in one block (80 bytes, a size class of the allocator,
-// otter's nodes'): as two objects, the Object (64 bytes) and the list (8) shared their size
-// classes with the many short-lived objects of those sizes a fill allocates, as the fields did.
+// otter's nodes'): as separate objects, the Object (64 bytes) and the list (8) would share their
+// size classes with the many short-lived objects of those sizes a fill allocates, and keep the
+// spans of those in use once the fills are over (as NewEntry's fields would).
 func oneVariant(key string, gen uint64, e *Entry) *Object {
 	b := new(oneBlock)
 	b.one[0] = e
 	b.o.init(key, gen, b.one[:])
+	b.o.block = true
 	return &b.o
 }
 
@@ -70,15 +72,17 @@ type oneBlock struct {
 	memo unsafe.Pointer
 }
 
-// Memo returns o's memo slot, or nil if it has none: only an object oneVariant made has one (the
-// 8 bytes left in its block), and only while it is that object (a copy of the struct has none).
-// The slot belongs to the refresh tracker, which keeps in it its record of o's key, read and
-// written atomically, so that a hit finds the record without a map lookup (with many keys, two
-// loads from memory); nothing else may use it. Objects are immutable but for this slot.
+// Memo returns o's memo slot, or nil if it has none: only an object oneVariant made has one, in
+// its block, and a copy of the struct has none. The slot belongs to the refresh tracker (one per
+// Store), which keeps its record of o's key there, read and written only with sync/atomic, so
+// that a hit finds the record without the tracker's map; nothing else may use it. It is an
+// Object's one mutable part.
 func (o *Object) Memo() *unsafe.Pointer {
-	// Addresses compared as integers: converting o to a *oneBlock before knowing it is one
-	// would make a pointer past o's allocation.
-	if len(o.Variants) != 1 || uintptr(unsafe.Pointer(unsafe.SliceData(o.Variants))) != uintptr(unsafe.Pointer(o))+unsafe.Offsetof(oneBlock{}.one) {
+	// Both checks are needed: the flag rules out an object made otherwise, whose list may lie
+	// right after it in memory all the same (the allocator puts objects of one size class side
+	// by side); the addresses, compared as integers (converting o to a *oneBlock first would make
+	// a pointer past o's allocation), rule out a copy of the struct, which has the flag.
+	if !o.block || len(o.Variants) != 1 || uintptr(unsafe.Pointer(unsafe.SliceData(o.Variants))) != uintptr(unsafe.Pointer(o))+unsafe.Offsetof(oneBlock{}.one) {
 		return nil
 	}
 	return &(*oneBlock)(unsafe.Pointer(o)).memo

@@ -236,6 +236,8 @@ type Object struct {
 	// Pass marks a URL whose responses are not cacheable ("hit-for-pass"): requests go straight
 	// to the origin, uncollapsed, until the marker expires. Pass objects live in L1 only.
 	Pass bool
+	// block marks an object oneVariant allocated, whose block holds a memo slot after it (Memo).
+	block bool
 
 	// size and expires (Unix ns) are narrow so that an Object fits the 64-byte size class: one
 	// per stored key.

@@ -89,6 +89,22 @@ func TestOnlyAnObjectOfOneVariantHasAMemoSlot(t *testing.T) {
 			t.Errorf("%s: Memo != nil", name)
 		}
 	}
+	// An object and a list made apart, of one size class (64 bytes: a list with room for 8), lie
+	// side by side in most cases, as oneVariant's do (security review: without the flag Memo
+	// took the list's second element for the slot).
+	adjacent := 0
+	for range 1000 {
+		x := new(Object)
+		x.Key, x.Variants = "/k", make([]*Entry, 1, 8)
+		x.Variants[0] = e
+		if uintptr(unsafe.Pointer(unsafe.SliceData(x.Variants))) == uintptr(unsafe.Pointer(x))+unsafe.Offsetof(oneBlock{}.one) {
+			adjacent++
+		}
+		if x.Memo() != nil {
+			t.Fatal("an object made apart from its list has a memo slot")
+		}
+	}
+	t.Logf("%d of 1000 objects made apart lay right before their list", adjacent)
 }
 
 // TestTheObjectsSetStoresHoldTheirOneVariantInTheirBlock: a new key's object, and the object
