@@ -93,10 +93,12 @@ func TestOnlyAnObjectOfOneVariantHasAMemoSlot(t *testing.T) {
 	// side by side in most cases, as oneVariant's do (security review: without the flag Memo
 	// took the list's second element for the slot).
 	adjacent := 0
+	made := make([]*Object, 0, 1000) // on the heap, as stored objects are
 	for range 1000 {
 		x := new(Object)
 		x.Key, x.Variants = "/k", make([]*Entry, 1, 8)
 		x.Variants[0] = e
+		made = append(made, x)
 		if uintptr(unsafe.Pointer(unsafe.SliceData(x.Variants))) == uintptr(unsafe.Pointer(x))+unsafe.Offsetof(oneBlock{}.one) {
 			adjacent++
 		}
@@ -105,7 +107,10 @@ func TestOnlyAnObjectOfOneVariantHasAMemoSlot(t *testing.T) {
 		}
 	}
 	t.Logf("%d of 1000 objects made apart lay right before their list", adjacent)
+	sink = made
 }
+
+var sink []*Object
 
 // TestTheObjectsSetStoresHoldTheirOneVariantInTheirBlock: a new key's object, and the object
 // that replaces it when the key is stored again (a refresh, a renewal) with one variant left,
