@@ -47,9 +47,10 @@ type Refresher interface {
 // Tracker learns which keys clients ask for (refresh-ahead of hot keys). TouchAt records a
 // request that arrived at now served e from cache (demand): an L1 hit passes o, the object e is
 // a variant of, so that the tracker can keep its record in o's memo slot; a collapsed request
-// passes nil. It runs on every L1 hit, so it must be cheap. PromotedAt records one served from L2 (a copy another instance filled, or one this
-// instance's L1 no longer held): demand only for a key asked for again. Filled records the
-// request whose fill stored the entry (not demand: it asked before the copy existed).
+// passes nil. It runs on every L1 hit, so it must be cheap. PromotedAt records one served from
+// L2 (a copy another instance filled, or one this instance's L1 no longer held): demand only for
+// a key asked for again. Filled records the request whose fill stored the entry (not demand: it
+// asked before the copy existed).
 type Tracker interface {
 	TouchAt(key string, o *tiers.Object, e *tiers.Entry, now time.Time)
 	PromotedAt(key string, e *tiers.Entry, now time.Time)

@@ -19,16 +19,17 @@ import (
 // Window: so a polled key never goes stale, a key asked for once costs one origin request, and
 // an abandoned key gets at most one refresh nobody used (its last copy), then none.
 //
-// TouchAt, on the hit path, costs a few atomic operations for a known key in its steady state
-// (a key without Vary finds its record in its L1 object's memo slot, tiers.Object.Memo; a variant
+// TouchAt, on the hit path, costs a few atomic operations for a known key in its steady state (a
+// key without Vary finds its record in its L1 object's memo slot, tiers.Object.Memo; a variant
 // with a map load); it never writes to Redis and takes no shared lock. One Tracker per Store:
-// the slots are its own. Hotness is shared with other
-// instances by Run, which marks the keys touched since its last sweep in Redis in one pipeline
-// (for invalidation mode auto).
+// the slots are its own. Hotness is shared with other instances by Run, which marks the keys
+// touched since its last sweep in Redis (tiers.Store.MarkHot: in batches; for invalidation mode
+// auto).
 //
 // What the tracker keeps is bounded: records of MaxBytes in all (see recordWeight); when full, a
-// new key is not tracked (counted as untracked in Stats) until Run drops the records nobody asked for again.
-// Its refresh jobs hold the record's ID only and reload the entry from Store when they run.
+// new key is not tracked (counted as untracked in Stats) until Run drops the records nobody
+// asked for again. Its refresh jobs hold the record's ID only and reload the entry from Store
+// when they run.
 type Tracker struct {
 	Window time.Duration
 	// MaxBytes bounds the tracker's records; 0 means defaultTrackerBytes.

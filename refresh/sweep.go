@@ -46,7 +46,7 @@ func (t *Tracker) Run(ctx context.Context) error {
 		cold := now.Add(-t.Window).Unix()
 		var touched []string
 		t.keys().Range(func(_ string, h *hot) bool {
-			if room && t.dropUnasked(h) || !share {
+			if (room && t.dropUnasked(h)) || !share {
 				return true
 			}
 			switch last := h.last.Load(); {
