@@ -60,7 +60,9 @@ func (s *Store) markHot(ctx context.Context, keys []string, now float64, window 
 			members[i] = redis.Z{Score: now, Member: k}
 		}
 		// The fleet's hot set (warm.go): the newest HotSetMax keys asked for, on any instance.
-		p.ZAdd(ctx, hotSet, members...)
+		// GT: an instance whose share comes later but was scored earlier (a slow Redis, a
+		// clock behind) never lowers the newer mark another instance made.
+		p.ZAddArgs(ctx, hotSet, redis.ZAddArgs{GT: true, Members: members})
 		p.ZRemRangeByRank(ctx, hotSet, 0, -HotSetMax-1)
 		p.PExpire(ctx, hotSet, max(window, time.Hour))
 		return nil

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/swrproxy/swrproxy/internal/redistest"
 )
 
@@ -74,5 +76,28 @@ func TestManyHotKeysAreMarkedInBatches(t *testing.T) {
 	}
 	if n, err := rdb.ZCard(ctx, hotSet).Result(); err != nil || n != int64(min(len(keys), HotSetMax)) {
 		t.Errorf("the hot set holds %d keys (%v), want %d", n, err, min(len(keys), HotSetMax))
+	}
+}
+
+// TestAnOlderMarkNeverLowersANewerOneInTheHotSet: the hot set ranks keys by when they were last
+// asked for on any instance; an instance sharing later a mark scored earlier (here: another
+// instance's mark, an hour ahead of this clock) leaves the newer score, and adds new keys.
+func TestAnOlderMarkNeverLowersANewerOneInTheHotSet(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client()
+	s := newStore(t, rdb)
+	ctx := t.Context()
+	newer := float64(time.Now().Add(time.Hour).UnixMilli())
+	if err := rdb.ZAdd(ctx, hotSet, redis.Z{Score: newer, Member: "/polled"}).Err(); err != nil {
+		t.Fatalf("ZADD: %v", err)
+	}
+	if err := s.MarkHot(ctx, []string{"/polled", "/new"}, time.Minute); err != nil {
+		t.Fatalf("MarkHot: %v", err)
+	}
+	if got, err := rdb.ZScore(ctx, hotSet, "/polled").Result(); err != nil || got != newer {
+		t.Errorf("/polled's score = %v (%v), want the newer mark %v kept", got, err, newer)
+	}
+	if _, err := rdb.ZScore(ctx, hotSet, "/new").Result(); err != nil {
+		t.Errorf("/new is not in the hot set: %v", err)
 	}
 }
