@@ -8,11 +8,12 @@ import (
 	"time"
 )
 
-// TestSampledReadsKeepL1sHitRatio: Peek records one hit in defaultReadSample for L1's eviction policy.
-// On a skewed workload (Zipf, s = 1.1, over 10 000 keys, an L1 that holds about a tenth of
-// them, every miss stored as a fill would) L1's hit ratio stays within a point and a half of the one it has
-// when every hit is recorded (0.79 both), while recording none loses three (0.76: the fills
-// alone still teach the policy the keys' frequencies). All three runs see the same requests.
+// TestSampledReadsKeepL1sHitRatio: Peek records one hit in defaultReadSample for L1's eviction
+// policy. On a skewed workload (Zipf, s = 1.1, over 10 000 keys, an L1 that holds about a tenth
+// of them, every miss stored as a fill would) L1's hit ratio stays within a point and a half of
+// the one it has when every hit is recorded (0.79 both), while recording none loses three (0.76:
+// the fills alone still teach the policy the keys' frequencies). All three runs see the same
+// requests.
 func TestSampledReadsKeepL1sHitRatio(t *testing.T) {
 	const keys, requests = 10_000, 120_000
 	body := strings.Repeat("x", 1<<10)
