@@ -11,7 +11,8 @@
 # swrproxy binaries. keys > 1 spreads the requests at random over /k/0 … /k/<keys-1>, filled into
 # both builds' L1 first (each key asked for twice, as wrk.sh does). Prints each round (req/s and
 # CPU µs per request of each), then the medians and in how many rounds B cost less CPU per
-# request than A. Needs wrk (apt-get install wrk). Starts everything it uses and stops it by process id.
+# request than A. Needs wrk (apt-get install wrk). Starts everything it uses and stops it by
+# process id.
 set -euo pipefail
 usage() {
   awk 'NR>1 && !/^#/{exit} NR>1{sub(/^# ?/,""); print}' "$0"
