@@ -32,7 +32,7 @@ func (s *Store) MarkHot(ctx context.Context, keys []string, window time.Duration
 	if s.rdb == nil || len(keys) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, markHotMax)
+	ctx, cancel := context.WithTimeout(ctx, s.shareMax)
 	defer cancel()
 	now := float64(time.Now().UnixMilli())
 	for start := 0; start < len(keys); start += markHotBatch {

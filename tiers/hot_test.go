@@ -101,3 +101,41 @@ func TestAnOlderMarkNeverLowersANewerOneInTheHotSet(t *testing.T) {
 		t.Errorf("/new is not in the hot set: %v", err)
 	}
 }
+
+// TestAShareOfHotKeysEndsWithinItsBound: a Redis that answers every batch of MarkHot, but
+// slowly, cannot hold the tracker's loop for a batch's time per batch: the share stops at its
+// bound (markHotMax), with the keys of the batches sent so far marked and the rest left for the
+// next share.
+func TestAShareOfHotKeysEndsWithinItsBound(t *testing.T) {
+	srv := redistest.Start(t)
+	rl := startRelay(t, srv.Addr())
+	s := newStore(t, clientTo(t, rl.ln.Addr().String()))
+	s.shareMax = time.Second
+	ctx := t.Context()
+	keys := make([]string, 60*markHotBatch)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("/slow/%d", i)
+	}
+	// Every part of every answer is passed on 50 ms late: within the client's read timeout (250
+	// ms) and each batch's own deadline, so only the share's bound can stop the 60 batches
+	// (each about 90 ms, its answers coming in two parts: over 5 s in all without the bound).
+	rl.delay.Store(int64(50 * time.Millisecond))
+	start := time.Now()
+	err := s.MarkHot(ctx, keys, time.Minute)
+	took := time.Since(start)
+	rl.delay.Store(0)
+	if err == nil {
+		t.Errorf("MarkHot of 60 slowly answered batches succeeded in %v, want it stopped at its bound (%v)", took, s.shareMax)
+	}
+	if took > 3*time.Second {
+		t.Errorf("MarkHot of 60 slowly answered batches took %v, want about its bound (%v)", took, s.shareMax)
+	}
+	if !s.IsHot(ctx, keys[0]) {
+		t.Errorf("%s, of the first batch, is not hot", keys[0])
+	}
+	if s.IsHot(ctx, keys[len(keys)-1]) {
+		t.Errorf("%s, of the last batch, is hot: the share did not stop at its bound", keys[len(keys)-1])
+	}
+	n, _ := srv.Client().ZCard(ctx, hotSet).Result()
+	t.Logf("the share stopped after %v (%v) with %d keys in the hot set", took.Round(time.Millisecond), err, n)
+}

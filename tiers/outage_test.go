@@ -109,11 +109,13 @@ func TestALockCallSentIntoAStallLeavesNoLockWhenRedisResumes(t *testing.T) {
 	}
 }
 
-// relay is a TCP proxy to Redis that can lose Redis's answers: commands still reach Redis and
-// run, their callers never hear back.
+// relay is a TCP proxy to Redis that can lose Redis's answers (commands still reach Redis and
+// run, their callers never hear back) or pass each on after a delay (a slow Redis, or a slow
+// network to it).
 type relay struct {
-	ln   net.Listener
-	lose atomic.Bool
+	ln    net.Listener
+	lose  atomic.Bool
+	delay atomic.Int64 // nanoseconds
 }
 
 func startRelay(t *testing.T, target string) *relay {
@@ -154,6 +156,9 @@ func startRelay(t *testing.T, target string) *relay {
 				buf := make([]byte, 32<<10)
 				for {
 					n, err := d.Read(buf)
+					if n > 0 {
+						time.Sleep(time.Duration(r.delay.Load())) // the slow answer itself is under test
+					}
 					if n > 0 && !r.lose.Load() {
 						if _, err := c.Write(buf[:n]); err != nil {
 							return

@@ -77,6 +77,8 @@ type Store struct {
 	tombstone time.Duration
 	objectMax int64
 	log       *slog.Logger
+	// shareMax bounds one MarkHot share in all (markHotMax; a test lowers it).
+	shareMax time.Duration
 	// readSample: Peek records one L1 hit in readSample for L1's policy (defaultReadSample;
 	// TestSampledReadsKeepL1sHitRatio compares others).
 	readSample uint32
@@ -121,6 +123,7 @@ func New(o Options) (*Store, error) {
 		objectMax:  o.ObjectMaxBytes,
 		log:        o.Log,
 		readSample: defaultReadSample,
+		shareMax:   markHotMax,
 	}
 	if s.objectMax <= 0 {
 		s.objectMax = min(o.L1MaxBytes/8, 16<<20)
