@@ -16,8 +16,9 @@ import (
 // for Redis's one thread. A tracker sharing the keys a burst of fills had made hot (20 000 marks
 // and one such ZADD, every 5 s while BenchmarkBytesPerObject filled 100 000 objects on a 2-core
 // machine) kept Redis from answering anyone for a whole deadline, so the instance's breaker
-// opened and, closing, dropped its L1. markHotMax bounds the whole share, so that a slow Redis
-// cannot hold the tracker's loop for one deadline per batch.
+// opened and, closing, dropped its L1. markHotMax bounds the whole share (one MarkHot call, the
+// tracker sharing its hot keys every 5 s; Store.shareMax), so that a slow Redis cannot hold the
+// tracker's loop for one deadline per batch.
 const (
 	markHotBatch = 500
 	markHotMax   = 5 * time.Second

@@ -110,8 +110,8 @@ func TestALockCallSentIntoAStallLeavesNoLockWhenRedisResumes(t *testing.T) {
 }
 
 // relay is a TCP proxy to Redis that can lose Redis's answers (commands still reach Redis and
-// run, their callers never hear back) or pass each on after a delay (a slow Redis, or a slow
-// network to it).
+// run, their callers never hear back), or hold each read of them for delay before passing it on
+// (a slow Redis, or a slow link to it: an answer read in two parts is held twice).
 type relay struct {
 	ln    net.Listener
 	lose  atomic.Bool
@@ -157,7 +157,8 @@ func startRelay(t *testing.T, target string) *relay {
 				for {
 					n, err := d.Read(buf)
 					if n > 0 {
-						time.Sleep(time.Duration(r.delay.Load())) // the slow answer itself is under test
+						// A sleep, not a wait for a condition: the slow answer is what is tested.
+						time.Sleep(time.Duration(r.delay.Load()))
 					}
 					if n > 0 && !r.lose.Load() {
 						if _, err := c.Write(buf[:n]); err != nil {

@@ -77,7 +77,7 @@ type Store struct {
 	tombstone time.Duration
 	objectMax int64
 	log       *slog.Logger
-	// shareMax bounds one MarkHot share in all (markHotMax; a test lowers it).
+	// shareMax bounds one MarkHot call, all its batches (markHotMax; tests lower it).
 	shareMax time.Duration
 	// readSample: Peek records one L1 hit in readSample for L1's policy (defaultReadSample;
 	// TestSampledReadsKeepL1sHitRatio compares others).
