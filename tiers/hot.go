@@ -27,13 +27,13 @@ const (
 // MarkHot records in Redis that clients asked for keys within the last window, so that any
 // instance can tell hot keys from cold ones (invalidation mode auto), and adds them to the
 // fleet's hot set, which starting instances warm their L1 from (Warm). The keys go in batches
-// of markHotBatch, one after another, within markHotMax in all; it stops at the first that
-// fails.
+// of markHotBatch, one after another, within Store.shareMax (markHotMax) in all; it stops at the
+// first that fails.
 func (s *Store) MarkHot(ctx context.Context, keys []string, window time.Duration) error {
 	if s.rdb == nil || len(keys) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.shareMax)
+	ctx, cancel := context.WithTimeout(ctx, orDefault(s.shareMax, markHotMax))
 	defer cancel()
 	now := float64(time.Now().UnixMilli())
 	for start := 0; start < len(keys); start += markHotBatch {
@@ -45,13 +45,13 @@ func (s *Store) MarkHot(ctx context.Context, keys []string, window time.Duration
 	return nil
 }
 
-// markHot sends one batch of MarkHot, scored now; each trims and renews the hot set, which so
-// never holds more than HotSetMax and a batch, whichever batch fails.
-func (s *Store) markHot(ctx context.Context, keys []string, now float64, window time.Duration) error {
+// markHot sends one batch of MarkHot, scored now, within the share's context; each trims and
+// renews the hot set, which so never holds more than HotSetMax and a batch, whichever batch fails.
+func (s *Store) markHot(share context.Context, keys []string, now float64, window time.Duration) error {
 	if !s.br.allow() {
 		return ErrL2Unavailable
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.timeout*4)
+	ctx, cancel := context.WithTimeout(share, s.timeout*4)
 	defer cancel()
 	sent := time.Now()
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -68,6 +68,11 @@ func (s *Store) markHot(ctx context.Context, keys []string, now float64, window 
 		p.PExpire(ctx, hotSet, max(window, time.Hour))
 		return nil
 	})
+	if err != nil && ended(share) {
+		// Cut by the share's bound (or its caller): that says nothing of Redis's health, and a
+		// batch cut late would read to the breaker as a call that waited its whole deadline.
+		return fmt.Errorf("tiers: l2 mark hot: %w", err)
+	}
 	s.observe(sent, err)
 	if err != nil {
 		return fmt.Errorf("tiers: l2 mark hot: %w", err)
@@ -79,4 +84,14 @@ func (s *Store) markHot(ctx context.Context, keys []string, now float64, window 
 // Errors read as false.
 func (s *Store) IsHot(ctx context.Context, key string) bool {
 	return s.exists(ctx, redisKey(key)+hotSuffix)
+}
+
+// ended reports whether ctx is done or its deadline has passed: a read cut at the deadline can
+// return before the context's own timer has marked it done.
+func ended(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
 }
