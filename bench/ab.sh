@@ -11,8 +11,8 @@
 # swrproxy binaries. keys > 1 spreads the requests at random over /k/0 … /k/<keys-1>, filled into
 # both builds' L1 first (each key asked for twice, as wrk.sh does). Prints each round (req/s and
 # CPU µs per request of each), then the medians and in how many rounds B cost less CPU per
-# request than A. Needs wrk (apt-get install wrk). Starts everything it uses and stops it by
-# process id.
+# request than A, with the sign test's p for that count. Needs wrk (apt-get install wrk). Starts
+# everything it uses and stops it by process id.
 set -euo pipefail
 usage() {
   awk 'NR>1 && !/^#/{exit} NR>1{sub(/^# ?/,""); print}' "$0"
@@ -85,6 +85,20 @@ for r in $(seq "$rounds"); do
     r, $1, $2, $3, $4, $3 / $1, $5, $6, $5 / $1}' <<<"${rps[0]} ${cpu[0]} ${rps[1]} ${cpu[1]} ${rps[2]} ${cpu[2]}"
 done
 median() { sort -g | awk '{a[NR]=$1} END {printf "%.3f", a[int((NR+1)/2)]}'; }
+# sign_p K N prints the two-sided sign test's p: the chance that of N rounds K or a split more
+# uneven go one build's way if both cost the same (each round then a coin toss). 6 of 6 gives
+# 0.031, 5 of 6 0.219: a change that wins 5 rounds of 6 needs more rounds to be told from noise.
+sign_p() {
+  awk -v k="$1" -v n="$2" '
+    function c(n, r,  i, v) {v = 1; for (i = 1; i <= r; i++) v = v * (n - r + i) / i; return v}
+    BEGIN {
+      for (i = k; i <= n; i++) hi += c(n, i) # n choose i: rounds of n that i won
+      for (i = 0; i <= k; i++) lo += c(n, i)
+      p = 2 * (hi < lo ? hi : lo) / 2 ^ n; printf "%.3f", (p > 1 ? 1 : p)
+    }'
+}
+cheaper=$(awk '$6 < $4' "$tmp/rounds" | wc -l)
 echo "medians: CPU µs per request A $(awk '{print $4}' "$tmp/rounds" | median), B $(awk '{print $6}' "$tmp/rounds" | median);" \
   "× bare A $(awk '{print $3 / $1}' "$tmp/rounds" | median), B $(awk '{print $5 / $1}' "$tmp/rounds" | median);" \
-  "B cost less CPU per request than A in $(awk '$6 < $4' "$tmp/rounds" | wc -l) of $rounds rounds"
+  "B cost less CPU per request than A in $cheaper of $rounds rounds" \
+  "(sign test p = $(sign_p "$cheaper" "$rounds"))"
