@@ -88,6 +88,7 @@ median() { sort -g | awk '{a[NR]=$1} END {printf "%.3f", a[int((NR+1)/2)]}'; }
 # sign_p K N prints the two-sided sign test's p: the chance that of N rounds K or a split more
 # uneven go one build's way if both cost the same (each round then a coin toss). 6 of 6 gives
 # 0.031, 5 of 6 0.219: a change that wins 5 rounds of 6 needs more rounds to be told from noise.
+# A tied round tells neither way: the test leaves it out.
 sign_p() {
   awk -v k="$1" -v n="$2" '
     function c(n, r,  i, v) {v = 1; for (i = 1; i <= r; i++) v = v * (n - r + i) / i; return v}
@@ -98,7 +99,8 @@ sign_p() {
     }'
 }
 cheaper=$(awk '$6 < $4' "$tmp/rounds" | wc -l)
+untied=$(awk '$6 != $4' "$tmp/rounds" | wc -l)
 echo "medians: CPU µs per request A $(awk '{print $4}' "$tmp/rounds" | median), B $(awk '{print $6}' "$tmp/rounds" | median);" \
   "× bare A $(awk '{print $3 / $1}' "$tmp/rounds" | median), B $(awk '{print $5 / $1}' "$tmp/rounds" | median);" \
   "B cost less CPU per request than A in $cheaper of $rounds rounds" \
-  "(sign test p = $(sign_p "$cheaper" "$rounds"))"
+  "(sign test p = $(sign_p "$cheaper" "$untied"))"

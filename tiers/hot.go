@@ -18,7 +18,10 @@ import (
 // machine) kept Redis from answering anyone for a whole deadline, so the instance's breaker
 // opened and, closing, dropped its L1. markHotMax bounds the whole share (one MarkHot call, the
 // tracker sharing its hot keys every 5 s; Store.shareMax), so that a slow Redis cannot hold the
-// tracker's loop for one deadline per batch.
+// tracker's loop for one deadline per batch. It must stay well above the Redis client's own
+// limits on one call (redisconn: a dial, a wait for a connection, a read or write): a batch the
+// bound cuts is not reported to the breaker, so a stalled Redis must fail a batch on its own
+// first, as it does within those limits (TestTheHotShareBoundLeavesStallsToTheBreaker).
 const (
 	markHotBatch = 500
 	markHotMax   = 5 * time.Second

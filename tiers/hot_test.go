@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/swrproxy/swrproxy/internal/redisconn"
 	"github.com/swrproxy/swrproxy/internal/redistest"
 )
 
@@ -150,4 +151,34 @@ func TestAShareOfHotKeysEndsWithinItsBound(t *testing.T) {
 	}
 	n, _ := srv.Client().ZCard(ctx, hotSet).Result()
 	t.Logf("the call stopped after %v (%v) with %d keys in the hot set", took.Round(time.Millisecond), err, n)
+}
+
+// TestTheHotShareBoundLeavesStallsToTheBreaker: a batch the share's bound cuts is not reported
+// to the breaker, so the bound must leave a stalled Redis time to fail a batch on its own first.
+// With the bound of production (markHotMax) above the client's limits on one call (redisconn's,
+// which clientTo copies), a share into a Redis that runs commands but stops answering opens the
+// circuit.
+func TestTheHotShareBoundLeavesStallsToTheBreaker(t *testing.T) {
+	// The longest one batch can take before it fails on its own: a wait for a connection, a
+	// dial, a write and a read.
+	call := redisconn.PoolTimeout + redisconn.DialTimeout + 2*redisconn.CallTimeout
+	if markHotMax < 2*call {
+		t.Fatalf("markHotMax (%v) is less than twice the longest a batch takes to fail (%v)", markHotMax, call)
+	}
+	srv := redistest.Start(t)
+	rl := startRelay(t, srv.Addr())
+	s := newStore(t, clientTo(t, rl.ln.Addr().String()))
+	ctx := t.Context()
+	keys := make([]string, 2*markHotBatch)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("/stalled/%d", i)
+	}
+	rl.lose.Store(true)
+	err := s.MarkHot(ctx, keys, time.Minute)
+	if err == nil {
+		t.Fatalf("MarkHot into a Redis that does not answer = nil")
+	}
+	if s.br.allow() {
+		t.Errorf("the circuit is closed after a share into a Redis that stopped answering (%v)", err)
+	}
 }
