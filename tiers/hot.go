@@ -71,12 +71,11 @@ func (s *Store) markHot(share context.Context, keys []string, now float64, windo
 		p.PExpire(ctx, hotSet, max(window, time.Hour))
 		return nil
 	})
-	if err != nil && ended(share) {
-		// Cut by the share's bound (or its caller): that says nothing of Redis's health, and a
-		// batch cut late would read to the breaker as a call that waited its whole deadline.
-		return fmt.Errorf("tiers: l2 mark hot: %w", err)
+	if err == nil || !ended(share) {
+		// A batch cut by the share's bound (or its caller) says nothing of Redis's health, and
+		// one cut late would read to the breaker as a call that waited its whole deadline.
+		s.observe(sent, err)
 	}
-	s.observe(sent, err)
 	if err != nil {
 		return fmt.Errorf("tiers: l2 mark hot: %w", err)
 	}
