@@ -77,7 +77,7 @@ type Store struct {
 	tombstone time.Duration
 	objectMax int64
 	log       *slog.Logger
-	// shareMax bounds one MarkHot call, all its batches (markHotMax; tests lower it).
+	// shareMax bounds one MarkHot call, all its batches; zero means markHotMax (tests lower it).
 	shareMax time.Duration
 	// readSample: Peek records one L1 hit in readSample for L1's policy (defaultReadSample;
 	// TestSampledReadsKeepL1sHitRatio compares others).
@@ -123,7 +123,6 @@ func New(o Options) (*Store, error) {
 		objectMax:  o.ObjectMaxBytes,
 		log:        o.Log,
 		readSample: defaultReadSample,
-		shareMax:   markHotMax,
 	}
 	if s.objectMax <= 0 {
 		s.objectMax = min(o.L1MaxBytes/8, 16<<20)
